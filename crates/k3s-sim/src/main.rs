@@ -1,0 +1,2 @@
+//! Stand-in K3s binary for tests.
+fn main() {}

@@ -1,0 +1,6 @@
+//! k3sctl: declarative lifecycle management for K3s clusters.
+//!
+//! Layers (each uses only the layers below it; see ARCHITECTURE.md):
+//! `cli` → `ops` → `run` → `plan` → `k3s` / `kube` / `host` / `spec`.
+
+pub mod spec;

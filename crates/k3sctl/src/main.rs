@@ -1,0 +1,2 @@
+//! The `k3sctl` binary.
+fn main() {}

@@ -1,0 +1,1 @@
+//! The cluster spec: model, loading with located errors, validation, schema.
