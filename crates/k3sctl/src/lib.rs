@@ -3,4 +3,5 @@
 //! Layers (each uses only the layers below it; see ARCHITECTURE.md):
 //! `cli` → `ops` → `run` → `plan` → `k3s` / `kube` / `host` / `spec`.
 
+pub mod host;
 pub mod spec;

@@ -1,0 +1,80 @@
+//! The local transport: runs scripts on the machine k3sctl runs on (spec `local: true`).
+
+use async_trait::async_trait;
+use std::process::Stdio;
+
+use super::error::HostError;
+use super::feed::feed;
+use super::shell;
+use super::transport::{ExecOutput, ExecRequest, Stdin, Transport};
+
+/// Runs scripts with `sh -c` on this machine, as root through `sudo -n` when asked and not
+/// already root.
+#[derive(Debug, Clone)]
+pub struct LocalTransport {
+    name: String,
+}
+
+impl LocalTransport {
+    /// A local transport that calls itself `name` in log lines.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self { name: name.into() }
+    }
+}
+
+#[async_trait]
+impl Transport for LocalTransport {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn exec(&self, req: ExecRequest) -> Result<ExecOutput, HostError> {
+        let what = req.what();
+        let io_err = |source| HostError::Io {
+            host: self.name.clone(),
+            what: format!("running {what}"),
+            source,
+        };
+        let mut cmd = tokio::process::Command::new("sh");
+        cmd.arg("-c")
+            .arg(shell::wrap(&req.command, req.sudo))
+            .stdin(match req.stdin {
+                Stdin::Null => Stdio::null(),
+                _ => Stdio::piped(),
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().map_err(io_err)?;
+        let stdin_pipe = child.stdin.take();
+        let run = async {
+            let feeding = async {
+                match stdin_pipe {
+                    Some(pipe) => feed(pipe, req.stdin).await,
+                    None => Ok(()),
+                }
+            };
+            let (fed, out) = tokio::join!(feeding, child.wait_with_output());
+            fed.map_err(io_err)?;
+            out.map_err(io_err)
+        };
+        let out = match req.timeout {
+            Some(limit) => {
+                tokio::time::timeout(limit, run)
+                    .await
+                    .map_err(|_| HostError::Timeout {
+                        host: self.name.clone(),
+                        what: what.clone(),
+                        timeout: limit,
+                    })??
+            }
+            None => run.await?,
+        };
+        ExecOutput {
+            status: out.status.code(),
+            stdout: out.stdout,
+            stderr: out.stderr,
+        }
+        .check_sudo(&self.name, req.sudo)
+    }
+}
