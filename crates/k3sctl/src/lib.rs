@@ -4,4 +4,6 @@
 //! `cli` → `ops` → `run` → `plan` → `k3s` / `kube` / `host` / `spec`.
 
 pub mod host;
+pub mod k3s;
+pub mod secret;
 pub mod spec;

@@ -1,0 +1,14 @@
+//! Pure knowledge of K3s: versions, channels, release assets, the files k3sctl renders for a
+//! node (config.yaml, registries.yaml, systemd unit and env file), join tokens and kubeconfig
+//! rewriting. Nothing here does I/O.
+
+pub mod channel;
+pub mod config;
+pub mod kubeconfig;
+pub mod kubeconfig_merge;
+pub mod registries;
+pub mod release;
+pub mod token;
+pub mod unit;
+pub mod version;
+pub mod yaml;
