@@ -5,5 +5,6 @@
 
 pub mod host;
 pub mod k3s;
+pub mod plan;
 pub mod secret;
 pub mod spec;

@@ -1,0 +1,18 @@
+//! Planning, pure: (desired spec, observed hosts and nodes) → ordered steps per host with a
+//! human diff and a JSON form. `k3sctl plan` prints it; `apply` runs exactly these steps.
+
+pub mod compute;
+pub mod desired;
+pub mod diff;
+pub mod observed;
+pub mod show;
+pub mod step;
+
+#[cfg(test)]
+mod tests;
+
+pub use compute::{PlanError, compute_plan};
+pub use desired::{Desired, DesiredExport, DesiredFile, DesiredHost, FileContent};
+pub use observed::{Observed, ObservedFile, ObservedHost, ObservedNode};
+pub use show::render_plan;
+pub use step::{ExportStep, HostPlan, Plan, Step};

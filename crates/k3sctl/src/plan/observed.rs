@@ -1,0 +1,85 @@
+//! What k3sctl observed before planning: per host (files, binary, service) and in the API.
+
+use std::collections::BTreeMap;
+
+use crate::k3s::release::Arch;
+use crate::k3s::version::K3sVersion;
+use crate::secret::Secret;
+
+/// A managed file as found on a host.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObservedFile {
+    /// sha256 of the content; `None` when the file does not exist.
+    pub sha256: Option<String>,
+    /// The content as it may be shown (credentials masked), when it was read.
+    pub shown: Option<String>,
+}
+
+/// One host's K3s-related state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedHost {
+    /// CPU architecture.
+    pub arch: Arch,
+    /// Version of /usr/local/bin/k3s, when installed.
+    pub k3s_version: Option<K3sVersion>,
+    /// sha256 of /usr/local/bin/k3s, when installed.
+    pub binary_sha256: Option<String>,
+    /// Managed files by path.
+    pub files: BTreeMap<String, ObservedFile>,
+    /// The K3s unit is active.
+    pub service_active: bool,
+    /// The K3s unit is enabled at boot.
+    pub service_enabled: bool,
+    /// A managed file or the binary changed after the service last started (an interrupted
+    /// apply): K3s must restart to use it.
+    pub restart_pending: bool,
+}
+
+impl ObservedHost {
+    /// The observation of a host where nothing of K3s exists.
+    pub fn fresh(arch: Arch) -> Self {
+        Self {
+            arch,
+            k3s_version: None,
+            binary_sha256: None,
+            files: BTreeMap::new(),
+            service_active: false,
+            service_enabled: false,
+            restart_pending: false,
+        }
+    }
+
+    /// The observed file at `path` (absent when not observed).
+    pub fn file(&self, path: &str) -> ObservedFile {
+        self.files.get(path).cloned().unwrap_or_default()
+    }
+}
+
+/// A Node object as seen in the API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedNode {
+    /// Node name.
+    pub name: String,
+    /// The Ready condition is True.
+    pub ready: bool,
+    /// status.nodeInfo.kubeletVersion.
+    pub kubelet_version: String,
+}
+
+/// Everything the planner looks at.
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    /// Hosts by name.
+    pub hosts: BTreeMap<String, ObservedHost>,
+    /// Nodes in the API; `None` when the API was not reachable (no cluster yet).
+    pub nodes: Option<Vec<ObservedNode>>,
+    /// The join token, when the first server already has one.
+    pub token: Option<Secret>,
+}
+
+impl Observed {
+    /// The API's view of one node.
+    pub fn node(&self, name: &str) -> Option<&ObservedNode> {
+        self.nodes.as_ref()?.iter().find(|n| n.name == name)
+    }
+}

@@ -1,0 +1,73 @@
+//! The human form of a plan: steps per host, file diffs indented, secrets masked.
+
+use std::fmt::Write;
+
+use super::step::{Plan, Step};
+
+/// Renders the plan as text.
+pub fn render_plan(plan: &Plan) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "Cluster {} (K3s {})", plan.cluster, plan.version);
+    for host in &plan.hosts {
+        let mut role = host.role.subcommand().to_string();
+        if host.first_server {
+            role.push_str(", first server");
+        }
+        if let Some(group) = &host.group {
+            let _ = write!(role, ", group {group}");
+        }
+        let _ = writeln!(out, "\n{} ({role})", host.host);
+        if host.steps.is_empty() {
+            let _ = writeln!(out, "  = up to date");
+        }
+        for step in &host.steps {
+            let mark = match step {
+                Step::WaitServerReady | Step::WaitNodeReady => "…",
+                Step::Start { .. } | Step::Restart { .. } | Step::DaemonReload => ">",
+                Step::WriteFile { create: true, .. }
+                | Step::UploadBinary {
+                    installed: None, ..
+                } => "+",
+                _ => "~",
+            };
+            let _ = writeln!(out, "  {mark} {}", step.title(host.role));
+            if let Step::WriteFile { diff, content, .. } = step {
+                if diff.is_empty() && content.is_secret() {
+                    let _ = writeln!(out, "      (content holds secrets: not shown)");
+                }
+                for line in diff.lines() {
+                    let _ = writeln!(out, "      {line}");
+                }
+            }
+        }
+    }
+    if !plan.exports.is_empty() {
+        let _ = writeln!(out, "\nkubeconfig exports");
+        for export in &plan.exports {
+            let what = match export.action {
+                "up-to-date" => "= up to date",
+                "write" => "~ write",
+                _ => "~ write once the cluster is up",
+            };
+            let _ = writeln!(
+                out,
+                "  {what}: {} (context {})",
+                export.path, export.context
+            );
+        }
+    }
+    let changes = plan.change_count();
+    let _ = writeln!(
+        out,
+        "\n{}",
+        if changes == 0 {
+            "Nothing to do.".to_string()
+        } else {
+            format!(
+                "{changes} change(s) on {} host(s).",
+                plan.hosts.iter().filter(|h| h.has_changes()).count()
+            )
+        }
+    );
+    out
+}

@@ -1,0 +1,174 @@
+//! The steps of a plan: each is one side effect (or a wait) on one host, named so that `plan`
+//! shows exactly what `apply` runs.
+
+use serde::Serialize;
+
+use super::desired::FileContent;
+use crate::k3s::config::NodeRole;
+use crate::k3s::version::K3sVersion;
+
+/// One step on one host.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "step", rename_all = "kebab-case")]
+pub enum Step {
+    /// Stream the release binary to /usr/local/bin/k3s.
+    UploadBinary {
+        /// Version being installed.
+        version: K3sVersion,
+        /// Version found, if any.
+        installed: Option<K3sVersion>,
+        /// sha256 the host will verify.
+        sha256: String,
+    },
+    /// Write a managed file (only when its content differs).
+    WriteFile {
+        /// Path on the host.
+        path: String,
+        /// Permission bits.
+        mode: u32,
+        /// Unified diff, credentials masked (empty when only secret values changed).
+        diff: String,
+        /// Whether the file is new.
+        create: bool,
+        /// What to write.
+        #[serde(skip)]
+        content: FileContent,
+    },
+    /// `systemctl daemon-reload` after a unit change.
+    DaemonReload,
+    /// `systemctl enable --now` for a node that is not running.
+    Start {
+        /// The node joins an existing cluster (agents, later servers).
+        join: bool,
+    },
+    /// `systemctl restart` to pick up changed files.
+    Restart {
+        /// Why.
+        reason: String,
+    },
+    /// Wait for the first server's token file and /readyz.
+    WaitServerReady,
+    /// Wait until the node is registered and Ready in the API.
+    WaitNodeReady,
+}
+
+impl Step {
+    /// Whether the step changes something (waits do not).
+    pub fn is_change(&self) -> bool {
+        !matches!(self, Self::WaitServerReady | Self::WaitNodeReady)
+    }
+
+    /// A one-line title.
+    pub fn title(&self, role: NodeRole) -> String {
+        let unit = crate::k3s::unit::unit_name(role);
+        match self {
+            Self::UploadBinary {
+                version,
+                installed: Some(old),
+                ..
+            } => {
+                format!("upload k3s {version} (replaces {old})")
+            }
+            Self::UploadBinary { version, .. } => format!("upload k3s {version}"),
+            Self::WriteFile {
+                path,
+                mode,
+                create: true,
+                ..
+            } => {
+                format!("create {path} (mode {mode:04o})")
+            }
+            Self::WriteFile { path, mode, .. } => format!("update {path} (mode {mode:04o})"),
+            Self::DaemonReload => "systemctl daemon-reload".to_string(),
+            Self::Start { join: true } => format!("start {unit} and join the cluster"),
+            Self::Start { join: false } => format!("start {unit} (new cluster)"),
+            Self::Restart { reason } => format!("restart {unit} ({reason})"),
+            Self::WaitServerReady => "wait for the token file and /readyz".to_string(),
+            Self::WaitNodeReady => "wait until the node is Ready".to_string(),
+        }
+    }
+
+    /// A short stable name for progress lines and JSON (`upload-binary`, `write-file`, ...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::UploadBinary { .. } => "upload-binary",
+            Self::WriteFile { .. } => "write-file",
+            Self::DaemonReload => "daemon-reload",
+            Self::Start { .. } => "start",
+            Self::Restart { .. } => "restart",
+            Self::WaitServerReady => "wait-server-ready",
+            Self::WaitNodeReady => "wait-node-ready",
+        }
+    }
+}
+
+/// The steps for one host.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HostPlan {
+    /// Host name.
+    pub host: String,
+    /// Role.
+    pub role: NodeRole,
+    /// Join group (agents).
+    pub group: Option<String>,
+    /// The server that starts the cluster.
+    pub first_server: bool,
+    /// Whether the node already runs in the cluster (restarts then go one node at a time).
+    pub in_cluster: bool,
+    /// Steps in order.
+    pub steps: Vec<Step>,
+}
+
+impl HostPlan {
+    /// Whether any step changes something.
+    pub fn has_changes(&self) -> bool {
+        self.steps.iter().any(Step::is_change)
+    }
+}
+
+/// A kubeconfig export step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExportStep {
+    /// Export name.
+    pub name: String,
+    /// Local path.
+    pub path: String,
+    /// Context name.
+    pub context: String,
+    /// `up-to-date`, `write` or `unknown` (decided once the cluster exists).
+    pub action: &'static str,
+}
+
+/// The whole plan.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Plan {
+    /// Cluster name.
+    pub cluster: String,
+    /// K3s version.
+    pub version: K3sVersion,
+    /// Hosts in order (first server first).
+    pub hosts: Vec<HostPlan>,
+    /// Kubeconfig exports.
+    pub exports: Vec<ExportStep>,
+}
+
+impl Plan {
+    /// Whether applying would change anything.
+    pub fn has_changes(&self) -> bool {
+        self.hosts.iter().any(HostPlan::has_changes)
+            || self.exports.iter().any(|e| e.action != "up-to-date")
+    }
+
+    /// Number of changing steps (exports included).
+    pub fn change_count(&self) -> usize {
+        self.hosts
+            .iter()
+            .map(|h| h.steps.iter().filter(|s| s.is_change()).count())
+            .sum::<usize>()
+            + self
+                .exports
+                .iter()
+                .filter(|e| e.action != "up-to-date")
+                .count()
+    }
+}
