@@ -139,6 +139,15 @@ pub enum HostError {
         detail: String,
     },
 
+    /// The transport cannot do this (e.g. port forwarding through a hop).
+    #[error("{host}: this transport does not support {what}")]
+    Unsupported {
+        /// The transport name.
+        host: String,
+        /// What was asked.
+        what: String,
+    },
+
     /// The host answered something k3sctl cannot parse.
     #[error("{host}: unexpected answer to {what}: {detail}")]
     Protocol {
@@ -165,6 +174,7 @@ impl HostError {
             | Self::ChecksumMismatch { host, .. }
             | Self::Io { host, .. }
             | Self::Session { host, .. }
+            | Self::Unsupported { host, .. }
             | Self::Protocol { host, .. } => host,
         }
     }

@@ -7,6 +7,7 @@ use super::error::HostError;
 use super::feed::feed;
 use super::shell;
 use super::transport::{ExecOutput, ExecRequest, Stdin, Transport};
+use super::tunnel::Tunnel;
 
 /// Runs scripts with `sh -c` on this machine, as root through `sudo -n` when asked and not
 /// already root.
@@ -76,5 +77,21 @@ impl Transport for LocalTransport {
             stderr: out.stderr,
         }
         .check_sudo(&self.name, req.sudo)
+    }
+
+    async fn forward_tcp(&self, remote_host: &str, remote_port: u16) -> Result<Tunnel, HostError> {
+        let mut addrs = tokio::net::lookup_host((remote_host, remote_port))
+            .await
+            .map_err(|source| HostError::Io {
+                host: self.name.clone(),
+                what: format!("resolving {remote_host}"),
+                source,
+            })?;
+        let addr = addrs.next().ok_or_else(|| HostError::Protocol {
+            host: self.name.clone(),
+            what: format!("resolving {remote_host}"),
+            detail: "no address".to_owned(),
+        })?;
+        Ok(Tunnel::direct(addr))
     }
 }

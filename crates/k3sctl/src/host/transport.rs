@@ -14,6 +14,7 @@ use tokio::io::AsyncRead;
 
 use super::error::HostError;
 use super::shell;
+use super::tunnel::Tunnel;
 
 /// Time limit of an [`ExecRequest`] unless set otherwise.
 pub const DEFAULT_EXEC_TIMEOUT: Duration = Duration::from_secs(120);
@@ -290,6 +291,15 @@ pub trait Transport: Send + Sync {
             .sudo(true)
             .describe(format!("writing {}", path.display()));
         finish_write(self.name(), exec.what(), path, &sha, self.exec(exec).await?)
+    }
+
+    /// A local TCP address reaching `remote_host:remote_port` as seen from this host, open while
+    /// the returned [`Tunnel`] lives. Transports that cannot forward say so.
+    async fn forward_tcp(&self, remote_host: &str, remote_port: u16) -> Result<Tunnel, HostError> {
+        Err(HostError::Unsupported {
+            host: self.name().to_owned(),
+            what: format!("forwarding to {remote_host}:{remote_port}"),
+        })
     }
 
     /// The sha256 of `path` on the host, `None` when it does not exist. Runs as root.

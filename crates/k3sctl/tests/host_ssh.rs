@@ -1,0 +1,233 @@
+//! Edge tests of the ssh transport against a real sshd on a loopback port.
+
+#[path = "support/sshd.rs"]
+mod sshd;
+#[path = "support/transport_suite.rs"]
+mod transport_suite;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k3sctl::host::{ExecRequest, HostError, SshTarget, SshTransport, Transport};
+use sshd::Sshd;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn target(sshd: &Sshd, known_hosts: std::path::PathBuf) -> SshTarget {
+    let mut t = SshTarget::new("node-1", "127.0.0.1");
+    t.user = Some("root".into());
+    t.port = Some(sshd.port);
+    t.identity_file = Some(sshd.identity());
+    t.known_hosts_file = Some(known_hosts);
+    // Keep the test independent of the user's ~/.ssh/config.
+    t.config_file = Some("/dev/null".into());
+    t
+}
+
+#[tokio::test]
+async fn ssh_transport_passes_the_transport_suite() {
+    let sshd = Sshd::start();
+    let kh = sshd.write_known_hosts("known_hosts", &sshd.known_hosts_line());
+    let t = SshTransport::connect(target(&sshd, kh))
+        .await
+        .expect("connect");
+    let scratch = tempfile::tempdir().expect("scratch");
+    transport_suite::run_all(&t, scratch.path()).await;
+}
+
+#[tokio::test]
+async fn commands_are_channels_on_one_master_and_run_in_parallel() {
+    let sshd = Sshd::start();
+    let kh = sshd.write_known_hosts("known_hosts", &sshd.known_hosts_line());
+    let t = Arc::new(
+        SshTransport::connect(target(&sshd, kh))
+            .await
+            .expect("connect"),
+    );
+    let start = Instant::now();
+    let mut runs = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let t = Arc::clone(&t);
+        runs.spawn(async move {
+            let out = t
+                .exec_checked(ExecRequest::new(format!("sleep 1; echo {i}")))
+                .await;
+            (i, out)
+        });
+    }
+    while let Some(joined) = runs.join_next().await {
+        let (i, out) = joined.expect("task");
+        assert_eq!(out.expect("exec").stdout_text(), format!("{i}\n"));
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "20 × 1 s must overlap (serially 20 s), took {:?}",
+        start.elapsed()
+    );
+    let start = Instant::now();
+    for _ in 0..20 {
+        t.exec_checked(ExecRequest::new("true"))
+            .await
+            .expect("exec");
+    }
+    let per_exec = start.elapsed() / 20;
+    eprintln!("sequential exec round trip over the mux: {per_exec:?}");
+    // Generous for a loaded 2-core CI machine; a new ssh process per command is far slower.
+    assert!(per_exec < Duration::from_secs(1), "{per_exec:?}");
+}
+
+#[tokio::test]
+async fn a_changed_host_key_stops_with_the_known_hosts_file_named() {
+    let sshd = Sshd::start();
+    let other = tempfile::tempdir().expect("tmp");
+    let status = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(other.path().join("k"))
+        .status()
+        .expect("keygen");
+    assert!(status.success());
+    let wrong = std::fs::read_to_string(other.path().join("k.pub")).expect("pub");
+    let mut parts = wrong.split_whitespace();
+    let line = format!(
+        "[127.0.0.1]:{} {} {}\n",
+        sshd.port,
+        parts.next().expect("type"),
+        parts.next().expect("key")
+    );
+    let kh = sshd.write_known_hosts("known_hosts_wrong", &line);
+    let mut t = target(&sshd, kh.clone());
+    // Even accept-new must refuse a changed key.
+    t.accept_new_host_keys = true;
+    let err = SshTransport::connect(t).await.expect_err("mismatch");
+    let msg = err.to_string();
+    assert!(matches!(err, HostError::HostKeyMismatch { .. }), "{msg}");
+    assert!(msg.contains(&kh.display().to_string()), "{msg}");
+    assert!(msg.contains("ssh-keygen -R 127.0.0.1"), "{msg}");
+    assert!(msg.starts_with("node-1: "), "{msg}");
+}
+
+#[tokio::test]
+async fn an_unknown_host_key_is_refused_unless_accept_new() {
+    let sshd = Sshd::start();
+    let kh = sshd.write_known_hosts("known_hosts_empty", "");
+    let err = SshTransport::connect(target(&sshd, kh.clone()))
+        .await
+        .expect_err("strict refuses unknown key");
+    assert!(matches!(err, HostError::HostKeyUnknown { .. }), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&kh).expect("kh"),
+        "",
+        "nothing recorded"
+    );
+
+    let mut t = target(&sshd, kh.clone());
+    t.accept_new_host_keys = true;
+    let ssh = SshTransport::connect(t).await.expect("accept-new connects");
+    let out = ssh
+        .exec_checked(ExecRequest::new("echo hi"))
+        .await
+        .expect("exec");
+    assert_eq!(out.stdout_text(), "hi\n");
+    let recorded = std::fs::read_to_string(&kh).expect("kh");
+    assert!(
+        recorded.contains(&format!("[127.0.0.1]:{}", sshd.port)),
+        "{recorded}"
+    );
+    // Now strict checking accepts the recorded key.
+    SshTransport::connect(target(&sshd, kh))
+        .await
+        .expect("strict after record");
+}
+
+#[tokio::test]
+async fn an_ssh_config_file_alias_supplies_address_port_user_and_key() {
+    let sshd = Sshd::start();
+    let kh = sshd.write_known_hosts("known_hosts", &sshd.known_hosts_line());
+    let config = sshd.dir.path().join("ssh_config");
+    std::fs::write(
+        &config,
+        format!(
+            "Host k3s-node\n  HostName 127.0.0.1\n  Port {}\n  User root\n  IdentityFile {}\n  \
+             UserKnownHostsFile {}\n  StrictHostKeyChecking yes\n",
+            sshd.port,
+            sshd.identity().display(),
+            kh.display()
+        ),
+    )
+    .expect("config");
+    let mut t = SshTarget::new("node-1", "k3s-node");
+    t.config_file = Some(config);
+    let ssh = SshTransport::connect(t).await.expect("connect via alias");
+    let out = ssh
+        .exec_checked(ExecRequest::new("id -un"))
+        .await
+        .expect("exec");
+    assert_eq!(out.stdout_text(), "root\n");
+    ssh.close().await.expect("close");
+}
+
+#[tokio::test]
+async fn a_closed_port_is_unreachable_with_sshs_reason() {
+    let sshd = Sshd::start();
+    let kh = sshd.write_known_hosts("known_hosts", &sshd.known_hosts_line());
+    let mut t = target(&sshd, kh);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    t.port = Some(port);
+    let err = SshTransport::connect(t).await.expect_err("refused");
+    let msg = err.to_string();
+    assert!(matches!(err, HostError::Unreachable { .. }), "{msg}");
+    assert!(msg.contains("Connection refused"), "{msg}");
+}
+
+#[tokio::test]
+async fn a_wrong_identity_is_unreachable_with_permission_denied() {
+    let sshd = Sshd::start();
+    let kh = sshd.write_known_hosts("known_hosts", &sshd.known_hosts_line());
+    let mut t = target(&sshd, kh);
+    t.identity_file = Some(sshd.dir.path().join("host_key"));
+    let err = SshTransport::connect(t).await.expect_err("denied");
+    assert!(err.to_string().contains("Permission denied"), "{err}");
+}
+
+#[tokio::test]
+async fn forward_tcp_reaches_a_port_on_the_hosts_loopback() {
+    let sshd = Sshd::start();
+    let kh = sshd.write_known_hosts("known_hosts", &sshd.known_hosts_line());
+    let ssh = SshTransport::connect(target(&sshd, kh))
+        .await
+        .expect("connect");
+    let echo = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let echo_port = echo.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = echo.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                while let Ok(n) = s.read(&mut buf).await {
+                    if n == 0 || s.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    let tunnel = ssh
+        .forward_tcp("127.0.0.1", echo_port)
+        .await
+        .expect("forward");
+    assert_ne!(tunnel.local_addr().port(), echo_port);
+    for round in 0..3 {
+        let mut c = tokio::net::TcpStream::connect(tunnel.local_addr())
+            .await
+            .expect("connect tunnel");
+        let msg = format!("hello {round}");
+        c.write_all(msg.as_bytes()).await.expect("write");
+        let mut buf = vec![0u8; msg.len()];
+        c.read_exact(&mut buf).await.expect("read");
+        assert_eq!(buf, msg.as_bytes());
+    }
+}
