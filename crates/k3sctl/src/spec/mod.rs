@@ -1,1 +1,34 @@
-//! The cluster spec: model, loading with located errors, validation, schema.
+//! The cluster spec: model, loading with located errors, validation, JSON schema, imports.
+//!
+//! Entry point: [`load_file`] reads a spec file and returns a [`LoadedSpec`] that passed every
+//! rule, or [`SpecErrors`] listing every problem with its file, line and column.
+//! This layer does no network I/O; it only reads the files the spec names.
+
+mod duration;
+mod env_refs;
+mod error;
+mod load;
+pub mod model;
+mod net;
+pub mod path;
+mod resolve;
+mod scalar;
+mod schema;
+mod spans;
+mod taint;
+mod validate;
+mod version;
+
+pub use duration::{Duration, DurationError};
+pub use env_refs::{MissingEnv, check_env_refs, env_is_set};
+pub use error::{SpecError, SpecErrors};
+pub use load::{LoadedSpec, load_file, load_str, parse_str};
+pub use model::*;
+pub use net::{Cidr, CidrError};
+pub use path::SpecPath;
+pub use resolve::{ResolvedHost, ResolvedSsh, ResolvedTransport, https_url};
+pub use schema::{json_schema, json_schema_text};
+pub use spans::{Position, SpanTree, Target};
+pub use taint::{LabelError, Taint, TaintEffect, check_label_key, check_label_value, is_dns_label};
+pub use validate::{Issue, ValidationContext, resolve_path, validate};
+pub use version::{Channel, ChannelError, K3sVersion, VersionError};

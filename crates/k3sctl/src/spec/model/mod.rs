@@ -1,0 +1,97 @@
+//! The spec's data model: what a cluster spec file says, nothing more.
+//!
+//! Every struct refuses unknown keys and uses camelCase keys; the doc comments on fields are the
+//! descriptions of the JSON schema.
+
+mod hosts;
+mod k3s;
+mod network;
+mod operations;
+mod registries;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub use hosts::{Host, HostDefaults, LxdTarget, PctTarget, ProxmoxHost, Role, SshSettings};
+pub use k3s::{
+    BinaryOrigin, BinarySource, DEFAULT_BINARY_URL, DEFAULT_CHANNEL_URL, DEFAULT_SHA256_URL,
+    K3sSpec, VersionSelector,
+};
+pub use network::{ClusterConfig, DEFAULT_CLUSTER_DOMAIN, MANAGED_CONFIG_KEYS};
+pub use operations::{
+    Addons, GroupOrder, HelmChartConfig, KubeconfigExport, Manifest, OnFailure, UpgradePolicy,
+};
+pub use registries::{Mirror, Registries, RegistryAuth, RegistryConfig, RegistryTls, ValueRef};
+
+/// A cluster spec file: the desired state of one K3s cluster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(title = "k3sctl Cluster")]
+pub struct Cluster {
+    /// Must be `k3sctl.io/v1alpha1`.
+    pub api_version: ApiVersion,
+    /// Must be `Cluster`.
+    pub kind: Kind,
+    /// The cluster's identity.
+    pub metadata: Metadata,
+    /// The desired state.
+    pub spec: ClusterSpec,
+}
+
+/// The spec format version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ApiVersion {
+    /// `k3sctl.io/v1alpha1`.
+    #[serde(rename = "k3sctl.io/v1alpha1")]
+    V1Alpha1,
+}
+
+/// The document kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum Kind {
+    /// A K3s cluster.
+    Cluster,
+}
+
+/// Identity of the cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Metadata {
+    /// Cluster name (a DNS-1123 label): prefix of kubeconfig context names and the lock holder.
+    pub name: String,
+}
+
+/// The desired state of the cluster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ClusterSpec {
+    /// Settings merged under every host (host values win).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_defaults: Option<HostDefaults>,
+    /// Proxmox VE hosts that run `pct` for the hosts reached through them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub proxmox_hosts: Vec<ProxmoxHost>,
+    /// The cluster's machines: at least one server.
+    pub hosts: Vec<Host>,
+    /// The K3s release and its sources.
+    pub k3s: K3sSpec,
+    /// Cluster-wide K3s settings.
+    #[serde(default)]
+    pub cluster: ClusterConfig,
+    /// Registry mirrors and credentials.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub registries: Registries,
+    /// Kubeconfig files written for operators.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kubeconfigs: Vec<KubeconfigExport>,
+    /// Upgrade and drain policy.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub upgrade: UpgradePolicy,
+    /// Packaged component overrides and extra manifests.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub addons: Addons,
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
+}

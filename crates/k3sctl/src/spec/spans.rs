@@ -1,0 +1,237 @@
+//! A map from document paths to source locations, built by reading the YAML a second time into a
+//! tree of located nodes. Semantic checks report a [`SpecPath`]; this tree turns it into a line
+//! and column.
+
+use std::fmt;
+
+use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_saphyr::{Location, Spanned};
+
+use super::path::{Segment, SpecPath};
+
+/// A line and column (both 1-based) in the spec file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Position {
+    /// Line, from 1.
+    pub line: u64,
+    /// Column (in characters), from 1.
+    pub column: u64,
+}
+
+impl Position {
+    /// The start of the file, used when nothing better is known.
+    pub const START: Position = Position { line: 1, column: 1 };
+
+    pub(crate) fn from_location(location: &Location) -> Option<Self> {
+        (location.line() > 0).then(|| Self {
+            line: location.line(),
+            column: location.column().max(1),
+        })
+    }
+}
+
+/// Located YAML nodes of one document.
+#[derive(Debug, Default)]
+pub struct SpanTree {
+    root: Option<Spanned<Node>>,
+}
+
+#[derive(Debug)]
+enum Node {
+    Map(Vec<Entry>),
+    Seq(Vec<Spanned<Node>>),
+    Scalar,
+}
+
+#[derive(Debug)]
+struct Entry {
+    key: Spanned<KeyText>,
+    value: Spanned<Node>,
+}
+
+#[derive(Debug)]
+struct KeyText(String);
+
+/// Whether to point at a mapping entry's key or at its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// The value node (the default for most checks).
+    Value,
+    /// The key of the last path segment (for "this key must not be here").
+    Key,
+}
+
+impl SpanTree {
+    /// Reads `text` into a tree; `None` if it is not a single well-formed YAML document.
+    pub fn parse(text: &str) -> Option<Self> {
+        let options = serde_saphyr::options! { with_snippet: false };
+        serde_saphyr::from_str_with_options::<Spanned<Node>>(text, options)
+            .ok()
+            .map(|root| Self { root: Some(root) })
+    }
+
+    /// The location of `path`, or of its deepest existing ancestor when the path does not exist
+    /// (a missing key is reported at the mapping that should hold it).
+    pub fn locate(&self, path: &SpecPath, target: Target) -> Position {
+        let Some(mut node) = self.root.as_ref() else {
+            return Position::START;
+        };
+        let mut best = Position::from_location(&node.referenced).unwrap_or(Position::START);
+        let segments = path.segments();
+        for (i, segment) in segments.iter().enumerate() {
+            let last = i + 1 == segments.len();
+            let next = match (&node.value, segment) {
+                (Node::Map(entries), Segment::Key(key)) => entries
+                    .iter()
+                    .find(|entry| entry.key.value.0 == *key)
+                    .map(|entry| {
+                        if last && target == Target::Key {
+                            best = Position::from_location(&entry.key.referenced).unwrap_or(best);
+                        }
+                        &entry.value
+                    }),
+                (Node::Seq(items), Segment::Index(index)) => items.get(*index),
+                _ => None,
+            };
+            let Some(next) = next else { break };
+            node = next;
+            if !(last && target == Target::Key) {
+                best = Position::from_location(&node.referenced).unwrap_or(best);
+            }
+        }
+        best
+    }
+}
+
+impl<'de> Deserialize<'de> for Node {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(NodeVisitor)
+    }
+}
+
+struct NodeVisitor;
+
+macro_rules! scalar_visits {
+    ($($method:ident: $ty:ty),*) => {
+        $(fn $method<E: de::Error>(self, _: $ty) -> Result<Self::Value, E> {
+            Ok(Node::Scalar)
+        })*
+    };
+}
+
+impl<'de> Visitor<'de> for NodeVisitor {
+    type Value = Node;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any YAML node")
+    }
+
+    scalar_visits!(visit_bool: bool, visit_i64: i64, visit_u64: u64, visit_i128: i128,
+        visit_u128: u128, visit_f64: f64, visit_str: &str, visit_bytes: &[u8]);
+
+    fn visit_unit<E: de::Error>(self) -> Result<Node, E> {
+        Ok(Node::Scalar)
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Node, E> {
+        Ok(Node::Scalar)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Node, D::Error> {
+        deserializer.deserialize_any(NodeVisitor)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<Spanned<Node>>()? {
+            items.push(item);
+        }
+        Ok(Node::Seq(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
+        let mut entries = Vec::new();
+        while let Some(key) = map.next_key::<Spanned<KeyText>>()? {
+            let value = map.next_value::<Spanned<Node>>()?;
+            entries.push(Entry { key, value });
+        }
+        Ok(Node::Map(entries))
+    }
+}
+
+impl<'de> Deserialize<'de> for KeyText {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(KeyVisitor)
+    }
+}
+
+struct KeyVisitor;
+
+impl<'de> Visitor<'de> for KeyVisitor {
+    type Value = KeyText;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a mapping key")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<KeyText, E> {
+        Ok(KeyText(v.to_owned()))
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<KeyText, E> {
+        Ok(KeyText(v.to_string()))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<KeyText, E> {
+        Ok(KeyText(v.to_string()))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<KeyText, E> {
+        Ok(KeyText(v.to_string()))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<KeyText, E> {
+        Ok(KeyText(v.to_string()))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<KeyText, E> {
+        Ok(KeyText(String::new()))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<KeyText, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(KeyText(String::new()))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<KeyText, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(KeyText(String::new()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec_path;
+
+    const DOC: &str = "spec:\n  hosts:\n    - name: a\n      address: 10.0.0.1\n    - name: b\n";
+
+    #[test]
+    fn locates_values_keys_and_missing_paths() {
+        let tree = SpanTree::parse(DOC).expect("parses");
+        let at = |line, column| Position { line, column };
+        assert_eq!(
+            tree.locate(&spec_path!["spec", "hosts", 1usize, "name"], Target::Value),
+            at(5, 13)
+        );
+        assert_eq!(
+            tree.locate(&spec_path!["spec", "hosts", 0usize, "address"], Target::Key),
+            at(4, 7)
+        );
+        // A missing key is reported at its would-be parent.
+        assert_eq!(
+            tree.locate(&spec_path!["spec", "hosts", 1usize, "role"], Target::Value),
+            at(5, 7)
+        );
+    }
+}

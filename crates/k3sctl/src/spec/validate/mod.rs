@@ -1,0 +1,140 @@
+//! Semantic validation: rules about what a well-typed spec means. Every rule runs and every
+//! problem is reported, each with the document path of the node it is about.
+
+mod files;
+mod hosts;
+mod k3s;
+mod network;
+mod outputs;
+
+use std::path::PathBuf;
+
+use super::model::Cluster;
+use super::path::SpecPath;
+use super::spans::Target;
+use super::taint::is_dns_label;
+
+/// One semantic problem, located by document path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issue {
+    /// The node the problem is about.
+    pub path: SpecPath,
+    /// Whether to point at the node's key or its value.
+    pub target: Target,
+    /// What is wrong.
+    pub message: String,
+    /// What to do about it.
+    pub hint: Option<String>,
+}
+
+impl Issue {
+    /// A problem with the value at `path`.
+    pub fn new(path: SpecPath, message: impl Into<String>) -> Self {
+        Self {
+            path,
+            target: Target::Value,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    /// Points at the key instead of the value.
+    pub fn at_key(mut self) -> Self {
+        self.target = Target::Key;
+        self
+    }
+
+    /// Adds a hint.
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+/// What validation needs from outside the spec: where relative paths start and where `~` is.
+#[derive(Debug, Clone)]
+pub struct ValidationContext {
+    /// The spec file's directory.
+    pub base_dir: PathBuf,
+    /// The user's home directory, if known.
+    pub home: Option<PathBuf>,
+}
+
+impl ValidationContext {
+    /// Context for a spec in `base_dir`, with the home directory from `$HOME`.
+    pub fn from_env(base_dir: PathBuf) -> Self {
+        Self {
+            base_dir,
+            home: std::env::var_os("HOME").map(PathBuf::from),
+        }
+    }
+
+    /// Resolves a path written in the spec: `~/` is the home directory, relative paths start at
+    /// the spec file's directory.
+    pub fn resolve(&self, written: &str) -> PathBuf {
+        resolve_path(written, &self.base_dir, self.home.as_deref())
+    }
+}
+
+/// Resolves a path written in the spec (`~` expansion, relative to `base_dir`).
+pub fn resolve_path(
+    written: &str,
+    base_dir: &std::path::Path,
+    home: Option<&std::path::Path>,
+) -> PathBuf {
+    if written == "~"
+        && let Some(home) = home
+    {
+        return home.to_path_buf();
+    }
+    if let (Some(rest), Some(home)) = (written.strip_prefix("~/"), home) {
+        return home.join(rest);
+    }
+    base_dir.join(written)
+}
+
+/// Runs every semantic rule over `cluster` and returns all problems found.
+pub fn validate(cluster: &Cluster, context: &ValidationContext) -> Vec<Issue> {
+    let mut issues = Vec::new();
+    let name = &cluster.metadata.name;
+    if !is_dns_label(name) {
+        issues.push(
+            Issue::new(spec_path_of(&["metadata", "name"]), format!("cluster name `{name}` is not a DNS-1123 label"))
+                .hint("use 1-63 lowercase letters, digits and `-`, starting and ending with a letter or digit"),
+        );
+    }
+    hosts::check(cluster, &mut issues);
+    k3s::check(cluster, &mut issues);
+    network::check(cluster, &mut issues);
+    outputs::check(cluster, context, &mut issues);
+    files::check(cluster, context, &mut issues);
+    issues
+}
+
+fn spec_path_of(keys: &[&str]) -> SpecPath {
+    keys.iter()
+        .fold(SpecPath::root(), |path, key| path.key(*key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn resolves_home_and_relative_paths() {
+        let home = Path::new("/home/me");
+        assert_eq!(
+            resolve_path("~/.ssh/id", Path::new("/specs"), Some(home)),
+            Path::new("/home/me/.ssh/id")
+        );
+        assert_eq!(
+            resolve_path("keys/id", Path::new("/specs"), Some(home)),
+            Path::new("/specs/keys/id")
+        );
+        assert_eq!(
+            resolve_path("/abs/id", Path::new("/specs"), Some(home)),
+            Path::new("/abs/id")
+        );
+    }
+}
