@@ -6,5 +6,6 @@
 pub mod host;
 pub mod k3s;
 pub mod plan;
+pub mod run;
 pub mod secret;
 pub mod spec;

@@ -1,0 +1,103 @@
+//! State shared by the tasks of one run: transports, the join token once read, the API client
+//! once connected, the restart gate and the upload limit.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Mutex, Semaphore};
+
+use super::api::{ApiConnector, ClusterApi};
+use super::events::Reporter;
+use crate::secret::Secret;
+
+/// Tunables of a run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// How many hosts receive the binary at once.
+    pub upload_concurrency: usize,
+    /// How long the first server may take to write its token and answer /readyz.
+    pub server_ready_timeout: Duration,
+    /// How long a node may take to start and become Ready.
+    pub node_ready_timeout: Duration,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            upload_concurrency: 4,
+            server_ready_timeout: Duration::from_secs(300),
+            node_ready_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Shared state of one run.
+pub struct Shared {
+    /// Local binary per host that needs an upload.
+    pub binaries: BTreeMap<String, PathBuf>,
+    /// Progress output.
+    pub reporter: Arc<dyn Reporter>,
+    /// Tunables.
+    pub options: RunOptions,
+    /// Bounds concurrent uploads.
+    pub uploads: Semaphore,
+    /// One restart of a serving node at a time.
+    pub restart_gate: Arc<Mutex<()>>,
+    connector: Arc<dyn ApiConnector>,
+    token: Mutex<Option<Secret>>,
+    api: Mutex<Option<Arc<dyn ClusterApi>>>,
+}
+
+impl Shared {
+    /// New shared state; `token` is the one observed before planning, if any.
+    pub fn new(
+        binaries: BTreeMap<String, PathBuf>,
+        reporter: Arc<dyn Reporter>,
+        options: RunOptions,
+        connector: Arc<dyn ApiConnector>,
+        token: Option<Secret>,
+    ) -> Self {
+        Self {
+            binaries,
+            reporter,
+            uploads: Semaphore::new(options.upload_concurrency.max(1)),
+            options,
+            restart_gate: Arc::new(Mutex::new(())),
+            connector,
+            token: Mutex::new(token),
+            api: Mutex::new(None),
+        }
+    }
+
+    /// The join token, once known.
+    pub async fn token(&self) -> Option<Secret> {
+        self.token.lock().await.clone()
+    }
+
+    /// Records the token read from the first server.
+    pub async fn set_token(&self, token: Secret) {
+        *self.token.lock().await = Some(token);
+    }
+
+    /// The API client, connecting on first use.
+    pub async fn api(&self) -> Result<Arc<dyn ClusterApi>, String> {
+        let mut guard = self.api.lock().await;
+        if let Some(api) = guard.as_ref() {
+            return Ok(Arc::clone(api));
+        }
+        let api = self
+            .connector
+            .connect()
+            .await
+            .map_err(|e| format!("cannot reach the API: {e}"))?;
+        *guard = Some(Arc::clone(&api));
+        Ok(api)
+    }
+
+    /// Drops a client that failed, so the next use reconnects.
+    pub async fn forget_api(&self) {
+        *self.api.lock().await = None;
+    }
+}

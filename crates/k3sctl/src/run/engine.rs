@@ -1,0 +1,134 @@
+//! The order of an apply: binaries to every host (bounded), then the first server, then the
+//! join groups side by side with hosts one at a time inside a group. A failure stops its group;
+//! the other groups go on.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use futures_util::future::join_all;
+
+use super::context::Shared;
+use super::events::{Event, EventKind};
+use super::host_steps::{run_host, upload_binary};
+use super::outcome::{HostOutcome, HostStatus, RunSummary};
+use crate::host::Transport;
+use crate::plan::{HostPlan, Plan};
+
+/// Name of the group of agents that have none in the spec.
+pub const DEFAULT_GROUP: &str = "default";
+
+/// Executes the plan.
+pub async fn execute(
+    plan: &Plan,
+    transports: &BTreeMap<String, Arc<dyn Transport>>,
+    shared: &Shared,
+) -> RunSummary {
+    let mut statuses: BTreeMap<String, HostStatus> = BTreeMap::new();
+
+    // Phase 0: binaries, all hosts at once within the upload limit.
+    let uploads = plan.hosts.iter().filter_map(|host| {
+        let transport = transports.get(&host.host)?;
+        Some(async move {
+            (
+                host.host.clone(),
+                upload_binary(shared, host, transport.as_ref()).await,
+            )
+        })
+    });
+    for (host, status) in join_all(uploads).await {
+        statuses.insert(host, status);
+    }
+
+    let uploaded = statuses.clone();
+
+    // Phase 1: the first server alone.
+    let first = plan.hosts.iter().find(|h| h.first_server);
+    let mut first_failed = false;
+    if let Some(first) = first {
+        let (name, status) = run_one(shared, transports, &uploaded, first).await;
+        first_failed = matches!(status, HostStatus::Failed { .. });
+        statuses.insert(name, status);
+    }
+
+    // Phase 2: groups side by side, hosts in a group one after another.
+    let mut groups: BTreeMap<&str, Vec<&HostPlan>> = BTreeMap::new();
+    for host in plan.hosts.iter().filter(|h| !h.first_server) {
+        groups
+            .entry(host.group.as_deref().unwrap_or(DEFAULT_GROUP))
+            .or_default()
+            .push(host);
+    }
+    let group_runs = groups.into_iter().map(|(group, hosts)| {
+        let uploaded = &uploaded;
+        async move {
+            let mut out = Vec::new();
+            let mut stopped_by: Option<String> = None;
+            for host in hosts {
+                let status = if first_failed {
+                    HostStatus::Skipped {
+                        reason: "the first server failed".into(),
+                    }
+                } else if let Some(culprit) = &stopped_by {
+                    HostStatus::Skipped {
+                        reason: format!("{culprit} failed in group {group}"),
+                    }
+                } else {
+                    run_one(shared, transports, uploaded, host).await.1
+                };
+                if let HostStatus::Skipped { reason } = &status {
+                    shared.reporter.report(Event::new(
+                        &host.host,
+                        "skip",
+                        EventKind::Skipped,
+                        reason.clone(),
+                    ));
+                }
+                if matches!(status, HostStatus::Failed { .. }) {
+                    stopped_by = Some(host.host.clone());
+                }
+                out.push((host.host.clone(), status));
+            }
+            out
+        }
+    });
+    for results in join_all(group_runs).await {
+        statuses.extend(results);
+    }
+
+    let hosts = plan
+        .hosts
+        .iter()
+        .map(|h| HostOutcome {
+            host: h.host.clone(),
+            status: statuses
+                .remove(&h.host)
+                .unwrap_or(HostStatus::Ok { changes: 0 }),
+        })
+        .collect();
+    RunSummary { hosts }
+}
+
+/// Runs one host's remaining steps, unless its upload already failed.
+async fn run_one(
+    shared: &Shared,
+    transports: &BTreeMap<String, Arc<dyn Transport>>,
+    uploaded: &BTreeMap<String, HostStatus>,
+    host: &HostPlan,
+) -> (String, HostStatus) {
+    let status = match (uploaded.get(&host.host), transports.get(&host.host)) {
+        (_, None) => HostStatus::Failed {
+            step: "connect".into(),
+            error: format!("{}: no connection to this host", host.host),
+            hint: None,
+        },
+        (Some(failed @ HostStatus::Failed { .. }), _) => failed.clone(),
+        (prior, Some(transport)) => {
+            let done = match prior {
+                Some(HostStatus::Ok { changes }) => *changes,
+                _ => 0,
+            };
+            run_host(shared, host, transport.as_ref(), done).await
+        }
+    };
+    (host.host.clone(), status)
+}

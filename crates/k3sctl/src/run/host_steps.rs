@@ -1,0 +1,251 @@
+//! Running one host's steps in order, reporting each, stopping at the first failure.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::OwnedMutexGuard;
+
+use super::context::Shared;
+use super::events::{Event, EventKind};
+use super::hints::hint_for;
+use super::outcome::HostStatus;
+use super::service::{POLL, start_and_wait};
+use crate::host::{ExecRequest, Transport, UploadRequest, UploadSource};
+use crate::k3s::token::{JoinToken, SERVER_TOKEN_PATH};
+use crate::k3s::unit::{BINARY_PATH, unit_name};
+use crate::plan::{HostPlan, Step};
+
+/// A failed step: its error text.
+type StepResult = Result<(), String>;
+
+/// Runs the binary upload of a host (phase 0, bounded concurrency).
+pub async fn upload_binary(
+    shared: &Shared,
+    host: &HostPlan,
+    transport: &dyn Transport,
+) -> HostStatus {
+    let Some(step @ Step::UploadBinary { sha256, .. }) = host
+        .steps
+        .iter()
+        .find(|s| matches!(s, Step::UploadBinary { .. }))
+    else {
+        return HostStatus::Ok { changes: 0 };
+    };
+    let Some(local) = shared.binaries.get(&host.host) else {
+        return failed(
+            step,
+            format!("{}: no local K3s binary for this host", host.host),
+        );
+    };
+    let _permit = shared.uploads.acquire().await;
+    let started = report_start(shared, host, step);
+    let req = UploadRequest {
+        source: UploadSource::File(local.clone()),
+        remote: Path::new(BINARY_PATH).to_path_buf(),
+        mode: 0o755,
+        sha256: sha256.clone(),
+        timeout: Some(Duration::from_secs(600)),
+    };
+    match transport.upload(req).await {
+        Ok(()) => {
+            report_done(shared, host, step, started);
+            HostStatus::Ok { changes: 1 }
+        }
+        Err(e) => report_failed(shared, host, step, started, e.to_string()),
+    }
+}
+
+fn failed(step: &Step, error: String) -> HostStatus {
+    HostStatus::Failed {
+        step: step.kind().into(),
+        hint: hint_for(&error).map(str::to_string),
+        error,
+    }
+}
+
+fn report_start(shared: &Shared, host: &HostPlan, step: &Step) -> Instant {
+    shared.reporter.report(Event::new(
+        &host.host,
+        step.kind(),
+        EventKind::Start,
+        step.title(host.role),
+    ));
+    Instant::now()
+}
+
+fn report_done(shared: &Shared, host: &HostPlan, step: &Step, started: Instant) {
+    shared.reporter.report(
+        Event::new(
+            &host.host,
+            step.kind(),
+            EventKind::Done,
+            step.title(host.role),
+        )
+        .took(started.elapsed()),
+    );
+}
+
+fn report_failed(
+    shared: &Shared,
+    host: &HostPlan,
+    step: &Step,
+    started: Instant,
+    error: String,
+) -> HostStatus {
+    shared.reporter.report(
+        Event::new(&host.host, step.kind(), EventKind::Failed, error.clone())
+            .took(started.elapsed()),
+    );
+    failed(step, error)
+}
+
+/// Runs every step except the upload. `changes` counts steps already done (the upload).
+pub async fn run_host(
+    shared: &Shared,
+    host: &HostPlan,
+    transport: &dyn Transport,
+    mut changes: usize,
+) -> HostStatus {
+    let mut gate: Option<OwnedMutexGuard<()>> = None;
+    for step in host
+        .steps
+        .iter()
+        .filter(|s| !matches!(s, Step::UploadBinary { .. }))
+    {
+        if matches!(step, Step::Restart { .. }) && host.in_cluster {
+            // Nodes already serving restart one at a time, each Ready before the next.
+            gate = Some(Arc::clone(&shared.restart_gate).lock_owned().await);
+        }
+        let started = report_start(shared, host, step);
+        let result = run_step(shared, host, transport, step).await;
+        match result {
+            Ok(()) => {
+                report_done(shared, host, step, started);
+                if step.is_change() {
+                    changes += 1;
+                }
+            }
+            Err(error) => return report_failed(shared, host, step, started, error),
+        }
+        if matches!(step, Step::WaitNodeReady) {
+            gate = None;
+        }
+    }
+    drop(gate);
+    HostStatus::Ok { changes }
+}
+
+async fn run_step(
+    shared: &Shared,
+    host: &HostPlan,
+    transport: &dyn Transport,
+    step: &Step,
+) -> StepResult {
+    let unit = unit_name(host.role);
+    match step {
+        Step::UploadBinary { .. } => Ok(()),
+        Step::WriteFile {
+            path,
+            mode,
+            content,
+            ..
+        } => {
+            let token = shared.token().await;
+            let (bytes, _) = content.resolve(token.as_ref()).ok_or_else(|| {
+                format!(
+                    "{}: {path} needs the join token, which is not known yet",
+                    host.host
+                )
+            })?;
+            transport
+                .write_file(Path::new(path), bytes.expose().as_bytes(), *mode)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        Step::DaemonReload => {
+            exec(
+                transport,
+                "systemctl daemon-reload",
+                "systemctl daemon-reload",
+            )
+            .await
+        }
+        Step::Start { .. } => {
+            start_and_wait(transport, unit, false, shared.options.node_ready_timeout)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        Step::Restart { .. } => {
+            start_and_wait(transport, unit, true, shared.options.node_ready_timeout)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        Step::WaitServerReady => wait_server_ready(shared, host, transport).await,
+        Step::WaitNodeReady => {
+            let api = shared.api().await?;
+            api.wait_node_ready(&host.host, shared.options.node_ready_timeout)
+                .await
+                .map_err(|e| format!("{}: node not Ready: {e}", host.host))
+        }
+    }
+}
+
+async fn exec(transport: &dyn Transport, command: &str, what: &str) -> StepResult {
+    let req = ExecRequest::new(command).sudo(true).describe(what);
+    transport
+        .exec_checked(req)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// Waits for the token file, reads the token (kept only in memory), then for /readyz.
+async fn wait_server_ready(
+    shared: &Shared,
+    host: &HostPlan,
+    transport: &dyn Transport,
+) -> StepResult {
+    let timeout = shared.options.server_ready_timeout;
+    let began = Instant::now();
+    let token = loop {
+        let read = transport
+            .read_file(Path::new(SERVER_TOKEN_PATH))
+            .await
+            .map_err(|e| e.to_string())?;
+        if let Some(bytes) = read.filter(|b| !b.is_empty()) {
+            let text = String::from_utf8_lossy(&bytes);
+            break JoinToken::parse(&text)
+                .map_err(|e| format!("{}: {SERVER_TOKEN_PATH}: {e}", host.host))?;
+        }
+        if began.elapsed() >= timeout {
+            return Err(format!(
+                "{}: {SERVER_TOKEN_PATH} did not appear within {}s: K3s has not finished its first start",
+                host.host,
+                timeout.as_secs()
+            ));
+        }
+        tokio::time::sleep(POLL).await;
+    };
+    shared.set_token(token.raw).await;
+    loop {
+        let attempt = match shared.api().await {
+            Ok(api) => api.readyz().await.map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
+        match attempt {
+            Ok(()) => return Ok(()),
+            Err(e) if began.elapsed() >= timeout => {
+                return Err(format!(
+                    "{}: /readyz not ok within {}s: {e}",
+                    host.host,
+                    timeout.as_secs()
+                ));
+            }
+            Err(_) => {
+                shared.forget_api().await;
+                tokio::time::sleep(POLL).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! Executing a plan: order, bounded parallelism, serial groups, the restart gate, the lock,
+//! progress events and the per-host summary. Knows no YAML: it runs [`crate::plan`] steps
+//! through [`crate::host::Transport`]s and a [`api::ClusterApi`].
+
+pub mod api;
+pub mod context;
+pub mod engine;
+pub mod events;
+pub mod hints;
+pub mod host_steps;
+pub mod lock;
+pub mod observe;
+pub mod outcome;
+pub mod service;
+
+#[cfg(test)]
+mod tests;
+
+pub use api::{ApiConnector, ApiError, ClusterApi};
+pub use context::{RunOptions, Shared};
+pub use engine::execute;
+pub use events::{Event, EventKind, JsonReporter, MemoryReporter, PlainReporter, Reporter};
+pub use outcome::{HostOutcome, HostStatus, RunSummary};

@@ -1,0 +1,332 @@
+//! Engine tests against fake hosts and a fake API: order, groups, failures, secrets.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::*;
+use crate::host::{ExecOutput, ExecRequest, HostError, Transport, UploadRequest};
+use crate::k3s::config::NodeRole;
+use crate::plan::{HostPlan, ObservedNode, Plan, Step};
+use crate::secret::Secret;
+
+const TOKEN: &str =
+    "K10bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb::server:verysecret";
+
+/// Every call on every fake host, in order: `host: what`.
+type Log = Arc<Mutex<Vec<String>>>;
+
+struct FakeHost {
+    name: String,
+    log: Log,
+    broken: bool,
+    starts: Mutex<u64>,
+}
+
+#[async_trait]
+impl Transport for FakeHost {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn exec(&self, req: ExecRequest) -> Result<ExecOutput, HostError> {
+        let ok = |stdout: String| {
+            Ok(ExecOutput {
+                status: Some(0),
+                stdout: stdout.into_bytes(),
+                stderr: vec![],
+            })
+        };
+        if req.command.starts_with("systemctl show") {
+            let starts = *self.starts.lock().expect("lock");
+            let state = if self.broken && starts > 0 {
+                "failed"
+            } else {
+                "active"
+            };
+            return ok(format!(
+                "ActiveState={state}\nExecMainStartTimestampMonotonic={starts}\n"
+            ));
+        }
+        if req.command.starts_with("journalctl") {
+            return ok("level=fatal msg=\"failed to get CA certs: connection refused\"\n".into());
+        }
+        if req.command.contains("--no-block") {
+            *self.starts.lock().expect("lock") += 1;
+        }
+        self.log
+            .lock()
+            .expect("lock")
+            .push(format!("{}: {}", self.name, req.what()));
+        ok(String::new())
+    }
+
+    async fn upload(&self, req: UploadRequest) -> Result<(), HostError> {
+        self.log.lock().expect("lock").push(format!(
+            "{}: upload {}",
+            self.name,
+            req.remote.display()
+        ));
+        Ok(())
+    }
+
+    async fn read_file(&self, path: &Path) -> Result<Option<Vec<u8>>, HostError> {
+        Ok((path == Path::new(crate::k3s::token::SERVER_TOKEN_PATH))
+            .then(|| TOKEN.as_bytes().to_vec()))
+    }
+
+    async fn write_file(&self, path: &Path, bytes: &[u8], _mode: u32) -> Result<(), HostError> {
+        let text = String::from_utf8_lossy(bytes);
+        let mut log = self.log.lock().expect("lock");
+        log.push(format!(
+            "{}: write {} token={}",
+            self.name,
+            path.display(),
+            text.contains("verysecret")
+        ));
+        Ok(())
+    }
+}
+
+struct FakeApi {
+    log: Log,
+}
+
+#[async_trait]
+impl ClusterApi for FakeApi {
+    async fn nodes(&self) -> Result<Vec<ObservedNode>, ApiError> {
+        Ok(vec![])
+    }
+    async fn readyz(&self) -> Result<(), ApiError> {
+        Ok(())
+    }
+    async fn wait_node_ready(&self, name: &str, _timeout: Duration) -> Result<(), ApiError> {
+        self.log
+            .lock()
+            .expect("lock")
+            .push(format!("{name}: ready"));
+        Ok(())
+    }
+}
+
+struct FakeConnector {
+    log: Log,
+}
+
+#[async_trait]
+impl ApiConnector for FakeConnector {
+    async fn connect(&self) -> Result<Arc<dyn ClusterApi>, ApiError> {
+        Ok(Arc::new(FakeApi {
+            log: Arc::clone(&self.log),
+        }))
+    }
+}
+
+fn env_step(role: NodeRole, with_token: bool) -> Step {
+    Step::WriteFile {
+        path: crate::k3s::unit::env_path(role),
+        mode: 0o600,
+        diff: String::new(),
+        create: true,
+        content: crate::plan::FileContent::Env {
+            url: None,
+            with_token,
+        },
+    }
+}
+
+fn host(name: &str, group: Option<&str>, first: bool) -> HostPlan {
+    let role = if first {
+        NodeRole::Server
+    } else {
+        NodeRole::Agent
+    };
+    let mut steps = vec![
+        Step::UploadBinary {
+            version: "v1.33.5+k3s1".parse().expect("v"),
+            installed: None,
+            sha256: "a".repeat(64),
+        },
+        env_step(role, !first),
+        Step::Start { join: !first },
+    ];
+    if first {
+        steps.push(Step::WaitServerReady);
+    }
+    steps.push(Step::WaitNodeReady);
+    HostPlan {
+        host: name.into(),
+        role,
+        group: group.map(str::to_string),
+        first_server: first,
+        in_cluster: false,
+        steps,
+    }
+}
+
+async fn run(plan: &Plan, broken: &[&str]) -> (RunSummary, Vec<String>, Arc<MemoryReporter>) {
+    let log: Log = Arc::default();
+    let broken: BTreeSet<&str> = broken.iter().copied().collect();
+    let transports: BTreeMap<String, Arc<dyn Transport>> = plan
+        .hosts
+        .iter()
+        .map(|h| {
+            let fake = FakeHost {
+                name: h.host.clone(),
+                log: Arc::clone(&log),
+                broken: broken.contains(h.host.as_str()),
+                starts: Mutex::new(0),
+            };
+            (h.host.clone(), Arc::new(fake) as Arc<dyn Transport>)
+        })
+        .collect();
+    let binaries = plan
+        .hosts
+        .iter()
+        .map(|h| (h.host.clone(), "/bin/true".into()))
+        .collect();
+    let reporter = Arc::new(MemoryReporter::default());
+    let options = RunOptions {
+        node_ready_timeout: Duration::from_secs(2),
+        ..Default::default()
+    };
+    let shared = Shared::new(
+        binaries,
+        reporter.clone(),
+        options,
+        Arc::new(FakeConnector {
+            log: Arc::clone(&log),
+        }),
+        None,
+    );
+    let summary = execute(plan, &transports, &shared).await;
+    let lines = log.lock().expect("lock").clone();
+    (summary, lines, reporter)
+}
+
+fn plan(hosts: Vec<HostPlan>) -> Plan {
+    Plan {
+        cluster: "lab".into(),
+        version: "v1.33.5+k3s1".parse().expect("v"),
+        hosts,
+        exports: vec![],
+    }
+}
+
+fn position(lines: &[String], wanted: &str) -> usize {
+    lines
+        .iter()
+        .position(|l| l == wanted)
+        .unwrap_or_else(|| panic!("{wanted} not in {lines:#?}"))
+}
+
+#[tokio::test]
+async fn first_server_ready_before_any_agent_starts_and_token_reaches_agents() {
+    let p = plan(vec![
+        host("s1", None, true),
+        host("a1", Some("g1"), false),
+        host("a2", Some("g2"), false),
+    ]);
+    let (summary, lines, _) = run(&p, &[]).await;
+    assert!(summary.success(), "{}", summary.render());
+    let server_ready = position(&lines, "s1: ready");
+    for agent in ["a1", "a2"] {
+        let start = position(&lines, &format!("{agent}: starting k3s-agent"));
+        assert!(
+            start > server_ready,
+            "{agent} started before the server was ready: {lines:#?}"
+        );
+        position(
+            &lines,
+            &format!("{agent}: write /etc/systemd/system/k3s-agent.service.env token=true"),
+        );
+    }
+    position(
+        &lines,
+        "s1: write /etc/systemd/system/k3s.service.env token=false",
+    );
+    assert_eq!(summary.changes(), 9);
+}
+
+#[tokio::test]
+async fn a_failing_host_stops_its_group_only() {
+    let p = plan(vec![
+        host("s1", None, true),
+        host("a1", Some("g1"), false),
+        host("a3", Some("g1"), false),
+        host("a2", Some("g2"), false),
+    ]);
+    let (summary, lines, reporter) = run(&p, &["a1"]).await;
+    let status = |name: &str| {
+        summary
+            .hosts
+            .iter()
+            .find(|h| h.host == name)
+            .map(|h| h.status.clone())
+    };
+    match status("a1") {
+        Some(HostStatus::Failed { step, hint, error }) => {
+            assert_eq!(step, "start");
+            assert!(error.contains("failed to get CA certs"), "{error}");
+            assert!(hint.is_some_and(|h| h.contains("apiEndpoint")));
+        }
+        other => panic!("a1: {other:?}"),
+    }
+    assert!(
+        matches!(status("a3"), Some(HostStatus::Skipped { reason }) if reason == "a1 failed in group g1")
+    );
+    assert!(matches!(status("a2"), Some(HostStatus::Ok { .. })));
+    assert!(!lines.iter().any(|l| l.starts_with("a3: starting")));
+    let events = reporter.events.lock().expect("lock");
+    let json = serde_json::to_string(&*events).expect("json");
+    assert!(!json.contains("verysecret"), "token leaked into events");
+}
+
+#[tokio::test]
+async fn first_server_failure_skips_everyone() {
+    let p = plan(vec![host("s1", None, true), host("a1", Some("g1"), false)]);
+    let (summary, lines, _) = run(&p, &["s1"]).await;
+    assert!(matches!(summary.hosts[0].status, HostStatus::Failed { .. }));
+    assert!(
+        matches!(&summary.hosts[1].status, HostStatus::Skipped { reason } if reason == "the first server failed")
+    );
+    assert!(!lines.iter().any(|l| l.starts_with("a1: starting")));
+}
+
+#[tokio::test]
+async fn restarts_of_serving_nodes_never_overlap() {
+    let restart = |name: &str, group: &str| HostPlan {
+        host: name.into(),
+        role: NodeRole::Agent,
+        group: Some(group.into()),
+        first_server: false,
+        in_cluster: true,
+        steps: vec![
+            Step::Restart {
+                reason: "registries.yaml changed".into(),
+            },
+            Step::WaitNodeReady,
+        ],
+    };
+    let p = plan(vec![
+        restart("a1", "g1"),
+        restart("a2", "g2"),
+        restart("a3", "g3"),
+    ]);
+    let (summary, lines, _) = run(&p, &[]).await;
+    assert!(summary.success());
+    // Every restart is followed by its own Ready before the next restart begins.
+    let relevant: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("starting") || l.ends_with("ready"))
+        .collect();
+    for pair in relevant.chunks(2) {
+        let host = pair[0].split(':').next().unwrap_or_default();
+        assert_eq!(pair[1], &format!("{host}: ready"), "{relevant:#?}");
+    }
+    assert_eq!(relevant.len(), 6);
+    let _ = Secret::new("unused");
+}
