@@ -2,9 +2,13 @@
 //! there, gathering facts. Knows nothing about K3s.
 
 mod error;
+mod facts;
+mod facts_script;
 mod feed;
 pub mod hash;
 mod local;
+mod preflight;
+mod probe;
 pub mod shell;
 mod ssh;
 mod ssh_errors;
@@ -13,7 +17,14 @@ mod transport;
 mod tunnel;
 
 pub use error::HostError;
+pub use facts::{
+    BinaryFact, DiskFree, Facts, FactsParseError, FileFact, HostAddress, UnitFact, gather_facts,
+    parse_facts,
+};
+pub use facts_script::{FactsRequest, facts_script, is_safe_pattern, is_safe_unit};
 pub use local::LocalTransport;
+pub use preflight::{PreflightLimits, Problem, Severity, check_hosts};
+pub use probe::{ProbeOutcome, probe_script, probe_tcp};
 pub use ssh::SshTransport;
 pub use ssh_target::SshTarget;
 pub use transport::{
