@@ -1,1 +1,40 @@
 //! Lab: Debian system containers booted with systemd-nspawn, for end-to-end tests.
+//!
+//! Each host has its own overlay root on a cached base image, its own identity (host name,
+//! machine-id, ed25519 host key), network namespace and cgroups, and runs real systemd and
+//! OpenSSH. [`Lab`] boots hosts, runs commands over real ssh with strict host keys, injects
+//! faults and tears everything down on drop. The `k3sctl-lab` binary exposes the same for
+//! humans. Only private addresses inside the lab's own namespaces are used.
+
+mod boot;
+mod cgroup;
+mod cleanup;
+mod command;
+mod context;
+mod create;
+mod error;
+mod faults;
+mod footprint;
+mod identity;
+pub mod image;
+mod lab;
+mod lock;
+pub mod mirror;
+pub mod naming;
+mod network;
+mod overlay;
+mod partition;
+pub mod paths;
+mod process;
+mod readiness;
+pub mod registry;
+mod spec_out;
+mod ssh;
+pub mod state;
+
+pub use command::TimedOutput;
+pub use create::{LabOptions, require_root};
+pub use error::{LabError, Result};
+pub use footprint::Footprint;
+pub use lab::{EXEC_TIMEOUT, Host, Lab};
+pub use spec_out::{DEFAULT_K3S_VERSION, SpecOptions};

@@ -1,0 +1,223 @@
+//! The `Lab` handle used by tests and the CLI: hosts, ssh files, commands over real ssh,
+//! fault controls, spec output, teardown (on drop for labs the process owns, also on panic).
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::cleanup;
+use crate::command::TimedOutput;
+use crate::context::Ctx;
+use crate::create::{self, LabOptions};
+use crate::error::Result;
+use crate::faults;
+use crate::footprint::Footprint;
+use crate::spec_out::{self, SpecOptions};
+use crate::ssh;
+use crate::state::LabState;
+
+/// Default limit for [`Lab::exec`].
+pub const EXEC_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A lab host as the outside sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Host {
+    /// Host name, node name and ssh alias, e.g. `dev-1`.
+    pub name: String,
+    /// Address on the lab bridge (eth0).
+    pub address: Ipv4Addr,
+    /// Address on the second bridge (eth1) of dual-NIC labs.
+    pub private_address: Option<Ipv4Addr>,
+}
+
+/// A running lab. Dropping a lab created by [`Lab::up`] with `owned` set tears it down.
+#[derive(Debug)]
+pub struct Lab {
+    ctx: Ctx,
+    teardown_on_drop: bool,
+    boot_timeout: Duration,
+}
+
+impl Lab {
+    /// Creates and boots a lab; returns once every host answers SSH and systemd runs.
+    pub fn up(opts: &LabOptions) -> Result<Self> {
+        let ctx = create::up(opts)?;
+        Ok(Self {
+            ctx,
+            teardown_on_drop: opts.owned,
+            boot_timeout: opts.boot_timeout,
+        })
+    }
+
+    /// Boots `hosts` hosts in lab `name`, owned by this process (torn down on drop).
+    pub fn boot(name: &str, hosts: u8) -> Result<Self> {
+        Self::up(&LabOptions::new(name, hosts))
+    }
+
+    /// Opens an existing lab without taking ownership (drop leaves it running).
+    pub fn open(name: &str) -> Result<Self> {
+        Ok(Self {
+            ctx: Ctx::new(LabState::load(name)?),
+            teardown_on_drop: false,
+            boot_timeout: Duration::from_secs(60),
+        })
+    }
+
+    /// The lab's name.
+    pub fn name(&self) -> &str {
+        &self.ctx.state.name
+    }
+
+    /// The lab's state (index, hosts, faults).
+    pub fn state(&self) -> &LabState {
+        &self.ctx.state
+    }
+
+    /// The hosts, in order (the first one is the spec's server).
+    pub fn hosts(&self) -> Vec<Host> {
+        self.ctx
+            .state
+            .hosts
+            .iter()
+            .map(|h| {
+                let addrs = self.ctx.state.addresses(h);
+                Host {
+                    name: h.name.clone(),
+                    address: addrs[0],
+                    private_address: addrs.get(1).copied(),
+                }
+            })
+            .collect()
+    }
+
+    /// The lab's directory (`/var/lib/k3sctl-lab/<name>`).
+    pub fn dir(&self) -> &Path {
+        &self.ctx.paths.dir
+    }
+
+    /// ssh_config to pass as `ssh -F`.
+    pub fn ssh_config(&self) -> PathBuf {
+        self.ctx.paths.ssh_config()
+    }
+
+    /// known_hosts with every host's real key.
+    pub fn known_hosts(&self) -> PathBuf {
+        self.ctx.paths.known_hosts()
+    }
+
+    /// Private key that logs in as root on every host.
+    pub fn identity(&self) -> PathBuf {
+        self.ctx.paths.identity()
+    }
+
+    /// The host's root file system as seen from the machine.
+    pub fn root_dir(&self, host: &str) -> Result<PathBuf> {
+        self.ctx.root_dir(host)
+    }
+
+    /// Runs a shell command line on `host` over ssh; returns stdout, fails on non-zero exit.
+    pub fn exec(&self, host: &str, cmd: &str) -> Result<String> {
+        self.ctx.state.host(host)?;
+        ssh::run_ok(&self.ssh_config(), host, cmd, EXEC_TIMEOUT)
+    }
+
+    /// Runs a command on `host` over ssh with a deadline; returns whatever happened.
+    pub fn exec_output(&self, host: &str, cmd: &str, limit: Duration) -> Result<TimedOutput> {
+        self.ctx.state.host(host)?;
+        ssh::run(&self.ssh_config(), host, cmd, limit)
+    }
+
+    /// `ssh -F <ssh_config> <host>`, to add arguments and run (interactive use).
+    pub fn ssh_command(&self, host: &str) -> Result<std::process::Command> {
+        self.ctx.state.host(host)?;
+        Ok(ssh::ssh_command(&self.ssh_config(), host))
+    }
+
+    /// Powers `host` off cleanly.
+    pub fn stop(&mut self, host: &str) -> Result<()> {
+        faults::stop(&mut self.ctx, host)
+    }
+
+    /// Boots `host` again (after stop, crash or lose) and waits until it is ready.
+    pub fn start(&mut self, host: &str) -> Result<()> {
+        faults::start(&mut self.ctx, host, self.boot_timeout)
+    }
+
+    /// Kills every process of `host` at once.
+    pub fn crash(&mut self, host: &str) -> Result<()> {
+        faults::crash(&mut self.ctx, host)
+    }
+
+    /// Crashes `host` and silences its network until [`Lab::start`].
+    pub fn lose(&mut self, host: &str) -> Result<()> {
+        faults::lose(&mut self.ctx, host)
+    }
+
+    /// Drops all traffic between `host` and each of `peers`, both directions.
+    pub fn partition(&mut self, host: &str, peers: &[&str]) -> Result<()> {
+        let peers: Vec<String> = peers.iter().map(|p| (*p).to_owned()).collect();
+        faults::partition(&mut self.ctx, host, &peers)
+    }
+
+    /// Removes the partitions of `host`, or of every host with `None`.
+    pub fn heal(&mut self, host: Option<&str>) -> Result<()> {
+        faults::heal(&mut self.ctx, host)
+    }
+
+    /// Pulls every cable of `host` (it sees NO-CARRIER).
+    pub fn cut(&mut self, host: &str) -> Result<()> {
+        faults::set_cut(&mut self.ctx, host, true)
+    }
+
+    /// Plugs `host`'s cables back in.
+    pub fn uncut(&mut self, host: &str) -> Result<()> {
+        faults::set_cut(&mut self.ctx, host, false)
+    }
+
+    /// Whether `host`'s systemd-nspawn runs.
+    pub fn is_running(&self, host: &str) -> Result<bool> {
+        let h = self.ctx.state.host(host)?;
+        Ok(self.ctx.boot_target(h).running_pid().is_some())
+    }
+
+    /// Memory of `host` in KiB: proportional set size of all its processes.
+    pub fn memory_kib(&self, host: &str) -> Result<u64> {
+        let h = self.ctx.state.host(host)?;
+        Ok(self
+            .ctx
+            .cg
+            .pids(&self.ctx.state.name, &h.name)
+            .into_iter()
+            .filter_map(crate::process::pss_kib)
+            .sum())
+    }
+
+    /// Writes a k3sctl cluster spec for the lab to `path`.
+    pub fn write_spec(&self, path: &Path, opts: &SpecOptions) -> Result<()> {
+        spec_out::write(&self.ctx.state, path, opts)
+    }
+
+    /// Everything the lab has on the machine right now.
+    pub fn footprint(&self) -> Footprint {
+        Footprint::of(&self.ctx)
+    }
+
+    /// Tears the lab down now.
+    pub fn down(mut self) -> Result<()> {
+        self.teardown_on_drop = false;
+        cleanup::teardown(&self.ctx)
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if self.teardown_on_drop
+            && let Err(e) = cleanup::teardown(&self.ctx)
+        {
+            eprintln!(
+                "k3sctl-lab: teardown of lab {} failed: {e}",
+                self.ctx.state.name
+            );
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! Waiting until a booted host is usable: sshd answers and systemd reports `running`.
+
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::path::Path;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::error::{LabError, Result};
+use crate::ssh;
+
+/// What the wait needs to know about one host.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadyProbe<'a> {
+    /// Lab name (for hints).
+    pub lab: &'a str,
+    /// Host name (ssh alias).
+    pub host: &'a str,
+    /// Address sshd listens on.
+    pub address: Ipv4Addr,
+    /// The lab's ssh_config.
+    pub ssh_config: &'a Path,
+}
+
+/// Waits until `probe`'s host accepts SSH and systemd is running. `still_booting` is polled to
+/// fail fast when the container died. Returns the time until SSH answered.
+pub fn wait_ready(
+    probe: ReadyProbe<'_>,
+    timeout: Duration,
+    still_booting: impl Fn() -> bool,
+) -> Result<Duration> {
+    let start = Instant::now();
+    let host = probe.host;
+    let port = SocketAddr::from((probe.address, 22));
+    let timeout_err = |step: &str, detail: String| LabError::Timeout {
+        host: host.to_owned(),
+        step: step.to_owned(),
+        after: timeout,
+        detail,
+        hint: "look at console.log in the host's lab dir; a slow machine may need a longer timeout",
+    };
+    loop {
+        if TcpStream::connect_timeout(&port, Duration::from_millis(250)).is_ok() {
+            break;
+        }
+        if !still_booting() {
+            return Err(LabError::Host {
+                host: host.to_owned(),
+                step: "boot".into(),
+                detail: "systemd-nspawn exited before sshd answered".into(),
+                hint: format!(
+                    "see console.log of host {host} in /var/lib/k3sctl-lab/{}/hosts/{host}/",
+                    probe.lab
+                ),
+            });
+        }
+        if start.elapsed() > timeout {
+            return Err(timeout_err(
+                "wait for sshd on port 22",
+                format!("{port} does not accept connections"),
+            ));
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    let ssh_up = start.elapsed();
+    let mut last = String::new();
+    loop {
+        let left = timeout.saturating_sub(start.elapsed());
+        if left.is_zero() {
+            return Err(timeout_err(
+                "wait for systemd",
+                format!("last answer: {last}"),
+            ));
+        }
+        let out = ssh::run(
+            probe.ssh_config,
+            host,
+            "systemctl is-system-running --wait",
+            left,
+        )?;
+        let state = out.stdout.trim().to_owned();
+        match state.as_str() {
+            "running" => return Ok(ssh_up),
+            "degraded" => {
+                let failed = ssh::run(
+                    probe.ssh_config,
+                    host,
+                    "systemctl list-units --failed --plain --no-legend | cut -d' ' -f1",
+                    Duration::from_secs(10),
+                )?;
+                return Err(LabError::Degraded {
+                    lab: probe.lab.to_owned(),
+                    host: host.to_owned(),
+                    state,
+                    failed: failed
+                        .stdout
+                        .split_whitespace()
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                });
+            }
+            _ => {
+                last = if state.is_empty() {
+                    out.stderr.trim().to_owned()
+                } else {
+                    state
+                };
+                thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}

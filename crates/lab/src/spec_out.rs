@@ -1,0 +1,189 @@
+//! `--spec-out`: a k3sctl cluster spec for the lab's hosts (first host the server, the rest
+//! agents) using the lab's ssh files, a K3s binary file and one kubeconfig export.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde::Serialize;
+
+use crate::command;
+use crate::error::{LabError, Result, fs_step};
+use crate::paths::LabPaths;
+use crate::state::LabState;
+
+/// Version the stand-in is stamped with when none is given.
+pub const DEFAULT_K3S_VERSION: &str = "v1.33.5+k3s1";
+
+/// How the spec gets its K3s binary.
+#[derive(Debug, Clone, Default)]
+pub struct SpecOptions {
+    /// Use this file as `k3s.binary.file`; default: the k3s-sim stand-in stamped into the lab dir.
+    pub k3s_binary: Option<PathBuf>,
+    /// `k3s.version`; default [`DEFAULT_K3S_VERSION`].
+    pub k3s_version: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Spec<'a> {
+    api_version: &'a str,
+    kind: &'a str,
+    metadata: Metadata<'a>,
+    spec: Body<'a>,
+}
+
+#[derive(Serialize)]
+struct Metadata<'a> {
+    name: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Body<'a> {
+    host_defaults: HostDefaults,
+    hosts: Vec<Host>,
+    k3s: K3s<'a>,
+    kubeconfigs: Vec<Kubeconfig>,
+}
+
+#[derive(Serialize)]
+struct HostDefaults {
+    ssh: Ssh,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Ssh {
+    user: &'static str,
+    identity_file: String,
+    config_file: String,
+    known_hosts_file: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Host {
+    name: String,
+    address: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    private_address: Option<String>,
+    role: &'static str,
+}
+
+#[derive(Serialize)]
+struct K3s<'a> {
+    version: &'a str,
+    binary: Binary,
+}
+
+#[derive(Serialize)]
+struct Binary {
+    file: String,
+}
+
+#[derive(Serialize)]
+struct Kubeconfig {
+    name: &'static str,
+    path: String,
+}
+
+/// Renders the spec for `state`, with `binary` as the K3s binary of version `version`.
+pub fn render(state: &LabState, binary: &Path, version: &str) -> Result<String> {
+    let p = state.paths();
+    let text = |path: PathBuf| path.display().to_string();
+    let spec = Spec {
+        api_version: "k3sctl.io/v1alpha1",
+        kind: "Cluster",
+        metadata: Metadata { name: &state.name },
+        spec: Body {
+            host_defaults: HostDefaults {
+                ssh: Ssh {
+                    user: "root",
+                    identity_file: text(p.identity()),
+                    config_file: text(p.ssh_config()),
+                    known_hosts_file: text(p.known_hosts()),
+                },
+            },
+            hosts: state
+                .hosts
+                .iter()
+                .enumerate()
+                .map(|(i, h)| {
+                    let addrs = state.addresses(h);
+                    Host {
+                        name: h.name.clone(),
+                        address: addrs[0].to_string(),
+                        private_address: addrs.get(1).map(ToString::to_string),
+                        role: if i == 0 { "server" } else { "agent" },
+                    }
+                })
+                .collect(),
+            k3s: K3s {
+                version,
+                binary: Binary {
+                    file: text(binary.to_owned()),
+                },
+            },
+            kubeconfigs: vec![Kubeconfig {
+                name: "lab",
+                path: text(p.kubeconfig()),
+            }],
+        },
+    };
+    serde_saphyr::to_string(&spec).map_err(|e| LabError::Invalid {
+        what: format!("lab {}: cannot render the spec: {e}", state.name),
+        hint: "report this as a bug in crates/lab".into(),
+    })
+}
+
+/// Resolves the K3s binary (stamping the stand-in into the lab dir if needed) and writes the spec.
+pub fn write(state: &LabState, out: &Path, opts: &SpecOptions) -> Result<()> {
+    let version = opts.k3s_version.as_deref().unwrap_or(DEFAULT_K3S_VERSION);
+    let binary = match &opts.k3s_binary {
+        Some(path) => fs_err::canonicalize(path).map_err(|e| LabError::NoK3sBinary {
+            detail: format!("--k3s-binary: {e}"),
+        })?,
+        None => stamp_stand_in(&state.paths(), version)?,
+    };
+    let text = render(state, &binary, version)?;
+    fs_err::write(out, text).map_err(fs_step(format!("lab {}: write spec", state.name)))
+}
+
+/// Where the k3s-sim binary is looked for: next to the current executable, and one level up
+/// (test binaries live in `target/<profile>/deps`).
+pub fn stand_in_candidates() -> Vec<PathBuf> {
+    let Ok(exe) = std::env::current_exe() else {
+        return Vec::new();
+    };
+    exe.ancestors()
+        .skip(1)
+        .take(2)
+        .map(|dir| dir.join("k3s-sim"))
+        .collect()
+}
+
+fn stamp_stand_in(paths: &LabPaths, version: &str) -> Result<PathBuf> {
+    let candidates = stand_in_candidates();
+    let sim = candidates
+        .iter()
+        .find(|c| c.is_file())
+        .ok_or_else(|| LabError::NoK3sBinary {
+            detail: format!(
+                "k3s-sim not found at {}",
+                candidates
+                    .iter()
+                    .map(|c| c.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            ),
+        })?;
+    let out = paths.k3s_binary();
+    command::run(
+        "stamp the k3s-sim stand-in",
+        Command::new(sim)
+            .args(["stamp", "--version", version, "-o"])
+            .arg(&out),
+        "rebuild k3s-sim (`cargo build -p k3s-sim`) or pass --k3s-binary PATH",
+    )?;
+    Ok(out)
+}

@@ -1,0 +1,150 @@
+//! The lab's state file: what exists, so separate `k3sctl-lab` invocations and cleanup of
+//! crashed runs know the lab's index, hosts and injected faults.
+
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{LabError, Result, fs_step};
+use crate::naming::Naming;
+use crate::paths::LabPaths;
+use crate::process;
+
+/// Persistent description of one lab.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LabState {
+    /// The lab's name.
+    pub name: String,
+    /// The lab's index (selects subnets and object names).
+    pub index: u8,
+    /// Whether hosts have a second NIC on a second bridge.
+    pub dual_nic: bool,
+    /// Base image directory the overlays use.
+    pub image: PathBuf,
+    /// Process owning the lab (tests, `up --hold`); the lab is an orphan once it is gone.
+    pub owner: Option<Owner>,
+    /// The hosts, in order.
+    pub hosts: Vec<HostState>,
+}
+
+/// Identifies a process across PID reuse.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Owner {
+    /// Process ID.
+    pub pid: u32,
+    /// Start time in clock ticks since boot (field 22 of /proc/PID/stat).
+    pub start_ticks: u64,
+}
+
+impl Owner {
+    /// The current process.
+    pub fn current() -> Option<Self> {
+        let pid = std::process::id();
+        process::start_ticks(pid).map(|start_ticks| Self { pid, start_ticks })
+    }
+
+    /// Whether the owner still runs.
+    pub fn alive(&self) -> bool {
+        process::start_ticks(self.pid) == Some(self.start_ticks) && process::alive(self.pid)
+    }
+}
+
+/// Persistent description of one host.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HostState {
+    /// Host name (also node name).
+    pub name: String,
+    /// 1-based number inside the lab.
+    pub number: u8,
+    /// Cable pulled (`cut`).
+    pub cut: bool,
+    /// Crashed and silent (`lose`), until `start`.
+    pub lost: bool,
+    /// Peers whose traffic this host drops (`partition`).
+    pub partitioned_from: BTreeSet<String>,
+}
+
+impl LabState {
+    /// Network naming of this lab.
+    pub fn naming(&self) -> Naming {
+        Naming { index: self.index }
+    }
+
+    /// File layout of this lab.
+    pub fn paths(&self) -> LabPaths {
+        LabPaths::new(&self.name)
+    }
+
+    /// The host called `name`, or an error listing the hosts.
+    pub fn host(&self, name: &str) -> Result<&HostState> {
+        self.hosts
+            .iter()
+            .find(|h| h.name == name)
+            .ok_or_else(|| self.unknown_host(name))
+    }
+
+    /// Mutable access to the host called `name`.
+    pub fn host_mut(&mut self, name: &str) -> Result<&mut HostState> {
+        let err = self.unknown_host(name);
+        self.hosts.iter_mut().find(|h| h.name == name).ok_or(err)
+    }
+
+    fn unknown_host(&self, name: &str) -> LabError {
+        let known: Vec<&str> = self.hosts.iter().map(|h| h.name.as_str()).collect();
+        LabError::Invalid {
+            what: format!("lab {} has no host {name:?}", self.name),
+            hint: format!("use one of: {}", known.join(", ")),
+        }
+    }
+
+    /// Every address of `host` (eth0, then eth1 on dual-NIC labs).
+    pub fn addresses(&self, host: &HostState) -> Vec<Ipv4Addr> {
+        let n = self.naming();
+        let mut out = vec![n.address(host.number, 0)];
+        if self.dual_nic {
+            out.push(n.address(host.number, 1));
+        }
+        out
+    }
+
+    /// Number of NICs per host.
+    pub fn nics(&self) -> u8 {
+        if self.dual_nic { 2 } else { 1 }
+    }
+
+    /// Reads the state of lab `name`.
+    pub fn load(name: &str) -> Result<Self> {
+        let path = LabPaths::new(name).state();
+        let text = match fs_err::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(LabError::NoSuchLab {
+                    name: name.to_owned(),
+                });
+            }
+            Err(e) => return Err(fs_step(format!("lab {name}: read state"))(e)),
+        };
+        serde_json::from_str(&text).map_err(|e| LabError::BadState {
+            path: path.display().to_string(),
+            detail: e.to_string(),
+        })
+    }
+
+    /// Writes the state atomically (temp file + rename).
+    pub fn save(&self) -> Result<()> {
+        let paths = self.paths();
+        let step = format!("lab {}: write state", self.name);
+        fs_err::create_dir_all(&paths.dir).map_err(fs_step(step.clone()))?;
+        let text = serde_json::to_string_pretty(self).map_err(|e| LabError::BadState {
+            path: paths.state().display().to_string(),
+            detail: e.to_string(),
+        })?;
+        let tmp = paths
+            .dir
+            .join(format!(".state.json.{}", std::process::id()));
+        fs_err::write(&tmp, text).map_err(fs_step(step.clone()))?;
+        fs_err::rename(&tmp, paths.state()).map_err(fs_step(step))
+    }
+}

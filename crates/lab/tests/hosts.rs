@@ -1,0 +1,209 @@
+//! Three hosts: strict SSH through the generated config, identity, reachability, a systemd
+//! unit reachable from the machine, every fault and its repair, spec output, clean teardown.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{Probe, assert_gone, host_reaches, http_get, probe};
+use lab::{Lab, SpecOptions};
+
+const UNIT: &str = "mkdir -p /srv && hostname > /srv/index.html && \
+cat > /etc/systemd/system/labweb.service <<'UNIT'
+[Unit]
+Description=lab test web server
+[Service]
+ExecStart=/usr/bin/python3 -m http.server 8080 --directory /srv
+[Install]
+WantedBy=multi-user.target
+UNIT
+systemctl daemon-reload && systemctl enable --now labweb";
+
+#[test]
+fn three_hosts_answer_and_survive_faults() {
+    let mut lab = Lab::boot("t-hosts", 3).expect("lab boots");
+    let hosts = lab.hosts();
+    let names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
+    assert_eq!(names, ["t-hosts-1", "t-hosts-2", "t-hosts-3"]);
+
+    // Real ssh, generated config, strict host keys: own name and address on every host.
+    for h in &hosts {
+        let out = Command::new("ssh")
+            .arg("-F")
+            .arg(lab.ssh_config())
+            .args([&h.name, "hostname; ip -4 -o addr show eth0"])
+            .output()
+            .expect("ssh runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            h.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.starts_with(&format!("{}\n", h.name)), "{stdout}");
+        assert!(
+            stdout.contains(&format!("inet {}/24", h.address)),
+            "{stdout}"
+        );
+    }
+    let config = std::fs::read_to_string(lab.ssh_config()).expect("ssh_config");
+    assert!(config.contains("StrictHostKeyChecking yes"));
+    // Without the lab's known_hosts the same login is refused: host keys are really checked.
+    let untrusted = Command::new("ssh")
+        .arg("-F")
+        .arg(lab.ssh_config())
+        .args(["-o", "UserKnownHostsFile=/dev/null", &hosts[0].name, "true"])
+        .output()
+        .expect("ssh runs");
+    assert!(!untrusted.status.success());
+    assert!(
+        String::from_utf8_lossy(&untrusted.stderr).contains("Host key verification failed"),
+        "{}",
+        String::from_utf8_lossy(&untrusted.stderr)
+    );
+    // Distinct machine-ids.
+    let ids: std::collections::BTreeSet<String> = names
+        .iter()
+        .map(|h| lab.exec(h, "cat /etc/machine-id").expect("machine-id"))
+        .collect();
+    assert_eq!(ids.len(), 3);
+
+    // Every host reaches the others; peer names resolve.
+    for from in &hosts {
+        for to in hosts.iter().filter(|t| t.name != from.name) {
+            assert!(
+                host_reaches(&lab, &from.name, to.address, 22),
+                "{} -> {}",
+                from.name,
+                to.name
+            );
+        }
+    }
+    lab.exec(names[0], &format!("getent hosts {}", names[2]))
+        .expect("peer names resolve");
+
+    // A unit written over ssh starts and is reachable from the machine.
+    let web = &hosts[0];
+    lab.exec(&web.name, UNIT).expect("unit starts");
+    let body = http_get(web.address, 8080, Duration::from_secs(10)).expect("web server answers");
+    assert!(
+        body.contains("200 OK") && body.contains(&web.name),
+        "{body}"
+    );
+
+    // Partition: exactly the chosen peer, both directions; heal restores it.
+    lab.partition(names[0], &[names[1]]).expect("partition");
+    assert!(!host_reaches(&lab, names[0], hosts[1].address, 22));
+    assert!(!host_reaches(&lab, names[1], hosts[0].address, 22));
+    assert!(host_reaches(&lab, names[0], hosts[2].address, 22));
+    assert!(host_reaches(&lab, names[2], hosts[0].address, 22));
+    assert_eq!(probe(web.address, 22, Duration::from_secs(2)), Probe::Open);
+    lab.heal(None).expect("heal");
+    assert!(host_reaches(&lab, names[1], hosts[0].address, 22));
+    assert!(host_reaches(&lab, names[0], hosts[1].address, 22));
+
+    // Crash: stops answering at once (the namespace still sends RST); start: files intact.
+    lab.exec(names[2], "echo survives > /root/marker && sync")
+        .expect("write marker");
+    lab.crash(names[2]).expect("crash");
+    assert!(!lab.is_running(names[2]).expect("state"));
+    assert_eq!(
+        probe(hosts[2].address, 22, Duration::from_secs(2)),
+        Probe::Refused
+    );
+    lab.start(names[2]).expect("start after crash");
+    assert_eq!(
+        lab.exec(names[2], "cat /root/marker").expect("marker"),
+        "survives\n"
+    );
+
+    // Lose: connections hang until their timeout; start brings the host and its unit back.
+    lab.lose(names[0]).expect("lose");
+    let t = Instant::now();
+    assert_eq!(
+        probe(web.address, 22, Duration::from_secs(2)),
+        Probe::TimedOut
+    );
+    assert!(t.elapsed() >= Duration::from_secs(2));
+    let ssh = lab
+        .exec_output(names[0], "true", Duration::from_secs(3))
+        .expect("ssh runs");
+    assert!(ssh.timed_out, "ssh to a lost host must hang: {ssh:?}");
+    lab.start(names[0]).expect("start after lose");
+    let body = http_get(web.address, 8080, Duration::from_secs(10)).expect("unit back after start");
+    assert!(body.contains(&web.name));
+
+    // Cut: the cable is out (no carrier inside); uncut: back.
+    lab.cut(names[1]).expect("cut");
+    assert_eq!(
+        probe(hosts[1].address, 22, Duration::from_secs(1)),
+        Probe::TimedOut
+    );
+    let netns = lab.state().naming().machine(2);
+    let link = Command::new("ip")
+        .args(["-n", &netns, "link", "show", "eth0"])
+        .output()
+        .expect("ip runs");
+    assert!(String::from_utf8_lossy(&link.stdout).contains("NO-CARRIER"));
+    lab.uncut(names[1]).expect("uncut");
+    assert_eq!(
+        probe(hosts[1].address, 22, Duration::from_secs(2)),
+        Probe::Open
+    );
+    assert_eq!(
+        lab.exec(names[1], "cat /sys/class/net/eth0/carrier")
+            .expect("carrier"),
+        "1\n"
+    );
+
+    // Graceful stop and start; the root dir is the host's file system.
+    lab.stop(names[1]).expect("stop");
+    assert!(!lab.is_running(names[1]).expect("state"));
+    let hostname =
+        std::fs::read_to_string(lab.root_dir(names[1]).expect("root").join("etc/hostname"))
+            .expect("hostname file");
+    assert_eq!(hostname.trim(), names[1]);
+    lab.start(names[1]).expect("start after stop");
+
+    // Spec for k3sctl.
+    let spec_path = lab.dir().join("test-spec.yaml");
+    let any_file = std::env::current_exe().expect("test exe");
+    lab.write_spec(
+        &spec_path,
+        &SpecOptions {
+            k3s_binary: Some(any_file.clone()),
+            k3s_version: None,
+        },
+    )
+    .expect("spec");
+    let spec: serde_json::Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(&spec_path).expect("read spec"))
+            .expect("yaml");
+    assert_eq!(spec["metadata"]["name"], "t-hosts");
+    assert_eq!(spec["spec"]["hosts"][0]["role"], "server");
+    assert_eq!(spec["spec"]["hosts"][2]["role"], "agent");
+    assert_eq!(
+        spec["spec"]["hosts"][1]["address"],
+        hosts[1].address.to_string()
+    );
+    let ssh = &spec["spec"]["hostDefaults"]["ssh"];
+    assert_eq!(ssh["configFile"], lab.ssh_config().display().to_string());
+    assert_eq!(
+        ssh["knownHostsFile"],
+        lab.known_hosts().display().to_string()
+    );
+    assert_eq!(ssh["identityFile"], lab.identity().display().to_string());
+    assert_eq!(
+        spec["spec"]["k3s"]["binary"]["file"],
+        any_file.display().to_string()
+    );
+    assert_eq!(spec["spec"]["k3s"]["version"], lab::DEFAULT_K3S_VERSION);
+
+    // Teardown leaves nothing behind.
+    let footprint = lab.footprint();
+    assert!(footprint.has_every_kind(), "{footprint:?}");
+    lab.down().expect("down");
+    assert_gone(&footprint);
+}
