@@ -1,0 +1,111 @@
+//! The CLI end to end, and what a killed owner leaves: `up --hold` owns a lab; after it is
+//! killed with SIGKILL the hosts keep running (nspawn is detached), and `cleanup` removes
+//! every process, mount, namespace, link, cgroup and lock file of the lab.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::assert_gone;
+use lab::Lab;
+
+const BIN: &str = env!("CARGO_BIN_EXE_k3sctl-lab");
+
+fn cli(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("k3sctl-lab runs")
+}
+
+fn stdout(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "k3sctl-lab failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn wait_for(path: &Path, limit: Duration) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if path.exists() {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+#[test]
+fn killed_owner_leaves_nothing_after_cleanup() {
+    let spec = std::env::temp_dir().join(format!("k3sctl-lab-t-kill-{}.yaml", std::process::id()));
+    let _ = std::fs::remove_file(&spec);
+    let mut holder = Command::new(BIN)
+        .args([
+            "up",
+            "--name",
+            "t-kill",
+            "--hosts",
+            "1",
+            "--hold",
+            "--k3s-binary",
+            BIN,
+        ])
+        .arg("--spec-out")
+        .arg(&spec)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("k3sctl-lab up runs");
+    assert!(
+        wait_for(&spec, Duration::from_secs(300)),
+        "lab t-kill did not come up"
+    );
+
+    let lab = Lab::open("t-kill").expect("lab exists");
+    assert_eq!(lab.state().owner.map(|o| o.pid), Some(holder.id()));
+    let footprint = lab.footprint();
+    assert!(footprint.has_every_kind(), "{footprint:?}");
+    let text = std::fs::read_to_string(&spec).expect("spec");
+    assert!(
+        text.contains("name: t-kill-1") && text.contains("role: server"),
+        "{text}"
+    );
+
+    // CLI: exec keeps argument boundaries, status shows the host, faults by host name.
+    assert_eq!(
+        stdout(&cli(&["exec", "t-kill-1", "--", "echo", "a  b"])),
+        "a  b\n"
+    );
+    assert!(stdout(&cli(&["status", "t-kill"])).contains("t-kill-1"));
+    assert_eq!(
+        cli(&["exec", "t-kill-1", "--", "false"]).status.code(),
+        Some(1)
+    );
+    assert!(!cli(&["crash", "t-kill-9"]).status.success());
+    // cleanup leaves labs whose owner is alive alone.
+    stdout(&cli(&["cleanup"]));
+    assert_eq!(
+        stdout(&cli(&["exec", "t-kill-1", "--", "hostname"])),
+        "t-kill-1\n"
+    );
+
+    holder.kill().expect("SIGKILL the owner");
+    holder.wait().expect("reap the owner");
+    // The hosts survive their owner, exactly what a crashed test run leaves behind.
+    assert_eq!(
+        stdout(&cli(&["exec", "t-kill-1", "--", "hostname"])),
+        "t-kill-1\n"
+    );
+    assert!(stdout(&cli(&["status", "t-kill"])).contains("orphan"));
+
+    let swept = stdout(&cli(&["cleanup"]));
+    assert!(swept.contains("t-kill"), "{swept}");
+    assert_gone(&footprint);
+    let _ = std::fs::remove_file(&spec);
+}
