@@ -19,6 +19,7 @@ mod taint;
 mod validate;
 mod version;
 
+pub use crate::k3s::version::K3sVersion;
 pub use duration::{Duration, DurationError};
 pub use env_refs::{MissingEnv, check_env_refs, env_is_set};
 pub use error::{SpecError, SpecErrors};
@@ -31,4 +32,4 @@ pub use schema::{json_schema, json_schema_text};
 pub use spans::{Position, SpanTree, Target};
 pub use taint::{LabelError, Taint, TaintEffect, check_label_key, check_label_value, is_dns_label};
 pub use validate::{Issue, ValidationContext, resolve_path, validate};
-pub use version::{Channel, ChannelError, K3sVersion, VersionError};
+pub use version::{ChannelError, ChannelName};

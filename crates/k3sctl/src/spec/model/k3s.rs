@@ -3,16 +3,10 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::spec::version::{Channel, K3sVersion};
-
-/// Default channel server.
-pub const DEFAULT_CHANNEL_URL: &str = "https://update.k3s.io/v1-release/channels";
-/// Default download URL template of the K3s binary.
-pub const DEFAULT_BINARY_URL: &str =
-    "https://github.com/k3s-io/k3s/releases/download/{version}/{asset}";
-/// Default download URL template of the checksum file.
-pub const DEFAULT_SHA256_URL: &str =
-    "https://github.com/k3s-io/k3s/releases/download/{version}/sha256sum-{arch}.txt";
+pub use crate::k3s::channel::DEFAULT_CHANNEL_URL;
+pub use crate::k3s::release::{DEFAULT_BINARY_URL, DEFAULT_SHA256_URL};
+use crate::k3s::version::K3sVersion;
+use crate::spec::version::ChannelName;
 
 /// The K3s release to run and its sources. Exactly one of `version` and `channel`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -23,7 +17,7 @@ pub struct K3sSpec {
     pub version: Option<K3sVersion>,
     /// A release channel resolved at apply time: stable, latest, testing or vX.Y.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub channel: Option<Channel>,
+    pub channel: Option<ChannelName>,
     /// Base URL of the channel server. Default: https://update.k3s.io/v1-release/channels.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel_url: Option<String>,
@@ -57,7 +51,7 @@ pub enum VersionSelector {
     /// `k3s.version`.
     Exact(K3sVersion),
     /// `k3s.channel`.
-    Channel(Channel),
+    Channel(ChannelName),
 }
 
 /// The binary source with defaults applied.
