@@ -72,7 +72,7 @@ impl K3sSpec {
     /// The version selector; `None` only for a spec that did not pass validation.
     pub fn selector(&self) -> Option<VersionSelector> {
         match (&self.version, &self.channel) {
-            (Some(version), None) => Some(VersionSelector::Exact(version.clone())),
+            (Some(version), None) => Some(VersionSelector::Exact(*version)),
             (None, Some(channel)) => Some(VersionSelector::Channel(channel.clone())),
             _ => None,
         }
