@@ -3,6 +3,7 @@
 //! Layers (each uses only the layers below it; see ARCHITECTURE.md):
 //! `cli` → `ops` → `run` → `plan` → `k3s` / `kube` / `host` / `spec`.
 
+pub mod cli;
 pub mod host;
 pub mod k3s;
 pub mod plan;

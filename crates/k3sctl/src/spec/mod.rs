@@ -7,6 +7,7 @@
 mod duration;
 mod env_refs;
 mod error;
+pub mod import;
 mod load;
 pub mod model;
 mod net;
@@ -15,7 +16,8 @@ mod resolve;
 mod scalar;
 mod schema;
 mod spans;
-mod taint;
+mod starter;
+pub(crate) mod taint;
 mod validate;
 mod version;
 
@@ -30,6 +32,7 @@ pub use path::SpecPath;
 pub use resolve::{ResolvedHost, ResolvedSsh, ResolvedTransport, https_url};
 pub use schema::{json_schema, json_schema_text};
 pub use spans::{Position, SpanTree, Target};
+pub use starter::{render_spec, starter_spec};
 pub use taint::{LabelError, Taint, TaintEffect, check_label_key, check_label_value, is_dns_label};
 pub use validate::{Issue, ValidationContext, resolve_path, validate};
 pub use version::{ChannelError, ChannelName};

@@ -76,7 +76,7 @@ pub struct ClusterSpec {
     /// The K3s release and its sources.
     pub k3s: K3sSpec,
     /// Cluster-wide K3s settings.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub cluster: ClusterConfig,
     /// Registry mirrors and credentials.
     #[serde(default, skip_serializing_if = "is_default")]

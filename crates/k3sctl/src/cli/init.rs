@@ -1,0 +1,101 @@
+//! `k3sctl init`: write a starter spec, or convert an Ansible inventory into one.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use serde::Serialize;
+
+use super::output::print_json;
+use super::{CommandResult, Global};
+use crate::spec::import::ansible::{self, ConvertOptions};
+use crate::spec::{is_dns_label, render_spec, starter_spec};
+
+/// Arguments of `init` (the file written is the global `-c`, default ./cluster.yaml).
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Overwrite the spec file if it exists.
+    #[arg(long)]
+    pub force: bool,
+    /// Cluster name (metadata.name).
+    #[arg(long, default_value = "k3s", value_name = "NAME")]
+    pub name: String,
+    /// Convert this Ansible inventory (INI, or YAML when named .yml/.yaml) instead of writing
+    /// the starter spec.
+    #[arg(long, value_name = "INVENTORY")]
+    pub from_ansible: Option<PathBuf>,
+    /// Address of the Proxmox host that runs `pct` for hosts with `pct_id`, when the inventory
+    /// has no `proxmox` group or `proxmox_host` var.
+    #[arg(long, value_name = "ADDRESS", requires = "from_ansible")]
+    pub proxmox_host: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Written<'a> {
+    path: String,
+    warnings: &'a [String],
+}
+
+pub(super) fn run(global: &Global, args: Args) -> CommandResult {
+    let target = &global.config;
+    if !is_dns_label(&args.name) {
+        bail!(
+            "--name `{}` is not a DNS-1123 label (lowercase letters, digits, `-`)",
+            args.name
+        );
+    }
+    if target.exists() && !args.force {
+        bail!(
+            "{} already exists; pass --force to overwrite it",
+            target.display()
+        );
+    }
+    let (text, warnings) = match &args.from_ansible {
+        None => (starter_spec(&args.name), Vec::new()),
+        Some(inventory) => from_ansible(inventory, &args)?,
+    };
+    fs_err::write(target, text)?;
+    for warning in &warnings {
+        tracing::warn!("{warning}");
+    }
+    if global.json() {
+        print_json(&Written {
+            path: target.display().to_string(),
+            warnings: &warnings,
+        })?;
+    } else {
+        println!("{}", target.display());
+        if !global.quiet {
+            eprintln!(
+                "wrote {}; check it with `k3sctl validate -c {}`",
+                target.display(),
+                target.display()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn from_ansible(inventory: &std::path::Path, args: &Args) -> anyhow::Result<(String, Vec<String>)> {
+    let text = fs_err::read_to_string(inventory)?;
+    let parsed = ansible::parse_inventory(&text, ansible::is_yaml_name(inventory))
+        .with_context(|| format!("reading Ansible inventory {}", inventory.display()))?;
+    let options = ConvertOptions {
+        name: args.name.clone(),
+        proxmox_host: args.proxmox_host.clone(),
+    };
+    let conversion = ansible::convert(&parsed, &options)
+        .with_context(|| format!("converting Ansible inventory {}", inventory.display()))?;
+    let mut header = vec![format!(
+        "Converted from the Ansible inventory {} by `k3sctl init`.",
+        inventory.display()
+    )];
+    header.extend(
+        conversion
+            .warnings
+            .iter()
+            .map(|warning| format!("note: {warning}")),
+    );
+    let spec = render_spec(&conversion.cluster, &header).map_err(anyhow::Error::msg)?;
+    Ok((spec, conversion.warnings))
+}

@@ -1,0 +1,459 @@
+//! Inventory → [`Cluster`]: which hosts are servers and agents, how they are reached, and which
+//! K3s settings the inventory vars carry. Anything that cannot be carried over is a warning.
+
+use std::collections::BTreeMap;
+
+use super::inventory::{Inventory, InventoryError, Vars};
+use crate::spec::model::{
+    ApiVersion, Cluster, ClusterConfig, ClusterSpec, Host, HostDefaults, K3sSpec, Kind, Metadata,
+    PctTarget, ProxmoxHost, Role, SshSettings,
+};
+use crate::spec::taint::is_dns_subdomain;
+use crate::spec::{ChannelName, https_url};
+
+/// Group names that hold servers (k3s-ansible, common playbooks, seed 003).
+const SERVER_GROUPS: &[&str] = &[
+    "server",
+    "servers",
+    "master",
+    "masters",
+    "k3s_server",
+    "k3s_servers",
+    "k3s_master",
+    "k3s_masters",
+    "k3s_controllers",
+    "k3s_controller",
+    "controllers",
+    "control_plane",
+];
+/// Group names that hold agents.
+const AGENT_GROUPS: &[&str] = &[
+    "agent",
+    "agents",
+    "node",
+    "nodes",
+    "worker",
+    "workers",
+    "k3s_agent",
+    "k3s_agents",
+    "k3s_worker",
+    "k3s_workers",
+    "k3s_node",
+    "k3s_nodes",
+];
+/// Group names whose first host is the Proxmox host for `pct_id` hosts.
+const PROXMOX_GROUPS: &[&str] = &[
+    "proxmox",
+    "proxmox_hosts",
+    "proxmox_host",
+    "pve",
+    "pve_hosts",
+];
+
+/// Vars that are read by the conversion or are plain Ansible connection details.
+const KNOWN_VARS: &[&str] = &[
+    "ansible_host",
+    "ansible_user",
+    "ansible_port",
+    "ansible_ssh_private_key_file",
+    "ansible_become",
+    "ansible_python_interpreter",
+    "ansible_connection",
+    "ansible_ssh_common_args",
+    "pct_id",
+    "node_name",
+    "k3s_version",
+    "k3s_target_version",
+    "k3s_channel",
+    "api_endpoint",
+    "api_port",
+    "token",
+    "k3s_token",
+    "cluster_cidr",
+    "k3s_cluster_cidr",
+    "service_cidr",
+    "k3s_service_cidr",
+    "cluster_dns",
+    "k3s_cluster_dns",
+    "proxmox_host",
+    "pve_host",
+];
+
+/// Choices the inventory cannot answer.
+#[derive(Debug, Clone)]
+pub struct ConvertOptions {
+    /// `metadata.name` of the produced spec.
+    pub name: String,
+    /// Address of the Proxmox host for `pct_id` hosts, when the inventory does not name one.
+    pub proxmox_host: Option<String>,
+}
+
+/// The produced spec and what could not be carried over.
+#[derive(Debug, Clone)]
+pub struct Conversion {
+    /// The spec.
+    pub cluster: Cluster,
+    /// Things ignored or guessed, one sentence each.
+    pub warnings: Vec<String>,
+}
+
+fn error(message: impl Into<String>) -> InventoryError {
+    InventoryError {
+        line: 0,
+        message: message.into(),
+    }
+}
+
+/// Converts an inventory into a spec.
+pub fn convert(
+    inventory: &Inventory,
+    options: &ConvertOptions,
+) -> Result<Conversion, InventoryError> {
+    let mut warnings = Vec::new();
+    let role_members = |names: &[&str]| -> Vec<String> {
+        let mut members = Vec::new();
+        for name in names {
+            for host in inventory.members(name) {
+                if !members.contains(&host) {
+                    members.push(host);
+                }
+            }
+        }
+        members
+    };
+    let servers = role_members(SERVER_GROUPS);
+    let agents = role_members(AGENT_GROUPS);
+    if servers.is_empty() {
+        return Err(error(format!(
+            "no server group found; expected one of: {}",
+            SERVER_GROUPS.join(", ")
+        )));
+    }
+    if let Some(both) = servers.iter().find(|host| agents.contains(host)) {
+        return Err(error(format!(
+            "host `{both}` is in both a server group and an agent group"
+        )));
+    }
+    let agent_group_names: Vec<&str> = AGENT_GROUPS.to_vec();
+    let mut proxmox: Option<ProxmoxHost> = None;
+    let mut hosts = Vec::new();
+    for (inventory_name, role) in servers
+        .iter()
+        .map(|h| (h, Role::Server))
+        .chain(agents.iter().map(|h| (h, Role::Agent)))
+    {
+        let vars = inventory.vars_of(inventory_name);
+        let name = node_name(inventory_name, &vars, &mut warnings);
+        let mut host = Host {
+            name: name.clone(),
+            address: vars
+                .get("ansible_host")
+                .or_else(|| vars.get("pct_id").and(vars.get("node_name")))
+                .cloned()
+                .unwrap_or_else(|| inventory_name.clone()),
+            public_address: None,
+            private_address: None,
+            role,
+            group: None,
+            labels: BTreeMap::new(),
+            taints: Vec::new(),
+            ssh: None,
+            pct: None,
+            lxd: None,
+            local: None,
+            sudo: vars.get("ansible_become").and_then(|v| parse_bool(v)),
+        };
+        if role == Role::Agent {
+            host.group = agent_subgroup(inventory, inventory_name, &agent_group_names);
+        }
+        if let Some(vmid) = vars.get("pct_id") {
+            let vmid = vmid.parse().map_err(|_| {
+                error(format!(
+                    "host `{inventory_name}`: pct_id `{vmid}` is not a number"
+                ))
+            })?;
+            let pve = match &proxmox {
+                Some(pve) => pve.clone(),
+                None => {
+                    let found = find_proxmox(inventory, &vars, options)?;
+                    proxmox = Some(found.clone());
+                    found
+                }
+            };
+            host.pct = Some(PctTarget {
+                proxmox_host: pve.name,
+                vmid,
+            });
+        } else {
+            host.ssh = ssh_settings(&vars);
+        }
+        for key in vars.keys() {
+            if !KNOWN_VARS.contains(&key.as_str()) {
+                let note = format!("variable `{key}` is not used by k3sctl and was ignored");
+                if !warnings.contains(&note) {
+                    warnings.push(note);
+                }
+            }
+        }
+        hosts.push(host);
+    }
+    let first = servers
+        .first()
+        .map(|host| inventory.vars_of(host))
+        .unwrap_or_default();
+    let k3s = k3s_spec(&first, &mut warnings);
+    let cluster = cluster_config(&first, &mut warnings);
+    let host_defaults = hoist_ssh_defaults(&mut hosts);
+    Ok(Conversion {
+        cluster: Cluster {
+            api_version: ApiVersion::V1Alpha1,
+            kind: Kind::Cluster,
+            metadata: Metadata {
+                name: options.name.clone(),
+            },
+            spec: ClusterSpec {
+                host_defaults,
+                proxmox_hosts: proxmox.into_iter().collect(),
+                hosts,
+                k3s,
+                cluster,
+                registries: Default::default(),
+                kubeconfigs: Vec::new(),
+                upgrade: Default::default(),
+                addons: Default::default(),
+            },
+        },
+        warnings,
+    })
+}
+
+fn node_name(inventory_name: &str, vars: &Vars, warnings: &mut Vec<String>) -> String {
+    let wanted = vars.get("node_name").map_or(inventory_name, String::as_str);
+    if is_dns_subdomain(wanted) {
+        return wanted.to_owned();
+    }
+    let fixed: String = wanted
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let fixed = fixed.trim_matches('-').to_owned();
+    warnings.push(format!(
+        "node name `{wanted}` is not a DNS name; using `{fixed}`"
+    ));
+    fixed
+}
+
+/// The most specific non-role group below an agent group that holds the agent (for example
+/// `tenancy_0214` in `[agent:children]`).
+fn agent_subgroup(inventory: &Inventory, host: &str, agent_groups: &[&str]) -> Option<String> {
+    let below_agents = |group: &str| {
+        agent_groups.iter().any(|agent_group| {
+            *agent_group != group
+                && inventory.members(agent_group).iter().any(|m| m == host)
+                && is_descendant(inventory, agent_group, group)
+        })
+    };
+    inventory
+        .groups_of(host)
+        .into_iter()
+        .rev()
+        .find(|group| !agent_groups.contains(&group.as_str()) && below_agents(group))
+}
+
+fn is_descendant(inventory: &Inventory, ancestor: &str, group: &str) -> bool {
+    let mut stack = vec![ancestor.to_owned()];
+    let mut seen = Vec::new();
+    while let Some(current) = stack.pop() {
+        if seen.contains(&current) {
+            continue;
+        }
+        if let Some(entry) = inventory.groups.get(&current) {
+            if entry.children.iter().any(|child| child == group) {
+                return true;
+            }
+            stack.extend(entry.children.clone());
+        }
+        seen.push(current);
+    }
+    false
+}
+
+fn find_proxmox(
+    inventory: &Inventory,
+    vars: &Vars,
+    options: &ConvertOptions,
+) -> Result<ProxmoxHost, InventoryError> {
+    let from_flag_or_var = options
+        .proxmox_host
+        .clone()
+        .or_else(|| vars.get("proxmox_host").cloned())
+        .or_else(|| vars.get("pve_host").cloned());
+    if let Some(address) = from_flag_or_var {
+        let name = address
+            .split('.')
+            .next()
+            .unwrap_or("pve")
+            .to_ascii_lowercase();
+        let name = if name.parse::<u8>().is_ok() || name.is_empty() {
+            "pve".to_owned()
+        } else {
+            name
+        };
+        return Ok(ProxmoxHost {
+            name,
+            address,
+            ssh: Some(SshSettings {
+                user: Some("root".to_owned()),
+                ..SshSettings::default()
+            }),
+        });
+    }
+    for group in PROXMOX_GROUPS {
+        if let Some(host) = inventory.members(group).first() {
+            let host_vars = inventory.vars_of(host);
+            return Ok(ProxmoxHost {
+                name: host.to_ascii_lowercase(),
+                address: host_vars
+                    .get("ansible_host")
+                    .cloned()
+                    .unwrap_or_else(|| host.clone()),
+                ssh: ssh_settings(&host_vars).or_else(|| {
+                    Some(SshSettings {
+                        user: Some("root".to_owned()),
+                        ..SshSettings::default()
+                    })
+                }),
+            });
+        }
+    }
+    Err(error(format!(
+        "hosts have pct_id but no Proxmox host is named: add a group ({}) or a proxmox_host var, or pass --proxmox-host ADDRESS",
+        PROXMOX_GROUPS.join(", ")
+    )))
+}
+
+fn ssh_settings(vars: &Vars) -> Option<SshSettings> {
+    let settings = SshSettings {
+        user: vars.get("ansible_user").cloned(),
+        port: vars.get("ansible_port").and_then(|port| port.parse().ok()),
+        identity_file: vars.get("ansible_ssh_private_key_file").cloned(),
+        ..SshSettings::default()
+    };
+    (settings != SshSettings::default()).then_some(settings)
+}
+
+/// Moves SSH settings shared by every SSH host into `hostDefaults`.
+fn hoist_ssh_defaults(hosts: &mut [Host]) -> Option<HostDefaults> {
+    let ssh_hosts: Vec<&Host> = hosts.iter().filter(|host| host.pct.is_none()).collect();
+    let first = ssh_hosts.first()?.ssh.clone()?;
+    if !ssh_hosts
+        .iter()
+        .all(|host| host.ssh.as_ref() == Some(&first))
+    {
+        return None;
+    }
+    for host in hosts.iter_mut().filter(|host| host.pct.is_none()) {
+        host.ssh = None;
+    }
+    Some(HostDefaults {
+        ssh: Some(first),
+        sudo: None,
+    })
+}
+
+fn parse_bool(text: &str) -> Option<bool> {
+    match text.to_ascii_lowercase().as_str() {
+        "true" | "yes" | "1" => Some(true),
+        "false" | "no" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+fn k3s_spec(vars: &Vars, warnings: &mut Vec<String>) -> K3sSpec {
+    let mut spec = K3sSpec {
+        version: None,
+        channel: None,
+        channel_url: None,
+        binary: None,
+        airgap_images: None,
+    };
+    let version = vars
+        .get("k3s_version")
+        .or_else(|| vars.get("k3s_target_version"));
+    match version.map(|text| (text, text.parse())) {
+        Some((_, Ok(version))) => spec.version = Some(version),
+        Some((text, Err(_))) => {
+            warnings.push(format!(
+                "k3s_version `{text}` is not a K3s version; using channel stable"
+            ));
+        }
+        None => {}
+    }
+    if spec.version.is_none() {
+        spec.channel = Some(
+            vars.get("k3s_channel")
+                .and_then(|name| name.parse().ok())
+                .unwrap_or(ChannelName::Stable),
+        );
+        if vars.get("k3s_channel").is_none() && version.is_none() {
+            warnings.push("no k3s_version in the inventory; following channel stable".to_owned());
+        }
+    }
+    spec
+}
+
+fn cluster_config(vars: &Vars, warnings: &mut Vec<String>) -> ClusterConfig {
+    let mut config = ClusterConfig::default();
+    if vars.contains_key("token") || vars.contains_key("k3s_token") {
+        warnings.push(
+            "variable `token` ignored: k3sctl reads the join token from the first server"
+                .to_owned(),
+        );
+    }
+    if let Some(endpoint) = vars.get("api_endpoint") {
+        if endpoint.contains("{{") {
+            warnings.push(format!(
+                "api_endpoint `{endpoint}` is a template; the default (first server, port 6443) is used"
+            ));
+        } else if endpoint.starts_with("https://") {
+            config.api_endpoint = Some(endpoint.clone());
+        } else {
+            let port = vars
+                .get("api_port")
+                .and_then(|port| port.parse().ok())
+                .unwrap_or(6443);
+            config.api_endpoint = Some(https_url(endpoint, port));
+        }
+    }
+    let pick = |names: &[&str]| names.iter().find_map(|name| vars.get(*name));
+    for (names, field) in [
+        (&["cluster_cidr", "k3s_cluster_cidr"], "clusterCidr"),
+        (&["service_cidr", "k3s_service_cidr"], "serviceCidr"),
+    ] {
+        let Some(text) = pick(names) else { continue };
+        match text.parse() {
+            Ok(cidr) if field == "clusterCidr" => config.cluster_cidr = Some(cidr),
+            Ok(cidr) => config.service_cidr = Some(cidr),
+            Err(_) => warnings.push(format!(
+                "{} `{text}` is not a CIDR block and was ignored",
+                names[0]
+            )),
+        }
+    }
+    if let Some(text) = pick(&["cluster_dns", "k3s_cluster_dns"]) {
+        match text.parse() {
+            Ok(ip) => config.cluster_dns = Some(ip),
+            Err(_) => warnings.push(format!(
+                "cluster_dns `{text}` is not an IP address and was ignored"
+            )),
+        }
+    }
+    config
+}

@@ -1,0 +1,3 @@
+//! Turning other tools' descriptions of a cluster into a spec.
+
+pub mod ansible;
