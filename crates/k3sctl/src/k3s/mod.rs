@@ -6,6 +6,7 @@ pub mod channel;
 pub mod config;
 pub mod kubeconfig;
 pub mod kubeconfig_merge;
+pub mod manifests;
 pub mod registries;
 pub mod release;
 pub mod token;

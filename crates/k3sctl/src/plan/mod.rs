@@ -4,6 +4,7 @@
 pub mod compute;
 pub mod desired;
 pub mod diff;
+pub mod from_spec;
 pub mod observed;
 pub mod show;
 pub mod step;

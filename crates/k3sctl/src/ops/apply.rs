@@ -1,0 +1,150 @@
+//! `apply`: prepare the plan, take the lock on the first server, run the steps, export the
+//! kubeconfigs, release the lock.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::connect::ConnectOptions;
+use super::error::OpsError;
+use super::export::{ExportResult, export_content, read_admin_kubeconfig, write_export};
+use super::prepare::{ConnectorFactory, Prepared, prepare};
+use crate::run::lock::{LockHolder, acquire, release};
+use crate::run::{Event, EventKind, HostStatus, Reporter, RunOptions, RunSummary, Shared, execute};
+
+/// Options of `apply`.
+#[derive(Debug, Clone, Default)]
+pub struct ApplyOptions {
+    /// How hosts are reached.
+    pub connect: ConnectOptions,
+    /// Remove an existing lock first.
+    pub force_unlock: bool,
+    /// Run tunables.
+    pub run: RunOptions,
+}
+
+/// What `apply` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApplyReport {
+    /// Per-host outcomes.
+    pub summary: RunSummary,
+    /// Kubeconfig exports.
+    pub exports: Vec<ExportResult>,
+    /// Whether the plan had nothing to do.
+    pub nothing_to_do: bool,
+}
+
+impl ApplyReport {
+    /// Whether every host succeeded.
+    pub fn success(&self) -> bool {
+        self.summary.success()
+    }
+}
+
+fn local_binaries_per_host(prepared: &Prepared) -> BTreeMap<String, PathBuf> {
+    prepared
+        .observed
+        .hosts
+        .iter()
+        .filter_map(|(name, obs)| {
+            Some((
+                name.clone(),
+                prepared.binaries.path(obs.arch)?.to_path_buf(),
+            ))
+        })
+        .collect()
+}
+
+/// Runs `apply` for the spec at `path`.
+pub async fn apply(
+    path: &Path,
+    options: ApplyOptions,
+    factory: ConnectorFactory,
+    reporter: Arc<dyn Reporter>,
+) -> Result<ApplyReport, OpsError> {
+    let prepared = prepare(path, options.connect, factory).await?;
+    if !prepared.plan.has_changes() {
+        reporter.report(Event::new(
+            &prepared.desired.cluster,
+            "plan",
+            EventKind::Info,
+            "nothing to do",
+        ));
+        let hosts = prepared
+            .plan
+            .hosts
+            .iter()
+            .map(|h| crate::run::HostOutcome {
+                host: h.host.clone(),
+                status: HostStatus::Ok { changes: 0 },
+            })
+            .collect();
+        return Ok(ApplyReport {
+            summary: RunSummary { hosts },
+            exports: vec![],
+            nothing_to_do: true,
+        });
+    }
+    let server = Arc::clone(
+        prepared
+            .transports
+            .get(&prepared.first_server)
+            .ok_or_else(|| OpsError::Spec("no connection to the first server".into()))?,
+    );
+    let holder = LockHolder::current();
+    acquire(server.as_ref(), &holder, options.force_unlock).await?;
+    let result = run_locked(&prepared, options.run, reporter).await;
+    let released = release(server.as_ref(), &holder).await;
+    let report = result?;
+    released?;
+    Ok(report)
+}
+
+async fn run_locked(
+    prepared: &Prepared,
+    run: RunOptions,
+    reporter: Arc<dyn Reporter>,
+) -> Result<ApplyReport, OpsError> {
+    let shared = Shared::new(
+        local_binaries_per_host(prepared),
+        Arc::clone(&reporter),
+        run,
+        Arc::clone(&prepared.connector),
+        prepared.observed.token.clone(),
+    );
+    let summary = execute(&prepared.plan, &prepared.transports, &shared).await;
+    let first_ok = summary
+        .hosts
+        .iter()
+        .any(|h| h.host == prepared.first_server && matches!(h.status, HostStatus::Ok { .. }));
+    let mut exports = Vec::new();
+    if first_ok && !prepared.desired.exports.is_empty() {
+        let server = prepared
+            .transports
+            .get(&prepared.first_server)
+            .ok_or_else(|| OpsError::Spec("no connection to the first server".into()))?;
+        let admin = read_admin_kubeconfig(server.as_ref()).await?;
+        for export in &prepared.desired.exports {
+            let result = write_export(export, &export_content(&admin, export)?)?;
+            let what = if result.changed {
+                "written"
+            } else {
+                "up to date"
+            };
+            reporter.report(Event::new(
+                "kubeconfig",
+                "export-kubeconfig",
+                EventKind::Done,
+                format!("{} {what} (context {})", result.path, result.context),
+            ));
+            exports.push(result);
+        }
+    }
+    Ok(ApplyReport {
+        summary,
+        exports,
+        nothing_to_do: false,
+    })
+}

@@ -1,0 +1,48 @@
+//! Errors of operations: each says where (spec field, host) and what to do.
+
+use crate::host::HostError;
+use crate::plan::PlanError;
+use crate::run::lock::LockError;
+
+/// Why an operation stopped before or outside the per-host steps.
+#[derive(Debug, thiserror::Error)]
+pub enum OpsError {
+    /// The spec is invalid or refers to something unreadable.
+    #[error("{0}")]
+    Spec(String),
+    /// Something the spec asks for is not implemented yet.
+    #[error("{0}")]
+    Unsupported(String),
+    /// Hosts could not be reached (all listed).
+    #[error("cannot reach {} host(s):\n{}", .0.len(), list(.0))]
+    Unreachable(Vec<HostError>),
+    /// A host problem.
+    #[error(transparent)]
+    Host(#[from] HostError),
+    /// Preflight found problems (all listed).
+    #[error("preflight found {} problem(s); nothing was changed:\n{}", .0.len(), .0.join("\n"))]
+    Preflight(Vec<String>),
+    /// The plan could not be made.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// The lock is held.
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    /// The binary is unusable.
+    #[error(transparent)]
+    Binary(#[from] super::binary::BinaryError),
+    /// Observation failed.
+    #[error(transparent)]
+    Observe(#[from] crate::run::observe::ObserveError),
+    /// Kubeconfig export failed.
+    #[error("{0}")]
+    Kubeconfig(String),
+}
+
+fn list(errors: &[HostError]) -> String {
+    errors
+        .iter()
+        .map(|e| format!("  - {e}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}

@@ -1,0 +1,16 @@
+//! One module per user operation (`apply`, `kubeconfig`, and the `plan` preparation they
+//! share). Operations reach hosts and the API only through the `host`, `run` and `kube` edges.
+
+pub mod apply;
+pub mod binary;
+pub mod connect;
+pub mod error;
+pub mod export;
+pub mod inputs;
+pub mod kubeconfig;
+pub mod prepare;
+
+pub use apply::{ApplyOptions, ApplyReport, apply};
+pub use error::OpsError;
+pub use kubeconfig::{KubeconfigOptions, KubeconfigOutcome, kubeconfig};
+pub use prepare::{Prepared, prepare};

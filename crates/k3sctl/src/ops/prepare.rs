@@ -1,0 +1,172 @@
+//! The shared first half of `plan` and `apply`: load the spec, read local inputs, connect to
+//! every host, observe them (one round trip each, in parallel) and the API, compute the plan.
+//! Changes nothing anywhere.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use futures_util::future::join_all;
+
+use super::binary::LocalBinaries;
+use super::connect::{ConnectOptions, connect_all};
+use super::error::OpsError;
+use super::export::{desired_exports, export_content, is_up_to_date, read_admin_kubeconfig};
+use super::inputs::{local_binaries, resolve_inputs, spec_version};
+use crate::host::Transport;
+use crate::k3s::token::{JoinToken, SERVER_TOKEN_PATH};
+use crate::plan::from_spec::desired_hosts;
+use crate::plan::{Desired, Observed, Plan, compute_plan};
+use crate::run::observe::observe_host;
+use crate::run::{ApiConnector, ClusterApi};
+use crate::secret::Secret;
+use crate::spec::{LoadedSpec, load_file};
+
+/// Builds the API connector for a cluster whose first server is reached by `server`.
+pub type ConnectorFactory = fn(Arc<dyn Transport>) -> Arc<dyn ApiConnector>;
+
+/// Everything `plan` shows and `apply` runs.
+pub struct Prepared {
+    /// The spec.
+    pub spec: LoadedSpec,
+    /// The desired state.
+    pub desired: Desired,
+    /// Transports by host name.
+    pub transports: BTreeMap<String, Arc<dyn Transport>>,
+    /// What was observed.
+    pub observed: Observed,
+    /// Local binaries.
+    pub binaries: LocalBinaries,
+    /// The plan.
+    pub plan: Plan,
+    /// The first server's name.
+    pub first_server: String,
+    /// API connector (through the first server).
+    pub connector: Arc<dyn ApiConnector>,
+    /// The API client, when the cluster was already up.
+    pub api: Option<Arc<dyn ClusterApi>>,
+}
+
+/// Loads and validates the spec, refusing what apply cannot do yet.
+pub fn load_spec(path: &Path) -> Result<LoadedSpec, OpsError> {
+    let spec = load_file(path).map_err(|e| OpsError::Spec(e.to_string()))?;
+    let servers = spec.cluster.servers().count();
+    if servers > 1 {
+        return Err(OpsError::Unsupported(format!(
+            "{}: the spec has {servers} servers; HA (embedded etcd) is not supported yet: keep one \
+             server and make the others agents",
+            path.display()
+        )));
+    }
+    if servers == 0 {
+        return Err(OpsError::Spec(format!(
+            "{}: spec.hosts has no server",
+            path.display()
+        )));
+    }
+    Ok(spec)
+}
+
+async fn read_token(server: &dyn Transport) -> Result<Option<Secret>, OpsError> {
+    let Some(bytes) = server.read_file(Path::new(SERVER_TOKEN_PATH)).await? else {
+        return Ok(None);
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    let token = JoinToken::parse(&text)
+        .map_err(|e| OpsError::Spec(format!("{}: {SERVER_TOKEN_PATH}: {e}", server.name())))?;
+    Ok(Some(token.raw))
+}
+
+/// Prepares a plan.
+pub async fn prepare(
+    path: &Path,
+    connect_options: ConnectOptions,
+    factory: ConnectorFactory,
+) -> Result<Prepared, OpsError> {
+    let spec = load_spec(path)?;
+    let version = spec_version(&spec)?;
+    let binaries = local_binaries(&spec).await?;
+    let resolved = resolve_inputs(&spec)?;
+    let hosts =
+        desired_hosts(&spec.cluster, &resolved).map_err(|e| OpsError::Spec(e.to_string()))?;
+    let first_server = hosts
+        .iter()
+        .find(|h| h.first_server)
+        .map(|h| h.name.clone())
+        .unwrap_or_default();
+
+    let (transports, errors) = connect_all(&spec.hosts(), connect_options).await;
+    if !errors.is_empty() {
+        return Err(OpsError::Unreachable(errors));
+    }
+    let server =
+        Arc::clone(transports.get(&first_server).ok_or_else(|| {
+            OpsError::Spec(format!("first server {first_server} has no connection"))
+        })?);
+
+    let token = read_token(server.as_ref()).await?;
+    let observations = join_all(hosts.iter().map(|h| {
+        let transport = transports.get(&h.name).cloned();
+        let token = token.clone();
+        async move {
+            let transport =
+                transport.ok_or_else(|| OpsError::Spec(format!("{}: no connection", h.name)))?;
+            let observed = observe_host(transport.as_ref(), h, token.as_ref()).await?;
+            Ok::<_, OpsError>((h.name.clone(), observed))
+        }
+    }))
+    .await;
+    let mut observed = Observed {
+        token,
+        ..Default::default()
+    };
+    for result in observations {
+        let (name, host) = result?;
+        observed.hosts.insert(name, host);
+    }
+
+    let connector = factory(Arc::clone(&server));
+    let server_running = observed
+        .hosts
+        .get(&first_server)
+        .is_some_and(|h| h.service_active);
+    let mut api = None;
+    if server_running
+        && let Ok(client) = connector.connect().await
+        && let Ok(nodes) = client.nodes().await
+    {
+        observed.nodes = Some(nodes);
+        api = Some(client);
+    }
+
+    let mut exports = desired_exports(&spec);
+    if server_running && let Ok(admin) = read_admin_kubeconfig(server.as_ref()).await {
+        for export in &mut exports {
+            export.up_to_date =
+                Some(export_content(&admin, export).is_ok_and(|c| is_up_to_date(export, &c)));
+        }
+    }
+
+    let desired = Desired {
+        cluster: spec.cluster.metadata.name.clone(),
+        version,
+        binary_sha256: binaries.hashes(),
+        hosts,
+        exports,
+    };
+    let plan = compute_plan(&desired, &observed)?;
+    Ok(Prepared {
+        spec,
+        desired,
+        transports,
+        observed,
+        binaries,
+        plan,
+        first_server,
+        connector,
+        api,
+    })
+}

@@ -1,0 +1,325 @@
+//! The desired state of each host, from the spec plus what ops resolved outside it (registry
+//! credentials, manifest file contents). Pure.
+
+use crate::k3s::config::{
+    CONFIG_PATH, ClusterSettings, ConfigError, NodeConfig, NodeRole, render_config,
+};
+use crate::k3s::manifests::{helm_chart_config_path, manifest_path, render_helm_chart_config};
+use crate::k3s::registries as reg;
+use crate::k3s::registries::{REGISTRIES_PATH, Registries};
+use crate::k3s::unit::{ENV_FILE_MODE, UNIT_FILE_MODE, env_path, render_unit, unit_path};
+use crate::k3s::yaml::YamlError;
+use crate::plan::{DesiredFile, DesiredHost, FileContent};
+use crate::secret::Secret;
+use crate::spec::{Cluster, Host, Role, ValueRef};
+
+/// Inputs resolved outside the spec.
+#[derive(Debug, Clone, Default)]
+pub struct Resolved {
+    /// Registries with credentials read from their references.
+    pub registries: Registries,
+    /// Spec manifests: (name, file content).
+    pub manifests: Vec<(String, String)>,
+}
+
+/// Why a host's files could not be rendered.
+#[derive(Debug, thiserror::Error)]
+pub enum DesiredError {
+    /// config.yaml.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Another YAML file.
+    #[error(transparent)]
+    Yaml(#[from] YamlError),
+}
+
+/// A registry credential reference could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("spec.registries.configs.{registry}.auth.{field}: {reason}")]
+pub struct CredentialError {
+    /// Registry host.
+    pub registry: String,
+    /// `username`, `password` or `token`.
+    pub field: &'static str,
+    /// What went wrong (names the variable or file, never the value).
+    pub reason: String,
+}
+
+/// Maps the spec's registries to the renderer's input, reading every credential reference with
+/// `read` (environment variable or file on the operator's machine).
+pub fn resolve_registries(
+    spec: &crate::spec::Registries,
+    read: &dyn Fn(&ValueRef) -> Result<Secret, String>,
+) -> Result<Registries, CredentialError> {
+    let mut out = Registries::default();
+    for (name, mirror) in &spec.mirrors {
+        out.mirrors.insert(
+            name.clone(),
+            reg::Mirror {
+                endpoints: mirror.endpoints.clone(),
+                rewrite: mirror.rewrite.clone(),
+            },
+        );
+    }
+    for (host, config) in &spec.configs {
+        let auth = match &config.auth {
+            Some(auth) => {
+                let mut resolved = reg::RegistryAuth::default();
+                for (field, value) in auth.refs() {
+                    let secret = read(value).map_err(|reason| CredentialError {
+                        registry: host.clone(),
+                        field,
+                        reason,
+                    })?;
+                    match field {
+                        "username" => resolved.username = Some(secret),
+                        "password" => resolved.password = Some(secret),
+                        _ => resolved.token = Some(secret),
+                    }
+                }
+                Some(resolved)
+            }
+            None => None,
+        };
+        let tls = config.tls.as_ref().map(|t| reg::RegistryTls {
+            ca_file: t.ca_file.clone(),
+            cert_file: t.cert_file.clone(),
+            key_file: t.key_file.clone(),
+            insecure_skip_verify: t.insecure_skip_verify.unwrap_or(false),
+        });
+        out.configs
+            .insert(host.clone(), reg::RegistryConfig { auth, tls });
+    }
+    Ok(out)
+}
+
+fn role(role: Role) -> NodeRole {
+    match role {
+        Role::Server => NodeRole::Server,
+        Role::Agent => NodeRole::Agent,
+    }
+}
+
+fn node_config(cluster: &Cluster, host: &Host, first: bool) -> NodeConfig {
+    let c = &cluster.spec.cluster;
+    let node_role = role(host.role);
+    NodeConfig {
+        role: node_role,
+        node_name: host.name.clone(),
+        node_ip: Some(
+            host.private_address
+                .clone()
+                .unwrap_or_else(|| host.address.clone()),
+        ),
+        node_external_ip: host.public_address.clone(),
+        server: if first { None } else { cluster.api_endpoint() },
+        labels: host.labels.clone(),
+        taints: host.taints.iter().map(ToString::to_string).collect(),
+        cluster: ClusterSettings {
+            tls_sans: c.tls_sans.clone(),
+            cluster_cidr: c.cluster_cidr.map(|x| x.to_string()),
+            service_cidr: c.service_cidr.map(|x| x.to_string()),
+            cluster_dns: c.cluster_dns.map(|x| x.to_string()),
+            cluster_domain: c.cluster_domain.clone(),
+            disable: c.disable.clone(),
+            write_kubeconfig_mode: Some("0600".into()),
+        },
+        extra: match node_role {
+            NodeRole::Server => c.server_config.clone(),
+            NodeRole::Agent => c.agent_config.clone(),
+        },
+    }
+}
+
+/// The desired hosts: the first server first, then the others in spec order.
+pub fn desired_hosts(
+    cluster: &Cluster,
+    resolved: &Resolved,
+) -> Result<Vec<DesiredHost>, DesiredError> {
+    let first_name = cluster.first_server().map(|h| h.name.clone());
+    let registries = resolved.registries.render()?;
+    let mut hosts = Vec::new();
+    let ordered = cluster
+        .spec
+        .hosts
+        .iter()
+        .filter(|h| Some(&h.name) == first_name.as_ref())
+        .chain(
+            cluster
+                .spec
+                .hosts
+                .iter()
+                .filter(|h| Some(&h.name) != first_name.as_ref()),
+        );
+    for host in ordered {
+        let first = Some(&host.name) == first_name.as_ref();
+        let node_role = role(host.role);
+        let mut files = Vec::new();
+        if let Some(reg) = &registries {
+            files.push(DesiredFile {
+                path: REGISTRIES_PATH.into(),
+                mode: if reg.has_credentials { 0o600 } else { 0o644 },
+                content: if reg.has_credentials {
+                    FileContent::Secret {
+                        content: reg.content.clone(),
+                        masked: reg.masked.clone(),
+                    }
+                } else {
+                    FileContent::Plain(reg.masked.clone())
+                },
+                restarts: true,
+            });
+        }
+        files.push(DesiredFile {
+            path: CONFIG_PATH.into(),
+            mode: 0o600,
+            content: FileContent::Plain(render_config(&node_config(cluster, host, first))?),
+            restarts: true,
+        });
+        if node_role == NodeRole::Server {
+            for (chart, config) in &cluster.spec.addons.helm_chart_configs {
+                files.push(DesiredFile {
+                    path: helm_chart_config_path(chart),
+                    mode: 0o600,
+                    content: FileContent::Plain(render_helm_chart_config(
+                        chart,
+                        &config.values_content,
+                    )?),
+                    restarts: false,
+                });
+            }
+            for (name, content) in &resolved.manifests {
+                files.push(DesiredFile {
+                    path: manifest_path(name),
+                    mode: 0o600,
+                    content: FileContent::Plain(content.clone()),
+                    restarts: false,
+                });
+            }
+        }
+        files.push(DesiredFile {
+            path: env_path(node_role),
+            mode: ENV_FILE_MODE,
+            content: FileContent::Env {
+                url: (node_role == NodeRole::Agent)
+                    .then(|| cluster.api_endpoint())
+                    .flatten(),
+                with_token: !first,
+            },
+            restarts: true,
+        });
+        files.push(DesiredFile {
+            path: unit_path(node_role),
+            mode: UNIT_FILE_MODE,
+            content: FileContent::Plain(render_unit(node_role)),
+            restarts: true,
+        });
+        hosts.push(DesiredHost {
+            name: host.name.clone(),
+            role: node_role,
+            group: (node_role == NodeRole::Agent)
+                .then(|| host.group.clone())
+                .flatten(),
+            first_server: first,
+            files,
+        });
+    }
+    Ok(hosts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPEC: &str = r#"
+apiVersion: k3sctl.io/v1alpha1
+kind: Cluster
+metadata: {name: lab}
+spec:
+  hosts:
+    - {name: a1, address: 10.0.0.3, role: agent, group: g1, labels: {zone: a}, taints: ["dedicated=infra:NoSchedule"]}
+    - {name: s1, address: 10.0.0.2, publicAddress: 1.2.3.4, role: server}
+  k3s: {version: v1.33.5+k3s1}
+  cluster:
+    tlsSans: [1.2.3.4]
+    disable: [servicelb]
+    agentConfig: {kubelet-arg: [max-pods=150]}
+  registries:
+    mirrors:
+      docker.io: {endpoints: ["http://mirror:5000"]}
+  addons:
+    helmChartConfigs:
+      traefik: {valuesContent: "a: 1\n"}
+"#;
+
+    #[test]
+    fn first_server_first_and_files_in_write_order() {
+        let cluster = crate::spec::parse_str(SPEC, "spec.yaml").expect("parses");
+        let registries = resolve_registries(&cluster.spec.registries, &|_| Err("unused".into()))
+            .expect("no credentials");
+        let resolved = Resolved {
+            registries,
+            manifests: vec![],
+        };
+        let hosts = desired_hosts(&cluster, &resolved).expect("renders");
+        assert_eq!(
+            hosts.iter().map(|h| h.name.as_str()).collect::<Vec<_>>(),
+            ["s1", "a1"]
+        );
+        assert!(hosts[0].first_server && !hosts[1].first_server);
+        assert_eq!(hosts[1].group.as_deref(), Some("g1"));
+        let paths: Vec<&str> = hosts[0].files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                REGISTRIES_PATH,
+                CONFIG_PATH,
+                "/var/lib/rancher/k3s/server/manifests/k3sctl-traefik-config.yaml",
+                "/etc/systemd/system/k3s.service.env",
+                "/etc/systemd/system/k3s.service"
+            ]
+        );
+        let FileContent::Plain(agent_config) = &hosts[1].files[1].content else {
+            panic!("plain")
+        };
+        insta::assert_snapshot!(agent_config);
+        assert_eq!(
+            hosts[1].files[2].content,
+            FileContent::Env {
+                url: Some("https://10.0.0.2:6443".into()),
+                with_token: true
+            }
+        );
+    }
+}
+
+#[cfg(test)]
+mod credential_tests {
+    use super::*;
+
+    #[test]
+    fn credentials_are_read_and_errors_name_the_field_not_the_value() {
+        let spec: crate::spec::Registries = serde_saphyr::from_str(
+            "configs:\n  r.example:\n    auth:\n      username: {env: R_USER}\n      password: {file: ./pw}\n",
+        )
+        .expect("parses");
+        let ok = resolve_registries(&spec, &|r| match r {
+            ValueRef::Env(name) => Ok(Secret::new(format!("user-from-{name}"))),
+            ValueRef::File(_) => Ok(Secret::new("pw-from-file")),
+        })
+        .expect("resolves");
+        let auth = ok.configs["r.example"].auth.clone().expect("auth");
+        assert_eq!(
+            auth.password.map(|p| p.expose().to_string()).as_deref(),
+            Some("pw-from-file")
+        );
+        let err = resolve_registries(&spec, &|_| {
+            Err("environment variable R_USER is not set".into())
+        })
+        .expect_err("missing");
+        assert_eq!(
+            err.to_string(),
+            "spec.registries.configs.r.example.auth.username: environment variable R_USER is not set"
+        );
+    }
+}
