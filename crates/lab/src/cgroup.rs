@@ -109,6 +109,14 @@ impl Hierarchies {
         Ok(())
     }
 
+    /// Removes the top `k3sctl-lab` directories when no lab uses them any more.
+    pub fn remove_root_if_unused(&self) {
+        for root in self.roots() {
+            // Fails (busy) while any lab still has cgroups; that is the intended outcome.
+            let _ = std::fs::remove_dir(root.join(CGROUP_ROOT));
+        }
+    }
+
     /// Every cgroup directory of the lab, in every tree (deepest first).
     pub fn lab_cgroup_dirs(&self, lab: &str) -> Vec<PathBuf> {
         self.lab_dirs(lab)

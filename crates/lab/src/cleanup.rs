@@ -76,6 +76,7 @@ fn remove_rest(
     naming: Option<Naming>,
     paths: &LabPaths,
 ) -> Result<()> {
+    remove_host_dirs(paths)?;
     for mount in overlay::mounts_below(&paths.dir) {
         overlay::unmount(&mount)?;
     }
@@ -94,6 +95,37 @@ fn remove_rest(
     }
     cg.remove_lab(lab)?;
     remove_lab_dir(&paths.dir)
+}
+
+/// Unmounts and removes every host directory, hosts in parallel (unmounting and deleting
+/// files dominate teardown time). A directory still mounted is left for the caller's check.
+fn remove_host_dirs(paths: &LabPaths) -> Result<()> {
+    let hosts_dir = paths.dir.join("hosts");
+    let dirs: Vec<_> = network::list_dir(&hosts_dir.to_string_lossy(), |_| true)
+        .into_iter()
+        .map(|h| hosts_dir.join(h))
+        .collect();
+    let results: Vec<Result<()>> = thread::scope(|s| {
+        let handles: Vec<_> = dirs
+            .iter()
+            .map(|dir| {
+                s.spawn(move || -> Result<()> {
+                    for mount in overlay::mounts_below(dir) {
+                        overlay::unmount(&mount)?;
+                    }
+                    if overlay::mounts_below(dir).is_empty() {
+                        fs_err::remove_dir_all(dir).map_err(fs_step("remove host dir"))?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or(Ok(())))
+            .collect()
+    });
+    results.into_iter().collect()
 }
 
 /// Removes nspawn propagation dirs of the lab's machines.

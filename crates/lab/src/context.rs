@@ -4,7 +4,7 @@
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::boot::BootTarget;
 use crate::cgroup::Hierarchies;
@@ -14,6 +14,17 @@ use crate::overlay;
 use crate::paths::LabPaths;
 use crate::readiness::{self, ReadyProbe};
 use crate::state::{HostState, LabState};
+
+/// Where the time of a boot went, each measured from the start of the boot.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BootTimings {
+    /// Roots mounted, networks and cgroups made, every nspawn started.
+    pub launch: Duration,
+    /// The last host's sshd accepts connections.
+    pub ssh: Duration,
+    /// Every host's systemd reports `running`.
+    pub running: Duration,
+}
 
 /// A lab loaded from (or about to be written to) its state file.
 #[derive(Debug, Clone)]
@@ -78,64 +89,37 @@ impl Ctx {
         Ok(())
     }
 
-    /// Launches the given hosts and waits until all are ready (in parallel).
-    pub fn boot_and_wait(&self, hosts: &[HostState], timeout: Duration) -> Result<()> {
-        for h in hosts {
+    /// Launches the given hosts and waits until all are ready (hosts in parallel).
+    pub fn boot_and_wait(&self, hosts: &[HostState], timeout: Duration) -> Result<BootTimings> {
+        let start = Instant::now();
+        per_host(hosts, "start", |h| {
             self.prepare(h)?;
-            self.boot_target(h).launch()?;
-        }
-        self.wait_ready(hosts, timeout)
+            self.boot_target(h).launch().map(drop)
+        })?;
+        let launched = start.elapsed();
+        let ssh = self.wait_ready(hosts, timeout)?;
+        Ok(BootTimings {
+            launch: launched,
+            ssh: launched + ssh,
+            running: start.elapsed(),
+        })
     }
 
     /// Waits until every host answers SSH and systemd runs; reports every host that failed.
-    pub fn wait_ready(&self, hosts: &[HostState], timeout: Duration) -> Result<()> {
+    /// Returns when the last host's sshd answered.
+    pub fn wait_ready(&self, hosts: &[HostState], timeout: Duration) -> Result<Duration> {
         let config = self.paths.ssh_config();
-        let results: Vec<Result<Duration>> = thread::scope(|s| {
-            let handles: Vec<_> = hosts
-                .iter()
-                .map(|h| {
-                    let config = &config;
-                    s.spawn(move || {
-                        let target = self.boot_target(h);
-                        let probe = ReadyProbe {
-                            lab: &self.state.name,
-                            host: &h.name,
-                            address: self.address(h),
-                            ssh_config: config,
-                        };
-                        readiness::wait_ready(probe, timeout, || target.running_pid().is_some())
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        Err(LabError::Invalid {
-                            what: "a readiness thread panicked".into(),
-                            hint: "report this as a bug in crates/lab".into(),
-                        })
-                    })
-                })
-                .collect()
-        });
-        let mut errors: Vec<LabError> = results.into_iter().filter_map(Result::err).collect();
-        match errors.len() {
-            0 => Ok(()),
-            1 => Err(errors.remove(0)),
-            _ => Err(LabError::Invalid {
-                what: format!(
-                    "{} hosts did not become ready:\n{}",
-                    errors.len(),
-                    errors
-                        .iter()
-                        .map(|e| format!("- {e}"))
-                        .collect::<Vec<_>>()
-                        .join("\n")
-                ),
-                hint: "see each host's console.log in the lab dir".into(),
-            }),
-        }
+        let ssh_up = per_host(hosts, "become ready", |h| {
+            let target = self.boot_target(h);
+            let probe = ReadyProbe {
+                lab: &self.state.name,
+                host: &h.name,
+                address: self.address(h),
+                ssh_config: &config,
+            };
+            readiness::wait_ready(probe, timeout, || target.running_pid().is_some())
+        })?;
+        Ok(ssh_up.into_iter().max().unwrap_or_default())
     }
 
     /// The host's merged root directory.
@@ -147,5 +131,51 @@ impl Ctx {
     /// Saves the state under the lab lock.
     pub fn save(&self) -> Result<()> {
         self.state.save()
+    }
+}
+
+/// Runs `f` for every host in parallel; fails with every host's error when any fails.
+fn per_host<T: Send>(
+    hosts: &[HostState],
+    what: &str,
+    f: impl Fn(&HostState) -> Result<T> + Sync,
+) -> Result<Vec<T>> {
+    let results: Vec<Result<T>> = thread::scope(|s| {
+        let f = &f;
+        let handles: Vec<_> = hosts.iter().map(|h| s.spawn(move || f(h))).collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(LabError::Invalid {
+                        what: format!("a thread failed to {what}"),
+                        hint: "report this as a bug in crates/lab".into(),
+                    })
+                })
+            })
+            .collect()
+    });
+    let mut ok = Vec::new();
+    let mut errors = Vec::new();
+    for r in results {
+        match r {
+            Ok(v) => ok.push(v),
+            Err(e) => errors.push(e),
+        }
+    }
+    match errors.len() {
+        0 => Ok(ok),
+        1 => Err(errors.remove(0)),
+        n => Err(LabError::Invalid {
+            what: format!(
+                "{n} hosts failed to {what}:\n{}",
+                errors
+                    .iter()
+                    .map(|e| format!("- {e}"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            ),
+            hint: "see each host's console.log in the lab dir".into(),
+        }),
     }
 }

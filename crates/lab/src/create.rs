@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use crate::cleanup;
-use crate::context::Ctx;
+use crate::context::{BootTimings, Ctx};
 use crate::error::{LabError, Result, fs_step};
 use crate::identity::{self, HostIdentity};
 use crate::image::{self, RECIPE};
@@ -55,13 +55,14 @@ pub fn require_root() -> Result<()> {
 }
 
 /// Creates and boots the lab; on failure removes whatever was created.
-pub(crate) fn up(opts: &LabOptions) -> Result<Ctx> {
+pub(crate) fn up(opts: &LabOptions) -> Result<(Ctx, BootTimings)> {
     require_root()?;
     naming::validate_lab_name(&opts.name)?;
     naming::validate_host_count(opts.hosts)?;
     let image = image::ensure(&RECIPE, &paths::cache_root())?;
     let state = LabState {
         name: opts.name.clone(),
+        id: LabState::new_id()?,
         index: 0,
         dual_nic: opts.dual_nic,
         image,
@@ -78,7 +79,7 @@ pub(crate) fn up(opts: &LabOptions) -> Result<Ctx> {
     };
     let ctx = Ctx::new(registry::register(state)?);
     match provision(&ctx, opts.boot_timeout) {
-        Ok(()) => Ok(ctx),
+        Ok(timings) => Ok((ctx, timings)),
         Err(e) => {
             // Keep the first error; a cleanup failure would only hide it.
             if let Err(clean) = cleanup::teardown(&ctx) {
@@ -89,7 +90,7 @@ pub(crate) fn up(opts: &LabOptions) -> Result<Ctx> {
     }
 }
 
-fn provision(ctx: &Ctx, timeout: Duration) -> Result<()> {
+fn provision(ctx: &Ctx, timeout: Duration) -> Result<BootTimings> {
     let state = &ctx.state;
     let p = &ctx.paths;
     let naming = state.naming();

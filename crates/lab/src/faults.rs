@@ -54,6 +54,7 @@ pub(crate) fn start(ctx: &mut Ctx, name: &str, timeout: Duration) -> Result<()> 
     // A crash can leave processes behind only if the kill was interrupted; be sure.
     ctx.cg.kill(&ctx.state.name, name, KILL_WAIT)?;
     ctx.boot_and_wait(std::slice::from_ref(&h), timeout)
+        .map(drop)
 }
 
 /// Kills every process of the host at once, like pulling the power.

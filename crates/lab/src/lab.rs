@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::cleanup;
 use crate::command::TimedOutput;
-use crate::context::Ctx;
+use crate::context::{BootTimings, Ctx};
 use crate::create::{self, LabOptions};
 use crate::error::Result;
 use crate::faults;
@@ -36,16 +36,18 @@ pub struct Lab {
     ctx: Ctx,
     teardown_on_drop: bool,
     boot_timeout: Duration,
+    timings: BootTimings,
 }
 
 impl Lab {
     /// Creates and boots a lab; returns once every host answers SSH and systemd runs.
     pub fn up(opts: &LabOptions) -> Result<Self> {
-        let ctx = create::up(opts)?;
+        let (ctx, timings) = create::up(opts)?;
         Ok(Self {
             ctx,
             teardown_on_drop: opts.owned,
             boot_timeout: opts.boot_timeout,
+            timings,
         })
     }
 
@@ -60,7 +62,13 @@ impl Lab {
             ctx: Ctx::new(LabState::load(name)?),
             teardown_on_drop: false,
             boot_timeout: Duration::from_secs(60),
+            timings: BootTimings::default(),
         })
+    }
+
+    /// Where the boot's time went (zero for labs opened with [`Lab::open`]).
+    pub fn boot_timings(&self) -> BootTimings {
+        self.timings
     }
 
     /// The lab's name.
@@ -205,14 +213,26 @@ impl Lab {
     /// Tears the lab down now.
     pub fn down(mut self) -> Result<()> {
         self.teardown_on_drop = false;
-        cleanup::teardown(&self.ctx)
+        self.teardown_if_current()
+    }
+}
+
+impl Lab {
+    /// Tears down unless the lab on disk is no longer this one (removed, or replaced by a
+    /// newer lab of the same name, whose objects must not be touched).
+    fn teardown_if_current(&self) -> Result<()> {
+        match LabState::load(&self.ctx.state.name) {
+            Ok(on_disk) if on_disk.id == self.ctx.state.id => cleanup::teardown(&self.ctx),
+            Ok(_) | Err(crate::error::LabError::NoSuchLab { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 }
 
 impl Drop for Lab {
     fn drop(&mut self) {
         if self.teardown_on_drop
-            && let Err(e) = cleanup::teardown(&self.ctx)
+            && let Err(e) = self.teardown_if_current()
         {
             eprintln!(
                 "k3sctl-lab: teardown of lab {} failed: {e}",

@@ -33,6 +33,7 @@ mod ssh;
 pub mod state;
 
 pub use command::TimedOutput;
+pub use context::BootTimings;
 pub use create::{LabOptions, require_root};
 pub use error::{LabError, Result};
 pub use footprint::Footprint;

@@ -117,5 +117,6 @@ pub fn remove_all_labs() -> Result<Vec<String>> {
         network::remove_all(naming)?;
         cleanup::remove_propagate_dirs(naming)?;
     }
+    Hierarchies::detect().remove_root_if_unused();
     Ok(removed)
 }

@@ -17,6 +17,9 @@ use crate::process;
 pub struct LabState {
     /// The lab's name.
     pub name: String,
+    /// Unique id of this incarnation: a handle to an earlier lab of the same name never
+    /// tears down a newer one.
+    pub id: String,
     /// The lab's index (selects subnets and object names).
     pub index: u8,
     /// Whether hosts have a second NIC on a second bridge.
@@ -112,6 +115,13 @@ impl LabState {
     /// Number of NICs per host.
     pub fn nics(&self) -> u8 {
         if self.dual_nic { 2 } else { 1 }
+    }
+
+    /// A fresh incarnation id (random UUID from the kernel).
+    pub fn new_id() -> Result<String> {
+        fs_err::read_to_string("/proc/sys/kernel/random/uuid")
+            .map(|s| s.trim().to_owned())
+            .map_err(fs_step("generate lab id"))
     }
 
     /// Reads the state of lab `name`.
