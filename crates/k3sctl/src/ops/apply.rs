@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::connect::ConnectOptions;
 use super::error::OpsError;
 use super::export::{ExportResult, export_content, read_admin_kubeconfig, write_export};
+use super::preflight::{check_facts, check_join_endpoint};
 use super::prepare::{ConnectorFactory, Prepared, prepare};
 use crate::run::lock::{LockHolder, acquire, release};
 use crate::run::{Event, EventKind, HostStatus, Reporter, RunOptions, RunSummary, Shared, execute};
@@ -87,6 +88,23 @@ pub async fn apply(
             nothing_to_do: true,
         });
     }
+    for warning in check_facts(&prepared.transports).await? {
+        reporter.report(Event::new(
+            &prepared.desired.cluster,
+            "preflight",
+            EventKind::Info,
+            warning,
+        ));
+    }
+    let server_running = prepared
+        .observed
+        .hosts
+        .get(&prepared.first_server)
+        .is_some_and(|h| h.service_active);
+    let endpoint = prepared.spec.cluster.api_endpoint().unwrap_or_default();
+    if server_running {
+        check_join_endpoint(&prepared.plan, &prepared.transports, &endpoint).await?;
+    }
     let server = Arc::clone(
         prepared
             .transports
@@ -107,13 +125,14 @@ async fn run_locked(
     run: RunOptions,
     reporter: Arc<dyn Reporter>,
 ) -> Result<ApplyReport, OpsError> {
-    let shared = Shared::new(
+    let mut shared = Shared::new(
         local_binaries_per_host(prepared),
         Arc::clone(&reporter),
         run,
         Arc::clone(&prepared.connector),
         prepared.observed.token.clone(),
     );
+    shared.join_endpoint = prepared.spec.cluster.api_endpoint();
     let summary = execute(&prepared.plan, &prepared.transports, &shared).await;
     let first_ok = summary
         .hosts

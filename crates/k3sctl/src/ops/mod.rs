@@ -8,6 +8,7 @@ pub mod error;
 pub mod export;
 pub mod inputs;
 pub mod kubeconfig;
+pub mod preflight;
 pub mod prepare;
 
 pub use apply::{ApplyOptions, ApplyReport, apply};

@@ -45,6 +45,8 @@ pub struct Shared {
     pub uploads: Semaphore,
     /// One restart of a serving node at a time.
     pub restart_gate: Arc<Mutex<()>>,
+    /// The join URL, probed from each host right before it joins.
+    pub join_endpoint: Option<String>,
     connector: Arc<dyn ApiConnector>,
     token: Mutex<Option<Secret>>,
     api: Mutex<Option<Arc<dyn ClusterApi>>>,
@@ -65,6 +67,7 @@ impl Shared {
             uploads: Semaphore::new(options.upload_concurrency.max(1)),
             options,
             restart_gate: Arc::new(Mutex::new(())),
+            join_endpoint: None,
             connector,
             token: Mutex::new(token),
             api: Mutex::new(None),

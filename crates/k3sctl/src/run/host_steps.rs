@@ -11,7 +11,7 @@ use super::events::{Event, EventKind};
 use super::hints::hint_for;
 use super::outcome::HostStatus;
 use super::service::{POLL, start_and_wait};
-use crate::host::{ExecRequest, Transport, UploadRequest, UploadSource};
+use crate::host::{ExecRequest, ProbeOutcome, Transport, UploadRequest, UploadSource, probe_tcp};
 use crate::k3s::token::{JoinToken, SERVER_TOKEN_PATH};
 use crate::k3s::unit::{BINARY_PATH, unit_name};
 use crate::plan::{HostPlan, Step};
@@ -171,7 +171,10 @@ async fn run_step(
             )
             .await
         }
-        Step::Start { .. } => {
+        Step::Start { join } => {
+            if *join {
+                probe_endpoint(shared, host, transport).await?;
+            }
             start_and_wait(transport, unit, false, shared.options.node_ready_timeout)
                 .await
                 .map_err(|e| e.to_string())
@@ -188,6 +191,24 @@ async fn run_step(
                 .await
                 .map_err(|e| format!("{}: node not Ready: {e}", host.host))
         }
+    }
+}
+
+/// Fails fast when the joining host cannot reach the join endpoint (instead of a join that
+/// stalls until the timeout).
+async fn probe_endpoint(shared: &Shared, host: &HostPlan, transport: &dyn Transport) -> StepResult {
+    let Some(endpoint) = &shared.join_endpoint else {
+        return Ok(());
+    };
+    let Some((address, port)) = super::join_probe::endpoint_host_port(endpoint) else {
+        return Ok(());
+    };
+    match probe_tcp(transport, &address, port, super::join_probe::PROBE_TIMEOUT).await {
+        Ok(ProbeOutcome::Open) => Ok(()),
+        Ok(ProbeOutcome::Closed(detail)) => Err(super::join_probe::unreachable_endpoint(
+            &host.host, endpoint, &detail,
+        )),
+        Err(e) => Err(e.to_string()),
     }
 }
 

@@ -8,6 +8,7 @@ pub mod engine;
 pub mod events;
 pub mod hints;
 pub mod host_steps;
+pub mod join_probe;
 pub mod lock;
 pub mod observe;
 pub mod outcome;

@@ -1,0 +1,102 @@
+//! Preflight before any change: facts from every host checked together (systemd, arch,
+//! duplicate hostnames, clock skew, disk), and the join endpoint probed from each joining host
+//! when the first server already runs.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::join_all;
+
+use super::error::OpsError;
+use crate::host::{
+    FactsRequest, PreflightLimits, ProbeOutcome, Severity, Transport, check_hosts, gather_facts,
+    probe_tcp,
+};
+use crate::plan::{Plan, Step};
+use crate::run::join_probe::{PROBE_TIMEOUT, endpoint_host_port, unreachable_endpoint};
+
+/// Gathers facts on every host and checks them; errors stop the apply, warnings are returned.
+pub async fn check_facts(
+    transports: &BTreeMap<String, Arc<dyn Transport>>,
+) -> Result<Vec<String>, OpsError> {
+    let request = FactsRequest {
+        disk_path: Some("/var/lib/rancher".into()),
+        ..Default::default()
+    };
+    let results = join_all(transports.iter().map(|(name, t)| {
+        let request = &request;
+        async move {
+            (
+                name.clone(),
+                gather_facts(t.as_ref(), request, Duration::from_secs(60)).await,
+            )
+        }
+    }))
+    .await;
+    let mut facts = BTreeMap::new();
+    let mut errors = Vec::new();
+    for (name, result) in results {
+        match result {
+            Ok(f) => {
+                facts.insert(name, f);
+            }
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    let mut warnings = Vec::new();
+    for problem in check_hosts(&facts, &PreflightLimits::default()) {
+        match problem.severity() {
+            Severity::Error => errors.push(problem.to_string()),
+            Severity::Warning => warnings.push(problem.to_string()),
+        }
+    }
+    if errors.is_empty() {
+        Ok(warnings)
+    } else {
+        Err(OpsError::Preflight(errors))
+    }
+}
+
+/// Probes the join endpoint from every host that will join, all at once.
+pub async fn check_join_endpoint(
+    plan: &Plan,
+    transports: &BTreeMap<String, Arc<dyn Transport>>,
+    endpoint: &str,
+) -> Result<(), OpsError> {
+    let Some((address, port)) = endpoint_host_port(endpoint) else {
+        return Err(OpsError::Spec(format!(
+            "cluster.apiEndpoint `{endpoint}` is not a URL"
+        )));
+    };
+    let joining = plan
+        .hosts
+        .iter()
+        .filter(|h| h.steps.contains(&Step::Start { join: true }));
+    let probes = joining.filter_map(|h| {
+        let t = transports.get(&h.host)?;
+        let address = address.clone();
+        Some(async move {
+            (
+                h.host.clone(),
+                probe_tcp(t.as_ref(), &address, port, PROBE_TIMEOUT).await,
+            )
+        })
+    });
+    let problems: Vec<String> = join_all(probes)
+        .await
+        .into_iter()
+        .filter_map(|(host, outcome)| match outcome {
+            Ok(ProbeOutcome::Open) => None,
+            Ok(ProbeOutcome::Closed(detail)) => {
+                Some(unreachable_endpoint(&host, endpoint, &detail))
+            }
+            Err(e) => Some(e.to_string()),
+        })
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(OpsError::Preflight(problems))
+    }
+}
