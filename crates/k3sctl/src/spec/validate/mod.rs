@@ -87,10 +87,20 @@ pub fn resolve_path(
     {
         return home.to_path_buf();
     }
-    if let (Some(rest), Some(home)) = (written.strip_prefix("~/"), home) {
-        return home.join(rest);
+    let joined = match (written.strip_prefix("~/"), home) {
+        (Some(rest), Some(home)) => home.join(rest),
+        _ => base_dir.join(written),
+    };
+    // Drop `.` components so messages show `specs/key`, not `specs/./key`.
+    let cleaned: PathBuf = joined
+        .components()
+        .filter(|part| !matches!(part, std::path::Component::CurDir))
+        .collect();
+    if cleaned.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        cleaned
     }
-    base_dir.join(written)
 }
 
 /// Runs every semantic rule over `cluster` and returns all problems found.
@@ -136,5 +146,6 @@ mod tests {
             resolve_path("/abs/id", Path::new("/specs"), Some(home)),
             Path::new("/abs/id")
         );
+        assert_eq!(resolve_path("./id", Path::new("."), None), Path::new("id"));
     }
 }
