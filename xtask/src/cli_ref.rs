@@ -15,10 +15,22 @@ pub fn render(mut command: clap::Command) -> String {
 fn section(out: &mut String, command: &clap::Command, parents: &[&str]) {
     let mut path: Vec<&str> = parents.to_vec();
     path.push(command.get_name());
-    let _ = write!(out, "\n{} `{}`\n\n", "#".repeat(path.len().min(5) + 1), path.join(" "));
-    let help = command.clone().term_width(100).render_long_help().to_string();
+    let _ = write!(
+        out,
+        "\n{} `{}`\n\n",
+        "#".repeat(path.len().min(5) + 1),
+        path.join(" ")
+    );
+    let help = command
+        .clone()
+        .term_width(100)
+        .render_long_help()
+        .to_string();
     let _ = write!(out, "```text\n{}\n```\n", help.trim_end());
-    for sub in command.get_subcommands().filter(|sub| sub.get_name() != "help") {
+    for sub in command
+        .get_subcommands()
+        .filter(|sub| sub.get_name() != "help")
+    {
         section(out, sub, &path);
     }
 }

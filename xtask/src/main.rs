@@ -22,9 +22,15 @@ fn main() -> ExitCode {
 
 fn run(args: Vec<String>) -> anyhow::Result<ExitCode> {
     let check = args.iter().any(|arg| arg == "--check");
-    let task = args.iter().find(|arg| !arg.starts_with("--")).map(String::as_str);
+    let task = args
+        .iter()
+        .find(|arg| !arg.starts_with("--"))
+        .map(String::as_str);
     let (relative, content) = match task {
-        Some("schema") => ("schema/cluster.schema.json", k3sctl::spec::json_schema_text()),
+        Some("schema") => (
+            "schema/cluster.schema.json",
+            k3sctl::spec::json_schema_text(),
+        ),
         Some("cli-ref") => ("docs/cli.md", cli_ref::render(k3sctl::cli::command())),
         _ => {
             eprintln!("usage: cargo xtask <schema|cli-ref> [--check]");
@@ -35,7 +41,10 @@ fn run(args: Vec<String>) -> anyhow::Result<ExitCode> {
     if check {
         let current = fs_err::read_to_string(&path).unwrap_or_default();
         if current != content {
-            eprintln!("{relative} is stale: run `cargo xtask {}` and commit the result", task.unwrap_or_default());
+            eprintln!(
+                "{relative} is stale: run `cargo xtask {}` and commit the result",
+                task.unwrap_or_default()
+            );
             return Ok(ExitCode::FAILURE);
         }
         eprintln!("{relative} is up to date");

@@ -48,7 +48,12 @@ fn expectations(path: &Path) -> Vec<Expectation> {
 fn describe(errors: &[SpecError]) -> String {
     errors
         .iter()
-        .map(|e| format!("  {}:{} {} (hint: {:?})", e.line, e.column, e.message, e.hint))
+        .map(|e| {
+            format!(
+                "  {}:{} {} (hint: {:?})",
+                e.line, e.column, e.message, e.hint
+            )
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -62,7 +67,10 @@ fn corpus_has_at_least_thirty_broken_specs() {
 fn every_broken_spec_reports_exactly_its_expected_errors() {
     let mut failures = Vec::new();
     for path in fixtures() {
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let expected = expectations(&path);
         assert!(!expected.is_empty(), "{name} has no `# expect:` line");
         let errors = match load_file(&path) {
@@ -77,15 +85,26 @@ fn every_broken_spec_reports_exactly_its_expected_errors() {
                 got.line == want.line
                     && got.column == want.column
                     && got.message == want.message
-                    && want.hint.as_ref().is_none_or(|hint| got.hint.as_ref().is_some_and(|h| h.starts_with(hint.as_str())))
+                    && want.hint.as_ref().is_none_or(|hint| {
+                        got.hint
+                            .as_ref()
+                            .is_some_and(|h| h.starts_with(hint.as_str()))
+                    })
             })
         });
         if !matched || errors.len() != expected.len() {
             failures.push(format!("{name}: got\n{}", describe(&errors)));
         }
         for error in &errors {
-            assert_eq!(error.file, path.display().to_string(), "{name}: errors name the file");
-            assert!(error.source_line.is_some() || error.line > 0, "{name}: errors show a line");
+            assert_eq!(
+                error.file,
+                path.display().to_string(),
+                "{name}: errors name the file"
+            );
+            assert!(
+                error.source_line.is_some() || error.line > 0,
+                "{name}: errors show a line"
+            );
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -93,7 +112,8 @@ fn every_broken_spec_reports_exactly_its_expected_errors() {
 
 #[test]
 fn rendered_errors_show_location_line_and_caret() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/invalid/16-unknown-key-tls-san.yaml");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/invalid/16-unknown-key-tls-san.yaml");
     let errors = load_file(&path).expect_err("broken");
     let text = errors.to_string();
     let expected = format!(

@@ -54,3 +54,40 @@ impl std::fmt::Display for MissingEnv {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{ValidationContext, load_str};
+
+    #[test]
+    fn reports_missing_variables_by_name_only() {
+        let text = "\
+apiVersion: k3sctl.io/v1alpha1
+kind: Cluster
+metadata: {name: env}
+spec:
+  hosts: [{name: s, address: 10.0.0.1, role: server}]
+  k3s: {version: v1.34.3+k3s1}
+  registries:
+    configs:
+      zot.example.com:
+        auth: {username: {env: ZOT_USER}, password: {env: ZOT_PASSWORD}}
+";
+        let cluster =
+            load_str(text, "env.yaml", &ValidationContext::from_env(".".into())).expect("valid");
+        let set = |name: &str| name == "ZOT_USER";
+        let missing = check_env_refs(&cluster, set).expect_err("password unset");
+        assert_eq!(missing.len(), 1);
+        assert_eq!(missing[0].name, "ZOT_PASSWORD");
+        assert_eq!(
+            missing[0].used_at,
+            "spec.registries.configs.zot.example.com.auth.password"
+        );
+        assert_eq!(
+            missing[0].to_string(),
+            "environment variable ZOT_PASSWORD is not set (used at spec.registries.configs.zot.example.com.auth.password): export it before running k3sctl"
+        );
+        assert!(check_env_refs(&cluster, |_| true).is_ok());
+    }
+}
