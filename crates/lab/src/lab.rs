@@ -98,6 +98,12 @@ impl Lab {
             .collect()
     }
 
+    /// The machine's own address on the lab bridge: hosts reach services the test binds here
+    /// (e.g. a local download server), nothing else outside the lab.
+    pub fn gateway(&self) -> Ipv4Addr {
+        self.ctx.state.naming().gateway(0)
+    }
+
     /// The lab's directory (`/var/lib/k3sctl-lab/<name>`).
     pub fn dir(&self) -> &Path {
         &self.ctx.paths.dir

@@ -162,11 +162,13 @@ pub fn stand_in_candidates() -> Vec<PathBuf> {
         .collect()
 }
 
-fn stamp_stand_in(paths: &LabPaths, version: &str) -> Result<PathBuf> {
+/// The k3s-sim binary next to the current executable, or an error naming where it looked.
+pub fn find_stand_in() -> Result<PathBuf> {
     let candidates = stand_in_candidates();
-    let sim = candidates
+    candidates
         .iter()
         .find(|c| c.is_file())
+        .cloned()
         .ok_or_else(|| LabError::NoK3sBinary {
             detail: format!(
                 "k3s-sim not found at {}",
@@ -176,11 +178,15 @@ fn stamp_stand_in(paths: &LabPaths, version: &str) -> Result<PathBuf> {
                     .collect::<Vec<_>>()
                     .join(" or ")
             ),
-        })?;
+        })
+}
+
+fn stamp_stand_in(paths: &LabPaths, version: &str) -> Result<PathBuf> {
+    let sim = find_stand_in()?;
     let out = paths.k3s_binary();
     command::run(
         "stamp the k3s-sim stand-in",
-        Command::new(sim)
+        Command::new(&sim)
             .args(["stamp", "--version", version, "-o"])
             .arg(&out),
         "rebuild k3s-sim (`cargo build -p k3s-sim`) or pass --k3s-binary PATH",

@@ -77,6 +77,31 @@ fn killed_owner_leaves_nothing_after_cleanup() {
         "{text}"
     );
 
+    // Default K3s binary: the k3s-sim stand-in next to the binaries, stamped into the lab dir.
+    let default_spec = lab.dir().join("default-spec.yaml");
+    match lab::find_stand_in() {
+        Ok(_) => {
+            lab.write_spec(&default_spec, &lab::SpecOptions::default())
+                .expect("spec with the stamped stand-in");
+            let k3s = lab.dir().join("k3s");
+            let version = Command::new(&k3s)
+                .arg("--version")
+                .output()
+                .expect("stamped k3s runs");
+            assert!(String::from_utf8_lossy(&version.stdout).contains(lab::DEFAULT_K3S_VERSION));
+            let text = std::fs::read_to_string(&default_spec).expect("spec");
+            assert!(text.contains(&format!("file: {}", k3s.display())), "{text}");
+        }
+        Err(_) => {
+            let err = lab.write_spec(&default_spec, &lab::SpecOptions::default());
+            assert!(
+                matches!(err, Err(lab::LabError::NoK3sBinary { .. })),
+                "{err:?}"
+            );
+            assert!(!default_spec.exists());
+        }
+    }
+
     // CLI: exec keeps argument boundaries, status shows the host, faults by host name.
     assert_eq!(
         stdout(&cli(&["exec", "t-kill-1", "--", "echo", "a  b"])),

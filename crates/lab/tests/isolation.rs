@@ -66,6 +66,10 @@ fn two_labs_run_side_by_side_and_a_panic_tears_one_down() {
         .expect("eth1");
     assert!(eth1.contains(&format!("inet {private}/24")), "{eth1}");
     assert!(!host_reaches(&a, &a_host.name, b_host.address, 22));
+    // The machine is reachable on the gateway address (services a test binds there).
+    let listener = std::net::TcpListener::bind((a.gateway(), 0)).expect("bind on the gateway");
+    let port = listener.local_addr().expect("addr").port();
+    assert!(host_reaches(&a, &a_host.name, a.gateway(), port));
     let routes = a.exec(&a_host.name, "ip route").expect("routes");
     assert!(
         !routes.contains("default"),

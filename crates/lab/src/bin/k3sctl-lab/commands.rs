@@ -31,6 +31,10 @@ pub fn run(cmd: Cmd) -> Result<ExitCode, LabError> {
                 boot_timeout: Duration::from_secs(timeout),
                 owned: hold,
             };
+            // Fail before booting anything when the spec could not be written.
+            if spec_out.is_some() && k3s_binary.is_none() {
+                lab::find_stand_in()?;
+            }
             let start = Instant::now();
             let lab = Lab::up(&opts)?;
             let booted = start.elapsed();
