@@ -130,10 +130,7 @@ impl Hierarchies {
         let mut names: Vec<String> = self
             .roots()
             .into_iter()
-            .flat_map(|r| {
-                crate::network::list_dir(&r.join(CGROUP_ROOT).to_string_lossy(), |_| true)
-            })
-            .filter(|n| !n.starts_with("cgroup.") && !n.contains('.'))
+            .flat_map(|r| subdirs(&r.join(CGROUP_ROOT)))
             .collect();
         names.sort();
         names.dedup();
@@ -160,6 +157,20 @@ pub fn wait_empty(h: &Hierarchies, lab: &str, host: &str, wait: Duration) -> Res
         }
         thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Names of the directories directly inside `dir` (cgroup control files are skipped).
+pub(crate) fn subdirs(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
 }
 
 /// Directory `dir` and all its sub-directories, deepest first; empty if it does not exist.

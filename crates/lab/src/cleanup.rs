@@ -61,13 +61,7 @@ fn kill_lab_processes(cg: &Hierarchies, lab: &str) -> Result<()> {
 }
 
 fn hosts_with_cgroups(cg: &Hierarchies, lab: &str) -> Vec<String> {
-    let v2 = cg.v2.join(crate::naming::CGROUP_ROOT).join(lab);
-    network::list_dir(&v2.to_string_lossy(), |n| {
-        !n.starts_with("cgroup.") && !n.contains('.')
-    })
-    .into_iter()
-    .filter(|n| v2.join(n).is_dir())
-    .collect()
+    crate::cgroup::subdirs(&cg.v2.join(crate::naming::CGROUP_ROOT).join(lab))
 }
 
 fn remove_rest(

@@ -71,8 +71,7 @@ impl Ctx {
         )?;
         let naming = self.state.naming();
         network::ensure_netns(&h.name, naming, h.number)?;
-        for (nic, addr) in self.state.addresses(h).into_iter().enumerate() {
-            let nic = u8::try_from(nic).unwrap_or(0);
+        for (nic, addr) in (0u8..).zip(self.state.addresses(h)) {
             network::ensure_nic(&h.name, naming, h.number, nic, addr, !(h.cut || h.lost))?;
         }
         self.cg.create(&self.state.name, &h.name)?;
