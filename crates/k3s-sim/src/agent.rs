@@ -1,0 +1,273 @@
+//! `k3s agent`: validate the token against the server CA, get a kubelet client certificate from
+//! the supervisor (node password check), register the Node, then post status heartbeats. While the
+//! server is unreachable the agent logs and retries; a wrong token ends the process (non-zero exit,
+//! systemd restarts it).
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::fatal::Fatal;
+use crate::flags::Role;
+use crate::http::client::{Client, Trust};
+use crate::paths::{DataDir, host_path};
+use crate::settings::Settings;
+use crate::token::{Token, ca_hash};
+
+/// Runs the agent until SIGTERM/SIGINT.
+pub async fn run(s: Settings) -> Result<(), Fatal> {
+    let version = crate::version::current().to_string();
+    crate::log::info(format!(
+        "Starting k3s agent {version} ({})",
+        crate::version::commit_for(&version)
+    ));
+    let server = s
+        .str("server")
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| Fatal("--server is required".into()))?
+        .to_string();
+    let raw_token = crate::bootstrap::given_token(&s, "token", "token-file")?
+        .ok_or_else(|| Fatal("--token is required".into()))?;
+    let token = crate::token::parse(&raw_token);
+    let dd = DataDir::new(s.data_dir());
+    let node_name = s.node_name();
+    let (host, _) =
+        crate::http::client::parse_server_url(&server).map_err(|e| Fatal(e.to_string()))?;
+    let node_ip = crate::netinfo::node_ip(&s, Some(&format!("{host}:6443")));
+
+    let ca_pem = fetch_ca(&server, &token).await?;
+    validate_password(&server, &ca_pem, &token).await?;
+    let pw_path = host_path(crate::paths::NODE_PASSWORD);
+    let node_password = crate::nodepass::ensure_password_file(&pw_path)
+        .map_err(|e| Fatal(format!("{}: {e}", pw_path.display())))?;
+    let (cert, key) = kubelet_cert(&server, &ca_pem, &token, &node_name, &node_password).await;
+    for (file, text, mode) in [
+        ("server-ca.crt", &ca_pem, 0o644),
+        ("client-kubelet.crt", &cert, 0o644),
+        ("client-kubelet.key", &key, 0o600),
+    ] {
+        let p = dd.agent().join(file);
+        crate::paths::write_atomic(&p, text.as_bytes(), mode)
+            .map_err(|e| Fatal(format!("{}: {e}", p.display())))?;
+    }
+    crate::registries::apply(&s, &dd)?;
+    let api = Client::new(&server, &Trust::Ca(ca_pem.clone()), Some((&cert, &key)))
+        .map_err(|e| Fatal(e.to_string()))?;
+    let info = crate::netinfo::node_info(&s, Role::Agent, &version, &node_name, &node_ip);
+    register(&api, &info).await;
+    crate::notify::ready();
+    crate::log::info(format!(
+        "k3s agent is up and running; node {node_name} registered with {server}"
+    ));
+    tokio::select! {
+        _ = heartbeats(api, node_name) => {}
+        _ = crate::signals::wait_for_shutdown() => {}
+    }
+    crate::log::info("Shutting down k3s agent");
+    Ok(())
+}
+
+/// Fetches /cacerts until the server answers; checks it against the token's CA hash.
+async fn fetch_ca(server: &str, token: &Token) -> Result<String, Fatal> {
+    let client = Client::new(server, &Trust::Insecure, None).map_err(|e| Fatal(e.to_string()))?;
+    loop {
+        match client.request("GET", "/cacerts", &[], None).await {
+            Ok(r) if r.status == 200 => {
+                let pem = r.text();
+                if let Some(want) = &token.ca_hash {
+                    let got = ca_hash(pem.as_bytes());
+                    if &got != want {
+                        return Err(Fatal(format!(
+                            "Error: failed to validate token: token CA hash does not match the Cluster CA certificate hash: {got} != {want}"
+                        )));
+                    }
+                } else {
+                    crate::log::warn(
+                        "Cluster CA certificate is not trusted by the host CA bundle, but the token does not include a CA hash. Use the full token from the server's node-token file to enable Cluster CA validation.",
+                    );
+                }
+                return Ok(pem);
+            }
+            Ok(r) => crate::log::error(format!(
+                "failed to get CA certs: https://{}/cacerts: {} {}",
+                server.trim_start_matches("https://"),
+                r.status,
+                r.text().trim()
+            )),
+            Err(e) => crate::log::error(format!("failed to get CA certs: {e}")),
+        }
+        tokio::time::sleep(crate::knobs::retry()).await;
+    }
+}
+
+/// Checks the token's password against the supervisor; a 401 ends the agent.
+async fn validate_password(server: &str, ca_pem: &str, token: &Token) -> Result<(), Fatal> {
+    let client = Client::new(server, &Trust::Ca(ca_pem.to_string()), None)
+        .map_err(|e| Fatal(e.to_string()))?
+        .with_basic_auth("node", &token.password);
+    loop {
+        match client.request("GET", "/v1-k3s/readyz", &[], None).await {
+            Ok(r) if r.status == 200 => return Ok(()),
+            Ok(r) if r.status == 401 => {
+                return Err(Fatal(format!(
+                    "Error: failed to validate token: {server}/v1-k3s/readyz: 401 Unauthorized"
+                )));
+            }
+            Ok(r) => crate::log::info(format!(
+                "Waiting to retrieve agent configuration; server is not ready: {} {}",
+                r.status,
+                r.text().trim()
+            )),
+            Err(e) => crate::log::info(format!(
+                "Waiting to retrieve agent configuration; server is not ready: {e}"
+            )),
+        }
+        tokio::time::sleep(crate::knobs::retry()).await;
+    }
+}
+
+/// Gets the kubelet client certificate, retrying (with k3s's log line) while refused.
+async fn kubelet_cert(
+    server: &str,
+    ca_pem: &str,
+    token: &Token,
+    node: &str,
+    password: &str,
+) -> (String, String) {
+    loop {
+        let attempt = async {
+            let client = Client::new(server, &Trust::Ca(ca_pem.to_string()), None)
+                .map_err(|e| e.to_string())?
+                .with_basic_auth("node", &token.password);
+            let r = client
+                .request(
+                    "GET",
+                    "/v1-k3s/client-kubelet.crt",
+                    &[("k3s-node-name", node), ("k3s-node-password", password)],
+                    None,
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            if r.status != 200 {
+                let msg = serde_json::from_slice::<Value>(&r.body)
+                    .ok()
+                    .and_then(|v| v["message"].as_str().map(str::to_string))
+                    .unwrap_or_else(|| r.text());
+                return Err(msg);
+            }
+            crate::api::supervisor::split_cert_and_key(&r.text())
+                .ok_or_else(|| "malformed certificate response".to_string())
+        };
+        match attempt.await {
+            Ok(pair) => return pair,
+            Err(e) => crate::log::info(format!(
+                "Waiting to retrieve agent configuration; server is not ready: {e}"
+            )),
+        }
+        tokio::time::sleep(crate::knobs::retry().max(Duration::from_secs(1))).await;
+    }
+}
+
+async fn register(api: &Client, info: &crate::node::NodeInfo) {
+    let path = format!("/api/v1/nodes/{}", info.name);
+    loop {
+        let result = async {
+            let existing = api
+                .request("GET", &path, &[], None)
+                .await
+                .map_err(|e| e.to_string())?;
+            match existing.status {
+                404 => {
+                    let node = crate::node::new_node(info)?;
+                    let r = api
+                        .request(
+                            "POST",
+                            "/api/v1/nodes",
+                            &[],
+                            Some(("application/json", node.to_string().into_bytes())),
+                        )
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    if r.status == 201 {
+                        Ok(())
+                    } else {
+                        Err(format!("creating node: {} {}", r.status, r.text()))
+                    }
+                }
+                200 => {
+                    let mut node: Value =
+                        serde_json::from_slice(&existing.body).map_err(|e| e.to_string())?;
+                    crate::node::refresh(&mut node, info);
+                    let meta = json!({"metadata": {"labels": node["metadata"]["labels"], "annotations": node["metadata"]["annotations"]}});
+                    let status = json!({"status": node["status"]});
+                    for (p, body) in [(path.clone(), meta), (format!("{path}/status"), status)] {
+                        let r = api
+                            .request(
+                                "PATCH",
+                                &p,
+                                &[],
+                                Some((
+                                    "application/merge-patch+json",
+                                    body.to_string().into_bytes(),
+                                )),
+                            )
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        if r.status != 200 {
+                            return Err(format!("updating node: {} {}", r.status, r.text()));
+                        }
+                    }
+                    Ok(())
+                }
+                code => Err(format!("reading node: {code} {}", existing.text())),
+            }
+        };
+        match result.await {
+            Ok(()) => return,
+            Err(e) => crate::log::error(format!(
+                "Unable to register node {} with API server: {e}",
+                info.name
+            )),
+        }
+        tokio::time::sleep(crate::knobs::retry()).await;
+    }
+}
+
+async fn heartbeats(api: Client, name: String) {
+    let path = format!("/api/v1/nodes/{name}/status");
+    let mut since: Option<String> = None;
+    loop {
+        tokio::time::sleep(crate::knobs::heartbeat()).await;
+        let now = crate::clock::now_rfc3339();
+        let conditions = crate::node::healthy_conditions(&now, since.as_deref().unwrap_or(&now));
+        let body = json!({"status": {"conditions": conditions}});
+        match api
+            .request(
+                "PATCH",
+                &path,
+                &[],
+                Some((
+                    "application/strategic-merge-patch+json",
+                    body.to_string().into_bytes(),
+                )),
+            )
+            .await
+        {
+            Ok(r) if r.status == 200 => {
+                since.get_or_insert(now);
+            }
+            Ok(r) if r.status == 404 => crate::log::error(format!(
+                "Error updating node status: nodes \"{name}\" not found"
+            )),
+            Ok(r) => crate::log::error(format!(
+                "Error updating node status: {} {}",
+                r.status,
+                r.text().trim()
+            )),
+            Err(e) => {
+                since = None;
+                crate::log::error(format!("Error updating node status, will retry: {e}"));
+            }
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! The HTTPS API on :6443: health endpoints, /cacerts, /version, the k3s supervisor under
+//! /v1-k3s/ and the Kubernetes API subset, all behind one request handler.
+
+pub mod crud;
+pub mod discovery;
+pub mod eviction;
+pub mod patch;
+pub mod request;
+pub mod resources;
+pub mod selectors;
+pub mod supervisor;
+pub mod table;
+pub mod watch;
+
+use std::sync::Arc;
+
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response};
+use serde_json::Value;
+
+use crate::certs::Ca;
+use crate::http::server::Peer;
+use crate::http::{Body, json_response, text_response};
+use crate::store::{ApiError, ObjectStore};
+use crate::tls::ClientAuth;
+use request::{ApiPath, Target, parse_api_path, parse_query};
+
+/// Everything a request handler needs.
+pub struct ApiState {
+    /// Cluster objects.
+    pub store: Arc<ObjectStore>,
+    /// The K3s version served in /version.
+    pub version: String,
+    /// The server CA PEM (served at /cacerts, hashed into the token).
+    pub ca_pem: String,
+    /// Verifies client certificates.
+    pub client_auth: ClientAuth,
+    /// Signs kubelet client certificates.
+    pub client_ca: Arc<Ca>,
+    /// Signs kubelet serving certificates.
+    pub server_ca: Arc<Ca>,
+    /// The server token's password.
+    pub server_password: String,
+    /// The agent token's password, when `agent-token` is set.
+    pub agent_password: Option<String>,
+    /// `host:port` clients should use (discovery).
+    pub advertise: String,
+}
+
+const MAX_BODY: usize = 16 * 1024 * 1024;
+
+fn error_response(e: &ApiError) -> Response<Body> {
+    json_response(e.code, &e.to_status())
+}
+
+/// Handles one request.
+pub async fn handle(state: Arc<ApiState>, req: Request<Incoming>, peer: Peer) -> Response<Body> {
+    let (parts, body) = req.into_parts();
+    let bytes = match http_body_util::Limited::new(body, MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            return error_response(&ApiError::bad_request(format!("reading request body: {e}")));
+        }
+    };
+    let path = parts.uri.path().to_string();
+    let query = parse_query(parts.uri.query());
+    match route(&state, &parts, &path, &query, &bytes, &peer) {
+        Ok(resp) => resp,
+        Err(e) => error_response(&e),
+    }
+}
+
+fn route(
+    state: &Arc<ApiState>,
+    parts: &hyper::http::request::Parts,
+    path: &str,
+    query: &std::collections::HashMap<String, String>,
+    body: &[u8],
+    peer: &Peer,
+) -> Result<Response<Body>, ApiError> {
+    let get = parts.method == Method::GET;
+    match path {
+        "/cacerts" if get => return Ok(text_response(200, state.ca_pem.clone())),
+        "/readyz" | "/livez" | "/healthz" if get => return Ok(text_response(200, "ok")),
+        "/version" if get => {
+            return Ok(json_response(200, &discovery::version_info(&state.version)));
+        }
+        _ => {}
+    }
+    let cert_identity = if peer.certs.is_empty() {
+        None
+    } else {
+        state.client_auth.identify(&peer.certs).ok()
+    };
+    if path.starts_with("/v1-k3s/") {
+        if cert_identity.is_none() && !supervisor::token_authenticated(state, &parts.headers) {
+            return Err(ApiError::unauthorized());
+        }
+        return supervisor::handle(state, path, &parts.headers);
+    }
+    if cert_identity.is_none() {
+        return Err(ApiError::unauthorized());
+    }
+    if path == "/api" || path == "/api/" {
+        return Ok(json_response(
+            200,
+            &discovery::core_versions(&state.advertise),
+        ));
+    }
+    if path == "/apis" || path == "/apis/" {
+        return Ok(json_response(200, &discovery::group_list()));
+    }
+    match parse_api_path(path) {
+        Some(ApiPath::Discovery { group, version }) if get => {
+            discovery::resource_list(&group, &version)
+                .map(|v| json_response(200, &v))
+                .ok_or_else(ApiError::no_route)
+        }
+        Some(ApiPath::Group(g)) if get => discovery::group(&g)
+            .map(|v| json_response(200, &v))
+            .ok_or_else(ApiError::no_route),
+        Some(ApiPath::Resource(t)) => resource(state, parts, &t, query, body),
+        _ => Err(ApiError::no_route()),
+    }
+}
+
+fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
+    if body.is_empty() {
+        return Ok(Value::Null);
+    }
+    serde_json::from_slice(body)
+        .or_else(|_| serde_saphyr::from_slice::<Value>(body))
+        .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))
+}
+
+fn resource(
+    state: &Arc<ApiState>,
+    parts: &hyper::http::request::Parts,
+    t: &Target,
+    q: &std::collections::HashMap<String, String>,
+    body: &[u8],
+) -> Result<Response<Body>, ApiError> {
+    let store = &state.store;
+    let accept = parts
+        .headers
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let as_table = table::wants_table(accept);
+    let watching = matches!(q.get("watch").map(String::as_str), Some("true" | "1"));
+    let one = |v: Value| -> Response<Body> {
+        if as_table {
+            let rv = v["metadata"]["resourceVersion"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            json_response(200, &table::table(t.rt.kind, &[v], &rv))
+        } else {
+            json_response(200, &v)
+        }
+    };
+    match (&parts.method, t.name.as_deref(), t.sub.as_deref()) {
+        (&Method::GET, _, _) if watching => watch::start(store.clone(), t, q, as_table),
+        (&Method::GET, None, None) => {
+            let (items, rv) = crud::list(store, t, q)?;
+            if as_table {
+                Ok(json_response(
+                    200,
+                    &table::table(t.rt.kind, &items, &rv.to_string()),
+                ))
+            } else {
+                Ok(json_response(200, &crud::list_object(t, items, rv)))
+            }
+        }
+        (&Method::GET, Some(name), _) => crud::get(store, t, name).map(one),
+        (&Method::POST, None, None) => {
+            crud::create(store, t, parse_body(body)?).map(|v| json_response(201, &v))
+        }
+        (&Method::POST, Some(name), Some("eviction")) => {
+            let ns = t.namespace.as_deref().unwrap_or("default");
+            eviction::evict(store, ns, name).map(|v| json_response(201, &v))
+        }
+        (&Method::PUT, Some(name), _) => {
+            crud::update(store, t, name, parse_body(body)?).map(|v| json_response(200, &v))
+        }
+        (&Method::PATCH, Some(name), _) => {
+            let ct = parts
+                .headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            let kind = patch::PatchType::from_content_type(ct)
+                .ok_or_else(|| ApiError::unsupported_media(format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {ct:?})")))?;
+            crud::patch(store, t, name, kind, &parse_body(body)?).map(|v| json_response(200, &v))
+        }
+        (&Method::DELETE, Some(name), None) => {
+            crud::delete(store, t, name).map(|v| json_response(200, &v))
+        }
+        (&Method::DELETE, None, None) => {
+            crud::delete_collection(store, t, q).map(|v| json_response(200, &v))
+        }
+        _ => Err(ApiError::method_not_allowed(format!(
+            "{} is not supported on {}",
+            parts.method,
+            parts.uri.path()
+        ))),
+    }
+}

@@ -1,0 +1,190 @@
+//! Command dispatch. As `k3s` the binary offers `server`, `agent`, `certificate` and `--version`;
+//! as `k3s-sim` it also offers `stamp` and `release` to produce versioned copies.
+
+use std::path::PathBuf;
+
+use crate::fatal::Fatal;
+use crate::flags::Role;
+
+const USAGE: &str = "NAME:\n   k3s - Kubernetes, but small and simple\n\nUSAGE:\n   k3s [global options] command [command options] [arguments...]\n\nCOMMANDS:\n   server       Run management server\n   agent        Run node agent\n   certificate  Manage K3s certificates\n\nGLOBAL OPTIONS:\n   --debug        (logging) Turn on debug logs\n   --help, -h     show help\n   --version, -v  print the version\n";
+
+const SIM_USAGE: &str = "k3s-sim stamp --version V -o PATH [--from BINARY]\nk3s-sim release --version V --dir DIR [--arch amd64] [--from BINARY]\n";
+
+fn usage_error(msg: &str) -> i32 {
+    eprintln!("Incorrect Usage: {msg}\n\n{USAGE}");
+    crate::log::fatal(msg);
+    1
+}
+
+fn run_async(fut: impl std::future::Future<Output = Result<(), Fatal>>) -> i32 {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            crate::log::fatal(format!("starting runtime: {e}"));
+            return 1;
+        }
+    };
+    match rt.block_on(fut) {
+        Ok(()) => 0,
+        Err(e) => {
+            crate::log::fatal(&e.0);
+            1
+        }
+    }
+}
+
+fn node(role: Role, args: &[String]) -> i32 {
+    let settings = match crate::settings::resolve(role, args) {
+        Ok(s) => s,
+        Err(crate::settings::ResolveError::Flags(e)) => return usage_error(&e.to_string()),
+        Err(e) => {
+            crate::log::fatal(e.to_string());
+            return 1;
+        }
+    };
+    match role {
+        Role::Server => run_async(crate::server::run(settings)),
+        Role::Agent => run_async(crate::agent::run(settings)),
+    }
+}
+
+fn certificate(args: &[String]) -> i32 {
+    let (sub, rest) = match args.split_first() {
+        Some((s, r)) => (s.as_str(), r),
+        None => {
+            eprintln!(
+                "NAME:\n   k3s certificate - Manage K3s certificates\n\nCOMMANDS:\n   check   Check K3s component certificates on disk\n   rotate  Rotate K3s component certificates on disk\n"
+            );
+            return 0;
+        }
+    };
+    let opts = match crate::certcmd::parse(rest) {
+        Ok(o) => o,
+        Err(e) => return usage_error(&e.to_string()),
+    };
+    let result = match sub {
+        "check" => crate::certcmd::check(&opts).map(|rows| print!("{}", crate::certcmd::render_check(&rows, &opts.output))),
+        "rotate" => crate::certcmd::rotate(&opts).map(|backup| match backup {
+            Some(b) => crate::log::info(format!("Successfully backed up certificates to {}, please restart k3s server or agent to rotate certificates", b.display())),
+            None => crate::log::info("Agent certificates removed; they are renewed when k3s-agent starts"),
+        }),
+        other => return usage_error(&format!("No help topic for '{other}'")),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            crate::log::fatal(&e.0);
+            1
+        }
+    }
+}
+
+fn flag_value(args: &[String], names: &[&str]) -> Option<String> {
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        for n in names {
+            if a == n {
+                return it.next().cloned();
+            }
+            if let Some(v) = a.strip_prefix(&format!("{n}=")) {
+                return Some(v.to_string());
+            }
+        }
+    }
+    None
+}
+
+fn sim_command(cmd: &str, args: &[String]) -> i32 {
+    let Some(version) = flag_value(args, &["--version"]) else {
+        eprintln!("missing --version\n\n{SIM_USAGE}");
+        return 2;
+    };
+    let from = flag_value(args, &["--from"])
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/proc/self/exe"));
+    let result = match cmd {
+        "stamp" => match flag_value(args, &["-o", "--output"]) {
+            Some(out) => {
+                crate::version::stamp_file(&from, &PathBuf::from(&out), &version).map(|()| out)
+            }
+            None => {
+                eprintln!("missing -o PATH\n\n{SIM_USAGE}");
+                return 2;
+            }
+        },
+        _ => match flag_value(args, &["--dir"]) {
+            Some(dir) => {
+                let arch = flag_value(args, &["--arch"]).unwrap_or_else(|| "amd64".into());
+                crate::release::write_release(&from, &PathBuf::from(dir), &version, &arch)
+                    .map(|p| p.display().to_string())
+            }
+            None => {
+                eprintln!("missing --dir DIR\n\n{SIM_USAGE}");
+                return 2;
+            }
+        },
+    };
+    match result {
+        Ok(path) => {
+            println!("{path}");
+            0
+        }
+        Err(e) => {
+            eprintln!("k3s-sim {cmd}: {e}");
+            1
+        }
+    }
+}
+
+/// Runs the command line; returns the exit code.
+pub fn main(argv: Vec<String>) -> i32 {
+    crate::tls::install_provider();
+    let prog = argv
+        .first()
+        .map(|a| a.rsplit('/').next().unwrap_or(a).to_string())
+        .unwrap_or_default();
+    let as_sim = prog.starts_with("k3s-sim");
+    let mut args: Vec<String> = argv.into_iter().skip(1).collect();
+    // Global flags before the command.
+    while let Some(first) = args.first() {
+        match first.as_str() {
+            "--debug" => {
+                args.remove(0);
+            }
+            _ => break,
+        }
+    }
+    let Some((cmd, rest)) = args.split_first() else {
+        print!("{USAGE}");
+        return 0;
+    };
+    match cmd.as_str() {
+        "--version" | "-v" | "version" => {
+            print!(
+                "{}",
+                crate::version::version_text(crate::version::current())
+            );
+            0
+        }
+        "--help" | "-h" | "help" => {
+            print!("{USAGE}");
+            0
+        }
+        "server" => node(Role::Server, rest),
+        "agent" => node(Role::Agent, rest),
+        "certificate" | "cert" => certificate(rest),
+        "stamp" | "release" if as_sim => sim_command(cmd, rest),
+        other if other.starts_with('-') => usage_error(&format!(
+            "flag provided but not defined: -{}",
+            other.trim_start_matches('-')
+        )),
+        other => {
+            eprintln!("No help topic for '{other}'");
+            3
+        }
+    }
+}

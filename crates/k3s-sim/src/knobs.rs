@@ -1,0 +1,37 @@
+//! Test knobs read from `K3S_SIM_*` environment variables (on lab hosts they live in
+//! /etc/default/k3s or /etc/default/k3s-agent, which the official units read).
+
+use std::time::Duration;
+
+fn duration(name: &str, default: Duration) -> Duration {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| crate::clock::parse_duration(&v))
+        .unwrap_or(default)
+}
+
+/// `K3S_SIM_HEARTBEAT`: how often nodes post status (kubelet: 10s).
+pub fn heartbeat() -> Duration {
+    duration("K3S_SIM_HEARTBEAT", Duration::from_secs(10))
+}
+
+/// `K3S_SIM_NODE_GRACE`: how long without a heartbeat before a node turns NotReady
+/// (node-monitor-grace-period: 40s).
+pub fn node_grace() -> Duration {
+    duration("K3S_SIM_NODE_GRACE", Duration::from_secs(40))
+}
+
+/// `K3S_SIM_POD_START`: delay before a scheduled pod is Running and Ready.
+pub fn pod_start() -> Duration {
+    duration("K3S_SIM_POD_START", Duration::from_secs(2))
+}
+
+/// `K3S_SIM_RETRY`: how often an agent retries the server.
+pub fn retry() -> Duration {
+    duration("K3S_SIM_RETRY", Duration::from_secs(2))
+}
+
+/// `K3S_SIM_MANIFEST_SCAN`: how often server/manifests is scanned.
+pub fn manifest_scan() -> Duration {
+    duration("K3S_SIM_MANIFEST_SCAN", Duration::from_secs(5))
+}

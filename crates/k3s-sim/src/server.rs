@@ -1,0 +1,177 @@
+//! `k3s server`: PKI, token and bootstrap check, datastore, kubeconfig, the :6443 listener, the
+//! server's own Node, packaged components, manifests and controllers; READY=1 once serving.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::api::ApiState;
+use crate::fatal::Fatal;
+use crate::flags::Role;
+use crate::lock::{LockState, try_lock};
+use crate::paths::{DEFAULT_KUBECONFIG, DataDir, host_path};
+use crate::settings::Settings;
+use crate::store::{FileDatastore, ObjectStore, ResourceKey};
+
+/// Runs the server until SIGTERM/SIGINT.
+pub async fn run(s: Settings) -> Result<(), Fatal> {
+    let version = crate::version::current().to_string();
+    crate::log::info(format!(
+        "Starting k3s {version} ({})",
+        crate::version::commit_for(&version)
+    ));
+    for k in &s.ignored_keys {
+        crate::log::warn(format!("Unknown configuration key {k:?} ignored"));
+    }
+    let dd = DataDir::new(s.data_dir());
+    let _lock = match try_lock(&dd.server_lock())
+        .map_err(|e| Fatal::ctx(&dd.server_lock().display().to_string(), e))?
+    {
+        LockState::Held(f) => f,
+        LockState::Busy => {
+            return Err(Fatal(format!(
+                "another k3s server is already running with data dir {}",
+                dd.root().display()
+            )));
+        }
+    };
+    let port = s.https_port().map_err(Fatal)?;
+    let node_name = s.node_name();
+    let node_ip = crate::netinfo::node_ip(&s, None);
+    let mut sans_extra: Vec<String> = s.list("node-ip").to_vec();
+    sans_extra.push(node_ip.clone());
+    sans_extra.extend(s.list("node-external-ip").iter().cloned());
+    for flag in ["advertise-address", "bind-address"] {
+        if let Some(a) = s.str(flag).filter(|a| *a != "0.0.0.0") {
+            sans_extra.push(a.to_string());
+        }
+    }
+    let domain = s.str("cluster-domain").unwrap_or("cluster.local");
+    let sans = crate::certs::serving_sans(&node_name, &sans_extra, s.list("tls-san"), domain);
+    let pki = crate::certs::load_server_pki(&dd.tls(), &sans)
+        .map_err(|e| Fatal::ctx("preparing certificates", e))?;
+
+    let tokens = crate::bootstrap::resolve(&s, &dd)?;
+    let ds = FileDatastore::open(&dd.db().join("state"))
+        .map_err(|e| Fatal::ctx("opening datastore", e))?;
+    let store =
+        Arc::new(ObjectStore::open(Box::new(ds)).map_err(|e| Fatal::ctx("loading datastore", e))?);
+    crate::bootstrap::check_bootstrap(&store, &tokens)?;
+    crate::bootstrap::write_token_files(&dd, &pki.server_ca.cert_pem, &tokens)?;
+    write_kubeconfig(&s, port, &pki)?;
+
+    crate::components::seed_namespaces(&store);
+    crate::components::reconcile(&store, s.disabled());
+    crate::registries::apply(&s, &dd)?;
+
+    let client_auth = crate::tls::ClientAuth::new(&pki.client_ca.cert_pem)
+        .map_err(|e| Fatal::ctx("client CA", e))?;
+    let serving_chain = format!("{}{}", pki.serving.cert_pem, pki.server_ca.cert_pem);
+    let tls = crate::tls::server_config(&serving_chain, &pki.serving.key_pem, &client_auth)
+        .map_err(|e| Fatal::ctx("serving certificate", e))?;
+    let bind = s.str("bind-address").unwrap_or("0.0.0.0");
+    let addr: SocketAddr = format!("{bind}:{port}")
+        .parse()
+        .or_else(|_| format!("[{bind}]:{port}").parse())
+        .map_err(|_| Fatal(format!("invalid --bind-address {bind:?}")))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| Fatal(format!("listen tcp {addr}: bind: {e}")))?;
+    let state = Arc::new(ApiState {
+        store: store.clone(),
+        version: version.clone(),
+        ca_pem: pki.server_ca.cert_pem.clone(),
+        client_auth,
+        client_ca: Arc::new(pki.client_ca),
+        server_ca: Arc::new(pki.server_ca),
+        server_password: tokens.server.clone(),
+        agent_password: tokens.agent.clone(),
+        advertise: format!("{}:{port}", s.str("advertise-address").unwrap_or(&node_ip)),
+    });
+    let handler_state = state.clone();
+    tokio::spawn(crate::http::server::serve(
+        listener,
+        tls,
+        move |req, peer| crate::api::handle(handler_state.clone(), req, peer),
+    ));
+    crate::log::info(format!(
+        "Serving the Kubernetes API and supervisor on {addr}"
+    ));
+
+    let password = crate::nodepass::ensure_password_file(&host_path(crate::paths::NODE_PASSWORD))
+        .map_err(|e| {
+        Fatal(format!(
+            "{}: {e}",
+            host_path(crate::paths::NODE_PASSWORD).display()
+        ))
+    })?;
+    crate::nodepass::verify_or_store(&store, &node_name, &password)
+        .map_err(|e| Fatal(e.message))?;
+    let info = crate::netinfo::node_info(&s, Role::Server, &version, &node_name, &node_ip);
+    register_local(&store, &info)?;
+
+    tokio::spawn(crate::controller::run(store.clone()));
+    tokio::spawn(crate::manifests::watch(store.clone(), dd.manifests()));
+    tokio::spawn(local_heartbeat(store.clone(), node_name.clone()));
+
+    crate::notify::ready();
+    crate::log::info("k3s is up and running");
+    crate::signals::wait_for_shutdown().await;
+    crate::log::info("Shutting down k3s server");
+    Ok(())
+}
+
+fn write_kubeconfig(s: &Settings, port: u16, pki: &crate::certs::ServerPki) -> Result<(), Fatal> {
+    let host = match s.str("bind-address") {
+        Some(b) if b != "0.0.0.0" && b != "::" => b.to_string(),
+        _ => "127.0.0.1".to_string(),
+    };
+    let url = format!("https://{host}:{port}");
+    let text = crate::kubeconfig::render(
+        &url,
+        &pki.server_ca.cert_pem,
+        &pki.admin.cert_pem,
+        &pki.admin.key_pem,
+    );
+    let mode = match s.str("write-kubeconfig-mode") {
+        Some(m) => crate::kubeconfig::parse_mode(m).map_err(Fatal)?,
+        None => 0o600,
+    };
+    let path = host_path(s.str("write-kubeconfig").unwrap_or(DEFAULT_KUBECONFIG));
+    crate::paths::write_atomic(&path, text.as_bytes(), mode)
+        .map_err(|e| Fatal(format!("writing kubeconfig {}: {e}", path.display())))?;
+    crate::log::info(format!("Wrote kubeconfig {}", path.display()));
+    Ok(())
+}
+
+fn register_local(store: &ObjectStore, info: &crate::node::NodeInfo) -> Result<(), Fatal> {
+    let key = ResourceKey::new("nodes", "", &info.name);
+    if store.get(&key).is_some() {
+        store.modify(&key, |n| {
+            crate::node::refresh(n, info);
+            Ok(())
+        })
+    } else {
+        let node = crate::node::new_node(info).map_err(Fatal)?;
+        store.create("nodes", "", node)
+    }
+    .map_err(|e| Fatal(format!("registering node {}: {}", info.name, e.message)))?;
+    crate::log::info(format!("Node {} registered", info.name));
+    Ok(())
+}
+
+async fn local_heartbeat(store: Arc<ObjectStore>, name: String) {
+    let every = crate::knobs::heartbeat();
+    loop {
+        tokio::time::sleep(every).await;
+        let key = ResourceKey::new("nodes", "", &name);
+        if let Err(e) = store.modify(&key, |n| {
+            crate::node::heartbeat(n);
+            Ok(())
+        }) {
+            crate::log::error(format!(
+                "Failed to update node {name} status: {}",
+                e.message
+            ));
+        }
+    }
+}

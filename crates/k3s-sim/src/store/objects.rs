@@ -1,0 +1,481 @@
+//! Kubernetes objects in memory, persisted through a [`Datastore`], with a global resource
+//! version counter, UIDs, generations and a broadcast of changes for watches.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Mutex;
+
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+
+use super::{ApiError, Datastore};
+
+/// How many recent events are kept so a watch can resume from a resourceVersion.
+const HISTORY: usize = 2000;
+/// Datastore key holding the last resource version used by a deletion.
+const REVISION_KEY: &str = "/meta/revision";
+
+/// Identifies one object: storage resource (`pods`, `deployments.apps`), namespace ("" for
+/// cluster-scoped) and name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ResourceKey {
+    /// Plural resource name, with `.group` for non-core groups.
+    pub resource: String,
+    /// Namespace, empty for cluster-scoped objects.
+    pub namespace: String,
+    /// Object name.
+    pub name: String,
+}
+
+impl ResourceKey {
+    /// Builds a key.
+    pub fn new(resource: &str, namespace: &str, name: &str) -> Self {
+        Self {
+            resource: resource.to_string(),
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        }
+    }
+
+    fn storage_key(&self) -> String {
+        if self.namespace.is_empty() {
+            format!("/registry/{}/{}", self.resource, self.name)
+        } else {
+            format!(
+                "/registry/{}/{}/{}",
+                self.resource, self.namespace, self.name
+            )
+        }
+    }
+}
+
+/// Kind of change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    /// Created.
+    Added,
+    /// Changed.
+    Modified,
+    /// Removed.
+    Deleted,
+}
+
+impl EventType {
+    /// The watch event type string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Added => "ADDED",
+            EventType::Modified => "MODIFIED",
+            EventType::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One change.
+#[derive(Debug, Clone)]
+pub struct Event {
+    /// Resource version of the change.
+    pub rv: u64,
+    /// What happened.
+    pub kind: EventType,
+    /// Which object.
+    pub key: ResourceKey,
+    /// The object after the change (before, for deletions).
+    pub object: Value,
+}
+
+struct Inner {
+    objects: BTreeMap<ResourceKey, Value>,
+    rv: u64,
+    history: VecDeque<Event>,
+}
+
+/// The object store shared by the API, the controllers and node registration.
+pub struct ObjectStore {
+    inner: Mutex<Inner>,
+    ds: Box<dyn Datastore>,
+    tx: broadcast::Sender<Event>,
+}
+
+fn parse_rv(v: &Value) -> u64 {
+    v.pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+fn key_from_storage(key: &str) -> Option<ResourceKey> {
+    let rest = key.strip_prefix("/registry/")?;
+    let parts: Vec<&str> = rest.split('/').collect();
+    match parts.as_slice() {
+        [res, name] => Some(ResourceKey::new(res, "", name)),
+        [res, ns, name] => Some(ResourceKey::new(res, ns, name)),
+        _ => None,
+    }
+}
+
+impl ObjectStore {
+    /// Loads every object from the datastore.
+    pub fn open(ds: Box<dyn Datastore>) -> Result<Self, super::StoreError> {
+        let mut objects = BTreeMap::new();
+        let mut rv = 0;
+        for (key, bytes) in ds.load_all()? {
+            if key == REVISION_KEY {
+                rv = rv.max(String::from_utf8_lossy(&bytes).trim().parse().unwrap_or(0));
+                continue;
+            }
+            let Some(k) = key_from_storage(&key) else {
+                continue;
+            };
+            let Ok(obj) = serde_json::from_slice::<Value>(&bytes) else {
+                crate::log::warn(format!("datastore: skipping unreadable object {key}"));
+                continue;
+            };
+            rv = rv.max(parse_rv(&obj));
+            objects.insert(k, obj);
+        }
+        let (tx, _) = broadcast::channel(4096);
+        Ok(Self {
+            inner: Mutex::new(Inner {
+                objects,
+                rv,
+                history: VecDeque::new(),
+            }),
+            ds,
+            tx,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Reads a non-object key (bootstrap data).
+    pub fn raw_get(&self, key: &str) -> Result<Option<Vec<u8>>, super::StoreError> {
+        Ok(self
+            .ds
+            .load_all()?
+            .into_iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v))
+    }
+
+    /// Writes a non-object key (bootstrap data).
+    pub fn raw_put(&self, key: &str, value: &[u8]) -> Result<(), super::StoreError> {
+        self.ds.put(key, value)
+    }
+
+    /// The current resource version.
+    pub fn current_rv(&self) -> u64 {
+        self.lock().rv
+    }
+
+    /// One object.
+    pub fn get(&self, key: &ResourceKey) -> Option<Value> {
+        self.lock().objects.get(key).cloned()
+    }
+
+    /// Objects of a resource, optionally in one namespace, with the list resource version.
+    pub fn list(&self, resource: &str, namespace: Option<&str>) -> (Vec<Value>, u64) {
+        let inner = self.lock();
+        let items = inner
+            .objects
+            .iter()
+            .filter(|(k, _)| k.resource == resource && namespace.is_none_or(|ns| k.namespace == ns))
+            .map(|(_, v)| v.clone())
+            .collect();
+        (items, inner.rv)
+    }
+
+    /// Subscribes to changes; also returns the recent history for resuming watches.
+    pub fn subscribe(&self) -> (broadcast::Receiver<Event>, Vec<Event>) {
+        let inner = self.lock();
+        (self.tx.subscribe(), inner.history.iter().cloned().collect())
+    }
+
+    fn commit(
+        &self,
+        inner: &mut Inner,
+        kind: EventType,
+        key: ResourceKey,
+        object: Value,
+    ) -> Result<(), ApiError> {
+        match kind {
+            // Deletions leave no object carrying the revision: record it so it never goes back.
+            EventType::Deleted => self
+                .ds
+                .delete(&key.storage_key())
+                .and_then(|()| self.ds.put(REVISION_KEY, inner.rv.to_string().as_bytes())),
+            _ => self
+                .ds
+                .put(&key.storage_key(), object.to_string().as_bytes()),
+        }
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+        let ev = Event {
+            rv: inner.rv,
+            kind,
+            key: key.clone(),
+            object: object.clone(),
+        };
+        match kind {
+            EventType::Deleted => {
+                inner.objects.remove(&key);
+            }
+            _ => {
+                inner.objects.insert(key, object);
+            }
+        }
+        inner.history.push_back(ev.clone());
+        while inner.history.len() > HISTORY {
+            inner.history.pop_front();
+        }
+        // No receivers is fine.
+        let _ = self.tx.send(ev);
+        Ok(())
+    }
+
+    /// Creates an object (sets uid, creationTimestamp, resourceVersion, generation, namespace;
+    /// fills `metadata.name` from `generateName`).
+    pub fn create(
+        &self,
+        resource: &str,
+        namespace: &str,
+        mut obj: Value,
+    ) -> Result<Value, ApiError> {
+        if !obj.get("metadata").is_some_and(Value::is_object) {
+            obj["metadata"] = json!({});
+        }
+        let meta = &mut obj["metadata"];
+        let mut name = meta
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        if name.is_empty() {
+            let prefix = meta
+                .get("generateName")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            if prefix.is_empty() {
+                return Err(ApiError::invalid(format!(
+                    "{resource} \"\" is invalid: metadata.name: Required value: name or generateName is required"
+                )));
+            }
+            name = format!("{prefix}{}", crate::random::suffix(5));
+        }
+        validate_name(resource, &name)?;
+        let key = ResourceKey::new(resource, namespace, &name);
+        let mut inner = self.lock();
+        if inner.objects.contains_key(&key) {
+            return Err(ApiError::already_exists(resource, &name));
+        }
+        inner.rv += 1;
+        let meta = &mut obj["metadata"];
+        meta["name"] = json!(name);
+        if !namespace.is_empty() {
+            meta["namespace"] = json!(namespace);
+        }
+        meta["uid"] = json!(crate::random::uid());
+        meta["creationTimestamp"] = json!(crate::clock::now_rfc3339());
+        meta["resourceVersion"] = json!(inner.rv.to_string());
+        meta["generation"] = json!(1);
+        if let Some(m) = meta.as_object_mut() {
+            m.remove("deletionTimestamp");
+        }
+        self.commit(&mut inner, EventType::Added, key, obj.clone())
+            .inspect_err(|_| inner.rv -= 1)?;
+        Ok(obj)
+    }
+
+    /// Replaces an object. When `new` carries a resourceVersion it must match (optimistic
+    /// concurrency); uid and creationTimestamp are kept; generation grows when `spec` changes.
+    pub fn update(&self, key: &ResourceKey, new: Value) -> Result<Value, ApiError> {
+        let mut inner = self.lock();
+        let old = inner
+            .objects
+            .get(key)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(&key.resource, &key.name))?;
+        if let Some(rv) = new
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            && !rv.is_empty()
+            && rv
+                != old
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+        {
+            return Err(ApiError::conflict(&key.resource, &key.name));
+        }
+        self.replace_locked(&mut inner, key, &old, new)
+    }
+
+    fn replace_locked(
+        &self,
+        inner: &mut Inner,
+        key: &ResourceKey,
+        old: &Value,
+        mut new: Value,
+    ) -> Result<Value, ApiError> {
+        if !new.get("metadata").is_some_and(Value::is_object) {
+            new["metadata"] = json!({});
+        }
+        for field in ["uid", "creationTimestamp", "name", "namespace"] {
+            match old["metadata"].get(field) {
+                Some(v) => new["metadata"][field] = v.clone(),
+                None => {
+                    if let Some(m) = new["metadata"].as_object_mut() {
+                        m.remove(field);
+                    }
+                }
+            }
+        }
+        let generation = old
+            .pointer("/metadata/generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(1);
+        let spec_changed = old.get("spec") != new.get("spec");
+        new["metadata"]["generation"] = json!(if spec_changed {
+            generation + 1
+        } else {
+            generation
+        });
+        new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"].clone();
+        if &new == old {
+            return Ok(new);
+        }
+        inner.rv += 1;
+        new["metadata"]["resourceVersion"] = json!(inner.rv.to_string());
+        self.commit(inner, EventType::Modified, key.clone(), new.clone())?;
+        Ok(new)
+    }
+
+    /// Read-modify-write under the store lock. Unchanged objects are not rewritten.
+    pub fn modify(
+        &self,
+        key: &ResourceKey,
+        f: impl FnOnce(&mut Value) -> Result<(), ApiError>,
+    ) -> Result<Value, ApiError> {
+        let mut inner = self.lock();
+        let old = inner
+            .objects
+            .get(key)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(&key.resource, &key.name))?;
+        let mut new = old.clone();
+        f(&mut new)?;
+        self.replace_locked(&mut inner, key, &old, new)
+    }
+
+    /// Deletes an object and returns it (with `deletionTimestamp` set).
+    pub fn delete(&self, key: &ResourceKey) -> Result<Value, ApiError> {
+        let mut inner = self.lock();
+        let mut obj = inner
+            .objects
+            .get(key)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(&key.resource, &key.name))?;
+        inner.rv += 1;
+        obj["metadata"]["resourceVersion"] = json!(inner.rv.to_string());
+        obj["metadata"]["deletionTimestamp"] = json!(crate::clock::now_rfc3339());
+        self.commit(&mut inner, EventType::Deleted, key.clone(), obj.clone())?;
+        Ok(obj)
+    }
+}
+
+/// Checks a name the way the API server does for most resources (DNS-1123 subdomain).
+fn validate_name(resource: &str, name: &str) -> Result<(), ApiError> {
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(format!(
+            "{resource} \"{name}\" is invalid: metadata.name: Invalid value: \"{name}\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::FileDatastore;
+
+    fn store(dir: &std::path::Path) -> ObjectStore {
+        ObjectStore::open(Box::new(FileDatastore::open(dir).expect("ds"))).expect("store")
+    }
+
+    #[test]
+    fn create_update_delete_and_reload() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = store(dir.path());
+        let pod = s
+            .create(
+                "pods",
+                "default",
+                json!({"metadata": {"name": "p1"}, "spec": {"x": 1}}),
+            )
+            .expect("create");
+        assert_eq!(pod["metadata"]["resourceVersion"], "1");
+        assert!(
+            pod["metadata"]["uid"]
+                .as_str()
+                .is_some_and(|u| u.len() == 36)
+        );
+        assert_eq!(
+            s.create("pods", "default", json!({"metadata": {"name": "p1"}}))
+                .expect_err("dup")
+                .code,
+            409
+        );
+        let key = ResourceKey::new("pods", "default", "p1");
+        let mut stale = pod.clone();
+        let updated = s.modify(&key, |o| {
+            o["spec"]["x"] = json!(2);
+            Ok(())
+        });
+        assert_eq!(updated.expect("modify")["metadata"]["generation"], 2);
+        stale["spec"]["x"] = json!(3);
+        assert_eq!(
+            s.update(&key, stale).expect_err("stale rv").reason,
+            "Conflict"
+        );
+        let same = s.modify(&key, |_| Ok(())).expect("noop");
+        assert_eq!(
+            same["metadata"]["resourceVersion"], "2",
+            "no-op does not bump rv"
+        );
+        drop(s);
+        let s = store(dir.path());
+        assert_eq!(s.get(&key).expect("reloaded")["spec"]["x"], 2);
+        assert_eq!(s.current_rv(), 2);
+        s.delete(&key).expect("delete");
+        assert!(s.get(&key).is_none());
+        let reopened = store(dir.path());
+        assert!(reopened.get(&key).is_none());
+        assert_eq!(
+            reopened.current_rv(),
+            3,
+            "resource versions never go back after a restart"
+        );
+    }
+
+    #[test]
+    fn invalid_names_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = store(dir.path());
+        assert_eq!(
+            s.create("pods", "default", json!({"metadata": {"name": "Bad_Name"}}))
+                .expect_err("bad")
+                .code,
+            422
+        );
+    }
+}

@@ -1,0 +1,221 @@
+//! Agents and nodes: join with versions, kubectl node operations, node password rule, late join,
+//! wrong tokens, NotReady after heartbeats stop.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Cluster, server_token, wait_for};
+
+#[test]
+fn agents_join_and_kubectl_node_operations_work() {
+    let c = Cluster::new();
+    let mut s = c.server("s1", "v1.33.5+k3s1", &[]);
+    s.start();
+    let kc = c.wait_ready(&mut s);
+    let token = server_token(&s);
+    let mut a1 = c.agent(
+        "a1",
+        "v1.32.9+k3s1",
+        &token,
+        &[
+            "--node-label",
+            "zone=b",
+            "--node-taint",
+            "dedicated=infra:NoSchedule",
+        ],
+    );
+    a1.start();
+    c.wait_node_status(&kc, "a1", "Ready", Duration::from_secs(30));
+    let wide = c.kubectl_ok(&kc, &["get", "nodes", "-o", "wide"]);
+    let row = |n: &str| {
+        wide.lines()
+            .find(|l| l.starts_with(&format!("{n} ")))
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        row("s1")[1..5],
+        [
+            "Ready",
+            "control-plane,master",
+            row("s1")[3].as_str(),
+            "v1.33.5+k3s1"
+        ]
+        .map(String::from),
+        "{wide}"
+    );
+    assert_eq!(row("a1")[1], "Ready", "{wide}");
+    assert_eq!(row("a1")[2], "<none>", "{wide}");
+    assert_eq!(row("a1")[4], "v1.32.9+k3s1", "{wide}");
+    assert_eq!(row("a1")[5], "127.0.0.1", "{wide}");
+
+    let jp = |path: &str| {
+        c.kubectl_ok(
+            &kc,
+            &["get", "node", "a1", "-o", &format!("jsonpath={path}")],
+        )
+    };
+    assert_eq!(jp("{.metadata.labels.zone}"), "b");
+    assert_eq!(
+        jp("{.metadata.labels.node\\.kubernetes\\.io/instance-type}"),
+        "k3s"
+    );
+    assert_eq!(jp("{.spec.taints[0].key}"), "dedicated");
+    assert!(jp("{.metadata.annotations.k3s\\.io/node-args}").contains("\"--token\",\"********\""));
+    assert!(!jp("{.metadata.annotations.k3s\\.io/node-args}").contains(&token));
+    assert!(!jp("{.metadata.annotations.k3s\\.io/node-config-hash}").is_empty());
+    assert_eq!(
+        jp("{.metadata.annotations.k3s\\.io/internal-ip}"),
+        "127.0.0.1"
+    );
+    assert_eq!(jp("{.status.nodeInfo.kubeletVersion}"), "v1.32.9+k3s1");
+    assert!(
+        a1.path("/var/lib/rancher/k3s/agent/client-kubelet.crt")
+            .exists()
+    );
+    assert!(a1.path("/etc/rancher/node/password").exists());
+
+    c.kubectl_ok(&kc, &["cordon", "a1"]);
+    c.wait_node_status(
+        &kc,
+        "a1",
+        "Ready,SchedulingDisabled",
+        Duration::from_secs(5),
+    );
+    c.kubectl_ok(&kc, &["uncordon", "a1"]);
+    c.wait_node_status(&kc, "a1", "Ready", Duration::from_secs(5));
+    c.kubectl_ok(&kc, &["label", "node", "a1", "tier=web"]);
+    assert_eq!(jp("{.metadata.labels.tier}"), "web");
+    c.kubectl_ok(&kc, &["label", "node", "a1", "tier-"]);
+    assert_eq!(jp("{.metadata.labels.tier}"), "");
+    c.kubectl_ok(&kc, &["taint", "node", "a1", "extra=1:NoExecute"]);
+    assert_eq!(
+        jp("{.spec.taints[*].key}"),
+        "extra dedicated",
+        "kubectl taint puts new taints first"
+    );
+    c.kubectl_ok(&kc, &["taint", "node", "a1", "dedicated-"]);
+    assert_eq!(jp("{.spec.taints[*].key}"), "extra");
+    c.kubectl_ok(
+        &kc,
+        &["wait", "--for=condition=Ready", "node/a1", "--timeout=10s"],
+    );
+
+    // Node password: another machine with the same name is refused until the Node is deleted.
+    let mut imposter = c.agent("a1", "v1.32.9+k3s1", &token, &[]);
+    imposter.root = c.dir.path().join("a1-other");
+    a1.stop();
+    imposter.start();
+    wait_for("node password rejection", Duration::from_secs(20), || {
+        imposter
+            .log()
+            .contains("Node password rejected, duplicate hostname")
+            .then_some(())
+    });
+    assert!(imposter.running(), "the agent keeps retrying");
+    c.kubectl_ok(&kc, &["delete", "node", "a1"]);
+    wait_for(
+        "imposter registers after delete",
+        Duration::from_secs(20),
+        || {
+            let out = c.kubectl(
+                &kc,
+                &[
+                    "get",
+                    "node",
+                    "a1",
+                    "-o",
+                    "jsonpath={.metadata.annotations.k3s\\.io/node-args}",
+                ],
+            );
+            out.status.success().then_some(())
+        },
+    );
+    c.wait_node_status(&kc, "a1", "Ready", Duration::from_secs(20));
+    imposter.stop();
+    s.stop();
+}
+
+#[test]
+fn late_join_wrong_tokens_and_not_ready() {
+    let c = Cluster::new();
+    let mut s = c.server("s1", "v1.33.5+k3s1", &["--token", "right-secret"]);
+    // The agent starts first and waits for the server, logging why.
+    let mut early = c.agent("early", "v1.33.5+k3s1", "right-secret", &[]);
+    early.start();
+    wait_for("agent retry log", Duration::from_secs(15), || {
+        early.log().contains("failed to get CA certs").then_some(())
+    });
+    assert!(
+        early.log().contains("connection refused"),
+        "{}",
+        early.log()
+    );
+    s.start();
+    let kc = c.wait_ready(&mut s);
+    c.wait_node_status(&kc, "early", "Ready", Duration::from_secs(30));
+    assert!(
+        early
+            .log()
+            .contains("Cluster CA certificate is not trusted"),
+        "a bare token trusts any CA, with a warning"
+    );
+
+    let token = server_token(&s);
+    let (hash_part, _) = token.split_once("::").expect("secure");
+    let mut wrong_pw = c.agent(
+        "wrong-pw",
+        "v1.33.5+k3s1",
+        &format!("{hash_part}::server:not-the-secret"),
+        &[],
+    );
+    wrong_pw.start();
+    let code = wrong_pw
+        .wait_exit(Duration::from_secs(20))
+        .expect("agent with wrong password exits");
+    assert_ne!(code, 0);
+    assert!(
+        wrong_pw.log().contains("failed to validate token")
+            && wrong_pw.log().contains("401 Unauthorized"),
+        "{}",
+        wrong_pw.log()
+    );
+
+    let bogus_hash = format!("K10{}::server:right-secret", "0".repeat(64));
+    let mut wrong_ca = c.agent("wrong-ca", "v1.33.5+k3s1", &bogus_hash, &[]);
+    wrong_ca.start();
+    let code = wrong_ca
+        .wait_exit(Duration::from_secs(20))
+        .expect("agent with wrong CA hash exits");
+    assert_ne!(code, 0);
+    assert!(
+        wrong_ca
+            .log()
+            .contains("token CA hash does not match the Cluster CA certificate hash"),
+        "{}",
+        wrong_ca.log()
+    );
+    let nodes = c.kubectl_ok(&kc, &["get", "nodes", "-o", "name"]);
+    assert!(!nodes.contains("wrong-"), "{nodes}");
+
+    // Heartbeats stop: NotReady after the grace period (4s in tests), Ready again after restart.
+    early.stop();
+    c.wait_node_status(&kc, "early", "NotReady", Duration::from_secs(20));
+    let reason = c.kubectl_ok(
+        &kc,
+        &[
+            "get",
+            "node",
+            "early",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Ready\")].message}",
+        ],
+    );
+    assert_eq!(reason, "Kubelet stopped posting node status.");
+    early.start();
+    c.wait_node_status(&kc, "early", "Ready", Duration::from_secs(20));
+    s.stop();
+}

@@ -1,0 +1,363 @@
+//! Server behaviour: first start files, kubeconfig, sd_notify, restart, token, config files,
+//! manifests, registries, certificate expiry and rotation.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use common::{Cluster, server_token, wait_for};
+
+#[test]
+fn first_start_writes_token_kubeconfig_and_notifies_systemd() {
+    let c = Cluster::new();
+    let mut s = c.server(
+        "s1",
+        "v1.33.5+k3s1",
+        &[
+            "--write-kubeconfig-mode",
+            "0644",
+            "--tls-san",
+            "api.example.com",
+        ],
+    );
+    let sock_path = c.dir.path().join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).expect("bind notify socket");
+    sock.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    s.env
+        .push(("NOTIFY_SOCKET".into(), sock_path.display().to_string()));
+    s.start();
+    let mut buf = [0u8; 64];
+    let n = sock.recv(&mut buf).expect("READY=1 from the server");
+    assert_eq!(&buf[..n], b"READY=1");
+    // READY=1 comes only once the API serves.
+    let kc = s.path("/etc/rancher/k3s/k3s.yaml");
+    assert_eq!(c.kubectl_ok(&kc, &["get", "--raw", "/readyz"]), "ok");
+    assert_eq!(
+        std::fs::metadata(&kc)
+            .expect("kubeconfig")
+            .permissions()
+            .mode()
+            & 0o777,
+        0o644
+    );
+    let kubeconfig = std::fs::read_to_string(&kc).expect("read");
+    assert!(
+        kubeconfig.contains(&format!("server: https://127.0.0.1:{}", c.port)),
+        "{kubeconfig}"
+    );
+    assert!(
+        kubeconfig.contains("name: default") && kubeconfig.contains("current-context: default")
+    );
+
+    let token = server_token(&s);
+    let (hash, rest) = token
+        .strip_prefix("K10")
+        .and_then(|t| t.split_once("::"))
+        .expect("secure token");
+    assert!(rest.starts_with("server:"));
+    let ca = std::fs::read(s.path("/var/lib/rancher/k3s/server/tls/server-ca.crt")).expect("ca");
+    assert_eq!(hash, k3s_sim::token::ca_hash(&ca));
+    let tokdir = s.path("/var/lib/rancher/k3s/server");
+    for link in ["node-token", "agent-token"] {
+        assert_eq!(
+            std::fs::read_link(tokdir.join(link))
+                .expect("symlink")
+                .to_str(),
+            Some("token")
+        );
+    }
+    assert_eq!(
+        std::fs::metadata(tokdir.join("token"))
+            .expect("token")
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+
+    for path in [
+        "/livez",
+        "/version",
+        "/api",
+        "/apis",
+        "/api/v1",
+        "/apis/apps/v1",
+        "/apis/policy/v1",
+        "/apis/policy/v1beta1",
+        "/apis/helm.cattle.io/v1",
+    ] {
+        c.kubectl_ok(&kc, &["get", "--raw", path]);
+    }
+    let version = c.kubectl_ok(&kc, &["version", "--short"]);
+    assert!(
+        version.contains("Server Version: v1.33.5+k3s1"),
+        "{version}"
+    );
+
+    let serving = std::fs::read_to_string(
+        s.path("/var/lib/rancher/k3s/server/tls/serving-kube-apiserver.crt"),
+    )
+    .expect("cert");
+    let (_, _, sans) = k3s_sim::certs::inspect(&serving).expect("parse");
+    for want in [
+        "127.0.0.1",
+        "localhost",
+        "s1",
+        "api.example.com",
+        "kubernetes.default.svc.cluster.local",
+    ] {
+        assert!(
+            sans.iter().any(|x| x == want),
+            "{want} missing from {sans:?}"
+        );
+    }
+    s.stop();
+}
+
+#[test]
+fn restart_keeps_objects_and_a_different_token_is_refused() {
+    let c = Cluster::new();
+    let mut s = c.server("s1", "v1.33.5+k3s1", &["--token", "first-secret"]);
+    s.start();
+    let kc = c.wait_ready(&mut s);
+    c.kubectl_ok(&kc, &["create", "namespace", "apps"]);
+    c.kubectl_ok(
+        &kc,
+        &[
+            "create",
+            "configmap",
+            "cfg",
+            "-n",
+            "apps",
+            "--from-literal=k=v",
+        ],
+    );
+    c.kubectl_ok(&kc, &["label", "node", "s1", "kept=yes"]);
+    s.stop();
+
+    s.start();
+    let kc = c.wait_ready(&mut s);
+    assert_eq!(
+        c.kubectl_ok(
+            &kc,
+            &[
+                "get",
+                "configmap",
+                "cfg",
+                "-n",
+                "apps",
+                "-o",
+                "jsonpath={.data.k}"
+            ]
+        ),
+        "v"
+    );
+    assert_eq!(
+        c.kubectl_ok(
+            &kc,
+            &[
+                "get",
+                "node",
+                "s1",
+                "-o",
+                "jsonpath={.metadata.labels.kept}"
+            ]
+        ),
+        "yes"
+    );
+    s.stop();
+
+    // Without --token the server reuses server/token.
+    let mut again = c.server("s1", "v1.33.5+k3s1", &[]);
+    again.start();
+    c.wait_ready(&mut again);
+    again.stop();
+
+    let mut wrong = c.server("s1", "v1.33.5+k3s1", &["--token", "other-secret"]);
+    wrong.start();
+    let code = wrong
+        .wait_exit(Duration::from_secs(20))
+        .expect("server with wrong token exits");
+    assert_ne!(code, 0);
+    assert!(
+        wrong
+            .log()
+            .contains("bootstrap data already found and encrypted with different token"),
+        "{}",
+        wrong.log()
+    );
+}
+
+#[test]
+fn config_files_merge_and_registries_and_manifests_apply() {
+    let c = Cluster::new();
+    let mut s = c.server("s1", "v1.33.5+k3s1", &["--node-label", "from=cli"]);
+    let etc = s.path("/etc/rancher/k3s");
+    std::fs::create_dir_all(etc.join("config.yaml.d")).expect("mkdir");
+    std::fs::write(etc.join("config.yaml"), "node-label: [base=1]\ndisable: [traefik]\nwrite-kubeconfig-mode: \"0640\"\nnot-a-flag: 1\n").expect("write");
+    std::fs::write(
+        etc.join("config.yaml.d/10-more.yaml"),
+        "node-taint+: [\"dedicated=infra:NoSchedule\"]\ndisable+: [metrics-server]\n",
+    )
+    .expect("write");
+    std::fs::write(
+        etc.join("registries.yaml"),
+        "mirrors:\n  docker.io:\n    endpoint: [\"http://zot.zot.svc.cluster.local:5000\"]\n",
+    )
+    .expect("write");
+    s.start();
+    let kc = c.wait_ready(&mut s);
+    // CLI node-label replaces the config value; drop-in appends work for taints and disable.
+    let labels = c.kubectl_ok(
+        &kc,
+        &["get", "node", "s1", "-o", "jsonpath={.metadata.labels}"],
+    );
+    assert!(
+        labels.contains("\"from\":\"cli\"") && !labels.contains("\"base\""),
+        "{labels}"
+    );
+    let taints = c.kubectl_ok(
+        &kc,
+        &["get", "node", "s1", "-o", "jsonpath={.spec.taints[*].key}"],
+    );
+    assert_eq!(taints, "dedicated");
+    let deploys = c.kubectl_ok(&kc, &["get", "deploy", "-n", "kube-system", "-o", "name"]);
+    assert!(
+        deploys.contains("coredns")
+            && !deploys.contains("traefik")
+            && !deploys.contains("metrics-server"),
+        "{deploys}"
+    );
+    assert_eq!(
+        std::fs::metadata(&kc).expect("kc").permissions().mode() & 0o777,
+        0o640
+    );
+    let args = c.kubectl_ok(
+        &kc,
+        &[
+            "get",
+            "node",
+            "s1",
+            "-o",
+            "jsonpath={.metadata.annotations.k3s\\.io/node-args}",
+        ],
+    );
+    assert!(
+        args.contains("\"--disable\",\"traefik\"")
+            && args.contains("\"--node-label\",\"from=cli\""),
+        "{args}"
+    );
+    let hosts = std::fs::read_to_string(
+        s.path("/var/lib/rancher/k3s/agent/etc/containerd/certs.d/docker.io/hosts.toml"),
+    )
+    .expect("hosts.toml");
+    assert!(
+        hosts.contains("http://zot.zot.svc.cluster.local:5000/v2"),
+        "{hosts}"
+    );
+
+    let manifest = s.path("/var/lib/rancher/k3s/server/manifests/k3sctl-traefik-config.yaml");
+    std::fs::write(&manifest, "apiVersion: helm.cattle.io/v1\nkind: HelmChartConfig\nmetadata:\n  name: traefik\n  namespace: kube-system\nspec:\n  valuesContent: |\n    ports: {web: {expose: true}}\n").expect("write");
+    let values = wait_for("HelmChartConfig applied", Duration::from_secs(15), || {
+        let out = c.kubectl(
+            &kc,
+            &[
+                "get",
+                "helmchartconfigs.helm.cattle.io",
+                "traefik",
+                "-n",
+                "kube-system",
+                "-o",
+                "jsonpath={.spec.valuesContent}",
+            ],
+        );
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).to_string())
+    });
+    assert!(values.contains("expose: true"), "{values}");
+    s.stop();
+}
+
+#[test]
+fn expired_client_certificates_fail_with_the_x509_error_until_rotated() {
+    let c = Cluster::new();
+    let mut s = c.server("s1", "v1.33.5+k3s1", &[]);
+    s.env.push(("K3S_SIM_CERT_LIFETIME".into(), "8s".into()));
+    s.start();
+    let kc = c.wait_ready(&mut s);
+    c.kubectl_ok(&kc, &["get", "nodes"]);
+    let exported = c.dir.path().join("exported.yaml");
+    std::fs::copy(&kc, &exported).expect("export");
+    let err = wait_for("certificates to expire", Duration::from_secs(30), || {
+        let out = c.kubectl(&exported, &["get", "nodes"]);
+        (!out.status.success()).then(|| String::from_utf8_lossy(&out.stderr).to_string())
+    });
+    assert!(
+        err.contains("x509: certificate has expired or is not yet valid"),
+        "{err}"
+    );
+
+    let data_dir = s.path("/var/lib/rancher/k3s");
+    let (binary, root) = (s.binary.clone(), s.root.clone());
+    let rotate = || {
+        std::process::Command::new(&binary)
+            .args([
+                "certificate",
+                "rotate",
+                "--data-dir",
+                "/var/lib/rancher/k3s",
+            ])
+            .env("K3S_SIM_ROOT", &root)
+            .env_remove("K3S_SIM_CERT_LIFETIME")
+            .output()
+            .expect("rotate")
+    };
+    let busy = rotate();
+    assert!(
+        !busy.status.success(),
+        "rotate must refuse while the server runs"
+    );
+    assert!(String::from_utf8_lossy(&busy.stderr).contains("stop it before rotating"));
+    s.stop();
+    let done = rotate();
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    assert!(
+        data_dir
+            .join("server")
+            .read_dir()
+            .expect("ls")
+            .any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with("tls-")))
+    );
+    let check = std::process::Command::new(&s.binary)
+        .args(["certificate", "check", "--data-dir", "/var/lib/rancher/k3s"])
+        .env("K3S_SIM_ROOT", &s.root)
+        .output()
+        .expect("check");
+    assert!(
+        String::from_utf8_lossy(&check.stdout).contains("is ok"),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+
+    s.env.clear();
+    s.start();
+    c.wait_ready(&mut s);
+    // The old export still holds the expired admin certificate: the API refuses it.
+    let old = c.kubectl(&exported, &["get", "nodes"]);
+    assert!(!old.status.success());
+    assert!(
+        String::from_utf8_lossy(&old.stderr).contains("Unauthorized"),
+        "{}",
+        String::from_utf8_lossy(&old.stderr)
+    );
+    std::fs::copy(&kc, &exported).expect("re-export");
+    assert!(c.kubectl_ok(&exported, &["get", "nodes"]).contains("s1"));
+    s.stop();
+}
