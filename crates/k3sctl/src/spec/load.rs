@@ -7,6 +7,7 @@ use serde_saphyr::Error as YamlError;
 use super::error::{SpecError, SpecErrors};
 use super::model::Cluster;
 use super::spans::{Position, SpanTree};
+use super::sweep::malformed_scalars;
 use super::validate::{Issue, ValidationContext, validate};
 
 /// A spec that parsed and passed validation, with what is needed to resolve its relative paths.
@@ -79,8 +80,20 @@ pub fn parse_str(text: &str, file: &str) -> Result<Cluster, SpecErrors> {
         with_snippet: false,
         strict_booleans: true,
     };
-    serde_saphyr::from_str_with_options::<Cluster>(text, options)
-        .map_err(|error| SpecErrors::single(yaml_error(&error, text, file)))
+    serde_saphyr::from_str_with_options::<Cluster>(text, options).map_err(|error| {
+        let first = yaml_error(&error, text, file);
+        // The typed read stops at the first problem; when the YAML itself is well formed, also
+        // report the other malformed values so one run shows them all.
+        let mut errors = vec![first.clone()];
+        if let Some(tree) = SpanTree::parse(text) {
+            for (position, message) in malformed_scalars(&tree) {
+                if (position.line, position.column) != (first.line, first.column) {
+                    errors.push(SpecError::at(file, text, position, message));
+                }
+            }
+        }
+        SpecErrors::from_vec(errors).unwrap_or_else(|| SpecErrors::single(first))
+    })
 }
 
 fn locate(issue: &Issue, tree: &SpanTree, text: &str, file: &str) -> SpecError {

@@ -17,6 +17,7 @@ mod scalar;
 mod schema;
 mod spans;
 mod starter;
+mod sweep;
 pub(crate) mod taint;
 mod validate;
 mod version;

@@ -40,7 +40,8 @@ pub struct SpanTree {
 enum Node {
     Map(Vec<Entry>),
     Seq(Vec<Spanned<Node>>),
-    Scalar,
+    /// A scalar, with its text when it is a string or number.
+    Scalar(Option<String>),
 }
 
 #[derive(Debug)]
@@ -103,6 +104,54 @@ impl SpanTree {
     }
 }
 
+impl SpanTree {
+    /// Every scalar whose path matches `pattern`, a dotted path where `[*]` matches any
+    /// sequence index (`spec.hosts[*].taints[*]`), with its text and position.
+    pub fn scalars(&self, pattern: &str) -> Vec<(SpecPath, String, Position)> {
+        let mut found = Vec::new();
+        if let Some(root) = &self.root {
+            let steps: Vec<&str> = pattern
+                .split('.')
+                .flat_map(|part| {
+                    let (key, rest) = part.split_once('[').unwrap_or((part, ""));
+                    std::iter::once(key).chain((!rest.is_empty()).then_some("[*]"))
+                })
+                .filter(|step| !step.is_empty())
+                .collect();
+            collect_scalars(root, &steps, SpecPath::root(), &mut found);
+        }
+        found
+    }
+}
+
+fn collect_scalars(
+    node: &Spanned<Node>,
+    steps: &[&str],
+    path: SpecPath,
+    found: &mut Vec<(SpecPath, String, Position)>,
+) {
+    let Some((step, rest)) = steps.split_first() else {
+        if let Node::Scalar(Some(text)) = &node.value {
+            let position = Position::from_location(&node.referenced).unwrap_or(Position::START);
+            found.push((path, text.clone(), position));
+        }
+        return;
+    };
+    match (&node.value, *step) {
+        (Node::Seq(items), "[*]") => {
+            for (i, item) in items.iter().enumerate() {
+                collect_scalars(item, rest, path.index(i), found);
+            }
+        }
+        (Node::Map(entries), key) => {
+            if let Some(entry) = entries.iter().find(|entry| entry.key.value.0 == key) {
+                collect_scalars(&entry.value, rest, path.key(key), found);
+            }
+        }
+        _ => {}
+    }
+}
+
 impl<'de> Deserialize<'de> for Node {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         deserializer.deserialize_any(NodeVisitor)
@@ -113,8 +162,8 @@ struct NodeVisitor;
 
 macro_rules! scalar_visits {
     ($($method:ident: $ty:ty),*) => {
-        $(fn $method<E: de::Error>(self, _: $ty) -> Result<Self::Value, E> {
-            Ok(Node::Scalar)
+        $(fn $method<E: de::Error>(self, value: $ty) -> Result<Self::Value, E> {
+            Ok(Node::Scalar(Some(value.to_string())))
         })*
     };
 }
@@ -127,14 +176,18 @@ impl<'de> Visitor<'de> for NodeVisitor {
     }
 
     scalar_visits!(visit_bool: bool, visit_i64: i64, visit_u64: u64, visit_i128: i128,
-        visit_u128: u128, visit_f64: f64, visit_str: &str, visit_bytes: &[u8]);
+        visit_u128: u128, visit_f64: f64, visit_str: &str);
+
+    fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<Node, E> {
+        Ok(Node::Scalar(None))
+    }
 
     fn visit_unit<E: de::Error>(self) -> Result<Node, E> {
-        Ok(Node::Scalar)
+        Ok(Node::Scalar(None))
     }
 
     fn visit_none<E: de::Error>(self) -> Result<Node, E> {
-        Ok(Node::Scalar)
+        Ok(Node::Scalar(None))
     }
 
     fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Node, D::Error> {
@@ -233,5 +286,37 @@ mod tests {
             tree.locate(&spec_path!["spec", "hosts", 1usize, "role"], Target::Value),
             at(5, 7)
         );
+    }
+
+    #[test]
+    fn finds_scalars_by_pattern() {
+        let tree = SpanTree::parse(DOC).expect("parses");
+        let names: Vec<(String, String, Position)> = tree
+            .scalars("spec.hosts[*].name")
+            .into_iter()
+            .map(|(path, text, position)| (path.to_string(), text, position))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                (
+                    "spec.hosts[0].name".into(),
+                    "a".into(),
+                    Position {
+                        line: 3,
+                        column: 13
+                    }
+                ),
+                (
+                    "spec.hosts[1].name".into(),
+                    "b".into(),
+                    Position {
+                        line: 5,
+                        column: 13
+                    }
+                ),
+            ]
+        );
+        assert!(tree.scalars("spec.nothing[*]").is_empty());
     }
 }
