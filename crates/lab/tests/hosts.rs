@@ -158,14 +158,31 @@ fn three_hosts_answer_and_survive_faults() {
         "1\n"
     );
 
-    // Graceful stop and start; the root dir is the host's file system.
+    // Graceful stop; the root dir is the host's file system: a unit that fails at boot,
+    // written there while the host is off, makes the next start report it by name.
     lab.stop(names[1]).expect("stop");
     assert!(!lab.is_running(names[1]).expect("state"));
-    let hostname =
-        std::fs::read_to_string(lab.root_dir(names[1]).expect("root").join("etc/hostname"))
-            .expect("hostname file");
+    let root = lab.root_dir(names[1]).expect("root");
+    let hostname = std::fs::read_to_string(root.join("etc/hostname")).expect("hostname file");
     assert_eq!(hostname.trim(), names[1]);
-    lab.start(names[1]).expect("start after stop");
+    std::fs::write(
+        root.join("etc/systemd/system/labfail.service"),
+        "[Service]\nType=oneshot\nExecStart=/bin/false\n",
+    )
+    .expect("write failing unit");
+    let wants = root.join("etc/systemd/system/multi-user.target.wants");
+    std::fs::create_dir_all(&wants).expect("wants dir");
+    std::os::unix::fs::symlink("../labfail.service", wants.join("labfail.service"))
+        .expect("enable failing unit");
+    match lab.start(names[1]) {
+        Err(lab::LabError::Degraded { failed, .. }) => assert_eq!(failed, "labfail.service"),
+        other => panic!("start with a failing unit must report it: {other:?}"),
+    }
+    lab.exec(
+        names[1],
+        "systemctl disable --quiet labfail && systemctl reset-failed && systemctl is-system-running",
+    )
+    .expect("running once the unit is gone");
 
     // Spec for k3sctl.
     let spec_path = lab.dir().join("test-spec.yaml");
