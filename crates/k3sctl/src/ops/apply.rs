@@ -12,8 +12,10 @@ use super::error::OpsError;
 use super::export::{ExportResult, export_content, read_admin_kubeconfig, write_export};
 use super::preflight::{check_facts, check_join_endpoint};
 use super::prepare::{ConnectorFactory, Prepared, prepare};
+use super::release_cache::fill_cache;
 use crate::run::lock::{LockHolder, acquire, release};
 use crate::run::{Event, EventKind, HostStatus, Reporter, RunOptions, RunSummary, Shared, execute};
+use crate::spec::BinaryOrigin;
 
 /// Options of `apply`.
 #[derive(Debug, Clone, Default)]
@@ -104,6 +106,16 @@ pub async fn apply(
     let endpoint = prepared.spec.cluster.api_endpoint().unwrap_or_default();
     if server_running {
         check_join_endpoint(&prepared.plan, &prepared.transports, &endpoint).await?;
+    }
+    let needs_upload = prepared.plan.hosts.iter().any(|h| {
+        h.steps
+            .iter()
+            .any(|s| matches!(s, crate::plan::Step::UploadBinary { .. }))
+    });
+    if needs_upload
+        && let BinaryOrigin::Download { url, .. } = prepared.spec.cluster.spec.k3s.binary_origin()
+    {
+        fill_cache(&prepared.desired.version, &prepared.binaries, &url).await?;
     }
     let server = Arc::clone(
         prepared

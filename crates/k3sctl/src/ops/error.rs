@@ -34,6 +34,9 @@ pub enum OpsError {
     /// Observation failed.
     #[error(transparent)]
     Observe(#[from] crate::run::observe::ObserveError),
+    /// The release download failed.
+    #[error("{0}")]
+    Download(String),
     /// Kubeconfig export failed.
     #[error("{0}")]
     Kubeconfig(String),

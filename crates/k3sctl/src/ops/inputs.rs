@@ -1,6 +1,9 @@
 //! Everything the plan needs from outside the spec file, read on the operator's machine:
 //! the K3s version and binary, registry credentials, manifest files.
 
+use std::collections::BTreeSet;
+
+use crate::k3s::release::Arch;
 use crate::k3s::version::K3sVersion;
 use crate::plan::from_spec::{Resolved, resolve_registries};
 use crate::secret::Secret;
@@ -8,6 +11,7 @@ use crate::spec::{BinaryOrigin, LoadedSpec, ValueRef, VersionSelector};
 
 use super::binary::{LocalBinaries, from_file};
 use super::error::OpsError;
+use super::release_cache::{cache_dir, release_checksums};
 
 /// Reads a credential reference: an environment variable or a file (trailing newline removed).
 pub fn read_value_ref(spec: &LoadedSpec, value: &ValueRef) -> Result<Secret, String> {
@@ -41,15 +45,18 @@ pub fn spec_version(spec: &LoadedSpec) -> Result<K3sVersion, OpsError> {
     }
 }
 
-/// The local binaries.
-pub async fn local_binaries(spec: &LoadedSpec) -> Result<LocalBinaries, OpsError> {
+/// The local binaries for the observed architectures: the spec's file, or the published
+/// checksums of the release (the download itself happens in apply, into the cache).
+pub async fn local_binaries(
+    spec: &LoadedSpec,
+    version: &K3sVersion,
+    archs: &BTreeSet<Arch>,
+) -> Result<LocalBinaries, OpsError> {
     match spec.cluster.spec.k3s.binary_origin() {
         BinaryOrigin::File(file) => Ok(from_file(&spec.resolve_path(&file)).await?),
-        BinaryOrigin::Download { .. } => Err(OpsError::Unsupported(
-            "downloading the K3s release is not available in this build: set spec.k3s.binary.file \
-             to a local k3s binary"
-                .into(),
-        )),
+        BinaryOrigin::Download { sha256_url, .. } => {
+            release_checksums(version, archs, &sha256_url, &cache_dir()).await
+        }
     }
 }
 

@@ -4,12 +4,14 @@
 pub mod apply;
 pub mod binary;
 pub mod connect;
+pub mod download;
 pub mod error;
 pub mod export;
 pub mod inputs;
 pub mod kubeconfig;
 pub mod preflight;
 pub mod prepare;
+pub mod release_cache;
 
 pub use apply::{ApplyOptions, ApplyReport, apply};
 pub use error::OpsError;

@@ -88,7 +88,6 @@ pub async fn prepare(
 ) -> Result<Prepared, OpsError> {
     let spec = load_spec(path)?;
     let version = spec_version(&spec)?;
-    let binaries = local_binaries(&spec).await?;
     let resolved = resolve_inputs(&spec)?;
     let hosts =
         desired_hosts(&spec.cluster, &resolved).map_err(|e| OpsError::Spec(e.to_string()))?;
@@ -127,6 +126,9 @@ pub async fn prepare(
         let (name, host) = result?;
         observed.hosts.insert(name, host);
     }
+
+    let archs = observed.hosts.values().map(|h| h.arch).collect();
+    let binaries = local_binaries(&spec, &version, &archs).await?;
 
     let connector = factory(Arc::clone(&server));
     let server_running = observed

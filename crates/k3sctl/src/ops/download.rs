@@ -1,0 +1,164 @@
+//! HTTP(S) GET for release assets and the checksum listing: redirects followed (GitHub sends
+//! assets through one), bodies streamed to a file while hashed, or read into memory.
+
+use std::path::Path;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+
+/// At most this many redirects are followed.
+const MAX_REDIRECTS: usize = 5;
+/// Time limit to receive response headers.
+const HEADERS_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A download failed.
+#[derive(Debug, thiserror::Error)]
+#[error("GET {url}: {detail}")]
+pub struct DownloadError {
+    /// The URL.
+    pub url: String,
+    /// What went wrong.
+    pub detail: String,
+}
+
+type HttpsClient = Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    Empty<Bytes>,
+>;
+
+fn client(url: &str) -> Result<HttpsClient, DownloadError> {
+    // Err: a provider is already installed, which is what we want.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_native_roots()
+        .map_err(|e| DownloadError {
+            url: url.into(),
+            detail: format!("no TLS root certificates: {e}"),
+        })?
+        .https_or_http()
+        .enable_http1()
+        .build();
+    Ok(Client::builder(TokioExecutor::new()).build(connector))
+}
+
+fn resolve_location(base: &str, location: &str) -> String {
+    if location.contains("://") {
+        return location.to_string();
+    }
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let host_end = base[scheme_end..]
+        .find('/')
+        .map_or(base.len(), |i| scheme_end + i);
+    if location.starts_with('/') {
+        format!("{}{location}", &base[..host_end])
+    } else {
+        let dir_end = base
+            .rfind('/')
+            .filter(|i| *i >= host_end)
+            .unwrap_or(host_end);
+        format!("{}/{location}", &base[..dir_end])
+    }
+}
+
+/// Sends GET, following redirects; returns the final response with a 2xx status.
+async fn get(url: &str) -> Result<hyper::Response<hyper::body::Incoming>, DownloadError> {
+    let client = client(url)?;
+    let mut current = url.to_string();
+    for _ in 0..=MAX_REDIRECTS {
+        let err = |detail: String| DownloadError {
+            url: current.clone(),
+            detail,
+        };
+        let uri: hyper::Uri = current
+            .parse()
+            .map_err(|e| err(format!("not a URL: {e}")))?;
+        let request = hyper::Request::get(uri)
+            .header("user-agent", concat!("k3sctl/", env!("CARGO_PKG_VERSION")))
+            .body(Empty::new())
+            .map_err(|e| err(e.to_string()))?;
+        let response = tokio::time::timeout(HEADERS_TIMEOUT, client.request(request))
+            .await
+            .map_err(|_| err(format!("no answer within {}s", HEADERS_TIMEOUT.as_secs())))?
+            .map_err(|e| err(format!("{e:?}")))?;
+        let status = response.status();
+        if status.is_redirection() {
+            let location = response
+                .headers()
+                .get("location")
+                .and_then(|v| v.to_str().ok())
+                .ok_or_else(|| err(format!("{status} without a Location header")))?;
+            current = resolve_location(&current, location);
+            continue;
+        }
+        if !status.is_success() {
+            return Err(err(format!("the server answered {status}")));
+        }
+        return Ok(response);
+    }
+    Err(DownloadError {
+        url: url.into(),
+        detail: format!("more than {MAX_REDIRECTS} redirects"),
+    })
+}
+
+/// GETs `url` into memory (small files: checksum listings).
+pub async fn get_text(url: &str) -> Result<String, DownloadError> {
+    let response = get(url).await?;
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| DownloadError {
+            url: url.into(),
+            detail: e.to_string(),
+        })?
+        .to_bytes();
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
+/// GETs `url` into `path` (created or truncated), returning the sha256 of the bytes.
+pub async fn get_to_file(url: &str, path: &Path) -> Result<String, DownloadError> {
+    let err = |detail: String| DownloadError {
+        url: url.into(),
+        detail,
+    };
+    let response = get(url).await?;
+    let mut file = tokio::fs::File::create(path)
+        .await
+        .map_err(|e| err(format!("{}: {e}", path.display())))?;
+    let mut hasher = Sha256::new();
+    let mut body = response.into_body();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| err(e.to_string()))?;
+        if let Some(chunk) = frame.data_ref() {
+            hasher.update(chunk);
+            file.write_all(chunk)
+                .await
+                .map_err(|e| err(format!("{}: {e}", path.display())))?;
+        }
+    }
+    file.flush()
+        .await
+        .map_err(|e| err(format!("{}: {e}", path.display())))?;
+    Ok(hex::encode(hasher.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirect_locations() {
+        assert_eq!(
+            resolve_location("https://a.example/x/y", "https://b.example/z"),
+            "https://b.example/z"
+        );
+        assert_eq!(resolve_location("http://a:1/x/y", "/z/w"), "http://a:1/z/w");
+        assert_eq!(resolve_location("http://a:1/x/y", "w"), "http://a:1/x/w");
+    }
+}

@@ -1,0 +1,186 @@
+//! The release download on the operator's machine: checksums from the release's
+//! `sha256sum-<arch>.txt`, binaries downloaded once into
+//! `~/.cache/k3sctl/releases/<version>/<asset>` and verified there.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use super::binary::LocalBinaries;
+use super::download::{get_text, get_to_file};
+use super::error::OpsError;
+use crate::k3s::release::{Arch, checksum_for, expand_url};
+use crate::k3s::version::K3sVersion;
+
+/// The cache directory: `$XDG_CACHE_HOME/k3sctl/releases`, else `~/.cache/k3sctl/releases`.
+pub fn cache_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .unwrap_or_else(|| {
+            std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("/root"))
+                .join(".cache")
+        });
+    base.join("k3sctl").join("releases")
+}
+
+/// Where an asset is cached.
+pub fn cached_path(root: &std::path::Path, version: &K3sVersion, arch: Arch) -> PathBuf {
+    root.join(version.to_string()).join(arch.asset())
+}
+
+/// The published sha256 of each needed architecture's binary (reads only the listings).
+pub async fn release_checksums(
+    version: &K3sVersion,
+    archs: &BTreeSet<Arch>,
+    sha256_template: &str,
+    root: &std::path::Path,
+) -> Result<LocalBinaries, OpsError> {
+    let mut by_arch = BTreeMap::new();
+    for arch in archs {
+        let url = expand_url(sha256_template, version, *arch)
+            .map_err(|e| OpsError::Spec(format!("spec.k3s.binary.sha256Url: {e}")))?;
+        let listing = get_text(&url)
+            .await
+            .map_err(|e| OpsError::Download(e.to_string()))?;
+        let sha = checksum_for(&listing, arch.asset())
+            .map_err(|e| OpsError::Download(format!("{url}: {e}")))?;
+        by_arch.insert(*arch, (cached_path(root, version, *arch), sha));
+    }
+    Ok(LocalBinaries { by_arch })
+}
+
+/// Makes sure every binary is in the cache with its published hash, downloading what is
+/// missing or damaged.
+pub async fn fill_cache(
+    version: &K3sVersion,
+    binaries: &LocalBinaries,
+    url_template: &str,
+) -> Result<(), OpsError> {
+    for (arch, (path, sha)) in &binaries.by_arch {
+        if crate::host::hash::sha256_file(path)
+            .await
+            .is_ok_and(|have| &have == sha)
+        {
+            continue;
+        }
+        let url = expand_url(url_template, version, *arch)
+            .map_err(|e| OpsError::Spec(format!("spec.k3s.binary.url: {e}")))?;
+        let dir = path.parent().unwrap_or(path);
+        tokio::fs::create_dir_all(dir)
+            .await
+            .map_err(|e| OpsError::Download(format!("{}: {e}", dir.display())))?;
+        let partial = path.with_extension("part");
+        let got = get_to_file(&url, &partial)
+            .await
+            .map_err(|e| OpsError::Download(e.to_string()))?;
+        if &got != sha {
+            let _ = tokio::fs::remove_file(&partial).await;
+            return Err(OpsError::Download(format!(
+                "{url}: sha256 {got} does not match the published {sha}; the download was discarded"
+            )));
+        }
+        tokio::fs::rename(&partial, path)
+            .await
+            .map_err(|e| OpsError::Download(format!("{}: {e}", path.display())))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    /// A release site with the GitHub URL shapes: the asset answers 302 to an object URL.
+    async fn release_site(asset: &'static [u8], listing: String) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
+                let listing = listing.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    let n = socket.read(&mut buf).await.unwrap_or(0);
+                    let request = String::from_utf8_lossy(&buf[..n]).to_string();
+                    let path = request.split_whitespace().nth(1).unwrap_or("/").to_string();
+                    let (head, body): (String, Vec<u8>) = match path.as_str() {
+                        "/k3s-io/k3s/releases/download/v1.33.5%2Bk3s1/sha256sum-amd64.txt" => {
+                            ("200 OK".into(), listing.into_bytes())
+                        }
+                        "/k3s-io/k3s/releases/download/v1.33.5%2Bk3s1/k3s" => {
+                            ("302 Found\r\nLocation: /objects/k3s".into(), vec![])
+                        }
+                        "/objects/k3s" => ("200 OK".into(), asset.to_vec()),
+                        _ => ("404 Not Found".into(), vec![]),
+                    };
+                    let response = format!(
+                        "HTTP/1.1 {head}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = socket.write_all(response.as_bytes()).await;
+                    let _ = socket.write_all(&body).await;
+                });
+            }
+        });
+        format!("http://{addr}/k3s-io/k3s/releases/download")
+    }
+
+    #[tokio::test]
+    async fn downloads_once_verifies_and_reuses_the_cache() {
+        let asset: &'static [u8] = b"\x7fELF pretend k3s binary";
+        let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(asset));
+        let base = release_site(
+            asset,
+            format!(
+                "{sha}  k3s\n{}  k3s-airgap-images-amd64.tar\n",
+                "0".repeat(64)
+            ),
+        )
+        .await;
+        let cache = tempfile::tempdir().expect("tempdir");
+        let version: K3sVersion = "v1.33.5+k3s1".parse().expect("version");
+        let archs = BTreeSet::from([Arch::Amd64]);
+        let binaries = release_checksums(
+            &version,
+            &archs,
+            &format!("{base}/{{version}}/sha256sum-{{arch}}.txt"),
+            cache.path(),
+        )
+        .await
+        .expect("checksums");
+        assert_eq!(binaries.hashes()[&Arch::Amd64], sha);
+        let template = format!("{base}/{{version}}/{{asset}}");
+        fill_cache(&version, &binaries, &template)
+            .await
+            .expect("downloads");
+        let path = cached_path(cache.path(), &version, Arch::Amd64);
+        assert_eq!(std::fs::read(&path).expect("cached"), asset);
+        // A second fill finds the cached file and does not need the site.
+        fill_cache(&version, &binaries, "http://127.0.0.1:9/{version}/{asset}")
+            .await
+            .expect("cached");
+        // A damaged cache is downloaded again; a wrong published hash is refused.
+        std::fs::write(&path, b"damaged").expect("write");
+        let mut wrong = binaries.clone();
+        if let Some(entry) = wrong.by_arch.get_mut(&Arch::Amd64) {
+            entry.1 = "f".repeat(64);
+        }
+        let err = fill_cache(&version, &wrong, &template)
+            .await
+            .expect_err("hash mismatch");
+        assert!(
+            err.to_string().contains("does not match the published"),
+            "{err}"
+        );
+        fill_cache(&version, &binaries, &template)
+            .await
+            .expect("re-downloads");
+        assert_eq!(std::fs::read(&path).expect("cached"), asset);
+    }
+}
