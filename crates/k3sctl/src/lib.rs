@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod host;
 pub mod k3s;
+pub mod kube;
 pub mod ops;
 pub mod plan;
 pub mod run;

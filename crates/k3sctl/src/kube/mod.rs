@@ -1,0 +1,31 @@
+//! The Kubernetes API edge (kube-rs): connecting (also through an SSH tunnel), nodes, waits,
+//! cordon with ownership, drain with kubectl's semantics, health probes. Knows nothing of the
+//! cluster spec.
+
+mod connect;
+mod cordon;
+mod drain;
+mod drain_plan;
+mod error;
+mod eviction;
+mod health;
+mod nodes;
+mod pdb;
+mod wait;
+
+pub use connect::{
+    ApiConnection, client_from_kubeconfig, connect_through, install_crypto_provider,
+};
+pub use cordon::{
+    CORDONED_FOR, CordonOutcome, UncordonOutcome, cordon, cordon_patch, decide_cordon,
+    decide_uncordon, uncordon_if_ours, uncordon_patch,
+};
+pub use drain::{DrainOptions, DrainReport, drain_node, pods_on_node, preview_drain};
+pub use drain_plan::{BlockReason, DrainPlan, DrainRules, PodRef, SkipReason, plan_drain, pod_ref};
+pub use error::{KubeError, status_code};
+pub use eviction::{Removal, delete, evict, eviction_body};
+pub use health::{pod_problem, readyz, unhealthy_pods};
+pub use kube::Client;
+pub use nodes::{NodeInfo, get_node, list_nodes};
+pub use pdb::{describe_pdb, matching_pdbs, selector_matches};
+pub use wait::{Poll, node_matches, poll_until, wait_node_ready};

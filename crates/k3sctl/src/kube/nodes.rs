@@ -1,0 +1,164 @@
+//! Nodes: a plain summary of the Node objects ([`NodeInfo`], pure) and listing them.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Node;
+use kube::Client;
+use kube::api::{Api, ListParams};
+
+use super::error::KubeError;
+
+/// What k3sctl looks at in a Node object.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeInfo {
+    /// Node name.
+    pub name: String,
+    /// The Ready condition is True.
+    pub ready: bool,
+    /// Reason and message of the Ready condition, when it has them.
+    pub ready_detail: Option<String>,
+    /// status.nodeInfo.kubeletVersion (the K3s version on K3s).
+    pub kubelet_version: String,
+    /// spec.unschedulable (cordoned).
+    pub unschedulable: bool,
+    /// metadata.annotations.
+    pub annotations: BTreeMap<String, String>,
+    /// metadata.labels.
+    pub labels: BTreeMap<String, String>,
+    /// metadata.resourceVersion, for conflict-checked patches.
+    pub resource_version: Option<String>,
+}
+
+impl NodeInfo {
+    /// Summarises a Node object.
+    pub fn from_node(node: &Node) -> Self {
+        let ready_condition = node
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"));
+        let ready_detail = ready_condition.and_then(|c| {
+            let parts: Vec<&str> = [c.reason.as_deref(), c.message.as_deref()]
+                .into_iter()
+                .flatten()
+                .filter(|s| !s.is_empty())
+                .collect();
+            (!parts.is_empty()).then(|| parts.join(": "))
+        });
+        Self {
+            name: node.metadata.name.clone().unwrap_or_default(),
+            ready: ready_condition.is_some_and(|c| c.status == "True"),
+            ready_detail,
+            kubelet_version: node
+                .status
+                .as_ref()
+                .and_then(|s| s.node_info.as_ref())
+                .map(|i| i.kubelet_version.clone())
+                .unwrap_or_default(),
+            unschedulable: node
+                .spec
+                .as_ref()
+                .and_then(|s| s.unschedulable)
+                .unwrap_or(false),
+            annotations: node.metadata.annotations.clone().unwrap_or_default(),
+            labels: node.metadata.labels.clone().unwrap_or_default(),
+            resource_version: node.metadata.resource_version.clone(),
+        }
+    }
+
+    /// A one-line state for messages: `Ready=True kubelet v1.34.3+k3s1 cordoned`.
+    pub fn describe(&self) -> String {
+        let mut s = format!(
+            "Ready={} kubelet {}",
+            if self.ready { "True" } else { "False" },
+            if self.kubelet_version.is_empty() {
+                "unknown"
+            } else {
+                &self.kubelet_version
+            }
+        );
+        if let Some(d) = &self.ready_detail
+            && !self.ready
+        {
+            s.push_str(&format!(" ({d})"));
+        }
+        if self.unschedulable {
+            s.push_str(" cordoned");
+        }
+        s
+    }
+}
+
+/// All nodes, sorted by name.
+pub async fn list_nodes(client: &Client) -> Result<Vec<NodeInfo>, KubeError> {
+    let api: Api<Node> = Api::all(client.clone());
+    let list = api
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| KubeError::api("listing nodes", e))?;
+    let mut nodes: Vec<NodeInfo> = list.items.iter().map(NodeInfo::from_node).collect();
+    nodes.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(nodes)
+}
+
+/// One node, `None` when it is not registered.
+pub async fn get_node(client: &Client, name: &str) -> Result<Option<NodeInfo>, KubeError> {
+    let api: Api<Node> = Api::all(client.clone());
+    let node = api
+        .get_opt(name)
+        .await
+        .map_err(|e| KubeError::api(format!("reading node {name}"), e))?;
+    Ok(node.as_ref().map(NodeInfo::from_node))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(json: serde_json::Value) -> Node {
+        serde_json::from_value(json).expect("valid node")
+    }
+
+    #[test]
+    fn summarises_ready_version_cordon_and_annotations() {
+        let n = node(serde_json::json!({
+            "metadata": {"name": "a", "resourceVersion": "42",
+                         "annotations": {"k3sctl.io/cordoned-for": "upgrade to v1.34.3+k3s1"}},
+            "spec": {"unschedulable": true},
+            "status": {
+                "conditions": [
+                    {"type": "MemoryPressure", "status": "False"},
+                    {"type": "Ready", "status": "True", "reason": "KubeletReady"}
+                ],
+                "nodeInfo": {"kubeletVersion": "v1.33.5+k3s1", "architecture": "amd64",
+                  "bootID": "", "containerRuntimeVersion": "", "kernelVersion": "",
+                  "kubeProxyVersion": "", "machineID": "", "operatingSystem": "linux",
+                  "osImage": "", "systemUUID": ""}
+            }
+        }));
+        let info = NodeInfo::from_node(&n);
+        assert_eq!(info.name, "a");
+        assert!(info.ready);
+        assert!(info.unschedulable);
+        assert_eq!(info.kubelet_version, "v1.33.5+k3s1");
+        assert_eq!(info.resource_version.as_deref(), Some("42"));
+        assert_eq!(info.describe(), "Ready=True kubelet v1.33.5+k3s1 cordoned");
+    }
+
+    #[test]
+    fn a_node_without_status_is_not_ready() {
+        let info = NodeInfo::from_node(&node(serde_json::json!({"metadata": {"name": "b"}})));
+        assert!(!info.ready);
+        assert!(!info.unschedulable);
+        assert_eq!(info.describe(), "Ready=False kubelet unknown");
+        let not_ready = node(serde_json::json!({
+            "metadata": {"name": "c"},
+            "status": {"conditions": [{"type": "Ready", "status": "False",
+                "reason": "KubeletNotReady", "message": "container runtime is down"}]}
+        }));
+        assert_eq!(
+            NodeInfo::from_node(&not_ready).describe(),
+            "Ready=False kubelet unknown (KubeletNotReady: container runtime is down)"
+        );
+    }
+}
