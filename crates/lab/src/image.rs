@@ -94,6 +94,10 @@ pub fn ensure(recipe: &Recipe, cache_root: &Path) -> Result<PathBuf> {
     if root.is_dir() {
         return Ok(root); // built by someone else while we waited
     }
+    if done.exists() {
+        // An entry without its root (damaged by hand); nothing can use it, rebuild it.
+        fs_err::remove_dir_all(&done).map_err(fs_step("base image: remove damaged cache entry"))?;
+    }
     let tmp = cache_root.join(format!(".build-base-{}", recipe.fingerprint()));
     if tmp.exists() {
         // Left by a build that died; we hold the lock, so nobody uses it.
@@ -198,5 +202,21 @@ mod tests {
             ..RECIPE
         };
         assert_ne!(a, bumped.fingerprint());
+    }
+
+    #[test]
+    fn cached_base_is_used_without_building() {
+        let cache = tempfile::tempdir().expect("temp dir");
+        let root = RECIPE.cache_dir(cache.path()).join("root");
+        fs_err::create_dir_all(&root).expect("fake base");
+        assert_eq!(ensure(&RECIPE, cache.path()).expect("cache hit"), root);
+        let other = Recipe {
+            disabled_units: &[],
+            ..RECIPE
+        };
+        assert_ne!(
+            other.cache_dir(cache.path()),
+            RECIPE.cache_dir(cache.path())
+        );
     }
 }
