@@ -233,6 +233,36 @@ async fn register(api: &Client, info: &crate::node::NodeInfo) {
     }
 }
 
+/// Renews the node Lease (PATCH, or POST when it does not exist yet).
+async fn renew_lease(api: &Client, name: &str) {
+    let lease = crate::node::lease(name, crate::knobs::node_grace().as_secs());
+    let coll = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases";
+    let body = serde_json::json!({"spec": lease["spec"]})
+        .to_string()
+        .into_bytes();
+    let renewed = api
+        .request(
+            "PATCH",
+            &format!("{coll}/{name}"),
+            &[],
+            Some(("application/merge-patch+json", body)),
+        )
+        .await;
+    if let Ok(r) = &renewed
+        && r.status == 404
+        && let Err(e) = api
+            .request(
+                "POST",
+                coll,
+                &[],
+                Some(("application/json", lease.to_string().into_bytes())),
+            )
+            .await
+    {
+        crate::log::error(format!("Failed to create lease for node {name}: {e}"));
+    }
+}
+
 async fn heartbeats(api: Client, name: String) {
     let path = format!("/api/v1/nodes/{name}/status");
     let mut since: Option<String> = None;
@@ -255,6 +285,7 @@ async fn heartbeats(api: Client, name: String) {
         {
             Ok(r) if r.status == 200 => {
                 since.get_or_insert(now);
+                renew_lease(&api, &name).await;
             }
             Ok(r) if r.status == 404 => crate::log::error(format!(
                 "Error updating node status: nodes \"{name}\" not found"

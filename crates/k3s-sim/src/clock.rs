@@ -20,6 +20,13 @@ pub fn now_rfc3339() -> String {
     rfc3339(now())
 }
 
+/// The current time as a Kubernetes MicroTime (`2026-01-02T03:04:05.123456Z`).
+pub fn now_micro() -> String {
+    let t = now();
+    let secs = rfc3339(t);
+    format!("{}.{:06}Z", secs.trim_end_matches('Z'), t.microsecond())
+}
+
 /// Parses an RFC 3339 timestamp.
 pub fn parse_rfc3339(s: &str) -> Option<OffsetDateTime> {
     OffsetDateTime::parse(s, &Rfc3339).ok()
@@ -133,5 +140,8 @@ mod tests {
         let s = now_rfc3339();
         assert!(s.ends_with('Z'), "{s}");
         assert!(parse_rfc3339(&s).is_some());
+        let micro = now_micro();
+        assert!(parse_rfc3339(&micro).is_some(), "{micro}");
+        assert_eq!(micro.len(), 27, "{micro}");
     }
 }

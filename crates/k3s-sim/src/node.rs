@@ -288,6 +288,16 @@ pub fn heartbeat(node: &mut Value) {
     node["status"]["conditions"] = healthy_conditions(&now, &since);
 }
 
+/// The node Lease in kube-node-lease that the kubelet renews with every heartbeat.
+pub fn lease(node: &str, lease_seconds: u64) -> Value {
+    json!({
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {"name": node, "namespace": "kube-node-lease"},
+        "spec": {"holderIdentity": node, "leaseDurationSeconds": lease_seconds, "renewTime": crate::clock::now_micro()},
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,6 +22,14 @@ pub async fn run(s: Settings) -> Result<(), Fatal> {
     for k in &s.ignored_keys {
         crate::log::warn(format!("Unknown configuration key {k:?} ignored"));
     }
+    if let Some(url) = s.str("server").filter(|u| !u.is_empty()) {
+        return Err(Fatal(format!(
+            "joining server {url} needs embedded etcd (HA), which k3s-sim does not implement yet; start this server without --server/K3S_URL"
+        )));
+    }
+    if s.str("datastore-endpoint").is_some() {
+        crate::log::warn("datastore-endpoint is ignored by k3s-sim: state is kept in server/db");
+    }
     let dd = DataDir::new(s.data_dir());
     let _lock = match try_lock(&dd.server_lock())
         .map_err(|e| Fatal::ctx(&dd.server_lock().display().to_string(), e))?
@@ -172,6 +180,26 @@ async fn local_heartbeat(store: Arc<ObjectStore>, name: String) {
                 "Failed to update node {name} status: {}",
                 e.message
             ));
+            continue;
         }
+        renew_local_lease(&store, &name);
+    }
+}
+
+/// Renews the server node's Lease in kube-node-lease, creating it when missing.
+fn renew_local_lease(store: &ObjectStore, name: &str) {
+    let lease = crate::node::lease(name, crate::knobs::node_grace().as_secs());
+    let key = ResourceKey::new("leases.coordination.k8s.io", "kube-node-lease", name);
+    let renewed = store.modify(&key, |l| {
+        l["spec"] = lease["spec"].clone();
+        Ok(())
+    });
+    if renewed.is_err()
+        && let Err(e) = store.create("leases.coordination.k8s.io", "kube-node-lease", lease)
+    {
+        crate::log::error(format!(
+            "Failed to renew lease for node {name}: {}",
+            e.message
+        ));
     }
 }

@@ -211,6 +211,9 @@ pub fn delete(store: &ObjectStore, t: &Target, name: &str) -> Result<Value, ApiE
                 &crate::nodepass::secret_name(name),
             );
             let _ = store.delete(&secret);
+            // The node's Lease is owned by the Node and goes with it.
+            let lease = ResourceKey::new("leases.coordination.k8s.io", "kube-node-lease", name);
+            let _ = store.delete(&lease);
         }
         _ => {}
     }

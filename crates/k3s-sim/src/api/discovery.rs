@@ -43,6 +43,16 @@ pub fn group(name: &str) -> Option<Value> {
         })
 }
 
+/// Kinds in the `all` category (`kubectl get all`).
+const ALL_CATEGORY: &[&str] = &[
+    "Pod",
+    "Service",
+    "Deployment",
+    "ReplicaSet",
+    "DaemonSet",
+    "StatefulSet",
+];
+
 fn verbs(kind: &str) -> Vec<&'static str> {
     match kind {
         "Event" => vec![
@@ -80,6 +90,7 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
             "kind": r.kind,
             "verbs": verbs(r.kind),
             "shortNames": r.short,
+            "categories": if ALL_CATEGORY.contains(&r.kind) { vec!["all"] } else { vec![] },
         }));
         for sub in r.subresources {
             let entry = match *sub {
@@ -87,6 +98,10 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
                 "eviction" => json!({
                     "name": format!("{}/eviction", r.plural), "singularName": "", "namespaced": true,
                     "group": "policy", "version": "v1", "kind": "Eviction", "verbs": ["create"],
+                }),
+                "scale" => json!({
+                    "name": format!("{}/scale", r.plural), "singularName": "", "namespaced": true,
+                    "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"],
                 }),
                 s => json!({
                     "name": format!("{}/{s}", r.plural), "singularName": "", "namespaced": r.namespaced,

@@ -7,6 +7,7 @@ pub mod eviction;
 pub mod patch;
 pub mod request;
 pub mod resources;
+pub mod scale;
 pub mod selectors;
 pub mod supervisor;
 pub mod table;
@@ -134,6 +135,19 @@ fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
         .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))
 }
 
+fn patch_type(parts: &hyper::http::request::Parts) -> Result<patch::PatchType, ApiError> {
+    let ct = parts
+        .headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    patch::PatchType::from_content_type(ct).ok_or_else(|| {
+        ApiError::unsupported_media(format!(
+            "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {ct:?})"
+        ))
+    })
+}
+
 fn resource(
     state: &Arc<ApiState>,
     parts: &hyper::http::request::Parts,
@@ -172,6 +186,17 @@ fn resource(
             } else {
                 Ok(json_response(200, &crud::list_object(t, items, rv)))
             }
+        }
+        (&Method::GET, Some(name), Some("scale")) => {
+            scale::get(store, t, name).map(|v| json_response(200, &v))
+        }
+        (&Method::PUT, Some(name), Some("scale")) => {
+            scale::set(store, t, name, None, &parse_body(body)?).map(|v| json_response(200, &v))
+        }
+        (&Method::PATCH, Some(name), Some("scale")) => {
+            let kind = patch_type(parts)?;
+            scale::set(store, t, name, Some(kind), &parse_body(body)?)
+                .map(|v| json_response(200, &v))
         }
         (&Method::GET, Some(name), _) => crud::get(store, t, name).map(one),
         (&Method::POST, None, None) => {

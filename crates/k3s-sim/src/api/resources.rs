@@ -127,7 +127,7 @@ pub static RESOURCES: &[ResourceType] = &[
         "Deployment",
         true,
         &["deploy"],
-        &["status"],
+        &["status", "scale"],
     ),
     r(
         ("apps", "v1"),
@@ -136,7 +136,7 @@ pub static RESOURCES: &[ResourceType] = &[
         "ReplicaSet",
         true,
         &["rs"],
-        &["status"],
+        &["status", "scale"],
     ),
     r(
         ("apps", "v1"),
@@ -154,7 +154,16 @@ pub static RESOURCES: &[ResourceType] = &[
         "StatefulSet",
         true,
         &["sts"],
-        &["status"],
+        &["status", "scale"],
+    ),
+    r(
+        ("coordination.k8s.io", "v1"),
+        "leases",
+        "lease",
+        "Lease",
+        true,
+        &[],
+        &[],
     ),
     r(
         ("policy", "v1"),
@@ -206,6 +215,7 @@ pub static RESOURCES: &[ResourceType] = &[
 /// Group versions in discovery order; the first version listed for a group is preferred.
 pub static GROUP_VERSIONS: &[(&str, &[&str])] = &[
     ("apps", &["v1"]),
+    ("coordination.k8s.io", &["v1"]),
     ("policy", &["v1", "v1beta1"]),
     ("helm.cattle.io", &["v1"]),
     ("k3s.cattle.io", &["v1"]),

@@ -274,6 +274,9 @@ impl Cluster {
             .arg("--kubeconfig")
             .arg(kubeconfig)
             .arg("--request-timeout=10s")
+            // kubectl caches discovery per host:port for 10 minutes; ports are reused across runs.
+            .arg("--cache-dir")
+            .arg(self.dir.path().join("kube-cache"))
             .args(args)
             .output()
             .expect("run kubectl")

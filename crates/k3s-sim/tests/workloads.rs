@@ -1,0 +1,107 @@
+//! Everyday kubectl against the stand-in: deployments, rollout, scale, `get all`, leases, describe,
+//! watch.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Cluster, wait_for};
+
+#[test]
+fn deployments_scale_roll_out_and_clean_up() {
+    let c = Cluster::new();
+    let mut s = c.server("s1", "v1.33.5+k3s1", &["--disable", "traefik"]);
+    s.start();
+    let kc = c.wait_ready(&mut s);
+    c.kubectl_ok(
+        &kc,
+        &[
+            "create",
+            "deployment",
+            "web",
+            "--image=nginx",
+            "--replicas=2",
+        ],
+    );
+    c.kubectl_ok(
+        &kc,
+        &["rollout", "status", "deployment/web", "--timeout=30s"],
+    );
+    let scaled = c.kubectl_ok(&kc, &["scale", "deployment", "web", "--replicas=3"]);
+    assert!(scaled.contains("deployment.apps/web scaled"), "{scaled}");
+    wait_for("3 ready replicas", Duration::from_secs(20), || {
+        (c.kubectl_ok(
+            &kc,
+            &[
+                "get",
+                "deployment",
+                "web",
+                "-o",
+                "jsonpath={.status.readyReplicas}",
+            ],
+        ) == "3")
+            .then_some(())
+    });
+    let all = c.kubectl_ok(&kc, &["get", "all"]);
+    assert!(
+        all.contains("deployment.apps/web")
+            && all.contains("3/3")
+            && all.contains("replicaset.apps/web-"),
+        "{all}"
+    );
+    assert_eq!(
+        all.lines()
+            .filter(|l| l.starts_with("pod/web-") && l.contains("Running"))
+            .count(),
+        3,
+        "{all}"
+    );
+
+    // Selectors as kubectl sends them.
+    let on_s1 = c.kubectl_ok(
+        &kc,
+        &[
+            "get",
+            "pods",
+            "-A",
+            "--field-selector",
+            "spec.nodeName=s1",
+            "-l",
+            "app=web",
+            "-o",
+            "name",
+        ],
+    );
+    assert_eq!(on_s1.lines().count(), 3, "{on_s1}");
+    let none = c.kubectl_ok(&kc, &["get", "pods", "-l", "app notin (web)", "-o", "name"]);
+    assert!(none.trim().is_empty(), "{none}");
+
+    c.kubectl_ok(&kc, &["delete", "deployment", "web"]);
+    wait_for("pods garbage-collected", Duration::from_secs(20), || {
+        c.kubectl_ok(&kc, &["get", "pods", "-o", "name"])
+            .trim()
+            .is_empty()
+            .then_some(())
+    });
+
+    // The kubelet lease, as `kubectl describe node` shows it.
+    wait_for("node lease", Duration::from_secs(10), || {
+        c.kubectl(&kc, &["get", "lease", "-n", "kube-node-lease", "s1"])
+            .status
+            .success()
+            .then_some(())
+    });
+    let describe = c.kubectl_ok(&kc, &["describe", "node", "s1"]);
+    assert!(describe.contains("HolderIdentity:  s1"), "{describe}");
+
+    // A watch from the beginning lists current objects as ADDED events, then ends at the timeout.
+    let watch = c.kubectl_ok(
+        &kc,
+        &["get", "--raw", "/api/v1/nodes?watch=1&timeoutSeconds=2"],
+    );
+    let first: serde_json::Value =
+        serde_json::from_str(watch.lines().next().expect("an event")).expect("json");
+    assert_eq!(first["type"], "ADDED");
+    assert_eq!(first["object"]["metadata"]["name"], "s1");
+    s.stop();
+}
