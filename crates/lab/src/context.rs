@@ -1,7 +1,6 @@
 //! One lab's state plus what every operation needs next to it (paths, cgroup trees), and the
 //! per-host building blocks: prepare, launch, wait, set links.
 
-use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -53,10 +52,6 @@ impl Ctx {
             console_log: self.paths.console_log(&h.name),
             lock_record: self.paths.nspawn_lock_record(&h.name),
         }
-    }
-
-    pub fn address(&self, h: &HostState) -> Ipv4Addr {
-        self.state.naming().address(h.number, 0)
     }
 
     /// Mounts the root, builds namespace and NICs and cgroups (all idempotent).
@@ -113,7 +108,7 @@ impl Ctx {
             let probe = ReadyProbe {
                 lab: &self.state.name,
                 host: &h.name,
-                address: self.address(h),
+                address: self.state.address(h),
                 ssh_config: &config,
             };
             readiness::wait_ready(probe, timeout, || target.running_pid().is_some())

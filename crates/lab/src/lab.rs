@@ -87,13 +87,10 @@ impl Lab {
             .state
             .hosts
             .iter()
-            .map(|h| {
-                let addrs = self.ctx.state.addresses(h);
-                Host {
-                    name: h.name.clone(),
-                    address: addrs[0],
-                    private_address: addrs.get(1).copied(),
-                }
+            .map(|h| Host {
+                name: h.name.clone(),
+                address: self.ctx.state.address(h),
+                private_address: self.ctx.state.private_address(h),
             })
             .collect()
     }

@@ -108,14 +108,11 @@ pub fn render(state: &LabState, binary: &Path, version: &str) -> Result<String> 
                 .hosts
                 .iter()
                 .enumerate()
-                .map(|(i, h)| {
-                    let addrs = state.addresses(h);
-                    Host {
-                        name: h.name.clone(),
-                        address: addrs[0].to_string(),
-                        private_address: addrs.get(1).map(ToString::to_string),
-                        role: if i == 0 { "server" } else { "agent" },
-                    }
+                .map(|(i, h)| Host {
+                    name: h.name.clone(),
+                    address: state.address(h).to_string(),
+                    private_address: state.private_address(h).map(|a| a.to_string()),
+                    role: if i == 0 { "server" } else { "agent" },
                 })
                 .collect(),
             k3s: K3s {

@@ -102,6 +102,16 @@ impl LabState {
         }
     }
 
+    /// `host`'s eth0 address (on the lab bridge).
+    pub fn address(&self, host: &HostState) -> Ipv4Addr {
+        self.naming().address(host.number, 0)
+    }
+
+    /// `host`'s eth1 address on dual-NIC labs.
+    pub fn private_address(&self, host: &HostState) -> Option<Ipv4Addr> {
+        self.dual_nic.then(|| self.naming().address(host.number, 1))
+    }
+
     /// Every address of `host` (eth0, then eth1 on dual-NIC labs).
     pub fn addresses(&self, host: &HostState) -> Vec<Ipv4Addr> {
         let n = self.naming();
