@@ -6,7 +6,7 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Probe, assert_gone, host_reaches, http_get, probe};
+use common::{Probe, assert_gone, http_get, probe, reachable_from};
 use lab::{Lab, SpecOptions};
 
 const UNIT: &str = "mkdir -p /srv && hostname > /srv/index.html && \
@@ -27,12 +27,16 @@ fn three_hosts_answer_and_survive_faults() {
     let names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
     assert_eq!(names, ["t-hosts-1", "t-hosts-2", "t-hosts-3"]);
 
-    // Real ssh, generated config, strict host keys: own name and address on every host.
+    // Real ssh, generated config, strict host keys: own name, address and machine-id.
+    let mut machine_ids = std::collections::BTreeSet::new();
     for h in &hosts {
         let out = Command::new("ssh")
             .arg("-F")
             .arg(lab.ssh_config())
-            .args([&h.name, "hostname; ip -4 -o addr show eth0"])
+            .args([
+                &h.name,
+                "hostname; ip -4 -o addr show eth0; cat /etc/machine-id",
+            ])
             .output()
             .expect("ssh runs");
         let stdout = String::from_utf8_lossy(&out.stdout);
@@ -47,7 +51,9 @@ fn three_hosts_answer_and_survive_faults() {
             stdout.contains(&format!("inet {}/24", h.address)),
             "{stdout}"
         );
+        machine_ids.insert(stdout.lines().last().unwrap_or_default().to_owned());
     }
+    assert_eq!(machine_ids.len(), 3, "{machine_ids:?}");
     let config = std::fs::read_to_string(lab.ssh_config()).expect("ssh_config");
     assert!(config.contains("StrictHostKeyChecking yes"));
     // Without the lab's known_hosts the same login is refused: host keys are really checked.
@@ -63,23 +69,19 @@ fn three_hosts_answer_and_survive_faults() {
         "{}",
         String::from_utf8_lossy(&untrusted.stderr)
     );
-    // Distinct machine-ids.
-    let ids: std::collections::BTreeSet<String> = names
-        .iter()
-        .map(|h| lab.exec(h, "cat /etc/machine-id").expect("machine-id"))
-        .collect();
-    assert_eq!(ids.len(), 3);
-
     // Every host reaches the others; peer names resolve.
     for from in &hosts {
-        for to in hosts.iter().filter(|t| t.name != from.name) {
-            assert!(
-                host_reaches(&lab, &from.name, to.address, 22),
-                "{} -> {}",
-                from.name,
-                to.name
-            );
-        }
+        let others: Vec<_> = hosts
+            .iter()
+            .filter(|t| t.name != from.name)
+            .map(|t| t.address)
+            .collect();
+        assert_eq!(
+            reachable_from(&lab, &from.name, 22, &others),
+            [true, true],
+            "from {}",
+            from.name
+        );
     }
     lab.exec(names[0], &format!("getent hosts {}", names[2]))
         .expect("peer names resolve");
@@ -95,14 +97,14 @@ fn three_hosts_answer_and_survive_faults() {
 
     // Partition: exactly the chosen peer, both directions; heal restores it.
     lab.partition(names[0], &[names[1]]).expect("partition");
-    assert!(!host_reaches(&lab, names[0], hosts[1].address, 22));
-    assert!(!host_reaches(&lab, names[1], hosts[0].address, 22));
-    assert!(host_reaches(&lab, names[0], hosts[2].address, 22));
-    assert!(host_reaches(&lab, names[2], hosts[0].address, 22));
+    let (a1, a2, a3) = (hosts[0].address, hosts[1].address, hosts[2].address);
+    assert_eq!(reachable_from(&lab, names[0], 22, &[a2, a3]), [false, true]);
+    assert_eq!(reachable_from(&lab, names[1], 22, &[a1, a3]), [false, true]);
+    assert_eq!(reachable_from(&lab, names[2], 22, &[a1, a2]), [true, true]);
     assert_eq!(probe(web.address, 22, Duration::from_secs(2)), Probe::Open);
     lab.heal(None).expect("heal");
-    assert!(host_reaches(&lab, names[1], hosts[0].address, 22));
-    assert!(host_reaches(&lab, names[0], hosts[1].address, 22));
+    assert_eq!(reachable_from(&lab, names[0], 22, &[a2]), [true]);
+    assert_eq!(reachable_from(&lab, names[1], 22, &[a1]), [true]);
 
     // Crash: stops answering at once (the namespace still sends RST); start: files intact.
     lab.exec(names[2], "echo survives > /root/marker && sync")
@@ -128,7 +130,7 @@ fn three_hosts_answer_and_survive_faults() {
     );
     assert!(t.elapsed() >= Duration::from_secs(2));
     let ssh = lab
-        .exec_output(names[0], "true", Duration::from_secs(3))
+        .exec_output(names[0], "true", Duration::from_secs(2))
         .expect("ssh runs");
     assert!(ssh.timed_out, "ssh to a lost host must hang: {ssh:?}");
     lab.start(names[0]).expect("start after lose");

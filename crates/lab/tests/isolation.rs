@@ -6,7 +6,7 @@ mod common;
 use std::sync::mpsc;
 use std::thread;
 
-use common::{assert_gone, host_reaches};
+use common::{assert_gone, reachable_from};
 use lab::{Lab, LabOptions};
 
 #[test]
@@ -65,11 +65,17 @@ fn two_labs_run_side_by_side_and_a_panic_tears_one_down() {
         .exec(&a_host.name, "ip -4 -o addr show eth1")
         .expect("eth1");
     assert!(eth1.contains(&format!("inet {private}/24")), "{eth1}");
-    assert!(!host_reaches(&a, &a_host.name, b_host.address, 22));
+    assert_eq!(
+        reachable_from(&a, &a_host.name, 22, &[b_host.address]),
+        [false]
+    );
     // The machine is reachable on the gateway address (services a test binds there).
     let listener = std::net::TcpListener::bind((a.gateway(), 0)).expect("bind on the gateway");
     let port = listener.local_addr().expect("addr").port();
-    assert!(host_reaches(&a, &a_host.name, a.gateway(), port));
+    assert_eq!(
+        reachable_from(&a, &a_host.name, port, &[a.gateway()]),
+        [true]
+    );
     let routes = a.exec(&a_host.name, "ip route").expect("routes");
     assert!(
         !routes.contains("default"),
