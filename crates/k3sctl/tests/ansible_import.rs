@@ -54,6 +54,7 @@ agent
 ansible_port=22
 ansible_user=debian
 k3s_version=v1.30.2+k3s1
+extra_server_args=\"--disable traefik\"
 token=\"changeme!\"
 api_endpoint=\"{{ hostvars[groups['server'][0]]['ansible_host'] | default(groups['server'][0]) }}\"
 ";

@@ -3,13 +3,13 @@
 
 use std::collections::BTreeMap;
 
+use super::access::{find_proxmox, hoist_ssh_defaults, ssh_settings};
 use super::inventory::{Inventory, InventoryError, Vars};
+use super::settings::{cluster_config, k3s_spec, parse_bool};
 use crate::spec::model::{
-    ApiVersion, Cluster, ClusterConfig, ClusterSpec, Host, HostDefaults, K3sSpec, Kind, Metadata,
-    PctTarget, ProxmoxHost, Role, SshSettings,
+    ApiVersion, Cluster, ClusterSpec, Host, Kind, Metadata, PctTarget, ProxmoxHost, Role,
 };
 use crate::spec::taint::is_dns_subdomain;
-use crate::spec::{ChannelName, https_url};
 
 /// Group names that hold servers (k3s-ansible, common playbooks, seed 003).
 const SERVER_GROUPS: &[&str] = &[
@@ -41,15 +41,6 @@ const AGENT_GROUPS: &[&str] = &[
     "k3s_node",
     "k3s_nodes",
 ];
-/// Group names whose first host is the Proxmox host for `pct_id` hosts.
-const PROXMOX_GROUPS: &[&str] = &[
-    "proxmox",
-    "proxmox_hosts",
-    "proxmox_host",
-    "pve",
-    "pve_hosts",
-];
-
 /// Vars that are read by the conversion or are plain Ansible connection details.
 const KNOWN_VARS: &[&str] = &[
     "ansible_host",
@@ -97,7 +88,7 @@ pub struct Conversion {
     pub warnings: Vec<String>,
 }
 
-fn error(message: impl Into<String>) -> InventoryError {
+pub(super) fn error(message: impl Into<String>) -> InventoryError {
     InventoryError {
         line: 0,
         message: message.into(),
@@ -189,7 +180,15 @@ pub fn convert(
         }
         for key in vars.keys() {
             if !KNOWN_VARS.contains(&key.as_str()) {
-                let note = format!("variable `{key}` is not used by k3sctl and was ignored");
+                let note = match key.as_str() {
+                    "extra_server_args" | "server_config_yaml" => format!(
+                        "variable `{key}` was not converted: put those settings under spec.cluster.serverConfig"
+                    ),
+                    "extra_agent_args" | "agent_config_yaml" => format!(
+                        "variable `{key}` was not converted: put those settings under spec.cluster.agentConfig"
+                    ),
+                    _ => format!("variable `{key}` is not used by k3sctl and was ignored"),
+                };
                 if !warnings.contains(&note) {
                     warnings.push(note);
                 }
@@ -283,177 +282,4 @@ fn is_descendant(inventory: &Inventory, ancestor: &str, group: &str) -> bool {
         seen.push(current);
     }
     false
-}
-
-fn find_proxmox(
-    inventory: &Inventory,
-    vars: &Vars,
-    options: &ConvertOptions,
-) -> Result<ProxmoxHost, InventoryError> {
-    let from_flag_or_var = options
-        .proxmox_host
-        .clone()
-        .or_else(|| vars.get("proxmox_host").cloned())
-        .or_else(|| vars.get("pve_host").cloned());
-    if let Some(address) = from_flag_or_var {
-        let name = address
-            .split('.')
-            .next()
-            .unwrap_or("pve")
-            .to_ascii_lowercase();
-        let name = if name.parse::<u8>().is_ok() || name.is_empty() {
-            "pve".to_owned()
-        } else {
-            name
-        };
-        return Ok(ProxmoxHost {
-            name,
-            address,
-            ssh: Some(SshSettings {
-                user: Some("root".to_owned()),
-                ..SshSettings::default()
-            }),
-        });
-    }
-    for group in PROXMOX_GROUPS {
-        if let Some(host) = inventory.members(group).first() {
-            let host_vars = inventory.vars_of(host);
-            return Ok(ProxmoxHost {
-                name: host.to_ascii_lowercase(),
-                address: host_vars
-                    .get("ansible_host")
-                    .cloned()
-                    .unwrap_or_else(|| host.clone()),
-                ssh: ssh_settings(&host_vars).or_else(|| {
-                    Some(SshSettings {
-                        user: Some("root".to_owned()),
-                        ..SshSettings::default()
-                    })
-                }),
-            });
-        }
-    }
-    Err(error(format!(
-        "hosts have pct_id but no Proxmox host is named: add a group ({}) or a proxmox_host var, or pass --proxmox-host ADDRESS",
-        PROXMOX_GROUPS.join(", ")
-    )))
-}
-
-fn ssh_settings(vars: &Vars) -> Option<SshSettings> {
-    let settings = SshSettings {
-        user: vars.get("ansible_user").cloned(),
-        port: vars.get("ansible_port").and_then(|port| port.parse().ok()),
-        identity_file: vars.get("ansible_ssh_private_key_file").cloned(),
-        ..SshSettings::default()
-    };
-    (settings != SshSettings::default()).then_some(settings)
-}
-
-/// Moves SSH settings shared by every SSH host into `hostDefaults`.
-fn hoist_ssh_defaults(hosts: &mut [Host]) -> Option<HostDefaults> {
-    let ssh_hosts: Vec<&Host> = hosts.iter().filter(|host| host.pct.is_none()).collect();
-    let first = ssh_hosts.first()?.ssh.clone()?;
-    if !ssh_hosts
-        .iter()
-        .all(|host| host.ssh.as_ref() == Some(&first))
-    {
-        return None;
-    }
-    for host in hosts.iter_mut().filter(|host| host.pct.is_none()) {
-        host.ssh = None;
-    }
-    Some(HostDefaults {
-        ssh: Some(first),
-        sudo: None,
-    })
-}
-
-fn parse_bool(text: &str) -> Option<bool> {
-    match text.to_ascii_lowercase().as_str() {
-        "true" | "yes" | "1" => Some(true),
-        "false" | "no" | "0" => Some(false),
-        _ => None,
-    }
-}
-
-fn k3s_spec(vars: &Vars, warnings: &mut Vec<String>) -> K3sSpec {
-    let mut spec = K3sSpec {
-        version: None,
-        channel: None,
-        channel_url: None,
-        binary: None,
-        airgap_images: None,
-    };
-    let version = vars
-        .get("k3s_version")
-        .or_else(|| vars.get("k3s_target_version"));
-    match version.map(|text| (text, text.parse())) {
-        Some((_, Ok(version))) => spec.version = Some(version),
-        Some((text, Err(_))) => {
-            warnings.push(format!(
-                "k3s_version `{text}` is not a K3s version; using channel stable"
-            ));
-        }
-        None => {}
-    }
-    if spec.version.is_none() {
-        spec.channel = Some(
-            vars.get("k3s_channel")
-                .and_then(|name| name.parse().ok())
-                .unwrap_or(ChannelName::Stable),
-        );
-        if vars.get("k3s_channel").is_none() && version.is_none() {
-            warnings.push("no k3s_version in the inventory; following channel stable".to_owned());
-        }
-    }
-    spec
-}
-
-fn cluster_config(vars: &Vars, warnings: &mut Vec<String>) -> ClusterConfig {
-    let mut config = ClusterConfig::default();
-    if vars.contains_key("token") || vars.contains_key("k3s_token") {
-        warnings.push(
-            "variable `token` ignored: k3sctl reads the join token from the first server"
-                .to_owned(),
-        );
-    }
-    if let Some(endpoint) = vars.get("api_endpoint") {
-        if endpoint.contains("{{") {
-            warnings.push(format!(
-                "api_endpoint `{endpoint}` is a template; the default (first server, port 6443) is used"
-            ));
-        } else if endpoint.starts_with("https://") {
-            config.api_endpoint = Some(endpoint.clone());
-        } else {
-            let port = vars
-                .get("api_port")
-                .and_then(|port| port.parse().ok())
-                .unwrap_or(6443);
-            config.api_endpoint = Some(https_url(endpoint, port));
-        }
-    }
-    let pick = |names: &[&str]| names.iter().find_map(|name| vars.get(*name));
-    for (names, field) in [
-        (&["cluster_cidr", "k3s_cluster_cidr"], "clusterCidr"),
-        (&["service_cidr", "k3s_service_cidr"], "serviceCidr"),
-    ] {
-        let Some(text) = pick(names) else { continue };
-        match text.parse() {
-            Ok(cidr) if field == "clusterCidr" => config.cluster_cidr = Some(cidr),
-            Ok(cidr) => config.service_cidr = Some(cidr),
-            Err(_) => warnings.push(format!(
-                "{} `{text}` is not a CIDR block and was ignored",
-                names[0]
-            )),
-        }
-    }
-    if let Some(text) = pick(&["cluster_dns", "k3s_cluster_dns"]) {
-        match text.parse() {
-            Ok(ip) => config.cluster_dns = Some(ip),
-            Err(_) => warnings.push(format!(
-                "cluster_dns `{text}` is not an IP address and was ignored"
-            )),
-        }
-    }
-    config
 }

@@ -5,9 +5,11 @@
 //! `k3s_workers`, host vars `pct_id` and `node_name`, containers reached with `pct` on a Proxmox
 //! host).
 
+mod access;
 mod convert;
 mod ini;
 mod inventory;
+mod settings;
 mod yaml;
 
 pub use convert::{Conversion, ConvertOptions, convert};

@@ -1,0 +1,96 @@
+//! K3s and cluster settings carried by inventory vars (`k3s_version`, `api_endpoint`, CIDRs);
+//! the rest becomes warnings.
+
+use super::inventory::Vars;
+use crate::spec::model::{ClusterConfig, K3sSpec};
+use crate::spec::{ChannelName, https_url};
+
+pub(super) fn parse_bool(text: &str) -> Option<bool> {
+    match text.to_ascii_lowercase().as_str() {
+        "true" | "yes" | "1" => Some(true),
+        "false" | "no" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+pub(super) fn k3s_spec(vars: &Vars, warnings: &mut Vec<String>) -> K3sSpec {
+    let mut spec = K3sSpec {
+        version: None,
+        channel: None,
+        channel_url: None,
+        binary: None,
+        airgap_images: None,
+    };
+    let version = vars
+        .get("k3s_version")
+        .or_else(|| vars.get("k3s_target_version"));
+    match version.map(|text| (text, text.parse())) {
+        Some((_, Ok(version))) => spec.version = Some(version),
+        Some((text, Err(_))) => {
+            warnings.push(format!(
+                "k3s_version `{text}` is not a K3s version; using channel stable"
+            ));
+        }
+        None => {}
+    }
+    if spec.version.is_none() {
+        spec.channel = Some(
+            vars.get("k3s_channel")
+                .and_then(|name| name.parse().ok())
+                .unwrap_or(ChannelName::Stable),
+        );
+        if vars.get("k3s_channel").is_none() && version.is_none() {
+            warnings.push("no k3s_version in the inventory; following channel stable".to_owned());
+        }
+    }
+    spec
+}
+
+pub(super) fn cluster_config(vars: &Vars, warnings: &mut Vec<String>) -> ClusterConfig {
+    let mut config = ClusterConfig::default();
+    if vars.contains_key("token") || vars.contains_key("k3s_token") {
+        warnings.push(
+            "variable `token` ignored: k3sctl reads the join token from the first server"
+                .to_owned(),
+        );
+    }
+    if let Some(endpoint) = vars.get("api_endpoint") {
+        if endpoint.contains("{{") {
+            warnings.push(format!(
+                "api_endpoint `{endpoint}` is a template; the default (first server, port 6443) is used"
+            ));
+        } else if endpoint.starts_with("https://") {
+            config.api_endpoint = Some(endpoint.clone());
+        } else {
+            let port = vars
+                .get("api_port")
+                .and_then(|port| port.parse().ok())
+                .unwrap_or(6443);
+            config.api_endpoint = Some(https_url(endpoint, port));
+        }
+    }
+    let pick = |names: &[&str]| names.iter().find_map(|name| vars.get(*name));
+    for (names, field) in [
+        (&["cluster_cidr", "k3s_cluster_cidr"], "clusterCidr"),
+        (&["service_cidr", "k3s_service_cidr"], "serviceCidr"),
+    ] {
+        let Some(text) = pick(names) else { continue };
+        match text.parse() {
+            Ok(cidr) if field == "clusterCidr" => config.cluster_cidr = Some(cidr),
+            Ok(cidr) => config.service_cidr = Some(cidr),
+            Err(_) => warnings.push(format!(
+                "{} `{text}` is not a CIDR block and was ignored",
+                names[0]
+            )),
+        }
+    }
+    if let Some(text) = pick(&["cluster_dns", "k3s_cluster_dns"]) {
+        match text.parse() {
+            Ok(ip) => config.cluster_dns = Some(ip),
+            Err(_) => warnings.push(format!(
+                "cluster_dns `{text}` is not an IP address and was ignored"
+            )),
+        }
+    }
+    config
+}
