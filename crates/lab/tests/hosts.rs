@@ -85,6 +85,20 @@ fn three_hosts_answer_and_survive_faults() {
     }
     lab.exec(names[0], &format!("getent hosts {}", names[2]))
         .expect("peer names resolve");
+    // The image: etcd installed but not running by default; tools later issues need.
+    let image = lab
+        .exec(
+            names[0],
+            "systemctl is-enabled etcd || true; command -v etcd etcdctl python3 nft curl",
+        )
+        .expect("image check");
+    assert!(image.starts_with("disabled\n"), "{image}");
+    for tool in ["etcd", "etcdctl", "python3", "nft", "curl"] {
+        assert!(
+            image.contains(&format!("/{tool}\n")),
+            "{tool} missing: {image}"
+        );
+    }
 
     // A unit written over ssh starts and is reachable from the machine.
     let web = &hosts[0];
