@@ -18,7 +18,7 @@ pub struct Cli {
 pub enum Cmd {
     /// Create (or re-create) a lab and boot its hosts.
     Up {
-        /// Lab name; hosts are called <name>-1, <name>-2, ...
+        /// Lab name; hosts are called NAME-1, NAME-2, ...
         #[arg(long, default_value = "lab")]
         name: String,
         /// Number of hosts.
