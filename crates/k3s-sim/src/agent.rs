@@ -21,6 +21,9 @@ pub async fn run(s: Settings) -> Result<(), Fatal> {
         "Starting k3s agent {version} ({})",
         crate::version::commit_for(&version)
     ));
+    for k in &s.ignored_keys {
+        crate::log::warn(format!("Unknown flag --{k} found in config.yaml, skipping"));
+    }
     let server = s
         .str("server")
         .filter(|v| !v.is_empty())

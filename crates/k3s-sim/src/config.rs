@@ -58,7 +58,12 @@ pub fn config_files(main: &Path) -> Vec<PathBuf> {
     if let Ok(entries) = std::fs::read_dir(&dropin) {
         let mut extra: Vec<PathBuf> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+            .filter(|p| p.is_file())
+            .filter(|p| {
+                p.extension().is_some_and(|x| {
+                    x.eq_ignore_ascii_case("yaml") || x.eq_ignore_ascii_case("yml")
+                })
+            })
             .collect();
         extra.sort();
         files.extend(extra);
@@ -177,10 +182,15 @@ pub fn merge_text(
 /// `required` (it was named explicitly).
 pub fn load(role: Role, main: &Path, required: bool) -> Result<FileConfig, ConfigError> {
     let mut cfg = FileConfig::default();
-    for (i, file) in config_files(main).into_iter().enumerate() {
+    let files = config_files(main);
+    // A missing main file is fine when drop-ins exist (k3s reads them alone) or when it was not named.
+    let optional_main = !required || files.len() > 1;
+    for (i, file) in files.into_iter().enumerate() {
         let text = match std::fs::read_to_string(&file) {
             Ok(t) => t,
-            Err(e) if i == 0 && !required && e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) if i == 0 && optional_main && e.kind() == std::io::ErrorKind::NotFound => {
+                continue;
+            }
             Err(source) => {
                 return Err(ConfigError::Read {
                     path: file.display().to_string(),

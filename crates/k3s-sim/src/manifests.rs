@@ -58,6 +58,7 @@ pub fn apply_object(store: &ObjectStore, doc: &Value) -> Result<String, String> 
         m.remove("kind");
         m.remove("status");
     }
+    crate::api::validate::object(rt.kind, &body).map_err(|e| e.message)?;
     let key = ResourceKey::new(&rt.storage(), ns, name);
     let res = if store.get(&key).is_some() {
         store.modify(&key, |o| {

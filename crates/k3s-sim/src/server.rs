@@ -20,7 +20,7 @@ pub async fn run(s: Settings) -> Result<(), Fatal> {
         crate::version::commit_for(&version)
     ));
     for k in &s.ignored_keys {
-        crate::log::warn(format!("Unknown configuration key {k:?} ignored"));
+        crate::log::warn(format!("Unknown flag --{k} found in config.yaml, skipping"));
     }
     if let Some(url) = s.str("server").filter(|u| !u.is_empty()) {
         return Err(Fatal(format!(

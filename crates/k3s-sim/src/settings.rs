@@ -55,9 +55,16 @@ pub fn combine(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Settings {
     let cli_map = cli.merged();
+    // k3s inserts the config file as arguments before the command line: a single value on the
+    // command line wins, a repeatable flag on the command line adds to the config's values.
     let mut values = file.values.clone();
     for (k, v) in &cli_map {
-        values.insert(k.clone(), v.clone());
+        match (values.get_mut(k), v) {
+            (Some(Value::List(acc)), Value::List(more)) => acc.extend(more.iter().cloned()),
+            _ => {
+                values.insert(k.clone(), v.clone());
+            }
+        }
     }
     for def in FLAGS {
         if values.contains_key(def.name) || crate::flags::lookup(role, def.name).is_none() {
@@ -87,9 +94,7 @@ pub fn combine(
     }
     let mut node_args = vec![role.as_str().to_string()];
     for key in &file.order {
-        if !cli_map.contains_key(key)
-            && let Some(v) = file.values.get(key)
-        {
+        if let Some(v) = file.values.get(key) {
             push_arg(&mut node_args, key, v);
         }
     }
@@ -206,10 +211,16 @@ mod tests {
             "token: fromfile\ntls-san: [a.example]\nnode-name: cfg\n",
         )
         .expect("yaml");
-        let args: Vec<String> = ["--node-name", "cli", "--disable=traefik,servicelb"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let args: Vec<String> = [
+            "--node-name",
+            "cli",
+            "--disable=traefik,servicelb",
+            "--tls-san",
+            "b.example",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         let cli = crate::flags::parse(Role::Server, &args).expect("flags");
         let env = |k: &str| match k {
             "K3S_TOKEN" => Some("fromenv".to_string()),
@@ -219,7 +230,16 @@ mod tests {
         let s = combine(Role::Server, &cli, &file, &env);
         assert_eq!(s.str("token"), Some("fromfile"));
         assert_eq!(s.str("server"), Some("https://s:6443"));
-        assert_eq!(s.node_name(), "cli");
+        assert_eq!(
+            s.node_name(),
+            "cli",
+            "a single value on the command line wins"
+        );
+        assert_eq!(
+            s.list("tls-san"),
+            ["a.example".to_string(), "b.example".to_string()],
+            "lists add up"
+        );
         assert_eq!(
             s.disabled(),
             ["traefik".to_string(), "servicelb".to_string()]
@@ -233,9 +253,13 @@ mod tests {
                 "--tls-san",
                 "a.example",
                 "--node-name",
+                "cfg",
+                "--node-name",
                 "cli",
                 "--disable",
-                "traefik,servicelb"
+                "traefik,servicelb",
+                "--tls-san",
+                "b.example"
             ]
         );
     }

@@ -209,13 +209,14 @@ fn config_files_merge_and_registries_and_manifests_apply() {
     .expect("write");
     s.start();
     let kc = c.wait_ready(&mut s);
-    // CLI node-label replaces the config value; drop-in appends work for taints and disable.
+    // CLI node-label adds to the config's list (k3s puts config args before the command line);
+    // drop-in `key+:` appends work for taints and disable.
     let labels = c.kubectl_ok(
         &kc,
         &["get", "node", "s1", "-o", "jsonpath={.metadata.labels}"],
     );
     assert!(
-        labels.contains("\"from\":\"cli\"") && !labels.contains("\"base\""),
+        labels.contains("\"from\":\"cli\"") && labels.contains("\"base\":\"1\""),
         "{labels}"
     );
     let taints = c.kubectl_ok(

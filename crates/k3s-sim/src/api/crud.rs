@@ -101,6 +101,7 @@ pub fn create(store: &ObjectStore, t: &Target, mut obj: Value) -> Result<Value, 
         m.remove("apiVersion");
         m.remove("kind");
     }
+    super::validate::object(t.rt.kind, &obj)?;
     let created = store.create(&t.rt.storage(), t.namespace.as_deref().unwrap_or(""), obj)?;
     Ok(typed(t, created))
 }
@@ -143,6 +144,7 @@ pub fn update(store: &ObjectStore, t: &Target, name: &str, body: Value) -> Resul
         .ok_or_else(|| ApiError::not_found(&t.rt.storage(), name))?;
     let mut new = body;
     restrict(t, &old, &mut new);
+    super::validate::object(t.rt.kind, &new)?;
     store.update(&k, new).map(|o| typed(t, o))
 }
 
@@ -176,6 +178,7 @@ pub fn patch(
         }
         doc["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"].clone();
         restrict(t, &old, &mut doc);
+        super::validate::object(t.rt.kind, &doc)?;
         *obj = doc;
         Ok(())
     })?;

@@ -11,6 +11,7 @@ pub mod scale;
 pub mod selectors;
 pub mod supervisor;
 pub mod table;
+pub mod validate;
 pub mod watch;
 
 use std::sync::Arc;

@@ -32,7 +32,12 @@ pub fn reconcile_once(store: &ObjectStore) {
 /// Runs the controllers forever (every 500ms).
 pub async fn run(store: Arc<ObjectStore>) {
     loop {
-        reconcile_once(&store);
+        // A bug in one pass must not stop the controllers for the life of the server.
+        let pass =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reconcile_once(&store)));
+        if pass.is_err() {
+            crate::log::error("controller pass failed (panic); retrying");
+        }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
