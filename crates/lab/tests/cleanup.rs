@@ -113,6 +113,11 @@ fn killed_owner_leaves_nothing_after_cleanup() {
         Some(1)
     );
     assert!(!cli(&["crash", "t-kill-9"]).status.success());
+    stdout(&cli(&["cut", "t-kill-1"]));
+    assert!(stdout(&cli(&["status", "t-kill"])).contains("running, cut"));
+    stdout(&cli(&["uncut", "t-kill-1"]));
+    stdout(&cli(&["heal", "--lab", "t-kill"]));
+    assert!(!stdout(&cli(&["status", "t-kill"])).contains("cut"));
     // cleanup leaves labs whose owner is alive alone.
     stdout(&cli(&["cleanup"]));
     assert_eq!(
