@@ -207,3 +207,19 @@ fn pids_below(dir: &Path) -> Vec<u32> {
     pids.sort_unstable();
     pids
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_files_are_not_taken_for_labs() {
+        // The name=systemd v1 tree keeps files like `tasks` next to the lab directories.
+        let root = tempfile::tempdir().expect("temp dir");
+        for file in ["tasks", "notify_on_release", "cgroup.procs"] {
+            fs_err::write(root.path().join(file), "").expect("control file");
+        }
+        fs_err::create_dir(root.path().join("dev")).expect("lab dir");
+        assert_eq!(subdirs(root.path()), ["dev"]);
+    }
+}
