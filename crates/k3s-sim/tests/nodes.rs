@@ -201,7 +201,7 @@ fn late_join_wrong_tokens_and_not_ready() {
     let nodes = c.kubectl_ok(&kc, &["get", "nodes", "-o", "name"]);
     assert!(!nodes.contains("wrong-"), "{nodes}");
 
-    // Heartbeats stop: NotReady after the grace period (4s in tests), Ready again after restart.
+    // Heartbeats stop: NotReady after the grace period (6s in tests), Ready again after restart.
     early.stop();
     c.wait_node_status(&kc, "early", "NotReady", Duration::from_secs(20));
     let reason = c.kubectl_ok(
@@ -217,5 +217,47 @@ fn late_join_wrong_tokens_and_not_ready() {
     assert_eq!(reason, "Kubelet stopped posting node status.");
     early.start();
     c.wait_node_status(&kc, "early", "Ready", Duration::from_secs(20));
+    s.stop();
+}
+
+#[test]
+fn agent_token_is_separate_from_the_server_token() {
+    let c = Cluster::new();
+    let mut s = c.server(
+        "s1",
+        "v1.33.5+k3s1",
+        &["--token", "server-secret", "--agent-token", "agent-secret"],
+    );
+    s.start();
+    let kc = c.wait_ready(&mut s);
+    let agent_token_file = s.path("/var/lib/rancher/k3s/server/agent-token");
+    assert!(
+        !std::fs::symlink_metadata(&agent_token_file)
+            .expect("agent-token")
+            .file_type()
+            .is_symlink()
+    );
+    let agent_token = std::fs::read_to_string(&agent_token_file)
+        .expect("read")
+        .trim()
+        .to_string();
+    assert!(
+        agent_token.starts_with("K10") && agent_token.ends_with("::node:agent-secret"),
+        "{agent_token}"
+    );
+    let server_token = server_token(&s);
+    assert!(
+        server_token.ends_with("::server:server-secret"),
+        "{server_token}"
+    );
+
+    let mut with_agent_token = c.agent("a1", "v1.33.5+k3s1", &agent_token, &[]);
+    let mut with_server_token = c.agent("a2", "v1.33.5+k3s1", &server_token, &[]);
+    with_agent_token.start();
+    with_server_token.start();
+    c.wait_node_status(&kc, "a1", "Ready", Duration::from_secs(30));
+    c.wait_node_status(&kc, "a2", "Ready", Duration::from_secs(30));
+    with_agent_token.stop();
+    with_server_token.stop();
     s.stop();
 }

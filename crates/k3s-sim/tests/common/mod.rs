@@ -80,7 +80,7 @@ impl Node {
         cmd.args(&self.args)
             .env("K3S_SIM_ROOT", &self.root)
             .env("K3S_SIM_HEARTBEAT", "1s")
-            .env("K3S_SIM_NODE_GRACE", "4s")
+            .env("K3S_SIM_NODE_GRACE", "6s")
             .env("K3S_SIM_POD_START", "1s")
             .env("K3S_SIM_RETRY", "300ms")
             .env("K3S_SIM_MANIFEST_SCAN", "500ms")
