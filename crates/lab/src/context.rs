@@ -11,7 +11,7 @@ use crate::error::{LabError, Result};
 use crate::network;
 use crate::overlay;
 use crate::paths::LabPaths;
-use crate::readiness::{self, ReadyProbe};
+use crate::readiness::{self, Readiness, ReadyProbe};
 use crate::state::{HostState, LabState};
 
 /// Where the time of a boot went, each measured from the start of the boot.
@@ -84,14 +84,19 @@ impl Ctx {
     }
 
     /// Launches the given hosts and waits until all are ready (hosts in parallel).
-    pub fn boot_and_wait(&self, hosts: &[HostState], timeout: Duration) -> Result<BootTimings> {
+    pub fn boot_and_wait(
+        &self,
+        hosts: &[HostState],
+        timeout: Duration,
+        until: Readiness,
+    ) -> Result<BootTimings> {
         let start = Instant::now();
         per_host(hosts, "start", |h| {
             self.prepare(h)?;
             self.boot_target(h).launch().map(drop)
         })?;
         let launched = start.elapsed();
-        let ssh = self.wait_ready(hosts, timeout)?;
+        let ssh = self.wait_ready(hosts, timeout, until)?;
         Ok(BootTimings {
             launch: launched,
             ssh: launched + ssh,
@@ -101,7 +106,12 @@ impl Ctx {
 
     /// Waits until every host answers SSH and systemd runs; reports every host that failed.
     /// Returns when the last host's sshd answered.
-    pub fn wait_ready(&self, hosts: &[HostState], timeout: Duration) -> Result<Duration> {
+    pub fn wait_ready(
+        &self,
+        hosts: &[HostState],
+        timeout: Duration,
+        until: Readiness,
+    ) -> Result<Duration> {
         let config = self.paths.ssh_config();
         let ssh_up = per_host(hosts, "become ready", |h| {
             let target = self.boot_target(h);
@@ -110,6 +120,7 @@ impl Ctx {
                 host: &h.name,
                 address: self.state.address(h),
                 ssh_config: &config,
+                until,
             };
             readiness::wait_ready(probe, timeout, || target.running_pid().is_some())
         })?;

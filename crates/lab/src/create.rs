@@ -13,6 +13,7 @@ use crate::image::{self, RECIPE};
 use crate::naming;
 use crate::network;
 use crate::paths;
+use crate::readiness::Readiness;
 use crate::registry;
 use crate::ssh::{self, SshHost};
 use crate::state::{HostState, LabState, Owner};
@@ -122,7 +123,7 @@ fn provision(ctx: &Ctx, timeout: Duration) -> Result<BootTimings> {
         });
     }
     write_ssh_files(ctx, &ssh_hosts)?;
-    ctx.boot_and_wait(&state.hosts, timeout)
+    ctx.boot_and_wait(&state.hosts, timeout, Readiness::SystemRunning)
 }
 
 fn write_ssh_files(ctx: &Ctx, hosts: &[SshHost]) -> Result<()> {

@@ -9,6 +9,7 @@ use crate::context::Ctx;
 use crate::error::{LabError, Result};
 use crate::lock::FileLock;
 use crate::partition;
+use crate::readiness::Readiness;
 use crate::state::{HostState, LabState};
 
 /// Time a graceful stop may take before the host is killed.
@@ -40,7 +41,7 @@ pub(crate) fn stop(ctx: &mut Ctx, name: &str) -> Result<()> {
 
 /// Boots a stopped, crashed or lost host and waits until it is ready. A lost host gets its
 /// network back; a cut cable stays cut.
-pub(crate) fn start(ctx: &mut Ctx, name: &str, timeout: Duration) -> Result<()> {
+pub(crate) fn start(ctx: &mut Ctx, name: &str, timeout: Duration, until: Readiness) -> Result<()> {
     with_state(ctx, |ctx| {
         ctx.state.host_mut(name)?.lost = false;
         Ok(())
@@ -53,7 +54,7 @@ pub(crate) fn start(ctx: &mut Ctx, name: &str, timeout: Duration) -> Result<()> 
     }
     // A crash can leave processes behind only if the kill was interrupted; be sure.
     ctx.cg.kill(&ctx.state.name, name, KILL_WAIT)?;
-    ctx.boot_and_wait(std::slice::from_ref(&h), timeout)
+    ctx.boot_and_wait(std::slice::from_ref(&h), timeout, until)
         .map(drop)
 }
 

@@ -12,6 +12,7 @@ use crate::create::{self, LabOptions};
 use crate::error::Result;
 use crate::faults;
 use crate::footprint::Footprint;
+use crate::readiness::Readiness;
 use crate::spec_out::{self, SpecOptions};
 use crate::ssh;
 use crate::state::LabState;
@@ -151,7 +152,13 @@ impl Lab {
 
     /// Boots `host` again (after stop, crash or lose) and waits until it is ready.
     pub fn start(&mut self, host: &str) -> Result<()> {
-        faults::start(&mut self.ctx, host, self.boot_timeout)
+        self.start_until(host, Readiness::SystemRunning)
+    }
+
+    /// Boots `host` again and waits only as far as `until` (e.g. [`Readiness::SshAnswers`]
+    /// when a unit on it is expected to wait for peers that are down).
+    pub fn start_until(&mut self, host: &str, until: Readiness) -> Result<()> {
+        faults::start(&mut self.ctx, host, self.boot_timeout, until)
     }
 
     /// Kills every process of `host` at once.

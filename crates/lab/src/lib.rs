@@ -38,4 +38,5 @@ pub use create::{LabOptions, require_root};
 pub use error::{LabError, Result};
 pub use footprint::Footprint;
 pub use lab::{EXEC_TIMEOUT, Host, Lab};
+pub use readiness::Readiness;
 pub use spec_out::{DEFAULT_K3S_VERSION, SpecOptions, find_stand_in};

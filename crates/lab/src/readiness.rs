@@ -8,6 +8,16 @@ use std::time::{Duration, Instant};
 use crate::error::{LabError, Result};
 use crate::ssh;
 
+/// How far a (re)booting host must get before it counts as ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Readiness {
+    /// A command over ssh succeeds (units may still be starting or waiting, e.g. for a peer).
+    SshAnswers,
+    /// systemd reports `running`: every unit started (failed units are an error naming them).
+    #[default]
+    SystemRunning,
+}
+
 /// What the wait needs to know about one host.
 #[derive(Debug, Clone, Copy)]
 pub struct ReadyProbe<'a> {
@@ -19,9 +29,12 @@ pub struct ReadyProbe<'a> {
     pub address: Ipv4Addr,
     /// The lab's ssh_config.
     pub ssh_config: &'a Path,
+    /// How far the host must get.
+    pub until: Readiness,
 }
 
-/// Waits until `probe`'s host accepts SSH and systemd is running. `still_booting` is polled to
+/// Waits until `probe`'s host accepts SSH and (for [`Readiness::SystemRunning`]) systemd is
+/// running. `still_booting` is polled to
 /// fail fast when the container died. Returns the time until SSH answered.
 pub fn wait_ready(
     probe: ReadyProbe<'_>,
@@ -71,12 +84,11 @@ pub fn wait_ready(
                 format!("last answer: {last}"),
             ));
         }
-        let out = ssh::run(
-            probe.ssh_config,
-            host,
-            "systemctl is-system-running --wait",
-            left,
-        )?;
+        let remote = match probe.until {
+            Readiness::SshAnswers => "echo running",
+            Readiness::SystemRunning => "systemctl is-system-running --wait",
+        };
+        let out = ssh::run(probe.ssh_config, host, remote, left)?;
         let state = out.stdout.trim().to_owned();
         match state.as_str() {
             "running" => return Ok(ssh_up),

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{Probe, assert_gone, http_get, probe, reachable_from};
-use lab::{Lab, SpecOptions};
+use lab::{Lab, Readiness, SpecOptions};
 
 const UNIT: &str = "mkdir -p /srv && hostname > /srv/index.html && \
 cat > /etc/systemd/system/labweb.service <<'UNIT'
@@ -174,22 +174,45 @@ fn three_hosts_answer_and_survive_faults() {
         "1\n"
     );
 
-    // Graceful stop; the root dir is the host's file system: a unit that fails at boot,
-    // written there while the host is off, makes the next start report it by name.
+    // Graceful stop; the root dir is the host's file system. Units written there while the
+    // host is off: one that never finishes starting, one that fails.
     lab.stop(names[1]).expect("stop");
     assert!(!lab.is_running(names[1]).expect("state"));
     let root = lab.root_dir(names[1]).expect("root");
     let hostname = std::fs::read_to_string(root.join("etc/hostname")).expect("hostname file");
     assert_eq!(hostname.trim(), names[1]);
-    std::fs::write(
-        root.join("etc/systemd/system/labfail.service"),
-        "[Service]\nType=oneshot\nExecStart=/bin/false\n",
-    )
-    .expect("write failing unit");
-    let wants = root.join("etc/systemd/system/multi-user.target.wants");
+    let units = root.join("etc/systemd/system");
+    let wants = units.join("multi-user.target.wants");
     std::fs::create_dir_all(&wants).expect("wants dir");
-    std::os::unix::fs::symlink("../labfail.service", wants.join("labfail.service"))
-        .expect("enable failing unit");
+    for (unit, exec) in [
+        ("labwait", "/bin/sleep infinity"),
+        ("labfail", "/bin/false"),
+    ] {
+        std::fs::write(
+            units.join(format!("{unit}.service")),
+            format!("[Service]\nType=oneshot\nTimeoutStartSec=infinity\nExecStart={exec}\n"),
+        )
+        .expect("write unit");
+        std::os::unix::fs::symlink(
+            format!("../{unit}.service"),
+            wants.join(format!("{unit}.service")),
+        )
+        .expect("enable unit");
+    }
+    // Waiting only for ssh returns while systemd still waits for labwait.
+    lab.start_until(names[1], Readiness::SshAnswers)
+        .expect("start until ssh answers");
+    let state = lab
+        .exec_output(
+            names[1],
+            "systemctl is-system-running",
+            Duration::from_secs(20),
+        )
+        .expect("ssh runs");
+    assert_eq!(state.stdout, "starting\n");
+    // A full start reports the failed unit by name.
+    lab.crash(names[1]).expect("crash");
+    std::fs::remove_file(wants.join("labwait.service")).expect("disable labwait");
     match lab.start(names[1]) {
         Err(lab::LabError::Degraded { failed, .. }) => assert_eq!(failed, "labfail.service"),
         other => panic!("start with a failing unit must report it: {other:?}"),

@@ -65,10 +65,13 @@ pub enum Cmd {
         /// Host name.
         host: String,
     },
-    /// Boot a stopped, crashed or lost host.
+    /// Boot a stopped, crashed or lost host and wait until systemd is running.
     Start {
         /// Host name.
         host: String,
+        /// Return once ssh answers, without waiting for every unit to start.
+        #[arg(long)]
+        ssh_only: bool,
     },
     /// Kill every process of a host at once.
     Crash {

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use lab::registry;
-use lab::{Lab, LabError, LabOptions, SpecOptions, require_root};
+use lab::{Lab, LabError, LabOptions, Readiness, SpecOptions, require_root};
 
 use crate::bench;
 use crate::cli::Cmd;
@@ -73,7 +73,14 @@ pub fn run(cmd: Cmd) -> Result<ExitCode, LabError> {
         }
         Cmd::Status { name } => status(name.as_deref())?,
         Cmd::Stop { host } => lab_of(&host)?.stop(&host)?,
-        Cmd::Start { host } => lab_of(&host)?.start(&host)?,
+        Cmd::Start { host, ssh_only } => {
+            let until = if ssh_only {
+                Readiness::SshAnswers
+            } else {
+                Readiness::SystemRunning
+            };
+            lab_of(&host)?.start_until(&host, until)?;
+        }
         Cmd::Crash { host } => lab_of(&host)?.crash(&host)?,
         Cmd::Lose { host } => lab_of(&host)?.lose(&host)?,
         Cmd::Cut { host } => lab_of(&host)?.cut(&host)?,
