@@ -7,8 +7,16 @@ use serde::Serialize;
 
 /// Whether colour may be used on `stream`: it is a terminal and `NO_COLOR` is unset or empty.
 pub fn color_allowed(stream: &impl IsTerminal) -> bool {
-    let no_color = std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty());
-    !no_color && stream.is_terminal()
+    color_decision(
+        std::env::var_os("NO_COLOR").as_deref(),
+        stream.is_terminal(),
+    )
+}
+
+/// The rule of <https://no-color.org>: any non-empty `NO_COLOR` turns colour off.
+fn color_decision(no_color: Option<&std::ffi::OsStr>, is_terminal: bool) -> bool {
+    let disabled = no_color.is_some_and(|value| !value.is_empty());
+    !disabled && is_terminal
 }
 
 /// Colours for one output stream.
@@ -62,4 +70,26 @@ pub fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
     serde_json::to_writer_pretty(&mut stdout, value)?;
     writeln!(stdout)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsStr;
+
+    use super::*;
+
+    #[test]
+    fn no_color_and_pipes_turn_colour_off() {
+        assert!(color_decision(None, true));
+        assert!(
+            color_decision(Some(OsStr::new("")), true),
+            "empty NO_COLOR is unset"
+        );
+        assert!(!color_decision(Some(OsStr::new("1")), true));
+        assert!(!color_decision(None, false));
+        let on = Style { enabled: true };
+        let off = Style { enabled: false };
+        assert_eq!(on.error("error:"), "\x1b[1;31merror:\x1b[0m");
+        assert_eq!(off.error("error:"), "error:");
+    }
 }

@@ -229,3 +229,123 @@ impl LoadedSpec {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use super::*;
+    use crate::spec::{ValidationContext, load_str};
+
+    fn loaded(text: &str) -> LoadedSpec {
+        let context = ValidationContext {
+            base_dir: PathBuf::from("/specs"),
+            home: Some(PathBuf::from("/home/op")),
+        };
+        // No file in this spec needs to exist: identity files are only checked when set, and
+        // these tests set none that validation would look for.
+        let cluster = load_str(text, "t.yaml", &context).unwrap_or_else(|e| panic!("{e}"));
+        LoadedSpec {
+            cluster,
+            path: PathBuf::from("/specs/t.yaml"),
+            base_dir: context.base_dir,
+            home: context.home,
+        }
+    }
+
+    #[test]
+    fn host_settings_win_over_defaults_and_options_merge() {
+        let spec = loaded(
+            "\
+apiVersion: k3sctl.io/v1alpha1
+kind: Cluster
+metadata: {name: merge}
+spec:
+  hostDefaults:
+    ssh: {user: ops, port: 2222, knownHostsFile: ./known_hosts, options: {ProxyJump: bastion, ServerAliveInterval: '10'}}
+    sudo: false
+  hosts:
+    - {name: s1, address: 10.0.0.1, role: server}
+    - {name: a1, address: 10.0.0.2, role: agent, sudo: true,
+       ssh: {user: root, knownHostsFile: ~/kh, options: {ProxyJump: jump2}}}
+    - {name: a2, address: 10.0.0.3, role: agent, local: true}
+  k3s: {channel: stable}
+",
+        );
+        let hosts = spec.hosts();
+        let ResolvedTransport::Ssh(first) = &hosts[0].transport else {
+            panic!("ssh expected")
+        };
+        assert_eq!(
+            (first.user.as_deref(), first.port),
+            (Some("ops"), Some(2222))
+        );
+        assert_eq!(
+            first.known_hosts_file.as_deref(),
+            Some(Path::new("/specs/known_hosts"))
+        );
+        assert_eq!(hosts[0].sudo, Some(false));
+        let ResolvedTransport::Ssh(second) = &hosts[1].transport else {
+            panic!("ssh expected")
+        };
+        assert_eq!(
+            (second.user.as_deref(), second.port),
+            (Some("root"), Some(2222))
+        );
+        assert_eq!(
+            second.known_hosts_file.as_deref(),
+            Some(Path::new("/home/op/kh"))
+        );
+        assert_eq!(second.options["ProxyJump"], "jump2");
+        assert_eq!(second.options["ServerAliveInterval"], "10");
+        assert!(!second.accept_new_host_keys);
+        assert_eq!(hosts[1].sudo, Some(true));
+        assert_eq!(hosts[2].transport, ResolvedTransport::Local);
+    }
+
+    #[test]
+    fn defaults_for_endpoint_contexts_and_groups() {
+        let spec = loaded(
+            "\
+apiVersion: k3sctl.io/v1alpha1
+kind: Cluster
+metadata: {name: lumie}
+spec:
+  hosts:
+    - {name: a0, address: 10.0.0.9, role: agent}
+    - {name: s1, address: 'fd00::1', role: server}
+    - {name: a1, address: 10.0.0.2, role: agent, group: g1}
+    - {name: a2, address: 10.0.0.3, role: agent, group: g1}
+  k3s: {version: v1.34.3+k3s1}
+  kubeconfigs:
+    - {name: public, path: ./p.yaml, server: 'https://1.2.3.4:6443'}
+    - {name: ops, path: ./o.yaml, context: mine}
+",
+        );
+        let cluster = &spec.cluster;
+        assert_eq!(cluster.first_server().map(|h| h.name.as_str()), Some("s1"));
+        assert_eq!(
+            cluster.api_endpoint().as_deref(),
+            Some("https://[fd00::1]:6443")
+        );
+        let exports = &cluster.spec.kubeconfigs;
+        assert_eq!(cluster.export_context(&exports[0]), "lumie-public");
+        assert_eq!(cluster.export_context(&exports[1]), "mine");
+        assert_eq!(
+            cluster.export_server(&exports[1]).as_deref(),
+            Some("https://[fd00::1]:6443")
+        );
+        let groups: Vec<(String, Vec<&str>)> = cluster
+            .agent_groups()
+            .into_iter()
+            .map(|(g, hosts)| (g, hosts.iter().map(|h| h.name.as_str()).collect()))
+            .collect();
+        assert_eq!(
+            groups,
+            [
+                (String::new(), vec!["a0"]),
+                ("g1".to_owned(), vec!["a1", "a2"])
+            ]
+        );
+    }
+}
