@@ -8,6 +8,7 @@ pub mod from_spec;
 pub mod observed;
 pub mod show;
 pub mod step;
+pub mod upgrade;
 
 #[cfg(test)]
 mod tests;
