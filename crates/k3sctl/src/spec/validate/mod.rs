@@ -109,7 +109,7 @@ pub fn validate(cluster: &Cluster, context: &ValidationContext) -> Vec<Issue> {
     let name = &cluster.metadata.name;
     if !is_dns_label(name) {
         issues.push(
-            Issue::new(spec_path_of(&["metadata", "name"]), format!("cluster name `{name}` is not a DNS-1123 label"))
+            Issue::new(crate::spec_path!["metadata", "name"], format!("cluster name `{name}` is not a DNS-1123 label"))
                 .hint("use 1-63 lowercase letters, digits and `-`, starting and ending with a letter or digit"),
         );
     }
@@ -119,11 +119,6 @@ pub fn validate(cluster: &Cluster, context: &ValidationContext) -> Vec<Issue> {
     outputs::check(cluster, context, &mut issues);
     files::check(cluster, context, &mut issues);
     issues
-}
-
-fn spec_path_of(keys: &[&str]) -> SpecPath {
-    keys.iter()
-        .fold(SpecPath::root(), |path, key| path.key(*key))
 }
 
 #[cfg(test)]
