@@ -25,8 +25,24 @@ fn agents_join_and_kubectl_node_operations_work() {
             "dedicated=infra:NoSchedule",
         ],
     );
+    // registries.yaml is read at agent start and shows up as containerd hosts.toml.
+    let regs = a1.path("/etc/rancher/k3s/registries.yaml");
+    std::fs::create_dir_all(regs.parent().expect("dir")).expect("mkdir");
+    std::fs::write(
+        &regs,
+        "mirrors:\n  \"*\":\n    endpoint: [\"mirror.lab:5000\"]\n",
+    )
+    .expect("write");
     a1.start();
     c.wait_node_status(&kc, "a1", "Ready", Duration::from_secs(30));
+    let hosts = std::fs::read_to_string(
+        a1.path("/var/lib/rancher/k3s/agent/etc/containerd/certs.d/_default/hosts.toml"),
+    )
+    .expect("hosts.toml");
+    assert!(
+        hosts.contains("[host.\"https://mirror.lab:5000/v2\"]"),
+        "{hosts}"
+    );
     let wide = c.kubectl_ok(&kc, &["get", "nodes", "-o", "wide"]);
     let row = |n: &str| {
         wide.lines()
@@ -145,6 +161,11 @@ fn late_join_wrong_tokens_and_not_ready() {
     let mut s = c.server("s1", "v1.33.5+k3s1", &["--token", "right-secret"]);
     // The agent starts first and waits for the server, logging why.
     let mut early = c.agent("early", "v1.33.5+k3s1", "right-secret", &[]);
+    let sock_path = c.dir.path().join("early-notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).expect("bind notify socket");
+    early
+        .env
+        .push(("NOTIFY_SOCKET".into(), sock_path.display().to_string()));
     early.start();
     wait_for("agent retry log", Duration::from_secs(15), || {
         early.log().contains("failed to get CA certs").then_some(())
@@ -154,9 +175,21 @@ fn late_join_wrong_tokens_and_not_ready() {
         "{}",
         early.log()
     );
+    // Under Type=notify the stalled join keeps `systemctl start` waiting: no READY=1 yet.
+    sock.set_nonblocking(true).expect("nonblocking");
+    let mut buf = [0u8; 64];
+    assert!(
+        sock.recv(&mut buf).is_err(),
+        "READY=1 before the agent joined"
+    );
     s.start();
     let kc = c.wait_ready(&mut s);
     c.wait_node_status(&kc, "early", "Ready", Duration::from_secs(30));
+    sock.set_nonblocking(false).expect("blocking");
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let n = sock.recv(&mut buf).expect("READY=1 once joined");
+    assert_eq!(&buf[..n], b"READY=1");
     assert!(
         early
             .log()
@@ -215,8 +248,22 @@ fn late_join_wrong_tokens_and_not_ready() {
         ],
     );
     assert_eq!(reason, "Kubelet stopped posting node status.");
+    // Restart as an agent upgrade: the node reports the new version.
+    early.binary = c.binary("v1.34.1+k3s1");
+    early.env.clear();
     early.start();
     c.wait_node_status(&kc, "early", "Ready", Duration::from_secs(20));
+    let version = c.kubectl_ok(
+        &kc,
+        &[
+            "get",
+            "node",
+            "early",
+            "-o",
+            "jsonpath={.status.nodeInfo.kubeletVersion}",
+        ],
+    );
+    assert_eq!(version, "v1.34.1+k3s1");
     s.stop();
 }
 
