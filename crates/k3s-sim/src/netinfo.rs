@@ -20,7 +20,30 @@ pub fn node_ip(s: &Settings, peer: Option<&str>) -> String {
     };
     peer.and_then(probe)
         .or_else(|| probe("10.255.255.255:9"))
+        .or_else(|| {
+            std::fs::read_to_string("/proc/net/fib_trie")
+                .ok()
+                .and_then(|t| first_local_address(&t))
+        })
         .unwrap_or_else(|| "127.0.0.1".to_string())
+}
+
+/// The first non-loopback local IPv4 address in /proc/net/fib_trie (for hosts without a default
+/// route): an address line followed by `/32 host LOCAL`.
+pub fn first_local_address(fib_trie: &str) -> Option<String> {
+    let mut last_ip: Option<&str> = None;
+    for line in fib_trie.lines() {
+        let t = line.trim();
+        if let Some(ip) = t.strip_prefix("|-- ") {
+            last_ip = Some(ip.trim());
+        } else if t.starts_with("/32 host LOCAL")
+            && let Some(ip) = last_ip.take()
+            && !ip.starts_with("127.")
+        {
+            return Some(ip.to_string());
+        }
+    }
+    None
 }
 
 /// The registration data for this node.
@@ -36,5 +59,17 @@ pub fn node_info(s: &Settings, role: Role, version: &str, name: &str, ip: &str) 
         taints: s.list("node-taint").to_vec(),
         node_args: s.node_args.clone(),
         node_env: crate::node::node_env(std::env::vars()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_address_from_fib_trie() {
+        let trie = "Main:\n  +-- 0.0.0.0/0 3 0 5\n     +-- 127.0.0.0/8 2 0 2\n           |-- 127.0.0.1\n              /32 host LOCAL\n           |-- 10.0.0.0\n              /24 link UNICAST\n           |-- 10.0.0.7\n              /32 host LOCAL\n";
+        assert_eq!(first_local_address(trie).as_deref(), Some("10.0.0.7"));
+        assert_eq!(first_local_address("Main:\n"), None);
     }
 }

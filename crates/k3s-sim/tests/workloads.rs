@@ -105,3 +105,35 @@ fn deployments_scale_roll_out_and_clean_up() {
     assert_eq!(first["object"]["metadata"]["name"], "s1");
     s.stop();
 }
+
+#[test]
+fn kubectl_apply_validates_against_the_openapi_document_and_patches() {
+    let c = Cluster::new();
+    let mut s = c.server("s1", "v1.33.5+k3s1", &["--disable", "traefik"]);
+    s.start();
+    let kc = c.wait_ready(&mut s);
+    let manifest = c.dir.path().join("cm.yaml");
+    let write = |value: &str| {
+        std::fs::write(&manifest, format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: default\ndata:\n  mode: {value}\n")).expect("write");
+    };
+    let apply = || c.kubectl_ok(&kc, &["apply", "-f", manifest.to_str().expect("utf8")]);
+    write("a");
+    assert!(apply().contains("configmap/settings created"));
+    assert!(apply().contains("configmap/settings unchanged"));
+    write("b");
+    assert!(apply().contains("configmap/settings configured"));
+    assert_eq!(
+        c.kubectl_ok(
+            &kc,
+            &[
+                "get",
+                "configmap",
+                "settings",
+                "-o",
+                "jsonpath={.data.mode}"
+            ]
+        ),
+        "b"
+    );
+    s.stop();
+}

@@ -4,6 +4,7 @@
 pub mod crud;
 pub mod discovery;
 pub mod eviction;
+pub mod openapi;
 pub mod patch;
 pub mod request;
 pub mod resources;
@@ -103,6 +104,22 @@ fn route(
     }
     if cert_identity.is_none() {
         return Err(ApiError::unauthorized());
+    }
+    if path == "/openapi/v2" && get {
+        let accept = parts
+            .headers
+            .get("accept")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if openapi::wants_protobuf(accept) {
+            let mut resp =
+                Response::new(crate::http::body::full(openapi::protobuf(&state.version)));
+            if let Ok(v) = hyper::header::HeaderValue::from_str(openapi::PROTOBUF_CONTENT_TYPE) {
+                resp.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+            }
+            return Ok(resp);
+        }
+        return Ok(json_response(200, &openapi::json(&state.version)));
     }
     if path == "/api" || path == "/api/" {
         return Ok(json_response(
