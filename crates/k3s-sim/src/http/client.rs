@@ -21,8 +21,10 @@ pub enum ClientError {
     #[error("invalid server URL {0:?}: expected https://host:port")]
     Url(String),
     /// TCP/TLS/HTTP failure, worded like Go's net/http errors.
-    #[error("Get \"{url}\": {message}")]
+    #[error("{op} \"{url}\": {message}")]
     Transport {
+        /// The method as Go's url.Error names it (`Get`, `Patch`, ...).
+        op: String,
         /// URL requested.
         url: String,
         /// What failed.
@@ -209,7 +211,16 @@ impl Client {
         body: Option<(&str, Vec<u8>)>,
     ) -> Result<Reply, ClientError> {
         let url = self.url(path);
+        let op = {
+            let lower = method.to_ascii_lowercase();
+            let mut chars = lower.chars();
+            chars
+                .next()
+                .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+                .unwrap_or_default()
+        };
         let fail = |message: String| ClientError::Transport {
+            op: op.clone(),
             url: url.clone(),
             message,
         };
