@@ -9,21 +9,23 @@ use std::sync::Arc;
 use futures_util::future::join_all;
 
 use super::binary::LocalBinaries;
+use super::binary::from_file;
 use super::connect::{ConnectOptions, connect_all};
 use super::error::OpsError;
-use super::export::{desired_exports, export_content, is_up_to_date, read_admin_kubeconfig};
+use super::export::{desired_exports, export_content, is_up_to_date};
 use super::inputs::{local_binaries, resolve_inputs, spec_version};
 use crate::host::Transport;
 use crate::k3s::token::{JoinToken, SERVER_TOKEN_PATH};
 use crate::plan::from_spec::desired_hosts;
 use crate::plan::{Desired, Observed, Plan, compute_plan};
-use crate::run::observe::observe_host;
+use crate::run::observe::{ObserveRequest, observe_host};
 use crate::run::{ApiConnector, ClusterApi};
 use crate::secret::Secret;
-use crate::spec::{LoadedSpec, load_file};
+use crate::spec::{BinaryOrigin, LoadedSpec, load_file};
 
 /// Builds the API connector for a cluster whose first server is reached by `server`.
-pub type ConnectorFactory = fn(Arc<dyn Transport>) -> Arc<dyn ApiConnector>;
+/// `admin` is the admin kubeconfig when it was already read.
+pub type ConnectorFactory = fn(Arc<dyn Transport>, Option<Secret>) -> Arc<dyn ApiConnector>;
 
 /// Everything `plan` shows and `apply` runs.
 pub struct Prepared {
@@ -67,19 +69,6 @@ pub fn load_spec(path: &Path) -> Result<LoadedSpec, OpsError> {
     Ok(spec)
 }
 
-async fn read_token(server: &dyn Transport) -> Result<Option<Secret>, OpsError> {
-    let Some(bytes) = server.read_file(Path::new(SERVER_TOKEN_PATH)).await? else {
-        return Ok(None);
-    };
-    let text = String::from_utf8_lossy(&bytes);
-    if text.trim().is_empty() {
-        return Ok(None);
-    }
-    let token = JoinToken::parse(&text)
-        .map_err(|e| OpsError::Spec(format!("{}: {SERVER_TOKEN_PATH}: {e}", server.name())))?;
-    Ok(Some(token.raw))
-}
-
 /// Prepares a plan.
 pub async fn prepare(
     path: &Path,
@@ -106,31 +95,54 @@ pub async fn prepare(
             OpsError::Spec(format!("first server {first_server} has no connection"))
         })?);
 
-    let token = read_token(server.as_ref()).await?;
+    // Known binary hashes spare a `k3s --version` per host (the spec's file is hashed first).
+    let file_binaries = match spec.cluster.spec.k3s.binary_origin() {
+        BinaryOrigin::File(file) => Some(from_file(&spec.resolve_path(&file)).await?),
+        BinaryOrigin::Download { .. } => None,
+    };
+    let known_binaries = file_binaries
+        .iter()
+        .flat_map(|b| b.hashes().into_values())
+        .map(|sha| (sha, version))
+        .collect();
     let observations = join_all(hosts.iter().map(|h| {
         let transport = transports.get(&h.name).cloned();
-        let token = token.clone();
+        let request = ObserveRequest {
+            known_binaries: BTreeMap::clone(&known_binaries),
+            read_secrets: h.first_server,
+        };
         async move {
             let transport =
                 transport.ok_or_else(|| OpsError::Spec(format!("{}: no connection", h.name)))?;
-            let observed = observe_host(transport.as_ref(), h, token.as_ref()).await?;
-            Ok::<_, OpsError>((h.name.clone(), observed))
+            let seen = observe_host(transport.as_ref(), h, &request).await?;
+            Ok::<_, OpsError>((h.name.clone(), seen))
         }
     }))
     .await;
-    let mut observed = Observed {
-        token,
-        ..Default::default()
-    };
+    let mut observed = Observed::default();
+    let mut admin = None;
     for result in observations {
-        let (name, host) = result?;
-        observed.hosts.insert(name, host);
+        let (name, seen) = result?;
+        if name == first_server {
+            if let Some(raw) = &seen.token {
+                let token = JoinToken::parse(raw.expose()).map_err(|e| {
+                    OpsError::Spec(format!("{first_server}: {SERVER_TOKEN_PATH}: {e}"))
+                })?;
+                observed.token = Some(token.raw);
+            }
+            admin = seen.admin_kubeconfig;
+        }
+        observed.hosts.insert(name, seen.host);
     }
+    let binaries = match file_binaries {
+        Some(binaries) => binaries,
+        None => {
+            let archs = observed.hosts.values().map(|h| h.arch).collect();
+            local_binaries(&spec, &version, &archs).await?
+        }
+    };
 
-    let archs = observed.hosts.values().map(|h| h.arch).collect();
-    let binaries = local_binaries(&spec, &version, &archs).await?;
-
-    let connector = factory(Arc::clone(&server));
+    let connector = factory(Arc::clone(&server), admin.clone());
     let server_running = observed
         .hosts
         .get(&first_server)
@@ -145,10 +157,10 @@ pub async fn prepare(
     }
 
     let mut exports = desired_exports(&spec);
-    if server_running && let Ok(admin) = read_admin_kubeconfig(server.as_ref()).await {
+    if server_running && let Some(admin) = &admin {
         for export in &mut exports {
             export.up_to_date =
-                Some(export_content(&admin, export).is_ok_and(|c| is_up_to_date(export, &c)));
+                Some(export_content(admin, export).is_ok_and(|c| is_up_to_date(export, &c)));
         }
     }
 

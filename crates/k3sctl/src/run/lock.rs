@@ -23,7 +23,10 @@ impl LockHolder {
     pub fn current() -> Self {
         let user = std::env::var("USER")
             .or_else(|_| std::env::var("LOGNAME"))
-            .unwrap_or_else(|_| "unknown".into());
+            .ok()
+            .filter(|u| !u.is_empty())
+            .or_else(user_from_passwd)
+            .unwrap_or_else(|| "unknown".into());
         let machine = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|s| s.trim().to_string())
             .unwrap_or_else(|_| "unknown".into());
@@ -57,6 +60,19 @@ impl LockHolder {
         let here = Self::current();
         self.who == here.who && !std::path::Path::new(&format!("/proc/{}", self.pid)).exists()
     }
+}
+
+/// The name of this process's user from /etc/passwd (when $USER is unset, e.g. under cron).
+fn user_from_passwd() -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self").ok()?.uid();
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        let id: u32 = fields.nth(1)?.parse().ok()?;
+        (id == uid).then(|| name.to_string())
+    })
 }
 
 /// Why the lock could not be taken.
@@ -151,6 +167,16 @@ mod tests {
         assert_eq!(h.line(), "ops@laptop pid=42 since=1700000000");
         assert_eq!(LockHolder::parse(&h.line()), Some(h));
         assert_eq!(LockHolder::parse("garbage"), None);
+    }
+
+    #[test]
+    fn holder_names_a_user_even_without_user_env() {
+        assert_eq!(
+            user_from_passwd().as_deref(),
+            Some("root"),
+            "tests run as root"
+        );
+        assert!(!LockHolder::current().who.starts_with("unknown@"));
     }
 
     #[test]

@@ -7,8 +7,10 @@ use std::collections::BTreeMap;
 use base64::Engine;
 
 use crate::host::{ExecRequest, HostError, Transport, shell};
+use crate::k3s::kubeconfig::K3S_KUBECONFIG_PATH;
 use crate::k3s::registries::{REGISTRIES_PATH, mask_registries_text};
 use crate::k3s::release::{Arch, ReleaseError};
+use crate::k3s::token::SERVER_TOKEN_PATH;
 use crate::k3s::unit::{BINARY_PATH, unit_name};
 use crate::k3s::version::K3sVersion;
 use crate::plan::{DesiredHost, FileContent, ObservedFile, ObservedHost};
@@ -38,36 +40,118 @@ pub enum ObserveError {
     },
 }
 
-/// Builds the observation script for a host. `wanted` maps each managed path to the hash it
-/// should have (when known): files whose hash differs are sent back base64-encoded for diffs.
-pub fn observe_script(host: &DesiredHost, wanted: &BTreeMap<String, Option<String>>) -> String {
+/// One managed file to look at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileProbe {
+    /// Path on the host.
+    pub path: String,
+    /// The hash it should have, when known without the token.
+    pub wanted: Option<String>,
+    /// Send the content back when it differs (for diffs; never for env files).
+    pub send_content: bool,
+}
+
+/// What to ask a host.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObserveRequest {
+    /// Binary hashes whose version is known (no `k3s --version` run needed for them).
+    pub known_binaries: BTreeMap<String, K3sVersion>,
+    /// Also read the join token and the admin kubeconfig (the first server).
+    pub read_secrets: bool,
+}
+
+/// One host's observation, with the first server's secrets when asked for.
+#[derive(Debug, Clone)]
+pub struct Observation {
+    /// The host's state.
+    pub host: ObservedHost,
+    /// /var/lib/rancher/k3s/server/token.
+    pub token: Option<Secret>,
+    /// /etc/rancher/k3s/k3s.yaml.
+    pub admin_kubeconfig: Option<Secret>,
+}
+
+/// The file probes for a host's managed files.
+pub fn file_probes(host: &DesiredHost) -> Vec<FileProbe> {
+    host.files
+        .iter()
+        .map(|f| {
+            let env = matches!(f.content, FileContent::Env { .. });
+            FileProbe {
+                path: f.path.clone(),
+                wanted: if env {
+                    None
+                } else {
+                    f.content.resolve(None).map(|(c, _)| c.sha256_hex())
+                },
+                send_content: !env,
+            }
+        })
+        .collect()
+}
+
+/// Builds the observation script for a host: one round trip.
+pub fn observe_script(host: &DesiredHost, files: &[FileProbe], request: &ObserveRequest) -> String {
     let unit = unit_name(host.role);
+    let known: Vec<String> = request
+        .known_binaries
+        .keys()
+        .map(|k| shell::quote(k))
+        .collect();
+    let known = if known.is_empty() {
+        "-".to_string()
+    } else {
+        known.join("|")
+    };
     let mut script = format!(
         "set -u\n\
          echo \"arch=$(uname -m)\"\n\
          if [ -x {BINARY_PATH} ]; then\n\
-         \x20 echo \"version=$({BINARY_PATH} --version 2>/dev/null | head -n1)\"\n\
-         \x20 echo \"binary=$(sha256sum {BINARY_PATH} | cut -d' ' -f1) $(stat -c %Y {BINARY_PATH})\"\n\
+         \x20 bh=$(sha256sum {BINARY_PATH} | cut -d' ' -f1)\n\
+         \x20 echo \"binary=$bh $(stat -c %Y {BINARY_PATH})\"\n\
+         \x20 case \"$bh\" in {known}) ;; *) echo \"version=$({BINARY_PATH} --version 2>/dev/null | head -n1)\";; esac\n\
          fi\n\
          echo \"active=$(systemctl is-active {unit} 2>/dev/null)\"\n\
          echo \"enabled=$(systemctl is-enabled {unit} 2>/dev/null)\"\n\
          ts=$(systemctl show -p ExecMainStartTimestamp --value {unit} 2>/dev/null)\n\
          if [ -n \"$ts\" ]; then echo \"started=$(date -d \"$ts\" +%s 2>/dev/null)\"; fi\n"
     );
-    for (path, want) in wanted {
-        let p = shell::quote(path);
-        let want = shell::quote(want.as_deref().unwrap_or("-"));
+    if request.read_secrets {
         script.push_str(&format!(
-            "if [ -f {p} ]; then h=$(sha256sum {p} | cut -d' ' -f1); \
-             echo \"file=$h $(stat -c %Y {p}) {p}\"; \
-             if [ \"$h\" != {want} ]; then echo \"content={p} $(base64 -w0 {p})\"; fi; fi\n"
+            "if [ -s {SERVER_TOKEN_PATH} ]; then echo \"token=$(base64 -w0 {SERVER_TOKEN_PATH})\"; fi\n\
+             if [ -s {K3S_KUBECONFIG_PATH} ]; then echo \"admin=$(base64 -w0 {K3S_KUBECONFIG_PATH})\"; fi\n"
         ));
+    }
+    for file in files {
+        let p = shell::quote(&file.path);
+        let mut line = format!(
+            "if [ -f {p} ]; then h=$(sha256sum {p} | cut -d' ' -f1); echo \"file=$h $(stat -c %Y {p}) {p}\";"
+        );
+        if file.send_content {
+            let want = shell::quote(file.wanted.as_deref().unwrap_or("-"));
+            line.push_str(&format!(
+                " if [ \"$h\" != {want} ]; then echo \"content={p} $(base64 -w0 {p})\"; fi;"
+            ));
+        }
+        line.push_str(" fi\n");
+        script.push_str(&line);
     }
     script
 }
 
+fn decode_secret(data: &str) -> Option<Secret> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(data.trim())
+        .ok()?;
+    Some(Secret::new(String::from_utf8_lossy(&bytes).into_owned()))
+}
+
 /// Parses the observation report.
-pub fn parse_report(host: &DesiredHost, report: &str) -> Result<ObservedHost, ObserveError> {
+pub fn parse_report(
+    host: &DesiredHost,
+    request: &ObserveRequest,
+    report: &str,
+) -> Result<Observation, ObserveError> {
     let bad = |line: &str| ObserveError::Report {
         host: host.name.clone(),
         line: line.to_string(),
@@ -76,6 +160,8 @@ pub fn parse_report(host: &DesiredHost, report: &str) -> Result<ObservedHost, Ob
     let mut obs = ObservedHost::fresh(Arch::Amd64);
     let mut started: Option<i64> = None;
     let mut newest_change: Option<i64> = None;
+    let mut token = None;
+    let mut admin_kubeconfig = None;
     let restarting: Vec<&str> = host
         .files
         .iter()
@@ -101,6 +187,8 @@ pub fn parse_report(host: &DesiredHost, report: &str) -> Result<ObservedHost, Ob
                 obs.binary_sha256 = Some(hash.to_string());
                 newest_change = newest_change.max(mtime.parse().ok());
             }
+            "token" => token = decode_secret(value),
+            "admin" => admin_kubeconfig = decode_secret(value),
             "active" => obs.service_active = value == "active" || value == "activating",
             "enabled" => obs.service_enabled = value == "enabled",
             "started" => started = value.parse().ok(),
@@ -149,40 +237,32 @@ pub fn parse_report(host: &DesiredHost, report: &str) -> Result<ObservedHost, Ob
         }
     }
     obs.arch = arch.ok_or_else(|| bad("(no arch line)"))?;
+    if obs.k3s_version.is_none()
+        && let Some(sha) = &obs.binary_sha256
+    {
+        obs.k3s_version = request.known_binaries.get(sha).copied();
+    }
     obs.restart_pending =
         obs.service_active && matches!((started, newest_change), (Some(s), Some(c)) if c > s);
-    Ok(obs)
+    Ok(Observation {
+        host: obs,
+        token,
+        admin_kubeconfig,
+    })
 }
 
-/// The hashes each managed file should have, when they can be known without a token.
-pub fn wanted_hashes(
-    host: &DesiredHost,
-    token: Option<&Secret>,
-) -> BTreeMap<String, Option<String>> {
-    host.files
-        .iter()
-        .map(|f| {
-            let hash = match &f.content {
-                FileContent::Env { .. } if token.is_none() => None,
-                content => content.resolve(token).map(|(c, _)| c.sha256_hex()),
-            };
-            (f.path.clone(), hash)
-        })
-        .collect()
-}
-
-/// Observes one host.
+/// Observes one host in one round trip.
 pub async fn observe_host(
     transport: &dyn Transport,
     host: &DesiredHost,
-    token: Option<&Secret>,
-) -> Result<ObservedHost, ObserveError> {
-    let script = observe_script(host, &wanted_hashes(host, token));
+    request: &ObserveRequest,
+) -> Result<Observation, ObserveError> {
+    let script = observe_script(host, &file_probes(host), request);
     let req = ExecRequest::new(script)
         .sudo(true)
         .describe("gathering K3s facts");
     let out = transport.exec_checked(req).await?;
-    parse_report(host, &out.stdout_text())
+    parse_report(host, request, &out.stdout_text())
 }
 
 #[cfg(test)]
@@ -227,7 +307,9 @@ mod tests {
              file={h} 140 {REGISTRIES_PATH}\ncontent={REGISTRIES_PATH} {reg}\n",
             h = "a".repeat(64)
         );
-        let obs = parse_report(&host(), &report).expect("parses");
+        let obs = parse_report(&host(), &ObserveRequest::default(), &report)
+            .expect("parses")
+            .host;
         assert_eq!(obs.arch, Arch::Amd64);
         assert_eq!(
             obs.k3s_version.map(|v| v.to_string()).as_deref(),
@@ -239,12 +321,48 @@ mod tests {
     }
 
     #[test]
+    fn known_binary_gives_the_version_and_secrets_come_back_as_secrets() {
+        let sha = "c".repeat(64);
+        let b64 = |t: &str| base64::engine::general_purpose::STANDARD.encode(t);
+        let report = format!(
+            "arch=x86_64\nbinary={sha} 10\nactive=inactive\ntoken={}\nadmin={}\n",
+            b64("K10abc::server:pw"),
+            b64("apiVersion: v1\n")
+        );
+        let request = ObserveRequest {
+            known_binaries: BTreeMap::from([(sha.clone(), "v1.33.5+k3s1".parse().expect("v"))]),
+            read_secrets: true,
+        };
+        let seen = parse_report(&host(), &request, &report).expect("parses");
+        assert_eq!(
+            seen.host.k3s_version.map(|v| v.to_string()).as_deref(),
+            Some("v1.33.5+k3s1")
+        );
+        assert_eq!(
+            seen.token.as_ref().map(Secret::expose),
+            Some("K10abc::server:pw")
+        );
+        assert_eq!(
+            seen.admin_kubeconfig.as_ref().map(Secret::expose),
+            Some("apiVersion: v1\n")
+        );
+        assert!(!format!("{seen:?}").contains("K10abc"));
+        let script = observe_script(&host(), &file_probes(&host()), &request);
+        assert!(
+            script.contains(&format!("case \"$bh\" in {sha})")),
+            "{script}"
+        );
+    }
+
+    #[test]
     fn file_newer_than_start_means_restart_pending() {
         let report = format!(
             "arch=aarch64\nactive=active\nenabled=enabled\nstarted=150\nfile={} 151 /etc/rancher/k3s/config.yaml\n",
             "b".repeat(64)
         );
-        let obs = parse_report(&host(), &report).expect("parses");
+        let obs = parse_report(&host(), &ObserveRequest::default(), &report)
+            .expect("parses")
+            .host;
         assert!(obs.restart_pending);
         assert_eq!(obs.arch, Arch::Arm64);
         assert_eq!(obs.binary_sha256, None);
@@ -252,7 +370,8 @@ mod tests {
 
     #[test]
     fn unsupported_arch_names_the_host() {
-        let err = parse_report(&host(), "arch=s390x\n").expect_err("unsupported");
+        let err = parse_report(&host(), &ObserveRequest::default(), "arch=s390x\n")
+            .expect_err("unsupported");
         assert!(err.to_string().starts_with("agent-1: "), "{err}");
     }
 
@@ -265,7 +384,10 @@ mod tests {
         h.files[0].path = path.to_string_lossy().into_owned();
         h.files.truncate(1);
         let transport = crate::host::LocalTransport::new("local");
-        let obs = observe_host(&transport, &h, None).await.expect("observes");
+        let obs = observe_host(&transport, &h, &ObserveRequest::default())
+            .await
+            .expect("observes")
+            .host;
         let file = obs.file(&h.files[0].path);
         assert_eq!(file.shown.as_deref(), Some("a: 2\n"));
         assert_eq!(
