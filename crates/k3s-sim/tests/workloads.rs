@@ -137,3 +137,89 @@ fn kubectl_apply_validates_against_the_openapi_document_and_patches() {
     );
     s.stop();
 }
+
+#[test]
+fn eviction_and_delete_honour_uid_preconditions_and_apply_creates() {
+    use k3s_sim::http::client::{Client, Trust};
+    let c = Cluster::new();
+    let mut s = c.server("s1", "v1.33.5+k3s1", &["--disable", "traefik"]);
+    s.start();
+    let kc = c.wait_ready(&mut s);
+    c.kubectl_ok(&kc, &["run", "solo", "--image=busybox", "--restart=Never"]);
+    let uid = c.kubectl_ok(
+        &kc,
+        &["get", "pod", "solo", "-o", "jsonpath={.metadata.uid}"],
+    );
+    let tls = s.path("/var/lib/rancher/k3s/server/tls");
+    let read = |f: &str| std::fs::read_to_string(tls.join(f)).expect("tls file");
+    let (ca, cert, key) = (
+        read("server-ca.crt"),
+        read("client-admin.crt"),
+        read("client-admin.key"),
+    );
+    let client = Client::new(&c.url(), &Trust::Ca(ca), Some((&cert, &key))).expect("client");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let call = |method: &str, path: &str, ctype: &str, body: serde_json::Value| {
+        rt.block_on(client.request(
+            method,
+            path,
+            &[],
+            Some((ctype, body.to_string().into_bytes())),
+        ))
+        .expect("request")
+    };
+    let eviction = |uid: &str| {
+        serde_json::json!({"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "solo", "namespace": "default"},
+            "deleteOptions": {"preconditions": {"uid": uid}}})
+    };
+    let path = "/api/v1/namespaces/default/pods/solo";
+    let stale = call(
+        "POST",
+        &format!("{path}/eviction"),
+        "application/json",
+        eviction("00000000-0000-4000-8000-000000000000"),
+    );
+    assert_eq!(stale.status, 409, "{}", stale.text());
+    assert!(
+        stale
+            .text()
+            .contains("Precondition failed: UID in precondition"),
+        "{}",
+        stale.text()
+    );
+    let wrong_delete = call(
+        "DELETE",
+        path,
+        "application/json",
+        serde_json::json!({"preconditions": {"uid": "nope"}}),
+    );
+    assert_eq!(wrong_delete.status, 409, "{}", wrong_delete.text());
+    let ok = call(
+        "POST",
+        &format!("{path}/eviction"),
+        "application/json",
+        eviction(&uid),
+    );
+    assert_eq!(ok.status, 201, "{}", ok.text());
+    assert!(
+        !c.kubectl(&kc, &["get", "pod", "solo"]).status.success(),
+        "evicted pod is gone"
+    );
+
+    let cm = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "applied", "namespace": "default"}, "data": {"k": "v"}});
+    let created = call(
+        "PATCH",
+        "/api/v1/namespaces/default/configmaps/applied?fieldManager=k3sctl",
+        "application/apply-patch+yaml",
+        cm,
+    );
+    assert_eq!(created.status, 201, "{}", created.text());
+    assert_eq!(
+        c.kubectl_ok(
+            &kc,
+            &["get", "configmap", "applied", "-o", "jsonpath={.data.k}"]
+        ),
+        "v"
+    );
+    s.stop();
+}

@@ -185,6 +185,36 @@ pub fn patch(
     Ok(typed(t, updated))
 }
 
+/// Checks DeleteOptions preconditions (`uid`, `resourceVersion`) against the stored object:
+/// 409 Conflict when they do not match, as the API server answers.
+pub fn check_precondition(
+    store: &ObjectStore,
+    t: &Target,
+    name: &str,
+    options: &Value,
+) -> Result<(), ApiError> {
+    let Some(pre) = options.get("preconditions").filter(|p| p.is_object()) else {
+        return Ok(());
+    };
+    let Some(obj) = store.get(&key(t, name)) else {
+        return Ok(());
+    };
+    for (field, label) in [("uid", "UID"), ("resourceVersion", "ResourceVersion")] {
+        if let Some(want) = pre.get(field).and_then(Value::as_str) {
+            let have = obj["metadata"][field].as_str().unwrap_or("");
+            if want != have {
+                let mut e = ApiError::conflict(&t.rt.storage(), name);
+                e.message = format!(
+                    "Operation cannot be fulfilled on {} \"{name}\": Precondition failed: {label} in precondition: {want}, {label} in object meta: {have}",
+                    t.rt.storage()
+                );
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Deletes an object with the cascades K3s and Kubernetes perform for it.
 pub fn delete(store: &ObjectStore, t: &Target, name: &str) -> Result<Value, ApiError> {
     let k = key(t, name);

@@ -222,22 +222,26 @@ fn resource(
         }
         (&Method::POST, Some(name), Some("eviction")) => {
             let ns = t.namespace.as_deref().unwrap_or("default");
+            let eviction = parse_body(body)?;
+            crud::check_precondition(store, t, name, &eviction["deleteOptions"])?;
             eviction::evict(store, ns, name).map(|v| json_response(201, &v))
         }
         (&Method::PUT, Some(name), _) => {
             crud::update(store, t, name, parse_body(body)?).map(|v| json_response(200, &v))
         }
         (&Method::PATCH, Some(name), _) => {
-            let ct = parts
-                .headers
-                .get("content-type")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            let kind = patch::PatchType::from_content_type(ct)
-                .ok_or_else(|| ApiError::unsupported_media(format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {ct:?})")))?;
-            crud::patch(store, t, name, kind, &parse_body(body)?).map(|v| json_response(200, &v))
+            let kind = patch_type(parts)?;
+            let doc = parse_body(body)?;
+            match crud::patch(store, t, name, kind, &doc) {
+                // Server-side apply creates missing objects.
+                Err(e) if e.code == 404 && kind == patch::PatchType::Apply && t.sub.is_none() => {
+                    crud::create(store, t, doc).map(|v| json_response(201, &v))
+                }
+                other => other.map(|v| json_response(200, &v)),
+            }
         }
         (&Method::DELETE, Some(name), None) => {
+            crud::check_precondition(store, t, name, &parse_body(body)?)?;
             crud::delete(store, t, name).map(|v| json_response(200, &v))
         }
         (&Method::DELETE, None, None) => {
