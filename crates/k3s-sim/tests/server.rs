@@ -137,8 +137,21 @@ fn restart_keeps_objects_and_a_different_token_is_refused() {
     c.kubectl_ok(&kc, &["label", "node", "s1", "kept=yes"]);
     s.stop();
 
+    // Restart as an upgrade: same data, a newer binary.
+    s.binary = c.binary("v1.34.1+k3s1");
     s.start();
     let kc = c.wait_ready(&mut s);
+    let version = c.kubectl_ok(
+        &kc,
+        &[
+            "get",
+            "node",
+            "s1",
+            "-o",
+            "jsonpath={.status.nodeInfo.kubeletVersion}",
+        ],
+    );
+    assert_eq!(version, "v1.34.1+k3s1");
     assert_eq!(
         c.kubectl_ok(
             &kc,
