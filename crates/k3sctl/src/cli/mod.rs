@@ -5,11 +5,15 @@
 //! `run(&Global, Args) -> CommandResult`, add a variant to [`Command`] and a line to
 //! [`Command::run`].
 
+mod apply;
 mod completions;
 mod global;
 mod init;
+mod kubeconfig;
 mod man;
 mod output;
+mod plan;
+mod runtime;
 mod schema;
 mod validate;
 
@@ -53,6 +57,12 @@ pub enum Command {
     Completions(completions::Args),
     /// Print the man page (roff).
     Man(man::Args),
+    /// Show what `apply` would change, per host, with file diffs; changes nothing.
+    Plan(plan::Args),
+    /// Install, configure and join every host; export kubeconfigs. Re-running changes nothing.
+    Apply(apply::Args),
+    /// Write the spec's kubeconfig exports (only that step of apply).
+    Kubeconfig(kubeconfig::Args),
 }
 
 impl Command {
@@ -64,6 +74,9 @@ impl Command {
             Self::Schema(args) => schema::run(global, args),
             Self::Completions(args) => completions::run(global, args),
             Self::Man(args) => man::run(global, args),
+            Self::Plan(args) => plan::run(global, args),
+            Self::Apply(args) => apply::run(global, args),
+            Self::Kubeconfig(args) => kubeconfig::run(global, args),
         }
     }
 }

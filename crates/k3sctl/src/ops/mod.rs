@@ -8,6 +8,7 @@ pub mod download;
 pub mod error;
 pub mod export;
 pub mod inputs;
+pub mod kube_api;
 pub mod kubeconfig;
 pub mod preflight;
 pub mod prepare;

@@ -1,0 +1,72 @@
+//! `k3sctl apply`: bring every host to the spec; a second run changes nothing.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use super::output::print_json;
+use super::runtime::{block_on, connect_options};
+use super::{CommandResult, FAILURE, Global};
+use crate::ops::kube_api::TunnelConnector;
+use crate::ops::{ApplyOptions, apply};
+use crate::run::{JsonReporter, PlainReporter, Reporter};
+
+/// Arguments of `apply`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Remove the lock left by another run before starting (check that it is really gone).
+    #[arg(long)]
+    pub force_unlock: bool,
+    /// Record unknown ssh host keys instead of refusing them.
+    #[arg(long)]
+    pub accept_new_host_keys: bool,
+}
+
+pub(super) fn run(global: &Global, args: Args) -> CommandResult {
+    let reporter: Arc<dyn Reporter> = if global.json() {
+        Arc::new(JsonReporter::default())
+    } else {
+        Arc::new(PlainReporter::default())
+    };
+    let options = ApplyOptions {
+        connect: connect_options(args.accept_new_host_keys),
+        force_unlock: args.force_unlock,
+        ..Default::default()
+    };
+    let report = block_on(apply(
+        &global.config,
+        options,
+        TunnelConnector::shared,
+        reporter,
+    ))??;
+    if global.json() {
+        print_json(&report)?;
+    } else if report.nothing_to_do {
+        println!("Nothing to do: the cluster matches the spec.");
+    } else {
+        println!("Summary:\n{}", report.summary.render());
+        for export in &report.exports {
+            let what = if export.changed {
+                "written"
+            } else {
+                "up to date"
+            };
+            println!(
+                "kubeconfig {}: {what} (context {})",
+                export.path, export.context
+            );
+            if let Some(merged) = &export.merged {
+                for change in &merged.changes {
+                    println!(
+                        "  merged into {}: {} {} {:?}",
+                        merged.path, change.kind, change.name, change.change
+                    );
+                }
+            }
+        }
+    }
+    Ok(if report.success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(FAILURE)
+    })
+}

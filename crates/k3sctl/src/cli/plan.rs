@@ -1,0 +1,36 @@
+//! `k3sctl plan`: show what `apply` would do; changes nothing anywhere.
+
+use std::process::ExitCode;
+
+use super::output::print_json;
+use super::runtime::{block_on, connect_options};
+use super::{CommandResult, Global};
+use crate::ops::kube_api::TunnelConnector;
+use crate::ops::prepare;
+use crate::plan::render_plan;
+
+/// Arguments of `plan`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Exit 0 when there is nothing to do, 2 when apply would change something.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    /// Record unknown ssh host keys instead of refusing them.
+    #[arg(long)]
+    pub accept_new_host_keys: bool,
+}
+
+pub(super) fn run(global: &Global, args: Args) -> CommandResult {
+    let options = connect_options(args.accept_new_host_keys);
+    let prepared = block_on(prepare(&global.config, options, TunnelConnector::shared))??;
+    if global.json() {
+        print_json(&prepared.plan)?;
+    } else {
+        print!("{}", render_plan(&prepared.plan));
+    }
+    Ok(if args.detailed_exitcode && prepared.plan.has_changes() {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

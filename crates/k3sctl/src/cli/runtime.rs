@@ -1,0 +1,18 @@
+//! The async runtime for commands that reach hosts, and flags shared by them.
+
+use crate::ops::connect::ConnectOptions;
+
+/// Runs a future on a fresh multi-threaded runtime.
+pub fn block_on<F: std::future::Future>(future: F) -> anyhow::Result<F::Output> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    Ok(runtime.block_on(future))
+}
+
+/// Connection options from the command's flags.
+pub fn connect_options(accept_new_host_keys: bool) -> ConnectOptions {
+    ConnectOptions {
+        accept_new_host_keys,
+    }
+}

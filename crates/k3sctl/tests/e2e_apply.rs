@@ -1,0 +1,178 @@
+//! End to end on the lab with the K3s stand-in: `k3sctl apply -c <spec from the lab>` on one
+//! server and two agents gives a cluster that Debian's kubectl sees Ready through the exported
+//! kubeconfig; a second apply changes nothing and restarts nothing; the token leaks nowhere.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use lab::{Lab, SpecOptions};
+
+fn k3sctl(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_k3sctl"))
+        .args(args)
+        .output()
+        .expect("k3sctl runs")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Debian's kubectl 1.20: `K3SCTL_KUBECTL`, else what scripts/ensure-kubectl.sh prints.
+fn kubectl() -> PathBuf {
+    if let Some(path) = std::env::var_os("K3SCTL_KUBECTL") {
+        return PathBuf::from(path);
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/ensure-kubectl.sh");
+    let out = Command::new("bash")
+        .arg(script)
+        .output()
+        .expect("ensure-kubectl.sh runs");
+    assert!(
+        out.status.success(),
+        "ensure-kubectl.sh failed: {}",
+        text(&out)
+    );
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+/// Builds the stand-in next to the test binaries, where the lab looks for it, unless it is
+/// already there.
+fn build_stand_in() {
+    let exe = std::env::current_exe().expect("test binary path");
+    if exe
+        .ancestors()
+        .skip(1)
+        .take(2)
+        .any(|dir| dir.join("k3s-sim").is_file())
+    {
+        return;
+    }
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "-p", "k3s-sim"])
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "cargo build -p k3s-sim failed");
+}
+
+fn main_pid_start(lab: &Lab, host: &str, unit: &str) -> String {
+    lab.exec(
+        host,
+        &format!("systemctl show -p ExecMainStartTimestampMonotonic --value {unit}"),
+    )
+    .expect("systemctl show")
+    .trim()
+    .to_string()
+}
+
+#[test]
+fn apply_installs_joins_exports_and_a_second_apply_changes_nothing() {
+    lab::require_root().expect("the lab needs root");
+    build_stand_in();
+    let lab = Lab::boot("e2e-apply", 3).expect("lab boots");
+    let hosts = lab.hosts();
+    let (server, agents) = (&hosts[0], &hosts[1..]);
+    let spec = lab.dir().join("cluster.yaml");
+    lab.write_spec(&spec, &SpecOptions::default())
+        .expect("spec written");
+    let spec_arg = spec.to_string_lossy().into_owned();
+
+    let first = k3sctl(&["apply", "-c", &spec_arg]);
+    let first_text = text(&first);
+    assert!(first.status.success(), "first apply failed:\n{first_text}");
+
+    // The cluster as an independent client sees it, through the exported kubeconfig.
+    let kubeconfig = lab.dir().join("kubeconfig.yaml");
+    let mode = std::fs::metadata(&kubeconfig)
+        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777);
+    assert_eq!(mode.ok(), Some(0o600), "exported kubeconfig mode");
+    let out = Command::new(kubectl())
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(["get", "nodes", "--no-headers"])
+        .output()
+        .expect("kubectl runs");
+    let nodes = text(&out);
+    assert!(out.status.success(), "kubectl failed: {nodes}");
+    for host in &hosts {
+        let line = nodes
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(host.name.as_str()));
+        let status = line.and_then(|l| l.split_whitespace().nth(1));
+        assert_eq!(status, Some("Ready"), "node {} in:\n{nodes}", host.name);
+    }
+
+    // The files on the hosts are what the spec says.
+    for agent in agents {
+        let config = lab
+            .exec(&agent.name, "cat /etc/rancher/k3s/config.yaml")
+            .expect("config.yaml");
+        assert!(
+            config.contains(&format!("node-name: {}", agent.name)),
+            "{config}"
+        );
+        assert!(
+            config.contains(&format!("server: https://{}:6443", server.address)),
+            "{config}"
+        );
+        assert!(!config.contains("token"), "token in config.yaml: {config}");
+        let env_mode = lab
+            .exec(
+                &agent.name,
+                "stat -c %a /etc/systemd/system/k3s-agent.service.env",
+            )
+            .expect("stat");
+        assert_eq!(env_mode.trim(), "600");
+    }
+
+    // The join token appears in no output and no local file k3sctl wrote.
+    let token = lab
+        .exec(&server.name, "cat /var/lib/rancher/k3s/server/token")
+        .expect("token");
+    let password = token
+        .trim()
+        .rsplit(':')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    assert!(password.len() >= 8, "token read: {token}");
+    let exported = std::fs::read_to_string(&kubeconfig).expect("kubeconfig");
+    for (what, body) in [("apply output", &first_text), ("kubeconfig", &exported)] {
+        assert!(!body.contains(&password), "join token in {what}");
+    }
+
+    // A second apply: nothing to do, no restart; plan agrees.
+    let starts: Vec<String> = hosts
+        .iter()
+        .enumerate()
+        .map(|(i, h)| main_pid_start(&lab, &h.name, if i == 0 { "k3s" } else { "k3s-agent" }))
+        .collect();
+    let second = k3sctl(&["apply", "-c", &spec_arg]);
+    let second_text = text(&second);
+    assert!(
+        second.status.success(),
+        "second apply failed:\n{second_text}"
+    );
+    assert!(
+        second_text.contains("Nothing to do"),
+        "second apply did something:\n{second_text}"
+    );
+    let after: Vec<String> = hosts
+        .iter()
+        .enumerate()
+        .map(|(i, h)| main_pid_start(&lab, &h.name, if i == 0 { "k3s" } else { "k3s-agent" }))
+        .collect();
+    assert_eq!(starts, after, "a service restarted during the no-op apply");
+    let plan = k3sctl(&["plan", "-c", &spec_arg, "--detailed-exitcode"]);
+    assert_eq!(
+        plan.status.code(),
+        Some(0),
+        "plan after apply:\n{}",
+        text(&plan)
+    );
+    assert!(!text(&plan).contains(&password));
+}
