@@ -1,221 +1,417 @@
-//! The stand-in on lab hosts (systemd-nspawn Debian containers with real systemd), installed as
-//! /usr/local/bin/k3s and run by units shaped like the ones the K3s installer writes
-//! (Type=notify, EnvironmentFile, Restart=always), checked with kubectl 1.20 from the machine.
+//! The stand-in on real lab hosts under real systemd units, checked with Debian's kubectl 1.20:
+//! installed as /usr/local/bin/k3s, started by `k3s.service` / `k3s-agent.service` shaped like
+//! the official installer's (Type=notify, env files), configured through config.yaml. One lab of
+//! three hosts (a server and two agents) serves every check, in order: an agent started before
+//! the server, the nodes, kubectl's node verbs, NotReady, a server restart, an upgrade by binary
+//! swap, a wrong token.
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use common::{kubectl_path, sim_binary, wait_for};
+use lab::Lab;
 
-fn unit(name: &str, command: &str) -> String {
+const VERSION: &str = "v1.33.5+k3s1";
+/// The version the upgrade step installs.
+const NEWER: &str = "v1.34.1+k3s1";
+/// A bare-password token: the agents get it before the server has made its CA.
+const TOKEN: &str = "lab-systemd-join-secret";
+/// Short test timings: heartbeats every second, NotReady after 6 s, retries every second.
+const KNOBS: &str = "K3S_SIM_HEARTBEAT=1s\nK3S_SIM_NODE_GRACE=6s\nK3S_SIM_RETRY=1s\n";
+const WAIT: Duration = Duration::from_secs(60);
+
+/// The unit the official installer writes, for `server` or `agent`.
+fn unit(subcommand: &str, name: &str) -> String {
     format!(
-        "[Unit]\nDescription=Lightweight Kubernetes\nWants=network-online.target\nAfter=network-online.target\n\n\
-         [Install]\nWantedBy=multi-user.target\n\n\
-         [Service]\nType=notify\nEnvironmentFile=-/etc/default/%N\nEnvironmentFile=-/etc/sysconfig/%N\n\
-         EnvironmentFile=-/etc/systemd/system/{name}.service.env\nKillMode=process\nDelegate=yes\n\
-         LimitNOFILE=1048576\nTimeoutStartSec=0\nRestart=always\nRestartSec=5s\n\
-         ExecStartPre=-/sbin/modprobe br_netfilter\nExecStartPre=-/sbin/modprobe overlay\n\
-         ExecStart=/usr/local/bin/k3s {command}\n"
+        "[Unit]\n\
+         Description=Lightweight Kubernetes\n\
+         Documentation=https://k3s.io\n\
+         Wants=network-online.target\n\
+         After=network-online.target\n\
+         \n\
+         [Install]\n\
+         WantedBy=multi-user.target\n\
+         \n\
+         [Service]\n\
+         Type=notify\n\
+         EnvironmentFile=-/etc/default/%N\n\
+         EnvironmentFile=-/etc/sysconfig/%N\n\
+         EnvironmentFile=-/etc/systemd/system/{name}.service.env\n\
+         KillMode=process\n\
+         Delegate=yes\n\
+         LimitNOFILE=1048576\n\
+         LimitNPROC=infinity\n\
+         LimitCORE=infinity\n\
+         TasksMax=infinity\n\
+         TimeoutStartSec=0\n\
+         Restart=always\n\
+         RestartSec=2s\n\
+         ExecStartPre=-/sbin/modprobe br_netfilter\n\
+         ExecStartPre=-/sbin/modprobe overlay\n\
+         ExecStart=/usr/local/bin/k3s {subcommand}\n"
     )
 }
 
-fn write(root: &Path, path: &str, text: &str, mode: u32) {
+/// Writes `content` at `abs` inside `host`'s root file system with `mode`.
+fn put(lab: &Lab, host: &str, abs: &str, content: &[u8], mode: u32) {
     use std::os::unix::fs::PermissionsExt;
-    let p = root.join(path.trim_start_matches('/'));
-    std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-    std::fs::write(&p, text).expect("write");
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    let path = lab
+        .root_dir(host)
+        .expect("root dir")
+        .join(abs.trim_start_matches('/'));
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+    std::fs::write(&path, content).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
 }
 
-/// Installs a stamped binary as /usr/local/bin/k3s (temp file + rename, like an upgrade).
-fn install(root: &Path, stamped: &Path) {
-    let dir = root.join("usr/local/bin");
-    std::fs::create_dir_all(&dir).expect("mkdir");
-    std::fs::copy(stamped, dir.join(".k3s.new")).expect("copy");
+/// Installs `binary` as /usr/local/bin/k3s the way an upgrade does: temp file, then rename.
+fn swap_binary(lab: &Lab, host: &str, binary: &[u8]) {
+    put(lab, host, "/usr/local/bin/.k3s.new", binary, 0o755);
+    let dir = lab.root_dir(host).expect("root dir").join("usr/local/bin");
     std::fs::rename(dir.join(".k3s.new"), dir.join("k3s")).expect("rename");
 }
 
-fn stamp(dir: &Path, version: &str) -> std::path::PathBuf {
+/// Installs the stamped binary, the unit, its env file, /etc/default knobs and config.yaml.
+fn install(lab: &Lab, host: &str, binary: &[u8], role: &str, config: &str, env: &str) {
+    let name = if role == "server" { "k3s" } else { "k3s-agent" };
+    swap_binary(lab, host, binary);
+    put(
+        lab,
+        host,
+        &format!("/etc/systemd/system/{name}.service"),
+        unit(role, name).as_bytes(),
+        0o644,
+    );
+    put(
+        lab,
+        host,
+        &format!("/etc/systemd/system/{name}.service.env"),
+        env.as_bytes(),
+        0o600,
+    );
+    put(
+        lab,
+        host,
+        &format!("/etc/default/{name}"),
+        KNOBS.as_bytes(),
+        0o644,
+    );
+    put(
+        lab,
+        host,
+        "/etc/rancher/k3s/config.yaml",
+        config.as_bytes(),
+        0o600,
+    );
+    lab.exec(host, "systemctl daemon-reload")
+        .expect("daemon-reload");
+}
+
+/// kubectl 1.20 with the exported kubeconfig.
+struct Kubectl {
+    bin: PathBuf,
+    kubeconfig: PathBuf,
+}
+
+impl Kubectl {
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(&self.bin)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(["--request-timeout", "10s"])
+            .args(args)
+            .output()
+            .expect("run kubectl")
+    }
+
+    /// Runs kubectl, fails the test on a non-zero exit, returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn node_field(&self, node: &str, jsonpath: &str) -> Option<String> {
+        let out = self.run(&["get", "node", node, "-o", &format!("jsonpath={jsonpath}")]);
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    fn ready(&self, node: &str) -> Option<String> {
+        self.node_field(node, "{.status.conditions[?(@.type==\"Ready\")].status}")
+    }
+
+    fn wait_ready(&self, node: &str, want: &str) {
+        wait_for(&format!("node {node} Ready={want}"), WAIT, || {
+            (self.ready(node).as_deref() == Some(want)).then_some(())
+        });
+    }
+}
+
+/// Rows of `kubectl get nodes -o wide` by node name.
+fn wide_rows(text: &str) -> Vec<Vec<String>> {
+    text.lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().map(str::to_owned).collect())
+        .collect()
+}
+
+fn journal(lab: &Lab, host: &str, unit: &str) -> String {
+    lab.exec(host, &format!("journalctl -u {unit} --no-pager -o cat"))
+        .expect("journalctl")
+}
+
+fn stamp(dir: &Path, version: &str) -> Vec<u8> {
     let out = dir.join(version).join("k3s");
-    let st = std::process::Command::new(sim_binary())
+    let status = Command::new(sim_binary())
         .args(["stamp", "--version", version, "-o"])
         .arg(&out)
-        .output()
-        .expect("stamp");
-    assert!(
-        st.status.success(),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
-    );
-    out
+        .status()
+        .expect("run k3s-sim stamp");
+    assert!(status.success(), "k3s-sim stamp failed");
+    std::fs::read(&out).expect("read stamped binary")
 }
 
 #[test]
-fn systemd_units_start_join_upgrade_and_notice_a_stopped_agent() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let lab = lab::Lab::boot("t-k3s-sim", 2).expect("lab boots");
+fn stand_in_runs_under_the_installer_units_on_lab_hosts() {
+    lab::require_root().expect("the lab needs root");
+    let lab = Lab::boot("simsd", 3).expect("boot a 3-host lab");
     let hosts = lab.hosts();
-    let (server, agent) = (&hosts[0], &hosts[1]);
-    let server_root = lab.root_dir(&server.name).expect("root");
-    let agent_root = lab.root_dir(&agent.name).expect("root");
-    let v1 = stamp(tmp.path(), "v1.33.5+k3s1");
-    for root in [&server_root, &agent_root] {
-        install(root, &v1);
-    }
-    let knobs = "K3S_SIM_HEARTBEAT=2s\nK3S_SIM_NODE_GRACE=8s\n";
-    write(
-        &server_root,
-        "/etc/systemd/system/k3s.service",
-        &unit("k3s", "server"),
-        0o644,
-    );
-    write(&server_root, "/etc/default/k3s", knobs, 0o644);
-    write(
-        &server_root,
-        "/etc/rancher/k3s/config.yaml",
-        &format!("tls-san: [{}]\n", server.address),
-        0o600,
-    );
-    write(
-        &agent_root,
-        "/etc/systemd/system/k3s-agent.service",
-        &unit("k3s-agent", "agent"),
-        0o644,
-    );
-    write(&agent_root, "/etc/default/k3s-agent", knobs, 0o644);
+    let (server, early, late) = (&hosts[0], &hosts[1], &hosts[2]);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let binary = stamp(tmp.path(), VERSION);
+    let api = format!("https://{}:6443", server.address);
 
-    // Type=notify: `enable --now` returns once the server said READY=1, so it answers right away.
-    lab.exec(
-        &server.name,
-        "systemctl daemon-reload && systemctl enable --now k3s",
-    )
-    .expect("start server");
-    let kc = tmp.path().join("kubeconfig");
-    let local =
-        std::fs::read_to_string(server_root.join("etc/rancher/k3s/k3s.yaml")).expect("k3s.yaml");
-    std::fs::write(
-        &kc,
-        local.replace(
-            "https://127.0.0.1:6443",
-            &format!("https://{}:6443", server.address),
-        ),
-    )
-    .expect("write");
-    let kubectl = |args: &[&str]| {
-        std::process::Command::new(kubectl_path())
-            .arg("--kubeconfig")
-            .arg(&kc)
-            .arg("--cache-dir")
-            .arg(tmp.path().join("cache"))
-            .args(args)
-            .output()
-            .expect("kubectl")
-    };
-    let ready = kubectl(&["get", "--raw", "/readyz"]);
-    assert!(
-        ready.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ready.stderr)
+    let server_config = format!(
+        "node-ip: \"{ip}\"\ntoken: {TOKEN}\ntls-san:\n- \"{ip}\"\nwrite-kubeconfig-mode: \"0600\"\n",
+        ip = server.address
     );
-
-    let token = std::fs::read_to_string(server_root.join("var/lib/rancher/k3s/server/token"))
-        .expect("token");
-    let env = format!(
-        "K3S_TOKEN={}\nK3S_URL=https://{}:6443\n",
-        token.trim(),
-        server.address
-    );
-    write(
-        &agent_root,
-        "/etc/systemd/system/k3s-agent.service.env",
+    install(&lab, &server.name, &binary, "server", &server_config, "");
+    let agent_config =
+        |agent: &lab::Host| format!("node-ip: \"{}\"\nserver: {api}\n", agent.address);
+    let env = format!("K3S_TOKEN=\"{TOKEN}\"\n");
+    install(
+        &lab,
+        &early.name,
+        &binary,
+        "agent",
+        &agent_config(early),
         &env,
-        0o600,
     );
-    lab.exec(
-        &agent.name,
-        "systemctl daemon-reload && systemctl enable --now k3s-agent",
-    )
-    .expect("start agent");
-    let nodes =
-        String::from_utf8_lossy(&kubectl(&["get", "nodes", "-o", "wide"]).stdout).to_string();
-    for h in [server, agent] {
-        let line = nodes
-            .lines()
-            .find(|l| l.starts_with(&format!("{} ", h.name)))
-            .unwrap_or_default()
-            .to_string();
-        assert!(
-            line.contains(" Ready ")
-                && line.contains("v1.33.5+k3s1")
-                && line.contains(&h.address.to_string()),
-            "{nodes}"
-        );
-    }
-    let journal = lab
-        .exec(&agent.name, "journalctl -u k3s-agent --no-pager")
-        .expect("journal");
-    assert!(journal.contains("k3s agent is up and running"), "{journal}");
 
-    // Upgrade: replace the binary, restart server then agent.
-    let v2 = stamp(tmp.path(), "v1.34.1+k3s1");
-    for root in [&server_root, &agent_root] {
-        install(root, &v2);
+    // An agent started before the server retries, visibly, until the server is up.
+    lab.exec(&early.name, "systemctl enable --now --no-block k3s-agent")
+        .expect("start the early agent");
+    wait_for("the early agent's retry lines", WAIT, || {
+        let log = journal(&lab, &early.name, "k3s-agent");
+        (log.matches("failed to get CA certs").count() >= 2).then_some(())
+    });
+    let state = lab
+        .exec_output(&early.name, "systemctl is-active k3s-agent", WAIT)
+        .expect("is-active");
+    assert_eq!(
+        state.stdout.trim(),
+        "activating",
+        "Type=notify: not ready before joining"
+    );
+
+    // Type=notify: `systemctl start` returns once the server says READY=1.
+    lab.exec(&server.name, "systemctl enable --now k3s")
+        .expect("start the server");
+    assert_eq!(
+        lab.exec(&server.name, "systemctl is-active k3s")
+            .expect("is-active")
+            .trim(),
+        "active"
+    );
+    // The second agent joins with the secure token read from the server (CA hash checked).
+    let secure = std::fs::read_to_string(
+        lab.root_dir(&server.name)
+            .expect("root")
+            .join("var/lib/rancher/k3s/server/token"),
+    )
+    .expect("read the server token");
+    let secure = secure.trim().to_owned();
+    assert!(secure.starts_with("K10") && secure.ends_with(&format!("::server:{TOKEN}")));
+    let env = format!("K3S_TOKEN=\"{secure}\"\n");
+    install(
+        &lab,
+        &late.name,
+        &binary,
+        "agent",
+        &agent_config(late),
+        &env,
+    );
+    lab.exec(&late.name, "systemctl enable --now k3s-agent")
+        .expect("start the second agent");
+
+    let k3s_yaml = std::fs::read_to_string(
+        lab.root_dir(&server.name)
+            .expect("root")
+            .join("etc/rancher/k3s/k3s.yaml"),
+    )
+    .expect("read k3s.yaml");
+    assert!(k3s_yaml.contains("https://127.0.0.1:6443"), "{k3s_yaml}");
+    let kubeconfig = tmp.path().join("kubeconfig.yaml");
+    std::fs::write(
+        &kubeconfig,
+        k3s_yaml.replace("https://127.0.0.1:6443", &api),
+    )
+    .expect("write kubeconfig");
+    let kubectl = Kubectl {
+        bin: kubectl_path(),
+        kubeconfig,
+    };
+
+    // get nodes -o wide: server + 2 agents Ready, stamped version, lab addresses.
+    for host in &hosts {
+        kubectl.wait_ready(&host.name, "True");
     }
-    lab.exec(&server.name, "systemctl restart k3s && k3s --version")
-        .expect("restart server");
-    lab.exec(&agent.name, "systemctl restart k3s-agent")
+    let rows = wide_rows(&kubectl.ok(&["get", "nodes", "-o", "wide"]));
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    for host in &hosts {
+        let row = rows
+            .iter()
+            .find(|r| r[0] == host.name)
+            .unwrap_or_else(|| panic!("{} missing in {rows:?}", host.name));
+        assert_eq!(row[1], "Ready", "{row:?}");
+        assert_eq!(row[4], VERSION, "{row:?}");
+        assert_eq!(row[5], host.address.to_string(), "{row:?}");
+        let roles = if host == server {
+            "control-plane,master"
+        } else {
+            "<none>"
+        };
+        assert_eq!(row[2], roles, "{row:?}");
+    }
+    assert!(
+        journal(&lab, &early.name, "k3s-agent").contains("registered with"),
+        "the early agent joined once the server was up"
+    );
+
+    // cordon / uncordon / label / taint.
+    let node = early.name.as_str();
+    kubectl.ok(&["cordon", node]);
+    assert_eq!(
+        kubectl.node_field(node, "{.spec.unschedulable}").as_deref(),
+        Some("true")
+    );
+    kubectl.ok(&["uncordon", node]);
+    assert_eq!(
+        kubectl.node_field(node, "{.spec.unschedulable}").as_deref(),
+        Some("")
+    );
+    kubectl.ok(&["label", "node", node, "bench.k3sctl.io/tier=gold"]);
+    kubectl.ok(&["taint", "node", node, "dedicated=infra:NoSchedule"]);
+    let labelled = kubectl.ok(&[
+        "get",
+        "nodes",
+        "-l",
+        "bench.k3sctl.io/tier=gold",
+        "-o",
+        "name",
+    ]);
+    assert_eq!(labelled.trim(), format!("node/{node}"));
+    let taints = kubectl
+        .node_field(node, "{.spec.taints[*].key}")
+        .unwrap_or_default();
+    assert!(taints.contains("dedicated"), "{taints}");
+    kubectl.ok(&["create", "namespace", "kept-across-restarts"]);
+
+    // delete node: gone from the API; the agent registers again when restarted.
+    kubectl.ok(&["delete", "node", &late.name]);
+    let names = kubectl.ok(&["get", "nodes", "-o", "name"]);
+    assert!(!names.contains(&late.name), "{names}");
+    lab.exec(&late.name, "systemctl restart k3s-agent")
         .expect("restart agent");
-    let versions = String::from_utf8_lossy(
-        &kubectl(&[
+    kubectl.wait_ready(&late.name, "True");
+
+    // A stopped agent's node turns NotReady after the grace period, Ready again after a start.
+    lab.exec(&early.name, "systemctl stop k3s-agent")
+        .expect("stop agent");
+    kubectl.wait_ready(node, "Unknown");
+    let wide = kubectl.ok(&["get", "nodes", "-o", "wide"]);
+    let row = wide_rows(&wide)
+        .into_iter()
+        .find(|r| r[0] == node)
+        .expect("row");
+    assert_eq!(row[1], "NotReady", "{wide}");
+    lab.exec(&early.name, "systemctl start k3s-agent")
+        .expect("start agent");
+    kubectl.wait_ready(node, "True");
+
+    // Restarting the server keeps every object.
+    lab.exec(&server.name, "systemctl restart k3s")
+        .expect("restart server");
+    for host in &hosts {
+        kubectl.wait_ready(&host.name, "True");
+    }
+    let labelled = kubectl.ok(&[
+        "get",
+        "nodes",
+        "-l",
+        "bench.k3sctl.io/tier=gold",
+        "-o",
+        "name",
+    ]);
+    assert_eq!(labelled.trim(), format!("node/{node}"));
+    let taints = kubectl
+        .node_field(node, "{.spec.taints[*].key}")
+        .unwrap_or_default();
+    assert!(taints.contains("dedicated"), "{taints}");
+    kubectl.ok(&["get", "namespace", "kept-across-restarts"]);
+    assert_eq!(wide_rows(&kubectl.ok(&["get", "nodes"])).len(), 3);
+
+    // Upgrade: swap the binary everywhere, restart the server, then the agents.
+    let newer = stamp(tmp.path(), NEWER);
+    for host in &hosts {
+        swap_binary(&lab, &host.name, &newer);
+    }
+    lab.exec(&server.name, "systemctl restart k3s")
+        .expect("restart server");
+    for agent in [early, late] {
+        lab.exec(&agent.name, "systemctl restart k3s-agent")
+            .expect("restart agent");
+    }
+    let want = [NEWER; 3].join(" ");
+    wait_for("every node on the new version", WAIT, || {
+        let versions = kubectl.ok(&[
             "get",
             "nodes",
             "-o",
             "jsonpath={.items[*].status.nodeInfo.kubeletVersion}",
-        ])
-        .stdout,
-    )
-    .to_string();
-    assert_eq!(versions, "v1.34.1+k3s1 v1.34.1+k3s1");
-
-    // A stopped agent's node turns NotReady after the grace period.
-    lab.exec(&agent.name, "systemctl stop k3s-agent")
-        .expect("stop agent");
-    wait_for("agent NotReady", Duration::from_secs(40), || {
-        let out =
-            String::from_utf8_lossy(&kubectl(&["get", "node", &agent.name, "--no-headers"]).stdout)
-                .to_string();
-        out.contains("NotReady").then_some(())
+        ]);
+        (versions == want).then_some(())
     });
 
     // A wrong token: the agent exits, systemd keeps restarting it, journald says why.
-    let bad = format!(
-        "K3S_TOKEN={}x\nK3S_URL=https://{}:6443\n",
-        token.trim(),
-        server.address
-    );
-    write(
-        &agent_root,
+    let bad = format!("K3S_TOKEN=\"{secure}x\"\n");
+    put(
+        &lab,
+        &late.name,
         "/etc/systemd/system/k3s-agent.service.env",
-        &bad,
+        bad.as_bytes(),
         0o600,
     );
-    lab.exec(&agent.name, "systemctl start --no-block k3s-agent")
-        .expect("start");
-    wait_for("token refusal in journald", Duration::from_secs(30), || {
-        let j = lab
-            .exec(&agent.name, "journalctl -u k3s-agent --no-pager")
-            .unwrap_or_default();
-        j.contains("failed to validate token").then_some(())
+    lab.exec(&late.name, "systemctl restart --no-block k3s-agent")
+        .expect("restart with a wrong token");
+    wait_for("the token refusal in journald", WAIT, || {
+        journal(&lab, &late.name, "k3s-agent")
+            .contains("failed to validate token")
+            .then_some(())
     });
     let state = lab
-        .exec_output(
-            &agent.name,
-            "systemctl is-active k3s-agent",
-            Duration::from_secs(10),
-        )
+        .exec_output(&late.name, "systemctl is-active k3s-agent", WAIT)
         .expect("is-active");
     assert_ne!(state.stdout.trim(), "active");
-    lab.down().expect("lab down");
+
+    lab.down().expect("tear the lab down");
 }
