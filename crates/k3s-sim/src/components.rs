@@ -9,7 +9,16 @@ use crate::store::{ObjectStore, ResourceKey};
 /// Namespaces present in every cluster.
 pub const NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
 
-/// Creates the standard namespaces when missing.
+/// The `kubernetes` Service in `default` (first address of the service CIDR, port 443).
+fn kubernetes_service() -> Value {
+    json!({
+        "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"component": "apiserver", "provider": "kubernetes"}},
+        "spec": {"type": "ClusterIP", "clusterIP": "10.43.0.1", "clusterIPs": ["10.43.0.1"],
+                 "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]},
+    })
+}
+
+/// Creates the standard namespaces (and the `kubernetes` Service) when missing.
 pub fn seed_namespaces(store: &ObjectStore) {
     for ns in NAMESPACES {
         if store.get(&ResourceKey::new("namespaces", "", ns)).is_none() {
@@ -18,6 +27,16 @@ pub fn seed_namespaces(store: &ObjectStore) {
                 crate::log::error(format!("creating namespace {ns}: {}", e.message));
             }
         }
+    }
+    if store
+        .get(&ResourceKey::new("services", "default", "kubernetes"))
+        .is_none()
+        && let Err(e) = store.create("services", "default", kubernetes_service())
+    {
+        crate::log::error(format!(
+            "creating service default/kubernetes: {}",
+            e.message
+        ));
     }
 }
 
@@ -41,6 +60,42 @@ fn deployment(name: &str, labels: Value, image: &str) -> Value {
             },
         },
     })
+}
+
+/// Labels and annotations Helm puts on every object of the traefik release (k3sctl's preflight
+/// looks for them: objects without them make Helm fail with "invalid ownership metadata").
+fn helm_owned(name: &str, namespace: Option<&str>) -> Value {
+    let mut meta = json!({
+        "name": name,
+        "labels": {"app.kubernetes.io/managed-by": "Helm", "app.kubernetes.io/name": "traefik",
+                   "app.kubernetes.io/instance": "traefik-kube-system"},
+        "annotations": {"meta.helm.sh/release-name": "traefik", "meta.helm.sh/release-namespace": "kube-system"},
+    });
+    if let Some(ns) = namespace {
+        meta["namespace"] = json!(ns);
+    }
+    meta
+}
+
+fn traefik_service() -> Value {
+    json!({
+        "metadata": helm_owned("traefik", Some("kube-system")),
+        "spec": {
+            "type": "LoadBalancer",
+            "clusterIP": "10.43.0.100",
+            "clusterIPs": ["10.43.0.100"],
+            "selector": {"app.kubernetes.io/name": "traefik", "app.kubernetes.io/instance": "traefik-kube-system"},
+            "ports": [{"name": "web", "port": 80, "protocol": "TCP", "targetPort": "web"},
+                      {"name": "websecure", "port": 443, "protocol": "TCP", "targetPort": "websecure"}],
+        },
+        "status": {"loadBalancer": {}},
+    })
+}
+
+fn traefik_ingress_class() -> Value {
+    let mut meta = helm_owned("traefik", None);
+    meta["annotations"]["ingressclass.kubernetes.io/is-default-class"] = json!("true");
+    json!({"metadata": meta, "spec": {"controller": "traefik.io/ingress-controller"}})
 }
 
 /// One packaged component: the `disable` name and the objects it consists of.
@@ -97,6 +152,8 @@ fn components() -> Vec<Component> {
                     "helmcharts.helm.cattle.io",
                     json!({"metadata": {"name": "traefik", "namespace": "kube-system"}, "spec": {"chart": "https://%{KUBERNETES_API}%/static/charts/traefik.tgz", "set": {"global.systemDefaultRegistry": ""}}}),
                 ),
+                ("services", traefik_service()),
+                ("ingressclasses.networking.k8s.io", traefik_ingress_class()),
                 (
                     "deployments.apps",
                     deployment(
@@ -130,7 +187,11 @@ pub fn reconcile(store: &ObjectStore, disabled: &[String]) {
             disabled.iter().any(|d| d == c.disable) || (c.disable == "servicelb" && traefik_off);
         for (resource, obj) in c.objects {
             let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
-            let key = ResourceKey::new(resource, "kube-system", &name);
+            let ns = obj["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            let key = ResourceKey::new(resource, &ns, &name);
             let exists = store.get(&key).is_some();
             if off && exists {
                 if store.delete(&key).is_ok() {
@@ -138,7 +199,7 @@ pub fn reconcile(store: &ObjectStore, disabled: &[String]) {
                 }
             } else if !off
                 && !exists
-                && let Err(e) = store.create(resource, "kube-system", obj)
+                && let Err(e) = store.create(resource, &ns, obj)
             {
                 crate::log::error(format!("deploying {resource}/{name}: {}", e.message));
             }
@@ -160,6 +221,20 @@ mod tests {
         reconcile(&store, &[]);
         let traefik = ResourceKey::new("deployments.apps", "kube-system", "traefik");
         assert!(store.get(&traefik).is_some());
+        let class = ResourceKey::new("ingressclasses.networking.k8s.io", "", "traefik");
+        let class_obj = store.get(&class).expect("traefik IngressClass");
+        assert_eq!(
+            class_obj["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+            "Helm"
+        );
+        assert_eq!(
+            class_obj["metadata"]["annotations"]["meta.helm.sh/release-name"],
+            "traefik"
+        );
+        let svc = store
+            .get(&ResourceKey::new("services", "kube-system", "traefik"))
+            .expect("service");
+        assert_eq!(svc["spec"]["type"], "LoadBalancer");
         assert!(
             store
                 .get(&ResourceKey::new(
@@ -174,6 +249,10 @@ mod tests {
             &["traefik".to_string(), "metrics-server".to_string()],
         );
         assert!(store.get(&traefik).is_none());
+        assert!(
+            store.get(&class).is_none(),
+            "the IngressClass goes with traefik"
+        );
         assert!(
             store
                 .get(&ResourceKey::new(

@@ -90,6 +90,39 @@ fn first_start_writes_token_kubeconfig_and_notifies_systemd() {
     ] {
         c.kubectl_ok(&kc, &["get", "--raw", path]);
     }
+    // Packaged traefik: a LoadBalancer Service that ServiceLB gives the node's address, and an
+    // IngressClass carrying Helm's ownership metadata.
+    let lb = wait_for(
+        "traefik load balancer address",
+        Duration::from_secs(20),
+        || {
+            let ip = c.kubectl_ok(
+                &kc,
+                &[
+                    "get",
+                    "svc",
+                    "traefik",
+                    "-n",
+                    "kube-system",
+                    "-o",
+                    "jsonpath={.status.loadBalancer.ingress[*].ip}",
+                ],
+            );
+            (!ip.is_empty()).then_some(ip)
+        },
+    );
+    assert_eq!(lb, "127.0.0.1");
+    let owner = c.kubectl_ok(
+        &kc,
+        &[
+            "get",
+            "ingressclass",
+            "traefik",
+            "-o",
+            "jsonpath={.metadata.annotations.meta\\.helm\\.sh/release-name}",
+        ],
+    );
+    assert_eq!(owner, "traefik");
     let version = c.kubectl_ok(&kc, &["version", "--short"]);
     assert!(
         version.contains("Server Version: v1.33.5+k3s1"),

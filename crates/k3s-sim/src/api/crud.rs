@@ -97,6 +97,9 @@ pub fn create(store: &ObjectStore, t: &Target, mut obj: Value) -> Result<Value, 
     if t.rt.kind == "Namespace" {
         obj["status"] = json!({"phase": "Active"});
     }
+    if t.rt.kind == "Service" {
+        assign_cluster_ip(store, &mut obj);
+    }
     if let Some(m) = obj.as_object_mut() {
         m.remove("apiVersion");
         m.remove("kind");
@@ -133,6 +136,33 @@ fn restrict(t: &Target, old: &Value, new: &mut Value) {
     if let Some(m) = new.as_object_mut() {
         m.remove("apiVersion");
         m.remove("kind");
+    }
+}
+
+/// Gives a Service without one a ClusterIP from the default service CIDR (10.43.0.0/16).
+fn assign_cluster_ip(store: &ObjectStore, obj: &mut Value) {
+    if obj["spec"]["type"] == "ExternalName"
+        || obj["spec"]["clusterIP"]
+            .as_str()
+            .is_some_and(|ip| !ip.is_empty())
+    {
+        return;
+    }
+    let used: Vec<String> = store
+        .list("services", None)
+        .0
+        .iter()
+        .filter_map(|s| s["spec"]["clusterIP"].as_str().map(str::to_string))
+        .collect();
+    let free = (10u32..65_000)
+        .map(|n| format!("10.43.{}.{}", n / 256, n % 256))
+        .find(|ip| !used.contains(ip));
+    if let Some(ip) = free {
+        if !obj["spec"].is_object() {
+            obj["spec"] = json!({});
+        }
+        obj["spec"]["clusterIP"] = json!(ip);
+        obj["spec"]["clusterIPs"] = json!([ip]);
     }
 }
 

@@ -121,6 +121,33 @@ pub static RESOURCES: &[ResourceType] = &[
     ),
     r(("", "v1"), "events", "event", "Event", true, &["ev"], &[]),
     r(
+        ("networking.k8s.io", "v1"),
+        "ingressclasses",
+        "ingressclass",
+        "IngressClass",
+        false,
+        &[],
+        &[],
+    ),
+    r(
+        ("networking.k8s.io", "v1"),
+        "ingresses",
+        "ingress",
+        "Ingress",
+        true,
+        &["ing"],
+        &["status"],
+    ),
+    r(
+        ("apiextensions.k8s.io", "v1"),
+        "customresourcedefinitions",
+        "customresourcedefinition",
+        "CustomResourceDefinition",
+        false,
+        &["crd", "crds"],
+        &["status"],
+    ),
+    r(
         ("apps", "v1"),
         "deployments",
         "deployment",
@@ -215,7 +242,9 @@ pub static RESOURCES: &[ResourceType] = &[
 /// Group versions in discovery order; the first version listed for a group is preferred.
 pub static GROUP_VERSIONS: &[(&str, &[&str])] = &[
     ("apps", &["v1"]),
+    ("apiextensions.k8s.io", &["v1"]),
     ("coordination.k8s.io", &["v1"]),
+    ("networking.k8s.io", &["v1"]),
     ("policy", &["v1", "v1beta1"]),
     ("helm.cattle.io", &["v1"]),
     ("k3s.cattle.io", &["v1"]),

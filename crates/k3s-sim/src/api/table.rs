@@ -215,6 +215,15 @@ fn columns(kind: &str) -> Vec<Value> {
             col("Allowed Disruptions", "integer", 0),
             col("Age", "string", 0),
         ],
+        "Service" => vec![
+            col("Name", "string", 0),
+            col("Type", "string", 0),
+            col("Cluster-IP", "string", 0),
+            col("External-IP", "string", 0),
+            col("Port(s)", "string", 0),
+            col("Age", "string", 0),
+            col("Selector", "string", 1),
+        ],
         "Namespace" => vec![
             col("Name", "string", 0),
             col("Status", "string", 0),
@@ -301,6 +310,24 @@ fn cells(kind: &str, o: &Value) -> Vec<Value> {
             json!(n(o, "/status/disruptionsAllowed")),
             json!(age(o)),
         ],
+        "Service" => vec![
+            name,
+            json!(s(o, "/spec/type")),
+            json!(none_if_empty(s(o, "/spec/clusterIP"))),
+            json!(service_external(o)),
+            json!(service_ports(o)),
+            json!(age(o)),
+            json!(none_if_empty(
+                o.pointer("/spec/selector")
+                    .and_then(Value::as_object)
+                    .map(|m| m
+                        .iter()
+                        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                        .collect::<Vec<_>>()
+                        .join(","))
+                    .unwrap_or_default()
+            )),
+        ],
         "Namespace" => vec![
             name,
             json!(if o["status"]["phase"].is_string() {
@@ -312,6 +339,42 @@ fn cells(kind: &str, o: &Value) -> Vec<Value> {
         ],
         _ => vec![name, json!(age(o))],
     }
+}
+
+fn service_external(o: &Value) -> String {
+    let ingress: Vec<String> = o
+        .pointer("/status/loadBalancer/ingress")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|i| i["ip"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    match (s(o, "/spec/type").as_str(), ingress.is_empty()) {
+        ("LoadBalancer", true) => "<pending>".into(),
+        (_, false) => ingress.join(","),
+        _ => "<none>".into(),
+    }
+}
+
+fn service_ports(o: &Value) -> String {
+    let ports: Vec<String> = o
+        .pointer("/spec/ports")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .map(|p| {
+                    let proto = p["protocol"].as_str().unwrap_or("TCP");
+                    match p["nodePort"].as_i64() {
+                        Some(np) => format!("{}:{np}/{proto}", p["port"]),
+                        None => format!("{}/{proto}", p["port"]),
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    none_if_empty(ports.join(","))
 }
 
 fn partial_metadata(o: &Value) -> Value {

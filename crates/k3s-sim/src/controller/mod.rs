@@ -6,6 +6,7 @@ mod nodes;
 mod pdb;
 mod pods;
 mod scheduling;
+mod services;
 mod workloads;
 
 use std::sync::Arc;
@@ -27,6 +28,7 @@ pub fn reconcile_once(store: &ObjectStore) {
     pods::schedule(store);
     pods::progress(store);
     pdb::status(store);
+    services::load_balancers(store);
 }
 
 /// Runs the controllers forever (every 500ms).
