@@ -3,7 +3,6 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use super::output::print_json;
 use super::runtime::{block_on, connect_options};
 use super::{CommandResult, FAILURE, Global};
 use crate::ops::kube_api::TunnelConnector;
@@ -39,7 +38,8 @@ pub(super) fn run(global: &Global, args: Args) -> CommandResult {
         reporter,
     ))??;
     if global.json() {
-        print_json(&report)?;
+        // One more JSON line after the progress events: the final report.
+        println!("{}", serde_json::to_string(&report)?);
     } else if report.nothing_to_do {
         println!("Nothing to do: the cluster matches the spec.");
     } else {

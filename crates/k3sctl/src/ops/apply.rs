@@ -104,9 +104,13 @@ pub async fn apply(
         .get(&prepared.first_server)
         .is_some_and(|h| h.service_active);
     let endpoint = prepared.spec.cluster.api_endpoint().unwrap_or_default();
-    if server_running {
-        check_join_endpoint(&prepared.plan, &prepared.transports, &endpoint).await?;
-    }
+    check_join_endpoint(
+        &prepared.plan,
+        &prepared.transports,
+        &endpoint,
+        server_running,
+    )
+    .await?;
     let needs_upload = prepared.plan.hosts.iter().any(|h| {
         h.steps
             .iter()

@@ -58,11 +58,19 @@ pub async fn check_facts(
     }
 }
 
+/// Whether a probe result blocks the join. Before the first server runs, "refused" is what a
+/// reachable address answers (nothing listens yet); a timeout or no route means the endpoint is
+/// wrong or filtered.
+pub fn blocks_join(detail: &str, server_running: bool) -> bool {
+    server_running || !detail.to_ascii_lowercase().contains("refused")
+}
+
 /// Probes the join endpoint from every host that will join, all at once.
 pub async fn check_join_endpoint(
     plan: &Plan,
     transports: &BTreeMap<String, Arc<dyn Transport>>,
     endpoint: &str,
+    server_running: bool,
 ) -> Result<(), OpsError> {
     let Some((address, port)) = endpoint_host_port(endpoint) else {
         return Err(OpsError::Spec(format!(
@@ -88,9 +96,10 @@ pub async fn check_join_endpoint(
         .into_iter()
         .filter_map(|(host, outcome)| match outcome {
             Ok(ProbeOutcome::Open) => None,
-            Ok(ProbeOutcome::Closed(detail)) => {
+            Ok(ProbeOutcome::Closed(detail)) if blocks_join(&detail, server_running) => {
                 Some(unreachable_endpoint(&host, endpoint, &detail))
             }
+            Ok(ProbeOutcome::Closed(_)) => None,
             Err(e) => Some(e.to_string()),
         })
         .collect();
@@ -98,5 +107,18 @@ pub async fn check_join_endpoint(
         Ok(())
     } else {
         Err(OpsError::Preflight(problems))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_is_fine_only_before_the_server_runs() {
+        assert!(!blocks_join("Connection refused", false));
+        assert!(blocks_join("Connection refused", true));
+        assert!(blocks_join("timed out after 3s", false));
+        assert!(blocks_join("No route to host", false));
     }
 }

@@ -213,7 +213,10 @@ async fn probe_endpoint(shared: &Shared, host: &HostPlan, transport: &dyn Transp
 }
 
 async fn exec(transport: &dyn Transport, command: &str, what: &str) -> StepResult {
-    let req = ExecRequest::new(command).sudo(true).describe(what);
+    let req = ExecRequest::new(command)
+        .sudo(true)
+        .timeout(Some(super::service::QUICK))
+        .describe(what);
     transport
         .exec_checked(req)
         .await

@@ -5,6 +5,8 @@ use std::time::{Duration, Instant};
 
 use crate::host::{ExecRequest, HostError, Transport};
 
+/// Time limit of short systemctl/journalctl commands (a lost host fails in this time).
+pub const QUICK: Duration = Duration::from_secs(30);
 /// Polling interval of service and file waits.
 pub const POLL: Duration = Duration::from_millis(300);
 /// After this long in `activating` with a running main process, continue with the API wait
@@ -68,6 +70,7 @@ async fn show(transport: &dyn Transport, unit: &str) -> Result<UnitState, HostEr
         "systemctl show -p ActiveState -p ExecMainStartTimestampMonotonic {unit}"
     ))
     .sudo(true)
+    .timeout(Some(QUICK))
     .describe(format!("reading the state of {unit}"));
     Ok(parse_show(
         &transport.exec_checked(req).await?.stdout_text(),
@@ -80,6 +83,7 @@ pub async fn journal_tail(transport: &dyn Transport, unit: &str, lines: usize) -
         "journalctl -u {unit} -n {lines} --no-pager -o cat 2>&1"
     ))
     .sudo(true)
+    .timeout(Some(QUICK))
     .describe("reading the journal");
     match transport.exec(req).await {
         Ok(out) => out.stdout_text().trim_end().to_string(),
@@ -102,6 +106,7 @@ pub async fn start_and_wait(
     };
     let req = ExecRequest::new(command)
         .sudo(true)
+        .timeout(Some(QUICK))
         .describe(format!("starting {unit}"));
     transport.exec_checked(req).await?;
     let began = Instant::now();
