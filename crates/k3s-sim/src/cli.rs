@@ -8,7 +8,7 @@ use crate::flags::Role;
 
 const USAGE: &str = "NAME:\n   k3s - Kubernetes, but small and simple\n\nUSAGE:\n   k3s [global options] command [command options] [arguments...]\n\nCOMMANDS:\n   server       Run management server\n   agent        Run node agent\n   certificate  Manage K3s certificates\n\nGLOBAL OPTIONS:\n   --debug        (logging) Turn on debug logs\n   --help, -h     show help\n   --version, -v  print the version\n";
 
-const SIM_USAGE: &str = "k3s-sim stamp --version V -o PATH [--from BINARY]\nk3s-sim release --version V --dir DIR [--arch amd64] [--from BINARY]\n";
+const SIM_USAGE: &str = "k3s-sim stamp --version V -o PATH [--from BINARY] [--fail-start MESSAGE]\nk3s-sim release --version V --dir DIR [--arch amd64] [--from BINARY] [--fail-start MESSAGE]\n";
 
 fn usage_error(msg: &str) -> i32 {
     eprintln!("Incorrect Usage: {msg}\n\n{USAGE}");
@@ -46,6 +46,14 @@ fn node(role: Role, args: &[String]) -> i32 {
             return 1;
         }
     };
+    let stamp = crate::version::current_stamp();
+    if let Some(msg) = &stamp.fail_start {
+        // A release stamped broken (k3s-sim stamp --fail-start): it starts, then dies, as a bad
+        // release would, so upgrade tests can watch a rollout stop on it.
+        crate::log::info(format!("Starting k3s {} {}", role.as_str(), stamp.version));
+        crate::log::fatal(msg);
+        return 1;
+    }
     match role {
         Role::Server => run_async(crate::server::run(settings)),
         Role::Agent => run_async(crate::agent::run(settings)),
@@ -103,13 +111,17 @@ fn sim_command(cmd: &str, args: &[String]) -> i32 {
         eprintln!("missing --version\n\n{SIM_USAGE}");
         return 2;
     };
+    let stamp = crate::version::Stamp {
+        version,
+        fail_start: flag_value(args, &["--fail-start"]),
+    };
     let from = flag_value(args, &["--from"])
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/proc/self/exe"));
     let result = match cmd {
         "stamp" => match flag_value(args, &["-o", "--output"]) {
             Some(out) => {
-                crate::version::stamp_file(&from, &PathBuf::from(&out), &version).map(|()| out)
+                crate::version::stamp_file(&from, &PathBuf::from(&out), &stamp).map(|()| out)
             }
             None => {
                 eprintln!("missing -o PATH\n\n{SIM_USAGE}");
@@ -119,7 +131,7 @@ fn sim_command(cmd: &str, args: &[String]) -> i32 {
         _ => match flag_value(args, &["--dir"]) {
             Some(dir) => {
                 let arch = flag_value(args, &["--arch"]).unwrap_or_else(|| "amd64".into());
-                crate::release::write_release(&from, &PathBuf::from(dir), &version, &arch)
+                crate::release::write_release(&from, &PathBuf::from(dir), &stamp, &arch)
                     .map(|p| p.display().to_string())
             }
             None => {

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::Digest;
 
-use crate::version::{VersionError, stamp_file};
+use crate::version::{Stamp, VersionError, stamp_file};
 
 /// The release asset name for an architecture (`k3s` for amd64, `k3s-arm64`, `k3s-armhf`).
 pub fn asset_name(arch: &str) -> String {
@@ -15,17 +15,17 @@ pub fn asset_name(arch: &str) -> String {
     }
 }
 
-/// Writes `<dir>/<asset>` stamped with `version` and `<dir>/sha256sum-<arch>.txt` beside it.
+/// Writes `<dir>/<asset>` with `stamp` and `<dir>/sha256sum-<arch>.txt` beside it.
 /// Returns the path of the binary.
 pub fn write_release(
     from: &Path,
     dir: &Path,
-    version: &str,
+    stamp: &Stamp,
     arch: &str,
 ) -> Result<PathBuf, VersionError> {
     let asset = asset_name(arch);
     let bin = dir.join(&asset);
-    stamp_file(from, &bin, version)?;
+    stamp_file(from, &bin, stamp)?;
     let io = |p: &Path| {
         let path = p.display().to_string();
         move |source| VersionError::Io { path, source }

@@ -11,7 +11,11 @@ pub const DEFAULT_VERSION: &str = "v1.33.5+k3s1";
 pub const GO_VERSION: &str = "go1.24.6";
 
 const MAGIC_LEN: usize = 24;
-const SLOT_LEN: usize = 72;
+const SLOT_LEN: usize = 200;
+/// Longest version string the slot holds.
+const MAX_VERSION_LEN: usize = 64;
+/// Longest start-failure message the slot holds.
+const MAX_FAIL_LEN: usize = SLOT_LEN - MAX_VERSION_LEN - 3;
 const MASK: u8 = 0xA5;
 
 const fn build_slot(magic: &[u8; MAGIC_LEN], version: &str) -> [u8; MAGIC_LEN + SLOT_LEN] {
@@ -53,6 +57,9 @@ pub enum VersionError {
     /// The version string is not `vX.Y.Z[-rcN]+k3sN`.
     #[error("invalid k3s version {0:?}: expected vMAJOR.MINOR.PATCH+k3sN, e.g. v1.33.5+k3s1")]
     Invalid(String),
+    /// The start-failure message does not fit the slot.
+    #[error("--fail-start message must be 1-{0} printable characters on one line")]
+    BadFailMessage(usize),
     /// The binary has no marker slot.
     #[error("{path}: no version marker found; stamp a k3s-sim binary built from this crate")]
     NoMarker {
@@ -103,18 +110,53 @@ pub fn validate(version: &str) -> Result<(), VersionError> {
             return Err(bad());
         }
     }
-    if version.len() >= SLOT_LEN {
+    if version.len() > MAX_VERSION_LEN {
         return Err(bad());
     }
     Ok(())
 }
 
-fn parse_slot(slot: &[u8]) -> Option<String> {
+/// What a binary is stamped with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamp {
+    /// The K3s version it reports.
+    pub version: String,
+    /// When set, `server` and `agent` log this at fatal level and exit 1 (a broken release, for
+    /// testing how an upgrade handles a release that does not start).
+    pub fail_start: Option<String>,
+}
+
+impl Stamp {
+    /// A working release of `version`.
+    pub fn release(version: &str) -> Self {
+        Self {
+            version: version.to_string(),
+            fail_start: None,
+        }
+    }
+}
+
+fn parse_slot(slot: &[u8]) -> Option<Stamp> {
     let len = usize::from(*slot.first()?);
     let bytes = slot.get(1..1 + len)?;
     let v = std::str::from_utf8(bytes).ok()?;
     validate(v).ok()?;
-    Some(v.to_string())
+    let flen = usize::from(*slot.get(1 + len)?);
+    let fail_start = match flen {
+        0 => None,
+        n => Some(String::from_utf8_lossy(slot.get(2 + len..2 + len + n)?).to_string()),
+    };
+    Some(Stamp {
+        version: v.to_string(),
+        fail_start,
+    })
+}
+
+fn validate_fail_message(msg: &str) -> Result<(), VersionError> {
+    if msg.is_empty() || msg.len() > MAX_FAIL_LEN || msg.chars().any(|c| c.is_control()) {
+        return Err(VersionError::BadFailMessage(MAX_FAIL_LEN));
+    }
+    Ok(())
 }
 
 /// Finds the offsets of every marker slot in a binary image.
@@ -127,7 +169,7 @@ fn find_markers(image: &[u8]) -> Vec<usize> {
 }
 
 /// Reads the stamped version from a binary image.
-pub fn read_from_image(image: &[u8]) -> Option<String> {
+pub fn read_from_image(image: &[u8]) -> Option<Stamp> {
     find_markers(image)
         .into_iter()
         .find_map(|i| parse_slot(&image[i + MAGIC_LEN..i + MAGIC_LEN + SLOT_LEN]))
@@ -135,13 +177,18 @@ pub fn read_from_image(image: &[u8]) -> Option<String> {
 
 /// The version of this process: read from /proc/self/exe, else the compiled-in default.
 pub fn current() -> &'static str {
-    static CURRENT: OnceLock<String> = OnceLock::new();
+    &current_stamp().version
+}
+
+/// The full stamp of this process (version and optional start failure).
+pub fn current_stamp() -> &'static Stamp {
+    static CURRENT: OnceLock<Stamp> = OnceLock::new();
     CURRENT.get_or_init(|| {
         std::fs::read("/proc/self/exe")
             .ok()
             .and_then(|img| read_from_image(&img))
             .or_else(|| parse_slot(&std::hint::black_box(&VERSION_SLOT)[MAGIC_LEN..]))
-            .unwrap_or_else(|| DEFAULT_VERSION.to_string())
+            .unwrap_or_else(|| Stamp::release(DEFAULT_VERSION))
     })
 }
 
@@ -163,10 +210,14 @@ pub fn version_text(version: &str) -> String {
 /// Returns a copy of `image` with every marker slot set to `version`.
 pub fn stamp_image(
     image: &[u8],
-    version: &str,
+    stamp: &Stamp,
     path_for_errors: &str,
 ) -> Result<Vec<u8>, VersionError> {
+    let version = stamp.version.as_str();
     validate(version)?;
+    if let Some(msg) = &stamp.fail_start {
+        validate_fail_message(msg)?;
+    }
     let markers = find_markers(image);
     if markers.is_empty() {
         return Err(VersionError::NoMarker {
@@ -179,18 +230,23 @@ pub fn stamp_image(
         slot.fill(0);
         slot[0] = version.len() as u8;
         slot[1..1 + version.len()].copy_from_slice(version.as_bytes());
+        if let Some(msg) = &stamp.fail_start {
+            let at = 1 + version.len();
+            slot[at] = msg.len() as u8;
+            slot[at + 1..at + 1 + msg.len()].copy_from_slice(msg.as_bytes());
+        }
     }
     Ok(out)
 }
 
 /// Writes a copy of the binary at `from` stamped with `version` to `to` (mode 0755, atomic).
-pub fn stamp_file(from: &Path, to: &Path, version: &str) -> Result<(), VersionError> {
+pub fn stamp_file(from: &Path, to: &Path, stamp: &Stamp) -> Result<(), VersionError> {
     let io = |p: &Path| {
         let path = p.display().to_string();
         move |source| VersionError::Io { path, source }
     };
     let image = std::fs::read(from).map_err(io(from))?;
-    let stamped = stamp_image(&image, version, &from.display().to_string())?;
+    let stamped = stamp_image(&image, stamp, &from.display().to_string())?;
     crate::paths::write_atomic(to, &stamped, 0o755).map_err(io(to))
 }
 
@@ -220,11 +276,35 @@ mod tests {
         let mut image = b"junk".to_vec();
         image.extend_from_slice(&VERSION_SLOT);
         image.extend_from_slice(b"tail");
-        assert_eq!(read_from_image(&image).as_deref(), Some(DEFAULT_VERSION));
-        let stamped = stamp_image(&image, "v1.34.1+k3s2", "img").expect("stamp");
+        assert_eq!(
+            read_from_image(&image),
+            Some(Stamp::release(DEFAULT_VERSION))
+        );
+        let stamped = stamp_image(&image, &Stamp::release("v1.34.1+k3s2"), "img").expect("stamp");
         assert_eq!(stamped.len(), image.len());
-        assert_eq!(read_from_image(&stamped).as_deref(), Some("v1.34.1+k3s2"));
-        assert!(stamp_image(b"nothing here", "v1.34.1+k3s2", "img").is_err());
+        assert_eq!(
+            read_from_image(&stamped),
+            Some(Stamp::release("v1.34.1+k3s2"))
+        );
+        assert!(stamp_image(b"nothing here", &Stamp::release("v1.34.1+k3s2"), "img").is_err());
+        let broken = Stamp {
+            version: "v1.34.2+k3s1".into(),
+            fail_start: Some("exec format error".into()),
+        };
+        let restamped = stamp_image(&stamped, &broken, "img").expect("stamp broken");
+        assert_eq!(read_from_image(&restamped), Some(broken));
+        let fixed =
+            stamp_image(&restamped, &Stamp::release("v1.34.2+k3s1"), "img").expect("restamp");
+        assert_eq!(
+            read_from_image(&fixed),
+            Some(Stamp::release("v1.34.2+k3s1")),
+            "restamping clears the failure"
+        );
+        let too_long = Stamp {
+            version: "v1.34.2+k3s1".into(),
+            fail_start: Some("x".repeat(200)),
+        };
+        assert!(stamp_image(&stamped, &too_long, "img").is_err());
     }
 
     #[test]

@@ -141,3 +141,48 @@ fn unknown_flags_fail_like_k3s() {
         );
     }
 }
+
+#[test]
+fn a_release_stamped_to_fail_reports_its_version_but_does_not_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rel = dir.path().join("v1.34.2+k3s1");
+    let out = run(
+        &sim_binary(),
+        &[
+            "release",
+            "--version",
+            "v1.34.2+k3s1",
+            "--dir",
+            rel.to_str().expect("utf8"),
+            "--fail-start",
+            "failed to load kernel module overlay",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let k3s = rel.join("k3s");
+    assert!(
+        String::from_utf8_lossy(&run(&k3s, &["--version"]).stdout)
+            .starts_with("k3s version v1.34.2+k3s1 (")
+    );
+    for role in ["server", "agent"] {
+        let started = Command::new(&k3s)
+            .arg(role)
+            .env("K3S_SIM_ROOT", dir.path().join("root"))
+            .output()
+            .expect("run");
+        assert_eq!(started.status.code(), Some(1), "{role}");
+        let err = String::from_utf8_lossy(&started.stderr);
+        assert!(
+            err.contains("level=fatal msg=\"failed to load kernel module overlay\""),
+            "{err}"
+        );
+    }
+    assert!(
+        !dir.path().join("root/var/lib/rancher").exists(),
+        "a broken release touches nothing"
+    );
+}
