@@ -162,3 +162,45 @@ mod tests {
         assert_eq!(resolve_location("http://a:1/x/y", "w"), "http://a:1/x/w");
     }
 }
+
+/// A tiny HTTP/1.1 site for tests: exact paths → (status and extra header lines, body).
+#[cfg(test)]
+pub(crate) mod test_site {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    /// Serves `routes` on 127.0.0.1 and returns `http://127.0.0.1:PORT`.
+    pub async fn serve(routes: BTreeMap<String, (String, Vec<u8>)>) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let routes = Arc::new(routes);
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
+                let routes = Arc::clone(&routes);
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    let n = socket.read(&mut buf).await.unwrap_or(0);
+                    let request = String::from_utf8_lossy(&buf[..n]).to_string();
+                    let path = request.split_whitespace().nth(1).unwrap_or("/").to_string();
+                    let (head, body) = routes
+                        .get(&path)
+                        .cloned()
+                        .unwrap_or_else(|| ("404 Not Found".into(), vec![]));
+                    let response = format!(
+                        "HTTP/1.1 {head}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = socket.write_all(response.as_bytes()).await;
+                    let _ = socket.write_all(&body).await;
+                });
+            }
+        });
+        format!("http://{addr}")
+    }
+}

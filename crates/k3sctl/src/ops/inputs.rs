@@ -10,8 +10,10 @@ use crate::secret::Secret;
 use crate::spec::{BinaryOrigin, LoadedSpec, ValueRef, VersionSelector};
 
 use super::binary::{LocalBinaries, from_file};
+use super::download::get_text;
 use super::error::OpsError;
 use super::release_cache::{cache_dir, release_checksums};
+use crate::k3s::channel::{find_channel, parse_channels};
 
 /// Reads a credential reference: an environment variable or a file (trailing newline removed).
 pub fn read_value_ref(spec: &LoadedSpec, value: &ValueRef) -> Result<Secret, String> {
@@ -28,17 +30,23 @@ pub fn read_value_ref(spec: &LoadedSpec, value: &ValueRef) -> Result<Secret, Str
     }
 }
 
-/// The version the spec asks for.
-pub fn spec_version(spec: &LoadedSpec) -> Result<K3sVersion, OpsError> {
-    match spec.cluster.spec.k3s.selector() {
-        Some(VersionSelector::Exact(version)) => version
-            .to_string()
-            .parse()
-            .map_err(|e| OpsError::Spec(format!("spec.k3s.version: {e}"))),
-        Some(VersionSelector::Channel(channel)) => Err(OpsError::Unsupported(format!(
-            "spec.k3s.channel ({channel}) is resolved by `k3sctl upgrade`; for apply, pin \
-             spec.k3s.version"
-        ))),
+/// The version the spec asks for: `k3s.version`, or the latest of `k3s.channel` from the
+/// channel server (a running node at another version is then refused by the planner, which
+/// points at `k3sctl upgrade`).
+pub async fn spec_version(spec: &LoadedSpec) -> Result<K3sVersion, OpsError> {
+    let k3s = &spec.cluster.spec.k3s;
+    match k3s.selector() {
+        Some(VersionSelector::Exact(version)) => Ok(version),
+        Some(VersionSelector::Channel(channel)) => {
+            let url = k3s.channel_url();
+            let listing = get_text(url)
+                .await
+                .map_err(|e| OpsError::Download(format!("spec.k3s.channel {channel}: {e}")))?;
+            let channels =
+                parse_channels(&listing).map_err(|e| OpsError::Download(format!("{url}: {e}")))?;
+            find_channel(&channels, &channel.to_string())
+                .map_err(|e| OpsError::Download(format!("{url}: {e}")))
+        }
         None => Err(OpsError::Spec(
             "spec.k3s: set exactly one of version or channel".into(),
         )),
@@ -80,4 +88,48 @@ pub fn resolve_inputs(spec: &LoadedSpec) -> Result<Resolved, OpsError> {
         registries,
         manifests,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::ops::download::test_site::serve;
+
+    const LISTING: &str = r#"{"resourceType":"channels","data":[
+        {"id":"stable","name":"stable","latest":"v1.33.5+k3s1"},
+        {"id":"latest","name":"latest","latest":"v1.34.3+k3s1"}]}"#;
+
+    fn spec_with(k3s: &str) -> LoadedSpec {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("cluster.yaml");
+        let text = format!(
+            "apiVersion: k3sctl.io/v1alpha1\nkind: Cluster\nmetadata: {{name: lab}}\nspec:\n  hosts:\n  \
+             - {{name: s1, address: 10.0.0.2, role: server}}\n  k3s: {k3s}\n"
+        );
+        std::fs::write(&path, text).expect("write");
+        crate::spec::load_file(&path).expect("valid spec")
+    }
+
+    #[tokio::test]
+    async fn channel_resolves_through_the_channel_server() {
+        let base = serve(BTreeMap::from([(
+            "/v1-release/channels".to_string(),
+            ("200 OK".to_string(), LISTING.as_bytes().to_vec()),
+        )]))
+        .await;
+        let spec = spec_with(&format!(
+            "{{channel: latest, channelUrl: \"{base}/v1-release/channels\"}}"
+        ));
+        assert_eq!(
+            spec_version(&spec).await.expect("resolves").to_string(),
+            "v1.34.3+k3s1"
+        );
+        let pinned = spec_with("{version: v1.33.5+k3s1}");
+        assert_eq!(
+            spec_version(&pinned).await.expect("pinned").to_string(),
+            "v1.33.5+k3s1"
+        );
+    }
 }

@@ -76,7 +76,7 @@ pub async fn prepare(
     factory: ConnectorFactory,
 ) -> Result<Prepared, OpsError> {
     let spec = load_spec(path)?;
-    let version = spec_version(&spec)?;
+    let version = spec_version(&spec).await?;
     let resolved = resolve_inputs(&spec)?;
     let hosts =
         desired_hosts(&spec.cluster, &resolved).map_err(|e| OpsError::Spec(e.to_string()))?;

@@ -91,44 +91,26 @@ pub async fn fill_cache(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::TcpListener;
 
     /// A release site with the GitHub URL shapes: the asset answers 302 to an object URL.
     async fn release_site(asset: &'static [u8], listing: String) -> String {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        tokio::spawn(async move {
-            loop {
-                let Ok((mut socket, _)) = listener.accept().await else {
-                    return;
-                };
-                let listing = listing.clone();
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; 4096];
-                    let n = socket.read(&mut buf).await.unwrap_or(0);
-                    let request = String::from_utf8_lossy(&buf[..n]).to_string();
-                    let path = request.split_whitespace().nth(1).unwrap_or("/").to_string();
-                    let (head, body): (String, Vec<u8>) = match path.as_str() {
-                        "/k3s-io/k3s/releases/download/v1.33.5%2Bk3s1/sha256sum-amd64.txt" => {
-                            ("200 OK".into(), listing.into_bytes())
-                        }
-                        "/k3s-io/k3s/releases/download/v1.33.5%2Bk3s1/k3s" => {
-                            ("302 Found\r\nLocation: /objects/k3s".into(), vec![])
-                        }
-                        "/objects/k3s" => ("200 OK".into(), asset.to_vec()),
-                        _ => ("404 Not Found".into(), vec![]),
-                    };
-                    let response = format!(
-                        "HTTP/1.1 {head}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                        body.len()
-                    );
-                    let _ = socket.write_all(response.as_bytes()).await;
-                    let _ = socket.write_all(&body).await;
-                });
-            }
-        });
-        format!("http://{addr}/k3s-io/k3s/releases/download")
+        let dir = "/k3s-io/k3s/releases/download/v1.33.5%2Bk3s1";
+        let routes = BTreeMap::from([
+            (
+                format!("{dir}/sha256sum-amd64.txt"),
+                ("200 OK".to_string(), listing.into_bytes()),
+            ),
+            (
+                format!("{dir}/k3s"),
+                ("302 Found\r\nLocation: /objects/k3s".to_string(), vec![]),
+            ),
+            (
+                "/objects/k3s".to_string(),
+                ("200 OK".to_string(), asset.to_vec()),
+            ),
+        ]);
+        let base = super::super::download::test_site::serve(routes).await;
+        format!("{base}/k3s-io/k3s/releases/download")
     }
 
     #[tokio::test]
