@@ -105,21 +105,14 @@ pub async fn run(s: Settings) -> Result<(), Fatal> {
         "Serving the Kubernetes API and supervisor on {addr}"
     ));
 
-    let password = crate::nodepass::ensure_password_file(&host_path(crate::paths::NODE_PASSWORD))
-        .map_err(|e| {
-        Fatal(format!(
-            "{}: {e}",
-            host_path(crate::paths::NODE_PASSWORD).display()
-        ))
-    })?;
-    crate::nodepass::verify_or_store(&store, &node_name, &password)
-        .map_err(|e| Fatal(e.message))?;
-    let info = crate::netinfo::node_info(&s, Role::Server, &version, &node_name, &node_ip);
-    register_local(&store, &info)?;
+    // With --disable-agent the server runs no kubelet, so it registers no Node.
+    if !s.flag("disable-agent") {
+        register_own_node(&s, &store, &version, &node_name, &node_ip)?;
+        tokio::spawn(local_heartbeat(store.clone(), node_name.clone()));
+    }
 
     tokio::spawn(crate::controller::run(store.clone()));
     tokio::spawn(crate::manifests::watch(store.clone(), dd.manifests()));
-    tokio::spawn(local_heartbeat(store.clone(), node_name.clone()));
 
     crate::notify::ready();
     crate::log::info("k3s is up and running");
@@ -149,6 +142,22 @@ fn write_kubeconfig(s: &Settings, port: u16, pki: &crate::certs::ServerPki) -> R
         .map_err(|e| Fatal(format!("writing kubeconfig {}: {e}", path.display())))?;
     crate::log::info(format!("Wrote kubeconfig {}", path.display()));
     Ok(())
+}
+
+/// The server's own agent part: node password check, then the Node.
+fn register_own_node(
+    s: &Settings,
+    store: &ObjectStore,
+    version: &str,
+    node_name: &str,
+    node_ip: &str,
+) -> Result<(), Fatal> {
+    let pw_path = host_path(crate::paths::NODE_PASSWORD);
+    let password = crate::nodepass::ensure_password_file(&pw_path)
+        .map_err(|e| Fatal(format!("{}: {e}", pw_path.display())))?;
+    crate::nodepass::verify_or_store(store, node_name, &password).map_err(|e| Fatal(e.message))?;
+    let info = crate::netinfo::node_info(s, Role::Server, version, node_name, node_ip);
+    register_local(store, &info)
 }
 
 fn register_local(store: &ObjectStore, info: &crate::node::NodeInfo) -> Result<(), Fatal> {

@@ -223,3 +223,34 @@ fn eviction_and_delete_honour_uid_preconditions_and_apply_creates() {
     );
     s.stop();
 }
+
+#[test]
+fn a_server_with_disable_agent_registers_no_node() {
+    let c = Cluster::new();
+    let mut s = c.server("s1", "v1.33.5+k3s1", &["--disable-agent"]);
+    s.start();
+    let kc = c.wait_ready(&mut s);
+    let nodes = c.kubectl(&kc, &["get", "nodes", "-o", "name"]);
+    assert!(nodes.status.success());
+    assert!(
+        String::from_utf8_lossy(&nodes.stdout).trim().is_empty(),
+        "{}",
+        String::from_utf8_lossy(&nodes.stdout)
+    );
+    // Without nodes the packaged components stay Pending, as on a real agentless server.
+    let pending = c.kubectl_ok(
+        &kc,
+        &[
+            "get",
+            "pods",
+            "-n",
+            "kube-system",
+            "--field-selector",
+            "status.phase=Pending",
+            "-o",
+            "name",
+        ],
+    );
+    assert!(pending.contains("pod/coredns-"), "{pending}");
+    s.stop();
+}
