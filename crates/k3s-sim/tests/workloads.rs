@@ -254,3 +254,48 @@ fn a_server_with_disable_agent_registers_no_node() {
     assert!(pending.contains("pod/coredns-"), "{pending}");
     s.stop();
 }
+
+#[test]
+fn watches_resume_from_a_resource_version() {
+    let c = Cluster::new();
+    let mut s = c.server("s1", "v1.33.5+k3s1", &["--disable", "traefik"]);
+    s.start();
+    let kc = c.wait_ready(&mut s);
+    c.kubectl_ok(&kc, &["create", "configmap", "w", "--from-literal=a=1"]);
+    let list: serde_json::Value = serde_json::from_str(&c.kubectl_ok(
+        &kc,
+        &["get", "--raw", "/api/v1/namespaces/default/configmaps"],
+    ))
+    .expect("list json");
+    let rv = list["metadata"]["resourceVersion"]
+        .as_str()
+        .expect("list resourceVersion")
+        .to_string();
+    c.kubectl_ok(&kc, &["label", "configmap", "w", "step=two"]);
+    c.kubectl_ok(&kc, &["delete", "configmap", "w"]);
+    let path = format!(
+        "/api/v1/namespaces/default/configmaps?watch=1&resourceVersion={rv}&timeoutSeconds=1"
+    );
+    let out = c.kubectl_ok(&kc, &["get", "--raw", &path]);
+    let events: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("event json"))
+        .collect();
+    let types: Vec<&str> = events.iter().filter_map(|e| e["type"].as_str()).collect();
+    assert_eq!(types, ["MODIFIED", "DELETED"], "{out}");
+    assert_eq!(events[0]["object"]["metadata"]["labels"]["step"], "two");
+    let rvs: Vec<u64> = events
+        .iter()
+        .filter_map(|e| {
+            e["object"]["metadata"]["resourceVersion"]
+                .as_str()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    assert!(
+        rvs.windows(2).all(|w| w[0] < w[1]) && rvs[0] > rv.parse::<u64>().expect("rv"),
+        "{rvs:?}"
+    );
+    s.stop();
+}

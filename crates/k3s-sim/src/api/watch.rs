@@ -27,6 +27,15 @@ struct Filter {
 }
 
 impl Filter {
+    /// Name and selectors (the resource and namespace were already chosen by the list).
+    fn matches_object(&self, obj: &Value) -> bool {
+        self.name
+            .as_deref()
+            .is_none_or(|n| obj["metadata"]["name"].as_str() == Some(n))
+            && self.ls.matches(&obj["metadata"]["labels"])
+            && self.fs.matches(obj)
+    }
+
     fn accepts(&self, ev: &Event) -> bool {
         ev.key.resource == self.t.rt.storage()
             && self
@@ -34,9 +43,7 @@ impl Filter {
                 .namespace
                 .as_ref()
                 .is_none_or(|ns| &ev.key.namespace == ns)
-            && self.name.as_ref().is_none_or(|n| &ev.key.name == n)
-            && self.ls.matches(&ev.object["metadata"]["labels"])
-            && self.fs.matches(&ev.object)
+            && self.matches_object(&ev.object)
     }
 
     fn line(&self, ty: &str, obj: Value) -> Bytes {
@@ -86,23 +93,8 @@ pub fn start(
         None => {
             let (items, rv) = store.list(&t.rt.storage(), t.namespace.as_deref());
             last_rv = rv;
-            for o in items {
-                let ev = Event {
-                    rv,
-                    kind: crate::store::EventType::Added,
-                    key: crate::store::ResourceKey::new("", "", ""),
-                    object: o,
-                };
-                let name_ok = filter
-                    .name
-                    .as_ref()
-                    .is_none_or(|n| ev.object["metadata"]["name"].as_str() == Some(n));
-                if name_ok
-                    && filter.ls.matches(&ev.object["metadata"]["labels"])
-                    && filter.fs.matches(&ev.object)
-                {
-                    initial.push(filter.line("ADDED", ev.object));
-                }
+            for o in items.into_iter().filter(|o| filter.matches_object(o)) {
+                initial.push(filter.line("ADDED", o));
             }
         }
         Some(since) => {
