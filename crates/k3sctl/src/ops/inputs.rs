@@ -87,6 +87,7 @@ pub fn resolve_inputs(spec: &LoadedSpec) -> Result<Resolved, OpsError> {
     Ok(Resolved {
         registries,
         manifests,
+        airgap_images: None,
     })
 }
 

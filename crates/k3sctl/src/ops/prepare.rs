@@ -77,7 +77,14 @@ pub async fn prepare(
 ) -> Result<Prepared, OpsError> {
     let spec = load_spec(path)?;
     let version = spec_version(&spec).await?;
-    let resolved = resolve_inputs(&spec)?;
+    let mut resolved = resolve_inputs(&spec)?;
+    if let Some(images) = &spec.cluster.spec.k3s.airgap_images {
+        let local = spec.resolve_path(images);
+        let sha = crate::host::hash::sha256_file(&local).await.map_err(|e| {
+            OpsError::Spec(format!("spec.k3s.airgapImages {}: {e}", local.display()))
+        })?;
+        resolved.airgap_images = Some((local, sha));
+    }
     let hosts =
         desired_hosts(&spec.cluster, &resolved).map_err(|e| OpsError::Spec(e.to_string()))?;
     let first_server = hosts

@@ -115,17 +115,19 @@ fn plan_host(
     let mut unit_changed = false;
     for file in &host.files {
         let seen = obs.file(&file.path);
-        let differs = match file.content.resolve(observed.token.as_ref()) {
-            Some((content, _)) => seen.sha256.as_deref() != Some(content.sha256_hex().as_str()),
-            // An env file that needs a token nobody has yet: the cluster is being created.
+        // Unknown (an env file needing a token nobody has yet): the cluster is being created.
+        let differs = match file.content.wanted_sha256(observed.token.as_ref()) {
+            Some(wanted) => seen.sha256.as_deref() != Some(wanted.as_str()),
             None => true,
         };
         if !differs {
             continue;
         }
-        let diff = match (&file.content, file.content.resolve(observed.token.as_ref())) {
-            (super::desired::FileContent::Env { .. }, _) | (_, None) => String::new(),
-            (_, Some((_, shown))) => unified_diff(&file.path, seen.shown.as_deref(), &shown),
+        let diff = match file.content.resolve(observed.token.as_ref()) {
+            Some((_, shown)) if file.content.is_diffable() => {
+                unified_diff(&file.path, seen.shown.as_deref(), &shown)
+            }
+            _ => String::new(),
         };
         steps.push(Step::WriteFile {
             path: file.path.clone(),

@@ -21,6 +21,13 @@ pub enum FileContent {
         /// The content with credentials masked.
         masked: String,
     },
+    /// A local file streamed to the host as is (the airgap images tarball).
+    LocalFile {
+        /// Path on the operator's machine.
+        local: std::path::PathBuf,
+        /// Its sha256.
+        sha256: String,
+    },
     /// The unit's env file; rendered at run time with the join token read live.
     Env {
         /// `K3S_URL` for agents.
@@ -36,6 +43,7 @@ impl FileContent {
     pub fn resolve(&self, token: Option<&Secret>) -> Option<(Secret, String)> {
         match self {
             Self::Plain(text) => Some((Secret::new(text.clone()), text.clone())),
+            Self::LocalFile { .. } => None,
             Self::Secret { content, masked } => Some((content.clone(), masked.clone())),
             Self::Env { url, with_token } => {
                 let token = if *with_token { Some(token?) } else { None };
@@ -49,7 +57,22 @@ impl FileContent {
 
     /// Whether the content holds a secret (diffs are then masked).
     pub fn is_secret(&self) -> bool {
-        !matches!(self, Self::Plain(_))
+        matches!(self, Self::Secret { .. } | Self::Env { .. })
+    }
+
+    /// The sha256 the file should have, when it can be known (env files need the token).
+    pub fn wanted_sha256(&self, token: Option<&Secret>) -> Option<String> {
+        match self {
+            Self::LocalFile { sha256, .. } => Some(sha256.clone()),
+            other => other
+                .resolve(token)
+                .map(|(content, _)| content.sha256_hex()),
+        }
+    }
+
+    /// Whether the content may be shown in a diff (text, not a tarball or an env file).
+    pub fn is_diffable(&self) -> bool {
+        matches!(self, Self::Plain(_) | Self::Secret { .. })
     }
 }
 

@@ -20,7 +20,12 @@ pub struct Resolved {
     pub registries: Registries,
     /// Spec manifests: (name, file content).
     pub manifests: Vec<(String, String)>,
+    /// The airgap images tarball on the operator's machine, with its sha256.
+    pub airgap_images: Option<(std::path::PathBuf, String)>,
 }
+
+/// Where K3s imports image tarballs from at start.
+pub const AGENT_IMAGES_DIR: &str = "/var/lib/rancher/k3s/agent/images";
 
 /// Why a host's files could not be rendered.
 #[derive(Debug, thiserror::Error)]
@@ -170,6 +175,21 @@ pub fn desired_hosts(
                 restarts: true,
             });
         }
+        if let Some((local, sha256)) = &resolved.airgap_images {
+            let name = local
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            files.push(DesiredFile {
+                path: format!("{AGENT_IMAGES_DIR}/{name}"),
+                mode: 0o644,
+                content: FileContent::LocalFile {
+                    local: local.clone(),
+                    sha256: sha256.clone(),
+                },
+                restarts: true,
+            });
+        }
         files.push(DesiredFile {
             path: CONFIG_PATH.into(),
             mode: 0o600,
@@ -260,6 +280,10 @@ spec:
         let resolved = Resolved {
             registries,
             manifests: vec![],
+            airgap_images: Some((
+                "/tmp/k3s-airgap-images-amd64.tar.zst".into(),
+                "e".repeat(64),
+            )),
         };
         let hosts = desired_hosts(&cluster, &resolved).expect("renders");
         assert_eq!(
@@ -273,18 +297,26 @@ spec:
             paths,
             [
                 REGISTRIES_PATH,
+                "/var/lib/rancher/k3s/agent/images/k3s-airgap-images-amd64.tar.zst",
                 CONFIG_PATH,
                 "/var/lib/rancher/k3s/server/manifests/k3sctl-traefik-config.yaml",
                 "/etc/systemd/system/k3s.service.env",
                 "/etc/systemd/system/k3s.service"
             ]
         );
-        let FileContent::Plain(agent_config) = &hosts[1].files[1].content else {
+        let FileContent::Plain(agent_config) = &hosts[1].files[2].content else {
             panic!("plain")
         };
         insta::assert_snapshot!(agent_config);
         assert_eq!(
-            hosts[1].files[2].content,
+            hosts[1].files[1].content,
+            FileContent::LocalFile {
+                local: "/tmp/k3s-airgap-images-amd64.tar.zst".into(),
+                sha256: "e".repeat(64)
+            }
+        );
+        assert_eq!(
+            hosts[1].files[3].content,
             FileContent::Env {
                 url: Some("https://10.0.0.2:6443".into()),
                 with_token: true

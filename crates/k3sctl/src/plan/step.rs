@@ -72,6 +72,11 @@ impl Step {
             Self::UploadBinary { version, .. } => format!("upload k3s {version}"),
             Self::WriteFile {
                 path,
+                content: FileContent::LocalFile { local, .. },
+                ..
+            } => format!("upload {} to {path}", local.display()),
+            Self::WriteFile {
+                path,
                 mode,
                 create: true,
                 ..

@@ -14,7 +14,7 @@ use super::service::{POLL, start_and_wait};
 use crate::host::{ExecRequest, ProbeOutcome, Transport, UploadRequest, UploadSource, probe_tcp};
 use crate::k3s::token::{JoinToken, SERVER_TOKEN_PATH};
 use crate::k3s::unit::{BINARY_PATH, unit_name};
-use crate::plan::{HostPlan, Step};
+use crate::plan::{FileContent, HostPlan, Step};
 
 /// A failed step: its error text.
 type StepResult = Result<(), String>;
@@ -151,6 +151,17 @@ async fn run_step(
             content,
             ..
         } => {
+            if let FileContent::LocalFile { local, sha256 } = content {
+                let req = UploadRequest {
+                    source: UploadSource::File(local.clone()),
+                    remote: Path::new(path).to_path_buf(),
+                    mode: *mode,
+                    sha256: sha256.clone(),
+                    timeout: Some(Duration::from_secs(1800)),
+                };
+                let _permit = shared.uploads.acquire().await;
+                return transport.upload(req).await.map_err(|e| e.to_string());
+            }
             let token = shared.token().await;
             let (bytes, _) = content.resolve(token.as_ref()).ok_or_else(|| {
                 format!(

@@ -13,7 +13,7 @@ use crate::k3s::release::{Arch, ReleaseError};
 use crate::k3s::token::SERVER_TOKEN_PATH;
 use crate::k3s::unit::{BINARY_PATH, unit_name};
 use crate::k3s::version::K3sVersion;
-use crate::plan::{DesiredHost, FileContent, ObservedFile, ObservedHost};
+use crate::plan::{DesiredHost, ObservedFile, ObservedHost};
 use crate::secret::Secret;
 
 /// Why an observation failed.
@@ -75,17 +75,10 @@ pub struct Observation {
 pub fn file_probes(host: &DesiredHost) -> Vec<FileProbe> {
     host.files
         .iter()
-        .map(|f| {
-            let env = matches!(f.content, FileContent::Env { .. });
-            FileProbe {
-                path: f.path.clone(),
-                wanted: if env {
-                    None
-                } else {
-                    f.content.resolve(None).map(|(c, _)| c.sha256_hex())
-                },
-                send_content: !env,
-            }
+        .map(|f| FileProbe {
+            path: f.path.clone(),
+            wanted: f.content.wanted_sha256(None),
+            send_content: f.content.is_diffable(),
         })
         .collect()
 }
@@ -269,7 +262,7 @@ pub async fn observe_host(
 mod tests {
     use super::*;
     use crate::k3s::config::NodeRole;
-    use crate::plan::DesiredFile;
+    use crate::plan::{DesiredFile, FileContent};
 
     fn host() -> DesiredHost {
         DesiredHost {
