@@ -156,8 +156,9 @@ fn plan_host(
         steps.push(Step::WaitNodeReady);
     };
     if !obs.service_active || !obs.service_enabled {
+        // A node the API already knows is only started again, not joined.
         steps.push(Step::Start {
-            join: !host.first_server,
+            join: !host.first_server && node.is_none(),
         });
         wait(&mut steps);
     } else if !restart_reasons.is_empty() {

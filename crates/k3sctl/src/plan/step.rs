@@ -86,7 +86,7 @@ impl Step {
             Self::WriteFile { path, mode, .. } => format!("update {path} (mode {mode:04o})"),
             Self::DaemonReload => "systemctl daemon-reload".to_string(),
             Self::Start { join: true } => format!("start {unit} and join the cluster"),
-            Self::Start { join: false } => format!("start {unit} (new cluster)"),
+            Self::Start { join: false } => format!("start {unit}"),
             Self::Restart { reason } => format!("restart {unit} ({reason})"),
             Self::WaitServerReady => "wait for the token file and /readyz".to_string(),
             Self::WaitNodeReady => "wait until the node is Ready".to_string(),

@@ -239,6 +239,13 @@ fn missing_node_and_stopped_service_are_repaired() {
     assert_eq!(kinds(&plan, "server-1"), Vec::<&str>::new());
     assert_eq!(kinds(&plan, "agent-1"), ["restart", "wait-node-ready"]);
     assert_eq!(kinds(&plan, "agent-2"), ["start", "wait-node-ready"]);
+    // Registered in the API: started again, not joined (no join probe, no "join" wording).
+    let agent2 = plan
+        .hosts
+        .iter()
+        .find(|h| h.host == "agent-2")
+        .expect("agent-2");
+    assert_eq!(agent2.steps[0], Step::Start { join: false });
 }
 
 #[test]

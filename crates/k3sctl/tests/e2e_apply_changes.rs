@@ -1,0 +1,214 @@
+//! End to end on the lab with the stand-in: changes to a running cluster. A registry mirror
+//! change reaches every node and restarts them one at a time although the agents are in
+//! different groups; a lock held by someone else stops apply naming the holder until
+//! `--force-unlock`; a deleted Node object is repaired by the next apply.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use lab::{Lab, SpecOptions};
+
+fn k3sctl(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_k3sctl"))
+        .args(args)
+        .output()
+        .expect("k3sctl runs")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn kubectl() -> PathBuf {
+    if let Some(path) = std::env::var_os("K3SCTL_KUBECTL") {
+        return PathBuf::from(path);
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/ensure-kubectl.sh");
+    let out = Command::new("bash")
+        .arg(script)
+        .output()
+        .expect("ensure-kubectl.sh runs");
+    assert!(
+        out.status.success(),
+        "ensure-kubectl.sh failed: {}",
+        text(&out)
+    );
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+fn build_stand_in() {
+    let exe = std::env::current_exe().expect("test binary path");
+    if exe
+        .ancestors()
+        .skip(1)
+        .take(2)
+        .any(|dir| dir.join("k3s-sim").is_file())
+    {
+        return;
+    }
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "-p", "k3s-sim"])
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "cargo build -p k3s-sim failed");
+}
+
+/// The lab's spec with each agent in its own group and a docker.io mirror.
+fn spec_text(base: &str, mirror: &str) -> String {
+    let mut out = String::new();
+    let mut group = 0;
+    for line in base.lines() {
+        out.push_str(line);
+        out.push('\n');
+        if line.trim() == "role: agent" {
+            group += 1;
+            out.push_str(&format!("    group: g{group}\n"));
+        }
+    }
+    out.push_str(&format!(
+        "  registries:\n    mirrors:\n      docker.io:\n        endpoints: [\"{mirror}\"]\n"
+    ));
+    out
+}
+
+/// Start time of the unit's main process, in microseconds of the (shared) monotonic clock.
+fn started_us(lab: &Lab, host: &str, unit: &str) -> u64 {
+    lab.exec(
+        host,
+        &format!("systemctl show -p ExecMainStartTimestampMonotonic --value {unit}"),
+    )
+    .expect("systemctl show")
+    .trim()
+    .parse()
+    .expect("a number")
+}
+
+#[test]
+fn mirror_change_rolls_one_node_at_a_time_lock_names_its_holder_and_lost_nodes_are_repaired() {
+    lab::require_root().expect("the lab needs root");
+    build_stand_in();
+    let lab = Lab::boot("e2e-changes", 3).expect("lab boots");
+    let hosts = lab.hosts();
+    let units = ["k3s", "k3s-agent", "k3s-agent"];
+    let base_path = lab.dir().join("lab-spec.yaml");
+    lab.write_spec(&base_path, &SpecOptions::default())
+        .expect("spec written");
+    let base = std::fs::read_to_string(&base_path).expect("spec");
+    let spec = lab.dir().join("cluster.yaml");
+    let spec_arg = spec.to_string_lossy().into_owned();
+
+    std::fs::write(&spec, spec_text(&base, "http://mirror-a.example:5000")).expect("write spec");
+    let out = k3sctl(&["apply", "-c", &spec_arg]);
+    assert!(out.status.success(), "first apply:\n{}", text(&out));
+
+    // Someone else's lock: refused with the holder named, nothing changed; --force-unlock goes on.
+    std::fs::write(&spec, spec_text(&base, "http://mirror-b.example:5000")).expect("write spec");
+    lab.exec(
+        &hosts[0].name,
+        "echo 'alice@laptop pid=4242 since=1700000000' > /var/lib/rancher/k3s/k3sctl.lock",
+    )
+    .expect("plant lock");
+    let refused = k3sctl(&["apply", "-c", &spec_arg]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        text(&refused).contains("alice@laptop pid=4242"),
+        "holder not named:\n{}",
+        text(&refused)
+    );
+    let registries = lab
+        .exec(&hosts[1].name, "cat /etc/rancher/k3s/registries.yaml")
+        .expect("cat");
+    assert!(
+        registries.contains("mirror-a"),
+        "changed despite the lock: {registries}"
+    );
+
+    let before: Vec<u64> = hosts
+        .iter()
+        .zip(units)
+        .map(|(h, u)| started_us(&lab, &h.name, u))
+        .collect();
+    let out = k3sctl(&["apply", "-c", &spec_arg, "--force-unlock"]);
+    assert!(
+        out.status.success(),
+        "apply --force-unlock:\n{}",
+        text(&out)
+    );
+    let after: Vec<u64> = hosts
+        .iter()
+        .zip(units)
+        .map(|(h, u)| started_us(&lab, &h.name, u))
+        .collect();
+    for (i, host) in hosts.iter().enumerate() {
+        assert!(after[i] > before[i], "{} was not restarted", host.name);
+        let registries = lab
+            .exec(&host.name, "cat /etc/rancher/k3s/registries.yaml")
+            .expect("cat");
+        assert!(
+            registries.contains("http://mirror-b.example:5000"),
+            "{}: {registries}",
+            host.name
+        );
+    }
+    // One at a time: the server first, and no two restarts within the time one takes to settle,
+    // although the two agents are in different groups (which join side by side).
+    let mut order: Vec<(u64, &str)> = after
+        .iter()
+        .copied()
+        .zip(hosts.iter().map(|h| h.name.as_str()))
+        .collect();
+    order.sort();
+    assert_eq!(
+        order[0].1, hosts[0].name,
+        "the server restarts first: {order:?}"
+    );
+    for pair in order.windows(2) {
+        assert!(
+            pair[1].0 - pair[0].0 >= 500_000,
+            "restarts overlapped: {order:?}"
+        );
+    }
+    let lock = lab
+        .exec(
+            &hosts[0].name,
+            "ls /var/lib/rancher/k3s/k3sctl.lock 2>&1 || true",
+        )
+        .expect("ls");
+    assert!(lock.contains("No such file"), "lock left behind: {lock}");
+
+    // A deleted Node comes back with the next apply; the apply after that has nothing to do.
+    let kubeconfig = lab.dir().join("kubeconfig.yaml");
+    let deleted = Command::new(kubectl())
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(["delete", "node", &hosts[2].name])
+        .output()
+        .expect("kubectl runs");
+    assert!(deleted.status.success(), "{}", text(&deleted));
+    let plan = k3sctl(&["plan", "-c", &spec_arg, "--detailed-exitcode"]);
+    assert_eq!(plan.status.code(), Some(2), "{}", text(&plan));
+    assert!(
+        text(&plan).contains("Node object is missing"),
+        "{}",
+        text(&plan)
+    );
+    let out = k3sctl(&["apply", "-c", &spec_arg]);
+    assert!(out.status.success(), "repair apply:\n{}", text(&out));
+    let nodes = Command::new(kubectl())
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(["get", "node", &hosts[2].name, "--no-headers"])
+        .output()
+        .expect("kubectl runs");
+    assert!(
+        text(&nodes).contains(" Ready "),
+        "not repaired: {}",
+        text(&nodes)
+    );
+    let plan = k3sctl(&["plan", "-c", &spec_arg, "--detailed-exitcode"]);
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
+}
