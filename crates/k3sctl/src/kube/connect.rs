@@ -54,6 +54,9 @@ pub async fn client_from_kubeconfig(
             .parse()
             .map_err(|e| bad(format!("server URL {url}: {e}")))?;
     }
+    // kube's default retry layer re-sends 429s with backoff for minutes inside one call; k3sctl's
+    // own loops retry (eviction refusals until the drain timeout), so each call must return.
+    config.default_retry = false;
     config.connect_timeout = Some(Duration::from_secs(10));
     config.read_timeout = Some(Duration::from_secs(60));
     Client::try_from(config).map_err(|e| bad(e.to_string()))

@@ -6,7 +6,7 @@ use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 
-use super::error::KubeError;
+use super::error::{KubeError, status_code};
 use super::nodes::{NodeInfo, get_node};
 
 /// The annotation k3sctl puts on nodes it cordoned; its value says why (`upgrade to vX`).
@@ -88,46 +88,57 @@ pub fn uncordon_patch(node: &NodeInfo) -> Option<serde_json::Value> {
     }
 }
 
-async fn current(client: &Client, name: &str) -> Result<NodeInfo, KubeError> {
-    get_node(client, name)
-        .await?
-        .ok_or_else(|| KubeError::NodeNotFound {
-            node: name.to_owned(),
-        })
-}
+/// Attempts of a read-decide-patch cycle before giving up on conflicts (the node's status is
+/// updated by its kubelet, which changes the resourceVersion).
+const CONFLICT_ATTEMPTS: usize = 5;
 
-async fn apply(
+/// Reads node `name`, decides with `decide`, patches with `patch_for`; retries when the node
+/// changed between the read and the patch (HTTP 409).
+async fn read_decide_patch<T: Clone>(
     client: &Client,
     name: &str,
-    patch: serde_json::Value,
     what: &str,
-) -> Result<(), KubeError> {
+    decide: impl Fn(&NodeInfo) -> T,
+    patch_for: impl Fn(&NodeInfo) -> Option<serde_json::Value>,
+) -> Result<T, KubeError> {
     let api: Api<Node> = Api::all(client.clone());
-    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .map_err(|e| KubeError::api(format!("{what} node {name}"), e))?;
-    Ok(())
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let node = get_node(client, name)
+            .await?
+            .ok_or_else(|| KubeError::NodeNotFound {
+                node: name.to_owned(),
+            })?;
+        let outcome = decide(&node);
+        let Some(patch) = patch_for(&node) else {
+            return Ok(outcome);
+        };
+        match api
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => return Ok(outcome),
+            Err(e) if status_code(&e) == Some(409) && attempt < CONFLICT_ATTEMPTS => {
+                tracing::debug!(node = name, "{what}: node changed meanwhile, retrying");
+            }
+            Err(e) => return Err(KubeError::api(format!("{what} node {name}"), e)),
+        }
+    }
 }
 
 /// Cordons node `name` for `reason` (e.g. `upgrade to v1.34.3+k3s1`) unless someone else already
 /// cordoned it.
 pub async fn cordon(client: &Client, name: &str, reason: &str) -> Result<CordonOutcome, KubeError> {
-    let node = current(client, name).await?;
-    let outcome = decide_cordon(&node);
-    if let Some(patch) = cordon_patch(&node, reason) {
-        apply(client, name, patch, "cordoning").await?;
-    }
-    Ok(outcome)
+    read_decide_patch(client, name, "cordoning", decide_cordon, |n| {
+        cordon_patch(n, reason)
+    })
+    .await
 }
 
 /// Uncordons node `name` only when k3sctl cordoned it.
 pub async fn uncordon_if_ours(client: &Client, name: &str) -> Result<UncordonOutcome, KubeError> {
-    let node = current(client, name).await?;
-    let outcome = decide_uncordon(&node);
-    if let Some(patch) = uncordon_patch(&node) {
-        apply(client, name, patch, "uncordoning").await?;
-    }
-    Ok(outcome)
+    read_decide_patch(client, name, "uncordoning", decide_uncordon, uncordon_patch).await
 }
 
 #[cfg(test)]
