@@ -1,8 +1,10 @@
 //! `k3sctl apply`: bring every host to the spec; a second run changes nothing.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use super::progress::TtyReporter;
 use super::runtime::{block_on, connect_options};
 use super::{CommandResult, FAILURE, Global};
 use crate::ops::kube_api::TunnelConnector;
@@ -21,22 +23,28 @@ pub struct Args {
 }
 
 pub(super) fn run(global: &Global, args: Args) -> CommandResult {
-    let reporter: Arc<dyn Reporter> = if global.json() {
-        Arc::new(JsonReporter::default())
-    } else {
-        Arc::new(PlainReporter::default())
+    let tty = (!global.json() && std::io::stderr().is_terminal())
+        .then(|| Arc::new(TtyReporter::default()));
+    let reporter: Arc<dyn Reporter> = match (&tty, global.json()) {
+        (Some(tty), _) => Arc::clone(tty) as Arc<dyn Reporter>,
+        (None, true) => Arc::new(JsonReporter::default()),
+        (None, false) => Arc::new(PlainReporter::default()),
     };
     let options = ApplyOptions {
         connect: connect_options(args.accept_new_host_keys),
         force_unlock: args.force_unlock,
         ..Default::default()
     };
-    let report = block_on(apply(
+    let result = block_on(apply(
         &global.config,
         options,
         TunnelConnector::shared,
         reporter,
-    ))??;
+    ));
+    if let Some(tty) = &tty {
+        tty.finish();
+    }
+    let report = result??;
     if global.json() {
         // One more JSON line after the progress events: the final report.
         println!("{}", serde_json::to_string(&report)?);

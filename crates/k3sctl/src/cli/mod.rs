@@ -13,6 +13,7 @@ mod kubeconfig;
 mod man;
 mod output;
 mod plan;
+mod progress;
 mod runtime;
 mod schema;
 mod validate;

@@ -1,0 +1,78 @@
+//! Per-host progress on a terminal: one spinner line per host showing its current step, with
+//! finished and failed steps printed above the spinners. Without a terminal, plain lines.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+
+use crate::run::{Event, EventKind, Reporter};
+
+/// Spinners per host on stderr.
+#[derive(Default)]
+pub struct TtyReporter {
+    multi: MultiProgress,
+    bars: Mutex<BTreeMap<String, ProgressBar>>,
+}
+
+impl TtyReporter {
+    fn bar(&self, host: &str) -> Option<ProgressBar> {
+        let mut bars = self.bars.lock().ok()?;
+        let bar = bars.entry(host.to_string()).or_insert_with(|| {
+            let bar = self.multi.add(ProgressBar::new_spinner());
+            let style =
+                ProgressStyle::with_template("{spinner} {prefix:.bold} {wide_msg} {elapsed:.dim}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner());
+            bar.set_style(style);
+            bar.set_prefix(host.to_string());
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
+        Some(bar.clone())
+    }
+
+    /// Removes every spinner (call when the run is over).
+    pub fn finish(&self) {
+        if let Ok(mut bars) = self.bars.lock() {
+            for (_, bar) in std::mem::take(&mut *bars) {
+                bar.finish_and_clear();
+            }
+        }
+    }
+}
+
+impl Reporter for TtyReporter {
+    fn report(&self, event: Event) {
+        let took = event
+            .seconds
+            .map(|s| format!(" ({s:.1}s)"))
+            .unwrap_or_default();
+        let line = |mark: &str| format!("{mark} {}: {}{took}", event.host, event.message);
+        match event.kind {
+            EventKind::Start => {
+                if let Some(bar) = self.bar(&event.host) {
+                    bar.set_message(event.message.clone());
+                }
+            }
+            EventKind::Done => {
+                let _ = self.multi.println(line("✓"));
+                if let Some(bar) = self.bar(&event.host) {
+                    bar.set_message(format!("done: {}", event.message));
+                }
+            }
+            EventKind::Failed => {
+                let _ = self.multi.println(line("✗"));
+                if let Some(bar) = self.bar(&event.host) {
+                    bar.finish_with_message("failed");
+                }
+            }
+            EventKind::Skipped => {
+                let _ = self.multi.println(line("-"));
+            }
+            EventKind::Info => {
+                let _ = self.multi.println(line("·"));
+            }
+        }
+    }
+}
