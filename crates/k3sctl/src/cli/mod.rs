@@ -16,6 +16,7 @@ mod plan;
 mod progress;
 mod runtime;
 mod schema;
+mod upgrade;
 mod validate;
 
 use std::process::ExitCode;
@@ -64,6 +65,8 @@ pub enum Command {
     Apply(apply::Args),
     /// Write the spec's kubeconfig exports (only that step of apply).
     Kubeconfig(kubeconfig::Args),
+    /// Upgrade K3s across the cluster: servers first, then agents, with drain, gates and resume.
+    Upgrade(upgrade::Args),
 }
 
 impl Command {
@@ -78,6 +81,7 @@ impl Command {
             Self::Plan(args) => plan::run(global, args),
             Self::Apply(args) => apply::run(global, args),
             Self::Kubeconfig(args) => kubeconfig::run(global, args),
+            Self::Upgrade(args) => upgrade::run(global, args),
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod kubeconfig;
 pub mod preflight;
 pub mod prepare;
 pub mod release_cache;
+pub mod upgrade;
 
 pub use apply::{ApplyOptions, ApplyReport, apply};
 pub use error::OpsError;

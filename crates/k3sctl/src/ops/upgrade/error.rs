@@ -1,0 +1,68 @@
+//! Why an upgrade stopped: each variant says where (node, step) and what to do.
+
+use crate::kube::KubeError;
+use crate::ops::OpsError;
+use crate::plan::upgrade::UpgradeRefusal;
+
+/// A node whose upgrade failed, the step, what happened and the journal lines that explain it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct NodeFailure {
+    /// The node.
+    pub node: String,
+    /// The step (`drain`, `restart`, `wait-ready`, `health-gate`, ...).
+    pub step: String,
+    /// What went wrong.
+    pub error: String,
+    /// `journalctl -u <unit> -n 30` from the node, when the step involved the service.
+    pub journal: Option<String>,
+}
+
+impl std::fmt::Display for NodeFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: step {} failed: {}",
+            self.node, self.step, self.error
+        )?;
+        if let Some(journal) = &self.journal {
+            write!(f, "\n  last journal lines on {}:", self.node)?;
+            for line in journal.lines() {
+                write!(f, "\n    {line}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why `upgrade` did not start or stopped before the rollout.
+#[derive(Debug, thiserror::Error)]
+pub enum UpgradeError {
+    /// Loading, connecting, the lock, the release download.
+    #[error(transparent)]
+    Ops(#[from] OpsError),
+    /// The target breaks an upgrade rule. Nothing was changed.
+    #[error("refusing to upgrade: {0}\n  nothing was changed")]
+    Refused(UpgradeRefusal),
+    /// The API could not be used.
+    #[error(transparent)]
+    Kube(#[from] KubeError),
+    /// The target version could not be determined.
+    #[error("{0}")]
+    Target(String),
+    /// The cluster is not healthy before the first node.
+    #[error(
+        "the cluster is not healthy, so the upgrade did not start (nothing was changed):\n{}\n  \
+         hint: fix these first, or pass --skip-initial-gate to upgrade anyway",
+        .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n")
+    )]
+    InitialGate(Vec<String>),
+    /// The cluster does not match the spec (a host without a Node object).
+    #[error("{0}")]
+    Cluster(String),
+}
+
+impl From<UpgradeRefusal> for UpgradeError {
+    fn from(refusal: UpgradeRefusal) -> Self {
+        Self::Refused(refusal)
+    }
+}

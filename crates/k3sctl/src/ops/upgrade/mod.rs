@@ -1,0 +1,418 @@
+//! `upgrade`: resolve the target, refuse what breaks the upgrade rules, plan the rollout
+//! (servers first, then agent batches), take the apply lock, pass the initial health gate, then
+//! per node cordon → drain → deliver → restart → wait Ready → uncordon → health gate; a failure
+//! stops with the node, the step and its journal; a re-run resumes. Ends with the smoke check.
+
+mod channel_http;
+pub mod context;
+pub mod error;
+pub mod gate;
+mod node;
+pub mod observe;
+mod recover;
+pub mod release;
+pub mod rollout;
+mod service;
+mod stage;
+pub mod target;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use serde::Serialize;
+
+pub use context::{NodeOutcome, NodeRecord};
+pub use error::{NodeFailure, UpgradeError};
+pub use gate::{Smoke, SmokeNode};
+pub use node::cordon_reason;
+pub use target::{Target, TargetRequest};
+
+use self::context::Rollout;
+use self::observe::{Cluster, arch_set, host_archs, observe_nodes, open};
+use self::recover::{read_marker, restart_first_server};
+use self::release::{airgap_binaries, airgap_file, download, version_on_node};
+use self::rollout::run_rollout;
+use self::stage::stage_all;
+use self::target::resolve_target;
+use super::OpsError;
+use super::binary::LocalBinaries;
+use super::connect::ConnectOptions;
+use crate::k3s::release::Arch;
+use crate::k3s::version::K3sVersion;
+use crate::kube::{DrainRules, preview_drain};
+use crate::plan::upgrade::{
+    DrainPreview, NodeAction, NodeKind, NodeState, TargetSource, UpgradePlan, check_target,
+    plan_upgrade, render_upgrade_plan,
+};
+use crate::run::lock::{LockError, LockHolder, acquire, release};
+use crate::run::{Event, EventKind, Reporter};
+
+/// Options of `upgrade`.
+#[derive(Debug, Clone, Default)]
+pub struct UpgradeOptions {
+    /// How hosts are reached.
+    pub connect: ConnectOptions,
+    /// `--to`, `--channel`, `--binary`.
+    pub target: TargetRequest,
+    /// Show the plan and change nothing.
+    pub dry_run: bool,
+    /// Start even when the cluster is not healthy.
+    pub skip_initial_gate: bool,
+    /// Remove an existing lock first.
+    pub force_unlock: bool,
+}
+
+/// What `upgrade` did (or, with `dry_run`, would do).
+#[derive(Debug, Clone, Serialize)]
+pub struct UpgradeReport {
+    /// The target version.
+    pub target: K3sVersion,
+    /// Where the target came from (`--to`, `channel stable`, ...).
+    pub source: String,
+    /// The rollout.
+    pub plan: UpgradePlan,
+    /// The plan as text.
+    pub plan_text: String,
+    /// Whether this was a dry run.
+    pub dry_run: bool,
+    /// One record per node (empty for a dry run).
+    pub nodes: Vec<NodeRecord>,
+    /// What stopped the rollout.
+    pub failures: Vec<NodeFailure>,
+    /// The post-upgrade smoke check (after a complete rollout).
+    pub smoke: Option<Smoke>,
+}
+
+impl UpgradeReport {
+    /// Whether the upgrade finished and the smoke check passed (a dry run always succeeds).
+    pub fn success(&self) -> bool {
+        self.dry_run || (self.failures.is_empty() && self.smoke.as_ref().is_some_and(Smoke::passed))
+    }
+}
+
+fn info(reporter: &dyn Reporter, host: &str, step: &str, message: impl Into<String>) {
+    reporter.report(Event::new(host, step, EventKind::Info, message));
+}
+
+/// The version an airgap binary reports, without changing any host (dry runs): run locally.
+async fn local_version(path: &Path) -> Result<K3sVersion, UpgradeError> {
+    let out = tokio::process::Command::new(path)
+        .arg("--version")
+        .output()
+        .await
+        .map_err(|e| {
+            UpgradeError::Target(format!("{}: cannot run --version: {e}", path.display()))
+        })?;
+    K3sVersion::from_version_output(&String::from_utf8_lossy(&out.stdout))
+        .map_err(|e| UpgradeError::Target(format!("{}: --version: {e}", path.display())))
+}
+
+/// The new binaries and the target, with an airgap binary's version checked (on the first node
+/// unless `dry_run`).
+async fn binaries_and_target(
+    cluster: &Cluster,
+    options: &UpgradeOptions,
+    target: Target,
+    archs: &BTreeMap<String, Arch>,
+) -> Result<(Option<LocalBinaries>, K3sVersion, TargetSource), UpgradeError> {
+    let wanted = arch_set(archs);
+    let Some(file) = airgap_file(&cluster.spec, options.target.binary.as_deref()) else {
+        let Target::Known(version, source) = target else {
+            return Err(UpgradeError::Target(
+                "--binary is needed to read the target from a binary".into(),
+            ));
+        };
+        return Ok((None, version, source));
+    };
+    let binaries = airgap_binaries(&file, &wanted).await?;
+    let actual = if options.dry_run {
+        local_version(&file).await?
+    } else {
+        let server = cluster.transport(&cluster.first_server)?;
+        let arch = archs.get(&cluster.first_server).copied();
+        let sha = arch
+            .and_then(|a| binaries.by_arch.get(&a))
+            .map(|(_, s)| s.clone())
+            .unwrap_or_default();
+        version_on_node(server.as_ref(), &file, &sha).await?
+    };
+    match target {
+        Target::Known(version, source) if version != actual => Err(UpgradeError::Target(format!(
+            "{} is {actual}, but the target ({source}) is {version}; nothing was changed\n  hint: \
+             give the binary of {version} with --binary, or drop --to to upgrade to {actual}",
+            file.display()
+        ))),
+        Target::Known(version, source) => Ok((Some(binaries), version, source)),
+        Target::FromBinary => Ok((
+            Some(binaries),
+            actual,
+            TargetSource::Binary(file.display().to_string()),
+        )),
+    }
+}
+
+async fn drain_previews(cluster: &Cluster, plan: &UpgradePlan) -> BTreeMap<String, DrainPreview> {
+    let policy = &cluster.spec.cluster.spec.upgrade;
+    let rules = DrainRules {
+        delete_emptydir_data: policy.delete_empty_dir_data,
+        force: policy.force,
+    };
+    let mut previews = BTreeMap::new();
+    for node in plan.nodes() {
+        if !matches!(node.action, NodeAction::Upgrade { drain: true, .. }) {
+            continue;
+        }
+        if let Ok(p) = preview_drain(&cluster.api.client, &node.name, rules).await {
+            previews.insert(
+                node.name.clone(),
+                DrainPreview {
+                    evict: p.evict.iter().map(ToString::to_string).collect(),
+                    skip: p
+                        .skip
+                        .iter()
+                        .map(|(pod, r)| format!("{pod} ({r:?})"))
+                        .collect(),
+                    blocked: p
+                        .blocked
+                        .iter()
+                        .map(|(pod, r)| format!("{pod} ({r})"))
+                        .collect(),
+                },
+            );
+        }
+    }
+    previews
+}
+
+async fn take_lock(
+    cluster: &Cluster,
+    holder: &LockHolder,
+    force: bool,
+    reporter: &dyn Reporter,
+) -> Result<(), UpgradeError> {
+    let server = cluster.transport(&cluster.first_server)?;
+    match acquire(server.as_ref(), holder, force).await {
+        Err(LockError::Held {
+            holder: old, stale, ..
+        }) if !stale.is_empty() => {
+            // The holder was a k3sctl process of this machine that no longer exists (an
+            // interrupted run): taking its lock over is safe, and said.
+            info(
+                reporter,
+                &cluster.first_server,
+                "lock",
+                format!("taking over the lock of an interrupted run ({old}, no longer running)"),
+            );
+            acquire(server.as_ref(), holder, true)
+                .await
+                .map_err(OpsError::from)?;
+            Ok(())
+        }
+        other => other.map_err(|e| OpsError::from(e).into()),
+    }
+}
+
+/// The target, the new binaries (airgap: already read), and the nodes as observed.
+struct Decided {
+    nodes: Vec<NodeState>,
+    binaries: Option<LocalBinaries>,
+    target: K3sVersion,
+    source: TargetSource,
+    archs: BTreeMap<String, Arch>,
+}
+
+/// Resolves the target, reads the nodes, checks the rules. With `recover`, a dead API on a first
+/// server that carries the upgrade marker is brought back first.
+async fn decide(
+    cluster: &Cluster,
+    options: &UpgradeOptions,
+    reporter: &Arc<dyn Reporter>,
+    recover: bool,
+) -> Result<Decided, UpgradeError> {
+    let requested = resolve_target(&cluster.spec, &options.target).await?;
+    let archs = host_archs(cluster).await?;
+    let (observed, marker) = match observe_nodes(cluster).await {
+        Ok(nodes) => (Some(nodes), None),
+        Err(api_error) => {
+            let server = cluster.transport(&cluster.first_server)?;
+            match read_marker(server.as_ref()).await? {
+                Some(marker) if recover => (None, Some(marker)),
+                _ => return Err(api_error),
+            }
+        }
+    };
+    // Without the API, the rules are checked against what the first server ran before.
+    let for_rules = observed.clone().unwrap_or_else(|| {
+        let from = marker.map(|(from, _)| from);
+        from.map(|running| NodeState {
+            name: cluster.first_server.clone(),
+            kind: NodeKind::Server,
+            group: None,
+            running,
+            ready: false,
+            unschedulable: true,
+            cordoned_by_k3sctl: true,
+        })
+        .into_iter()
+        .collect()
+    });
+    if let Target::Known(version, source) = &requested {
+        check_target(*version, source, &for_rules)?;
+    }
+    let (binaries, target, source) =
+        binaries_and_target(cluster, options, requested, &archs).await?;
+    check_target(target, &source, &for_rules)?;
+    let nodes = match observed {
+        Some(nodes) => nodes,
+        None => {
+            let binaries = match &binaries {
+                Some(b) => b.clone(),
+                None => download(&cluster.spec, &target, &arch_set(&archs)).await?,
+            };
+            let rollout = new_rollout(cluster, reporter, target, binaries, archs.clone());
+            restart_first_server(&rollout).await?;
+            // The agents reconnect to the restarted server; give them the time they need.
+            let _ = gate::wait_healthy(
+                &cluster.api.client,
+                rollout.policy.node_ready_timeout.to_std(),
+            )
+            .await;
+            let nodes = observe_nodes(cluster).await?;
+            check_target(target, &source, &nodes)?;
+            nodes
+        }
+    };
+    Ok(Decided {
+        nodes,
+        binaries,
+        target,
+        source,
+        archs,
+    })
+}
+
+fn new_rollout<'a>(
+    cluster: &'a Cluster,
+    reporter: &Arc<dyn Reporter>,
+    target: K3sVersion,
+    binaries: LocalBinaries,
+    archs: BTreeMap<String, Arch>,
+) -> Rollout<'a> {
+    Rollout {
+        cluster,
+        reporter: Arc::clone(reporter),
+        policy: cluster.spec.cluster.spec.upgrade.clone(),
+        target,
+        binaries,
+        archs,
+        stop: AtomicBool::new(false),
+    }
+}
+
+/// Runs `upgrade` for the spec at `path`.
+pub async fn upgrade(
+    path: &Path,
+    options: UpgradeOptions,
+    reporter: Arc<dyn Reporter>,
+) -> Result<UpgradeReport, UpgradeError> {
+    let cluster = open(path, options.connect).await?;
+    if options.dry_run {
+        let decided = decide(&cluster, &options, &reporter, false).await?;
+        let (report, _) = planned(&cluster, &decided, true).await;
+        return Ok(report);
+    }
+    let holder = LockHolder::current();
+    take_lock(&cluster, &holder, options.force_unlock, reporter.as_ref()).await?;
+    let result = run_locked(&cluster, &options, &reporter).await;
+    let server = cluster.transport(&cluster.first_server)?;
+    let released = release(server.as_ref(), &holder).await;
+    let report = result?;
+    released.map_err(OpsError::from)?;
+    Ok(report)
+}
+
+async fn planned(
+    cluster: &Cluster,
+    decided: &Decided,
+    dry_run: bool,
+) -> (UpgradeReport, UpgradePlan) {
+    let policy = &cluster.spec.cluster.spec.upgrade;
+    let plan = plan_upgrade(decided.target, &decided.nodes, policy);
+    let previews = drain_previews(cluster, &plan).await;
+    let plan_text = render_upgrade_plan(&plan, &previews);
+    let report = UpgradeReport {
+        target: decided.target,
+        source: decided.source.to_string(),
+        plan: plan.clone(),
+        plan_text,
+        dry_run,
+        nodes: Vec::new(),
+        failures: Vec::new(),
+        smoke: None,
+    };
+    (report, plan)
+}
+
+async fn run_locked(
+    cluster: &Cluster,
+    options: &UpgradeOptions,
+    reporter: &Arc<dyn Reporter>,
+) -> Result<UpgradeReport, UpgradeError> {
+    let decided = decide(cluster, options, reporter, true).await?;
+    let (mut report, plan) = planned(cluster, &decided, false).await;
+    let client = &cluster.api.client;
+    if !plan.has_work() {
+        info(
+            reporter.as_ref(),
+            "cluster",
+            "plan",
+            format!("nothing to do: every node runs {}", plan.target),
+        );
+        report.smoke = Some(gate::smoke(client, plan.target, Duration::ZERO).await?);
+        return Ok(report);
+    }
+    info(
+        reporter.as_ref(),
+        "cluster",
+        "plan",
+        report.plan_text.clone(),
+    );
+    let binaries = match decided.binaries {
+        Some(b) => b,
+        None => download(&cluster.spec, &decided.target, &arch_set(&decided.archs)).await?,
+    };
+    if options.skip_initial_gate {
+        info(
+            reporter.as_ref(),
+            "cluster",
+            "health-gate",
+            "initial health gate skipped (--skip-initial-gate)",
+        );
+    } else {
+        let problems = gate::health_problems(client).await?;
+        if !problems.is_empty() {
+            return Err(UpgradeError::InitialGate(problems));
+        }
+        info(
+            reporter.as_ref(),
+            "cluster",
+            "health-gate",
+            "all nodes Ready, kube-system pods Running",
+        );
+    }
+    let rollout = new_rollout(cluster, reporter, plan.target, binaries, decided.archs);
+    if let Err(failure) = stage_all(&rollout, &plan).await {
+        report.failures.push(failure);
+        return Ok(report);
+    }
+    let result = run_rollout(&rollout, &plan).await;
+    report.nodes = result.records;
+    report.failures = result.failures;
+    if report.failures.is_empty() {
+        report.smoke = Some(gate::smoke(client, plan.target, Duration::from_secs(60)).await?);
+    }
+    Ok(report)
+}

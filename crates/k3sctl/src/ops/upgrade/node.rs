@@ -1,0 +1,358 @@
+//! One node's upgrade: cordon (marked as k3sctl's), drain, deliver the binary (skipped when the
+//! host has it), restart, wait Ready at the new version (servers: and /readyz), uncordon only
+//! what k3sctl cordoned.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::context::{NodeOutcome, NodeRecord, Rollout, Stopwatch};
+use super::error::NodeFailure;
+use super::recover::MARKER_PATH;
+use super::service::{journal, restart};
+use super::stage::swap_in;
+use crate::host::{ExecRequest, Transport};
+use crate::k3s::config::NodeRole;
+use crate::k3s::unit::{BINARY_PATH, unit_name};
+use crate::kube::{
+    CORDONED_FOR, CordonOutcome, DrainOptions, DrainRules, KubeError, Poll, UncordonOutcome,
+    cordon, drain_node, readyz, status_code, uncordon_if_ours, wait_node_ready,
+};
+use crate::plan::upgrade::{NodeAction, NodeKind, PlannedNode};
+use crate::run::EventKind;
+
+const API_POLL: Duration = Duration::from_millis(250);
+
+/// The value of k3sctl's cordon annotation for an upgrade to `target`.
+pub fn cordon_reason(target: &crate::k3s::version::K3sVersion) -> String {
+    format!("upgrade to {target}")
+}
+
+fn unit_for(kind: NodeKind) -> &'static str {
+    unit_name(match kind {
+        NodeKind::Server => NodeRole::Server,
+        NodeKind::Agent => NodeRole::Agent,
+    })
+}
+
+struct NodeRun<'r, 'a> {
+    rollout: &'r Rollout<'a>,
+    node: &'r PlannedNode,
+    transport: std::sync::Arc<dyn Transport>,
+    watch: Stopwatch,
+    notes: Vec<String>,
+}
+
+impl NodeRun<'_, '_> {
+    fn fail(&self, step: &str, error: String, journal: Option<String>) -> NodeFailure {
+        self.rollout
+            .say(&self.node.name, step, EventKind::Failed, error.clone());
+        NodeFailure {
+            node: self.node.name.clone(),
+            step: step.to_string(),
+            error,
+            journal,
+        }
+    }
+
+    async fn fail_with_journal(&self, step: &str, error: String) -> NodeFailure {
+        let text = journal(self.transport.as_ref(), unit_for(self.node.kind)).await;
+        self.fail(step, error, Some(text))
+    }
+
+    fn done(&self, step: &str, message: String, since: Instant) {
+        self.rollout.reporter.report(
+            crate::run::Event::new(&self.node.name, step, EventKind::Done, message)
+                .took(since.elapsed()),
+        );
+    }
+
+    async fn cordon(&mut self) -> Result<(), NodeFailure> {
+        let t = Instant::now();
+        let client = &self.rollout.cluster.api.client;
+        let reason = cordon_reason(&self.node.to);
+        let outcome = retry_conflicts(|| cordon(client, &self.node.name, &reason))
+            .await
+            .map_err(|e| self.fail("cordon", e.to_string(), None))?;
+        let message = match outcome {
+            CordonOutcome::Cordoned => format!("cordoned ({CORDONED_FOR} set)"),
+            CordonOutcome::AlreadyOurs => "already cordoned by an earlier k3sctl run".to_string(),
+            CordonOutcome::CordonedByOthers => {
+                self.notes
+                    .push("stays cordoned: it was cordoned before the upgrade".into());
+                "was already cordoned by someone else: it stays cordoned afterwards".to_string()
+            }
+        };
+        self.done("cordon", message, t);
+        Ok(())
+    }
+
+    async fn drain(&mut self) -> Result<(), NodeFailure> {
+        let t = Instant::now();
+        let policy = &self.rollout.policy;
+        let options = DrainOptions {
+            rules: DrainRules {
+                delete_emptydir_data: policy.delete_empty_dir_data,
+                force: policy.force,
+            },
+            disable_eviction: policy.disable_eviction,
+            timeout: policy.drain_timeout.to_std(),
+            interval: Duration::from_millis(500),
+            grace_period_seconds: None,
+        };
+        if policy.disable_eviction {
+            self.rollout.say(
+                &self.node.name,
+                "drain",
+                EventKind::Info,
+                "disableEviction: deleting pods instead of evicting them, which bypasses \
+                 PodDisruptionBudgets",
+            );
+        }
+        let result = drain_node(&self.rollout.cluster.api.client, &self.node.name, &options).await;
+        self.watch.waited(t.elapsed());
+        let report = result.map_err(|e| self.fail("drain", e.to_string(), None))?;
+        self.done(
+            "drain",
+            format!(
+                "drained: {} pod(s) {}, {} left in place",
+                report.plan.evict.len(),
+                if report.bypassed_pdbs {
+                    "deleted"
+                } else {
+                    "evicted"
+                },
+                report.plan.skip.len()
+            ),
+            t,
+        );
+        Ok(())
+    }
+
+    fn local_binary(&self) -> Result<(PathBuf, String), NodeFailure> {
+        let arch = self.rollout.archs.get(&self.node.name).copied();
+        arch.and_then(|a| {
+            self.rollout
+                .binaries
+                .by_arch
+                .get(&a)
+                .map(|(p, s)| (p.clone(), s.clone()))
+        })
+        .ok_or_else(|| {
+            self.fail(
+                "deliver",
+                "no binary for this host's architecture".into(),
+                None,
+            )
+        })
+    }
+
+    async fn deliver(&mut self) -> Result<(), NodeFailure> {
+        let t = Instant::now();
+        let (path, sha) = self.local_binary()?;
+        if self.is_first_server() {
+            // Remembered on the host: if K3s does not come back, the API is gone too, and the
+            // next run finds here that this server was mid-upgrade.
+            let marker = format!("from={} to={}\n", self.node.from, self.node.to);
+            self.transport
+                .write_file(Path::new(MARKER_PATH), marker.as_bytes(), 0o644)
+                .await
+                .map_err(|e| self.fail("deliver", e.to_string(), None))?;
+        }
+        let what = swap_in(self.transport.as_ref(), &path, &sha)
+            .await
+            .map_err(|e| self.fail("deliver", e, None))?;
+        self.done("deliver", format!("{BINARY_PATH} {what}"), t);
+        Ok(())
+    }
+
+    fn is_first_server(&self) -> bool {
+        self.node.name == self.rollout.cluster.first_server
+    }
+
+    async fn clear_marker(&self) -> Result<(), NodeFailure> {
+        if !self.is_first_server() {
+            return Ok(());
+        }
+        let req = ExecRequest::new(format!("rm -f {MARKER_PATH}"))
+            .sudo(true)
+            .describe("removing the upgrade marker");
+        self.transport
+            .exec_checked(req)
+            .await
+            .map(|_| ())
+            .map_err(|e| self.fail("wait-ready", e.to_string(), None))
+    }
+
+    async fn restart(&mut self) -> Result<(), NodeFailure> {
+        let t = Instant::now();
+        let unit = unit_for(self.node.kind);
+        let result = restart(
+            self.transport.as_ref(),
+            unit,
+            self.rollout.policy.node_ready_timeout.to_std(),
+        )
+        .await;
+        self.watch.waited(t.elapsed());
+        if let Err(e) = result {
+            return Err(self
+                .fail_with_journal("restart", format!("{unit} did not start: {e}"))
+                .await);
+        }
+        self.done("restart", format!("{unit} restarted"), t);
+        Ok(())
+    }
+
+    async fn wait_ready(&mut self) -> Result<(), NodeFailure> {
+        let t = Instant::now();
+        let client = &self.rollout.cluster.api.client;
+        let timeout = self.rollout.policy.node_ready_timeout.to_std();
+        let version = self.node.to.to_string();
+        let result = wait_node_ready(
+            client,
+            &self.node.name,
+            Some(&version),
+            Poll::new(API_POLL, timeout),
+        )
+        .await;
+        if let Err(e) = result {
+            self.watch.waited(t.elapsed());
+            return Err(self.fail_with_journal("wait-ready", e.to_string()).await);
+        }
+        if self.node.kind == NodeKind::Server {
+            loop {
+                if matches!(readyz(client).await, Ok(true)) {
+                    break;
+                }
+                if t.elapsed() >= timeout {
+                    self.watch.waited(t.elapsed());
+                    return Err(self
+                        .fail_with_journal(
+                            "wait-ready",
+                            format!("/readyz did not answer ok within {}s", timeout.as_secs()),
+                        )
+                        .await);
+                }
+                tokio::time::sleep(API_POLL).await;
+            }
+        }
+        self.watch.waited(t.elapsed());
+        let what = if self.node.kind == NodeKind::Server {
+            format!("Ready with kubelet {version}, /readyz ok")
+        } else {
+            format!("Ready with kubelet {version}")
+        };
+        self.done("wait-ready", what, t);
+        Ok(())
+    }
+
+    async fn uncordon(&mut self) -> Result<(), NodeFailure> {
+        let t = Instant::now();
+        let client = &self.rollout.cluster.api.client;
+        let outcome = retry_conflicts(|| uncordon_if_ours(client, &self.node.name))
+            .await
+            .map_err(|e| self.fail("uncordon", e.to_string(), None))?;
+        let message = match outcome {
+            UncordonOutcome::Uncordoned => "uncordoned".to_string(),
+            UncordonOutcome::LeftCordoned => "left cordoned: k3sctl did not cordon it".to_string(),
+            UncordonOutcome::NotCordoned => "was not cordoned".to_string(),
+        };
+        self.done("uncordon", message, t);
+        Ok(())
+    }
+}
+
+/// Runs one node's part of the rollout (the batch's health gate is the caller's).
+pub async fn run_node(
+    rollout: &Rollout<'_>,
+    node: &PlannedNode,
+) -> Result<NodeRecord, (NodeFailure, NodeRecord)> {
+    let transport = match rollout.cluster.transport(&node.name) {
+        Ok(t) => t,
+        Err(e) => {
+            let failure = NodeFailure {
+                node: node.name.clone(),
+                step: "connect".into(),
+                error: e.to_string(),
+                journal: None,
+            };
+            let record = Stopwatch::start().record(&node.name, NodeOutcome::Failed, vec![]);
+            return Err((failure, record));
+        }
+    };
+    let mut run = NodeRun {
+        rollout,
+        node,
+        transport,
+        watch: Stopwatch::start(),
+        notes: Vec::new(),
+    };
+    let outcome = match &node.action {
+        NodeAction::Skip => return Ok(run.watch.record(&node.name, NodeOutcome::Skipped, vec![])),
+        NodeAction::Finish => {
+            rollout.say(
+                &node.name,
+                "finish",
+                EventKind::Start,
+                format!(
+                    "already at {}, cordoned by an interrupted run: finishing",
+                    node.to
+                ),
+            );
+            NodeOutcome::Finished
+        }
+        NodeAction::Upgrade { .. } => {
+            rollout.say(
+                &node.name,
+                "upgrade",
+                EventKind::Start,
+                format!("{} → {}", node.from, node.to),
+            );
+            NodeOutcome::Upgraded
+        }
+    };
+    let result = steps(&mut run).await;
+    match result {
+        Ok(()) => Ok(run.watch.record(&node.name, outcome, run.notes.clone())),
+        Err(failure) => {
+            let record = run
+                .watch
+                .record(&node.name, NodeOutcome::Failed, run.notes.clone());
+            Err((failure, record))
+        }
+    }
+}
+
+async fn steps(run: &mut NodeRun<'_, '_>) -> Result<(), NodeFailure> {
+    if let NodeAction::Upgrade { drain, .. } = run.node.action {
+        run.cordon().await?;
+        if drain {
+            run.drain().await?;
+        }
+        run.deliver().await?;
+        run.restart().await?;
+    }
+    run.wait_ready().await?;
+    run.clear_marker().await?;
+    run.uncordon().await
+}
+
+/// Runs a conflict-checked Node patch again when the Node changed in between (409: the
+/// kubelet's heartbeat updates it every few seconds).
+async fn retry_conflicts<T, F, Fut>(mut call: F) -> Result<T, KubeError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, KubeError>>,
+{
+    let mut attempts = 0;
+    loop {
+        match call().await {
+            Err(KubeError::Api { source, .. })
+                if status_code(&source) == Some(409) && attempts < 10 =>
+            {
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            other => return other,
+        }
+    }
+}

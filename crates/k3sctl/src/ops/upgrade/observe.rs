@@ -1,0 +1,146 @@
+//! Opening the cluster for an upgrade: the spec, a transport per host, the API through an SSH
+//! tunnel to the first server, each host's architecture, and the nodes' state.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use futures_util::future::join_all;
+
+use super::error::UpgradeError;
+use crate::host::{ExecRequest, Transport};
+use crate::k3s::release::Arch;
+use crate::k3s::version::K3sVersion;
+use crate::kube::{ApiConnection, CORDONED_FOR, NodeInfo, connect_through, list_nodes};
+use crate::ops::OpsError;
+use crate::ops::connect::{ConnectOptions, connect_all};
+use crate::ops::export::read_admin_kubeconfig;
+use crate::ops::prepare::load_spec;
+use crate::plan::upgrade::{NodeKind, NodeState};
+use crate::spec::{LoadedSpec, ResolvedHost, Role};
+
+/// The API server port K3s listens on (reached on the first server's loopback).
+const API_PORT: u16 = 6443;
+
+/// Everything the upgrade works with.
+pub struct Cluster {
+    /// The spec.
+    pub spec: LoadedSpec,
+    /// The hosts, in spec order.
+    pub hosts: Vec<ResolvedHost>,
+    /// Transports by host name.
+    pub transports: BTreeMap<String, Arc<dyn Transport>>,
+    /// The first server's name.
+    pub first_server: String,
+    /// The API client and its tunnel.
+    pub api: ApiConnection,
+}
+
+impl Cluster {
+    /// The transport of `host`.
+    pub fn transport(&self, host: &str) -> Result<Arc<dyn Transport>, UpgradeError> {
+        self.transports
+            .get(host)
+            .cloned()
+            .ok_or_else(|| UpgradeError::Cluster(format!("{host}: no connection")))
+    }
+}
+
+/// Loads the spec, connects to every host and to the API.
+pub async fn open(
+    path: &std::path::Path,
+    connect: ConnectOptions,
+) -> Result<Cluster, UpgradeError> {
+    let spec = load_spec(path)?;
+    let hosts = spec.hosts();
+    let first_server = spec
+        .cluster
+        .first_server()
+        .map(|h| h.name.clone())
+        .ok_or_else(|| UpgradeError::Cluster("spec.hosts has no server".into()))?;
+    let (transports, errors) = connect_all(&hosts, connect).await;
+    if !errors.is_empty() {
+        return Err(OpsError::Unreachable(errors).into());
+    }
+    let server = transports
+        .get(&first_server)
+        .cloned()
+        .ok_or_else(|| UpgradeError::Cluster(format!("{first_server}: no connection")))?;
+    let admin = read_admin_kubeconfig(server.as_ref()).await?;
+    let api = connect_through(server.as_ref(), admin.expose(), API_PORT).await?;
+    Ok(Cluster {
+        spec,
+        hosts,
+        transports,
+        first_server,
+        api,
+    })
+}
+
+/// Each host's CPU architecture (`uname -m`, all hosts at once).
+pub async fn host_archs(cluster: &Cluster) -> Result<BTreeMap<String, Arch>, UpgradeError> {
+    let answers = join_all(cluster.hosts.iter().map(|h| async move {
+        let transport = cluster.transport(&h.name)?;
+        let out = transport
+            .exec_checked(ExecRequest::new("uname -m").describe("reading the architecture"))
+            .await
+            .map_err(OpsError::from)?;
+        let arch = Arch::from_uname(&out.stdout_text())
+            .map_err(|e| UpgradeError::Cluster(format!("{}: {e}", h.name)))?;
+        Ok::<_, UpgradeError>((h.name.clone(), arch))
+    }))
+    .await;
+    answers.into_iter().collect()
+}
+
+/// The set of architectures.
+pub fn arch_set(archs: &BTreeMap<String, Arch>) -> BTreeSet<Arch> {
+    archs.values().copied().collect()
+}
+
+/// Pure: the upgrade's view of each spec host's Node. A host without a Node object, or with a
+/// kubelet version that is not a K3s version, is an error naming it.
+pub fn node_states(
+    hosts: &[ResolvedHost],
+    nodes: &[NodeInfo],
+) -> Result<Vec<NodeState>, UpgradeError> {
+    let mut states = Vec::new();
+    let mut missing = Vec::new();
+    for host in hosts {
+        let Some(node) = nodes.iter().find(|n| n.name == host.name) else {
+            missing.push(host.name.clone());
+            continue;
+        };
+        let running: K3sVersion = node.kubelet_version.parse().map_err(|e| {
+            UpgradeError::Cluster(format!(
+                "node {}: kubelet version `{}` is not a K3s version: {e}",
+                node.name, node.kubelet_version
+            ))
+        })?;
+        states.push(NodeState {
+            name: host.name.clone(),
+            kind: match host.role {
+                Role::Server => NodeKind::Server,
+                Role::Agent => NodeKind::Agent,
+            },
+            group: host.group.clone(),
+            running,
+            ready: node.ready,
+            unschedulable: node.unschedulable,
+            cordoned_by_k3sctl: node.annotations.contains_key(CORDONED_FOR),
+        });
+    }
+    if !missing.is_empty() {
+        return Err(UpgradeError::Cluster(format!(
+            "host(s) {} of the spec have no Node in the cluster\n  hint: run `k3sctl apply` \
+             first; upgrade only changes nodes that are part of the cluster",
+            missing.join(", ")
+        )));
+    }
+    Ok(states)
+}
+
+/// Reads the nodes from the API and maps them to the spec's hosts.
+pub async fn observe_nodes(cluster: &Cluster) -> Result<Vec<NodeState>, UpgradeError> {
+    let nodes = list_nodes(&cluster.api.client).await?;
+    node_states(&cluster.hosts, &nodes)
+}

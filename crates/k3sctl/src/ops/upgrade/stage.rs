@@ -1,0 +1,184 @@
+//! Staging the new binary ahead of the rollout: every node to upgrade receives it next to
+//! /usr/local/bin/k3s (hosts in parallel, a few at a time, sha256 verified there), so a node's
+//! own turn only swaps it in with one rename. Uploading is the biggest part of k3sctl's own
+//! time per node; staging takes it out of the window in which the node is cordoned.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use tokio::sync::Semaphore;
+
+use super::context::Rollout;
+use super::error::NodeFailure;
+use crate::host::{ExecRequest, Transport, UploadRequest, UploadSource, shell};
+use crate::k3s::unit::BINARY_PATH;
+use crate::plan::upgrade::{NodeAction, UpgradePlan};
+use crate::run::{Event, EventKind};
+
+/// Where the new binary waits on a host (same directory as the binary: the swap is a rename).
+pub const STAGED_PATH: &str = "/usr/local/bin/.k3s-k3sctl-staged";
+/// Hosts receiving the binary at once.
+const CONCURRENT_UPLOADS: usize = 4;
+
+/// The shell script that swaps the staged binary in: only when its sha256 is the expected one.
+/// Prints `swapped`, `present` (already the binary) or `missing`.
+pub fn swap_script(sha256: &str) -> String {
+    let staged = shell::quote(STAGED_PATH);
+    let binary = shell::quote(BINARY_PATH);
+    format!(
+        "sum() {{ sha256sum \"$1\" 2>/dev/null | cut -d' ' -f1; }}\n\
+         if [ -f {staged} ] && [ \"$(sum {staged})\" = {sha} ]; then mv -f {staged} {binary} && \
+         echo swapped; elif [ \"$(sum {binary})\" = {sha} ]; then rm -f {staged}; echo present; \
+         else echo missing; fi\n",
+        sha = shell::quote(sha256)
+    )
+}
+
+async fn stage_one(
+    transport: Arc<dyn Transport>,
+    local: &Path,
+    sha256: &str,
+) -> Result<bool, String> {
+    for path in [BINARY_PATH, STAGED_PATH] {
+        let have = transport
+            .file_sha256(Path::new(path))
+            .await
+            .map_err(|e| e.to_string())?;
+        if have.as_deref() == Some(sha256) {
+            return Ok(false);
+        }
+    }
+    transport
+        .upload(UploadRequest {
+            source: UploadSource::File(local.to_path_buf()),
+            remote: STAGED_PATH.into(),
+            mode: 0o755,
+            sha256: sha256.to_string(),
+            timeout: Some(Duration::from_secs(600)),
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(true)
+}
+
+/// Stages the binary on every node the plan upgrades. A failure names the host; nothing has
+/// been cordoned or restarted yet.
+pub async fn stage_all(rollout: &Rollout<'_>, plan: &UpgradePlan) -> Result<(), NodeFailure> {
+    let started = Instant::now();
+    let limit = Semaphore::new(CONCURRENT_UPLOADS);
+    let nodes: Vec<_> = plan
+        .nodes()
+        .filter(|n| matches!(n.action, NodeAction::Upgrade { .. }))
+        .collect();
+    let results = join_all(nodes.iter().map(|node| {
+        let limit = &limit;
+        async move {
+            let _permit = limit.acquire().await;
+            let fail = |error: String| NodeFailure {
+                node: node.name.clone(),
+                step: "stage-binary".into(),
+                error,
+                journal: None,
+            };
+            let transport = rollout
+                .cluster
+                .transport(&node.name)
+                .map_err(|e| fail(e.to_string()))?;
+            let (local, sha) = rollout
+                .archs
+                .get(&node.name)
+                .and_then(|a| rollout.binaries.by_arch.get(a))
+                .ok_or_else(|| fail("no binary for this host's architecture".into()))?;
+            stage_one(transport, local, sha).await.map_err(fail)
+        }
+    }))
+    .await;
+    let mut uploaded = 0;
+    for result in results {
+        if result? {
+            uploaded += 1;
+        }
+    }
+    rollout.reporter.report(
+        Event::new(
+            "cluster",
+            "stage-binary",
+            EventKind::Done,
+            format!(
+                "new binary staged on {uploaded} host(s) ({} already had it)",
+                nodes.len() - uploaded
+            ),
+        )
+        .took(started.elapsed()),
+    );
+    Ok(())
+}
+
+/// Puts the staged binary in place on one host; uploads it directly when it is not staged.
+pub async fn swap_in(
+    transport: &dyn Transport,
+    local: &Path,
+    sha256: &str,
+) -> Result<&'static str, String> {
+    let out = transport
+        .exec_checked(
+            ExecRequest::new(swap_script(sha256))
+                .sudo(true)
+                .describe("putting the new k3s binary in place"),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    match out.stdout_text().trim() {
+        "present" => Ok("already has the new binary"),
+        "swapped" => Ok("replaced with the staged binary (sha256 verified)"),
+        _ => {
+            transport
+                .upload(UploadRequest {
+                    source: UploadSource::File(local.to_path_buf()),
+                    remote: BINARY_PATH.into(),
+                    mode: 0o755,
+                    sha256: sha256.to_string(),
+                    timeout: Some(Duration::from_secs(600)),
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok("replaced (uploaded now, sha256 verified)")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_swap_only_uses_a_staged_file_with_the_right_hash() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let binary = dir.path().join("k3s");
+        let staged = dir.path().join("staged");
+        let script = swap_script(&"a".repeat(64))
+            .replace(BINARY_PATH, &binary.display().to_string())
+            .replace(STAGED_PATH, &staged.display().to_string());
+        let run = |script: &str| {
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(script)
+                .output()
+                .expect("sh");
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        };
+        std::fs::write(&binary, b"old").expect("write");
+        std::fs::write(&staged, b"wrong").expect("write");
+        assert_eq!(run(&script), "missing");
+        assert_eq!(std::fs::read(&binary).expect("read"), b"old");
+        let sha = crate::host::hash::sha256_hex(b"new");
+        let script = script.replace(&"a".repeat(64), &sha);
+        std::fs::write(&staged, b"new").expect("write");
+        assert_eq!(run(&script), "swapped");
+        assert_eq!(std::fs::read(&binary).expect("read"), b"new");
+        assert!(!staged.exists());
+        assert_eq!(run(&script), "present");
+    }
+}
