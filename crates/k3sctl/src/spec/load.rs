@@ -6,9 +6,12 @@ use serde_saphyr::Error as YamlError;
 
 use super::error::{SpecError, SpecErrors};
 use super::model::Cluster;
+use super::path::SpecPath;
+use super::schema::json_schema;
 use super::spans::{Position, SpanTree};
-use super::sweep::malformed_scalars;
-use super::validate::{Issue, ValidationContext, validate};
+use super::structure;
+use super::suggest::suggest;
+use super::validate::{Issue, ValidationContext, validate, validate_reliable};
 
 /// A spec that parsed and passed validation, with what is needed to resolve its relative paths.
 #[derive(Debug)]
@@ -53,47 +56,97 @@ pub fn load_file(path: &Path) -> Result<LoadedSpec, SpecErrors> {
     })
 }
 
-/// Parses and validates spec text; `file` names it in errors.
+/// Parses and validates spec text; `file` names it in errors. Every problem is reported: when
+/// the spec has structural errors, the semantic rules still run on its well-formed parts.
 pub fn load_str(
     text: &str,
     file: &str,
     context: &ValidationContext,
 ) -> Result<Cluster, SpecErrors> {
-    let cluster = parse_str(text, file)?;
-    let tree = SpanTree::parse(text).unwrap_or_default();
-    let issues = validate(&cluster, context);
-    match SpecErrors::from_vec(
-        issues
-            .iter()
-            .map(|issue| locate(issue, &tree, text, file))
-            .collect(),
-    ) {
-        Some(errors) => Err(errors),
-        None => Ok(cluster),
+    let tree = SpanTree::parse(text);
+    match read(text, file, tree.as_ref()) {
+        Ok(cluster) => {
+            let issues = validate(&cluster, context);
+            let tree = tree.unwrap_or_default();
+            let errors = issues.iter().map(|issue| locate(issue, &tree, text, file));
+            match SpecErrors::from_vec(errors.collect()) {
+                Some(errors) => Err(errors),
+                None => Ok(cluster),
+            }
+        }
+        Err(failure) => {
+            let mut errors = failure.errors;
+            if let (Some(partial), Some(tree)) = (failure.partial, &tree) {
+                let (cluster, unreliable) = *partial;
+                let issues = validate_reliable(&cluster, context, &unreliable);
+                errors.extend(issues.iter().map(|issue| locate(issue, tree, text, file)));
+            }
+            Err(SpecErrors::from_vec(errors).unwrap_or_else(|| {
+                SpecErrors::single(SpecError::whole_file(file, "the spec could not be read"))
+            }))
+        }
     }
 }
 
 /// Parses spec text into the model without semantic validation (syntax, types, unknown and
-/// duplicate keys only).
+/// duplicate keys only), reporting every such problem.
 pub fn parse_str(text: &str, file: &str) -> Result<Cluster, SpecErrors> {
+    read(text, file, SpanTree::parse(text).as_ref()).map_err(|failure| {
+        SpecErrors::from_vec(failure.errors).unwrap_or_else(|| {
+            SpecErrors::single(SpecError::whole_file(file, "the spec could not be read"))
+        })
+    })
+}
+
+/// Why the typed read failed: every structural error, and, when the rest is sound enough, the
+/// cluster rebuilt from its well-formed parts with the paths that are not as written.
+struct Failure {
+    errors: Vec<SpecError>,
+    partial: Option<Box<(Cluster, Vec<SpecPath>)>>,
+}
+
+/// The typed read; on failure, the structural pass over `tree` finds all the other problems.
+fn read(text: &str, file: &str, tree: Option<&SpanTree>) -> Result<Cluster, Failure> {
     let options = serde_saphyr::options! {
         with_snippet: false,
         strict_booleans: true,
     };
-    serde_saphyr::from_str_with_options::<Cluster>(text, options).map_err(|error| {
-        let first = yaml_error(&error, text, file);
-        // The typed read stops at the first problem; when the YAML itself is well formed, also
-        // report the other malformed values so one run shows them all.
-        let mut errors = vec![first.clone()];
-        if let Some(tree) = SpanTree::parse(text) {
-            for (position, message) in malformed_scalars(&tree) {
-                if (position.line, position.column) != (first.line, first.column) {
-                    errors.push(SpecError::at(file, text, position, message));
-                }
-            }
-        }
-        SpecErrors::from_vec(errors).unwrap_or_else(|| SpecErrors::single(first))
-    })
+    let error = match serde_saphyr::from_str_with_options::<Cluster>(text, options) {
+        Ok(cluster) => return Ok(cluster),
+        Err(error) => yaml_error(&error, text, file),
+    };
+    let Some(tree) = tree else {
+        // Not well-formed YAML (or a duplicate key): the parser's error is all there is.
+        return Err(Failure {
+            errors: vec![error],
+            partial: None,
+        });
+    };
+    let outcome = structure::check(tree, &json_schema());
+    let mut errors: Vec<SpecError> = outcome
+        .findings
+        .iter()
+        .map(|finding| {
+            SpecError::at(file, text, finding.position, finding.message.clone())
+                .with_hint(finding.hint.clone())
+                .with_path(Some(finding.path.to_string()))
+        })
+        .collect();
+    // The structural pass explains the typed read's error when it reports the same spot; if it
+    // does not, keep that error and do not trust the rebuilt document for semantic rules.
+    let explained = errors
+        .iter()
+        .any(|found| (found.line, found.column) == (error.line, error.column));
+    let partial = if explained {
+        outcome
+            .repaired
+            .and_then(|value| serde_json::from_value::<Cluster>(value).ok())
+            .map(|cluster| Box::new((cluster, outcome.tainted)))
+    } else {
+        errors.push(error);
+        None
+    };
+    Err(Failure { errors, partial })
 }
 
 fn locate(issue: &Issue, tree: &SpanTree, text: &str, file: &str) -> SpecError {
@@ -168,38 +221,4 @@ fn friendlier(message: String) -> String {
         _ => return message,
     };
     rewritten.to_owned()
-}
-
-/// "did you mean `x`?" for the closest candidate, followed by the valid choices.
-fn suggest(given: &str, expected: &[&str]) -> String {
-    let closest = expected
-        .iter()
-        .map(|candidate| {
-            (
-                strsim::jaro_winkler(&given.to_lowercase(), &candidate.to_lowercase()),
-                candidate,
-            )
-        })
-        .filter(|(score, _)| *score >= 0.75)
-        .max_by(|a, b| a.0.total_cmp(&b.0));
-    let choices = expected
-        .iter()
-        .map(|candidate| format!("`{candidate}`"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    match closest {
-        Some((_, candidate)) => format!("did you mean `{candidate}`? valid here: {choices}"),
-        None => format!("valid here: {choices}"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn suggests_the_nearest_key() {
-        assert!(suggest("tlsSan", &["tlsSans", "disable"]).starts_with("did you mean `tlsSans`?"));
-        assert!(suggest("zzz", &["tlsSans", "disable"]).starts_with("valid here:"));
-    }
 }

@@ -36,22 +36,42 @@ pub struct SpanTree {
     root: Option<Spanned<Node>>,
 }
 
+/// One YAML node of the tree.
 #[derive(Debug)]
-enum Node {
+pub(super) enum Node {
+    /// A mapping, entries in file order.
     Map(Vec<Entry>),
+    /// A sequence.
     Seq(Vec<Spanned<Node>>),
-    /// A scalar, with its text when it is a string or number.
-    Scalar(Option<String>),
+    /// A scalar, with its text (absent for null) and what YAML resolved it to.
+    Scalar(Option<String>, ScalarKind),
 }
 
-#[derive(Debug)]
-struct Entry {
-    key: Spanned<KeyText>,
-    value: Spanned<Node>,
+/// What a plain or quoted YAML scalar resolved to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ScalarKind {
+    /// `~`, `null` or nothing.
+    Null,
+    /// `true` or `false`.
+    Bool,
+    /// A whole number.
+    Integer,
+    /// A number with a fraction or exponent.
+    Float,
+    /// Any other text.
+    Text,
 }
 
+/// One `key: value` entry of a mapping.
 #[derive(Debug)]
-struct KeyText(String);
+pub(super) struct Entry {
+    pub(super) key: Spanned<KeyText>,
+    pub(super) value: Spanned<Node>,
+}
+
+/// A mapping key as text.
+#[derive(Debug)]
+pub(super) struct KeyText(pub(super) String);
 
 /// Whether to point at a mapping entry's key or at its value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,10 +85,15 @@ pub enum Target {
 impl SpanTree {
     /// Reads `text` into a tree; `None` if it is not a single well-formed YAML document.
     pub fn parse(text: &str) -> Option<Self> {
-        let options = serde_saphyr::options! { with_snippet: false };
+        let options = serde_saphyr::options! { with_snippet: false, strict_booleans: true };
         serde_saphyr::from_str_with_options::<Spanned<Node>>(text, options)
             .ok()
             .map(|root| Self { root: Some(root) })
+    }
+
+    /// The root node, if the document has one.
+    pub(super) fn root(&self) -> Option<&Spanned<Node>> {
+        self.root.as_ref()
     }
 
     /// The location of `path`, or of its deepest existing ancestor when the path does not exist
@@ -131,7 +156,7 @@ fn collect_scalars(
     found: &mut Vec<(SpecPath, String, Position)>,
 ) {
     let Some((step, rest)) = steps.split_first() else {
-        if let Node::Scalar(Some(text)) = &node.value {
+        if let Node::Scalar(Some(text), _) = &node.value {
             let position = Position::from_location(&node.referenced).unwrap_or(Position::START);
             found.push((path, text.clone(), position));
         }
@@ -161,9 +186,9 @@ impl<'de> Deserialize<'de> for Node {
 struct NodeVisitor;
 
 macro_rules! scalar_visits {
-    ($($method:ident: $ty:ty),*) => {
+    ($($method:ident: $ty:ty => $kind:ident),*) => {
         $(fn $method<E: de::Error>(self, value: $ty) -> Result<Self::Value, E> {
-            Ok(Node::Scalar(Some(value.to_string())))
+            Ok(Node::Scalar(Some(value.to_string()), ScalarKind::$kind))
         })*
     };
 }
@@ -175,19 +200,20 @@ impl<'de> Visitor<'de> for NodeVisitor {
         f.write_str("any YAML node")
     }
 
-    scalar_visits!(visit_bool: bool, visit_i64: i64, visit_u64: u64, visit_i128: i128,
-        visit_u128: u128, visit_f64: f64, visit_str: &str);
+    scalar_visits!(visit_bool: bool => Bool, visit_i64: i64 => Integer, visit_u64: u64 => Integer,
+        visit_i128: i128 => Integer, visit_u128: u128 => Integer, visit_f64: f64 => Float,
+        visit_str: &str => Text);
 
     fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<Node, E> {
-        Ok(Node::Scalar(None))
+        Ok(Node::Scalar(None, ScalarKind::Text))
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<Node, E> {
-        Ok(Node::Scalar(None))
+        Ok(Node::Scalar(None, ScalarKind::Null))
     }
 
     fn visit_none<E: de::Error>(self) -> Result<Node, E> {
-        Ok(Node::Scalar(None))
+        Ok(Node::Scalar(None, ScalarKind::Null))
     }
 
     fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Node, D::Error> {

@@ -8,19 +8,28 @@ use crate::spec::model::{Cluster, Host, Role};
 use crate::spec::taint::{check_label_key, check_label_value, is_dns_subdomain};
 use crate::spec_path;
 
-pub(super) fn check(cluster: &Cluster, issues: &mut Vec<Issue>) {
-    let hosts = &cluster.spec.hosts;
-    check_roles(hosts, issues);
-    check_unique_names_and_addresses(hosts, issues);
-    for (i, host) in hosts.iter().enumerate() {
+/// Each agent's group, per host.
+pub(super) fn check_groups(cluster: &Cluster, issues: &mut Vec<Issue>) {
+    for (i, host) in cluster.spec.hosts.iter().enumerate() {
         check_group(i, host, issues);
-        check_labels(i, host, issues);
-        check_transport(cluster, i, host, issues);
     }
-    check_proxmox_hosts(cluster, issues);
 }
 
-fn check_roles(hosts: &[Host], issues: &mut Vec<Issue>) {
+/// Label keys and values, per host.
+pub(super) fn check_all_labels(cluster: &Cluster, issues: &mut Vec<Issue>) {
+    for (i, host) in cluster.spec.hosts.iter().enumerate() {
+        check_labels(i, host, issues);
+    }
+}
+
+/// How each host is reached.
+pub(super) fn check_transports(cluster: &Cluster, issues: &mut Vec<Issue>) {
+    for (i, host) in cluster.spec.hosts.iter().enumerate() {
+        check_transport(cluster, i, host, issues);
+    }
+}
+
+pub(super) fn check_roles(hosts: &[Host], issues: &mut Vec<Issue>) {
     let servers = hosts
         .iter()
         .filter(|host| host.role == Role::Server)
@@ -46,7 +55,7 @@ pub(super) fn is_address(text: &str) -> bool {
     text.parse::<IpAddr>().is_ok() || is_dns_subdomain(&text.to_ascii_lowercase())
 }
 
-fn check_unique_names_and_addresses(hosts: &[Host], issues: &mut Vec<Issue>) {
+pub(super) fn check_unique_names_and_addresses(hosts: &[Host], issues: &mut Vec<Issue>) {
     let mut names: HashMap<&str, usize> = HashMap::new();
     let mut addresses: HashMap<&str, usize> = HashMap::new();
     for (i, host) in hosts.iter().enumerate() {
@@ -195,7 +204,7 @@ fn check_transport(cluster: &Cluster, i: usize, host: &Host, issues: &mut Vec<Is
     }
 }
 
-fn check_proxmox_hosts(cluster: &Cluster, issues: &mut Vec<Issue>) {
+pub(super) fn check_proxmox_hosts(cluster: &Cluster, issues: &mut Vec<Issue>) {
     let mut names: HashMap<&str, usize> = HashMap::new();
     for (i, proxmox) in cluster.spec.proxmox_hosts.iter().enumerate() {
         if proxmox.name.is_empty() {

@@ -6,13 +6,14 @@ mod hosts;
 mod k3s;
 mod network;
 mod outputs;
+mod registries;
+mod rules;
 
 use std::path::PathBuf;
 
 use super::model::Cluster;
 use super::path::SpecPath;
 use super::spans::Target;
-use super::taint::is_dns_label;
 
 /// One semantic problem, located by document path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,19 +106,28 @@ pub fn resolve_path(
 
 /// Runs every semantic rule over `cluster` and returns all problems found.
 pub fn validate(cluster: &Cluster, context: &ValidationContext) -> Vec<Issue> {
+    validate_reliable(cluster, context, &[])
+}
+
+/// Runs the semantic rules over a cluster rebuilt from a spec with structural errors, where the
+/// values at `unreliable` paths are not what the user wrote: rules reading them are skipped, and
+/// issues at, inside or around them are dropped (the structural error already covers them).
+pub(crate) fn validate_reliable(
+    cluster: &Cluster,
+    context: &ValidationContext,
+    unreliable: &[SpecPath],
+) -> Vec<Issue> {
     let mut issues = Vec::new();
-    let name = &cluster.metadata.name;
-    if !is_dns_label(name) {
-        issues.push(
-            Issue::new(crate::spec_path!["metadata", "name"], format!("cluster name `{name}` is not a DNS-1123 label"))
-                .hint("use 1-63 lowercase letters, digits and `-`, starting and ending with a letter or digit"),
-        );
+    for rule in rules::RULES {
+        if !rule.reads_any(unreliable) {
+            (rule.run)(cluster, context, &mut issues);
+        }
     }
-    hosts::check(cluster, &mut issues);
-    k3s::check(cluster, &mut issues);
-    network::check(cluster, &mut issues);
-    outputs::check(cluster, context, &mut issues);
-    files::check(cluster, context, &mut issues);
+    issues.retain(|issue| {
+        !unreliable
+            .iter()
+            .any(|path| rules::related(&issue.path, path))
+    });
     issues
 }
 

@@ -8,7 +8,8 @@ use crate::spec::model::{Cluster, MANAGED_CONFIG_KEYS};
 use crate::spec::taint::is_dns_subdomain;
 use crate::spec_path;
 
-pub(super) fn check(cluster: &Cluster, issues: &mut Vec<Issue>) {
+/// Cluster and service networks and the cluster DNS address.
+pub(super) fn check_networks(cluster: &Cluster, issues: &mut Vec<Issue>) {
     let config = &cluster.spec.cluster;
     let cluster_cidr = config.cluster_cidr();
     let service_cidr = config.service_cidr();
@@ -35,6 +36,13 @@ pub(super) fn check(cluster: &Cluster, issues: &mut Vec<Issue>) {
             )),
         );
     }
+}
+
+/// Host addresses must lie outside the cluster and service networks.
+pub(super) fn check_host_addresses(cluster: &Cluster, issues: &mut Vec<Issue>) {
+    let config = &cluster.spec.cluster;
+    let cluster_cidr = config.cluster_cidr();
+    let service_cidr = config.service_cidr();
     for (i, host) in cluster.spec.hosts.iter().enumerate() {
         let fields = [
             ("address", Some(&host.address)),
@@ -60,6 +68,11 @@ pub(super) fn check(cluster: &Cluster, issues: &mut Vec<Issue>) {
             }
         }
     }
+}
+
+/// The API endpoint, cluster domain, TLS SANs and extra config keys, each on its own.
+pub(super) fn check_values(cluster: &Cluster, issues: &mut Vec<Issue>) {
+    let config = &cluster.spec.cluster;
     if let Some(endpoint) = &config.api_endpoint
         && !endpoint.starts_with("https://")
     {

@@ -1,22 +1,19 @@
-//! Rules about what the cluster produces and consumes: kubeconfig exports, upgrade policy,
-//! addons and registries.
+//! Rules about what the cluster produces and consumes: kubeconfig exports, upgrade policy and
+//! addons.
 
 use std::collections::HashMap;
 
-use super::k3s::is_http_url;
 use super::{Issue, ValidationContext};
 use crate::spec::model::Cluster;
 use crate::spec::taint::is_dns_label;
 use crate::spec_path;
 
-pub(super) fn check(cluster: &Cluster, context: &ValidationContext, issues: &mut Vec<Issue>) {
-    check_exports(cluster, context, issues);
-    check_upgrade(cluster, issues);
-    check_addons(cluster, issues);
-    check_registries(cluster, issues);
-}
-
-fn check_exports(cluster: &Cluster, context: &ValidationContext, issues: &mut Vec<Issue>) {
+/// Kubeconfig exports: names, paths and contexts are unique and well formed.
+pub(super) fn check_exports(
+    cluster: &Cluster,
+    context: &ValidationContext,
+    issues: &mut Vec<Issue>,
+) {
     let mut names = HashMap::new();
     let mut paths = HashMap::new();
     let mut contexts = HashMap::new();
@@ -79,7 +76,8 @@ fn check_exports(cluster: &Cluster, context: &ValidationContext, issues: &mut Ve
     }
 }
 
-fn check_upgrade(cluster: &Cluster, issues: &mut Vec<Issue>) {
+/// The upgrade policy.
+pub(super) fn check_upgrade(cluster: &Cluster, issues: &mut Vec<Issue>) {
     let upgrade = &cluster.spec.upgrade;
     if upgrade.agent_batch_size == 0 {
         issues.push(
@@ -106,7 +104,8 @@ fn check_upgrade(cluster: &Cluster, issues: &mut Vec<Issue>) {
     }
 }
 
-fn check_addons(cluster: &Cluster, issues: &mut Vec<Issue>) {
+/// Addon manifests and Helm values.
+pub(super) fn check_addons(cluster: &Cluster, issues: &mut Vec<Issue>) {
     let addons = &cluster.spec.addons;
     let mut names = HashMap::new();
     for (i, manifest) in addons.manifests.iter().enumerate() {
@@ -140,47 +139,6 @@ fn check_addons(cluster: &Cluster, issues: &mut Vec<Issue>) {
                 )
                 .hint("write the Helm values as a YAML block, e.g. `valuesContent: |`"),
             );
-        }
-    }
-}
-
-fn check_registries(cluster: &Cluster, issues: &mut Vec<Issue>) {
-    for (registry, mirror) in &cluster.spec.registries.mirrors {
-        let path = spec_path!["spec", "registries", "mirrors", registry, "endpoints"];
-        if mirror.endpoints.is_empty() {
-            issues.push(Issue::new(
-                path.clone(),
-                format!("mirror `{registry}` has no endpoints"),
-            ));
-        }
-        for (i, endpoint) in mirror.endpoints.iter().enumerate() {
-            if !is_http_url(endpoint) {
-                issues.push(
-                    Issue::new(
-                        path.index(i),
-                        format!("mirror endpoint `{endpoint}` is not an http(s) URL"),
-                    )
-                    .hint("write it as http://HOST:PORT or https://HOST"),
-                );
-            }
-        }
-    }
-    for (registry, config) in &cluster.spec.registries.configs {
-        let Some(auth) = &config.auth else { continue };
-        let path = spec_path!["spec", "registries", "configs", registry, "auth"];
-        if auth.token.is_some() && (auth.username.is_some() || auth.password.is_some()) {
-            issues.push(
-                Issue::new(
-                    path.key("token"),
-                    "`token` is set together with username/password",
-                )
-                .at_key()
-                .hint("use either an identity token or a user name and password"),
-            );
-        }
-        if auth.username.is_some() != auth.password.is_some() {
-            issues
-                .push(Issue::new(path, "`username` and `password` must be set together").at_key());
         }
     }
 }
