@@ -231,3 +231,54 @@ async fn forward_tcp_reaches_a_port_on_the_hosts_loopback() {
         assert_eq!(buf, msg.as_bytes());
     }
 }
+
+#[tokio::test]
+async fn proxy_jump_from_the_options_reaches_the_host_through_a_bastion() {
+    let sshd = Sshd::start();
+    let kh = sshd.write_known_hosts("known_hosts", &sshd.known_hosts_line());
+    // The jump connection is a separate ssh process: it reads the config file (-F is passed
+    // on), not the command-line options of the master.
+    let config = sshd.dir.path().join("ssh_config_jump");
+    std::fs::write(
+        &config,
+        format!(
+            "Host bastion\n  HostName 127.0.0.1\n  Port {port}\n  User root\n  IdentityFile {id}\n  \
+             UserKnownHostsFile {kh}\n  StrictHostKeyChecking yes\n  BatchMode yes\n",
+            port = sshd.port,
+            id = sshd.identity().display(),
+            kh = kh.display()
+        ),
+    )
+    .expect("config");
+    let mut t = target(&sshd, kh);
+    t.config_file = Some(config);
+    t.options = vec![("ProxyJump".into(), "bastion".into())];
+    let ssh = SshTransport::connect(t)
+        .await
+        .expect("connect through the bastion");
+    // The session arrives from the bastion's own connection to 127.0.0.1, not from our client.
+    let out = ssh
+        .exec_checked(ExecRequest::new("echo \"$SSH_CONNECTION\""))
+        .await
+        .expect("exec");
+    let fields: Vec<String> = out
+        .stdout_text()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(fields.len(), 4, "{fields:?}");
+    assert_eq!(fields[3], sshd.port.to_string());
+    let jump_procs = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ps -eo args | grep -c -- '[-]W .127.0.0.1.:{} bastion'",
+            sshd.port
+        ))
+        .output()
+        .expect("ps");
+    let count: u32 = String::from_utf8_lossy(&jump_procs.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    assert!(count >= 1, "a `ssh -W` jump process carries the connection");
+}
