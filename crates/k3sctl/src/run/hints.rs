@@ -40,6 +40,11 @@ const KNOWN: &[(&str, &str)] = &[
         "verify the host's new key out of band and update known_hosts",
     ),
     (
+        "connection was lost",
+        "the host went away (crashed, rebooted, network cut): bring it back and re-run apply; \
+         the steps already done are skipped",
+    ),
+    (
         "timed out",
         "the host or service did not answer in time: check that it is up and look at \
          `journalctl -u k3s` / `journalctl -u k3s-agent` there",
@@ -67,6 +72,10 @@ mod tests {
         assert!(
             hint_for("failed to get CA certs: Get \"https://10.0.0.9:6443/cacerts\"")
                 .is_some_and(|h| h.contains("apiEndpoint"))
+        );
+        assert!(
+            hint_for("k3g-3: connection lost during writing x: the ssh connection was lost")
+                .is_some_and(|h| h.contains("re-run apply"))
         );
         assert_eq!(hint_for("all fine"), None);
     }
