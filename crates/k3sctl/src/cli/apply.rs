@@ -65,7 +65,7 @@ pub(super) fn run(global: &Global, args: Args) -> CommandResult {
             if let Some(merged) = &export.merged {
                 for change in &merged.changes {
                     println!(
-                        "  merged into {}: {} {} {:?}",
+                        "  merged into {}: {} {} {}",
                         merged.path, change.kind, change.name, change.change
                     );
                 }

@@ -41,7 +41,7 @@ pub(super) fn run(global: &Global, args: Args) -> CommandResult {
                 if let Some(merged) = r.merged {
                     for c in merged.changes {
                         println!(
-                            "  merged into {}: {} {} {:?}",
+                            "  merged into {}: {} {} {}",
                             merged.path, c.kind, c.name, c.change
                         );
                     }

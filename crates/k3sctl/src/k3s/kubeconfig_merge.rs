@@ -18,6 +18,16 @@ pub enum Change {
     Unchanged,
 }
 
+impl std::fmt::Display for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Added => "added",
+            Self::Updated => "updated",
+            Self::Unchanged => "unchanged",
+        })
+    }
+}
+
 /// One entry's change.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct EntryChange {
