@@ -14,7 +14,7 @@ mod watcher;
 
 use std::time::{Duration, Instant};
 
-use scenario::{Scenario, V133, V134_1, V134_2, V134_3, V134_4};
+use scenario::{Scenario, V133, V134_1, V134_2, V134_3, V134_4, V134_5};
 use watcher::Watcher;
 
 const WORKLOADS: &str = r#"
@@ -282,6 +282,26 @@ fn rolling_upgrades_on_one_lab() {
         s.versions()
     );
     assert!(s.unschedulable().is_empty());
+
+    // Airgap: --binary FILE. Its version is checked on the first server before anything moves.
+    let file = s.stamp(V134_5);
+    let path = file.display().to_string();
+    let out = s.upgrade(&["--binary", &path, "--to", "v1.34.6+k3s1"]);
+    assert!(!out.ok);
+    assert!(
+        out.text.contains(&format!("is {V134_5}, but the target")),
+        "{}",
+        out.text
+    );
+    assert!(s.versions().values().all(|v| v == V134_4));
+    assert!(s.unschedulable().is_empty());
+    let out = s.upgrade(&["--binary", &path]);
+    assert!(out.ok, "{}", out.text);
+    assert!(
+        s.versions().values().all(|v| v == V134_5),
+        "{:?}",
+        s.versions()
+    );
 }
 
 fn report_overhead(report: &serde_json::Value) {

@@ -18,6 +18,7 @@ pub const V134_1: &str = "v1.34.1+k3s1";
 pub const V134_2: &str = "v1.34.2+k3s1";
 pub const V134_3: &str = "v1.34.3+k3s1";
 pub const V134_4: &str = "v1.34.4+k3s1";
+pub const V134_5: &str = "v1.34.5+k3s1";
 
 /// One command's result.
 pub struct Out {
@@ -151,6 +152,18 @@ impl Scenario {
             .status()
             .expect("k3s-sim release");
         assert!(status.success());
+    }
+
+    /// A stand-in binary stamped with `version`, as an airgap file.
+    pub fn stamp(&self, version: &str) -> PathBuf {
+        let out = self.dir.path().join(format!("airgap-{version}"));
+        let status = Command::new(&self.sim)
+            .args(["stamp", "--version", version, "-o"])
+            .arg(&out)
+            .status()
+            .expect("k3s-sim stamp");
+        assert!(status.success());
+        out
     }
 
     /// A release whose binary cannot start (prints a fatal line and exits 1).

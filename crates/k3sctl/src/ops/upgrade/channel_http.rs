@@ -106,6 +106,57 @@ pub async fn channel_version(channel_url: &str, name: &str) -> Result<K3sVersion
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    /// A channel server with update.k3s.io's shapes: `/v1-release/channels` lists, and
+    /// `/v1-release/channels/<name>` redirects to the release tag, except for `v1.33`, which
+    /// only the listing knows (as when the redirect form is unavailable).
+    async fn channel_server() -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut buf = vec![0u8; 4096];
+                let n = socket.read(&mut buf).await.unwrap_or(0);
+                let request = String::from_utf8_lossy(&buf[..n]).to_string();
+                let path = request.split_whitespace().nth(1).unwrap_or("/").to_string();
+                let (head, body) = match path.as_str() {
+                    "/v1-release/channels" => (
+                        "200 OK".to_string(),
+                        r#"{"type":"collection","resourceType":"channels","data":[
+                          {"id":"stable","name":"stable","latest":"v1.34.1+k3s1"},
+                          {"id":"v1.33","name":"v1.33","latest":"v1.33.7+k3s1"}]}"#
+                            .to_string(),
+                    ),
+                    "/v1-release/channels/stable" => (
+                        "302 Found\r\nLocation: https://github.com/k3s-io/k3s/releases/tag/v1.34.2%2Bk3s1"
+                            .to_string(),
+                        String::new(),
+                    ),
+                    _ => ("404 Not Found".to_string(), "Not Found".to_string()),
+                };
+                let response = format!(
+                    "HTTP/1.1 {head}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(response.as_bytes()).await;
+            }
+        });
+        format!("http://{addr}/v1-release/channels")
+    }
+
+    #[tokio::test]
+    async fn resolves_the_redirect_form_then_falls_back_to_the_listing() {
+        let url = channel_server().await;
+        // The redirect wins over the listing (they can disagree while a release is published).
+        let stable = channel_version(&url, "stable").await.expect("redirect");
+        assert_eq!(stable.to_string(), "v1.34.2+k3s1");
+        let minor = channel_version(&url, "v1.33").await.expect("listing");
+        assert_eq!(minor.to_string(), "v1.33.7+k3s1");
+        let err = channel_version(&url, "testing").await.expect_err("unknown");
+        assert!(err.contains("known channels: stable, v1.33"), "{err}");
+    }
 
     #[test]
     fn single_channel_json_is_read_leniently() {

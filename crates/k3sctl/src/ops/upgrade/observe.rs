@@ -144,3 +144,73 @@ pub async fn observe_nodes(cluster: &Cluster) -> Result<Vec<NodeState>, UpgradeE
     let nodes = list_nodes(&cluster.api.client).await?;
     node_states(&cluster.hosts, &nodes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::ResolvedTransport;
+
+    fn host(name: &str, role: Role, group: Option<&str>) -> ResolvedHost {
+        ResolvedHost {
+            name: name.into(),
+            address: "10.0.0.1".into(),
+            public_address: None,
+            private_address: None,
+            role,
+            group: group.map(str::to_string),
+            sudo: None,
+            transport: ResolvedTransport::Local,
+        }
+    }
+
+    fn node(name: &str, version: &str, ours: bool) -> NodeInfo {
+        let mut n = NodeInfo {
+            name: name.into(),
+            ready: true,
+            kubelet_version: version.into(),
+            unschedulable: ours,
+            ..NodeInfo::default()
+        };
+        if ours {
+            n.annotations
+                .insert(CORDONED_FOR.into(), "upgrade to v1.34.1+k3s1".into());
+        }
+        n
+    }
+
+    #[test]
+    fn maps_spec_hosts_to_their_nodes() {
+        let hosts = [
+            host("s", Role::Server, None),
+            host("a", Role::Agent, Some("g")),
+        ];
+        let nodes = [
+            node("a", "v1.34.1+k3s1", true),
+            node("s", "v1.33.5+k3s1", false),
+            node("extra", "v1.33.5+k3s1", false),
+        ];
+        let states = node_states(&hosts, &nodes).expect("states");
+        assert_eq!(states.len(), 2);
+        assert_eq!(states[0].kind, NodeKind::Server);
+        assert_eq!(states[1].group.as_deref(), Some("g"));
+        assert!(states[1].cordoned_by_k3sctl && states[1].unschedulable);
+        assert_eq!(states[1].running.to_string(), "v1.34.1+k3s1");
+    }
+
+    #[test]
+    fn a_host_without_a_node_or_with_a_strange_version_is_named() {
+        let hosts = [
+            host("s", Role::Server, None),
+            host("gone", Role::Agent, None),
+        ];
+        let err = node_states(&hosts, &[node("s", "v1.33.5+k3s1", false)]).expect_err("missing");
+        assert!(err.to_string().contains("gone"), "{err}");
+        assert!(err.to_string().contains("k3sctl apply"), "{err}");
+        let err = node_states(&hosts[..1], &[node("s", "v1.33.5", false)]).expect_err("version");
+        assert!(
+            err.to_string()
+                .contains("node s: kubelet version `v1.33.5`"),
+            "{err}"
+        );
+    }
+}
