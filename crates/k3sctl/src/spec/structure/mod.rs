@@ -5,6 +5,7 @@
 
 mod formats;
 mod schema_view;
+mod values;
 mod walk;
 
 use serde_json::Value;

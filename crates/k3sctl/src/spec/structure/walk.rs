@@ -8,6 +8,7 @@ use serde_saphyr::Spanned;
 
 use super::formats;
 use super::schema_view::{Resolved, SchemaView, Shape, properties, required};
+use super::values::{integer_in_range, natural};
 use super::{Finding, Outcome};
 use crate::spec::path::SpecPath;
 use crate::spec::spans::{Entry, Node, Position, ScalarKind};
@@ -344,54 +345,4 @@ fn position(node: &Spanned<Node>) -> Position {
 
 fn position_of(location: &serde_saphyr::Location) -> Position {
     Position::from_location(location).unwrap_or(Position::START)
-}
-
-/// The range of whole numbers an integer schema accepts, from its `format` (`uint16`, ...).
-fn integer_in_range(schema: &Value, text: &str) -> Result<Number, String> {
-    let max: Option<u64> = match schema.get("format").and_then(Value::as_str) {
-        Some("uint8") => Some(u8::MAX.into()),
-        Some("uint16") => Some(u16::MAX.into()),
-        Some("uint32") => Some(u32::MAX.into()),
-        Some("uint64" | "uint") => Some(u64::MAX),
-        _ => None,
-    };
-    let unsigned = schema.get("minimum").and_then(Value::as_u64).is_some() || max.is_some();
-    match (max, text.parse::<u64>(), text.parse::<i64>()) {
-        (Some(max), Ok(value), _) if value <= max => Ok(value.into()),
-        (Some(u64::MAX), _, _) => Err("expected a non-negative whole number".to_owned()),
-        (Some(max), _, _) => Err(format!("expected a whole number from 0 to {max}")),
-        (None, Ok(value), _) => Ok(value.into()),
-        (None, _, Ok(value)) if !unsigned => Ok(value.into()),
-        (None, _, _) => Err("expected a whole number".to_owned()),
-    }
-}
-
-/// A free-form node (`serverConfig` values) as JSON, scalars typed the way YAML resolved them.
-fn natural(node: &Node) -> Value {
-    match node {
-        Node::Map(entries) => Value::Object(
-            entries
-                .iter()
-                .map(|entry| (entry.key.value.0.clone(), natural(&entry.value.value)))
-                .collect(),
-        ),
-        Node::Seq(items) => Value::Array(items.iter().map(|item| natural(&item.value)).collect()),
-        Node::Scalar(None, _) => Value::Null,
-        Node::Scalar(Some(text), kind) => {
-            let number = match kind {
-                ScalarKind::Integer => text
-                    .parse::<i64>()
-                    .map(Number::from)
-                    .or_else(|_| text.parse::<u64>().map(Number::from))
-                    .ok(),
-                ScalarKind::Float => text.parse::<f64>().ok().and_then(Number::from_f64),
-                _ => None,
-            };
-            match (kind, number) {
-                (_, Some(number)) => Value::Number(number),
-                (ScalarKind::Bool, _) => Value::Bool(text == "true"),
-                _ => Value::String(text.clone()),
-            }
-        }
-    }
 }
