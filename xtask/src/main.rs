@@ -2,7 +2,9 @@
 //!
 //! - `cargo xtask schema [--check]`: schema/cluster.schema.json from the spec model
 //! - `cargo xtask cli-ref [--check]`: docs/cli.md from the clap command tree
+//! - `cargo xtask bench apply [--release]`: k3sctl apply vs the Ansible playbook on lab hosts
 
+mod bench;
 mod cli_ref;
 
 use std::path::{Path, PathBuf};
@@ -21,6 +23,10 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Vec<String>) -> anyhow::Result<ExitCode> {
+    if args.first().map(String::as_str) == Some("bench") {
+        bench::run(&workspace_root(), &args[1..])?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let check = args.iter().any(|arg| arg == "--check");
     let task = args
         .iter()
@@ -33,7 +39,9 @@ fn run(args: Vec<String>) -> anyhow::Result<ExitCode> {
         ),
         Some("cli-ref") => ("docs/cli.md", cli_ref::render(k3sctl::cli::command())),
         _ => {
-            eprintln!("usage: cargo xtask <schema|cli-ref> [--check]");
+            eprintln!(
+                "usage: cargo xtask <schema|cli-ref> [--check] | cargo xtask bench apply [--release]"
+            );
             return Ok(ExitCode::from(2));
         }
     };
