@@ -115,23 +115,33 @@ fn read(text: &str, file: &str, tree: Option<&SpanTree>) -> Result<Cluster, Fail
         Ok(cluster) => return Ok(cluster),
         Err(error) => yaml_error(&error, text, file),
     };
-    let Some(tree) = tree else {
-        // Not well-formed YAML (or a duplicate key): the parser's error is all there is.
-        return Err(Failure {
-            errors: vec![error],
-            partial: None,
-        });
+    let lenient;
+    let tree = match tree {
+        Some(tree) => tree,
+        None => match SpanTree::parse_first_wins(text) {
+            // A duplicate key: check the rest, but which of the two values the user meant is
+            // unknown, so no semantic rule runs.
+            Some(first_wins) => {
+                lenient = first_wins;
+                let outcome = structure::check(&lenient, &json_schema());
+                let mut errors = findings(&outcome, text, file);
+                errors.push(error);
+                return Err(Failure {
+                    errors,
+                    partial: None,
+                });
+            }
+            // Not well-formed YAML: the parser's error is all there is.
+            None => {
+                return Err(Failure {
+                    errors: vec![error],
+                    partial: None,
+                });
+            }
+        },
     };
     let outcome = structure::check(tree, &json_schema());
-    let mut errors: Vec<SpecError> = outcome
-        .findings
-        .iter()
-        .map(|finding| {
-            SpecError::at(file, text, finding.position, finding.message.clone())
-                .with_hint(finding.hint.clone())
-                .with_path(Some(finding.path.to_string()))
-        })
-        .collect();
+    let mut errors = findings(&outcome, text, file);
     // The structural pass explains the typed read's error when it reports the same spot; if it
     // does not, keep that error and do not trust the rebuilt document for semantic rules.
     let explained = errors
@@ -147,6 +157,18 @@ fn read(text: &str, file: &str, tree: Option<&SpanTree>) -> Result<Cluster, Fail
         None
     };
     Err(Failure { errors, partial })
+}
+
+fn findings(outcome: &structure::Outcome, text: &str, file: &str) -> Vec<SpecError> {
+    outcome
+        .findings
+        .iter()
+        .map(|finding| {
+            SpecError::at(file, text, finding.position, finding.message.clone())
+                .with_hint(finding.hint.clone())
+                .with_path(Some(finding.path.to_string()))
+        })
+        .collect()
 }
 
 fn locate(issue: &Issue, tree: &SpanTree, text: &str, file: &str) -> SpecError {

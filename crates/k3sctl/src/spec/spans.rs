@@ -91,6 +91,19 @@ impl SpanTree {
             .map(|root| Self { root: Some(root) })
     }
 
+    /// Like [`SpanTree::parse`], but a repeated mapping key keeps its first entry instead of
+    /// failing, so the rest of a document with a duplicate key can still be checked.
+    pub(super) fn parse_first_wins(text: &str) -> Option<Self> {
+        let options = serde_saphyr::options! {
+            with_snippet: false,
+            strict_booleans: true,
+            duplicate_keys: serde_saphyr::DuplicateKeyPolicy::FirstWins,
+        };
+        serde_saphyr::from_str_with_options::<Spanned<Node>>(text, options)
+            .ok()
+            .map(|root| Self { root: Some(root) })
+    }
+
     /// The root node, if the document has one.
     pub(super) fn root(&self) -> Option<&Spanned<Node>> {
         self.root.as_ref()
