@@ -38,7 +38,7 @@ impl Transport for LocalTransport {
         };
         let mut cmd = tokio::process::Command::new("sh");
         cmd.arg("-c")
-            .arg(shell::wrap(&req.command, req.sudo))
+            .arg(shell::wrap_bounded(&req.command, req.sudo, req.timeout))
             .stdin(match req.stdin {
                 Stdin::Null => Stdio::null(),
                 _ => Stdio::piped(),

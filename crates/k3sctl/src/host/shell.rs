@@ -49,6 +49,17 @@ pub fn wrap(script: &str, sudo: bool) -> String {
     format!("sh -c {}", quote(&inner))
 }
 
+/// Like [`wrap`], bounded on the host by coreutils `timeout` when `limit` is set: the host kills
+/// the command (TERM, then KILL 5 s later) one second after the caller gave up waiting, so a
+/// timed-out command does not keep running there.
+pub fn wrap_bounded(script: &str, sudo: bool, limit: Option<std::time::Duration>) -> String {
+    let line = wrap(script, sudo);
+    match limit {
+        Some(limit) => format!("timeout -k 5 {}s {line}", limit.as_secs() + 1),
+        None => line,
+    }
+}
+
 /// True when stderr shows that `sudo -n` wanted a password.
 pub fn sudo_needs_password(stderr: &str) -> bool {
     stderr.lines().any(|l| {
@@ -153,6 +164,19 @@ mod tests {
         let out = sh(&wrap("echo \"$0\" 'x y'; exit 3", false));
         assert_eq!(String::from_utf8_lossy(&out.stdout), "sh x y\n");
         assert_eq!(out.status.code(), Some(3));
+    }
+
+    #[test]
+    fn bounded_commands_run_under_timeout() {
+        let line = wrap_bounded(
+            "echo hi",
+            false,
+            Some(std::time::Duration::from_millis(2500)),
+        );
+        assert_eq!(line, "timeout -k 5 3s sh -c 'echo hi'");
+        assert_eq!(wrap_bounded("echo hi", false, None), "sh -c 'echo hi'");
+        let out = sh(&line);
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
     }
 
     #[test]

@@ -131,7 +131,9 @@ impl Transport for SshTransport {
     async fn exec(&self, req: ExecRequest) -> Result<ExecOutput, HostError> {
         let what = req.what();
         let sudo = req.sudo && self.target.sudo;
-        let mut cmd = self.session.raw_command(shell::wrap(&req.command, sudo));
+        let mut cmd =
+            self.session
+                .raw_command(shell::wrap_bounded(&req.command, sudo, req.timeout));
         cmd.stdin(match req.stdin {
             Stdin::Null => Stdio::null(),
             _ => Stdio::piped(),

@@ -63,12 +63,26 @@ async fn exec_checked_fails_with_stderr(t: &dyn Transport) {
 
 async fn exec_times_out(t: &dyn Transport) {
     let start = std::time::Instant::now();
+    // A duration no other test uses, to find the process afterwards.
     let err = t
-        .exec(ExecRequest::new("sleep 5").timeout(Some(Duration::from_millis(300))))
+        .exec(ExecRequest::new("sleep 13.579").timeout(Some(Duration::from_millis(300))))
         .await
         .expect_err("times out");
     assert!(matches!(err, HostError::Timeout { .. }), "{err}");
     assert!(start.elapsed() < Duration::from_secs(4));
+    // The host stops the command itself shortly after the caller gave up.
+    tokio::time::sleep(Duration::from_millis(1800)).await;
+    let left = t
+        .exec_checked(ExecRequest::new(
+            "ps -eo args | grep -c '^sleep 13[.]579' || true",
+        ))
+        .await
+        .expect("ps");
+    assert_eq!(
+        left.stdout_text().trim(),
+        "0",
+        "timed-out command still runs"
+    );
 }
 
 async fn sudo_exec_runs_as_root(t: &dyn Transport) {
