@@ -123,7 +123,7 @@ fn read(text: &str, file: &str, tree: Option<&SpanTree>) -> Result<Cluster, Fail
             // unknown, so no semantic rule runs.
             Some(first_wins) => {
                 lenient = first_wins;
-                let outcome = structure::check(&lenient, &json_schema());
+                let outcome = structure::check(&lenient, &json_schema(), text);
                 let mut errors = findings(&outcome, text, file);
                 errors.push(error);
                 return Err(Failure {
@@ -140,7 +140,7 @@ fn read(text: &str, file: &str, tree: Option<&SpanTree>) -> Result<Cluster, Fail
             }
         },
     };
-    let outcome = structure::check(tree, &json_schema());
+    let outcome = structure::check(tree, &json_schema(), text);
     let mut errors = findings(&outcome, text, file);
     // The structural pass explains the typed read's error when it reports the same spot; if it
     // does not, keep that error and do not trust the rebuilt document for semantic rules.

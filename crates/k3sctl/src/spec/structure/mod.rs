@@ -40,10 +40,11 @@ pub(super) struct Outcome {
     pub(super) tainted: Vec<SpecPath>,
 }
 
-/// Checks `tree` against `schema` (a draft-07 root schema with `definitions`).
-pub(super) fn check(tree: &SpanTree, schema: &Value) -> Outcome {
+/// Checks `tree`, read from `source`, against `schema` (a draft-07 root schema with
+/// `definitions`).
+pub(super) fn check(tree: &SpanTree, schema: &Value, source: &str) -> Outcome {
     match tree.root() {
-        Some(root) => walk::Walker::new(SchemaView::new(schema)).run(root),
+        Some(root) => walk::Walker::new(SchemaView::new(schema), source).run(root),
         None => Outcome::default(),
     }
 }

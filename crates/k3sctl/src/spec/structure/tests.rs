@@ -6,7 +6,7 @@ use crate::spec::model::Cluster;
 
 fn outcome(text: &str) -> Outcome {
     let tree = SpanTree::parse(text).expect("well-formed YAML");
-    check(&tree, &json_schema())
+    check(&tree, &json_schema(), text)
 }
 
 fn findings(text: &str) -> Vec<(u64, u64, String, String)> {
@@ -91,6 +91,24 @@ fn rebuilds_the_well_formed_rest_and_marks_what_is_not_as_written() {
             "spec.cluster.clusterCidr"
         ]
     );
+}
+
+#[test]
+fn numbers_in_text_fields_are_read_as_written() {
+    let text = format!(
+        "{HEAD}spec:\n  hosts: [{{name: 1.10, address: 10.0.0.1, role: server}}]\n  k3s: {{version: 1.20}}\n"
+    );
+    let outcome = outcome(&text);
+    assert_eq!(outcome.findings.len(), 1);
+    assert!(
+        outcome.findings[0]
+            .message
+            .starts_with("`1.20` is not a K3s version"),
+        "{:?}",
+        outcome.findings[0]
+    );
+    let repaired = outcome.repaired.expect("repairable");
+    assert_eq!(repaired["spec"]["hosts"][0]["name"], "1.10");
 }
 
 #[test]
@@ -190,7 +208,7 @@ proptest! {
         let Some(tree) = SpanTree::parse(&text) else { return Ok(()) };
         let options = serde_saphyr::options! { strict_booleans: true };
         let typed = serde_saphyr::from_str_with_options::<Cluster>(&text, options);
-        let found = check(&tree, &json_schema()).findings;
+        let found = check(&tree, &json_schema(), &text).findings;
         prop_assert_eq!(typed.is_ok(), found.is_empty(), "typed: {:?}\nfound: {:?}\n{}", typed.err(), found, text);
     }
 }

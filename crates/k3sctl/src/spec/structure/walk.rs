@@ -16,13 +16,16 @@ use crate::spec::suggest::{closest, suggest};
 
 pub(super) struct Walker<'a> {
     schema: SchemaView<'a>,
+    /// The spec text, for numbers read as text exactly as written (`1.20`, not `1.2`).
+    source: &'a str,
     outcome: Outcome,
 }
 
 impl<'a> Walker<'a> {
-    pub(super) fn new(schema: SchemaView<'a>) -> Self {
+    pub(super) fn new(schema: SchemaView<'a>, source: &'a str) -> Self {
         Self {
             schema,
+            source,
             outcome: Outcome::default(),
         }
     }
@@ -165,6 +168,11 @@ impl<'a> Walker<'a> {
             ("number", _) => Some("expected a number".to_owned()),
             _ => {
                 let format = schema.get("format").and_then(Value::as_str);
+                let text = match scalar {
+                    ScalarKind::Integer | ScalarKind::Float => written_number(self.source, at),
+                    _ => None,
+                }
+                .unwrap_or(text);
                 match formats::check(resolved.type_name, format, text) {
                     Ok(()) => return Some(Value::String(text.to_owned())),
                     Err(message) => Some(message),
@@ -337,6 +345,22 @@ impl<'a> Walker<'a> {
             }
         }
     }
+}
+
+/// The number at `at` as written in `source` (YAML hands numbers over already parsed).
+fn written_number(source: &str, at: Position) -> Option<&str> {
+    let line = source
+        .lines()
+        .nth(usize::try_from(at.line).ok()?.checked_sub(1)?)?;
+    let start = line
+        .char_indices()
+        .nth(usize::try_from(at.column).ok()?.checked_sub(1)?)?
+        .0;
+    let rest = &line[start..];
+    let end = rest
+        .find(|c: char| c.is_whitespace() || matches!(c, ',' | ']' | '}' | '#'))
+        .unwrap_or(rest.len());
+    Some(&rest[..end]).filter(|written| !written.is_empty())
 }
 
 fn position(node: &Spanned<Node>) -> Position {
