@@ -5,6 +5,7 @@
 
 mod channel_http;
 pub mod context;
+mod decide;
 pub mod error;
 pub mod gate;
 mod node;
@@ -19,7 +20,6 @@ pub mod target;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -30,22 +30,17 @@ pub use gate::{Smoke, SmokeNode};
 pub use node::cordon_reason;
 pub use target::{Target, TargetRequest};
 
-use self::context::Rollout;
-use self::observe::{Cluster, arch_set, host_archs, observe_nodes, open};
-use self::recover::{read_marker, restart_first_server};
-use self::release::{airgap_binaries, airgap_file, download, version_on_node};
+use self::decide::{Decided, decide, new_rollout};
+use self::observe::{Cluster, arch_set, open};
+use self::release::download;
 use self::rollout::run_rollout;
 use self::stage::stage_all;
-use self::target::resolve_target;
 use super::OpsError;
-use super::binary::LocalBinaries;
 use super::connect::ConnectOptions;
-use crate::k3s::release::Arch;
 use crate::k3s::version::K3sVersion;
 use crate::kube::{DrainRules, preview_drain};
 use crate::plan::upgrade::{
-    DrainPreview, NodeAction, NodeKind, NodeState, TargetSource, UpgradePlan, check_target,
-    plan_upgrade, render_upgrade_plan,
+    DrainPreview, NodeAction, UpgradePlan, plan_upgrade, render_upgrade_plan,
 };
 use crate::run::lock::{LockError, LockHolder, acquire, release};
 use crate::run::{Event, EventKind, Reporter};
@@ -95,63 +90,6 @@ impl UpgradeReport {
 
 fn info(reporter: &dyn Reporter, host: &str, step: &str, message: impl Into<String>) {
     reporter.report(Event::new(host, step, EventKind::Info, message));
-}
-
-/// The version an airgap binary reports, without changing any host (dry runs): run locally.
-async fn local_version(path: &Path) -> Result<K3sVersion, UpgradeError> {
-    let out = tokio::process::Command::new(path)
-        .arg("--version")
-        .output()
-        .await
-        .map_err(|e| {
-            UpgradeError::Target(format!("{}: cannot run --version: {e}", path.display()))
-        })?;
-    K3sVersion::from_version_output(&String::from_utf8_lossy(&out.stdout))
-        .map_err(|e| UpgradeError::Target(format!("{}: --version: {e}", path.display())))
-}
-
-/// The new binaries and the target, with an airgap binary's version checked (on the first node
-/// unless `dry_run`).
-async fn binaries_and_target(
-    cluster: &Cluster,
-    options: &UpgradeOptions,
-    target: Target,
-    archs: &BTreeMap<String, Arch>,
-) -> Result<(Option<LocalBinaries>, K3sVersion, TargetSource), UpgradeError> {
-    let wanted = arch_set(archs);
-    let Some(file) = airgap_file(&cluster.spec, options.target.binary.as_deref()) else {
-        let Target::Known(version, source) = target else {
-            return Err(UpgradeError::Target(
-                "--binary is needed to read the target from a binary".into(),
-            ));
-        };
-        return Ok((None, version, source));
-    };
-    let binaries = airgap_binaries(&file, &wanted).await?;
-    let actual = if options.dry_run {
-        local_version(&file).await?
-    } else {
-        let server = cluster.transport(&cluster.first_server)?;
-        let arch = archs.get(&cluster.first_server).copied();
-        let sha = arch
-            .and_then(|a| binaries.by_arch.get(&a))
-            .map(|(_, s)| s.clone())
-            .unwrap_or_default();
-        version_on_node(server.as_ref(), &file, &sha).await?
-    };
-    match target {
-        Target::Known(version, source) if version != actual => Err(UpgradeError::Target(format!(
-            "{} is {actual}, but the target ({source}) is {version}; nothing was changed\n  hint: \
-             give the binary of {version} with --binary, or drop --to to upgrade to {actual}",
-            file.display()
-        ))),
-        Target::Known(version, source) => Ok((Some(binaries), version, source)),
-        Target::FromBinary => Ok((
-            Some(binaries),
-            actual,
-            TargetSource::Binary(file.display().to_string()),
-        )),
-    }
 }
 
 async fn drain_previews(cluster: &Cluster, plan: &UpgradePlan) -> BTreeMap<String, DrainPreview> {
@@ -212,103 +150,6 @@ async fn take_lock(
             Ok(())
         }
         other => other.map_err(|e| OpsError::from(e).into()),
-    }
-}
-
-/// The target, the new binaries (airgap: already read), and the nodes as observed.
-struct Decided {
-    nodes: Vec<NodeState>,
-    binaries: Option<LocalBinaries>,
-    target: K3sVersion,
-    source: TargetSource,
-    archs: BTreeMap<String, Arch>,
-}
-
-/// Resolves the target, reads the nodes, checks the rules. With `recover`, a dead API on a first
-/// server that carries the upgrade marker is brought back first.
-async fn decide(
-    cluster: &Cluster,
-    options: &UpgradeOptions,
-    reporter: &Arc<dyn Reporter>,
-    recover: bool,
-) -> Result<Decided, UpgradeError> {
-    let requested = resolve_target(&cluster.spec, &options.target).await?;
-    let archs = host_archs(cluster).await?;
-    let (observed, marker) = match observe_nodes(cluster).await {
-        Ok(nodes) => (Some(nodes), None),
-        Err(api_error) => {
-            let server = cluster.transport(&cluster.first_server)?;
-            match read_marker(server.as_ref()).await? {
-                Some(marker) if recover => (None, Some(marker)),
-                _ => return Err(api_error),
-            }
-        }
-    };
-    // Without the API, the rules are checked against what the first server ran before.
-    let for_rules = observed.clone().unwrap_or_else(|| {
-        let from = marker.map(|(from, _)| from);
-        from.map(|running| NodeState {
-            name: cluster.first_server.clone(),
-            kind: NodeKind::Server,
-            group: None,
-            running,
-            ready: false,
-            unschedulable: true,
-            cordoned_by_k3sctl: true,
-        })
-        .into_iter()
-        .collect()
-    });
-    if let Target::Known(version, source) = &requested {
-        check_target(*version, source, &for_rules)?;
-    }
-    let (binaries, target, source) =
-        binaries_and_target(cluster, options, requested, &archs).await?;
-    check_target(target, &source, &for_rules)?;
-    let nodes = match observed {
-        Some(nodes) => nodes,
-        None => {
-            let binaries = match &binaries {
-                Some(b) => b.clone(),
-                None => download(&cluster.spec, &target, &arch_set(&archs)).await?,
-            };
-            let rollout = new_rollout(cluster, reporter, target, binaries, archs.clone());
-            restart_first_server(&rollout).await?;
-            // The agents reconnect to the restarted server; give them the time they need.
-            let _ = gate::wait_healthy(
-                &cluster.api.client,
-                rollout.policy.node_ready_timeout.to_std(),
-            )
-            .await;
-            let nodes = observe_nodes(cluster).await?;
-            check_target(target, &source, &nodes)?;
-            nodes
-        }
-    };
-    Ok(Decided {
-        nodes,
-        binaries,
-        target,
-        source,
-        archs,
-    })
-}
-
-fn new_rollout<'a>(
-    cluster: &'a Cluster,
-    reporter: &Arc<dyn Reporter>,
-    target: K3sVersion,
-    binaries: LocalBinaries,
-    archs: BTreeMap<String, Arch>,
-) -> Rollout<'a> {
-    Rollout {
-        cluster,
-        reporter: Arc::clone(reporter),
-        policy: cluster.spec.cluster.spec.upgrade.clone(),
-        target,
-        binaries,
-        archs,
-        stop: AtomicBool::new(false),
     }
 }
 

@@ -14,8 +14,8 @@ use crate::host::{ExecRequest, Transport};
 use crate::k3s::config::NodeRole;
 use crate::k3s::unit::{BINARY_PATH, unit_name};
 use crate::kube::{
-    CORDONED_FOR, CordonOutcome, DrainOptions, DrainRules, KubeError, Poll, UncordonOutcome,
-    cordon, drain_node, readyz, status_code, uncordon_if_ours, wait_node_ready,
+    CORDONED_FOR, CordonOutcome, DrainOptions, DrainRules, Poll, UncordonOutcome, cordon,
+    drain_node, readyz, uncordon_if_ours, wait_node_ready,
 };
 use crate::plan::upgrade::{NodeAction, NodeKind, PlannedNode};
 use crate::run::EventKind;
@@ -70,7 +70,7 @@ impl NodeRun<'_, '_> {
         let t = Instant::now();
         let client = &self.rollout.cluster.api.client;
         let reason = cordon_reason(&self.node.to);
-        let outcome = retry_conflicts(|| cordon(client, &self.node.name, &reason))
+        let outcome = cordon(client, &self.node.name, &reason)
             .await
             .map_err(|e| self.fail("cordon", e.to_string(), None))?;
         let message = match outcome {
@@ -248,7 +248,7 @@ impl NodeRun<'_, '_> {
     async fn uncordon(&mut self) -> Result<(), NodeFailure> {
         let t = Instant::now();
         let client = &self.rollout.cluster.api.client;
-        let outcome = retry_conflicts(|| uncordon_if_ours(client, &self.node.name))
+        let outcome = uncordon_if_ours(client, &self.node.name)
             .await
             .map_err(|e| self.fail("uncordon", e.to_string(), None))?;
         let message = match outcome {
@@ -334,25 +334,4 @@ async fn steps(run: &mut NodeRun<'_, '_>) -> Result<(), NodeFailure> {
     run.wait_ready().await?;
     run.clear_marker().await?;
     run.uncordon().await
-}
-
-/// Runs a conflict-checked Node patch again when the Node changed in between (409: the
-/// kubelet's heartbeat updates it every few seconds).
-async fn retry_conflicts<T, F, Fut>(mut call: F) -> Result<T, KubeError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, KubeError>>,
-{
-    let mut attempts = 0;
-    loop {
-        match call().await {
-            Err(KubeError::Api { source, .. })
-                if status_code(&source) == Some(409) && attempts < 10 =>
-            {
-                attempts += 1;
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            other => return other,
-        }
-    }
 }

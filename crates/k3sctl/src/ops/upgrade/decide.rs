@@ -1,0 +1,176 @@
+//! Deciding what the upgrade does: the target (an airgap binary's version checked on the first
+//! server), the nodes as they are, the upgrade rules; and, when the first server failed its own
+//! upgrade and took the API down, bringing it back first.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use super::UpgradeOptions;
+use super::context::Rollout;
+use super::error::UpgradeError;
+use super::gate;
+use super::observe::{Cluster, arch_set, host_archs, observe_nodes};
+use super::recover::{read_marker, restart_first_server};
+use super::release::{airgap_binaries, airgap_file, download, version_on_node};
+use super::target::{Target, resolve_target};
+use crate::k3s::release::Arch;
+use crate::k3s::version::K3sVersion;
+use crate::ops::binary::LocalBinaries;
+use crate::plan::upgrade::{NodeKind, NodeState, TargetSource, check_target};
+use crate::run::Reporter;
+
+/// The version an airgap binary reports, without changing any host (dry runs): run locally.
+async fn local_version(path: &Path) -> Result<K3sVersion, UpgradeError> {
+    let out = tokio::process::Command::new(path)
+        .arg("--version")
+        .output()
+        .await
+        .map_err(|e| {
+            UpgradeError::Target(format!("{}: cannot run --version: {e}", path.display()))
+        })?;
+    K3sVersion::from_version_output(&String::from_utf8_lossy(&out.stdout))
+        .map_err(|e| UpgradeError::Target(format!("{}: --version: {e}", path.display())))
+}
+
+/// The new binaries and the target, with an airgap binary's version checked (on the first node
+/// unless `dry_run`).
+async fn binaries_and_target(
+    cluster: &Cluster,
+    options: &UpgradeOptions,
+    target: Target,
+    archs: &BTreeMap<String, Arch>,
+) -> Result<(Option<LocalBinaries>, K3sVersion, TargetSource), UpgradeError> {
+    let wanted = arch_set(archs);
+    let Some(file) = airgap_file(&cluster.spec, options.target.binary.as_deref()) else {
+        let Target::Known(version, source) = target else {
+            return Err(UpgradeError::Target(
+                "--binary is needed to read the target from a binary".into(),
+            ));
+        };
+        return Ok((None, version, source));
+    };
+    let binaries = airgap_binaries(&file, &wanted).await?;
+    let actual = if options.dry_run {
+        local_version(&file).await?
+    } else {
+        let server = cluster.transport(&cluster.first_server)?;
+        let arch = archs.get(&cluster.first_server).copied();
+        let sha = arch
+            .and_then(|a| binaries.by_arch.get(&a))
+            .map(|(_, s)| s.clone())
+            .unwrap_or_default();
+        version_on_node(server.as_ref(), &file, &sha).await?
+    };
+    match target {
+        Target::Known(version, source) if version != actual => Err(UpgradeError::Target(format!(
+            "{} is {actual}, but the target ({source}) is {version}; nothing was changed\n  hint: \
+             give the binary of {version} with --binary, or drop --to to upgrade to {actual}",
+            file.display()
+        ))),
+        Target::Known(version, source) => Ok((Some(binaries), version, source)),
+        Target::FromBinary => Ok((
+            Some(binaries),
+            actual,
+            TargetSource::Binary(file.display().to_string()),
+        )),
+    }
+}
+
+/// The target, the new binaries (airgap: already read), and the nodes as observed.
+pub(super) struct Decided {
+    pub(super) nodes: Vec<NodeState>,
+    pub(super) binaries: Option<LocalBinaries>,
+    pub(super) target: K3sVersion,
+    pub(super) source: TargetSource,
+    pub(super) archs: BTreeMap<String, Arch>,
+}
+
+/// Resolves the target, reads the nodes, checks the rules. With `recover`, a dead API on a first
+/// server that carries the upgrade marker is brought back first.
+pub(super) async fn decide(
+    cluster: &Cluster,
+    options: &UpgradeOptions,
+    reporter: &Arc<dyn Reporter>,
+    recover: bool,
+) -> Result<Decided, UpgradeError> {
+    let requested = resolve_target(&cluster.spec, &options.target).await?;
+    let archs = host_archs(cluster).await?;
+    let (observed, marker) = match observe_nodes(cluster).await {
+        Ok(nodes) => (Some(nodes), None),
+        Err(api_error) => {
+            let server = cluster.transport(&cluster.first_server)?;
+            match read_marker(server.as_ref()).await? {
+                Some(marker) if recover => (None, Some(marker)),
+                _ => return Err(api_error),
+            }
+        }
+    };
+    // Without the API, the rules are checked against what the first server ran before.
+    let for_rules = observed.clone().unwrap_or_else(|| {
+        let from = marker.map(|(from, _)| from);
+        from.map(|running| NodeState {
+            name: cluster.first_server.clone(),
+            kind: NodeKind::Server,
+            group: None,
+            running,
+            ready: false,
+            unschedulable: true,
+            cordoned_by_k3sctl: true,
+        })
+        .into_iter()
+        .collect()
+    });
+    if let Target::Known(version, source) = &requested {
+        check_target(*version, source, &for_rules)?;
+    }
+    let (binaries, target, source) =
+        binaries_and_target(cluster, options, requested, &archs).await?;
+    check_target(target, &source, &for_rules)?;
+    let nodes = match observed {
+        Some(nodes) => nodes,
+        None => {
+            let binaries = match &binaries {
+                Some(b) => b.clone(),
+                None => download(&cluster.spec, &target, &arch_set(&archs)).await?,
+            };
+            let rollout = new_rollout(cluster, reporter, target, binaries, archs.clone());
+            restart_first_server(&rollout).await?;
+            // The agents reconnect to the restarted server; give them the time they need.
+            let _ = gate::wait_healthy(
+                &cluster.api.client,
+                rollout.policy.node_ready_timeout.to_std(),
+            )
+            .await;
+            let nodes = observe_nodes(cluster).await?;
+            check_target(target, &source, &nodes)?;
+            nodes
+        }
+    };
+    Ok(Decided {
+        nodes,
+        binaries,
+        target,
+        source,
+        archs,
+    })
+}
+
+pub(super) fn new_rollout<'a>(
+    cluster: &'a Cluster,
+    reporter: &Arc<dyn Reporter>,
+    target: K3sVersion,
+    binaries: LocalBinaries,
+    archs: BTreeMap<String, Arch>,
+) -> Rollout<'a> {
+    Rollout {
+        cluster,
+        reporter: Arc::clone(reporter),
+        policy: cluster.spec.cluster.spec.upgrade.clone(),
+        target,
+        binaries,
+        archs,
+        stop: AtomicBool::new(false),
+    }
+}
