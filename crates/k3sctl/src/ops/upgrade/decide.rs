@@ -15,7 +15,10 @@ use super::observe::{Cluster, arch_set, host_archs, observe_nodes};
 use super::recover::{read_marker, restart_first_server};
 use super::release::{airgap_binaries, airgap_file, download, version_on_node};
 use super::target::{Target, resolve_target};
+use crate::host::{ExecRequest, Transport};
+use crate::k3s::config::NodeRole;
 use crate::k3s::release::Arch;
+use crate::k3s::unit::unit_name;
 use crate::k3s::version::K3sVersion;
 use crate::ops::binary::LocalBinaries;
 use crate::plan::upgrade::{NodeKind, NodeState, TargetSource, check_target};
@@ -87,6 +90,18 @@ pub(super) struct Decided {
     pub(super) archs: BTreeMap<String, Arch>,
 }
 
+/// Whether the K3s server unit is active on `server`.
+async fn server_running(server: &dyn Transport) -> bool {
+    let unit = unit_name(NodeRole::Server);
+    let req = ExecRequest::new(format!("systemctl is-active {unit}"))
+        .sudo(true)
+        .describe(format!("checking {unit}"));
+    server
+        .exec(req)
+        .await
+        .is_ok_and(|out| out.stdout_text().trim() == "active")
+}
+
 /// Resolves the target, reads the nodes, checks the rules. With `recover`, a dead API on a first
 /// server that carries the upgrade marker is brought back first.
 pub(super) async fn decide(
@@ -97,15 +112,16 @@ pub(super) async fn decide(
 ) -> Result<Decided, UpgradeError> {
     let requested = resolve_target(&cluster.spec, &options.target).await?;
     let archs = host_archs(cluster).await?;
-    let (observed, marker) = match observe_nodes(cluster).await {
-        Ok(nodes) => (Some(nodes), None),
-        Err(api_error) => {
-            let server = cluster.transport(&cluster.first_server)?;
-            match read_marker(server.as_ref()).await? {
-                Some(marker) if recover => (None, Some(marker)),
-                _ => return Err(api_error),
-            }
-        }
+    // A first server that failed its own upgrade (marker left, K3s not running) has taken the
+    // API down: it is recovered first, without asking the API in vain.
+    let server = cluster.transport(&cluster.first_server)?;
+    let marker = match read_marker(server.as_ref()).await? {
+        Some(marker) if recover && !server_running(server.as_ref()).await => Some(marker),
+        _ => None,
+    };
+    let observed = match marker {
+        Some(_) => None,
+        None => Some(observe_nodes(cluster).await?),
     };
     // Without the API, the rules are checked against what the first server ran before.
     let for_rules = observed.clone().unwrap_or_else(|| {
