@@ -28,4 +28,6 @@ pub use health::{pod_problem, readyz, unhealthy_pods};
 pub use kube::Client;
 pub use nodes::{NodeInfo, get_node, list_nodes};
 pub use pdb::{describe_pdb, matching_pdbs, selector_matches};
-pub use wait::{Poll, node_matches, poll_until, wait_node_ready};
+pub use wait::{
+    Poll, node_matches, poll_until, ready_posted_after, wait_node_ready, wait_node_ready_after,
+};

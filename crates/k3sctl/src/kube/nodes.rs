@@ -17,6 +17,9 @@ pub struct NodeInfo {
     pub ready: bool,
     /// Reason and message of the Ready condition, when it has them.
     pub ready_detail: Option<String>,
+    /// When the kubelet last posted the Ready condition, in Unix seconds of the node's own
+    /// clock: its lastHeartbeatTime, else its lastTransitionTime.
+    pub ready_posted: Option<i64>,
     /// status.nodeInfo.kubeletVersion (the K3s version on K3s).
     pub kubelet_version: String,
     /// spec.unschedulable (cordoned).
@@ -45,10 +48,18 @@ impl NodeInfo {
                 .collect();
             (!parts.is_empty()).then(|| parts.join(": "))
         });
+        let ready_posted = ready_condition
+            .and_then(|c| {
+                c.last_heartbeat_time
+                    .as_ref()
+                    .or(c.last_transition_time.as_ref())
+            })
+            .map(|t| t.0.as_second());
         Self {
             name: node.metadata.name.clone().unwrap_or_default(),
             ready: ready_condition.is_some_and(|c| c.status == "True"),
             ready_detail,
+            ready_posted,
             kubelet_version: node
                 .status
                 .as_ref()
@@ -128,7 +139,9 @@ mod tests {
             "status": {
                 "conditions": [
                     {"type": "MemoryPressure", "status": "False"},
-                    {"type": "Ready", "status": "True", "reason": "KubeletReady"}
+                    {"type": "Ready", "status": "True", "reason": "KubeletReady",
+                     "lastHeartbeatTime": "2026-11-21T09:00:10Z",
+                     "lastTransitionTime": "2026-11-21T08:00:00Z"}
                 ],
                 "nodeInfo": {"kubeletVersion": "v1.33.5+k3s1", "architecture": "amd64",
                   "bootID": "", "containerRuntimeVersion": "", "kernelVersion": "",
@@ -142,6 +155,8 @@ mod tests {
         assert!(info.unschedulable);
         assert_eq!(info.kubelet_version, "v1.33.5+k3s1");
         assert_eq!(info.resource_version.as_deref(), Some("42"));
+        // 2026-11-21T09:00:10Z: the heartbeat wins over the transition time.
+        assert_eq!(info.ready_posted, Some(1_795_251_610));
         assert_eq!(info.describe(), "Ready=True kubelet v1.33.5+k3s1 cordoned");
     }
 
@@ -150,6 +165,7 @@ mod tests {
         let info = NodeInfo::from_node(&node(serde_json::json!({"metadata": {"name": "b"}})));
         assert!(!info.ready);
         assert!(!info.unschedulable);
+        assert_eq!(info.ready_posted, None);
         assert_eq!(info.describe(), "Ready=False kubelet unknown");
         let not_ready = node(serde_json::json!({
             "metadata": {"name": "c"},

@@ -63,10 +63,42 @@ pub async fn wait_node_ready(
         Some(v) => format!("node {name} to be Ready with kubelet {v}"),
         None => format!("node {name} to be Ready"),
     };
-    poll_until(&what, poll, || async {
+    wait_node(client, name, &what, poll, |node| {
+        node_matches(node, kubelet_version)
+    })
+    .await
+}
+
+/// Waits until node `name` is Ready as posted by a kubelet that started at `started_at` (Unix
+/// seconds on the node's clock, see [`ready_posted_after`]); a Ready condition left over from
+/// before a restart does not count. `None` waits for any Ready.
+pub async fn wait_node_ready_after(
+    client: &Client,
+    name: &str,
+    started_at: Option<i64>,
+    poll: Poll,
+) -> Result<NodeInfo, KubeError> {
+    let what = match started_at {
+        Some(t) => format!("node {name} to post Ready after its K3s started (unix time {t})"),
+        None => format!("node {name} to be Ready"),
+    };
+    wait_node(client, name, &what, poll, |node| {
+        started_at.map_or(node.ready, |t| ready_posted_after(node, t))
+    })
+    .await
+}
+
+async fn wait_node(
+    client: &Client,
+    name: &str,
+    what: &str,
+    poll: Poll,
+    accept: impl Fn(&NodeInfo) -> bool,
+) -> Result<NodeInfo, KubeError> {
+    poll_until(what, poll, || async {
         Ok(match get_node(client, name).await {
-            Ok(Some(node)) if node_matches(&node, kubelet_version) => Ok(node),
-            Ok(Some(node)) => Err(node.describe()),
+            Ok(Some(node)) if accept(&node) => Ok(node),
+            Ok(Some(node)) => Err(describe_with_post_time(&node)),
             Ok(None) => Err("not registered".to_owned()),
             Err(e) => Err(format!("API not answering: {e}")),
         })
@@ -74,9 +106,26 @@ pub async fn wait_node_ready(
     .await
 }
 
+fn describe_with_post_time(node: &NodeInfo) -> String {
+    match node.ready_posted {
+        Some(t) => format!("{}, Ready posted at unix time {t}", node.describe()),
+        None => node.describe(),
+    }
+}
+
 /// Pure: is `node` Ready (at `kubelet_version` when given)?
 pub fn node_matches(node: &NodeInfo, kubelet_version: Option<&str>) -> bool {
     node.ready && kubelet_version.is_none_or(|v| node.kubelet_version == v)
+}
+
+/// Pure: is `node` Ready as posted by a kubelet that started at `started_at`?
+///
+/// Both times come from the node's own clock (the kubelet stamps the condition, systemd the
+/// start), so clock skew with the operator does not matter. Both are whole seconds: a post in
+/// the same second as the start may be the old kubelet's last one, so only a strictly later
+/// second counts (a fresh kubelet posts again within one heartbeat).
+pub fn ready_posted_after(node: &NodeInfo, started_at: i64) -> bool {
+    node.ready && node.ready_posted.is_some_and(|posted| posted > started_at)
 }
 
 #[cfg(test)]
@@ -130,5 +179,24 @@ mod tests {
         assert!(node_matches(&node, None));
         assert!(node_matches(&node, Some("v1.33.5+k3s1")));
         assert!(!node_matches(&node, Some("v1.34.3+k3s1")));
+    }
+
+    #[test]
+    fn a_ready_condition_from_before_the_restart_is_stale() {
+        let node = |ready: bool, posted: Option<i64>| NodeInfo {
+            ready,
+            ready_posted: posted,
+            ..NodeInfo::default()
+        };
+        let started = 1_000;
+        // Posted by the old kubelet: stale even though it says Ready.
+        assert!(!ready_posted_after(&node(true, Some(990)), started));
+        // Same second as the start: cannot tell old from new, wait for the next post.
+        assert!(!ready_posted_after(&node(true, Some(1_000)), started));
+        // Posted after the start: the new kubelet.
+        assert!(ready_posted_after(&node(true, Some(1_001)), started));
+        // Fresh but NotReady, or no post time at all: not yet.
+        assert!(!ready_posted_after(&node(false, Some(1_005)), started));
+        assert!(!ready_posted_after(&node(true, None), started));
     }
 }

@@ -8,7 +8,9 @@ use async_trait::async_trait;
 
 use super::export::read_admin_kubeconfig;
 use crate::host::Transport;
-use crate::kube::{ApiConnection, Poll, connect_through, list_nodes, readyz, wait_node_ready};
+use crate::kube::{
+    ApiConnection, Poll, connect_through, list_nodes, readyz, wait_node_ready_after,
+};
 use crate::plan::ObservedNode;
 use crate::run::{ApiConnector, ApiError, ClusterApi};
 use crate::secret::Secret;
@@ -74,9 +76,14 @@ impl ClusterApi for KubeApi {
         }
     }
 
-    async fn wait_node_ready(&self, name: &str, timeout: Duration) -> Result<(), ApiError> {
+    async fn wait_node_ready(
+        &self,
+        name: &str,
+        started_at: Option<i64>,
+        timeout: Duration,
+    ) -> Result<(), ApiError> {
         let poll = Poll::new(Duration::from_millis(500), timeout);
-        wait_node_ready(&self.connection.client, name, None, poll)
+        wait_node_ready_after(&self.connection.client, name, started_at, poll)
             .await
             .map(|_| ())
             .map_err(|e| ApiError(e.to_string()))

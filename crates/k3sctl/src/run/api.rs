@@ -20,8 +20,14 @@ pub trait ClusterApi: Send + Sync {
     async fn nodes(&self) -> Result<Vec<ObservedNode>, ApiError>;
     /// `/readyz` answers ok.
     async fn readyz(&self) -> Result<(), ApiError>;
-    /// Waits until the node is registered and Ready.
-    async fn wait_node_ready(&self, name: &str, timeout: Duration) -> Result<(), ApiError>;
+    /// Waits until the node is registered and Ready; when `started_at` is given (Unix seconds on
+    /// the node's clock of its K3s start), as posted after that start, not a stale condition.
+    async fn wait_node_ready(
+        &self,
+        name: &str,
+        started_at: Option<i64>,
+        timeout: Duration,
+    ) -> Result<(), ApiError>;
 }
 
 /// Opens a [`ClusterApi`] once the first server runs.

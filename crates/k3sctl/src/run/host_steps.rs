@@ -108,6 +108,8 @@ pub async fn run_host(
     mut changes: usize,
 ) -> HostStatus {
     let mut gate: Option<OwnedMutexGuard<()>> = None;
+    // When this run last (re)started K3s on the host, on the host's clock.
+    let mut started_at: Option<i64> = None;
     for step in host
         .steps
         .iter()
@@ -118,7 +120,7 @@ pub async fn run_host(
             gate = Some(Arc::clone(&shared.restart_gate).lock_owned().await);
         }
         let started = report_start(shared, host, step);
-        let result = run_step(shared, host, transport, step).await;
+        let result = run_step(shared, host, transport, step, &mut started_at).await;
         match result {
             Ok(()) => {
                 report_done(shared, host, step, started);
@@ -141,6 +143,7 @@ async fn run_step(
     host: &HostPlan,
     transport: &dyn Transport,
     step: &Step,
+    started_at: &mut Option<i64>,
 ) -> StepResult {
     let unit = unit_name(host.role);
     match step {
@@ -186,19 +189,21 @@ async fn run_step(
             if *join {
                 probe_endpoint(shared, host, transport).await?;
             }
-            start_and_wait(transport, unit, false, shared.options.node_ready_timeout)
+            *started_at = start_and_wait(transport, unit, false, shared.options.node_ready_timeout)
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(|e| e.to_string())?;
+            Ok(())
         }
         Step::Restart { .. } => {
-            start_and_wait(transport, unit, true, shared.options.node_ready_timeout)
+            *started_at = start_and_wait(transport, unit, true, shared.options.node_ready_timeout)
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(|e| e.to_string())?;
+            Ok(())
         }
         Step::WaitServerReady => wait_server_ready(shared, host, transport).await,
         Step::WaitNodeReady => {
             let api = shared.api().await?;
-            api.wait_node_ready(&host.host, shared.options.node_ready_timeout)
+            api.wait_node_ready(&host.host, *started_at, shared.options.node_ready_timeout)
                 .await
                 .map_err(|e| format!("{}: node not Ready: {e}", host.host))
         }

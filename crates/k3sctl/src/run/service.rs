@@ -51,14 +51,21 @@ pub enum ServiceError {
 struct UnitState {
     active: String,
     started: String,
+    /// Start of the main process, Unix seconds on the host's clock (systemd >= 248).
+    started_at: Option<i64>,
+    /// The host's clock when asked, Unix seconds.
+    now: Option<i64>,
 }
 
 fn parse_show(text: &str) -> UnitState {
+    let unix = |v: &str| v.trim().trim_start_matches('@').parse::<i64>().ok();
     let mut state = UnitState::default();
     for line in text.lines() {
         match line.split_once('=') {
             Some(("ActiveState", v)) => state.active = v.to_string(),
             Some(("ExecMainStartTimestampMonotonic", v)) => state.started = v.to_string(),
+            Some(("ExecMainStartTimestamp", v)) => state.started_at = unix(v),
+            Some(("Now", v)) => state.now = unix(v),
             _ => {}
         }
     }
@@ -66,8 +73,11 @@ fn parse_show(text: &str) -> UnitState {
 }
 
 async fn show(transport: &dyn Transport, unit: &str) -> Result<UnitState, HostError> {
+    // `--timestamp=unix` (systemd >= 248) prints `@<seconds>`; older systemd refuses the option
+    // and the plain form follows (its start time then comes from `Now` read before the start).
+    let props = "-p ActiveState -p ExecMainStartTimestampMonotonic -p ExecMainStartTimestamp";
     let req = ExecRequest::new(format!(
-        "systemctl show -p ActiveState -p ExecMainStartTimestampMonotonic {unit}"
+        "echo Now=$(date +%s); systemctl show --timestamp=unix {props} {unit} 2>/dev/null || systemctl show {props} {unit}"
     ))
     .sudo(true)
     .timeout(Some(QUICK))
@@ -92,12 +102,15 @@ pub async fn journal_tail(transport: &dyn Transport, unit: &str, lines: usize) -
 }
 
 /// Starts (`enable` + `start`) or restarts the unit and waits until systemd reports it active.
+/// Returns when the new main process started, in Unix seconds on the host's clock (systemd's
+/// ExecMainStartTimestamp, else the host's clock just before the start), so that waits for the
+/// node can tell its posts from the previous process's.
 pub async fn start_and_wait(
     transport: &dyn Transport,
     unit: &str,
     restart: bool,
     timeout: Duration,
-) -> Result<(), ServiceError> {
+) -> Result<Option<i64>, ServiceError> {
     let before = show(transport, unit).await?;
     let command = if restart {
         format!("systemctl restart --no-block {unit}")
@@ -115,7 +128,7 @@ pub async fn start_and_wait(
         let state = show(transport, unit).await?;
         let new_process = !restart || (state.started != before.started && state.started != "0");
         match state.active.as_str() {
-            "active" if new_process => return Ok(()),
+            "active" if new_process => return Ok(state.started_at.or(before.now)),
             "failed" => {
                 return Err(ServiceError::Failed {
                     host: transport.name().into(),
@@ -126,7 +139,7 @@ pub async fn start_and_wait(
             "activating" if new_process => {
                 let since = *activating_since.get_or_insert_with(Instant::now);
                 if since.elapsed() >= ACTIVATING_GRACE {
-                    return Ok(());
+                    return Ok(state.started_at.or(before.now));
                 }
             }
             _ => {}
@@ -150,13 +163,26 @@ mod tests {
 
     #[test]
     fn parses_systemctl_show() {
-        let s = parse_show("ExecMainStartTimestampMonotonic=123\nActiveState=activating\n");
+        let s = parse_show(
+            "Now=1795251620\nExecMainStartTimestampMonotonic=123\nActiveState=activating\n\
+             ExecMainStartTimestamp=@1795251610\n",
+        );
         assert_eq!(
             s,
             UnitState {
                 active: "activating".into(),
-                started: "123".into()
+                started: "123".into(),
+                started_at: Some(1_795_251_610),
+                now: Some(1_795_251_620),
             }
         );
+    }
+
+    #[test]
+    fn the_human_timestamp_of_an_old_systemd_is_not_guessed() {
+        let s =
+            parse_show("ExecMainStartTimestamp=Sat 2026-11-21 09:00:10 UTC\nActiveState=active\n");
+        assert_eq!(s.started_at, None);
+        assert_eq!(s.active, "active");
     }
 }

@@ -40,15 +40,18 @@ impl Transport for FakeHost {
                 stderr: vec![],
             })
         };
-        if req.command.starts_with("systemctl show") {
+        if req.command.contains("systemctl show") {
             let starts = *self.starts.lock().expect("lock");
             let state = if self.broken && starts > 0 {
                 "failed"
             } else {
                 "active"
             };
+            // The host's clock reads 1000; each start happens 10 s later than the last.
+            let started_at = 1_000 + 10 * starts;
             return ok(format!(
-                "ActiveState={state}\nExecMainStartTimestampMonotonic={starts}\n"
+                "Now=1000\nActiveState={state}\nExecMainStartTimestampMonotonic={starts}\n\
+                 ExecMainStartTimestamp=@{started_at}\n"
             ));
         }
         if req.command.starts_with("journalctl") {
@@ -103,11 +106,17 @@ impl ClusterApi for FakeApi {
     async fn readyz(&self) -> Result<(), ApiError> {
         Ok(())
     }
-    async fn wait_node_ready(&self, name: &str, _timeout: Duration) -> Result<(), ApiError> {
-        self.log
-            .lock()
-            .expect("lock")
-            .push(format!("{name}: ready"));
+    async fn wait_node_ready(
+        &self,
+        name: &str,
+        started_at: Option<i64>,
+        _timeout: Duration,
+    ) -> Result<(), ApiError> {
+        let mut log = self.log.lock().expect("lock");
+        log.push(format!(
+            "{name}: wait for Ready posted after {started_at:?}"
+        ));
+        log.push(format!("{name}: ready"));
         Ok(())
     }
 }
@@ -328,5 +337,12 @@ async fn restarts_of_serving_nodes_never_overlap() {
         assert_eq!(pair[1], &format!("{host}: ready"), "{relevant:#?}");
     }
     assert_eq!(relevant.len(), 6);
+    // Each Ready wait refuses posts from before that host's own restart (host clock).
+    for name in ["a1", "a2", "a3"] {
+        assert!(
+            lines.contains(&format!("{name}: wait for Ready posted after Some(1010)")),
+            "{lines:#?}"
+        );
+    }
     let _ = Secret::new("unused");
 }
