@@ -1,0 +1,262 @@
+//! End to end on ONE five-host lab with the stand-in, scenario after scenario:
+//! 1 server + 3 agents in groups a (2) and b (1) with a registry mirror, TLS SANs and two
+//! kubeconfig exports (one merged into a `$KUBECONFIG` that keeps its other context); adding a
+//! fifth host joins only that host; a wrong host key stops apply before any change; two
+//! concurrent applies (the second names the first as holder); an agent lost mid-apply fails
+//! its group only, and apply converges once it is back.
+
+#[path = "e2e_apply_groups/cluster.rs"]
+mod cluster;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use cluster::{
+    ADMIN_CONTEXT, Cluster, FOREIGN_CONTEXT, OPS_CONTEXT, SAN_NAME, build_stand_in, kubectl, text,
+    wait_for_line,
+};
+
+#[test]
+fn groups_sans_exports_join_host_keys_concurrency_and_a_lost_agent() {
+    lab::require_root().expect("the lab needs root");
+    build_stand_in();
+    let began = Instant::now();
+    let mut c = Cluster::boot();
+    eprintln!("[timing] lab boot: {:.1}s", began.elapsed().as_secs_f64());
+
+    timed("fresh apply", || fresh_apply(&c));
+    timed("add a fifth host", || add_fifth_host(&c));
+    timed("wrong host key", || wrong_host_key(&c));
+    timed("concurrent applies", || concurrent_applies(&c));
+    timed("agent lost mid-apply", || lost_agent(&mut c));
+}
+
+fn timed(what: &str, scenario: impl FnOnce()) {
+    let start = Instant::now();
+    scenario();
+    eprintln!("[timing] {what}: {:.1}s", start.elapsed().as_secs_f64());
+}
+
+/// Every node listed and Ready, exactly `names`.
+fn assert_ready(c: &Cluster, args: &[&str], names: &[String]) {
+    let statuses = c.node_statuses(args);
+    let mut seen: Vec<&str> = statuses.iter().map(|(n, _)| n.as_str()).collect();
+    seen.sort_unstable();
+    let mut want: Vec<&str> = names.iter().map(String::as_str).collect();
+    want.sort_unstable();
+    assert_eq!(seen, want, "nodes seen with {args:?}");
+    for (name, status) in &statuses {
+        assert_eq!(status, "Ready", "{name} with {args:?}");
+    }
+}
+
+fn fresh_apply(c: &Cluster) {
+    let names = c.names();
+    c.write_spec(4, "http://mirror-a.example:5000");
+    let out = c.k3sctl(&["apply"]);
+    assert!(out.status.success(), "fresh apply:\n{}", text(&out));
+
+    // Each export, through Debian's kubectl 1.20, sees the four nodes Ready.
+    let admin = c.admin.to_string_lossy().into_owned();
+    let ops = c.ops.to_string_lossy().into_owned();
+    let merged = c.merged.to_string_lossy().into_owned();
+    assert_ready(c, &["--kubeconfig", &admin], &names[..4]);
+    assert_ready(c, &["--kubeconfig", &ops], &names[..4]);
+    assert_ready(
+        c,
+        &["--kubeconfig", &merged, "--context", OPS_CONTEXT],
+        &names[..4],
+    );
+    let contexts = Command::new(kubectl())
+        .args([
+            "--kubeconfig",
+            &merged,
+            "config",
+            "get-contexts",
+            "-o",
+            "name",
+        ])
+        .output()
+        .expect("kubectl runs");
+    let contexts = text(&contexts);
+    assert!(contexts.contains(FOREIGN_CONTEXT), "{contexts}");
+    assert!(contexts.contains(OPS_CONTEXT), "{contexts}");
+    let admin_text = std::fs::read_to_string(&c.admin).expect("admin export");
+    assert!(
+        admin_text.contains(&format!("current-context: {ADMIN_CONTEXT}")),
+        "{admin_text}"
+    );
+
+    // The mirror is on every host; the serving certificate carries the SANs.
+    for i in 0..4 {
+        let registries = c.registries(i);
+        assert!(
+            registries.contains("http://mirror-a.example:5000"),
+            "{registries}"
+        );
+    }
+    let sans = serving_sans(&c.address(0));
+    assert!(sans.contains(&format!("DNS:{SAN_NAME}")), "{sans}");
+    assert!(
+        sans.contains(&format!("IP Address:{}", c.address(0))),
+        "{sans}"
+    );
+}
+
+/// The subjectAltName of the certificate the API server presents.
+fn serving_sans(address: &str) -> String {
+    let script = format!(
+        "openssl s_client -connect {address}:6443 -servername {SAN_NAME} </dev/null 2>/dev/null \
+         | openssl x509 -noout -ext subjectAltName"
+    );
+    let out = Command::new("sh")
+        .args(["-c", &script])
+        .output()
+        .expect("openssl runs");
+    assert!(out.status.success(), "openssl: {}", text(&out));
+    text(&out)
+}
+
+fn add_fifth_host(c: &Cluster) {
+    let names = c.names();
+    let before: Vec<String> = (0..4).map(|i| c.main_pid(i)).collect();
+    c.write_spec(5, "http://mirror-a.example:5000");
+    let plan = c.k3sctl(&["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.status.code(), Some(2), "{}", text(&plan));
+    let out = c.k3sctl(&["apply"]);
+    assert!(
+        out.status.success(),
+        "apply with the fifth host:\n{}",
+        text(&out)
+    );
+    let after: Vec<String> = (0..4).map(|i| c.main_pid(i)).collect();
+    assert_eq!(before, after, "a host other than {} restarted", names[4]);
+    let admin = c.admin.to_string_lossy().into_owned();
+    assert_ready(c, &["--kubeconfig", &admin], &names);
+}
+
+fn wrong_host_key(c: &Cluster) {
+    let names = c.names();
+    let known_hosts = c.lab.known_hosts();
+    let original = std::fs::read_to_string(&known_hosts).expect("known_hosts");
+    // The fourth host's entry now holds the second host's key: what a reinstalled or
+    // impersonated host looks like.
+    let key_of = |i: usize| -> String {
+        let addr = c.address(i);
+        original
+            .lines()
+            .find(|l| {
+                l.split_whitespace()
+                    .next()
+                    .is_some_and(|h| h.split(',').any(|p| p == names[i] || p == addr))
+            })
+            .and_then(|l| l.split_once(' ').map(|(_, key)| key.to_owned()))
+            .unwrap_or_else(|| panic!("{} not in known_hosts:\n{original}", names[i]))
+    };
+    let (victim_key, other_key) = (key_of(3), key_of(1));
+    std::fs::write(&known_hosts, original.replace(&victim_key, &other_key)).expect("write");
+
+    c.write_spec(5, "http://mirror-b.example:5000");
+    let out = c.k3sctl(&["apply"]);
+    let said = text(&out);
+    std::fs::write(&known_hosts, &original).expect("restore known_hosts");
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains(&names[3]), "host not named:\n{said}");
+    assert!(
+        said.contains(&known_hosts.display().to_string()),
+        "known_hosts not named:\n{said}"
+    );
+    assert!(said.contains("ssh-keygen -R"), "no remedy given:\n{said}");
+    for i in 0..5 {
+        assert!(
+            c.registries(i).contains("mirror-a"),
+            "{} changed although apply refused",
+            names[i]
+        );
+    }
+}
+
+fn concurrent_applies(c: &Cluster) {
+    // The key is restored and the mirror change is pending: the first apply works (five
+    // restarts, one at a time), a second one started meanwhile refuses and names it.
+    let (mut first, lines) = c.spawn_apply();
+    let mut seen = Vec::new();
+    let busy = wait_for_line(&lines, &mut seen, Duration::from_secs(120), |l| {
+        l.starts_with('…')
+    });
+    assert!(
+        busy,
+        "the first apply never started a step:\n{}",
+        seen.join("\n")
+    );
+    let second = c.k3sctl(&["apply"]);
+    let said = text(&second);
+    assert_eq!(second.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains(&format!("pid={}", first.id())) && said.contains('@'),
+        "the holder (user@host pid={}) is not named:\n{said}",
+        first.id()
+    );
+    let status = first.wait().expect("first apply ends");
+    seen.extend(lines.try_iter());
+    assert!(status.success(), "first apply:\n{}", seen.join("\n"));
+    for i in 0..5 {
+        assert!(c.registries(i).contains("mirror-b"), "{}", c.names()[i]);
+    }
+}
+
+fn lost_agent(c: &mut Cluster) {
+    let names = c.names();
+    c.write_spec(5, "http://mirror-c.example:5000");
+    let (mut apply, lines) = c.spawn_apply();
+    let mut seen = Vec::new();
+    // Group a's first agent restarts: its second agent is lost before its turn comes.
+    let first_of_a = format!("… {}: restart", names[1]);
+    let turn = wait_for_line(&lines, &mut seen, Duration::from_secs(180), |l| {
+        l.starts_with(&first_of_a)
+    });
+    assert!(turn, "{} never restarted:\n{}", names[1], seen.join("\n"));
+    c.lab.lose(&names[2]).expect("lose");
+    let status = apply.wait().expect("apply ends");
+    let mut out = String::new();
+    if let Some(mut stdout) = apply.stdout.take() {
+        std::io::Read::read_to_string(&mut stdout, &mut out).expect("stdout");
+    }
+    seen.extend(lines.iter());
+    let said = format!("{out}{}", seen.join("\n"));
+    assert_eq!(status.code(), Some(1), "{said}");
+    let failed = said
+        .lines()
+        .find(|l| l.contains(&names[2]) && l.contains("FAILED at"))
+        .unwrap_or_else(|| panic!("{} not reported failed:\n{said}", names[2]));
+    assert!(
+        ["write-file", "restart", "wait-node-ready"]
+            .iter()
+            .any(|step| failed.contains(step)),
+        "no step named: {failed}"
+    );
+    // Group b completed despite group a's failure.
+    for i in [3, 4] {
+        assert!(
+            c.registries(i).contains("mirror-c"),
+            "{} not done",
+            names[i]
+        );
+    }
+
+    c.lab.start(&names[2]).expect("start the lost host");
+    let out = c.k3sctl(&["apply"]);
+    assert!(
+        out.status.success(),
+        "apply after the host is back:\n{}",
+        text(&out)
+    );
+    for i in 0..5 {
+        assert!(c.registries(i).contains("mirror-c"), "{}", names[i]);
+    }
+    let again = c.k3sctl(&["apply"]);
+    assert!(again.status.success(), "{}", text(&again));
+    assert!(text(&again).contains("Nothing to do"), "{}", text(&again));
+    let admin = c.admin.to_string_lossy().into_owned();
+    assert_ready(c, &["--kubeconfig", &admin], &names);
+}
