@@ -167,11 +167,10 @@ fn wrong_host_key(c: &Cluster) {
         "known_hosts not named:\n{said}"
     );
     assert!(said.contains("ssh-keygen -R"), "no remedy given:\n{said}");
-    for i in 0..5 {
+    for (i, name) in names.iter().enumerate() {
         assert!(
             c.registries(i).contains("mirror-a"),
-            "{} changed although apply refused",
-            names[i]
+            "{name} changed although apply refused"
         );
     }
 }
@@ -251,8 +250,8 @@ fn lost_agent(c: &mut Cluster) {
         "apply after the host is back:\n{}",
         text(&out)
     );
-    for i in 0..5 {
-        assert!(c.registries(i).contains("mirror-c"), "{}", names[i]);
+    for (i, name) in names.iter().enumerate() {
+        assert!(c.registries(i).contains("mirror-c"), "{name}");
     }
     let again = c.k3sctl(&["apply"]);
     assert!(again.status.success(), "{}", text(&again));
