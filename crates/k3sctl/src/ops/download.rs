@@ -65,34 +65,49 @@ fn resolve_location(base: &str, location: &str) -> String {
     }
 }
 
+/// Sends one GET to `url`, without following a redirect.
+async fn send_once(
+    client: &HttpsClient,
+    url: &str,
+) -> Result<hyper::Response<hyper::body::Incoming>, DownloadError> {
+    let err = |detail: String| DownloadError {
+        url: url.to_string(),
+        detail,
+    };
+    let uri: hyper::Uri = url.parse().map_err(|e| err(format!("not a URL: {e}")))?;
+    let request = hyper::Request::get(uri)
+        .header("user-agent", concat!("k3sctl/", env!("CARGO_PKG_VERSION")))
+        .body(Empty::new())
+        .map_err(|e| err(e.to_string()))?;
+    tokio::time::timeout(HEADERS_TIMEOUT, client.request(request))
+        .await
+        .map_err(|_| err(format!("no answer within {}s", HEADERS_TIMEOUT.as_secs())))?
+        .map_err(|e| err(format!("{e:?}")))
+}
+
+fn location_of(response: &hyper::Response<hyper::body::Incoming>) -> Option<String> {
+    response
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
 /// Sends GET, following redirects; returns the final response with a 2xx status.
 async fn get(url: &str) -> Result<hyper::Response<hyper::body::Incoming>, DownloadError> {
     let client = client(url)?;
     let mut current = url.to_string();
     for _ in 0..=MAX_REDIRECTS {
+        let response = send_once(&client, &current).await?;
+        let status = response.status();
         let err = |detail: String| DownloadError {
             url: current.clone(),
             detail,
         };
-        let uri: hyper::Uri = current
-            .parse()
-            .map_err(|e| err(format!("not a URL: {e}")))?;
-        let request = hyper::Request::get(uri)
-            .header("user-agent", concat!("k3sctl/", env!("CARGO_PKG_VERSION")))
-            .body(Empty::new())
-            .map_err(|e| err(e.to_string()))?;
-        let response = tokio::time::timeout(HEADERS_TIMEOUT, client.request(request))
-            .await
-            .map_err(|_| err(format!("no answer within {}s", HEADERS_TIMEOUT.as_secs())))?
-            .map_err(|e| err(format!("{e:?}")))?;
-        let status = response.status();
         if status.is_redirection() {
-            let location = response
-                .headers()
-                .get("location")
-                .and_then(|v| v.to_str().ok())
+            let location = location_of(&response)
                 .ok_or_else(|| err(format!("{status} without a Location header")))?;
-            current = resolve_location(&current, location);
+            current = resolve_location(&current, &location);
             continue;
         }
         if !status.is_success() {
@@ -103,6 +118,19 @@ async fn get(url: &str) -> Result<hyper::Response<hyper::body::Incoming>, Downlo
     Err(DownloadError {
         url: url.into(),
         detail: format!("more than {MAX_REDIRECTS} redirects"),
+    })
+}
+
+/// Where `url` redirects to, without following it: `None` when it answers anything but a
+/// redirect with a Location (the K3s channel server's `<channels>/<name>` form points at the
+/// release tag this way).
+pub async fn redirect_target(url: &str) -> Result<Option<String>, DownloadError> {
+    let client = client(url)?;
+    let response = send_once(&client, url).await?;
+    Ok(if response.status().is_redirection() {
+        location_of(&response)
+    } else {
+        None
     })
 }
 

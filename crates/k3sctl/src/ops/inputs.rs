@@ -10,10 +10,12 @@ use crate::secret::Secret;
 use crate::spec::{BinaryOrigin, LoadedSpec, ValueRef, VersionSelector};
 
 use super::binary::{LocalBinaries, from_file};
-use super::download::get_text;
+use super::download::{get_text, redirect_target};
 use super::error::OpsError;
 use super::release_cache::{cache_dir, release_checksums};
-use crate::k3s::channel::{find_channel, parse_channels};
+use crate::k3s::channel::{
+    channel_redirect_url, find_channel, parse_channels, version_from_redirect,
+};
 
 /// Reads a credential reference: an environment variable or a file (trailing newline removed).
 pub fn read_value_ref(spec: &LoadedSpec, value: &ValueRef) -> Result<Secret, String> {
@@ -30,15 +32,23 @@ pub fn read_value_ref(spec: &LoadedSpec, value: &ValueRef) -> Result<Secret, Str
     }
 }
 
-/// The version the spec asks for: `k3s.version`, or the latest of `k3s.channel` from the
-/// channel server (a running node at another version is then refused by the planner, which
-/// points at `k3sctl upgrade`).
+/// The version the spec asks for: `k3s.version`, or what `k3s.channel` points at on the
+/// channel server — its redirect form (`<channelUrl>/<name>` redirects to the release tag),
+/// else the channel listing (a running node at another version is then refused by the
+/// planner, which points at `k3sctl upgrade`).
 pub async fn spec_version(spec: &LoadedSpec) -> Result<K3sVersion, OpsError> {
     let k3s = &spec.cluster.spec.k3s;
     match k3s.selector() {
         Some(VersionSelector::Exact(version)) => Ok(version),
         Some(VersionSelector::Channel(channel)) => {
             let url = k3s.channel_url();
+            let direct = channel_redirect_url(url, &channel.to_string());
+            // An unusable redirect (a mirror without the redirect form) falls back to the listing.
+            if let Ok(Some(location)) = redirect_target(&direct).await
+                && let Ok(version) = version_from_redirect(&location)
+            {
+                return Ok(version);
+            }
             let listing = get_text(url)
                 .await
                 .map_err(|e| OpsError::Download(format!("spec.k3s.channel {channel}: {e}")))?;
@@ -132,5 +142,36 @@ mod tests {
             spec_version(&pinned).await.expect("pinned").to_string(),
             "v1.33.5+k3s1"
         );
+    }
+
+    #[tokio::test]
+    async fn the_redirect_form_wins_over_the_listing() {
+        // While a release is published the two can disagree: the redirect is what the
+        // official installer follows.
+        let base = serve(BTreeMap::from([
+            (
+                "/v1-release/channels".to_string(),
+                ("200 OK".to_string(), LISTING.as_bytes().to_vec()),
+            ),
+            (
+                "/v1-release/channels/stable".to_string(),
+                (
+                    "302 Found\r\nLocation: https://github.com/k3s-io/k3s/releases/tag/v1.33.6%2Bk3s1"
+                        .to_string(),
+                    vec![],
+                ),
+            ),
+        ]))
+        .await;
+        let spec_for = |channel: &str| {
+            spec_with(&format!(
+                "{{channel: {channel}, channelUrl: \"{base}/v1-release/channels\"}}"
+            ))
+        };
+        let stable = spec_version(&spec_for("stable")).await.expect("redirect");
+        assert_eq!(stable.to_string(), "v1.33.6+k3s1");
+        // No redirect for this channel: the listing answers.
+        let latest = spec_version(&spec_for("latest")).await.expect("listing");
+        assert_eq!(latest.to_string(), "v1.34.3+k3s1");
     }
 }
