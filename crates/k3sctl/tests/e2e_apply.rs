@@ -115,11 +115,19 @@ fn apply_installs_joins_exports_and_a_second_apply_changes_nothing() {
             config.contains(&format!("node-name: {}", agent.name)),
             "{config}"
         );
+        // The join URL is given once: K3S_URL in the env file, as the official installer does.
         assert!(
-            config.contains(&format!("server: https://{}:6443", server.address)),
-            "{config}"
+            !config.contains("server:"),
+            "join URL in config.yaml: {config}"
         );
         assert!(!config.contains("token"), "token in config.yaml: {config}");
+        let env = lab
+            .exec(&agent.name, "cat /etc/systemd/system/k3s-agent.service.env")
+            .expect("env file");
+        assert!(
+            env.contains(&format!("K3S_URL=\"https://{}:6443\"", server.address)),
+            "no K3S_URL in the env file"
+        );
         let env_mode = lab
             .exec(
                 &agent.name,

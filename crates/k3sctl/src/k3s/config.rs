@@ -62,8 +62,6 @@ pub struct NodeConfig {
     pub node_ip: Option<String>,
     /// `node-external-ip`.
     pub node_external_ip: Option<String>,
-    /// `server`: the join URL, for agents (and later joining servers).
-    pub server: Option<String>,
     /// `node-label`, applied at registration.
     pub labels: BTreeMap<String, String>,
     /// `node-taint`, applied at registration.
@@ -126,7 +124,8 @@ fn strings(list: &[String]) -> serde_json::Value {
     serde_json::Value::from(list.to_vec())
 }
 
-/// Renders config.yaml for one node.
+/// Renders config.yaml for one node. The join URL is not in it: like the official installer,
+/// k3sctl gives it to joining nodes once, as `K3S_URL` in the unit's env file.
 pub fn render_config(node: &NodeConfig) -> Result<String, ConfigError> {
     for key in node.extra.keys() {
         let bare = key.trim_end_matches('+');
@@ -151,9 +150,6 @@ pub fn render_config(node: &NodeConfig) -> Result<String, ConfigError> {
     }
     if let Some(ip) = &node.node_external_ip {
         map.push("node-external-ip", ip.as_str());
-    }
-    if let Some(server) = &node.server {
-        map.push("server", server.as_str());
     }
     if node.role == NodeRole::Server {
         let c = &node.cluster;
@@ -204,7 +200,6 @@ mod tests {
             node_name: "k3s-master".into(),
             node_ip: Some("10.0.0.241".into()),
             node_external_ip: Some("140.238.0.10".into()),
-            server: None,
             labels: BTreeMap::from([("topology.kubernetes.io/zone".into(), "a".into())]),
             taints: vec!["dedicated=infra:NoSchedule".into()],
             cluster: ClusterSettings {
@@ -237,7 +232,6 @@ mod tests {
         agent.role = NodeRole::Agent;
         agent.node_name = "worker-1".into();
         agent.node_external_ip = None;
-        agent.server = Some("https://10.0.0.241:6443".into());
         agent.extra = BTreeMap::from([("kubelet-arg".into(), serde_json::json!(["max-pods=150"]))]);
         let text = render_config(&agent).expect("renders");
         assert!(!text.contains("tls-san") && !text.contains("cluster-cidr"));

@@ -105,7 +105,7 @@ fn role(role: Role) -> NodeRole {
     }
 }
 
-fn node_config(cluster: &Cluster, host: &Host, first: bool) -> NodeConfig {
+fn node_config(cluster: &Cluster, host: &Host) -> NodeConfig {
     let c = &cluster.spec.cluster;
     let node_role = role(host.role);
     NodeConfig {
@@ -117,7 +117,6 @@ fn node_config(cluster: &Cluster, host: &Host, first: bool) -> NodeConfig {
                 .unwrap_or_else(|| host.address.clone()),
         ),
         node_external_ip: host.public_address.clone(),
-        server: if first { None } else { cluster.api_endpoint() },
         labels: host.labels.clone(),
         taints: host.taints.iter().map(ToString::to_string).collect(),
         cluster: ClusterSettings {
@@ -193,7 +192,7 @@ pub fn desired_hosts(
         files.push(DesiredFile {
             path: CONFIG_PATH.into(),
             mode: 0o600,
-            content: FileContent::Plain(render_config(&node_config(cluster, host, first))?),
+            content: FileContent::Plain(render_config(&node_config(cluster, host))?),
             restarts: true,
         });
         if node_role == NodeRole::Server {
@@ -308,6 +307,9 @@ spec:
             panic!("plain")
         };
         insta::assert_snapshot!(agent_config);
+        // The join URL is given once, as K3S_URL in the env file (as the official installer
+        // does), never also as `server:` in config.yaml where the two could disagree.
+        assert!(!agent_config.contains("server:"), "{agent_config}");
         assert_eq!(
             hosts[1].files[1].content,
             FileContent::LocalFile {

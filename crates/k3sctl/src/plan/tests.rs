@@ -23,7 +23,6 @@ fn host(name: &str, role: NodeRole, group: Option<&str>, first: bool, mirror: &s
         node_name: name.into(),
         node_ip: Some(format!("10.0.0.{}", name.len())),
         node_external_ip: None,
-        server: (!first).then(|| "https://10.0.0.1:6443".to_string()),
         labels: BTreeMap::new(),
         taints: vec![],
         cluster: Default::default(),
