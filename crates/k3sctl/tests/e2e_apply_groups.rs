@@ -160,6 +160,7 @@ fn wrong_host_key(c: &Cluster) {
     let out = c.k3sctl(&["apply"]);
     let said = text(&out);
     std::fs::write(&known_hosts, &original).expect("restore known_hosts");
+    eprintln!("[wrong host key] {said}");
     assert_eq!(out.status.code(), Some(1), "{said}");
     assert!(said.contains(&names[3]), "host not named:\n{said}");
     assert!(
@@ -190,6 +191,7 @@ fn concurrent_applies(c: &Cluster) {
     );
     let second = c.k3sctl(&["apply"]);
     let said = text(&second);
+    eprintln!("[concurrent] {said}");
     assert_eq!(second.status.code(), Some(1), "{said}");
     assert!(
         said.contains(&format!("pid={}", first.id())) && said.contains('@'),
@@ -228,6 +230,7 @@ fn lost_agent(c: &mut Cluster) {
         .lines()
         .find(|l| l.contains(&names[2]) && l.contains("FAILED at"))
         .unwrap_or_else(|| panic!("{} not reported failed:\n{said}", names[2]));
+    eprintln!("[lost agent] {failed}");
     assert!(
         ["write-file", "restart", "wait-node-ready"]
             .iter()
