@@ -201,6 +201,12 @@ fn concurrent_applies(c: &Cluster) {
     let status = first.wait().expect("first apply ends");
     seen.extend(lines.try_iter());
     assert!(status.success(), "first apply:\n{}", seen.join("\n"));
+    // How long each node took from its restart to a Ready posted by the new process.
+    for line in seen.iter().filter(|l| l.starts_with('✓')) {
+        if line.contains("restart") || line.contains("Ready") {
+            eprintln!("[rolling restart] {line}");
+        }
+    }
     for i in 0..5 {
         assert!(c.registries(i).contains("mirror-b"), "{}", c.names()[i]);
     }
