@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::OwnedMutexGuard;
 
+use super::binary_record;
 use super::context::Shared;
 use super::events::{Event, EventKind};
 use super::hints::hint_for;
@@ -49,10 +50,25 @@ pub async fn upload_binary(
     };
     match transport.upload(req).await {
         Ok(()) => {
+            remember_binary_hash(host, transport, sha256).await;
             report_done(shared, host, step, started);
             HostStatus::Ok { changes: 1 }
         }
         Err(e) => report_failed(shared, host, step, started, e.to_string()),
+    }
+}
+
+/// Records the hash the host just verified, so later observations need not hash the binary
+/// again (see [`super::binary_record`]). Only an optimisation: a failure is logged, and the next
+/// observation hashes the file.
+async fn remember_binary_hash(host: &HostPlan, transport: &dyn Transport, sha256: &str) {
+    let script = binary_record::record_script(BINARY_PATH, binary_record::RECORD_PATH, sha256);
+    let req = ExecRequest::new(script)
+        .sudo(true)
+        .timeout(Some(super::service::QUICK))
+        .describe(format!("recording the hash of {BINARY_PATH}"));
+    if let Err(e) = transport.exec_checked(req).await {
+        tracing::warn!(host = %host.host, "cannot record the binary hash: {e}");
     }
 }
 

@@ -3,6 +3,7 @@
 //! through [`crate::host::Transport`]s and a [`api::ClusterApi`].
 
 pub mod api;
+pub mod binary_record;
 pub mod context;
 pub mod engine;
 pub mod events;

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use base64::Engine;
 
+use super::binary_record;
 use crate::host::{ExecRequest, HostError, Transport, shell};
 use crate::k3s::kubeconfig::K3S_KUBECONFIG_PATH;
 use crate::k3s::registries::{REGISTRIES_PATH, mask_registries_text};
@@ -100,14 +101,15 @@ pub fn observe_script(host: &DesiredHost, files: &[FileProbe], request: &Observe
         "set -u\n\
          echo \"arch=$(uname -m)\"\n\
          if [ -x {BINARY_PATH} ]; then\n\
-         \x20 bh=$(sha256sum {BINARY_PATH} | cut -d' ' -f1)\n\
+         {hash}\
          \x20 echo \"binary=$bh $(stat -c %Y {BINARY_PATH})\"\n\
          \x20 case \"$bh\" in {known}) ;; *) echo \"version=$({BINARY_PATH} --version 2>/dev/null | head -n1)\";; esac\n\
          fi\n\
          echo \"active=$(systemctl is-active {unit} 2>/dev/null)\"\n\
          echo \"enabled=$(systemctl is-enabled {unit} 2>/dev/null)\"\n\
          ts=$(systemctl show -p ExecMainStartTimestamp --value {unit} 2>/dev/null)\n\
-         if [ -n \"$ts\" ]; then echo \"started=$(date -d \"$ts\" +%s 2>/dev/null)\"; fi\n"
+         if [ -n \"$ts\" ]; then echo \"started=$(date -d \"$ts\" +%s 2>/dev/null)\"; fi\n",
+        hash = binary_record::hash_snippet(BINARY_PATH, binary_record::RECORD_PATH),
     );
     if request.read_secrets {
         script.push_str(&format!(
