@@ -9,7 +9,7 @@ use futures_util::future::join_all;
 
 use super::context::Shared;
 use super::events::{Event, EventKind};
-use super::host_steps::{run_host, upload_binary};
+use super::host_steps::{Staged, prestage, run_host, upload_binary};
 use super::outcome::{HostOutcome, HostStatus, RunSummary};
 use crate::host::Transport;
 use crate::plan::{HostPlan, Plan};
@@ -25,27 +25,44 @@ pub async fn execute(
 ) -> RunSummary {
     let mut statuses: BTreeMap<String, HostStatus> = BTreeMap::new();
 
-    // Phase 0: binaries, all hosts at once within the upload limit.
+    // Phase 0: binaries, all hosts at once within the upload limit; then, on hosts not in the
+    // cluster yet, the files and reloads that need no token (see `prestage`).
     let uploads = plan.hosts.iter().filter_map(|host| {
         let transport = transports.get(&host.host)?;
         Some(async move {
-            (
-                host.host.clone(),
-                upload_binary(shared, host, transport.as_ref()).await,
-            )
+            let status = upload_binary(shared, host, transport.as_ref()).await;
+            let HostStatus::Ok { changes } = status else {
+                return (host.host.clone(), status, Staged::new());
+            };
+            match prestage(shared, host, transport.as_ref()).await {
+                Ok((staged, more)) => (
+                    host.host.clone(),
+                    HostStatus::Ok {
+                        changes: changes + more,
+                    },
+                    staged,
+                ),
+                Err(failed) => (host.host.clone(), failed, Staged::new()),
+            }
         })
     });
-    for (host, status) in join_all(uploads).await {
-        statuses.insert(host, status);
+    let mut staged: BTreeMap<String, Staged> = BTreeMap::new();
+    for (host, status, done) in join_all(uploads).await {
+        statuses.insert(host.clone(), status);
+        staged.insert(host, done);
     }
 
     let uploaded = statuses.clone();
+    let prepared = Prepared {
+        uploaded: &uploaded,
+        staged: &staged,
+    };
 
     // Phase 1: the first server alone.
     let first = plan.hosts.iter().find(|h| h.first_server);
     let mut first_failed = false;
     if let Some(first) = first {
-        let (name, status) = run_one(shared, transports, &uploaded, first).await;
+        let (name, status) = run_one(shared, transports, prepared, first).await;
         first_failed = matches!(status, HostStatus::Failed { .. });
         statuses.insert(name, status);
     }
@@ -58,38 +75,35 @@ pub async fn execute(
             .or_default()
             .push(host);
     }
-    let group_runs = groups.into_iter().map(|(group, hosts)| {
-        let uploaded = &uploaded;
-        async move {
-            let mut out = Vec::new();
-            let mut stopped_by: Option<String> = None;
-            for host in hosts {
-                let status = if first_failed {
-                    HostStatus::Skipped {
-                        reason: "the first server failed".into(),
-                    }
-                } else if let Some(culprit) = &stopped_by {
-                    HostStatus::Skipped {
-                        reason: format!("{culprit} failed in group {group}"),
-                    }
-                } else {
-                    run_one(shared, transports, uploaded, host).await.1
-                };
-                if let HostStatus::Skipped { reason } = &status {
-                    shared.reporter.report(Event::new(
-                        &host.host,
-                        "skip",
-                        EventKind::Skipped,
-                        reason.clone(),
-                    ));
+    let group_runs = groups.into_iter().map(|(group, hosts)| async move {
+        let mut out = Vec::new();
+        let mut stopped_by: Option<String> = None;
+        for host in hosts {
+            let status = if first_failed {
+                HostStatus::Skipped {
+                    reason: "the first server failed".into(),
                 }
-                if matches!(status, HostStatus::Failed { .. }) {
-                    stopped_by = Some(host.host.clone());
+            } else if let Some(culprit) = &stopped_by {
+                HostStatus::Skipped {
+                    reason: format!("{culprit} failed in group {group}"),
                 }
-                out.push((host.host.clone(), status));
+            } else {
+                run_one(shared, transports, prepared, host).await.1
+            };
+            if let HostStatus::Skipped { reason } = &status {
+                shared.reporter.report(Event::new(
+                    &host.host,
+                    "skip",
+                    EventKind::Skipped,
+                    reason.clone(),
+                ));
             }
-            out
+            if matches!(status, HostStatus::Failed { .. }) {
+                stopped_by = Some(host.host.clone());
+            }
+            out.push((host.host.clone(), status));
         }
+        out
     });
     for results in join_all(group_runs).await {
         statuses.extend(results);
@@ -108,13 +122,21 @@ pub async fn execute(
     RunSummary { hosts }
 }
 
-/// Runs one host's remaining steps, unless its upload already failed.
+/// What phase 0 did per host: the status after upload and staging, and the staged steps.
+#[derive(Clone, Copy)]
+struct Prepared<'a> {
+    uploaded: &'a BTreeMap<String, HostStatus>,
+    staged: &'a BTreeMap<String, Staged>,
+}
+
+/// Runs one host's remaining steps, unless its upload or staging already failed.
 async fn run_one(
     shared: &Shared,
     transports: &BTreeMap<String, Arc<dyn Transport>>,
-    uploaded: &BTreeMap<String, HostStatus>,
+    prepared: Prepared<'_>,
     host: &HostPlan,
 ) -> (String, HostStatus) {
+    let uploaded = prepared.uploaded;
     let status = match (uploaded.get(&host.host), transports.get(&host.host)) {
         (_, None) => HostStatus::Failed {
             step: "connect".into(),
@@ -127,7 +149,9 @@ async fn run_one(
                 Some(HostStatus::Ok { changes }) => *changes,
                 _ => 0,
             };
-            run_host(shared, host, transport.as_ref(), done).await
+            let none = Staged::new();
+            let staged = prepared.staged.get(&host.host).unwrap_or(&none);
+            run_host(shared, host, transport.as_ref(), done, staged).await
         }
     };
     (host.host.clone(), status)

@@ -1,5 +1,6 @@
 //! Running one host's steps in order, reporting each, stopping at the first failure.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -116,20 +117,70 @@ fn report_failed(
     failed(step, error)
 }
 
-/// Runs every step except the upload. `changes` counts steps already done (the upload).
+/// Indices (in [`HostPlan::steps`]) of steps already run ahead of the host's turn.
+pub type Staged = BTreeSet<usize>;
+
+/// For a host that is not in the cluster yet: runs, right after its upload and before its turn
+/// to start, the steps that need neither the join token nor a running cluster: the files that
+/// do not hold the token, and `daemon-reload` when only token files are left. Hosts of a group
+/// then spend their serial turn only on the env file, the start and the wait, instead of also
+/// writing files and reloading systemd one host after another. Returns the steps done and the
+/// number of changes, or the failed status.
+pub async fn prestage(
+    shared: &Shared,
+    host: &HostPlan,
+    transport: &dyn Transport,
+) -> Result<(Staged, usize), HostStatus> {
+    let mut staged = Staged::new();
+    let mut changes = 0;
+    if host.in_cluster {
+        return Ok((staged, changes));
+    }
+    let mut deferred_non_env = false;
+    for (index, step) in host.steps.iter().enumerate() {
+        let early = match step {
+            Step::UploadBinary { .. } => continue,
+            Step::WriteFile { content, .. } => {
+                let early = matches!(content, FileContent::LocalFile { .. })
+                    || content.resolve(None).is_some();
+                deferred_non_env |= !early && !matches!(content, FileContent::Env { .. });
+                early
+            }
+            Step::DaemonReload => !deferred_non_env,
+            Step::Start { .. } | Step::Restart { .. } => break,
+            Step::WaitServerReady | Step::WaitNodeReady => break,
+        };
+        if !early {
+            continue;
+        }
+        let started = report_start(shared, host, step);
+        if let Err(error) = run_step(shared, host, transport, step, &mut None).await {
+            return Err(report_failed(shared, host, step, started, error));
+        }
+        report_done(shared, host, step, started);
+        staged.insert(index);
+        changes += usize::from(step.is_change());
+    }
+    Ok((staged, changes))
+}
+
+/// Runs every step except the upload and the `staged` ones. `changes` counts steps already
+/// done (the upload, the staged steps).
 pub async fn run_host(
     shared: &Shared,
     host: &HostPlan,
     transport: &dyn Transport,
     mut changes: usize,
+    staged: &Staged,
 ) -> HostStatus {
     let mut gate: Option<OwnedMutexGuard<()>> = None;
     // When this run last (re)started K3s on the host, on the host's clock.
     let mut started_at: Option<i64> = None;
-    for step in host
+    for (_, step) in host
         .steps
         .iter()
-        .filter(|s| !matches!(s, Step::UploadBinary { .. }))
+        .enumerate()
+        .filter(|(i, s)| !matches!(s, Step::UploadBinary { .. }) && !staged.contains(i))
     {
         if matches!(step, Step::Restart { .. }) && host.in_cluster {
             // Nodes already serving restart one at a time, each Ready before the next.

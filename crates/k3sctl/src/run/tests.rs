@@ -346,3 +346,57 @@ async fn restarts_of_serving_nodes_never_overlap() {
     }
     let _ = Secret::new("unused");
 }
+
+fn config_step(text: &str) -> Step {
+    Step::WriteFile {
+        path: crate::k3s::config::CONFIG_PATH.into(),
+        mode: 0o600,
+        diff: String::new(),
+        create: true,
+        content: crate::plan::FileContent::Plain(text.into()),
+    }
+}
+
+#[tokio::test]
+async fn joiners_write_token_free_files_and_reload_before_their_turn_env_after_the_token() {
+    let mut hosts = vec![
+        host("s1", None, true),
+        host("a1", Some("g"), false),
+        host("a2", Some("g"), false),
+    ];
+    for h in &mut hosts {
+        // upload, config.yaml, env, daemon-reload, start, waits
+        h.steps
+            .insert(1, config_step(&format!("node-name: {}\n", h.host)));
+        h.steps.insert(3, Step::DaemonReload);
+    }
+    let (summary, lines, _) = run(&plan(hosts), &[]).await;
+    assert!(summary.success(), "{}", summary.render());
+    let server_ready = position(&lines, "s1: ready");
+    let a1_start = position(&lines, "a1: starting k3s-agent");
+    for agent in ["a1", "a2"] {
+        let config = position(
+            &lines,
+            &format!("{agent}: write /etc/rancher/k3s/config.yaml token=false"),
+        );
+        let reload = position(&lines, &format!("{agent}: systemctl daemon-reload"));
+        let env = position(
+            &lines,
+            &format!("{agent}: write /etc/systemd/system/k3s-agent.service.env token=true"),
+        );
+        // Staged before the server is even ready, so before the first agent's turn.
+        assert!(config < server_ready && reload < server_ready, "{lines:#?}");
+        assert!(reload < a1_start, "{lines:#?}");
+        // The token file only in its turn, once the token is known.
+        assert!(env > server_ready, "{lines:#?}");
+        // Each step ran once.
+        let count = |w: &str| lines.iter().filter(|l| l.as_str() == w).count();
+        assert_eq!(
+            count(&format!("{agent}: systemctl daemon-reload")),
+            1,
+            "{lines:#?}"
+        );
+    }
+    // upload + config + env + reload + start on each of 3 hosts.
+    assert_eq!(summary.changes(), 15);
+}
