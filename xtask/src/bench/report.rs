@@ -110,7 +110,7 @@ pub fn steps_table(title: &str, run: &Run) -> String {
         let from = t.first_seen.unwrap_or_default();
         let _ = writeln!(
             out,
-            "| {step} | {} | {} | {} | {:.2} | {:.2} |",
+            "| {step} | {} | {} | {} | {:.2} | {:.2} | {} |",
             secs(from),
             if t.hosts > 0 {
                 secs(t.last_done)
@@ -119,7 +119,12 @@ pub fn steps_table(title: &str, run: &Run) -> String {
             },
             t.hosts,
             t.sum,
-            t.max
+            t.max,
+            if t.slowest.is_empty() {
+                "-"
+            } else {
+                &t.slowest
+            }
         );
     }
     let first = run.events.first().map(|(at, _)| *at).unwrap_or(run.wall);
