@@ -389,6 +389,11 @@ async fn joiners_write_token_free_files_and_reload_before_their_turn_env_after_t
         assert!(reload < a1_start, "{lines:#?}");
         // The token file only in its turn, once the token is known.
         assert!(env > server_ready, "{lines:#?}");
+        // A node registering now has no stale Ready to wait out: its first Ready counts.
+        position(
+            &lines,
+            &format!("{agent}: wait for Ready posted after None"),
+        );
         // Each step ran once.
         let count = |w: &str| lines.iter().filter(|l| l.as_str() == w).count();
         assert_eq!(
