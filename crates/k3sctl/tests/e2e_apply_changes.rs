@@ -3,59 +3,13 @@
 //! different groups; a lock held by someone else stops apply naming the holder until
 //! `--force-unlock`; a deleted Node object is repaired by the next apply.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
+#[path = "support/e2e.rs"]
+mod e2e;
+
+use e2e::{build_stand_in, k3sctl, kubectl, text};
 use lab::{Lab, SpecOptions};
-
-fn k3sctl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_k3sctl"))
-        .args(args)
-        .output()
-        .expect("k3sctl runs")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn kubectl() -> PathBuf {
-    if let Some(path) = std::env::var_os("K3SCTL_KUBECTL") {
-        return PathBuf::from(path);
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/ensure-kubectl.sh");
-    let out = Command::new("bash")
-        .arg(script)
-        .output()
-        .expect("ensure-kubectl.sh runs");
-    assert!(
-        out.status.success(),
-        "ensure-kubectl.sh failed: {}",
-        text(&out)
-    );
-    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-}
-
-fn build_stand_in() {
-    let exe = std::env::current_exe().expect("test binary path");
-    if exe
-        .ancestors()
-        .skip(1)
-        .take(2)
-        .any(|dir| dir.join("k3s-sim").is_file())
-    {
-        return;
-    }
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "-p", "k3s-sim"])
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "cargo build -p k3s-sim failed");
-}
 
 /// The lab's spec with each agent in its own group and a docker.io mirror.
 fn spec_text(base: &str, mirror: &str) -> String {

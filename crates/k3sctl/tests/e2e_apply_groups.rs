@@ -7,6 +7,8 @@
 
 #[path = "e2e_apply_groups/cluster.rs"]
 mod cluster;
+#[path = "support/e2e.rs"]
+mod e2e;
 
 use std::process::Command;
 use std::time::{Duration, Instant};

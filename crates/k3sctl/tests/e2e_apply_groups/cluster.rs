@@ -3,11 +3,12 @@
 //! k3sctl and kubectl against it.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
+pub use crate::e2e::{build_stand_in, kubectl, text};
 use lab::{Lab, SpecOptions};
 
 /// The DNS name in the server's TLS SANs.
@@ -18,47 +19,6 @@ pub const ADMIN_CONTEXT: &str = "e2e-admin";
 pub const OPS_CONTEXT: &str = "e2e-ops";
 /// A context that was in `$KUBECONFIG` before and must survive the merge.
 pub const FOREIGN_CONTEXT: &str = "elsewhere";
-
-/// Output as one text.
-pub fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// Debian's kubectl 1.20: `K3SCTL_KUBECTL`, else what scripts/ensure-kubectl.sh prints.
-pub fn kubectl() -> PathBuf {
-    if let Some(path) = std::env::var_os("K3SCTL_KUBECTL") {
-        return PathBuf::from(path);
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/ensure-kubectl.sh");
-    let out = Command::new("bash")
-        .arg(script)
-        .output()
-        .expect("ensure-kubectl.sh runs");
-    assert!(out.status.success(), "ensure-kubectl.sh: {}", text(&out));
-    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-}
-
-/// Builds the stand-in next to the test binaries, where the lab looks for it.
-pub fn build_stand_in() {
-    let exe = std::env::current_exe().expect("test binary path");
-    if exe
-        .ancestors()
-        .skip(1)
-        .take(2)
-        .any(|dir| dir.join("k3s-sim").is_file())
-    {
-        return;
-    }
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "-p", "k3s-sim"])
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "cargo build -p k3s-sim failed");
-}
 
 /// The lab, the spec file and the local files the exports write.
 pub struct Cluster {

@@ -1,0 +1,60 @@
+//! Helpers shared by the end-to-end tests on the lab: running k3sctl, Debian's kubectl 1.20
+//! as the referee, and the K3s stand-in next to the test binaries where the lab looks for it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Runs the k3sctl binary under test with `args`.
+#[allow(dead_code)]
+pub fn k3sctl(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_k3sctl"))
+        .args(args)
+        .output()
+        .expect("k3sctl runs")
+}
+
+/// stdout and stderr of a finished command as one text.
+pub fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Debian's kubectl 1.20: `K3SCTL_KUBECTL`, else what scripts/ensure-kubectl.sh prints.
+pub fn kubectl() -> PathBuf {
+    if let Some(path) = std::env::var_os("K3SCTL_KUBECTL") {
+        return PathBuf::from(path);
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/ensure-kubectl.sh");
+    let out = Command::new("bash")
+        .arg(script)
+        .output()
+        .expect("ensure-kubectl.sh runs");
+    assert!(
+        out.status.success(),
+        "ensure-kubectl.sh failed: {}",
+        text(&out)
+    );
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+/// Builds the stand-in next to the test binaries, where the lab looks for it, unless it is
+/// already there.
+pub fn build_stand_in() {
+    let exe = std::env::current_exe().expect("test binary path");
+    if exe
+        .ancestors()
+        .skip(1)
+        .take(2)
+        .any(|dir| dir.join("k3s-sim").is_file())
+    {
+        return;
+    }
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "-p", "k3s-sim"])
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "cargo build -p k3s-sim failed");
+}
