@@ -10,12 +10,9 @@ use crate::secret::Secret;
 use crate::spec::{BinaryOrigin, LoadedSpec, ValueRef, VersionSelector};
 
 use super::binary::{LocalBinaries, from_file};
-use super::download::{get_text, redirect_target};
+use super::channel_lookup::channel_version;
 use super::error::OpsError;
 use super::release_cache::{cache_dir, release_checksums};
-use crate::k3s::channel::{
-    channel_redirect_url, find_channel, parse_channels, version_from_redirect,
-};
 
 /// Reads a credential reference: an environment variable or a file (trailing newline removed).
 pub fn read_value_ref(spec: &LoadedSpec, value: &ValueRef) -> Result<Secret, String> {
@@ -41,21 +38,9 @@ pub async fn spec_version(spec: &LoadedSpec) -> Result<K3sVersion, OpsError> {
     match k3s.selector() {
         Some(VersionSelector::Exact(version)) => Ok(version),
         Some(VersionSelector::Channel(channel)) => {
-            let url = k3s.channel_url();
-            let direct = channel_redirect_url(url, &channel.to_string());
-            // An unusable redirect (a mirror without the redirect form) falls back to the listing.
-            if let Ok(Some(location)) = redirect_target(&direct).await
-                && let Ok(version) = version_from_redirect(&location)
-            {
-                return Ok(version);
-            }
-            let listing = get_text(url)
+            channel_version(k3s.channel_url(), &channel.to_string())
                 .await
-                .map_err(|e| OpsError::Download(format!("spec.k3s.channel {channel}: {e}")))?;
-            let channels =
-                parse_channels(&listing).map_err(|e| OpsError::Download(format!("{url}: {e}")))?;
-            find_channel(&channels, &channel.to_string())
-                .map_err(|e| OpsError::Download(format!("{url}: {e}")))
+                .map_err(|e| OpsError::Download(format!("spec.k3s.channel {channel}: {e}")))
         }
         None => Err(OpsError::Spec(
             "spec.k3s: set exactly one of version or channel".into(),

@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod binary;
+pub mod channel_lookup;
 pub mod connect;
 pub mod download;
 pub mod error;

@@ -3,7 +3,6 @@
 //! per node cordon → drain → deliver → restart → wait Ready → uncordon → health gate; a failure
 //! stops with the node, the step and its journal; a re-run resumes. Ends with the smoke check.
 
-mod channel_http;
 pub mod context;
 mod decide;
 pub mod error;

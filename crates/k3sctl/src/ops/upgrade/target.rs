@@ -3,9 +3,9 @@
 
 use std::path::PathBuf;
 
-use super::channel_http::channel_version;
 use super::error::UpgradeError;
 use crate::k3s::version::K3sVersion;
+use crate::ops::channel_lookup::channel_version;
 use crate::plan::upgrade::TargetSource;
 use crate::spec::{LoadedSpec, VersionSelector};
 
