@@ -24,13 +24,41 @@ fn main_pid_start(lab: &Lab, host: &str, unit: &str) -> String {
 fn apply_installs_joins_exports_and_a_second_apply_changes_nothing() {
     lab::require_root().expect("the lab needs root");
     build_stand_in();
-    let lab = Lab::boot("e2e-apply", 3).expect("lab boots");
+    let mut lab = Lab::boot("e2e-apply", 3).expect("lab boots");
     let hosts = lab.hosts();
     let (server, agents) = (&hosts[0], &hosts[1..]);
     let spec = lab.dir().join("cluster.yaml");
     lab.write_spec(&spec, &SpecOptions::default())
         .expect("spec written");
     let spec_arg = spec.to_string_lossy().into_owned();
+
+    // The join endpoint silently unreachable from one agent (the seed's "master IP drift: joins
+    // stall") is reported by preflight before anything changes on any host.
+    let cut_off = &agents[1].name;
+    lab.partition(cut_off, &[&server.name]).expect("partition");
+    let refused = k3sctl(&["apply", "-c", &spec_arg]);
+    let refused_text = text(&refused);
+    assert_eq!(
+        refused.status.code(),
+        Some(1),
+        "apply with the join endpoint unreachable from {cut_off}:\n{refused_text}"
+    );
+    assert!(
+        refused_text.contains(cut_off.as_str())
+            && refused_text.contains(&format!("https://{}:6443", server.address)),
+        "preflight does not name the host and the endpoint:\n{refused_text}"
+    );
+    for host in &hosts {
+        let left = lab
+            .exec(
+                &host.name,
+                "ls -d /usr/local/bin/k3s /etc/rancher/k3s /etc/systemd/system/k3s*.service \
+                 2>/dev/null | wc -l",
+            )
+            .expect("look for k3s files");
+        assert_eq!(left.trim(), "0", "preflight left files on {}", host.name);
+    }
+    lab.heal(Some(cut_off)).expect("heal");
 
     let first = k3sctl(&["apply", "-c", &spec_arg]);
     let first_text = text(&first);
