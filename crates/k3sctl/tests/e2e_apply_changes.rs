@@ -30,6 +30,18 @@ fn spec_text(base: &str, mirror: &str) -> String {
 }
 
 /// Start time of the unit's main process, in microseconds of the (shared) monotonic clock.
+/// (host, step, kind) of each JSON progress line k3sctl wrote on stdout (`-o json`), in order.
+fn progress_events(stdout: &[u8]) -> Vec<(String, String, String)> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter_map(|v| {
+            let field = |k: &str| v.get(k)?.as_str().map(str::to_string);
+            Some((field("host")?, field("step")?, field("kind")?))
+        })
+        .collect()
+}
+
 fn started_us(lab: &Lab, host: &str, unit: &str) -> u64 {
     lab.exec(
         host,
@@ -86,12 +98,13 @@ fn mirror_change_rolls_one_node_at_a_time_lock_names_its_holder_and_lost_nodes_a
         .zip(units)
         .map(|(h, u)| started_us(&lab, &h.name, u))
         .collect();
-    let out = k3sctl(&["apply", "-c", &spec_arg, "--force-unlock"]);
+    let out = k3sctl(&["-o", "json", "apply", "-c", &spec_arg, "--force-unlock"]);
     assert!(
         out.status.success(),
         "apply --force-unlock:\n{}",
         text(&out)
     );
+    let events = progress_events(&out.stdout);
     let after: Vec<u64> = hosts
         .iter()
         .zip(units)
@@ -108,8 +121,9 @@ fn mirror_change_rolls_one_node_at_a_time_lock_names_its_holder_and_lost_nodes_a
             host.name
         );
     }
-    // One at a time: the server first, and no two restarts within the time one takes to settle,
-    // although the two agents are in different groups (which join side by side).
+    // One at a time: the server first, and each restart only after every node restarted
+    // before it was Ready again (its wait-node-ready done), although the two agents are in
+    // different groups (which join side by side). Events come in one ordered stream.
     let mut order: Vec<(u64, &str)> = after
         .iter()
         .copied()
@@ -120,12 +134,23 @@ fn mirror_change_rolls_one_node_at_a_time_lock_names_its_holder_and_lost_nodes_a
         order[0].1, hosts[0].name,
         "the server restarts first: {order:?}"
     );
-    for pair in order.windows(2) {
-        assert!(
-            pair[1].0 - pair[0].0 >= 500_000,
-            "restarts overlapped: {order:?}"
-        );
+    let mut restarted: Vec<&str> = Vec::new();
+    let mut ready: Vec<&str> = Vec::new();
+    for (host, step, kind) in &events {
+        match (step.as_str(), kind.as_str()) {
+            ("restart", "start") => {
+                let pending: Vec<&&str> = restarted.iter().filter(|h| !ready.contains(h)).collect();
+                assert!(
+                    pending.is_empty(),
+                    "{host} restarted while {pending:?} was not Ready yet: {events:?}"
+                );
+                restarted.push(host);
+            }
+            ("wait-node-ready", "done") => ready.push(host),
+            _ => {}
+        }
     }
+    assert_eq!(restarted.len(), hosts.len(), "restarts: {events:?}");
     let lock = lab
         .exec(
             &hosts[0].name,
