@@ -84,6 +84,14 @@ pub struct Leaf {
 pub enum LeafKind {
     /// TLS serving with these DNS names and IPs.
     Serving(Vec<String>),
+    /// TLS server and client at once (etcd member certificates) with this common name and
+    /// these DNS names and IPs.
+    ServerClient {
+        /// CN.
+        cn: String,
+        /// SANs.
+        sans: Vec<String>,
+    },
     /// TLS client with this common name and organisation.
     Client {
         /// CN (the user name).
@@ -93,7 +101,9 @@ pub enum LeafKind {
     },
 }
 
-fn load_or_create_ca(dir: &Path, name: &str, cn_prefix: &str) -> Result<Ca, CertError> {
+/// Loads the CA `<dir>/<name>.{crt,key}`, creating it (10 years, CN `<cn_prefix>@<unix time>`)
+/// when missing.
+pub fn load_or_create_ca(dir: &Path, name: &str, cn_prefix: &str) -> Result<Ca, CertError> {
     let crt = dir.join(format!("{name}.crt"));
     let key = dir.join(format!("{name}.key"));
     if crt.exists() && key.exists() {
@@ -140,13 +150,22 @@ pub fn issue(ca: &Ca, kind: &LeafKind) -> Result<Leaf, CertError> {
             sans.clone(),
             "kube-apiserver".to_string(),
             None,
-            ExtendedKeyUsagePurpose::ServerAuth,
+            vec![ExtendedKeyUsagePurpose::ServerAuth],
+        ),
+        LeafKind::ServerClient { cn, sans } => (
+            sans.clone(),
+            cn.clone(),
+            None,
+            vec![
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ],
         ),
         LeafKind::Client { cn, org } => (
             Vec::new(),
             cn.clone(),
             org.clone(),
-            ExtendedKeyUsagePurpose::ClientAuth,
+            vec![ExtendedKeyUsagePurpose::ClientAuth],
         ),
     };
     let mut params = CertificateParams::new(sans).map_err(|e| pki_err(here, e))?;
@@ -159,7 +178,7 @@ pub fn issue(ca: &Ca, kind: &LeafKind) -> Result<Leaf, CertError> {
         KeyUsagePurpose::DigitalSignature,
         KeyUsagePurpose::KeyEncipherment,
     ];
-    params.extended_key_usages = vec![eku];
+    params.extended_key_usages = eku;
     params.use_authority_key_identifier_extension = true;
     let now = OffsetDateTime::now_utc();
     params.not_before = now - Duration::from_secs(5);
@@ -237,7 +256,9 @@ fn leaf_needs_renewal(crt: &Path, wanted_sans: Option<&[String]>) -> bool {
     not_after - OffsetDateTime::now_utc() < window
 }
 
-fn load_or_issue(
+/// Loads the leaf `<dir>/<base>.{crt,key}`, issuing it when missing, expiring within the
+/// renewal window, lacking a wanted SAN, or when `force` is set.
+pub fn load_or_issue(
     dir: &Path,
     base: &str,
     ca: &Ca,
@@ -247,7 +268,7 @@ fn load_or_issue(
     let crt = dir.join(format!("{base}.crt"));
     let key = dir.join(format!("{base}.key"));
     let wanted = match kind {
-        LeafKind::Serving(s) => Some(s.as_slice()),
+        LeafKind::Serving(s) | LeafKind::ServerClient { sans: s, .. } => Some(s.as_slice()),
         LeafKind::Client { .. } => None,
     };
     if !force && key.exists() && !leaf_needs_renewal(&crt, wanted) {

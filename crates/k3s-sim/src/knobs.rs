@@ -35,3 +35,15 @@ pub fn retry() -> Duration {
 pub fn manifest_scan() -> Duration {
     duration("K3S_SIM_MANIFEST_SCAN", Duration::from_secs(5))
 }
+
+/// `K3S_SIM_LEARNER_PROMOTE`: how often the server of the etcd leader promotes learners that
+/// caught up (K3s checks every 15s; the stand-in defaults to 5s so joins take seconds).
+pub fn learner_promote() -> Duration {
+    duration("K3S_SIM_LEARNER_PROMOTE", Duration::from_secs(5))
+}
+
+/// `K3S_SIM_LEADER_LEASE`: how long the controller leader lease (kube-system/k3s) lasts without
+/// renewal before another server takes over (client-go leader election default: 15s).
+pub fn leader_lease() -> Duration {
+    duration("K3S_SIM_LEADER_LEASE", Duration::from_secs(15))
+}

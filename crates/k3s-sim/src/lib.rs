@@ -11,6 +11,7 @@ pub mod clock;
 pub mod components;
 pub mod config;
 pub mod controller;
+pub mod etcd;
 pub mod fatal;
 pub mod flags;
 pub mod http;

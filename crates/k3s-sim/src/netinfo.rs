@@ -52,6 +52,7 @@ pub fn node_info(s: &Settings, role: Role, version: &str, name: &str, ip: &str) 
         name: name.to_string(),
         role,
         etcd: role == Role::Server && (s.flag("cluster-init") || s.str("server").is_some()),
+        etcd_member: None,
         version: version.to_string(),
         internal_ip: ip.to_string(),
         external_ips: s.list("node-external-ip").to_vec(),

@@ -18,6 +18,8 @@ pub struct NodeInfo {
     pub role: Role,
     /// Whether the server runs (embedded) etcd.
     pub etcd: bool,
+    /// The etcd member name and address (`etcd.k3s.cattle.io/node-name|node-address`).
+    pub etcd_member: Option<(String, String)>,
     /// K3s version (kubeletVersion).
     pub version: String,
     /// InternalIP.
@@ -160,6 +162,59 @@ fn role_labels(info: &NodeInfo) -> Vec<(String, String)> {
 
 /// Annotations k3s keeps current on every start.
 fn annotations(info: &NodeInfo) -> Vec<(String, String)> {
+    let mut out = kubelet_annotations(info);
+    if let Some((member, address)) = &info.etcd_member {
+        out.push(("etcd.k3s.cattle.io/node-name".into(), member.clone()));
+        out.push(("etcd.k3s.cattle.io/node-address".into(), address.clone()));
+    }
+    out
+}
+
+/// The condition types the kubelet owns (the node lifecycle controller marks these Unknown).
+pub const KUBELET_CONDITIONS: &[&str] = &["MemoryPressure", "DiskPressure", "PIDPressure", "Ready"];
+
+/// Sets (adds or updates) one condition, keeping its transition time while the status holds.
+pub fn set_condition(node: &mut Value, ty: &str, status: &str, reason: &str, message: &str) {
+    let now = crate::clock::now_rfc3339();
+    if !node["status"]["conditions"].is_array() {
+        node["status"]["conditions"] = json!([]);
+    }
+    let Some(cs) = node["status"]["conditions"].as_array_mut() else {
+        return;
+    };
+    let since = cs
+        .iter()
+        .find(|c| c["type"] == ty && c["status"] == status)
+        .and_then(|c| c["lastTransitionTime"].as_str().map(str::to_string))
+        .unwrap_or_else(|| now.clone());
+    cs.retain(|c| c["type"] != ty);
+    cs.insert(
+        0,
+        json!({"type": ty, "status": status, "reason": reason, "message": message,
+               "lastHeartbeatTime": now, "lastTransitionTime": since}),
+    );
+}
+
+/// Keeps the conditions other components set (EtcdIsVoter) when kubelet conditions are replaced.
+fn with_other_conditions(old: &Value, kubelet: Value) -> Value {
+    let mut out: Vec<Value> = old
+        .as_array()
+        .map(|cs| {
+            cs.iter()
+                .filter(|c| {
+                    !KUBELET_CONDITIONS
+                        .iter()
+                        .any(|k| c["type"].as_str() == Some(k))
+                })
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    out.extend(kubelet.as_array().cloned().unwrap_or_default());
+    Value::Array(out)
+}
+
+fn kubelet_annotations(info: &NodeInfo) -> Vec<(String, String)> {
     vec![
         (
             "k3s.io/node-args".into(),
@@ -271,7 +326,8 @@ pub fn refresh(node: &mut Value, info: &NodeInfo) {
     let fresh = status(info, &now);
     node["status"]["addresses"] = fresh["addresses"].clone();
     node["status"]["nodeInfo"] = fresh["nodeInfo"].clone();
-    node["status"]["conditions"] = fresh["conditions"].clone();
+    node["status"]["conditions"] =
+        with_other_conditions(&node["status"]["conditions"], fresh["conditions"].clone());
 }
 
 /// Marks a node's conditions as posted now (a heartbeat); keeps transition times when unchanged.
@@ -285,7 +341,10 @@ pub fn heartbeat(node: &mut Value) {
         })
         .and_then(|c| c["lastTransitionTime"].as_str().map(str::to_string))
         .unwrap_or_else(|| now.clone());
-    node["status"]["conditions"] = healthy_conditions(&now, &since);
+    node["status"]["conditions"] = with_other_conditions(
+        &node["status"]["conditions"],
+        healthy_conditions(&now, &since),
+    );
 }
 
 /// The node Lease in kube-node-lease that the kubelet renews with every heartbeat.
@@ -307,6 +366,7 @@ mod tests {
             name: "s1".into(),
             role,
             etcd: false,
+            etcd_member: None,
             version: "v1.33.5+k3s1".into(),
             internal_ip: "10.0.0.2".into(),
             external_ips: vec![],

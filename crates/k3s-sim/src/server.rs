@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use crate::api::ApiState;
 use crate::fatal::Fatal;
@@ -22,11 +23,10 @@ pub async fn run(s: Settings) -> Result<(), Fatal> {
     for k in &s.ignored_keys {
         crate::log::warn(format!("Unknown flag --{k} found in config.yaml, skipping"));
     }
-    if let Some(url) = s.str("server").filter(|u| !u.is_empty()) {
-        return Err(Fatal(format!(
-            "joining server {url} needs embedded etcd (HA), which k3s-sim does not implement yet; start this server without --server/K3S_URL"
-        )));
-    }
+    let server_url = s
+        .str("server")
+        .filter(|u| !u.is_empty())
+        .map(str::to_string);
     if s.str("datastore-endpoint").is_some() {
         crate::log::warn("datastore-endpoint is ignored by k3s-sim: state is kept in server/db");
     }
@@ -55,14 +55,30 @@ pub async fn run(s: Settings) -> Result<(), Fatal> {
     }
     let domain = s.str("cluster-domain").unwrap_or("cluster.local");
     let sans = crate::certs::serving_sans(&node_name, &sans_extra, s.list("tls-san"), domain);
+    // Embedded etcd when asked for, or when its data exists (then --cluster-init and --server
+    // are ignored, as K3s ignores datastore arguments once etcd data is on disk).
+    let etcd_data = crate::etcd::cluster::initialized(&dd);
+    let ha = etcd_data || s.flag("cluster-init") || server_url.is_some();
+    let join = match (&server_url, etcd_data) {
+        (Some(url), false) => Some(join_source(&s, &dd, url).await?),
+        _ => None,
+    };
     let pki = crate::certs::load_server_pki(&dd.tls(), &sans)
         .map_err(|e| Fatal::ctx("preparing certificates", e))?;
 
     let tokens = crate::bootstrap::resolve(&s, &dd)?;
-    let ds = FileDatastore::open(&dd.db().join("state"))
-        .map_err(|e| Fatal::ctx("opening datastore", e))?;
-    let store =
-        Arc::new(ObjectStore::open(Box::new(ds)).map_err(|e| Fatal::ctx("loading datastore", e))?);
+    let (store, etcd) = if ha {
+        let (store, started) = open_etcd(&dd, &node_name, &node_ip, &sans, join.as_ref()).await?;
+        (store, Some(started))
+    } else {
+        let ds = FileDatastore::open(&crate::etcd::cluster::file_store_dir(&dd))
+            .map_err(|e| Fatal::ctx("opening datastore", e))?;
+        let store = Arc::new(
+            ObjectStore::open(Box::new(ds)).map_err(|e| Fatal::ctx("loading datastore", e))?,
+        );
+        (store, None)
+    };
+    let etcd_handle = etcd.as_ref().map(|e| e.handle.clone());
     crate::bootstrap::check_bootstrap(&store, &tokens)?;
     crate::bootstrap::write_token_files(&dd, &pki.server_ca.cert_pem, &tokens)?;
     write_kubeconfig(&s, port, &pki)?;
@@ -94,6 +110,9 @@ pub async fn run(s: Settings) -> Result<(), Fatal> {
         server_password: tokens.server.clone(),
         agent_password: tokens.agent.clone(),
         advertise: format!("{}:{port}", s.str("advertise-address").unwrap_or(&node_ip)),
+        tls_dir: dd.tls(),
+        etcd: etcd_handle.clone(),
+        critical: crate::etcd::critical::args(&s),
     });
     let handler_state = state.clone();
     tokio::spawn(crate::http::server::serve(
@@ -105,20 +124,83 @@ pub async fn run(s: Settings) -> Result<(), Fatal> {
         "Serving the Kubernetes API and supervisor on {addr}"
     ));
 
-    // With --disable-agent the server runs no kubelet, so it registers no Node.
-    if !s.flag("disable-agent") {
-        register_own_node(&s, &store, &version, &node_name, &node_ip)?;
-        tokio::spawn(local_heartbeat(store.clone(), node_name.clone()));
+    if let Some(h) = &etcd_handle {
+        h.publish_api_address(&state.advertise)
+            .map_err(|e| Fatal(format!("publishing the API address in etcd: {e}")))?;
     }
 
-    tokio::spawn(crate::controller::run(store.clone()));
+    // With --disable-agent the server runs no kubelet, so it registers no Node.
+    if !s.flag("disable-agent") {
+        register_own_node(&s, &store, &version, &node_name, &node_ip, etcd_handle.as_deref())?;
+        tokio::spawn(local_heartbeat(
+            store.clone(),
+            node_name.clone(),
+            etcd_handle.clone(),
+        ));
+    }
+
+    // Controllers run on one server: the holder of the kube-system/k3s lease (always this one
+    // without etcd).
+    let leader = match &etcd_handle {
+        Some(_) => crate::etcd::leader::spawn(store.clone(), node_name.clone()),
+        None => Arc::new(AtomicBool::new(true)),
+    };
+    tokio::spawn(crate::controller::run(store.clone(), leader));
     tokio::spawn(crate::manifests::watch(store.clone(), dd.manifests()));
 
     crate::notify::ready();
     crate::log::info("k3s is up and running");
     crate::signals::wait_for_shutdown().await;
     crate::log::info("Shutting down k3s server");
+    if let Some(e) = &etcd {
+        e.process.stop();
+    }
     Ok(())
+}
+
+/// The server to join: the token (required) checked against its CA, then its bootstrap data
+/// (CAs) written under server/tls and its critical configuration values compared with ours.
+async fn join_source(
+    s: &Settings,
+    dd: &DataDir,
+    url: &str,
+) -> Result<crate::etcd::join::JoinSource, Fatal> {
+    let raw = crate::bootstrap::given_token(s, "token", "token-file")?.ok_or_else(|| {
+        Fatal("starting kubernetes: preparing server: token is required to join a cluster (--token or K3S_TOKEN)".into())
+    })?;
+    let token = crate::token::parse(&raw);
+    let src = crate::etcd::join::connect(url, &token).await?;
+    let theirs = src.critical_args().await?;
+    crate::etcd::critical::compare(&theirs, &crate::etcd::critical::args(s)).map_err(Fatal)?;
+    let data = src.bootstrap().await?;
+    crate::etcd::bootstrap::write(&dd.tls(), &data).map_err(|e| Fatal(e.to_string()))?;
+    Ok(src)
+}
+
+/// Starts the local etcd member and opens the object store on it, fed by an etcd watch.
+async fn open_etcd(
+    dd: &DataDir,
+    node_name: &str,
+    node_ip: &str,
+    sans: &[String],
+    join: Option<&crate::etcd::join::JoinSource>,
+) -> Result<(Arc<ObjectStore>, crate::etcd::cluster::Started), Fatal> {
+    let epki = crate::etcd::pki::ensure(&dd.tls().join("etcd"), sans)
+        .map_err(|e| Fatal::ctx("preparing etcd certificates", e))?;
+    let tls = crate::etcd::client::tls_config(
+        &epki.server_ca.cert_pem,
+        &epki.client.cert_pem,
+        &epki.client.key_pem,
+    )
+    .map_err(|e| Fatal(e.to_string()))?;
+    let started = crate::etcd::cluster::start(dd, node_name, node_ip, join, tls).await?;
+    let client = started.handle.client.clone();
+    let ds = crate::etcd::datastore::EtcdDatastore::new(client.clone());
+    let store =
+        Arc::new(ObjectStore::open(Box::new(ds)).map_err(|e| Fatal::ctx("loading datastore", e))?);
+    crate::etcd::datastore::spawn_feed(store.clone(), client.clone(), store.current_rv());
+    crate::etcd::cluster::spawn_learner_manager(client);
+    Ok((store, started))
 }
 
 fn write_kubeconfig(s: &Settings, port: u16, pki: &crate::certs::ServerPki) -> Result<(), Fatal> {
@@ -151,13 +233,37 @@ fn register_own_node(
     version: &str,
     node_name: &str,
     node_ip: &str,
+    etcd: Option<&crate::etcd::EtcdHandle>,
 ) -> Result<(), Fatal> {
     let pw_path = host_path(crate::paths::NODE_PASSWORD);
     let password = crate::nodepass::ensure_password_file(&pw_path)
         .map_err(|e| Fatal(format!("{}: {e}", pw_path.display())))?;
     crate::nodepass::verify_or_store(store, node_name, &password).map_err(|e| Fatal(e.message))?;
-    let info = crate::netinfo::node_info(s, Role::Server, version, node_name, node_ip);
-    register_local(store, &info)
+    let mut info = crate::netinfo::node_info(s, Role::Server, version, node_name, node_ip);
+    if let Some(h) = etcd {
+        info.etcd = true;
+        info.etcd_member = Some((h.member.clone(), h.address.clone()));
+    }
+    register_local(store, &info)?;
+    if let Some(h) = etcd {
+        set_etcd_condition(store, node_name, h);
+    }
+    Ok(())
+}
+
+/// Sets the `EtcdIsVoter` condition of the server's Node from the member list.
+fn set_etcd_condition(store: &ObjectStore, node_name: &str, h: &crate::etcd::EtcdHandle) {
+    let (status, reason, message) = h.status().condition();
+    let key = ResourceKey::new("nodes", "", node_name);
+    if let Err(e) = store.modify(&key, |n| {
+        crate::node::set_condition(n, "EtcdIsVoter", status, reason, message);
+        Ok(())
+    }) {
+        crate::log::error(format!(
+            "Failed to set etcd status condition on node {node_name}: {}",
+            e.message
+        ));
+    }
 }
 
 fn register_local(store: &ObjectStore, info: &crate::node::NodeInfo) -> Result<(), Fatal> {
@@ -176,7 +282,11 @@ fn register_local(store: &ObjectStore, info: &crate::node::NodeInfo) -> Result<(
     Ok(())
 }
 
-async fn local_heartbeat(store: Arc<ObjectStore>, name: String) {
+async fn local_heartbeat(
+    store: Arc<ObjectStore>,
+    name: String,
+    etcd: Option<Arc<crate::etcd::EtcdHandle>>,
+) {
     let every = crate::knobs::heartbeat();
     loop {
         tokio::time::sleep(every).await;
@@ -190,6 +300,9 @@ async fn local_heartbeat(store: Arc<ObjectStore>, name: String) {
                 e.message
             ));
             continue;
+        }
+        if let Some(h) = &etcd {
+            set_etcd_condition(&store, &name, h);
         }
         renew_local_lease(&store, &name);
     }

@@ -49,6 +49,12 @@ pub struct ApiState {
     pub agent_password: Option<String>,
     /// `host:port` clients should use (discovery).
     pub advertise: String,
+    /// `server/tls` (the bootstrap data served to joining servers).
+    pub tls_dir: std::path::PathBuf,
+    /// The embedded etcd member, when this server runs one.
+    pub etcd: Option<Arc<crate::etcd::EtcdHandle>>,
+    /// The critical configuration values joining servers must match.
+    pub critical: serde_json::Value,
 }
 
 const MAX_BODY: usize = 16 * 1024 * 1024;
@@ -96,7 +102,7 @@ fn route(
     } else {
         state.client_auth.identify(&peer.certs).ok()
     };
-    if path.starts_with("/v1-k3s/") {
+    if path.starts_with("/v1-k3s/") || path == "/db/info" {
         if cert_identity.is_none() && !supervisor::token_authenticated(state, &parts.headers) {
             return Err(ApiError::unauthorized());
         }

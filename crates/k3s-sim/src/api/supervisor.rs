@@ -11,6 +11,24 @@ use crate::certs::LeafKind;
 use crate::http::{Body, text_response};
 use crate::store::ApiError;
 
+/// Whether the Authorization header carries the server token (user `server`), which K3s
+/// requires for what only servers may read (bootstrap data, etcd membership).
+pub fn server_authenticated(state: &ApiState, headers: &HeaderMap) -> bool {
+    basic_credentials(headers)
+        .is_some_and(|(user, password)| user == "server" && password == state.server_password)
+}
+
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    let raw = headers.get("authorization")?.to_str().ok()?;
+    let b64 = raw.strip_prefix("Basic ")?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .ok()?;
+    let text = String::from_utf8_lossy(&decoded).to_string();
+    let (user, password) = text.split_once(':')?;
+    Some((user.to_string(), password.to_string()))
+}
+
 /// Whether the Authorization header carries the join token's password (server or agent token).
 pub fn token_authenticated(state: &ApiState, headers: &HeaderMap) -> bool {
     let Some(raw) = headers.get("authorization").and_then(|v| v.to_str().ok()) else {
@@ -77,9 +95,43 @@ pub fn handle(
             ))
         }
         "/v1-k3s/config" => {
-            let cfg =
-                serde_json::json!({"version": state.version, "clusterDomain": "cluster.local"});
+            let cfg = serde_json::json!({
+                "version": state.version,
+                "clusterDomain": "cluster.local",
+                "CriticalControlArgs": state.critical,
+            });
             Ok(crate::http::json_response(200, &cfg))
+        }
+        "/v1-k3s/server-bootstrap" => {
+            if !server_authenticated(state, headers) {
+                return Err(ApiError::unauthorized());
+            }
+            let data = crate::etcd::bootstrap::read(&state.tls_dir)
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+            Ok(crate::http::json_response(200, &data))
+        }
+        "/v1-k3s/apiservers" => {
+            let list = match &state.etcd {
+                Some(h) => h.api_addresses(),
+                None => vec![state.advertise.clone()],
+            };
+            Ok(crate::http::json_response(200, &serde_json::json!(list)))
+        }
+        "/db/info" => {
+            if !server_authenticated(state, headers) {
+                return Err(ApiError::unauthorized());
+            }
+            let Some(h) = &state.etcd else {
+                return Err(ApiError::no_route());
+            };
+            let members = h.client.member_list().map_err(|e| {
+                ApiError::internal(format!("failed to get etcd MemberList: {e}"))
+            })?;
+            let list: Vec<serde_json::Value> = members.iter().map(|m| m.to_json()).collect();
+            Ok(crate::http::json_response(
+                200,
+                &serde_json::json!({"members": list}),
+            ))
         }
         _ => Err(ApiError::no_route()),
     }

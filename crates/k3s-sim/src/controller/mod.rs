@@ -10,6 +10,7 @@ mod services;
 mod workloads;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -31,9 +32,14 @@ pub fn reconcile_once(store: &ObjectStore) {
     services::load_balancers(store);
 }
 
-/// Runs the controllers forever (every 500ms).
-pub async fn run(store: Arc<ObjectStore>) {
+/// Runs the controllers forever (every 500ms) while `leader` is set: with several servers only
+/// the elected one reconciles.
+pub async fn run(store: Arc<ObjectStore>, leader: Arc<AtomicBool>) {
     loop {
+        if !leader.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            continue;
+        }
         // A bug in one pass must not stop the controllers for the life of the server.
         let pass =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reconcile_once(&store)));

@@ -33,7 +33,11 @@ pub fn lifecycle(store: &ObjectStore) {
             let now = crate::clock::now_rfc3339();
             let res = store.modify(&key, |n| {
                 if let Some(cs) = n["status"]["conditions"].as_array_mut() {
-                    for c in cs.iter_mut() {
+                    for c in cs.iter_mut().filter(|c| {
+                        crate::node::KUBELET_CONDITIONS
+                            .iter()
+                            .any(|k| c["type"].as_str() == Some(k))
+                    }) {
                         c["status"] = json!("Unknown");
                         c["reason"] = json!("NodeStatusUnknown");
                         c["message"] = json!("Kubelet stopped posting node status.");

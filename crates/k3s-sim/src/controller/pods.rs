@@ -81,7 +81,7 @@ pub fn schedule(store: &ObjectStore) {
         let now = crate::clock::now_rfc3339();
         let _ = store.modify(&ResourceKey::new("pods", namespace(p), name(p)), |o| {
             o["spec"]["nodeName"] = json!(node_name);
-            o["status"]["hostIP"] = host_ip;
+            o["status"]["hostIP"] = host_ip.clone();
             o["status"]["startTime"] = json!(now);
             o["status"]["conditions"] =
                 json!([{"type": "PodScheduled", "status": "True", "lastTransitionTime": now}]);

@@ -34,7 +34,7 @@ fn pod_ready(p: &Value) -> bool {
 fn set_status(store: &ObjectStore, resource: &str, obj: &Value, status: Value) {
     let key = ResourceKey::new(resource, namespace(obj), name(obj));
     let _ = store.modify(&key, |o| {
-        o["status"] = status;
+        o["status"] = status.clone();
         Ok(())
     });
 }

@@ -1,6 +1,11 @@
 //! The persistence boundary. Keys look like etcd keys of the Kubernetes API server
 //! (`/registry/pods/default/web-1`); values are JSON bytes. Implementations must make every
-//! `put` durable and atomic so a restart (for example during an upgrade) never loses objects.
+//! write durable and atomic so a restart (for example during an upgrade) never loses objects.
+//!
+//! Two implementations: [`FileDatastore`] (the single server's store, standing in for K3s's
+//! SQLite `state.db`; one writer, revisions counted by the [`super::ObjectStore`]) and the etcd
+//! datastore in `crate::etcd` (shared by every server; revisions are etcd revisions and writes
+//! carry preconditions because other servers write too).
 
 use std::path::{Path, PathBuf};
 
@@ -18,16 +23,83 @@ pub enum StoreError {
     /// A key that cannot be stored.
     #[error("datastore: invalid key {0:?}")]
     BadKey(String),
+    /// The remote datastore (etcd) failed or is unreachable.
+    #[error("datastore: {0}")]
+    Remote(String),
+}
+
+/// One stored key with its value and the revision that last wrote it (0 when the store keeps
+/// no revisions).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Key.
+    pub key: String,
+    /// Value bytes.
+    pub value: Vec<u8>,
+    /// Revision of the last write (etcd `mod_revision`), 0 for the file store.
+    pub revision: u64,
+}
+
+/// Every key at one moment.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// The records, sorted by key.
+    pub records: Vec<Record>,
+    /// The store revision the snapshot was read at (0 for the file store).
+    pub revision: u64,
+}
+
+/// A write's precondition (checked atomically by shared stores, ignored by the file store whose
+/// only writer already checked it under the object store lock).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// No precondition.
+    Any,
+    /// The key must not exist.
+    Absent,
+    /// The key must have been last written at this revision.
+    Revision(u64),
+}
+
+/// What a write does.
+#[derive(Debug, Clone, Copy)]
+pub enum Write<'a> {
+    /// Store this value.
+    Put(&'a [u8]),
+    /// Remove the key.
+    Delete,
+}
+
+/// The result of a conditional write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Written; the store revision of the write when the store assigns revisions.
+    Committed(Option<u64>),
+    /// The precondition failed; the key's current record (None when absent).
+    Conflict(Option<Record>),
 }
 
 /// Durable key/value storage for cluster state.
 pub trait Datastore: Send + Sync {
     /// Every stored key and value.
-    fn load_all(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
-    /// Stores a value durably (atomic replace).
-    fn put(&self, key: &str, value: &[u8]) -> Result<(), StoreError>;
-    /// Removes a key (absent keys are fine).
-    fn delete(&self, key: &str) -> Result<(), StoreError>;
+    fn load_all(&self) -> Result<Snapshot, StoreError>;
+    /// One key.
+    fn get(&self, key: &str) -> Result<Option<Record>, StoreError>;
+    /// Writes or deletes a key when `expect` holds.
+    fn write(&self, key: &str, op: Write<'_>, expect: Expect) -> Result<Outcome, StoreError>;
+    /// Whether other processes write to this store too (then changes arrive through
+    /// [`super::ObjectStore::apply_change`] and revisions come from the store).
+    fn shared(&self) -> bool {
+        false
+    }
+    /// Stores a value unconditionally.
+    fn put(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.write(key, Write::Put(value), Expect::Any).map(|_| ())
+    }
+    /// Removes a key unconditionally (absent keys are fine).
+    fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.write(key, Write::Delete, Expect::Any).map(|_| ())
+    }
 }
 
 /// A datastore in a directory: one JSON file per key, written atomically (temp file + rename).
@@ -91,32 +163,63 @@ impl FileDatastore {
     }
 }
 
-impl Datastore for FileDatastore {
-    fn load_all(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+impl FileDatastore {
+    /// Every key and value, sorted by key.
+    pub fn entries(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         let mut out = Vec::new();
         self.walk(&self.dir, &mut out)?;
         out.sort();
         Ok(out)
     }
+}
 
-    fn put(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        let path = self.path_for(key)?;
-        crate::paths::write_atomic(&path, value, 0o600).map_err(|source| StoreError::Io {
-            path: path.display().to_string(),
-            source,
+impl Datastore for FileDatastore {
+    fn load_all(&self) -> Result<Snapshot, StoreError> {
+        Ok(Snapshot {
+            records: self
+                .entries()?
+                .into_iter()
+                .map(|(key, value)| Record {
+                    key,
+                    value,
+                    revision: 0,
+                })
+                .collect(),
+            revision: 0,
         })
     }
 
-    fn delete(&self, key: &str) -> Result<(), StoreError> {
+    fn get(&self, key: &str) -> Result<Option<Record>, StoreError> {
         let path = self.path_for(key)?;
-        match std::fs::remove_file(&path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        match std::fs::read(&path) {
+            Ok(value) => Ok(Some(Record {
+                key: key.to_string(),
+                value,
+                revision: 0,
+            })),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(StoreError::Io {
                 path: path.display().to_string(),
                 source,
             }),
         }
+    }
+
+    fn write(&self, key: &str, op: Write<'_>, _expect: Expect) -> Result<Outcome, StoreError> {
+        let path = self.path_for(key)?;
+        let io = |source| StoreError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        match op {
+            Write::Put(value) => crate::paths::write_atomic(&path, value, 0o600).map_err(io)?,
+            Write::Delete => match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => return Err(io(source)),
+            },
+        }
+        Ok(Outcome::Committed(None))
     }
 }
 
@@ -130,7 +233,7 @@ mod tests {
         let ds = FileDatastore::open(dir.path()).expect("open");
         ds.put("/registry/pods/default/web-1", b"{}").expect("put");
         ds.put("/bootstrap/token", b"x").expect("put");
-        let all = ds.load_all().expect("load");
+        let all = ds.entries().expect("load");
         assert_eq!(
             all,
             vec![
@@ -140,7 +243,12 @@ mod tests {
         );
         ds.delete("/bootstrap/token").expect("delete");
         ds.delete("/bootstrap/token").expect("delete twice");
-        assert_eq!(ds.load_all().expect("load").len(), 1);
+        assert_eq!(ds.load_all().expect("load").records.len(), 1);
+        assert_eq!(
+            ds.get("/registry/pods/default/web-1").expect("get").map(|r| r.value),
+            Some(b"{}".to_vec())
+        );
+        assert_eq!(ds.get("/bootstrap/token").expect("get"), None);
         assert!(ds.put("/registry/../x", b"").is_err());
     }
 }

@@ -1,13 +1,18 @@
 //! Kubernetes objects in memory, persisted through a [`Datastore`], with a global resource
 //! version counter, UIDs, generations and a broadcast of changes for watches.
+//!
+//! With a shared datastore (etcd, several servers) the in-memory map is a cache: resource
+//! versions are the store's revisions, writes carry the cached revision as a precondition, and
+//! watch events come only from the store's change feed ([`ObjectStore::apply_change`]), so every
+//! server sees every change in the store's order.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
 
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
-use super::{ApiError, Datastore};
+use super::{ApiError, Datastore, Expect, Outcome, Record, Write};
 
 /// How many recent events are kept so a watch can resume from a resourceVersion.
 const HISTORY: usize = 2000;
@@ -87,6 +92,9 @@ struct Inner {
     objects: BTreeMap<ResourceKey, Value>,
     rv: u64,
     history: VecDeque<Event>,
+    /// Shared stores: the revision of the last write of each key the cache reflects (deletions
+    /// included), so a change arriving late from the feed never overwrites a newer local write.
+    key_rev: HashMap<ResourceKey, u64>,
 }
 
 /// The object store shared by the API, the controllers and node registration.
@@ -94,13 +102,64 @@ pub struct ObjectStore {
     inner: Mutex<Inner>,
     ds: Box<dyn Datastore>,
     tx: broadcast::Sender<Event>,
+    shared: bool,
 }
+
+/// One change from a shared datastore's feed.
+#[derive(Debug, Clone, Copy)]
+pub enum Change<'a> {
+    /// A key was written.
+    Put {
+        /// The new value.
+        value: &'a [u8],
+        /// Whether this write created the key (etcd `version` 1).
+        created: bool,
+    },
+    /// A key was deleted.
+    Delete {
+        /// The value before the deletion, when known.
+        prev: Option<&'a [u8]>,
+    },
+}
+
+/// Why a write did not happen.
+enum CommitError {
+    /// The store's precondition failed (another server wrote first).
+    Conflict,
+    /// Anything else.
+    Api(ApiError),
+}
+
+impl From<ApiError> for CommitError {
+    fn from(e: ApiError) -> Self {
+        CommitError::Api(e)
+    }
+}
+
+/// How often a read-modify-write is retried after losing a race to another server.
+const MODIFY_ATTEMPTS: usize = 8;
 
 fn parse_rv(v: &Value) -> u64 {
     v.pointer("/metadata/resourceVersion")
         .and_then(Value::as_str)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0)
+}
+
+/// Parses a stored value; with a store revision, the object's resourceVersion is that revision
+/// (as the API server derives it from etcd's mod_revision).
+fn decode(rec: &Record) -> Option<Value> {
+    let mut obj = serde_json::from_slice::<Value>(&rec.value).ok()?;
+    if !obj.is_object() {
+        return None;
+    }
+    if rec.revision > 0 {
+        if !obj.get("metadata").is_some_and(Value::is_object) {
+            obj["metadata"] = json!({});
+        }
+        obj["metadata"]["resourceVersion"] = json!(rec.revision.to_string());
+    }
+    Some(obj)
 }
 
 fn key_from_storage(key: &str) -> Option<ResourceKey> {
@@ -116,21 +175,32 @@ fn key_from_storage(key: &str) -> Option<ResourceKey> {
 impl ObjectStore {
     /// Loads every object from the datastore.
     pub fn open(ds: Box<dyn Datastore>) -> Result<Self, super::StoreError> {
+        let shared = ds.shared();
+        let snapshot = ds.load_all()?;
         let mut objects = BTreeMap::new();
-        let mut rv = 0;
-        for (key, bytes) in ds.load_all()? {
-            if key == REVISION_KEY {
-                rv = rv.max(String::from_utf8_lossy(&bytes).trim().parse().unwrap_or(0));
+        let mut key_rev = HashMap::new();
+        let mut rv = snapshot.revision;
+        for rec in snapshot.records {
+            if rec.key == REVISION_KEY {
+                rv = rv.max(
+                    String::from_utf8_lossy(&rec.value)
+                        .trim()
+                        .parse()
+                        .unwrap_or(0),
+                );
                 continue;
             }
-            let Some(k) = key_from_storage(&key) else {
+            let Some(k) = key_from_storage(&rec.key) else {
                 continue;
             };
-            let Ok(obj) = serde_json::from_slice::<Value>(&bytes) else {
-                crate::log::warn(format!("datastore: skipping unreadable object {key}"));
+            let Some(obj) = decode(&rec) else {
+                crate::log::warn(format!("datastore: skipping unreadable object {}", rec.key));
                 continue;
             };
             rv = rv.max(parse_rv(&obj));
+            if shared {
+                key_rev.insert(k.clone(), rec.revision);
+            }
             objects.insert(k, obj);
         }
         let (tx, _) = broadcast::channel(4096);
@@ -139,10 +209,86 @@ impl ObjectStore {
                 objects,
                 rv,
                 history: VecDeque::new(),
+                key_rev,
             }),
             ds,
             tx,
+            shared,
         })
+    }
+
+    /// Applies one change from a shared datastore's feed (etcd watch), in revision order:
+    /// updates the cache unless a newer local write is already there, and emits the watch event.
+    pub fn apply_change(&self, revision: u64, key: &str, change: Change<'_>) {
+        let Some(k) = key_from_storage(key) else {
+            return;
+        };
+        let mut inner = self.lock();
+        let newer_local = inner.key_rev.get(&k).is_some_and(|r| *r > revision);
+        let (kind, object) = match change {
+            Change::Put { value, created } => {
+                let rec = Record {
+                    key: key.to_string(),
+                    value: value.to_vec(),
+                    revision,
+                };
+                let Some(obj) = decode(&rec) else {
+                    return;
+                };
+                if !newer_local {
+                    inner.objects.insert(k.clone(), obj.clone());
+                    inner.key_rev.insert(k.clone(), revision);
+                }
+                let kind = if created {
+                    EventType::Added
+                } else {
+                    EventType::Modified
+                };
+                (kind, obj)
+            }
+            Change::Delete { prev } => {
+                let mut obj = prev
+                    .and_then(|p| serde_json::from_slice::<Value>(p).ok())
+                    .or_else(|| inner.objects.get(&k).cloned())
+                    .unwrap_or_else(|| json!({"metadata": {"name": k.name}}));
+                obj["metadata"]["resourceVersion"] = json!(revision.to_string());
+                if !newer_local {
+                    inner.objects.remove(&k);
+                    inner.key_rev.insert(k.clone(), revision);
+                }
+                (EventType::Deleted, obj)
+            }
+        };
+        inner.rv = inner.rv.max(revision);
+        let ev = Event {
+            rv: revision,
+            kind,
+            key: k,
+            object,
+        };
+        inner.history.push_back(ev.clone());
+        while inner.history.len() > HISTORY {
+            inner.history.pop_front();
+        }
+        let _ = self.tx.send(ev);
+    }
+
+    /// Replaces the cached copy of one key with the store's (after losing a race).
+    fn refresh_locked(&self, inner: &mut Inner, key: &ResourceKey, current: Option<Record>) {
+        let known = inner.key_rev.get(key).copied().unwrap_or(0);
+        match current {
+            Some(rec) if rec.revision > known => {
+                if let Some(obj) = decode(&rec) {
+                    inner.objects.insert(key.clone(), obj);
+                    inner.key_rev.insert(key.clone(), rec.revision);
+                    inner.rv = inner.rv.max(rec.revision);
+                }
+            }
+            Some(_) => {}
+            None => {
+                inner.objects.remove(key);
+            }
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -153,12 +299,12 @@ impl ObjectStore {
 
     /// Reads a non-object key (bootstrap data).
     pub fn raw_get(&self, key: &str) -> Result<Option<Vec<u8>>, super::StoreError> {
-        Ok(self
-            .ds
-            .load_all()?
-            .into_iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v))
+        Ok(self.ds.get(key)?.map(|r| r.value))
+    }
+
+    /// Whether the datastore is shared with other servers (embedded etcd).
+    pub fn is_shared(&self) -> bool {
+        self.shared
     }
 
     /// Writes a non-object key (bootstrap data).
@@ -194,45 +340,69 @@ impl ObjectStore {
         (self.tx.subscribe(), inner.history.iter().cloned().collect())
     }
 
+    /// Writes one change through the datastore and into the cache. Sets the object's
+    /// resourceVersion (the store's revision, or the next local counter value).
     fn commit(
         &self,
         inner: &mut Inner,
         kind: EventType,
         key: ResourceKey,
-        object: Value,
-    ) -> Result<(), ApiError> {
-        match kind {
-            // Deletions leave no object carrying the revision: record it so it never goes back.
-            EventType::Deleted => self
-                .ds
-                .delete(&key.storage_key())
-                .and_then(|()| self.ds.put(REVISION_KEY, inner.rv.to_string().as_bytes())),
-            _ => self
-                .ds
-                .put(&key.storage_key(), object.to_string().as_bytes()),
+        mut object: Value,
+        expect: Expect,
+    ) -> Result<Value, CommitError> {
+        let next = inner.rv + 1;
+        if !self.shared {
+            object["metadata"]["resourceVersion"] = json!(next.to_string());
         }
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-        let ev = Event {
-            rv: inner.rv,
-            kind,
-            key: key.clone(),
-            object: object.clone(),
+        let skey = key.storage_key();
+        let internal = |e: super::StoreError| CommitError::Api(ApiError::internal(e.to_string()));
+        let bytes = object.to_string();
+        let op = match kind {
+            EventType::Deleted => Write::Delete,
+            _ => Write::Put(bytes.as_bytes()),
         };
+        let rev = match self.ds.write(&skey, op, expect).map_err(internal)? {
+            Outcome::Committed(Some(r)) => r,
+            Outcome::Committed(None) => next,
+            Outcome::Conflict(current) => {
+                self.refresh_locked(inner, &key, current);
+                return Err(CommitError::Conflict);
+            }
+        };
+        // Deletions leave no object carrying the revision: record it so it never goes back.
+        if !self.shared && kind == EventType::Deleted {
+            self.ds
+                .put(REVISION_KEY, rev.to_string().as_bytes())
+                .map_err(internal)?;
+        }
+        object["metadata"]["resourceVersion"] = json!(rev.to_string());
+        inner.rv = inner.rv.max(rev);
         match kind {
             EventType::Deleted => {
                 inner.objects.remove(&key);
             }
             _ => {
-                inner.objects.insert(key, object);
+                inner.objects.insert(key.clone(), object.clone());
             }
         }
+        if self.shared {
+            // The event comes back through the store's change feed, in the store's order.
+            inner.key_rev.insert(key, rev);
+            return Ok(object);
+        }
+        let ev = Event {
+            rv: rev,
+            kind,
+            key,
+            object: object.clone(),
+        };
         inner.history.push_back(ev.clone());
         while inner.history.len() > HISTORY {
             inner.history.pop_front();
         }
         // No receivers is fine.
         let _ = self.tx.send(ev);
-        Ok(())
+        Ok(object)
     }
 
     /// Creates an object (sets uid, creationTimestamp, resourceVersion, generation, namespace;
@@ -270,7 +440,6 @@ impl ObjectStore {
         if inner.objects.contains_key(&key) {
             return Err(ApiError::already_exists(resource, &name));
         }
-        inner.rv += 1;
         let meta = &mut obj["metadata"];
         meta["name"] = json!(name);
         if !namespace.is_empty() {
@@ -278,14 +447,16 @@ impl ObjectStore {
         }
         meta["uid"] = json!(crate::random::uid());
         meta["creationTimestamp"] = json!(crate::clock::now_rfc3339());
-        meta["resourceVersion"] = json!(inner.rv.to_string());
         meta["generation"] = json!(1);
         if let Some(m) = meta.as_object_mut() {
             m.remove("deletionTimestamp");
+            m.remove("resourceVersion");
         }
-        self.commit(&mut inner, EventType::Added, key, obj.clone())
-            .inspect_err(|_| inner.rv -= 1)?;
-        Ok(obj)
+        match self.commit(&mut inner, EventType::Added, key, obj, Expect::Absent) {
+            Ok(o) => Ok(o),
+            Err(CommitError::Conflict) => Err(ApiError::already_exists(resource, &name)),
+            Err(CommitError::Api(e)) => Err(e),
+        }
     }
 
     /// Replaces an object. When `new` carries a resourceVersion it must match (optimistic
@@ -309,7 +480,11 @@ impl ObjectStore {
         {
             return Err(ApiError::conflict(&key.resource, &key.name));
         }
-        self.replace_locked(&mut inner, key, &old, new)
+        match self.replace_locked(&mut inner, key, &old, new) {
+            Ok(o) => Ok(o),
+            Err(CommitError::Conflict) => Err(ApiError::conflict(&key.resource, &key.name)),
+            Err(CommitError::Api(e)) => Err(e),
+        }
     }
 
     fn replace_locked(
@@ -318,7 +493,7 @@ impl ObjectStore {
         key: &ResourceKey,
         old: &Value,
         mut new: Value,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Value, CommitError> {
         if !new.get("metadata").is_some_and(Value::is_object) {
             new["metadata"] = json!({});
         }
@@ -346,27 +521,34 @@ impl ObjectStore {
         if &new == old {
             return Ok(new);
         }
-        inner.rv += 1;
-        new["metadata"]["resourceVersion"] = json!(inner.rv.to_string());
-        self.commit(inner, EventType::Modified, key.clone(), new.clone())?;
-        Ok(new)
+        let expect = Expect::Revision(parse_rv(old));
+        self.commit(inner, EventType::Modified, key.clone(), new, expect)
     }
 
-    /// Read-modify-write under the store lock. Unchanged objects are not rewritten.
+    /// Read-modify-write under the store lock. Unchanged objects are not rewritten. With a
+    /// shared store, a write that lost a race to another server is retried on the fresh object
+    /// (as the API server's guaranteed update does).
     pub fn modify(
         &self,
         key: &ResourceKey,
-        f: impl FnOnce(&mut Value) -> Result<(), ApiError>,
+        mut f: impl FnMut(&mut Value) -> Result<(), ApiError>,
     ) -> Result<Value, ApiError> {
         let mut inner = self.lock();
-        let old = inner
-            .objects
-            .get(key)
-            .cloned()
-            .ok_or_else(|| ApiError::not_found(&key.resource, &key.name))?;
-        let mut new = old.clone();
-        f(&mut new)?;
-        self.replace_locked(&mut inner, key, &old, new)
+        for _ in 0..MODIFY_ATTEMPTS {
+            let old = inner
+                .objects
+                .get(key)
+                .cloned()
+                .ok_or_else(|| ApiError::not_found(&key.resource, &key.name))?;
+            let mut new = old.clone();
+            f(&mut new)?;
+            match self.replace_locked(&mut inner, key, &old, new) {
+                Ok(o) => return Ok(o),
+                Err(CommitError::Conflict) => continue,
+                Err(CommitError::Api(e)) => return Err(e),
+            }
+        }
+        Err(ApiError::conflict(&key.resource, &key.name))
     }
 
     /// Deletes an object and returns it (with `deletionTimestamp` set).
@@ -377,11 +559,13 @@ impl ObjectStore {
             .get(key)
             .cloned()
             .ok_or_else(|| ApiError::not_found(&key.resource, &key.name))?;
-        inner.rv += 1;
-        obj["metadata"]["resourceVersion"] = json!(inner.rv.to_string());
+        let expect = Expect::Revision(parse_rv(&obj));
         obj["metadata"]["deletionTimestamp"] = json!(crate::clock::now_rfc3339());
-        self.commit(&mut inner, EventType::Deleted, key.clone(), obj.clone())?;
-        Ok(obj)
+        match self.commit(&mut inner, EventType::Deleted, key.clone(), obj, expect) {
+            Ok(o) => Ok(o),
+            Err(CommitError::Conflict) => Err(ApiError::conflict(&key.resource, &key.name)),
+            Err(CommitError::Api(e)) => Err(e),
+        }
     }
 }
 
