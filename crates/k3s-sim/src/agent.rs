@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use crate::fatal::Fatal;
 use crate::flags::Role;
+use crate::http::balancer::Balancer;
 use crate::http::client::{Client, Trust};
 use crate::paths::{DataDir, host_path};
 use crate::settings::Settings;
@@ -54,8 +55,15 @@ pub async fn run(s: Settings) -> Result<(), Fatal> {
             .map_err(|e| Fatal(format!("{}: {e}", p.display())))?;
     }
     crate::registries::apply(&s, &dd)?;
-    let api = Client::new(&server, &Trust::Ca(ca_pem.clone()), Some((&cert, &key)))
-        .map_err(|e| Fatal(e.to_string()))?;
+    let api = crate::http::balancer::Balancer::new(
+        &server,
+        ca_pem.clone(),
+        cert.clone(),
+        key.clone(),
+        dd.agent().join("etc").join("k3s-agent-load-balancer.json"),
+    )
+    .map_err(|e| Fatal(e.to_string()))?;
+    api.refresh().await;
     let info = crate::netinfo::node_info(&s, Role::Agent, &version, &node_name, &node_ip);
     register(&api, &info).await;
     crate::notify::ready();
@@ -171,7 +179,7 @@ async fn kubelet_cert(
     }
 }
 
-async fn register(api: &Client, info: &crate::node::NodeInfo) {
+async fn register(api: &Balancer, info: &crate::node::NodeInfo) {
     let path = format!("/api/v1/nodes/{}", info.name);
     loop {
         let result = async {
@@ -237,7 +245,7 @@ async fn register(api: &Client, info: &crate::node::NodeInfo) {
 }
 
 /// Renews the node Lease (PATCH, or POST when it does not exist yet).
-async fn renew_lease(api: &Client, name: &str) {
+async fn renew_lease(api: &Balancer, name: &str) {
     let lease = crate::node::lease(name, crate::knobs::node_grace().as_secs());
     let coll = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases";
     let body = serde_json::json!({"spec": lease["spec"]})
@@ -266,11 +274,16 @@ async fn renew_lease(api: &Client, name: &str) {
     }
 }
 
-async fn heartbeats(api: Client, name: String) {
+async fn heartbeats(api: Balancer, name: String) {
     let path = format!("/api/v1/nodes/{name}/status");
     let mut since: Option<String> = None;
+    let mut last_refresh = std::time::Instant::now();
     loop {
         tokio::time::sleep(crate::knobs::heartbeat()).await;
+        if last_refresh.elapsed() >= Duration::from_secs(30) {
+            api.refresh().await;
+            last_refresh = std::time::Instant::now();
+        }
         let now = crate::clock::now_rfc3339();
         let conditions = crate::node::healthy_conditions(&now, since.as_deref().unwrap_or(&now));
         let body = json!({"status": {"conditions": conditions}});

@@ -47,3 +47,9 @@ pub fn learner_promote() -> Duration {
 pub fn leader_lease() -> Duration {
     duration("K3S_SIM_LEADER_LEASE", Duration::from_secs(15))
 }
+
+/// `K3S_SIM_ETCD_ELECTION_TIMEOUT`: etcd's election timeout (K3s: 5s; the heartbeat interval is
+/// a tenth). A single-member cluster waits about this long for its first leader at every start.
+pub fn etcd_election_timeout() -> Duration {
+    duration("K3S_SIM_ETCD_ELECTION_TIMEOUT", Duration::from_secs(5))
+}

@@ -115,7 +115,7 @@ pub async fn run(s: Settings) -> Result<(), Fatal> {
         critical: crate::etcd::critical::args(&s),
     });
     let handler_state = state.clone();
-    tokio::spawn(crate::http::server::serve(
+    let serving = tokio::spawn(crate::http::server::serve(
         listener,
         tls,
         move |req, peer| crate::api::handle(handler_state.clone(), req, peer),
@@ -131,7 +131,14 @@ pub async fn run(s: Settings) -> Result<(), Fatal> {
 
     // With --disable-agent the server runs no kubelet, so it registers no Node.
     if !s.flag("disable-agent") {
-        register_own_node(&s, &store, &version, &node_name, &node_ip, etcd_handle.as_deref())?;
+        register_own_node(
+            &s,
+            &store,
+            &version,
+            &node_name,
+            &node_ip,
+            etcd_handle.as_deref(),
+        )?;
         tokio::spawn(local_heartbeat(
             store.clone(),
             node_name.clone(),
@@ -152,6 +159,9 @@ pub async fn run(s: Settings) -> Result<(), Fatal> {
     crate::log::info("k3s is up and running");
     crate::signals::wait_for_shutdown().await;
     crate::log::info("Shutting down k3s server");
+    // Stop accepting first, so clients move to another server instead of meeting a datastore
+    // that is going away.
+    serving.abort();
     if let Some(e) = &etcd {
         e.process.stop();
     }

@@ -106,7 +106,7 @@ fn route(
         if cert_identity.is_none() && !supervisor::token_authenticated(state, &parts.headers) {
             return Err(ApiError::unauthorized());
         }
-        return supervisor::handle(state, path, &parts.headers);
+        return supervisor::handle(state, path, &parts.headers, peer.addr.ip().is_loopback());
     }
     if cert_identity.is_none() {
         return Err(ApiError::unauthorized());

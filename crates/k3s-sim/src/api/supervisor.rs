@@ -61,6 +61,7 @@ pub fn handle(
     state: &ApiState,
     path: &str,
     headers: &HeaderMap,
+    local: bool,
 ) -> Result<Response<Body>, ApiError> {
     match path {
         "/v1-k3s/readyz" => Ok(text_response(200, "ok")),
@@ -118,15 +119,17 @@ pub fn handle(
             Ok(crate::http::json_response(200, &serde_json::json!(list)))
         }
         "/db/info" => {
-            if !server_authenticated(state, headers) {
+            // K3s: local requests, or the server token.
+            if !local && !server_authenticated(state, headers) {
                 return Err(ApiError::unauthorized());
             }
             let Some(h) = &state.etcd else {
                 return Err(ApiError::no_route());
             };
-            let members = h.client.member_list().map_err(|e| {
-                ApiError::internal(format!("failed to get etcd MemberList: {e}"))
-            })?;
+            let members = h
+                .client
+                .member_list()
+                .map_err(|e| ApiError::internal(format!("failed to get etcd MemberList: {e}")))?;
             let list: Vec<serde_json::Value> = members.iter().map(|m| m.to_json()).collect();
             Ok(crate::http::json_response(
                 200,

@@ -1,6 +1,7 @@
 //! Pure parts of running etcd as K3s does: member names (`<node>-<8 hex>`), URLs, ports and the
 //! etcd command line (K3s `pkg/etcd/etcd.go` `cluster()`: client on loopback and the node IP,
-//! peers on the node IP, mutual TLS on both, heartbeat 500 ms, election timeout 5 s).
+//! peers on the node IP, mutual TLS on both, heartbeat 500 ms, election timeout 5 s; the timeout
+//! is the `K3S_SIM_ETCD_ELECTION_TIMEOUT` knob and the heartbeat a tenth of it).
 
 use std::path::Path;
 
@@ -82,6 +83,7 @@ pub fn command_args(
     name: &str,
     address: &str,
     ports: Ports,
+    election_ms: u64,
     initial: &Initial,
 ) -> Vec<String> {
     let tls = |f: &str| tls_dir.join(f).display().to_string();
@@ -116,8 +118,11 @@ pub fn command_args(
         ("--peer-cert-file", tls("peer-server-client.crt")),
         ("--peer-key-file", tls("peer-server-client.key")),
         ("--peer-trusted-ca-file", tls("peer-ca.crt")),
-        ("--heartbeat-interval", "500".into()),
-        ("--election-timeout", "5000".into()),
+        (
+            "--heartbeat-interval",
+            (election_ms / 10).max(10).to_string(),
+        ),
+        ("--election-timeout", election_ms.to_string()),
         ("--snapshot-count", "10000".into()),
         ("--logger", "zap".into()),
         ("--log-outputs", "stderr".into()),
@@ -165,7 +170,10 @@ mod tests {
 
     #[test]
     fn member_names() {
-        assert_eq!(new_member_name("server-1", "0a1b2c3d4e5f"), "server-1-0a1b2c3d");
+        assert_eq!(
+            new_member_name("server-1", "0a1b2c3d4e5f"),
+            "server-1-0a1b2c3d"
+        );
         assert_eq!(node_of_member("server-1-0a1b2c3d"), "server-1");
         assert_eq!(url("fd00::1", 2380), "https://[fd00::1]:2380");
     }
@@ -174,19 +182,33 @@ mod tests {
     fn command_line_for_new_and_join() {
         let d = Path::new("/d/server/db/etcd");
         let t = Path::new("/d/server/tls/etcd");
-        let new = command_args(d, t, "s1-aaaaaaaa", "10.0.0.1", Ports::default(), &Initial::New);
+        let new = command_args(
+            d,
+            t,
+            "s1-aaaaaaaa",
+            "10.0.0.1",
+            Ports::default(),
+            5000,
+            &Initial::New,
+        );
         let joined = new.join(" ");
-        assert!(joined.contains("--listen-client-urls https://127.0.0.1:2379,https://10.0.0.1:2379"));
+        assert!(
+            joined.contains("--listen-client-urls https://127.0.0.1:2379,https://10.0.0.1:2379")
+        );
         assert!(joined.contains("--advertise-client-urls https://10.0.0.1:2379"));
-        assert!(joined.contains("--initial-cluster s1-aaaaaaaa=https://10.0.0.1:2380 --initial-cluster-state new"));
+        assert!(joined.contains(
+            "--initial-cluster s1-aaaaaaaa=https://10.0.0.1:2380 --initial-cluster-state new"
+        ));
         assert!(joined.contains("--trusted-ca-file /d/server/tls/etcd/server-ca.crt"));
         assert!(joined.contains("--client-cert-auth"));
+        assert!(joined.contains("--heartbeat-interval 500 --election-timeout 5000"));
         let join = command_args(
             d,
             t,
             "s2-bbbbbbbb",
             "10.0.0.2",
             Ports::default(),
+            5000,
             &Initial::Join(vec![
                 "s1-aaaaaaaa=https://10.0.0.1:2380".into(),
                 "s2-bbbbbbbb=https://10.0.0.2:2380".into(),
@@ -194,8 +216,16 @@ mod tests {
         )
         .join(" ");
         assert!(join.contains("--initial-cluster s1-aaaaaaaa=https://10.0.0.1:2380,s2-bbbbbbbb=https://10.0.0.2:2380 --initial-cluster-state existing"));
-        let restart =
-            command_args(d, t, "s1-aaaaaaaa", "127.0.0.1", Ports::default(), &Initial::Restart).join(" ");
+        let restart = command_args(
+            d,
+            t,
+            "s1-aaaaaaaa",
+            "127.0.0.1",
+            Ports::default(),
+            5000,
+            &Initial::Restart,
+        )
+        .join(" ");
         assert!(!restart.contains("--initial-cluster"));
         assert!(restart.contains("--listen-client-urls https://127.0.0.1:2379 "));
     }

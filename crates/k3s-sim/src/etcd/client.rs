@@ -209,7 +209,12 @@ impl EtcdClient {
         format!("https://{h}:{p}")
     }
 
-    fn exchange(conn: &mut Conn, host: &str, path: &str, body: &[u8]) -> Result<(u16, Vec<u8>, bool), WireError> {
+    fn exchange(
+        conn: &mut Conn,
+        host: &str,
+        path: &str,
+        body: &[u8],
+    ) -> Result<(u16, Vec<u8>, bool), WireError> {
         wire::send_post(conn, host, path, body)?;
         let head = wire::read_head(conn)?;
         let bytes = wire::read_body(conn, &head)?;
@@ -358,8 +363,7 @@ impl EtcdClient {
             "/v3/cluster/member/add",
             &json!({"peerURLs": [peer_url], "isLearner": true}),
         )?;
-        Member::from_json(&v["member"])
-            .ok_or_else(|| EtcdError::Decode(format!("member add: {v}")))
+        Member::from_json(&v["member"]).ok_or_else(|| EtcdError::Decode(format!("member add: {v}")))
     }
 
     /// Promotes a learner to a voting member.
@@ -407,7 +411,9 @@ impl EtcdClient {
         let head = wire::read_head(&mut conn).map_err(wire_err)?;
         if head.status != 200 {
             let text = wire::read_body(&mut conn, &head).unwrap_or_default();
-            return Err(EtcdError::Server(String::from_utf8_lossy(&text).to_string()));
+            return Err(EtcdError::Server(
+                String::from_utf8_lossy(&text).to_string(),
+            ));
         }
         let mut buf = Vec::new();
         loop {
@@ -474,19 +480,26 @@ mod tests {
         let learner = json!({"ID": "7", "peerURLs": ["https://10.0.0.2:2380"], "isLearner": true});
         let l = Member::from_json(&learner).expect("learner");
         assert!(l.is_learner && l.name.is_empty() && l.client_urls.is_empty());
-        assert_eq!(l.to_json(), json!({"ID": 7, "peerURLs": ["https://10.0.0.2:2380"], "isLearner": true}));
+        assert_eq!(
+            l.to_json(),
+            json!({"ID": 7, "peerURLs": ["https://10.0.0.2:2380"], "isLearner": true})
+        );
     }
 
     #[test]
     fn urls_split() {
-        assert_eq!(split_url("https://127.0.0.1:2379"), Some(("127.0.0.1".into(), 2379)));
+        assert_eq!(
+            split_url("https://127.0.0.1:2379"),
+            Some(("127.0.0.1".into(), 2379))
+        );
         assert_eq!(split_url("https://[::1]:2379/"), Some(("::1".into(), 2379)));
         assert_eq!(split_url("http://x:1"), None);
     }
 
     #[test]
     fn records_decode_base64() {
-        let kv = json!({"key": b64(b"/registry/pods/a/b"), "value": b64(b"{}"), "mod_revision": "42"});
+        let kv =
+            json!({"key": b64(b"/registry/pods/a/b"), "value": b64(b"{}"), "mod_revision": "42"});
         assert_eq!(
             record(&kv),
             Record {

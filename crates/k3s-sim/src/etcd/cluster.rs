@@ -127,9 +127,9 @@ async fn join_members(
                     "Waiting for other members to finish joining etcd cluster: etcdserver: {msg}"
                 ));
             }
-            Err(e @ EtcdError::Wire { .. }) => crate::log::info(format!(
-                "Waiting to retrieve etcd cluster member list: {e}"
-            )),
+            Err(e @ EtcdError::Wire { .. }) => {
+                crate::log::info(format!("Waiting to retrieve etcd cluster member list: {e}"))
+            }
             Err(e) => return Err(Fatal(format!("etcd cluster join failed: {e}"))),
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -145,8 +145,8 @@ pub async fn start(
     join: Option<&JoinSource>,
     tls: Arc<rustls::ClientConfig>,
 ) -> Result<Started, Fatal> {
-    let ports = args::parse_ports(std::env::var("K3S_SIM_ETCD_PORTS").ok().as_deref())
-        .map_err(Fatal)?;
+    let ports =
+        args::parse_ports(std::env::var("K3S_SIM_ETCD_PORTS").ok().as_deref()).map_err(Fatal)?;
     let dir = db_dir(dd);
     std::fs::create_dir_all(&dir).map_err(|e| Fatal(format!("{}: {e}", dir.display())))?;
     {
@@ -164,7 +164,17 @@ pub async fn start(
         crate::log::info("Starting etcd for new cluster, cluster-reset=false");
         Initial::New
     };
-    let argv = args::command_args(&dir, &dd.tls().join("etcd"), &name, address, ports, &initial);
+    let election_ms =
+        u64::try_from(crate::knobs::etcd_election_timeout().as_millis()).unwrap_or(5000);
+    let argv = args::command_args(
+        &dir,
+        &dd.tls().join("etcd"),
+        &name,
+        address,
+        ports,
+        election_ms,
+        &initial,
+    );
     let process = super::process::spawn(&argv)?;
     let client = Arc::new(
         EtcdClient::new(&[args::url("127.0.0.1", ports.client)], tls)
@@ -243,7 +253,11 @@ pub fn migrate_file_store(dd: &DataDir, client: &EtcdClient) -> Result<(), Fatal
                 crate::store::Write::Put(&value),
                 crate::store::Expect::Any,
             )
-            .map_err(|e| Fatal(format!("failed to migrate content from sqlite to etcd: {e}")))?;
+            .map_err(|e| {
+                Fatal(format!(
+                    "failed to migrate content from sqlite to etcd: {e}"
+                ))
+            })?;
     }
     let done = dd.db().join("state.migrated");
     std::fs::rename(&dir, &done).map_err(|e| {
@@ -272,7 +286,10 @@ pub fn spawn_learner_manager(client: Arc<EtcdClient>) {
             let Ok(members) = client.member_list() else {
                 continue;
             };
-            for m in members.iter().filter(|m| m.is_learner && !m.name.is_empty()) {
+            for m in members
+                .iter()
+                .filter(|m| m.is_learner && !m.name.is_empty())
+            {
                 promote(&client, m);
             }
         }
@@ -297,7 +314,10 @@ mod tests {
     fn member_name_is_persisted() {
         let dir = tempfile::tempdir().expect("tempdir");
         let n = member_name(dir.path(), "server-1").expect("name");
-        assert!(n.starts_with("server-1-") && n.len() == "server-1-".len() + 8, "{n}");
+        assert!(
+            n.starts_with("server-1-") && n.len() == "server-1-".len() + 8,
+            "{n}"
+        );
         assert_eq!(member_name(dir.path(), "server-1").expect("again"), n);
         assert_eq!(
             std::fs::read_to_string(dir.path().join("name")).expect("file"),

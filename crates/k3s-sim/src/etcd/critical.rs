@@ -7,8 +7,7 @@ use serde_json::{Value, json};
 use crate::settings::Settings;
 
 /// The prefix of the join failure (K3s `pkg/cluster`).
-pub const MISMATCH: &str =
-    "failed to validate server configuration: critical configuration value mismatch between servers";
+pub const MISMATCH: &str = "failed to validate server configuration: critical configuration value mismatch between servers";
 
 fn list_or(s: &Settings, name: &str, default: &str) -> Value {
     let l = s.list(name);
@@ -86,10 +85,18 @@ mod tests {
         let a = args(&settings(&[]));
         assert_eq!(a["ServiceIPRanges"], json!(["10.43.0.0/16"]));
         assert_eq!(compare(&a, &args(&settings(&[]))), Ok(()));
-        let b = args(&settings(&["--disable", "servicelb", "--cluster-cidr", "10.99.0.0/16"]));
+        let b = args(&settings(&[
+            "--disable",
+            "servicelb",
+            "--cluster-cidr",
+            "10.99.0.0/16",
+        ]));
         let err = compare(&a, &b).expect_err("mismatch");
         assert!(err.starts_with(MISMATCH), "{err}");
-        assert!(err.contains("DisableServiceLB") && err.contains("ClusterIPRanges"), "{err}");
+        assert!(
+            err.contains("DisableServiceLB") && err.contains("ClusterIPRanges"),
+            "{err}"
+        );
         assert!(!err.contains("ClusterDomain"), "{err}");
         assert_eq!(compare(&Value::Null, &b), Ok(()));
     }

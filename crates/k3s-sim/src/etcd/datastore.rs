@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::client::EtcdClient;
-use crate::store::{Change, Datastore, Expect, ObjectStore, Outcome, Record, Snapshot, StoreError, Write};
+use crate::store::{
+    Change, Datastore, Expect, ObjectStore, Outcome, Record, Snapshot, StoreError, Write,
+};
 
 /// Cluster state in etcd.
 pub struct EtcdDatastore {
@@ -65,7 +67,9 @@ pub fn spawn_feed(store: Arc<ObjectStore>, client: Arc<EtcdClient>, from_revisio
                 true
             });
             if let Err(e) = result {
-                crate::log::warn(format!("etcd watch interrupted, resuming at revision {next}: {e}"));
+                crate::log::warn(format!(
+                    "etcd watch interrupted, resuming at revision {next}: {e}"
+                ));
             }
             std::thread::sleep(Duration::from_millis(500));
         }

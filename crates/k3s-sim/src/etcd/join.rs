@@ -64,9 +64,8 @@ impl JoinSource {
         loop {
             match client.request("GET", path, &[], None).await {
                 Ok(r) if r.status == 200 => {
-                    return serde_json::from_slice(&r.body).map_err(|e| {
-                        Fatal(format!("{}{path}: invalid response: {e}", self.url))
-                    });
+                    return serde_json::from_slice(&r.body)
+                        .map_err(|e| Fatal(format!("{}{path}: invalid response: {e}", self.url)));
                 }
                 Ok(r) if r.status == 401 => {
                     return Err(Fatal(format!(

@@ -56,7 +56,11 @@ pub fn round(
 ) -> Round {
     let key = ResourceKey::new(RESOURCE, LEASE.0, LEASE.1);
     let Some(current) = store.get(&key) else {
-        return match store.create(RESOURCE, LEASE.0, lease_object(identity, duration.as_secs(), 0)) {
+        return match store.create(
+            RESOURCE,
+            LEASE.0,
+            lease_object(identity, duration.as_secs(), 0),
+        ) {
             Ok(_) => Round::Leading,
             Err(_) => Round::Following,
         };
@@ -147,17 +151,32 @@ mod tests {
         let (mut a, mut b) = (Observer::default(), Observer::default());
         assert_eq!(round(&store, "s1", d, &mut a, t0), Round::Leading);
         assert_eq!(round(&store, "s2", d, &mut b, t0), Round::Following);
-        assert_eq!(round(&store, "s1", d, &mut a, t0 + Duration::from_secs(2)), Round::Leading);
+        assert_eq!(
+            round(&store, "s1", d, &mut a, t0 + Duration::from_secs(2)),
+            Round::Leading
+        );
         // s1 keeps renewing: s2 never takes over.
-        assert_eq!(round(&store, "s2", d, &mut b, t0 + Duration::from_secs(16)), Round::Following);
+        assert_eq!(
+            round(&store, "s2", d, &mut b, t0 + Duration::from_secs(16)),
+            Round::Following
+        );
         // s1 stops; 15 s after s2 last saw a change it takes over.
-        assert_eq!(round(&store, "s2", d, &mut b, t0 + Duration::from_secs(30)), Round::Following);
-        assert_eq!(round(&store, "s2", d, &mut b, t0 + Duration::from_secs(32)), Round::Leading);
+        assert_eq!(
+            round(&store, "s2", d, &mut b, t0 + Duration::from_secs(30)),
+            Round::Following
+        );
+        assert_eq!(
+            round(&store, "s2", d, &mut b, t0 + Duration::from_secs(32)),
+            Round::Leading
+        );
         let lease = store
             .get(&ResourceKey::new(RESOURCE, LEASE.0, LEASE.1))
             .expect("lease");
         assert_eq!(lease["spec"]["holderIdentity"], "s2");
         assert_eq!(lease["spec"]["leaseTransitions"], 1);
-        assert_eq!(round(&store, "s1", d, &mut a, t0 + Duration::from_secs(33)), Round::Following);
+        assert_eq!(
+            round(&store, "s1", d, &mut a, t0 + Duration::from_secs(33)),
+            Round::Following
+        );
     }
 }

@@ -66,7 +66,11 @@ mod tests {
     #[test]
     fn k3s_file_layout() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let sans = vec!["localhost".to_string(), "127.0.0.1".into(), "10.0.0.5".into()];
+        let sans = vec![
+            "localhost".to_string(),
+            "127.0.0.1".into(),
+            "10.0.0.5".into(),
+        ];
         let pki = ensure(dir.path(), &sans).expect("pki");
         for f in [
             "server-ca.crt",
@@ -82,13 +86,17 @@ mod tests {
         ] {
             assert!(dir.path().join(f).exists(), "missing {f}");
         }
-        let (_, subject, got) =
-            crate::certs::inspect(&std::fs::read_to_string(dir.path().join("server-client.crt")).expect("read"))
-                .expect("inspect");
+        let (_, subject, got) = crate::certs::inspect(
+            &std::fs::read_to_string(dir.path().join("server-client.crt")).expect("read"),
+        )
+        .expect("inspect");
         assert!(subject.contains("etcd-server"), "{subject}");
         assert!(got.contains(&"10.0.0.5".to_string()));
         let again = ensure(dir.path(), &sans).expect("again");
-        assert_eq!(again.client.cert_pem, pki.client.cert_pem, "valid leaves are kept");
+        assert_eq!(
+            again.client.cert_pem, pki.client.cert_pem,
+            "valid leaves are kept"
+        );
         assert_eq!(again.server_ca.cert_pem, pki.server_ca.cert_pem);
     }
 }

@@ -245,7 +245,9 @@ mod tests {
         ds.delete("/bootstrap/token").expect("delete twice");
         assert_eq!(ds.load_all().expect("load").records.len(), 1);
         assert_eq!(
-            ds.get("/registry/pods/default/web-1").expect("get").map(|r| r.value),
+            ds.get("/registry/pods/default/web-1")
+                .expect("get")
+                .map(|r| r.value),
             Some(b"{}".to_vec())
         );
         assert_eq!(ds.get("/bootstrap/token").expect("get"), None);

@@ -6,5 +6,7 @@ mod datastore;
 mod objects;
 
 pub use api_error::ApiError;
-pub use datastore::{Datastore, Expect, FileDatastore, Outcome, Record, Snapshot, StoreError, Write};
+pub use datastore::{
+    Datastore, Expect, FileDatastore, Outcome, Record, Snapshot, StoreError, Write,
+};
 pub use objects::{Change, Event, EventType, ObjectStore, ResourceKey};

@@ -1,0 +1,444 @@
+//! HA on embedded etcd with local processes: servers on their own ports (`K3S_SIM_ETCD_PORTS`),
+//! checked with kubectl 1.20 and Debian's etcdctl (etcd-client). Needs the `etcd` binary.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{Cluster, Node, free_port, server_token, wait_for};
+
+/// A server of an HA cluster: its node, API port and etcd client port.
+struct Srv {
+    node: Node,
+    port: u16,
+    etcd: u16,
+}
+
+impl Srv {
+    fn kubeconfig(&self) -> PathBuf {
+        self.node.path("/etc/rancher/k3s/k3s.yaml")
+    }
+
+    fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+}
+
+fn server(c: &Cluster, name: &str, extra: &[&str]) -> Srv {
+    let port = free_port();
+    let (etcd, peer) = (free_port(), free_port());
+    let p = port.to_string();
+    let mut args = vec![
+        "server",
+        "--node-name",
+        name,
+        "--https-listen-port",
+        &p,
+        "--node-ip",
+        "127.0.0.1",
+        "--token",
+        "ha-secret",
+    ];
+    args.extend_from_slice(extra);
+    let mut node = c.node(name, "v1.33.5+k3s1", &args);
+    node.env = vec![
+        ("K3S_SIM_ETCD_PORTS".into(), format!("{etcd},{peer}")),
+        ("K3S_SIM_ETCD_ELECTION_TIMEOUT".into(), "1s".into()),
+        ("K3S_SIM_LEARNER_PROMOTE".into(), "1s".into()),
+        ("K3S_SIM_LEADER_LEASE".into(), "4s".into()),
+    ];
+    Srv { node, port, etcd }
+}
+
+fn etcdctl(s: &Srv, args: &[&str]) -> String {
+    let tls = s.node.path("/var/lib/rancher/k3s/server/tls/etcd");
+    let out = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .arg("--cacert")
+        .arg(tls.join("server-ca.crt"))
+        .arg("--cert")
+        .arg(tls.join("client.crt"))
+        .arg("--key")
+        .arg(tls.join("client.key"))
+        .arg("--endpoints")
+        .arg(format!("https://127.0.0.1:{}", s.etcd))
+        .args(args)
+        .output()
+        .expect("run etcdctl (apt-get install etcd-client)");
+    assert!(
+        out.status.success(),
+        "etcdctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// (name, is_learner) of every member.
+fn members(s: &Srv) -> Vec<(String, bool)> {
+    let v: serde_json::Value =
+        serde_json::from_str(&etcdctl(s, &["member", "list", "-w", "json"])).expect("json");
+    v["members"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| {
+            (
+                m["name"].as_str().unwrap_or("").to_string(),
+                m["isLearner"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect()
+}
+
+fn ready(c: &Cluster, s: &mut Srv) -> PathBuf {
+    let kc = s.kubeconfig();
+    wait_for(
+        &format!("server {} ready; log:\n{}", s.node.name, s.node.log()),
+        Duration::from_secs(60),
+        || {
+            assert!(s.node.running(), "server exited:\n{}", s.node.log());
+            (kc.exists()
+                && c.kubectl(&kc, &["get", "--raw", "/readyz"])
+                    .status
+                    .success())
+            .then_some(())
+        },
+    );
+    kc
+}
+
+fn jsonpath(c: &Cluster, kc: &Path, args: &[&str], path: &str) -> String {
+    let jp = format!("jsonpath={path}");
+    let mut all = args.to_vec();
+    all.extend(["-o", &jp]);
+    c.kubectl_ok(kc, &all)
+}
+
+#[test]
+fn three_servers_share_one_etcd_and_agents_fail_over() {
+    let c = Cluster::new();
+    let t0 = Instant::now();
+    let mut s1 = server(&c, "s1", &["--cluster-init"]);
+    s1.node.start();
+    let kc1 = ready(&c, &mut s1);
+    let first = t0.elapsed();
+    let token = server_token(&s1.node);
+    assert!(token.starts_with("K10"), "{token}");
+    let s1_url = s1.url();
+    let mut s2 = server(&c, "s2", &["--server", &s1_url, "--token", &token]);
+    s2.node.start();
+    let kc2 = ready(&c, &mut s2);
+    let s2_url = s2.url();
+    // The third joins through the second: any server can take joins.
+    let mut s3 = server(&c, "s3", &["--server", &s2_url, "--token", &token]);
+    s3.node.start();
+    let kc3 = ready(&c, &mut s3);
+    eprintln!(
+        "first server ready after {first:?}, three servers ready after {:?}",
+        t0.elapsed()
+    );
+
+    // etcdctl as the K3s docs show it: three started voters, named <node>-<8 hex>.
+    let ms = wait_for("3 voters", Duration::from_secs(30), || {
+        let ms = members(&s1);
+        (ms.len() == 3 && ms.iter().all(|(n, l)| !n.is_empty() && !l)).then_some(ms)
+    });
+    for (name, _) in &ms {
+        let node = name.rsplit_once('-').map(|(n, _)| n).unwrap_or("");
+        assert!(["s1", "s2", "s3"].contains(&node), "{ms:?}");
+    }
+    let s1_member =
+        std::fs::read_to_string(s1.node.path("/var/lib/rancher/k3s/server/db/etcd/name"))
+            .expect("member name file");
+    assert!(
+        ms.iter().any(|(n, _)| *n == s1_member),
+        "{ms:?} {s1_member}"
+    );
+
+    // Node roles, EtcdIsVoter and the etcd annotations, seen through any server.
+    let roles = c.kubectl_ok(&kc3, &["get", "nodes", "--no-headers"]);
+    assert_eq!(
+        roles.matches("control-plane,etcd,master").count(),
+        3,
+        "{roles}"
+    );
+    let voter = jsonpath(
+        &c,
+        &kc2,
+        &["get", "node", "s1"],
+        "{.status.conditions[?(@.type==\"EtcdIsVoter\")].status}/{.status.conditions[?(@.type==\"EtcdIsVoter\")].reason}/{.metadata.annotations.etcd\\.k3s\\.cattle\\.io/node-name}/{.metadata.annotations.etcd\\.k3s\\.cattle\\.io/node-address}",
+    );
+    assert_eq!(
+        voter,
+        format!("True/MemberNotLearner/{s1_member}/127.0.0.1")
+    );
+
+    // /db/info (local request) lists the members as K3s's etcdserverpb.Member JSON.
+    let out = c.kubectl_ok(&kc1, &["get", "--raw", "/db/info"]);
+    assert_eq!(out.matches("\"peerURLs\"").count(), 3, "{out}");
+
+    // A watch through s2 sees what is created through s1, and s3 reads it.
+    let mut watch = Command::new(&c.kubectl)
+        .arg("--kubeconfig")
+        .arg(&kc2)
+        .args([
+            "get",
+            "configmaps",
+            "-w",
+            "--no-headers",
+            "--request-timeout=20s",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("watch");
+    std::thread::sleep(Duration::from_secs(1));
+    c.kubectl_ok(
+        &kc1,
+        &["create", "configmap", "across", "--from-literal=k=v"],
+    );
+    let data = wait_for("configmap through s3", Duration::from_secs(10), || {
+        let out = c.kubectl(
+            &kc3,
+            &["get", "configmap", "across", "-o", "jsonpath={.data.k}"],
+        );
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).to_string())
+    });
+    assert_eq!(data, "v");
+    std::thread::sleep(Duration::from_secs(1));
+    let _ = watch.kill();
+    let out = watch.wait_with_output().expect("watch output");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("across"),
+        "watch through s2 saw: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // An agent learns every server; when its server stops it stays Ready through another.
+    let mut a1 = c.node(
+        "a1",
+        "v1.33.5+k3s1",
+        &[
+            "agent",
+            "--server",
+            &s1_url,
+            "--token",
+            &token,
+            "--node-name",
+            "a1",
+            "--node-ip",
+            "127.0.0.1",
+        ],
+    );
+    a1.start();
+    c.wait_node_status(&kc3, "a1", "Ready", Duration::from_secs(30));
+    let lb = a1.path("/var/lib/rancher/k3s/agent/etc/k3s-agent-load-balancer.json");
+    let lb_text = wait_for("load balancer file", Duration::from_secs(10), || {
+        std::fs::read_to_string(&lb).ok()
+    });
+    for s in [&s1, &s2, &s3] {
+        assert!(
+            lb_text.contains(&format!("127.0.0.1:{}", s.port)),
+            "{lb_text}"
+        );
+    }
+    let leader = jsonpath(
+        &c,
+        &kc1,
+        &["get", "lease", "-n", "kube-system", "k3s"],
+        "{.spec.holderIdentity}",
+    );
+    assert_eq!(leader, "s1", "the first server leads the controllers");
+    s1.node.stop();
+    wait_for("a1 switched servers", Duration::from_secs(15), || {
+        a1.log().contains("switched to").then_some(())
+    });
+    // Past the grace period (6s) a1 is still Ready: its heartbeats reach s2 or s3.
+    std::thread::sleep(Duration::from_secs(8));
+    c.wait_node_status(&kc3, "a1", "Ready", Duration::from_secs(1));
+    // Another server took over the controllers: s1 turns NotReady, a Deployment gets pods.
+    c.wait_node_status(&kc2, "s1", "NotReady", Duration::from_secs(30));
+    let holder = jsonpath(
+        &c,
+        &kc2,
+        &["get", "lease", "-n", "kube-system", "k3s"],
+        "{.spec.holderIdentity}",
+    );
+    assert!(holder == "s2" || holder == "s3", "{holder}");
+    c.kubectl_ok(
+        &kc3,
+        &[
+            "create",
+            "deployment",
+            "web",
+            "--image=nginx",
+            "--replicas=2",
+        ],
+    );
+    wait_for(
+        "deployment ready via the new leader",
+        Duration::from_secs(30),
+        || {
+            let out = c.kubectl(
+                &kc2,
+                &[
+                    "get",
+                    "deployment",
+                    "web",
+                    "-o",
+                    "jsonpath={.status.readyReplicas}",
+                ],
+            );
+            (String::from_utf8_lossy(&out.stdout) == "2").then_some(())
+        },
+    );
+    // Two of three members keep quorum; etcdctl on s3 still sees s1's member.
+    assert_eq!(members(&s3).len(), 3);
+
+    // s1 comes back with --server ignored (its etcd data exists) and rejoins as itself.
+    s1.node.start();
+    ready(&c, &mut s1);
+    assert!(
+        s1.node
+            .log()
+            .contains("Starting etcd for existing cluster member")
+    );
+    c.wait_node_status(&kc3, "s1", "Ready", Duration::from_secs(30));
+    a1.stop();
+}
+
+#[test]
+fn joining_with_different_critical_values_is_refused() {
+    let c = Cluster::new();
+    let mut s1 = server(&c, "s1", &["--cluster-init"]);
+    s1.node.start();
+    ready(&c, &mut s1);
+    let token = server_token(&s1.node);
+    let s1_url = s1.url();
+    let mut s2 = server(
+        &c,
+        "s2",
+        &[
+            "--server",
+            &s1_url,
+            "--token",
+            &token,
+            "--disable",
+            "servicelb",
+        ],
+    );
+    s2.node.start();
+    let code = s2.node.wait_exit(Duration::from_secs(30));
+    assert_eq!(code, Some(1), "log:\n{}", s2.node.log());
+    let log = s2.node.log();
+    assert!(
+        log.contains("failed to validate server configuration: critical configuration value mismatch between servers")
+            && log.contains("DisableServiceLB"),
+        "{log}"
+    );
+    assert_eq!(
+        members(&s1).len(),
+        1,
+        "a refused server is never added to etcd"
+    );
+
+    // A wrong token is refused before anything is fetched.
+    let mut s3 = server(
+        &c,
+        "s3",
+        &["--server", &s1_url, "--token", "K10deadbeef::server:wrong"],
+    );
+    s3.node.start();
+    assert_eq!(s3.node.wait_exit(Duration::from_secs(30)), Some(1));
+    assert!(
+        s3.node.log().contains("token CA hash does not match"),
+        "{}",
+        s3.node.log()
+    );
+}
+
+#[test]
+fn single_server_migrates_to_etcd_and_a_wiped_disk_splits_the_cluster() {
+    let c = Cluster::new();
+    // A single server on the file store (the SQLite stand-in).
+    let mut s1 = server(&c, "s1", &[]);
+    s1.node.start();
+    let kc1 = ready(&c, &mut s1);
+    c.kubectl_ok(
+        &kc1,
+        &["create", "configmap", "before", "--from-literal=k=v"],
+    );
+    let db = s1.node.path("/var/lib/rancher/k3s/server/db");
+    assert!(db.join("state").is_dir() && !db.join("etcd").exists());
+    s1.node.stop();
+
+    // Restarted with --cluster-init: objects move into etcd, the old store is renamed.
+    s1.node.args.push("--cluster-init".into());
+    s1.node.start();
+    ready(&c, &mut s1);
+    let log = s1.node.log();
+    assert!(
+        log.contains("Migrating content from sqlite to etcd"),
+        "{log}"
+    );
+    assert!(db.join("state.migrated").is_dir() && !db.join("state").exists());
+    assert!(db.join("etcd/member/wal").is_dir());
+    assert_eq!(
+        jsonpath(&c, &kc1, &["get", "configmap", "before"], "{.data.k}"),
+        "v"
+    );
+    assert!(
+        etcdctl(
+            &s1,
+            &["get", "/registry/configmaps/default/before", "--keys-only"]
+        )
+        .contains("before")
+    );
+    c.wait_node_status(&kc1, "s1", "Ready", Duration::from_secs(20));
+    let roles = c.kubectl_ok(&kc1, &["get", "node", "s1", "--no-headers"]);
+    assert!(roles.contains("control-plane,etcd,master"), "{roles}");
+
+    // A second server joins; then s1's disk is wiped and it starts with --cluster-init again:
+    // a new, separate cluster (the split-brain trap), not a rejoin.
+    let token = server_token(&s1.node);
+    let s1_url = s1.url();
+    let mut s2 = server(&c, "s2", &["--server", &s1_url, "--token", &token]);
+    s2.node.start();
+    let kc2 = ready(&c, &mut s2);
+    wait_for("2 voters", Duration::from_secs(30), || {
+        let ms = members(&s1);
+        (ms.len() == 2 && ms.iter().all(|(_, l)| !l)).then_some(())
+    });
+    // Restarting with the migrated store gone and data present: no second migration.
+    s1.node.stop();
+    let before_restart = s1.node.log().len();
+    std::fs::remove_dir_all(&db).expect("wipe server/db");
+    s1.node.start();
+    let kc1 = ready(&c, &mut s1);
+    let fresh_log = s1.node.log()[before_restart..].to_string();
+    assert!(
+        fresh_log.contains("Starting etcd for new cluster"),
+        "{fresh_log}"
+    );
+    assert!(!fresh_log.contains("Migrating content"), "{fresh_log}");
+    assert_eq!(
+        members(&s1).len(),
+        1,
+        "the wiped server is alone in a new cluster"
+    );
+    assert!(
+        !c.kubectl(&kc1, &["get", "configmap", "before"])
+            .status
+            .success(),
+        "the new cluster has none of the old objects"
+    );
+    // s2 still belongs to the old cluster, with the old s1 member it cannot reach.
+    assert_eq!(members(&s2).len(), 2);
+    assert_eq!(
+        jsonpath(&c, &kc2, &["get", "configmap", "before"], "{.data.k}"),
+        "v"
+    );
+}
