@@ -54,6 +54,9 @@ pub async fn run(s: Settings) -> Result<(), Fatal> {
         crate::paths::write_atomic(&p, text.as_bytes(), mode)
             .map_err(|e| Fatal(format!("{}: {e}", p.display())))?;
     }
+    let kc = crate::kubelet_kubeconfig::path(&dd);
+    crate::kubelet_kubeconfig::write(&dd, &server)
+        .map_err(|e| Fatal(format!("{}: {e}", kc.display())))?;
     crate::registries::apply(&s, &dd)?;
     let api = crate::http::balancer::Balancer::new(
         &server,
@@ -274,12 +277,18 @@ async fn renew_lease(api: &Balancer, name: &str) {
     }
 }
 
+/// Posts node status and renews the Lease right away (as a starting kubelet does, so a fresh
+/// Ready heartbeat follows the start at once), then every `K3S_SIM_HEARTBEAT`.
 async fn heartbeats(api: Balancer, name: String) {
     let path = format!("/api/v1/nodes/{name}/status");
     let mut since: Option<String> = None;
     let mut last_refresh = std::time::Instant::now();
+    let mut first = true;
     loop {
-        tokio::time::sleep(crate::knobs::heartbeat()).await;
+        if !first {
+            tokio::time::sleep(crate::knobs::heartbeat()).await;
+        }
+        first = false;
         if last_refresh.elapsed() >= Duration::from_secs(30) {
             api.refresh().await;
             last_refresh = std::time::Instant::now();

@@ -1,12 +1,14 @@
-//! Command dispatch. As `k3s` the binary offers `server`, `agent`, `certificate` and `--version`;
-//! as `k3s-sim` it also offers `stamp` and `release` to produce versioned copies.
+//! Command dispatch. As `k3s` the binary offers `server`, `agent`, `certificate`, `--version` and
+//! K3s's other faces (`kubectl`, `crictl`, `ctr`, `completion`, `check-config`, also reached
+//! through links named `kubectl`, `crictl` and `ctr`); as `k3s-sim` it also offers `stamp` and
+//! `release` to produce versioned copies.
 
 use std::path::PathBuf;
 
 use crate::fatal::Fatal;
 use crate::flags::Role;
 
-const USAGE: &str = "NAME:\n   k3s - Kubernetes, but small and simple\n\nUSAGE:\n   k3s [global options] command [command options] [arguments...]\n\nCOMMANDS:\n   server       Run management server\n   agent        Run node agent\n   certificate  Manage K3s certificates\n\nGLOBAL OPTIONS:\n   --debug        (logging) Turn on debug logs\n   --help, -h     show help\n   --version, -v  print the version\n";
+const USAGE: &str = "NAME:\n   k3s - Kubernetes, but small and simple\n\nUSAGE:\n   k3s [global options] command [command options] [arguments...]\n\nCOMMANDS:\n   server        Run management server\n   agent         Run node agent\n   kubectl       Run kubectl\n   crictl        Run crictl\n   ctr           Run ctr\n   check-config  Run config check\n   certificate   Manage K3s certificates\n   completion    Install shell completion script\n\nGLOBAL OPTIONS:\n   --debug        (logging) Turn on debug logs\n   --help, -h     show help\n   --version, -v  print the version\n";
 
 const SIM_USAGE: &str = "k3s-sim stamp --version V -o PATH [--from BINARY] [--fail-start MESSAGE]\nk3s-sim release --version V --dir DIR [--arch amd64] [--from BINARY] [--fail-start MESSAGE]\n";
 
@@ -161,6 +163,18 @@ pub fn main(argv: Vec<String>) -> i32 {
         .unwrap_or_default();
     let as_sim = prog.starts_with("k3s-sim");
     let mut args: Vec<String> = argv.into_iter().skip(1).collect();
+    // The install script's links: argv[0] picks the face, every argument is the face's own.
+    if let Some(face) = crate::faces::by_program_name(&prog) {
+        return crate::faces::run(face, &args);
+    }
+    // urfave/cli's completion callback, used by `k3s completion` scripts.
+    if args.last().map(String::as_str) == Some(crate::faces::completion::GENERATE_FLAG) {
+        let words = &args[..args.len() - 1];
+        for c in crate::faces::completion::candidates(words) {
+            println!("{c}");
+        }
+        return 0;
+    }
     // Global flags before the command.
     while let Some(first) = args.first() {
         match first.as_str() {
@@ -189,6 +203,9 @@ pub fn main(argv: Vec<String>) -> i32 {
         "server" => node(Role::Server, rest),
         "agent" => node(Role::Agent, rest),
         "certificate" | "cert" => certificate(rest),
+        "kubectl" | "crictl" | "ctr" | "completion" | "check-config" => {
+            crate::faces::run(cmd, rest)
+        }
         "stamp" | "release" if as_sim => sim_command(cmd, rest),
         other if other.starts_with('-') => usage_error(&format!(
             "flag provided but not defined: -{}",

@@ -9,6 +9,9 @@ use sha2::Digest;
 
 use crate::flags::Role;
 
+/// The containerd K3s bundles (nodeInfo.containerRuntimeVersion, `crictl version`, `ctr version`).
+pub const CONTAINERD_VERSION: &str = "v2.1.4-k3s1";
+
 /// What a node says about itself.
 #[derive(Debug, Clone)]
 pub struct NodeInfo {
@@ -268,7 +271,7 @@ fn status(info: &NodeInfo, now: &str) -> Value {
         "nodeInfo": {
             "architecture": "amd64",
             "bootID": crate::random::uid(),
-            "containerRuntimeVersion": "containerd://2.1.4-k3s1",
+            "containerRuntimeVersion": format!("containerd://{}", CONTAINERD_VERSION.trim_start_matches('v')),
             "kernelVersion": kernel,
             "kubeProxyVersion": info.version,
             "kubeletVersion": info.version,

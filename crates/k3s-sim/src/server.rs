@@ -139,6 +139,15 @@ pub async fn run(s: Settings) -> Result<(), Fatal> {
             &node_ip,
             etcd_handle.as_deref(),
         )?;
+        let local = format!("https://{}:{port}", kubeconfig_host(&s));
+        crate::kubelet_kubeconfig::write_for_server(
+            &dd,
+            &state.client_ca,
+            &state.ca_pem,
+            &node_name,
+            &local,
+        )
+        .map_err(Fatal)?;
         tokio::spawn(local_heartbeat(
             store.clone(),
             node_name.clone(),
@@ -213,12 +222,16 @@ async fn open_etcd(
     Ok((store, started))
 }
 
-fn write_kubeconfig(s: &Settings, port: u16, pki: &crate::certs::ServerPki) -> Result<(), Fatal> {
-    let host = match s.str("bind-address") {
+/// The host local clients use: the bind address when it is a specific one, else 127.0.0.1.
+fn kubeconfig_host(s: &Settings) -> String {
+    match s.str("bind-address") {
         Some(b) if b != "0.0.0.0" && b != "::" => b.to_string(),
         _ => "127.0.0.1".to_string(),
-    };
-    let url = format!("https://{host}:{port}");
+    }
+}
+
+fn write_kubeconfig(s: &Settings, port: u16, pki: &crate::certs::ServerPki) -> Result<(), Fatal> {
+    let url = format!("https://{}:{port}", kubeconfig_host(s));
     let text = crate::kubeconfig::render(
         &url,
         &pki.server_ca.cert_pem,
@@ -298,8 +311,13 @@ async fn local_heartbeat(
     etcd: Option<Arc<crate::etcd::EtcdHandle>>,
 ) {
     let every = crate::knobs::heartbeat();
+    // Right after start, as a kubelet does; then every heartbeat interval.
+    let mut first = true;
     loop {
-        tokio::time::sleep(every).await;
+        if !first {
+            tokio::time::sleep(every).await;
+        }
+        first = false;
         let key = ResourceKey::new("nodes", "", &name);
         if let Err(e) = store.modify(&key, |n| {
             crate::node::heartbeat(n);

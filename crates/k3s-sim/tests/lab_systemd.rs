@@ -74,10 +74,25 @@ fn swap_binary(lab: &Lab, host: &str, binary: &[u8]) {
     std::fs::rename(dir.join(".k3s.new"), dir.join("k3s")).expect("rename");
 }
 
+/// The install script's `create_symlinks`: /usr/local/bin/{kubectl,crictl,ctr} -> k3s, each
+/// skipped when that command already exists on PATH unless forced (`INSTALL_K3S_SYMLINK=force`).
+/// Lab hosts carry Debian's kubectl, so only a forced install links `kubectl`.
+fn link_faces(lab: &Lab, host: &str, force: bool) {
+    for cmd in ["kubectl", "crictl", "ctr"] {
+        let script = format!(
+            "cd /usr/local/bin && if [ ! -e {cmd} ]; then \
+             if [ -z \"$(command -v {cmd})\" ] || [ {force} = true ]; then ln -sf k3s {cmd}; fi; fi"
+        );
+        lab.exec(host, &script)
+            .unwrap_or_else(|e| panic!("link {cmd} on {host}: {e}"));
+    }
+}
+
 /// Installs the stamped binary, the unit, its env file, /etc/default knobs and config.yaml.
 fn install(lab: &Lab, host: &str, binary: &[u8], role: &str, config: &str, env: &str) {
     let name = if role == "server" { "k3s" } else { "k3s-agent" };
     swap_binary(lab, host, binary);
+    link_faces(lab, host, role == "server");
     put(
         lab,
         host,
@@ -296,6 +311,7 @@ fn stand_in_runs_under_the_installer_units_on_lab_hosts() {
         journal(&lab, &early.name, "k3s-agent").contains("registered with"),
         "the early agent joined once the server was up"
     );
+    check_faces(&lab, &server.name, &late.name);
 
     // cordon / uncordon / label / taint.
     let node = early.name.as_str();
@@ -414,4 +430,74 @@ fn stand_in_runs_under_the_installer_units_on_lab_hosts() {
     assert_ne!(state.stdout.trim(), "active");
 
     lab.down().expect("tear the lab down");
+}
+
+/// K3s's other faces on the hosts: kubectl through the forced link and `k3s kubectl` with K3s's
+/// kubeconfig on the server, Debian's own kubectl left alone on an agent, crictl/ctr listing the
+/// agent's pods, the completion script in bash and check-config's verdicts.
+fn check_faces(lab: &Lab, server: &str, agent: &str) {
+    let run = |host: &str, cmd: &str| {
+        lab.exec_output(host, cmd, WAIT)
+            .unwrap_or_else(|e| panic!("{host}: {cmd}: {e}"))
+    };
+    for cmd in [
+        "kubectl get nodes --no-headers",
+        "k3s kubectl get nodes --no-headers",
+    ] {
+        let out = run(server, cmd);
+        assert!(out.code == Some(0), "{cmd}: {}", out.stderr);
+        assert_eq!(out.stdout.lines().count(), 3, "{cmd}: {}", out.stdout);
+    }
+    assert_eq!(
+        run(server, "readlink /usr/local/bin/kubectl").stdout.trim(),
+        "k3s"
+    );
+    assert_eq!(
+        run(agent, "command -v kubectl").stdout.trim(),
+        "/usr/bin/kubectl"
+    );
+    let pods = wait_for("the agent's pods running under crictl", WAIT, || {
+        let out = run(agent, "crictl pods");
+        (out.code == Some(0) && out.stdout.lines().count() > 1 && !out.stdout.contains("NotReady"))
+            .then_some(out.stdout)
+    });
+    assert!(pods.starts_with("POD ID"), "{pods}");
+    let ps = run(agent, "k3s crictl ps");
+    assert!(ps.code == Some(0), "{}", ps.stderr);
+    assert!(
+        ps.stdout.lines().count() >= pods.lines().count(),
+        "{}\n{pods}",
+        ps.stdout
+    );
+    let ctr = run(agent, "ctr containers ls -q | wc -l");
+    let running = pods.lines().count() - 1;
+    let containers = ps.stdout.lines().count() - 1;
+    assert_eq!(
+        ctr.stdout.trim(),
+        (running + containers).to_string(),
+        "pause + app containers"
+    );
+    let completion = run(
+        server,
+        "bash -c 'source <(k3s completion bash); complete -p k3s'",
+    );
+    assert!(
+        completion.stdout.contains("-F _cli_bash_autocomplete k3s"),
+        "{}",
+        completion.stderr
+    );
+    let check = run(server, "NO_COLOR=1 k3s check-config");
+    let last = check.stdout.lines().last().unwrap_or_default().to_string();
+    assert!(
+        last.starts_with("STATUS: "),
+        "{}{}",
+        check.stdout,
+        check.stderr
+    );
+    assert_eq!(
+        (check.code == Some(0)),
+        last == "STATUS: pass",
+        "{}",
+        check.stdout
+    );
 }

@@ -308,3 +308,40 @@ fn agent_token_is_separate_from_the_server_token() {
     with_server_token.stop();
     s.stop();
 }
+
+#[test]
+fn kubelet_posts_status_and_lease_right_after_start() {
+    // With a heartbeat far longer than the test, only the post a starting kubelet makes at once
+    // can create the Leases: a node whose first post waited for the interval would have none.
+    let c = Cluster::new();
+    let mut s = c.server("s1", "v1.33.5+k3s1", &[]);
+    s.env.push(("K3S_SIM_HEARTBEAT".into(), "10m".into()));
+    s.start();
+    let kc = c.wait_ready(&mut s);
+    let token = server_token(&s);
+    let mut a1 = c.agent("a1", "v1.33.5+k3s1", &token, &[]);
+    a1.env.push(("K3S_SIM_HEARTBEAT".into(), "10m".into()));
+    a1.start();
+    c.wait_node_status(&kc, "a1", "Ready", Duration::from_secs(30));
+    let leases = wait_for("both node leases", Duration::from_secs(10), || {
+        let out = c.kubectl_ok(
+            &kc,
+            &[
+                "get",
+                "leases",
+                "-n",
+                "kube-node-lease",
+                "-o",
+                "jsonpath={range .items[*]}{.metadata.name}={.spec.renewTime}{\"\\n\"}{end}",
+            ],
+        );
+        (out.contains("s1=") && out.contains("a1=")).then_some(out)
+    });
+    for line in leases.lines() {
+        let (_, renew) = line.split_once('=').expect("name=time");
+        assert!(
+            renew.contains('.'),
+            "renewTime carries sub-second precision: {leases}"
+        );
+    }
+}
