@@ -47,6 +47,11 @@ pub const RECIPE: Recipe = Recipe {
         "procps",
         "curl",
         "nftables",
+        // What configuration tools expect on a Debian host (Ansible's apt module, become).
+        "python3-apt",
+        "sudo",
+        // kubectl 1.20 for K3s's `kubectl` face (the stand-in runs it with K3s's kubeconfig).
+        "kubernetes-client",
     ],
     // etcd-server's postinst enables a one-node etcd; HA tests start their own cluster.
     disabled_units: &["etcd.service"],
