@@ -1,6 +1,8 @@
 //! End to end on ONE five-host lab with the stand-in, scenario after scenario:
 //! 1 server + 3 agents in groups a (2) and b (1) with a registry mirror, TLS SANs and two
-//! kubeconfig exports (one merged into a `$KUBECONFIG` that keeps its other context); adding a
+//! kubeconfig exports (one merged into a `$KUBECONFIG` that keeps its other context; the user's
+//! `config` and an export path are symlinks, which stay symlinks); an unparsable `$KUBECONFIG`
+//! stops apply and is left byte for byte; adding a
 //! fifth host joins only that host; a wrong host key stops apply before any change; two
 //! concurrent applies (the second names the first as holder); an agent lost mid-apply fails
 //! its group only, and apply converges once it is back.
@@ -10,6 +12,7 @@ mod cluster;
 #[path = "support/e2e.rs"]
 mod e2e;
 
+use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -27,6 +30,7 @@ fn groups_sans_exports_join_host_keys_concurrency_and_a_lost_agent() {
     eprintln!("[timing] lab boot: {:.1}s", began.elapsed().as_secs_f64());
 
     timed("fresh apply", || fresh_apply(&c));
+    timed("unparsable kubeconfig", || unparsable_kubeconfig(&c));
     timed("add a fifth host", || add_fifth_host(&c));
     timed("wrong host key", || wrong_host_key(&c));
     timed("concurrent applies", || concurrent_applies(&c));
@@ -88,6 +92,29 @@ fn fresh_apply(c: &Cluster) {
         admin_text.contains(&format!("current-context: {ADMIN_CONTEXT}")),
         "{admin_text}"
     );
+    // Written through the symlinks: the links are still links, their targets hold the content,
+    // and the user's stricter mode (0400) is kept.
+    for link in [&c.admin, &c.merged] {
+        let meta = std::fs::symlink_metadata(link).expect("still there");
+        assert!(
+            meta.file_type().is_symlink(),
+            "{} became a file",
+            link.display()
+        );
+    }
+    let public = c.admin.with_file_name("k3s-public.yaml");
+    assert_eq!(std::fs::read_to_string(public).expect("target"), admin_text);
+    let target = std::fs::read_to_string(&c.merged_target).expect("merged target");
+    assert!(
+        target.contains(OPS_CONTEXT) && target.contains(FOREIGN_CONTEXT),
+        "{target}"
+    );
+    let mode = std::fs::metadata(&c.merged_target)
+        .expect("exists")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o400, "the user's mode was not kept");
 
     // The mirror is on every host; the serving certificate carries the SANs.
     for i in 0..4 {
@@ -103,6 +130,31 @@ fn fresh_apply(c: &Cluster) {
         sans.contains(&format!("IP Address:{}", c.address(0))),
         "{sans}"
     );
+}
+
+/// A `$KUBECONFIG` that is not YAML: apply and kubeconfig refuse, name the file and the way
+/// out, and leave it exactly as it was.
+fn unparsable_kubeconfig(c: &Cluster) {
+    let broken = c.lab.dir().join("broken-kubeconfig");
+    let garbage: &[u8] = b"apiVersion: v1\nclusters: [ {name: half\n\tcontexts: : :\n";
+    std::fs::write(&broken, garbage).expect("write");
+    for command in [&["apply"][..], &["kubeconfig"][..]] {
+        let out = c.k3sctl_with_kubeconfig(command, &broken);
+        let said = text(&out);
+        eprintln!("[unparsable kubeconfig] {command:?}: {said}");
+        assert_eq!(out.status.code(), Some(1), "{command:?}: {said}");
+        assert!(
+            said.contains(&broken.display().to_string()),
+            "path not named:\n{said}"
+        );
+        assert!(said.contains("is not a kubeconfig"), "{said}");
+        assert!(said.contains("merge: false"), "no way out given:\n{said}");
+        assert_eq!(
+            std::fs::read(&broken).expect("read"),
+            garbage,
+            "{command:?} touched it"
+        );
+    }
 }
 
 /// The subjectAltName of the certificate the API server presents.

@@ -162,7 +162,11 @@ async fn run_locked(
             .ok_or_else(|| OpsError::Spec("no connection to the first server".into()))?;
         let admin = read_admin_kubeconfig(server.as_ref()).await?;
         for export in &prepared.desired.exports {
-            let result = write_export(export, &export_content(&admin, export)?)?;
+            let result = write_export(
+                export,
+                &export_content(&admin, export)?,
+                &prepared.user_kubeconfig,
+            )?;
             let what = if result.changed {
                 "written"
             } else {

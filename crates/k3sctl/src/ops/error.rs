@@ -37,6 +37,9 @@ pub enum OpsError {
     /// The release download failed.
     #[error("{0}")]
     Download(String),
+    /// A local credential file (export or the user's kubeconfig) cannot be read or written.
+    #[error(transparent)]
+    LocalFile(#[from] super::private_file::LocalFileError),
     /// Kubeconfig export failed.
     #[error("{0}")]
     Kubeconfig(String),

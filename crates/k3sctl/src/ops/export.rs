@@ -1,20 +1,21 @@
 //! Kubeconfig exports on the operator's machine: rewrite the server's k3s.yaml per export,
-//! write it with mode 0600 only when it differs, optionally merge into the user's kubeconfig.
+//! write it (mode 0600, through symlinks, see `private_file`) only when it differs, optionally
+//! merge into the user's kubeconfig. A local file that exists but cannot be read or parsed is
+//! refused, never replaced.
 
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
 use crate::host::Transport;
-use crate::k3s::kubeconfig::{K3S_KUBECONFIG_PATH, rewrite_k3s_kubeconfig};
+use crate::k3s::kubeconfig::{K3S_KUBECONFIG_PATH, KubeconfigError, parse, rewrite_k3s_kubeconfig};
 use crate::k3s::kubeconfig_merge::{EntryChange, merge_kubeconfig};
 use crate::plan::DesiredExport;
 use crate::secret::Secret;
 use crate::spec::LoadedSpec;
 
 use super::error::OpsError;
+use super::private_file::{LocalFileError, read_existing, write_private};
 
 /// What an export did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -79,10 +80,6 @@ pub fn export_content(admin: &Secret, export: &DesiredExport) -> Result<Secret, 
         .map_err(|e| OpsError::Kubeconfig(format!("kubeconfig export {}: {e}", export.name)))
 }
 
-fn read_local(path: &Path) -> Option<Secret> {
-    std::fs::read_to_string(path).ok().map(Secret::new)
-}
-
 /// The user's kubeconfig: the first entry of $KUBECONFIG, else ~/.kube/config.
 pub fn user_kubeconfig_path() -> PathBuf {
     if let Some(first) = std::env::var_os("KUBECONFIG")
@@ -97,56 +94,102 @@ pub fn user_kubeconfig_path() -> PathBuf {
     home.join(".kube").join("config")
 }
 
-/// Whether the export file (and the merge, when asked) already match.
-pub fn is_up_to_date(export: &DesiredExport, content: &Secret) -> bool {
-    if read_local(Path::new(&export.path)).as_ref() != Some(content) {
+/// A kubeconfig on this machine: `None` when absent, an error when it exists but cannot be
+/// read or is not a kubeconfig (k3sctl never replaces such a file). `hint` is appended to the
+/// refusal (what else the user can do for this particular file).
+fn read_kubeconfig(path: &Path, hint: &str) -> Result<Option<Secret>, LocalFileError> {
+    let Some(text) = read_existing(path)? else {
+        return Ok(None);
+    };
+    match parse(text.expose(), "the file") {
+        Ok(_) => Ok(Some(text)),
+        Err(e) => Err(LocalFileError::NotAKubeconfig {
+            path: path.to_path_buf(),
+            reason: reason(e),
+            hint: hint.to_string(),
+        }),
+    }
+}
+
+/// The parser's own words, without the "<file> is not a kubeconfig" framing.
+fn reason(e: KubeconfigError) -> String {
+    match e {
+        KubeconfigError::NotAKubeconfig { reason, .. } => reason,
+        other => other.to_string(),
+    }
+}
+
+fn export_hint(export: &DesiredExport) -> String {
+    format!(
+        "; or give spec.kubeconfigs entry `{}` another path",
+        export.name
+    )
+}
+
+fn merge_hint(export: &DesiredExport) -> String {
+    format!(
+        "; or point $KUBECONFIG elsewhere, or set merge: false on spec.kubeconfigs entry `{}`",
+        export.name
+    )
+}
+
+/// Refuses, before anything changes anywhere, an export path or (for a merged export) the
+/// user's kubeconfig `user` that exists but cannot be read or is not a kubeconfig.
+pub fn check_local_files(exports: &[DesiredExport], user: &Path) -> Result<(), LocalFileError> {
+    for export in exports {
+        read_kubeconfig(Path::new(&export.path), &export_hint(export))?;
+        if export.merge {
+            read_kubeconfig(user, &merge_hint(export))?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether the export file (and the merge into `user`, when asked) already match. A file
+/// that cannot be read counts as not up to date ([`check_local_files`] refuses it).
+pub fn is_up_to_date(export: &DesiredExport, content: &Secret, user: &Path) -> bool {
+    if read_existing(Path::new(&export.path))
+        .ok()
+        .flatten()
+        .as_ref()
+        != Some(content)
+    {
         return false;
     }
     if export.merge {
-        let existing = read_local(&user_kubeconfig_path()).unwrap_or_default();
-        return merge_kubeconfig(&existing, content).is_ok_and(|m| !m.changed());
+        return match read_kubeconfig(user, "") {
+            Ok(existing) => {
+                merge_kubeconfig(&existing.unwrap_or_default(), content).is_ok_and(|m| !m.changed())
+            }
+            Err(_) => false,
+        };
     }
     true
 }
 
-/// Writes `content` to `path` with mode 0600 (atomically, parent directories created).
-pub fn write_private(path: &Path, content: &Secret) -> Result<(), OpsError> {
-    let err = |what: &str, e: std::io::Error| {
-        OpsError::Kubeconfig(format!("{what} {}: {e}", path.display()))
-    };
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| err("creating the directory of", e))?;
-    }
-    let tmp = path.with_extension(format!("k3sctl-tmp.{}", std::process::id()));
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(|e| err("writing", e))?;
-    file.write_all(content.expose().as_bytes())
-        .map_err(|e| err("writing", e))?;
-    file.set_permissions(std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| err("chmod", e))?;
-    drop(file);
-    std::fs::rename(&tmp, path).map_err(|e| err("replacing", e))
-}
-
-/// Writes one export (and merges it) when it differs.
-pub fn write_export(export: &DesiredExport, content: &Secret) -> Result<ExportResult, OpsError> {
+/// Writes one export (and merges it into the user's kubeconfig `user`) when it differs.
+/// Symlinks are written through; a file that exists but cannot be read or parsed is refused
+/// and left untouched.
+pub fn write_export(
+    export: &DesiredExport,
+    content: &Secret,
+    user: &Path,
+) -> Result<ExportResult, OpsError> {
     let path = Path::new(&export.path);
-    let changed = read_local(path).as_ref() != Some(content);
+    let changed = read_kubeconfig(path, &export_hint(export))?.as_ref() != Some(content);
     if changed {
         write_private(path, content)?;
     }
     let merged = if export.merge {
-        let user = user_kubeconfig_path();
-        let existing = read_local(&user).unwrap_or_default();
-        let merged = merge_kubeconfig(&existing, content)
-            .map_err(|e| OpsError::Kubeconfig(format!("merging into {}: {e}", user.display())))?;
+        let existing = read_kubeconfig(user, &merge_hint(export))?.unwrap_or_default();
+        let merged =
+            merge_kubeconfig(&existing, content).map_err(|e| LocalFileError::NotAKubeconfig {
+                path: user.to_path_buf(),
+                reason: reason(e),
+                hint: merge_hint(export),
+            })?;
         if merged.changed() {
-            write_private(&user, &merged.content)?;
+            write_private(user, &merged.content)?;
         }
         Some(MergeResult {
             path: user.to_string_lossy().into_owned(),
@@ -167,25 +210,30 @@ pub fn write_export(export: &DesiredExport, content: &Secret) -> Result<ExportRe
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::{PermissionsExt, symlink};
+
+    fn export(path: &Path, merge: bool) -> DesiredExport {
+        DesiredExport {
+            name: "admin".into(),
+            path: path.to_string_lossy().into_owned(),
+            context: "lab-admin".into(),
+            server: "https://10.0.0.2:6443".into(),
+            merge,
+            up_to_date: None,
+        }
+    }
+
+    const EXPORTED: &str = "apiVersion: v1\nkind: Config\nclusters:\n- name: lab-admin\n  cluster:\n    server: https://10.0.0.2:6443\ncontexts:\n- name: lab-admin\n  context:\n    cluster: lab-admin\n    user: lab-admin\ncurrent-context: lab-admin\nusers:\n- name: lab-admin\n  user:\n    token: t\n";
+    const FOREIGN: &str = "apiVersion: v1\nkind: Config\nclusters:\n- name: other\n  cluster:\n    server: https://192.0.2.1:6443\ncontexts:\n- name: other\n  context:\n    cluster: other\n    user: other\ncurrent-context: other\nusers:\n- name: other\n  user:\n    token: o\n";
 
     #[test]
     fn writes_0600_only_when_changed() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let export = DesiredExport {
-            name: "admin".into(),
-            path: dir
-                .path()
-                .join("sub/kube.yaml")
-                .to_string_lossy()
-                .into_owned(),
-            context: "lab-admin".into(),
-            server: "https://10.0.0.2:6443".into(),
-            merge: false,
-            up_to_date: None,
-        };
-        let content = Secret::new("apiVersion: v1\nkind: Config\n");
-        assert!(!is_up_to_date(&export, &content));
-        let first = write_export(&export, &content).expect("writes");
+        let user = dir.path().join("user-config");
+        let export = export(&dir.path().join("sub/kube.yaml"), false);
+        let content = Secret::new(EXPORTED);
+        assert!(!is_up_to_date(&export, &content, &user));
+        let first = write_export(&export, &content, &user).expect("writes");
         assert!(first.changed);
         let mode = std::fs::metadata(&export.path)
             .expect("exists")
@@ -193,7 +241,123 @@ mod tests {
             .mode()
             & 0o777;
         assert_eq!(mode, 0o600);
-        assert!(is_up_to_date(&export, &content));
-        assert!(!write_export(&export, &content).expect("writes").changed);
+        assert!(is_up_to_date(&export, &content, &user));
+        assert!(
+            !write_export(&export, &content, &user)
+                .expect("writes")
+                .changed
+        );
+        assert!(
+            !user.exists(),
+            "no merge asked, the user's kubeconfig was created"
+        );
+    }
+
+    /// The seeds' layout: two exported files and `config` a symlink to one of them.
+    #[test]
+    fn merges_through_the_users_config_symlink() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        std::fs::write(d.join("k3s-public.yaml"), FOREIGN).expect("write");
+        std::fs::set_permissions(
+            d.join("k3s-public.yaml"),
+            std::fs::Permissions::from_mode(0o400),
+        )
+        .expect("chmod");
+        symlink("k3s-public.yaml", d.join("config")).expect("link");
+        let export = export(&d.join("k3s-private.yaml"), true);
+        let content = Secret::new(EXPORTED);
+        check_local_files(std::slice::from_ref(&export), &d.join("config")).expect("readable");
+        let result = write_export(&export, &content, &d.join("config")).expect("writes");
+        assert!(result.merged.is_some());
+        let meta = std::fs::symlink_metadata(d.join("config")).expect("exists");
+        assert!(
+            meta.file_type().is_symlink(),
+            "config was replaced by a file"
+        );
+        let merged = std::fs::read_to_string(d.join("k3s-public.yaml")).expect("read");
+        assert!(
+            merged.contains("name: other") && merged.contains("name: lab-admin"),
+            "{merged}"
+        );
+        let mode = std::fs::metadata(d.join("k3s-public.yaml"))
+            .expect("exists")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o400, "the stricter mode was not kept");
+        assert!(is_up_to_date(&export, &content, &d.join("config")));
+    }
+
+    /// An export path that is a symlink is written through it as well.
+    #[test]
+    fn an_export_path_that_is_a_symlink_stays_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        symlink("real/admin.yaml", d.join("admin.yaml")).expect("link");
+        let export = export(&d.join("admin.yaml"), false);
+        write_export(&export, &Secret::new(EXPORTED), &d.join("none")).expect("writes");
+        assert!(
+            std::fs::symlink_metadata(d.join("admin.yaml"))
+                .expect("exists")
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(
+            std::fs::read_to_string(d.join("real/admin.yaml")).expect("read"),
+            EXPORTED
+        );
+    }
+
+    #[test]
+    fn an_unparsable_user_kubeconfig_is_refused_and_left_byte_for_byte() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        let user = d.join("config");
+        let garbage = b"clusters: [unclosed\n\tkey: : :\n";
+        std::fs::write(&user, garbage).expect("write");
+        let export = export(&d.join("admin.yaml"), true);
+        let err = check_local_files(std::slice::from_ref(&export), &user).expect_err("refused");
+        let said = err.to_string();
+        assert!(said.contains(&user.display().to_string()), "{said}");
+        assert!(said.contains("is not a kubeconfig"), "{said}");
+        assert!(
+            said.contains("merge: false") && said.contains("`admin`"),
+            "{said}"
+        );
+        let err = write_export(&export, &Secret::new(EXPORTED), &user).expect_err("refused");
+        assert!(err.to_string().contains("left untouched"), "{err}");
+        assert_eq!(std::fs::read(&user).expect("read"), garbage);
+        assert!(!is_up_to_date(&export, &Secret::new(EXPORTED), &user));
+    }
+
+    #[test]
+    fn a_user_kubeconfig_that_cannot_be_read_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let user = dir.path().join("config");
+        std::fs::create_dir(&user).expect("a directory cannot be read as a file");
+        let export = export(&dir.path().join("admin.yaml"), true);
+        let err = write_export(&export, &Secret::new(EXPORTED), &user).expect_err("refused");
+        let said = err.to_string();
+        assert!(
+            said.contains("cannot be read") && said.contains(&user.display().to_string()),
+            "{said}"
+        );
+        assert!(user.is_dir());
+    }
+
+    #[test]
+    fn an_export_path_holding_something_else_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("notes.txt");
+        std::fs::write(&path, "- just\n- a list\n").expect("write");
+        let export = export(&path, false);
+        let err = check_local_files(std::slice::from_ref(&export), &dir.path().join("u"))
+            .expect_err("refused");
+        assert!(err.to_string().contains("another path"), "{err}");
+        assert!(write_export(&export, &Secret::new(EXPORTED), &dir.path().join("u")).is_err());
+        assert_eq!(
+            std::fs::read_to_string(&path).expect("read"),
+            "- just\n- a list\n"
+        );
     }
 }

@@ -6,7 +6,8 @@ use std::path::Path;
 use super::connect::{ConnectOptions, connect};
 use super::error::OpsError;
 use super::export::{
-    ExportResult, desired_exports, export_content, read_admin_kubeconfig, write_export,
+    ExportResult, check_local_files, desired_exports, export_content, read_admin_kubeconfig,
+    user_kubeconfig_path, write_export,
 };
 use super::prepare::load_spec;
 use crate::secret::Secret;
@@ -63,6 +64,10 @@ pub async fn kubeconfig(
         .first_server()
         .map(|h| spec.resolve_host(h))
         .ok_or_else(|| OpsError::Spec("spec.hosts has no server".into()))?;
+    let user = user_kubeconfig_path();
+    if !options.stdout {
+        check_local_files(&exports, &user)?;
+    }
     let server = connect(&first, options.connect).await?;
     let admin = read_admin_kubeconfig(server.as_ref()).await?;
     if options.stdout {
@@ -73,7 +78,11 @@ pub async fn kubeconfig(
     }
     let mut results = Vec::new();
     for export in &exports {
-        results.push(write_export(export, &export_content(&admin, export)?)?);
+        results.push(write_export(
+            export,
+            &export_content(&admin, export)?,
+            &user,
+        )?);
     }
     Ok(KubeconfigOutcome::Written(results))
 }

@@ -13,6 +13,7 @@ pub mod kube_api;
 pub mod kubeconfig;
 pub mod preflight;
 pub mod prepare;
+pub mod private_file;
 pub mod release_cache;
 pub mod upgrade;
 

@@ -3,7 +3,7 @@
 //! Changes nothing anywhere.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use futures_util::future::join_all;
@@ -12,7 +12,9 @@ use super::binary::LocalBinaries;
 use super::binary::from_file;
 use super::connect::{ConnectOptions, connect_all};
 use super::error::OpsError;
-use super::export::{desired_exports, export_content, is_up_to_date};
+use super::export::{
+    check_local_files, desired_exports, export_content, is_up_to_date, user_kubeconfig_path,
+};
 use super::inputs::{local_binaries, resolve_inputs, spec_version};
 use crate::host::Transport;
 use crate::k3s::token::{JoinToken, SERVER_TOKEN_PATH};
@@ -47,6 +49,9 @@ pub struct Prepared {
     pub connector: Arc<dyn ApiConnector>,
     /// The API client, when the cluster was already up.
     pub api: Option<Arc<dyn ClusterApi>>,
+    /// The user's kubeconfig that merged exports go into ($KUBECONFIG's first entry or
+    /// ~/.kube/config).
+    pub user_kubeconfig: PathBuf,
 }
 
 /// Loads and validates the spec, refusing what apply cannot do yet.
@@ -76,6 +81,9 @@ pub async fn prepare(
     factory: ConnectorFactory,
 ) -> Result<Prepared, OpsError> {
     let spec = load_spec(path)?;
+    // A local kubeconfig that apply could not update is refused before anything changes.
+    let user_kubeconfig = user_kubeconfig_path();
+    check_local_files(&desired_exports(&spec), &user_kubeconfig)?;
     let version = spec_version(&spec).await?;
     let mut resolved = resolve_inputs(&spec)?;
     if let Some(images) = &spec.cluster.spec.k3s.airgap_images {
@@ -166,8 +174,10 @@ pub async fn prepare(
     let mut exports = desired_exports(&spec);
     if server_running && let Some(admin) = &admin {
         for export in &mut exports {
-            export.up_to_date =
-                Some(export_content(admin, export).is_ok_and(|c| is_up_to_date(export, &c)));
+            export.up_to_date = Some(
+                export_content(admin, export)
+                    .is_ok_and(|c| is_up_to_date(export, &c, &user_kubeconfig)),
+            );
         }
     }
 
@@ -189,5 +199,6 @@ pub async fn prepare(
         first_server,
         connector,
         api,
+        user_kubeconfig,
     })
 }

@@ -2,8 +2,10 @@
 //! groups a and b, a registry mirror, TLS SANs, two kubeconfig exports) and ways to run
 //! k3sctl and kubectl against it.
 
+use std::fs::Permissions;
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
@@ -26,12 +28,15 @@ pub struct Cluster {
     pub lab: Lab,
     /// The spec file.
     pub spec: PathBuf,
-    /// The plain export.
+    /// The plain export: a symlink `admin.yaml` → `k3s-public.yaml` (which does not exist
+    /// before the first apply).
     pub admin: PathBuf,
-    /// The merged export's own file.
+    /// The merged export's own file (`k3s-private.yaml`).
     pub ops: PathBuf,
-    /// `$KUBECONFIG` of every k3sctl run (holds [`FOREIGN_CONTEXT`] before the first apply).
+    /// `$KUBECONFIG` of every k3sctl run: a symlink `config` → [`Cluster::merged_target`].
     pub merged: PathBuf,
+    /// The file behind `config`, mode 0400, holding [`FOREIGN_CONTEXT`] before the first apply.
+    pub merged_target: PathBuf,
     binary_lines: String,
 }
 
@@ -51,13 +56,20 @@ impl Cluster {
             .map(|l| format!("{l}\n"))
             .collect();
         let dir = lab.dir().to_path_buf();
-        let merged = dir.join("user-kubeconfig.yaml");
-        std::fs::write(&merged, foreign_kubeconfig()).expect("user kubeconfig");
+        // The seeds' layout: exported files behind symlinks the user made.
+        let merged_target = dir.join("user-kubeconfig.yaml");
+        std::fs::write(&merged_target, foreign_kubeconfig()).expect("user kubeconfig");
+        std::fs::set_permissions(&merged_target, Permissions::from_mode(0o400)).expect("chmod");
+        let merged = dir.join("config");
+        symlink("user-kubeconfig.yaml", &merged).expect("config symlink");
+        let admin = dir.join("admin.yaml");
+        symlink("k3s-public.yaml", &admin).expect("admin symlink");
         Self {
             spec: dir.join("cluster.yaml"),
-            admin: dir.join("admin.yaml"),
-            ops: dir.join("ops.yaml"),
+            admin,
+            ops: dir.join("k3s-private.yaml"),
             merged,
+            merged_target,
             lab,
             binary_lines,
         }
@@ -124,6 +136,14 @@ impl Cluster {
     /// Runs k3sctl `args -c <spec>` to the end.
     pub fn k3sctl(&self, args: &[&str]) -> Output {
         self.command(args).output().expect("k3sctl runs")
+    }
+
+    /// Runs k3sctl `args -c <spec>` with `$KUBECONFIG` set to `kubeconfig`.
+    pub fn k3sctl_with_kubeconfig(&self, args: &[&str], kubeconfig: &Path) -> Output {
+        self.command(args)
+            .env("KUBECONFIG", kubeconfig)
+            .output()
+            .expect("k3sctl runs")
     }
 
     /// Starts `k3sctl apply` and streams its progress lines (stderr).
