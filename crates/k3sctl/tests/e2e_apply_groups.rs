@@ -4,7 +4,8 @@
 //! `config` and an export path are symlinks, which stay symlinks); an unparsable `$KUBECONFIG`
 //! stops apply and is left byte for byte; adding a
 //! fifth host joins only that host; a wrong host key stops apply before any change; two
-//! concurrent applies (the second names the first as holder); an agent lost mid-apply fails
+//! concurrent applies (the second names the first as holder); an apply killed with SIGKILL
+//! leaves its lock, which the next apply takes over with a notice; an agent lost mid-apply fails
 //! its group only, and apply converges once it is back.
 
 #[path = "e2e_apply_groups/cluster.rs"]
@@ -34,6 +35,7 @@ fn groups_sans_exports_join_host_keys_concurrency_and_a_lost_agent() {
     timed("add a fifth host", || add_fifth_host(&c));
     timed("wrong host key", || wrong_host_key(&c));
     timed("concurrent applies", || concurrent_applies(&c));
+    timed("killed apply", || killed_apply(&c));
     timed("agent lost mid-apply", || lost_agent(&mut c));
 }
 
@@ -264,6 +266,52 @@ fn concurrent_applies(c: &Cluster) {
     for i in 0..5 {
         assert!(c.registries(i).contains("mirror-b"), "{}", c.names()[i]);
     }
+}
+
+/// `kill -9` of an apply leaves its lock on the first server; the next apply on this machine
+/// sees that the holder's process is gone, takes the lock over, says so, and converges.
+fn killed_apply(c: &Cluster) {
+    c.write_spec(5, "http://mirror-k.example:5000");
+    let (mut victim, lines) = c.spawn_apply();
+    let mut seen = Vec::new();
+    let busy = wait_for_line(&lines, &mut seen, Duration::from_secs(120), |l| {
+        l.starts_with('…')
+    });
+    assert!(busy, "the apply never started a step:\n{}", seen.join("\n"));
+    let pid = victim.id();
+    victim.kill().expect("SIGKILL");
+    victim.wait().expect("reaped");
+    let lock = c
+        .lab
+        .exec(&c.names()[0], "cat /var/lib/rancher/k3s/k3sctl.lock")
+        .expect("the killed run's lock is still there");
+    assert!(lock.contains(&format!("pid={pid} ")), "{lock}");
+    assert!(
+        lock.contains(" boot=") && lock.contains(" start="),
+        "{lock}"
+    );
+
+    let out = c.k3sctl(&["apply"]);
+    let said = text(&out);
+    assert!(out.status.success(), "apply after a killed one:\n{said}");
+    let notice = said
+        .lines()
+        .find(|l| l.contains("taking over the lock of an interrupted run"))
+        .unwrap_or_else(|| panic!("no takeover notice:\n{said}"));
+    eprintln!("[killed apply] {notice}");
+    assert!(notice.contains(&format!("pid={pid} ")), "{notice}");
+    assert!(notice.contains("no longer exists"), "{notice}");
+    for i in 0..5 {
+        assert!(c.registries(i).contains("mirror-k"), "{}", c.names()[i]);
+    }
+    let left = c
+        .lab
+        .exec(
+            &c.names()[0],
+            "ls /var/lib/rancher/k3s/ | grep -c '^k3sctl.lock$' || true",
+        )
+        .expect("ls");
+    assert_eq!(left.trim(), "0", "the lock was not released");
 }
 
 fn lost_agent(c: &mut Cluster) {

@@ -15,6 +15,8 @@ use crate::run::{JsonReporter, PlainReporter, Reporter};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Remove the lock left by another run before starting (check that it is really gone).
+    /// Not needed for a run of this machine that was killed: its lock is taken over, with a
+    /// notice, once its process is provably gone.
     #[arg(long)]
     pub force_unlock: bool,
     /// Record unknown ssh host keys instead of refusing them.

@@ -34,7 +34,8 @@ pub struct Args {
     /// Start even when the cluster fails the initial health gate.
     #[arg(long)]
     pub skip_initial_gate: bool,
-    /// Remove an existing k3sctl lock on the first server first.
+    /// Remove an existing k3sctl lock on the first server first (a killed run of this machine
+    /// is taken over without it).
     #[arg(long)]
     pub force_unlock: bool,
     /// Record unknown SSH host keys instead of refusing them.

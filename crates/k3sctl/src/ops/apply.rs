@@ -13,7 +13,7 @@ use super::export::{ExportResult, export_content, read_admin_kubeconfig, write_e
 use super::preflight::{check_facts, check_join_endpoint};
 use super::prepare::{ConnectorFactory, Prepared, prepare};
 use super::release_cache::fill_cache;
-use crate::run::lock::{LockHolder, acquire, release};
+use crate::run::lock::{Acquired, LockHolder, acquire, release};
 use crate::run::{Event, EventKind, HostStatus, Reporter, RunOptions, RunSummary, Shared, execute};
 use crate::spec::BinaryOrigin;
 
@@ -128,7 +128,16 @@ pub async fn apply(
             .ok_or_else(|| OpsError::Spec("no connection to the first server".into()))?,
     );
     let holder = LockHolder::current();
-    acquire(server.as_ref(), &holder, options.force_unlock).await?;
+    if let Acquired::TookOver { previous, why } =
+        acquire(server.as_ref(), &holder, options.force_unlock).await?
+    {
+        reporter.report(Event::new(
+            &prepared.first_server,
+            "lock",
+            EventKind::Info,
+            format!("taking over the lock of an interrupted run ({previous}): {why}"),
+        ));
+    }
     let result = run_locked(&prepared, options.run, reporter).await;
     let released = release(server.as_ref(), &holder).await;
     let report = result?;

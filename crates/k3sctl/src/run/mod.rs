@@ -11,6 +11,7 @@ pub mod hints;
 pub mod host_steps;
 pub mod join_probe;
 pub mod lock;
+pub mod lock_holder;
 pub mod observe;
 pub mod outcome;
 pub mod service;

@@ -41,7 +41,7 @@ use crate::kube::{DrainRules, preview_drain};
 use crate::plan::upgrade::{
     DrainPreview, NodeAction, UpgradePlan, plan_upgrade, render_upgrade_plan,
 };
-use crate::run::lock::{LockError, LockHolder, acquire, release};
+use crate::run::lock::{Acquired, LockHolder, acquire, release};
 use crate::run::{Event, EventKind, Reporter};
 
 /// Options of `upgrade`.
@@ -131,25 +131,18 @@ async fn take_lock(
     reporter: &dyn Reporter,
 ) -> Result<(), UpgradeError> {
     let server = cluster.transport(&cluster.first_server)?;
-    match acquire(server.as_ref(), holder, force).await {
-        Err(LockError::Held {
-            holder: old, stale, ..
-        }) if !stale.is_empty() => {
-            // The holder was a k3sctl process of this machine that no longer exists (an
-            // interrupted run): taking its lock over is safe, and said.
-            info(
-                reporter,
-                &cluster.first_server,
-                "lock",
-                format!("taking over the lock of an interrupted run ({old}, no longer running)"),
-            );
-            acquire(server.as_ref(), holder, true)
-                .await
-                .map_err(OpsError::from)?;
-            Ok(())
-        }
-        other => other.map_err(|e| OpsError::from(e).into()),
+    if let Acquired::TookOver { previous, why } = acquire(server.as_ref(), holder, force)
+        .await
+        .map_err(OpsError::from)?
+    {
+        info(
+            reporter,
+            &cluster.first_server,
+            "lock",
+            format!("taking over the lock of an interrupted run ({previous}): {why}"),
+        );
     }
+    Ok(())
 }
 
 /// Runs `upgrade` for the spec at `path`.
