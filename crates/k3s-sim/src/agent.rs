@@ -39,12 +39,16 @@ pub async fn run(s: Settings) -> Result<(), Fatal> {
         crate::http::client::parse_server_url(&server).map_err(|e| Fatal(e.to_string()))?;
     let node_ip = crate::netinfo::node_ip(&s, Some(&format!("{host}:6443")));
 
-    let ca_pem = fetch_ca(&server, &token).await?;
-    validate_password(&server, &ca_pem, &token).await?;
+    // Servers learned before (agent/etc/k3s-agent-load-balancer.json) are tried too, so an agent
+    // restarted while its --server is down still starts, as K3s's load balancer allows.
+    let lb_file = dd.agent().join("etc").join("k3s-agent-load-balancer.json");
+    let urls = crate::http::balancer::startup_urls(&server, &lb_file);
+    let (ca_pem, reached) = fetch_ca(&urls, &token).await?;
+    validate_password(&reached, &ca_pem, &token).await?;
     let pw_path = host_path(crate::paths::NODE_PASSWORD);
     let node_password = crate::nodepass::ensure_password_file(&pw_path)
         .map_err(|e| Fatal(format!("{}: {e}", pw_path.display())))?;
-    let (cert, key) = kubelet_cert(&server, &ca_pem, &token, &node_name, &node_password).await;
+    let (cert, key) = kubelet_cert(&reached, &ca_pem, &token, &node_name, &node_password).await;
     for (file, text, mode) in [
         ("server-ca.crt", &ca_pem, 0o644),
         ("client-kubelet.crt", &cert, 0o644),
@@ -63,7 +67,7 @@ pub async fn run(s: Settings) -> Result<(), Fatal> {
         ca_pem.clone(),
         cert.clone(),
         key.clone(),
-        dd.agent().join("etc").join("k3s-agent-load-balancer.json"),
+        lb_file,
     )
     .map_err(|e| Fatal(e.to_string()))?;
     api.refresh().await;
@@ -81,10 +85,15 @@ pub async fn run(s: Settings) -> Result<(), Fatal> {
     Ok(())
 }
 
-/// Fetches /cacerts until the server answers; checks it against the token's CA hash.
-async fn fetch_ca(server: &str, token: &Token) -> Result<String, Fatal> {
-    let client = Client::new(server, &Trust::Insecure, None).map_err(|e| Fatal(e.to_string()))?;
+/// Fetches /cacerts until a server answers (trying `urls` in turn); checks it against the
+/// token's CA hash. Returns the CA and the URL that answered.
+async fn fetch_ca(urls: &[String], token: &Token) -> Result<(String, String), Fatal> {
+    let mut attempt = 0usize;
     loop {
+        let server = urls[attempt % urls.len()].as_str();
+        attempt += 1;
+        let client =
+            Client::new(server, &Trust::Insecure, None).map_err(|e| Fatal(e.to_string()))?;
         match client.request("GET", "/cacerts", &[], None).await {
             Ok(r) if r.status == 200 => {
                 let pem = r.text();
@@ -100,7 +109,7 @@ async fn fetch_ca(server: &str, token: &Token) -> Result<String, Fatal> {
                         "Cluster CA certificate is not trusted by the host CA bundle, but the token does not include a CA hash. Use the full token from the server's node-token file to enable Cluster CA validation.",
                     );
                 }
-                return Ok(pem);
+                return Ok((pem, server.to_string()));
             }
             Ok(r) => crate::log::error(format!(
                 "failed to get CA certs: https://{}/cacerts: {} {}",

@@ -298,6 +298,17 @@ fn three_servers_share_one_etcd_and_agents_fail_over() {
     // Two of three members keep quorum; etcdctl on s3 still sees s1's member.
     assert_eq!(members(&s3).len(), 3);
 
+    // The agent restarted while its --server (s1) is down starts through a saved server.
+    a1.stop();
+    let before = a1.log().len();
+    a1.start();
+    wait_for("agent up again without s1", Duration::from_secs(30), || {
+        a1.log()[before..]
+            .contains("k3s agent is up and running")
+            .then_some(())
+    });
+    c.wait_node_status(&kc3, "a1", "Ready", Duration::from_secs(10));
+
     // s1 comes back with --server ignored (its etcd data exists) and rejoins as itself.
     s1.node.start();
     ready(&c, &mut s1);
@@ -412,22 +423,40 @@ fn single_server_migrates_to_etcd_and_a_wiped_disk_splits_the_cluster() {
         let ms = members(&s1);
         (ms.len() == 2 && ms.iter().all(|(_, l)| !l)).then_some(())
     });
-    // Restarting with the migrated store gone and data present: no second migration.
+    // A restart with etcd data on disk: --cluster-init is ignored and nothing migrates again.
     s1.node.stop();
-    let before_restart = s1.node.log().len();
+    let before = s1.node.log().len();
+    s1.node.start();
+    ready(&c, &mut s1);
+    let again = s1.node.log()[before..].to_string();
+    assert!(
+        again.contains("Starting etcd for existing cluster member") && !again.contains("Migrating"),
+        "{again}"
+    );
+    assert_eq!(
+        jsonpath(&c, &kc2, &["get", "configmap", "before"], "{.data.k}"),
+        "v"
+    );
+
+    // The trap: the cluster is down, s1's disk is wiped, config still says --cluster-init: s1
+    // starts a new, separate one-member cluster instead of rejoining.
+    s2.node.stop();
+    s1.node.stop();
+    let before = s1.node.log().len();
     std::fs::remove_dir_all(&db).expect("wipe server/db");
     s1.node.start();
     let kc1 = ready(&c, &mut s1);
-    let fresh_log = s1.node.log()[before_restart..].to_string();
+    let fresh_log = s1.node.log()[before..].to_string();
     assert!(
         fresh_log.contains("Starting etcd for new cluster"),
         "{fresh_log}"
     );
     assert!(!fresh_log.contains("Migrating content"), "{fresh_log}");
+    let alone = members(&s1);
     assert_eq!(
-        members(&s1).len(),
+        alone.len(),
         1,
-        "the wiped server is alone in a new cluster"
+        "the wiped server is alone in a new cluster: {alone:?}"
     );
     assert!(
         !c.kubectl(&kc1, &["get", "configmap", "before"])
@@ -435,10 +464,10 @@ fn single_server_migrates_to_etcd_and_a_wiped_disk_splits_the_cluster() {
             .success(),
         "the new cluster has none of the old objects"
     );
-    // s2 still belongs to the old cluster, with the old s1 member it cannot reach.
-    assert_eq!(members(&s2).len(), 2);
-    assert_eq!(
-        jsonpath(&c, &kc2, &["get", "configmap", "before"], "{.data.k}"),
-        "v"
+    // s2's disk still holds the old cluster.
+    assert!(
+        s2.node
+            .path("/var/lib/rancher/k3s/server/db/etcd/member/wal")
+            .is_dir()
     );
 }

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use common::lab_host::{put, swap_binary, unit};
 use common::{kubectl_path, sim_binary, wait_for};
 use lab::Lab;
 
@@ -22,57 +23,6 @@ const TOKEN: &str = "lab-systemd-join-secret";
 /// Short test timings: heartbeats every second, NotReady after 6 s, retries every second.
 const KNOBS: &str = "K3S_SIM_HEARTBEAT=1s\nK3S_SIM_NODE_GRACE=6s\nK3S_SIM_RETRY=1s\n";
 const WAIT: Duration = Duration::from_secs(60);
-
-/// The unit the official installer writes, for `server` or `agent`.
-fn unit(subcommand: &str, name: &str) -> String {
-    format!(
-        "[Unit]\n\
-         Description=Lightweight Kubernetes\n\
-         Documentation=https://k3s.io\n\
-         Wants=network-online.target\n\
-         After=network-online.target\n\
-         \n\
-         [Install]\n\
-         WantedBy=multi-user.target\n\
-         \n\
-         [Service]\n\
-         Type=notify\n\
-         EnvironmentFile=-/etc/default/%N\n\
-         EnvironmentFile=-/etc/sysconfig/%N\n\
-         EnvironmentFile=-/etc/systemd/system/{name}.service.env\n\
-         KillMode=process\n\
-         Delegate=yes\n\
-         LimitNOFILE=1048576\n\
-         LimitNPROC=infinity\n\
-         LimitCORE=infinity\n\
-         TasksMax=infinity\n\
-         TimeoutStartSec=0\n\
-         Restart=always\n\
-         RestartSec=2s\n\
-         ExecStartPre=-/sbin/modprobe br_netfilter\n\
-         ExecStartPre=-/sbin/modprobe overlay\n\
-         ExecStart=/usr/local/bin/k3s {subcommand}\n"
-    )
-}
-
-/// Writes `content` at `abs` inside `host`'s root file system with `mode`.
-fn put(lab: &Lab, host: &str, abs: &str, content: &[u8], mode: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    let path = lab
-        .root_dir(host)
-        .expect("root dir")
-        .join(abs.trim_start_matches('/'));
-    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-    std::fs::write(&path, content).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
-}
-
-/// Installs `binary` as /usr/local/bin/k3s the way an upgrade does: temp file, then rename.
-fn swap_binary(lab: &Lab, host: &str, binary: &[u8]) {
-    put(lab, host, "/usr/local/bin/.k3s.new", binary, 0o755);
-    let dir = lab.root_dir(host).expect("root dir").join("usr/local/bin");
-    std::fs::rename(dir.join(".k3s.new"), dir.join("k3s")).expect("rename");
-}
 
 /// The install script's `create_symlinks`: /usr/local/bin/{kubectl,crictl,ctr} -> k3s, each
 /// skipped when that command already exists on PATH unless forced (`INSTALL_K3S_SYMLINK=force`).

@@ -37,6 +37,25 @@ pub fn candidates(default_url: &str, addresses: &[String]) -> Vec<String> {
     out
 }
 
+/// The `--server` URL first, then the servers saved in the load balancer file.
+pub fn startup_urls(default_url: &str, file: &std::path::Path) -> Vec<String> {
+    let mut urls = vec![default_url.to_string()];
+    for u in candidates(default_url, &saved_addresses(file)) {
+        if !urls.contains(&u) {
+            urls.push(u);
+        }
+    }
+    urls
+}
+
+fn saved_addresses(file: &std::path::Path) -> Vec<String> {
+    std::fs::read(file)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| serde_json::from_value(v["ServerAddresses"].clone()).ok())
+        .unwrap_or_default()
+}
+
 impl Balancer {
     /// A balancer starting with `default_url` (and the addresses saved in `file`, if any).
     pub fn new(
@@ -48,17 +67,7 @@ impl Balancer {
     ) -> Result<Self, ClientError> {
         // Checks the URL and the TLS material once.
         Client::new(default_url, &Trust::Ca(ca.clone()), Some((&cert, &key)))?;
-        let saved: Vec<String> = std::fs::read(&file)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-            .and_then(|v| serde_json::from_value(v["ServerAddresses"].clone()).ok())
-            .unwrap_or_default();
-        let mut urls = vec![default_url.to_string()];
-        for u in candidates(default_url, &saved) {
-            if !urls.contains(&u) {
-                urls.push(u);
-            }
-        }
+        let urls = startup_urls(default_url, &file);
         Ok(Self {
             default_url: default_url.to_string(),
             ca,
@@ -145,6 +154,25 @@ impl Balancer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn startup_tries_the_default_then_saved_servers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("lb.json");
+        assert_eq!(
+            startup_urls("https://a:6443", &f),
+            vec!["https://a:6443".to_string()]
+        );
+        std::fs::write(
+            &f,
+            r#"{"ServerURL":"https://a:6443","ServerAddresses":["b:6443","a:6443"]}"#,
+        )
+        .expect("write");
+        assert_eq!(
+            startup_urls("https://a:6443", &f),
+            vec!["https://a:6443".to_string(), "https://b:6443".into()]
+        );
+    }
 
     #[test]
     fn learned_addresses_come_first_then_the_default() {
