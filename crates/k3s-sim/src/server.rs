@@ -161,6 +161,13 @@ pub async fn run(s: Settings) -> Result<(), Fatal> {
         Some(_) => crate::etcd::leader::spawn(store.clone(), node_name.clone()),
         None => Arc::new(AtomicBool::new(true)),
     };
+    if let Some(h) = &etcd_handle {
+        tokio::spawn(crate::etcd::members::run(
+            store.clone(),
+            h.clone(),
+            leader.clone(),
+        ));
+    }
     tokio::spawn(crate::controller::run(store.clone(), leader));
     tokio::spawn(crate::manifests::watch(store.clone(), dd.manifests()));
 

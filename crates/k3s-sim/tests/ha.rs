@@ -319,6 +319,50 @@ fn three_servers_share_one_etcd_and_agents_fail_over() {
     );
     c.wait_node_status(&kc3, "s1", "Ready", Duration::from_secs(30));
     a1.stop();
+
+    // s3 rebuilt on a wiped disk while its old member remains: refused as a duplicate name.
+    let s3_db = s3.node.path("/var/lib/rancher/k3s/server/db");
+    s3.node.stop();
+    std::fs::remove_dir_all(&s3_db).expect("wipe s3");
+    let before = s3.node.log().len();
+    s3.node.start();
+    assert_eq!(s3.node.wait_exit(Duration::from_secs(30)), Some(1));
+    let refused = s3.node.log()[before..].to_string();
+    assert!(
+        refused.contains("duplicate node name found, please use a unique name for this node"),
+        "{refused}"
+    );
+    // The member controller removes the old member on request, then the Node is deleted.
+    c.kubectl_ok(
+        &kc2,
+        &["annotate", "node", "s3", "etcd.k3s.cattle.io/remove=true"],
+    );
+    wait_for("member of s3 removed", Duration::from_secs(20), || {
+        (members(&s2).len() == 2).then_some(())
+    });
+    wait_for(
+        "removed-node-name annotation",
+        Duration::from_secs(10),
+        || {
+            let v = jsonpath(
+                &c,
+                &kc2,
+                &["get", "node", "s3"],
+                "{.metadata.annotations.etcd\\.k3s\\.cattle\\.io/removed-node-name}",
+            );
+            v.starts_with("s3-").then_some(())
+        },
+    );
+    c.kubectl_ok(&kc2, &["delete", "node", "s3"]);
+    // Now it joins again as a new member.
+    std::fs::remove_dir_all(&s3_db).ok();
+    s3.node.start();
+    ready(&c, &mut s3);
+    wait_for("3 voters again", Duration::from_secs(30), || {
+        let ms = members(&s2);
+        (ms.len() == 3 && ms.iter().all(|(_, l)| !l)).then_some(())
+    });
+    c.wait_node_status(&kc2, "s3", "Ready", Duration::from_secs(20));
 }
 
 #[test]

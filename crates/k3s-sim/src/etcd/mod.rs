@@ -11,6 +11,7 @@ pub mod critical;
 pub mod datastore;
 pub mod join;
 pub mod leader;
+pub mod members;
 pub mod pki;
 pub mod process;
 pub mod wire;
