@@ -282,6 +282,14 @@ fn rolling_upgrades_on_one_lab() {
         s.versions()
     );
     assert!(s.unschedulable().is_empty());
+    // Without --update-spec, the end names the spec line still holding the old version.
+    let spec_before = std::fs::read_to_string(&s.spec).expect("spec");
+    let line = 1 + spec_before
+        .lines()
+        .position(|l| l.trim() == format!("version: {V133}"))
+        .expect("the version line");
+    let wanted = format!("change {}:{line} to {V134_4}", s.spec.display());
+    assert!(out.stdout.contains(&wanted), "{wanted} not in:\n{}", out.stdout);
 
     // Airgap: --binary FILE. Its version is checked on the first server before anything moves.
     let file = s.stamp(V134_5);
@@ -295,13 +303,21 @@ fn rolling_upgrades_on_one_lab() {
     );
     assert!(s.versions().values().all(|v| v == V134_4));
     assert!(s.unschedulable().is_empty());
-    let out = s.upgrade(&["--binary", &path]);
+    let out = s.upgrade(&["--binary", &path, "--update-spec"]);
     assert!(out.ok, "{}", out.text);
     assert!(
         s.versions().values().all(|v| v == V134_5),
         "{:?}",
         s.versions()
     );
+    // --update-spec rewrote that one value in place; every other byte is as written.
+    let spec_after = std::fs::read_to_string(&s.spec).expect("spec");
+    assert_eq!(
+        spec_after,
+        spec_before.replace(&format!("version: {V133}"), &format!("version: {V134_5}"))
+    );
+    let wanted = format!("spec updated: {}:{line}: k3s.version {V133} -> {V134_5}", s.spec.display());
+    assert!(out.stdout.contains(&wanted), "{wanted} not in:\n{}", out.stdout);
 }
 
 fn report_overhead(report: &serde_json::Value) {

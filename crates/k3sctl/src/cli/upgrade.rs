@@ -38,6 +38,11 @@ pub struct Args {
     /// is taken over without it).
     #[arg(long)]
     pub force_unlock: bool,
+    /// After a successful upgrade, rewrite k3s.version in the spec file to the new version (only
+    /// that value; comments and layout kept). Without it, the final message names the line to
+    /// change. A spec that follows k3s.channel is not rewritten.
+    #[arg(long, conflicts_with = "dry_run")]
+    pub update_spec: bool,
     /// Record unknown SSH host keys instead of refusing them.
     #[arg(long)]
     pub accept_new_host_keys: bool,
@@ -120,6 +125,9 @@ fn print_text(report: &UpgradeReport) {
             }
         );
     }
+    if let Some(spec) = &report.spec {
+        println!("{spec}");
+    }
 }
 
 pub(super) fn run(global: &Global, args: Args) -> CommandResult {
@@ -133,6 +141,7 @@ pub(super) fn run(global: &Global, args: Args) -> CommandResult {
         dry_run: args.dry_run,
         skip_initial_gate: args.skip_initial_gate,
         force_unlock: args.force_unlock,
+        update_spec: args.update_spec,
     };
     let reporter: Arc<dyn Reporter> = if global.json() {
         Arc::new(JsonReporter::default())

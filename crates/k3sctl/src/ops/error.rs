@@ -39,7 +39,7 @@ pub enum OpsError {
     Download(String),
     /// A local credential file (export or the user's kubeconfig) cannot be read or written.
     #[error(transparent)]
-    LocalFile(#[from] super::private_file::LocalFileError),
+    LocalFile(#[from] super::local_file::LocalFileError),
     /// Kubeconfig export failed.
     #[error("{0}")]
     Kubeconfig(String),

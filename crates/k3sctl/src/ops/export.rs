@@ -1,5 +1,5 @@
 //! Kubeconfig exports on the operator's machine: rewrite the server's k3s.yaml per export,
-//! write it (mode 0600, through symlinks, see `private_file`) only when it differs, optionally
+//! write it (mode 0600, through symlinks, see `local_file`) only when it differs, optionally
 //! merge into the user's kubeconfig. A local file that exists but cannot be read or parsed is
 //! refused, never replaced.
 
@@ -15,7 +15,7 @@ use crate::secret::Secret;
 use crate::spec::LoadedSpec;
 
 use super::error::OpsError;
-use super::private_file::{LocalFileError, read_existing, write_private};
+use super::local_file::{LocalFileError, read_existing, write_private};
 
 /// What an export did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

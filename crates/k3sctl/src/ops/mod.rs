@@ -11,9 +11,9 @@ pub mod export;
 pub mod inputs;
 pub mod kube_api;
 pub mod kubeconfig;
+pub mod local_file;
 pub mod preflight;
 pub mod prepare;
-pub mod private_file;
 pub mod release_cache;
 pub mod upgrade;
 

@@ -5,6 +5,7 @@
 //! This layer does no network I/O; it only reads the files the spec names.
 
 mod duration;
+pub mod edit;
 mod env_refs;
 mod error;
 pub mod import;

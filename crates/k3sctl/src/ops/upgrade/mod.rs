@@ -13,6 +13,7 @@ mod recover;
 pub mod release;
 pub mod rollout;
 mod service;
+pub mod spec_update;
 mod stage;
 pub mod target;
 
@@ -27,6 +28,7 @@ pub use context::{NodeOutcome, NodeRecord};
 pub use error::{NodeFailure, UpgradeError};
 pub use gate::{Smoke, SmokeNode};
 pub use node::cordon_reason;
+pub use spec_update::SpecFollowUp;
 pub use target::{Target, TargetRequest};
 
 use self::decide::{Decided, decide, new_rollout};
@@ -57,6 +59,8 @@ pub struct UpgradeOptions {
     pub skip_initial_gate: bool,
     /// Remove an existing lock first.
     pub force_unlock: bool,
+    /// After a successful upgrade, rewrite the spec's `k3s.version` to the target.
+    pub update_spec: bool,
 }
 
 /// What `upgrade` did (or, with `dry_run`, would do).
@@ -78,12 +82,21 @@ pub struct UpgradeReport {
     pub failures: Vec<NodeFailure>,
     /// The post-upgrade smoke check (after a complete rollout).
     pub smoke: Option<Smoke>,
+    /// After a successful upgrade: the spec's line naming the release, and whether
+    /// `--update-spec` rewrote it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spec: Option<SpecFollowUp>,
 }
 
 impl UpgradeReport {
     /// Whether the upgrade finished and the smoke check passed (a dry run always succeeds).
     pub fn success(&self) -> bool {
-        self.dry_run || (self.failures.is_empty() && self.smoke.as_ref().is_some_and(Smoke::passed))
+        self.dry_run || (self.upgraded() && !self.spec.as_ref().is_some_and(SpecFollowUp::failed))
+    }
+
+    /// Whether every node is at the target and the smoke check passed.
+    fn upgraded(&self) -> bool {
+        self.failures.is_empty() && self.smoke.as_ref().is_some_and(Smoke::passed)
     }
 }
 
@@ -162,8 +175,15 @@ pub async fn upgrade(
     let result = run_locked(&cluster, &options, &reporter).await;
     let server = cluster.transport(&cluster.first_server)?;
     let released = release(server.as_ref(), &holder).await;
-    let report = result?;
+    let mut report = result?;
     released.map_err(OpsError::from)?;
+    if report.upgraded() {
+        report.spec = Some(spec_update::follow_up(
+            path,
+            &report.target,
+            options.update_spec,
+        ));
+    }
     Ok(report)
 }
 
@@ -185,6 +205,7 @@ async fn planned(
         nodes: Vec::new(),
         failures: Vec::new(),
         smoke: None,
+        spec: None,
     };
     (report, plan)
 }

@@ -1,6 +1,7 @@
-//! Files on the operator's machine that hold credentials (kubeconfig exports and the user's
-//! kubeconfig): read them telling "absent" from "unreadable", and replace them atomically
-//! without unlinking a symlink the user made or loosening a mode the user tightened.
+//! Files on the operator's machine that k3sctl replaces (kubeconfig exports, the user's
+//! kubeconfig, the spec after `upgrade --update-spec`): read them telling "absent" from
+//! "unreadable", and replace them atomically without unlinking a symlink the user made,
+//! loosening a mode the user tightened, or changing the owner.
 
 use std::io::{ErrorKind, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -127,6 +128,46 @@ pub fn mode_to_write(existing: Option<u32>) -> u32 {
 /// replaced. The target keeps its mode when stricter than 0600; parent directories are created.
 pub fn write_private(path: &Path, content: &Secret) -> Result<(), LocalFileError> {
     let target = write_target(path)?;
+    let existing = existing_meta(&target)?;
+    let mode = mode_to_write(existing.as_ref().map(|m| m.permissions().mode()));
+    write_atomic(
+        &target,
+        content.expose().as_bytes(),
+        mode,
+        existing.as_ref(),
+    )
+}
+
+/// Replaces an existing file (such as the spec) with `bytes`, atomically, through symlinks,
+/// keeping its mode and owner.
+pub fn replace_file(path: &Path, bytes: &[u8]) -> Result<(), LocalFileError> {
+    let target = write_target(path)?;
+    let existing = existing_meta(&target)?;
+    let mode = existing
+        .as_ref()
+        .map_or(0o644, |m| m.permissions().mode() & 0o7777);
+    write_atomic(&target, bytes, mode, existing.as_ref())
+}
+
+fn existing_meta(target: &Path) -> Result<Option<std::fs::Metadata>, LocalFileError> {
+    match std::fs::metadata(target) {
+        Ok(meta) => Ok(Some(meta)),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(LocalFileError::Unreadable {
+            path: target.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// Writes `bytes` to a temporary file beside `target` (mode `mode`, the owner of `existing`
+/// when it can be kept), syncs it and renames it over `target`.
+fn write_atomic(
+    target: &Path,
+    bytes: &[u8],
+    mode: u32,
+    existing: Option<&std::fs::Metadata>,
+) -> Result<(), LocalFileError> {
     let fail = |what: &'static str, path: &Path| {
         let path = path.to_path_buf();
         move |source| LocalFileError::Write { what, path, source }
@@ -138,17 +179,6 @@ pub fn write_private(path: &Path, content: &Secret) -> Result<(), LocalFileError
     if let Some(dir) = &dir {
         std::fs::create_dir_all(dir).map_err(fail("creating the directory", dir))?;
     }
-    let existing_mode = match std::fs::metadata(&target) {
-        Ok(meta) => Some(meta.permissions().mode()),
-        Err(e) if e.kind() == ErrorKind::NotFound => None,
-        Err(source) => {
-            return Err(LocalFileError::Unreadable {
-                path: target,
-                source,
-            });
-        }
-    };
-    let mode = mode_to_write(existing_mode);
     let name = target
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -164,12 +194,16 @@ pub fn write_private(path: &Path, content: &Secret) -> Result<(), LocalFileError
             .mode(DEFAULT_MODE)
             .open(&tmp)
             .map_err(fail("creating", &tmp))?;
-        file.write_all(content.expose().as_bytes())
-            .map_err(fail("writing", &tmp))?;
+        file.write_all(bytes).map_err(fail("writing", &tmp))?;
+        if let Some(meta) = existing {
+            use std::os::unix::fs::MetadataExt;
+            // Only root may give a file away; for anyone else the owner is already theirs.
+            let _ = std::os::unix::fs::fchown(&file, Some(meta.uid()), Some(meta.gid()));
+        }
         file.set_permissions(std::fs::Permissions::from_mode(mode))
             .map_err(fail("setting the mode of", &tmp))?;
         file.sync_all().map_err(fail("syncing", &tmp))?;
-        std::fs::rename(&tmp, &target).map_err(fail("replacing", &target))
+        std::fs::rename(&tmp, target).map_err(fail("replacing", target))
     })();
     if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
@@ -271,6 +305,28 @@ mod tests {
         symlink("a", d.join("b")).expect("link");
         let err = write_private(&d.join("a"), &Secret::new("x")).expect_err("loop");
         assert!(matches!(err, LocalFileError::SymlinkLoop { .. }), "{err}");
+    }
+
+    #[test]
+    fn replace_file_keeps_mode_and_links() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        std::fs::write(d.join("cluster.yaml"), "a").expect("write");
+        std::fs::set_permissions(
+            d.join("cluster.yaml"),
+            std::fs::Permissions::from_mode(0o664),
+        )
+        .expect("chmod");
+        symlink("cluster.yaml", d.join("spec.yaml")).expect("link");
+        replace_file(&d.join("spec.yaml"), b"b").expect("replaces");
+        assert_eq!(mode(&d.join("cluster.yaml")), 0o664);
+        assert_eq!(std::fs::read(d.join("cluster.yaml")).expect("read"), b"b");
+        assert!(
+            std::fs::symlink_metadata(d.join("spec.yaml"))
+                .expect("exists")
+                .file_type()
+                .is_symlink()
+        );
     }
 
     #[test]
