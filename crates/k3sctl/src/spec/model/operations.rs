@@ -16,12 +16,16 @@ pub struct KubeconfigExport {
     /// API server URL written into the file. Default: the API endpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<String>,
-    /// Where the file is written (`~` expanded, relative to the spec file); unique.
+    /// Where the file is written (`~` expanded, relative to the spec file); unique. Mode 0600
+    /// (or the existing file's, when stricter); a symlink is written through and stays a link;
+    /// an existing file that is not a kubeconfig is refused, never overwritten.
     pub path: String,
     /// Context, cluster and user name in the file. Default: <metadata.name>-<export name>.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context: Option<String>,
-    /// Also merge the context into the user's kubeconfig ($KUBECONFIG or ~/.kube/config).
+    /// Also merge the context into the user's kubeconfig (first entry of $KUBECONFIG, else
+    /// ~/.kube/config); its other entries are kept. A kubeconfig that exists but cannot be read
+    /// or parsed is refused before anything changes, never overwritten.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub merge: bool,
 }
