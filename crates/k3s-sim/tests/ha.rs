@@ -485,6 +485,16 @@ fn single_server_migrates_to_etcd_and_a_wiped_disk_splits_the_cluster() {
     // The trap: the cluster is down, s1's disk is wiped, config still says --cluster-init: s1
     // starts a new, separate one-member cluster instead of rejoining.
     s2.node.stop();
+    // Without quorum s1's API reports etcd not ready, as kube-apiserver's /readyz does.
+    let kc1_old = s1.kubeconfig();
+    wait_for(
+        "readyz failing without quorum",
+        Duration::from_secs(20),
+        || {
+            let out = c.kubectl(&kc1_old, &["get", "--raw", "/readyz"]);
+            (!out.status.success()).then_some(())
+        },
+    );
     s1.node.stop();
     let before = s1.node.log().len();
     std::fs::remove_dir_all(&db).expect("wipe server/db");

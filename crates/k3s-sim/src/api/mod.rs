@@ -91,7 +91,19 @@ fn route(
     let get = parts.method == Method::GET;
     match path {
         "/cacerts" if get => return Ok(text_response(200, state.ca_pem.clone())),
-        "/readyz" | "/livez" | "/healthz" if get => return Ok(text_response(200, "ok")),
+        "/readyz" | "/healthz" if get => {
+            // The API server's etcd check: a member without a leader (quorum lost) is not ready.
+            if let Some(h) = &state.etcd
+                && !h.has_leader()
+            {
+                return Ok(text_response(
+                    500,
+                    "[+]ping ok\n[-]etcd failed: reason withheld\nreadyz check failed\n",
+                ));
+            }
+            return Ok(text_response(200, "ok"));
+        }
+        "/livez" if get => return Ok(text_response(200, "ok")),
         "/version" if get => {
             return Ok(json_response(200, &discovery::version_info(&state.version)));
         }

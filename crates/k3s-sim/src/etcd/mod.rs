@@ -106,6 +106,11 @@ impl EtcdHandle {
         out
     }
 
+    /// Whether the local member sees a leader (the cluster has quorum).
+    pub fn has_leader(&self) -> bool {
+        self.client.status().is_ok_and(|s| s.leader != 0)
+    }
+
     /// This member's status in the member list.
     pub fn status(&self) -> MemberStatus {
         match self.client.member_list() {
