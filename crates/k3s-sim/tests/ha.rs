@@ -495,6 +495,20 @@ fn single_server_migrates_to_etcd_and_a_wiped_disk_splits_the_cluster() {
             (!out.status.success()).then_some(())
         },
     );
+    // Restarted without quorum, s1 waits for its peer instead of failing.
+    s1.node.stop();
+    let before = s1.node.log().len();
+    s1.node.start();
+    wait_for("s1 waiting for quorum", Duration::from_secs(45), || {
+        assert!(s1.node.running(), "s1 exited:\n{}", s1.node.log());
+        s1.node.log()[before..]
+            .contains("Waiting for etcd to become available (a quorum of members must be up)")
+            .then_some(())
+    });
+    s2.node.start();
+    ready(&c, &mut s1);
+    ready(&c, &mut s2);
+    s2.node.stop();
     s1.node.stop();
     let before = s1.node.log().len();
     std::fs::remove_dir_all(&db).expect("wipe server/db");

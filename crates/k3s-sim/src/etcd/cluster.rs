@@ -196,13 +196,14 @@ pub async fn start(
     })
 }
 
-/// Waits until the local member answers and is a voting member.
+/// Waits until the local member answers, is a voting member and sees a leader (a quorum of the
+/// cluster is up); without quorum it waits as long as it takes, as K3s does.
 async fn wait_voter(client: &EtcdClient) -> Result<(), Fatal> {
     let start = Instant::now();
     let mut last_log = Instant::now();
     loop {
         match client.status() {
-            Ok(st) if !st.is_learner => {
+            Ok(st) if !st.is_learner && st.leader != 0 => {
                 crate::log::info(format!(
                     "etcd member is a voter (etcd {}), ready after {} ms",
                     st.version,
@@ -210,20 +211,23 @@ async fn wait_voter(client: &EtcdClient) -> Result<(), Fatal> {
                 ));
                 return Ok(());
             }
-            Ok(_) => {
+            Ok(st) => {
                 if last_log.elapsed() >= Duration::from_secs(5) {
-                    crate::log::info(
-                        "Waiting for etcd: this server has not yet been promoted from learner to voting member",
-                    );
+                    crate::log::info(if st.is_learner {
+                        "Waiting for etcd: this server has not yet been promoted from learner to voting member"
+                    } else {
+                        "Waiting for etcd: the cluster has no leader yet (waiting for a quorum of members)"
+                    });
                     last_log = Instant::now();
                 }
             }
+            // etcd serves clients only once its member is published through raft, which needs
+            // a quorum: wait as long as it takes.
             Err(e) => {
-                if start.elapsed() > Duration::from_secs(120) {
-                    return Err(Fatal(format!("etcd did not become ready: {e}")));
-                }
                 if last_log.elapsed() >= Duration::from_secs(5) {
-                    crate::log::info(format!("Waiting for etcd to become available: {e}"));
+                    crate::log::info(format!(
+                        "Waiting for etcd to become available (a quorum of members must be up): {e}"
+                    ));
                     last_log = Instant::now();
                 }
             }
