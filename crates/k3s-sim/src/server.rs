@@ -68,7 +68,17 @@ pub async fn run(s: Settings) -> Result<(), Fatal> {
 
     let tokens = crate::bootstrap::resolve(&s, &dd)?;
     let (store, etcd) = if ha {
-        let (store, started) = open_etcd(&dd, &node_name, &node_ip, &sans, join.as_ref()).await?;
+        let notice = (join.is_some() && !s.flag("disable-agent"))
+            .then(|| learner_notice(&s, &version, &node_name, &node_ip, &pki));
+        let (store, started) = open_etcd(
+            &dd,
+            &node_name,
+            &node_ip,
+            &sans,
+            join.as_ref(),
+            notice.flatten(),
+        )
+        .await?;
         (store, Some(started))
     } else {
         let ds = FileDatastore::open(&crate::etcd::cluster::file_store_dir(&dd))
@@ -203,6 +213,29 @@ async fn join_source(
     Ok(src)
 }
 
+/// The Node a joining server shows while its member is a learner (member name from
+/// `server/db/etcd/name`, created here when new).
+fn learner_notice(
+    s: &Settings,
+    version: &str,
+    node_name: &str,
+    node_ip: &str,
+    pki: &crate::certs::ServerPki,
+) -> Option<crate::etcd::cluster::LearnerNotice> {
+    let dir = crate::etcd::cluster::db_dir(&DataDir::new(s.data_dir()));
+    let member = crate::etcd::cluster::member_name(&dir, node_name).ok()?;
+    let mut info = crate::netinfo::node_info(s, Role::Server, version, node_name, node_ip);
+    info.etcd = true;
+    info.etcd_member = Some((member, node_ip.to_string()));
+    let mut node = crate::node::new_node(&info).ok()?;
+    let (status, reason, message) = crate::etcd::MemberStatus::Learner.condition();
+    crate::node::set_condition(&mut node, "EtcdIsVoter", status, reason, message);
+    Some(crate::etcd::cluster::LearnerNotice {
+        node,
+        cert: (pki.admin.cert_pem.clone(), pki.admin.key_pem.clone()),
+    })
+}
+
 /// Starts the local etcd member and opens the object store on it, fed by an etcd watch.
 async fn open_etcd(
     dd: &DataDir,
@@ -210,6 +243,7 @@ async fn open_etcd(
     node_ip: &str,
     sans: &[String],
     join: Option<&crate::etcd::join::JoinSource>,
+    notice: Option<crate::etcd::cluster::LearnerNotice>,
 ) -> Result<(Arc<ObjectStore>, crate::etcd::cluster::Started), Fatal> {
     let epki = crate::etcd::pki::ensure(&dd.tls().join("etcd"), sans)
         .map_err(|e| Fatal::ctx("preparing etcd certificates", e))?;
@@ -219,7 +253,7 @@ async fn open_etcd(
         &epki.client.key_pem,
     )
     .map_err(|e| Fatal(e.to_string()))?;
-    let started = crate::etcd::cluster::start(dd, node_name, node_ip, join, tls).await?;
+    let started = crate::etcd::cluster::start(dd, node_name, node_ip, join, notice, tls).await?;
     let client = started.handle.client.clone();
     let ds = crate::etcd::datastore::EtcdDatastore::new(client.clone());
     let store =

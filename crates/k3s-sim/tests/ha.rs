@@ -366,11 +366,15 @@ fn three_servers_share_one_etcd_and_agents_fail_over() {
 }
 
 #[test]
-fn joining_with_different_critical_values_is_refused() {
+fn refused_joins_and_a_learner_until_promoted() {
     let c = Cluster::new();
     let mut s1 = server(&c, "s1", &["--cluster-init"]);
+    // No promotion for now: the next server stays a learner.
+    s1.node
+        .env
+        .push(("K3S_SIM_LEARNER_PROMOTE".into(), "1h".into()));
     s1.node.start();
-    ready(&c, &mut s1);
+    let kc1 = ready(&c, &mut s1);
     let token = server_token(&s1.node);
     let s1_url = s1.url();
     let mut s2 = server(
@@ -413,6 +417,45 @@ fn joining_with_different_critical_values_is_refused() {
         "{}",
         s3.node.log()
     );
+
+    // A joining server is a learner until the etcd leader's server promotes it: its Node shows
+    // EtcdIsVoter False/MemberIsLearner, etcdctl lists a learner, its API is not served yet.
+    let mut s4 = server(&c, "s4", &["--server", &s1_url, "--token", &token]);
+    s4.node.start();
+    let voter = |c: &Cluster| {
+        let out = c.kubectl(
+            &kc1,
+            &[
+                "get",
+                "node",
+                "s4",
+                "-o",
+                "jsonpath={.status.conditions[?(@.type==\"EtcdIsVoter\")].status}/{.status.conditions[?(@.type==\"EtcdIsVoter\")].reason}",
+            ],
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    wait_for("s4 shown as a learner", Duration::from_secs(60), || {
+        (voter(&c) == "False/MemberIsLearner").then_some(())
+    });
+    assert!(members(&s1).iter().any(|(n, l)| n.starts_with("s4-") && *l));
+    assert!(!s4.kubeconfig().exists(), "no API while a learner");
+    wait_for("learner log", Duration::from_secs(30), || {
+        s4.node
+            .log()
+            .contains("this server has not yet been promoted from learner to voting member")
+            .then_some(())
+    });
+    // s1 restarted with the default promotion interval (5s) promotes it.
+    s1.node.stop();
+    s1.node.env.retain(|(k, _)| k != "K3S_SIM_LEARNER_PROMOTE");
+    s1.node.start();
+    ready(&c, &mut s1);
+    ready(&c, &mut s4);
+    wait_for("s4 a voter", Duration::from_secs(60), || {
+        (voter(&c) == "True/MemberNotLearner").then_some(())
+    });
+    assert!(members(&s1).iter().all(|(_, l)| !l));
 }
 
 #[test]

@@ -289,7 +289,11 @@ fn rolling_upgrades_on_one_lab() {
         .position(|l| l.trim() == format!("version: {V133}"))
         .expect("the version line");
     let wanted = format!("change {}:{line} to {V134_4}", s.spec.display());
-    assert!(out.stdout.contains(&wanted), "{wanted} not in:\n{}", out.stdout);
+    assert!(
+        out.stdout.contains(&wanted),
+        "{wanted} not in:\n{}",
+        out.stdout
+    );
 
     // Airgap: --binary FILE. Its version is checked on the first server before anything moves.
     let file = s.stamp(V134_5);
@@ -316,8 +320,15 @@ fn rolling_upgrades_on_one_lab() {
         spec_after,
         spec_before.replace(&format!("version: {V133}"), &format!("version: {V134_5}"))
     );
-    let wanted = format!("spec updated: {}:{line}: k3s.version {V133} -> {V134_5}", s.spec.display());
-    assert!(out.stdout.contains(&wanted), "{wanted} not in:\n{}", out.stdout);
+    let wanted = format!(
+        "spec updated: {}:{line}: k3s.version {V133} -> {V134_5}",
+        s.spec.display()
+    );
+    assert!(
+        out.stdout.contains(&wanted),
+        "{wanted} not in:\n{}",
+        out.stdout
+    );
 }
 
 fn report_overhead(report: &serde_json::Value) {

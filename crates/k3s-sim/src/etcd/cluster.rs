@@ -136,13 +136,24 @@ async fn join_members(
     }
 }
 
+/// What a joining server shows while it is a learner: its Node (with `EtcdIsVoter` False,
+/// `MemberIsLearner`), created through the server it joins, and the client certificate for it.
+pub struct LearnerNotice {
+    /// The Node object.
+    pub node: serde_json::Value,
+    /// Client certificate and key (admin, from the shared client CA).
+    pub cert: (String, String),
+}
+
 /// Starts the local member. `join` is the server to join when there is no etcd data yet and
-/// `--server` is set; without it and without data a new cluster is created.
+/// `--server` is set; without it and without data a new cluster is created. A joining server
+/// shows `notice` (its Node) through the server it joins while it is a learner.
 pub async fn start(
     dd: &DataDir,
     node: &str,
     address: &str,
     join: Option<&JoinSource>,
+    notice: Option<LearnerNotice>,
     tls: Arc<rustls::ClientConfig>,
 ) -> Result<Started, Fatal> {
     let ports =
@@ -180,6 +191,12 @@ pub async fn start(
         EtcdClient::new(&[args::url("127.0.0.1", ports.client)], tls)
             .map_err(|e| Fatal(e.to_string()))?,
     );
+    if let (Some(src), Some(n), Initial::Join(_)) = (join, notice, &initial) {
+        wait_learner(&client).await;
+        if let Err(e) = src.announce(&n.node, &n.cert.0, &n.cert.1).await {
+            crate::log::warn(format!("registering the node while a learner: {e}"));
+        }
+    }
     wait_voter(&client).await?;
     let handle = Arc::new(EtcdHandle {
         client,
@@ -194,6 +211,17 @@ pub async fn start(
         process,
         ports,
     })
+}
+
+/// Waits (up to 30 s) until the local member answers as a learner.
+async fn wait_learner(client: &EtcdClient) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(30) {
+        if client.status().is_ok_and(|st| st.is_learner) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Waits until the local member answers, is a voting member and sees a leader (a quorum of the

@@ -103,4 +103,49 @@ impl JoinSource {
             .map(|a| a.iter().filter_map(Member::from_json).collect())
             .unwrap_or_default())
     }
+
+    /// Creates (or refreshes the conditions of) this server's Node through the server joined,
+    /// with a client certificate: K3s's kubelet registers while etcd is still a learner.
+    pub async fn announce(&self, node: &Value, cert: &str, key: &str) -> Result<(), String> {
+        let client = Client::new(
+            &self.url,
+            &Trust::Ca(self.ca_pem.clone()),
+            Some((cert, key)),
+        )
+        .map_err(|e| e.to_string())?;
+        let name = node["metadata"]["name"].as_str().unwrap_or("");
+        let path = format!("/api/v1/nodes/{name}");
+        let existing = client
+            .request("GET", &path, &[], None)
+            .await
+            .map_err(|e| e.to_string())?;
+        let r = if existing.status == 404 {
+            client
+                .request(
+                    "POST",
+                    "/api/v1/nodes",
+                    &[],
+                    Some(("application/json", node.to_string().into_bytes())),
+                )
+                .await
+        } else {
+            let patch = serde_json::json!({"status": {"conditions": node["status"]["conditions"]}});
+            client
+                .request(
+                    "PATCH",
+                    &format!("{path}/status"),
+                    &[],
+                    Some((
+                        "application/merge-patch+json",
+                        patch.to_string().into_bytes(),
+                    )),
+                )
+                .await
+        }
+        .map_err(|e| e.to_string())?;
+        if r.status >= 300 {
+            return Err(format!("{} {}", r.status, r.text().trim()));
+        }
+        Ok(())
+    }
 }
