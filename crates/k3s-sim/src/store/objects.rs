@@ -95,6 +95,10 @@ struct Inner {
     /// Shared stores: the revision of the last write of each key the cache reflects (deletions
     /// included), so a change arriving late from the feed never overwrites a newer local write.
     key_rev: HashMap<ResourceKey, u64>,
+    /// Shared stores: the last revision applied from the feed. Lists report it (not `rv`, which
+    /// local writes may have moved ahead), so a watch started from a list's version never skips
+    /// an earlier change of another server that the feed has not delivered yet.
+    applied: u64,
 }
 
 /// The object store shared by the API, the controllers and node registration.
@@ -210,6 +214,7 @@ impl ObjectStore {
                 rv,
                 history: VecDeque::new(),
                 key_rev,
+                applied: snapshot.revision,
             }),
             ds,
             tx,
@@ -260,6 +265,7 @@ impl ObjectStore {
             }
         };
         inner.rv = inner.rv.max(revision);
+        inner.applied = inner.applied.max(revision);
         let ev = Event {
             rv: revision,
             kind,
@@ -312,9 +318,10 @@ impl ObjectStore {
         self.ds.put(key, value)
     }
 
-    /// The current resource version.
+    /// The current resource version (with a shared store: the last one the feed delivered).
     pub fn current_rv(&self) -> u64 {
-        self.lock().rv
+        let inner = self.lock();
+        if self.shared { inner.applied } else { inner.rv }
     }
 
     /// One object.
@@ -331,7 +338,8 @@ impl ObjectStore {
             .filter(|(k, _)| k.resource == resource && namespace.is_none_or(|ns| k.namespace == ns))
             .map(|(_, v)| v.clone())
             .collect();
-        (items, inner.rv)
+        let rv = if self.shared { inner.applied } else { inner.rv };
+        (items, rv)
     }
 
     /// Subscribes to changes; also returns the recent history for resuming watches.
@@ -649,6 +657,162 @@ mod tests {
             3,
             "resource versions never go back after a restart"
         );
+    }
+
+    /// Store revision and key → (value, revision).
+    type MemState = (u64, BTreeMap<String, (Vec<u8>, u64)>);
+
+    /// A shared store in memory: revisions and preconditions like etcd.
+    #[derive(Default)]
+    struct Mem {
+        state: std::sync::Mutex<MemState>,
+    }
+
+    impl Datastore for std::sync::Arc<Mem> {
+        fn load_all(&self) -> Result<super::super::Snapshot, super::super::StoreError> {
+            let st = self.state.lock().expect("lock");
+            Ok(super::super::Snapshot {
+                records: st
+                    .1
+                    .iter()
+                    .map(|(k, (v, r))| Record {
+                        key: k.clone(),
+                        value: v.clone(),
+                        revision: *r,
+                    })
+                    .collect(),
+                revision: st.0,
+            })
+        }
+        fn get(&self, key: &str) -> Result<Option<Record>, super::super::StoreError> {
+            let st = self.state.lock().expect("lock");
+            Ok(st.1.get(key).map(|(v, r)| Record {
+                key: key.into(),
+                value: v.clone(),
+                revision: *r,
+            }))
+        }
+        fn write(
+            &self,
+            key: &str,
+            op: Write<'_>,
+            expect: Expect,
+        ) -> Result<Outcome, super::super::StoreError> {
+            let mut st = self.state.lock().expect("lock");
+            let cur = st.1.get(key).map(|(v, r)| Record {
+                key: key.into(),
+                value: v.clone(),
+                revision: *r,
+            });
+            let ok = match expect {
+                Expect::Any => true,
+                Expect::Absent => cur.is_none(),
+                Expect::Revision(r) => cur.as_ref().is_some_and(|c| c.revision == r),
+            };
+            if !ok {
+                return Ok(Outcome::Conflict(cur));
+            }
+            st.0 += 1;
+            let rev = st.0;
+            match op {
+                Write::Put(v) => {
+                    st.1.insert(key.into(), (v.to_vec(), rev));
+                }
+                Write::Delete => {
+                    st.1.remove(key);
+                }
+            }
+            Ok(Outcome::Committed(Some(rev)))
+        }
+        fn shared(&self) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn shared_store_takes_revisions_and_events_from_the_store() {
+        let mem = std::sync::Arc::new(Mem::default());
+        let a = ObjectStore::open(Box::new(mem.clone())).expect("a");
+        let b = ObjectStore::open(Box::new(mem.clone())).expect("b");
+        let (mut rx, _) = a.subscribe();
+        let pod = a
+            .create(
+                "pods",
+                "default",
+                json!({"metadata": {"name": "p"}, "spec": {"x": 1}}),
+            )
+            .expect("create");
+        assert_eq!(
+            pod["metadata"]["resourceVersion"], "1",
+            "the store's revision"
+        );
+        assert!(
+            rx.try_recv().is_err(),
+            "no event before the feed delivers it"
+        );
+        assert_eq!(
+            a.list("pods", None).1,
+            0,
+            "lists report what the feed delivered"
+        );
+        // b writes the same object first (it learned it from the feed): a's stale write loses,
+        // and a's modify retries on the fresh object.
+        let key = ResourceKey::new("pods", "default", "p");
+        let stored = mem
+            .get("/registry/pods/default/p")
+            .expect("get")
+            .expect("some");
+        b.apply_change(
+            1,
+            &stored.key,
+            Change::Put {
+                value: &stored.value,
+                created: true,
+            },
+        );
+        b.modify(&key, |o| {
+            o["spec"]["x"] = json!(2);
+            Ok(())
+        })
+        .expect("b modifies");
+        let mut calls = 0;
+        let out = a
+            .modify(&key, |o| {
+                calls += 1;
+                o["metadata"]["labels"] = json!({"seen": o["spec"]["x"].to_string()});
+                Ok(())
+            })
+            .expect("a modifies after a retry");
+        assert_eq!(calls, 2, "the first attempt lost the race");
+        assert_eq!(out["metadata"]["labels"]["seen"], "2");
+        assert_eq!(out["metadata"]["resourceVersion"], "3");
+        // A late change (revision 2) never overwrites a's newer local write (revision 3).
+        let r2 = serde_json::to_vec(&json!({"metadata": {"name": "p"}, "spec": {"x": 2}}))
+            .expect("json");
+        a.apply_change(
+            1,
+            "/registry/pods/default/p",
+            Change::Put {
+                value: &stored.value,
+                created: true,
+            },
+        );
+        a.apply_change(
+            2,
+            "/registry/pods/default/p",
+            Change::Put {
+                value: &r2,
+                created: false,
+            },
+        );
+        assert_eq!(a.get(&key).expect("p")["metadata"]["resourceVersion"], "3");
+        assert_eq!(rx.try_recv().expect("added").kind, EventType::Added);
+        assert_eq!(rx.try_recv().expect("modified").rv, 2);
+        assert_eq!(a.list("pods", None).1, 2);
+        // An update with a stale resourceVersion is a conflict.
+        let mut stale = pod.clone();
+        stale["spec"]["x"] = json!(9);
+        assert_eq!(a.update(&key, stale).expect_err("stale").reason, "Conflict");
     }
 
     #[test]
