@@ -1,6 +1,7 @@
 //! End-to-end: rolling K3s upgrades on a lab (1 server + 3 agents) with stand-in releases
 //! v1.33.x → v1.34.y served by a local release site and channel server with the real URL
-//! shapes. One lab carries the scenarios in order (each host boot costs CPU on CI):
+//! shapes. One lab carries the scenarios in order (each host boot costs CPU on CI): an upgrade
+//! started right after apply while a kube-system pod is still Pending (the gate waits), the
 //! dry run and refusals, the watched rollout through a channel redirect, a PodDisruptionBudget
 //! that blocks (then disableEviction), a SIGKILLed rollout resumed with a person's cordon kept,
 //! and a release that fails to start on its first node, fixed and resumed.
@@ -14,7 +15,7 @@ mod watcher;
 
 use std::time::{Duration, Instant};
 
-use scenario::{Scenario, V133, V134_1, V134_2, V134_3, V134_4, V134_5};
+use scenario::{Scenario, V133, V133_4, V134_1, V134_2, V134_3, V134_4, V134_5};
 use watcher::Watcher;
 
 const WORKLOADS: &str = r#"
@@ -70,12 +71,59 @@ spec:
     )
 }
 
+/// A kube-system workload that can only start on a node labelled `settle=yes`: its pod stays
+/// Pending until the test sets the label, as a freshly applied cluster's pods are for a while.
+const SETTLING: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: settle, namespace: kube-system}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: settle}}
+  template:
+    metadata: {labels: {app: settle}}
+    spec:
+      nodeSelector: {settle: "yes"}
+      containers: [{name: s, image: busybox}]
+"#;
+
 #[test]
 fn rolling_upgrades_on_one_lab() {
     let s = Scenario::boot("upg", 4);
     let server = s.hosts[0].clone();
     let agents: Vec<String> = s.hosts[1..].to_vec();
+    s.write_spec(V133_4, "disableEviction: false");
     s.apply_initial();
+
+    // Upgrade right after apply: the cluster is still settling (a kube-system pod Pending).
+    // The initial gate waits, saying for what, instead of refusing; once the pod can start,
+    // the rollout runs (and the gate after the drained agent waits for it again).
+    s.kubectl_apply(SETTLING);
+    let mut run = s.spawn_upgrade(&["--to", V133]);
+    let line = run.wait_for(
+        &[
+            "waiting for the cluster to settle",
+            "pod kube-system/settle-",
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(line.contains("Pending"), "{line}");
+    assert!(
+        s.versions().values().all(|v| v == V133_4),
+        "a node moved while the gate waited: {:?}",
+        s.versions()
+    );
+    s.kubectl(&["label", "node", &agents[0], "settle=yes"]);
+    let out = run.finish();
+    assert!(out.ok, "upgrade right after apply failed:\n{}", out.text);
+    assert!(
+        s.versions().values().all(|v| v == V133),
+        "{:?}",
+        s.versions()
+    );
+    assert!(s.unschedulable().is_empty());
+    s.kubectl(&["-n", "kube-system", "delete", "deployment", "settle"]);
+    s.write_spec(V133, "disableEviction: false");
     s.kubectl_apply(WORKLOADS);
     s.wait_ready_replicas("web", 3);
 

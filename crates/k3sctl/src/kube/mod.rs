@@ -24,9 +24,9 @@ pub use drain::{DrainOptions, DrainReport, drain_node, pods_on_node, preview_dra
 pub use drain_plan::{BlockReason, DrainPlan, DrainRules, PodRef, SkipReason, plan_drain, pod_ref};
 pub use error::{KubeError, status_code};
 pub use eviction::{Removal, delete, evict, eviction_body};
-pub use health::{pod_problem, readyz, unhealthy_pods};
+pub use health::{PodHealth, pod_health, pod_healths, pod_problem, readyz, unhealthy_pods};
 pub use kube::Client;
-pub use nodes::{NodeInfo, get_node, list_nodes};
+pub use nodes::{Condition, ETCD_IS_VOTER, ETCD_ROLE_LABEL, NodeInfo, get_node, list_nodes};
 pub use pdb::{describe_pdb, matching_pdbs, selector_matches};
 pub use wait::{
     Poll, node_matches, poll_until, ready_posted_after, wait_node_ready, wait_node_ready_after,

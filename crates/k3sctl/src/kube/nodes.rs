@@ -8,6 +8,12 @@ use kube::api::{Api, ListParams};
 
 use super::error::KubeError;
 
+/// The Node condition K3s sets on embedded-etcd servers: `True` for a healthy voting member,
+/// `False` for a learner, an unhealthy or an unjoined member.
+pub const ETCD_IS_VOTER: &str = "EtcdIsVoter";
+/// The label K3s puts on embedded-etcd servers.
+pub const ETCD_ROLE_LABEL: &str = "node-role.kubernetes.io/etcd";
+
 /// What k3sctl looks at in a Node object.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NodeInfo {
@@ -30,24 +36,45 @@ pub struct NodeInfo {
     pub labels: BTreeMap<String, String>,
     /// metadata.resourceVersion, for conflict-checked patches.
     pub resource_version: Option<String>,
+    /// metadata.creationTimestamp (set by the API server when the node registered), Unix
+    /// seconds.
+    pub created: Option<i64>,
+    /// When the Ready condition last changed status, Unix seconds of the node's own clock.
+    pub ready_since: Option<i64>,
+    /// K3s's `EtcdIsVoter` condition on servers of an embedded-etcd cluster; `None` on nodes
+    /// without it (agents, SQLite servers).
+    pub etcd_voter: Option<Condition>,
+}
+
+/// A node condition other than Ready, as k3sctl reads it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Condition {
+    /// status is `True`.
+    pub status: bool,
+    /// Reason and message, when the condition has them.
+    pub detail: Option<String>,
+}
+
+fn condition_detail(c: &k8s_openapi::api::core::v1::NodeCondition) -> Option<String> {
+    let parts: Vec<&str> = [c.reason.as_deref(), c.message.as_deref()]
+        .into_iter()
+        .flatten()
+        .filter(|s| !s.is_empty())
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(": "))
 }
 
 impl NodeInfo {
     /// Summarises a Node object.
     pub fn from_node(node: &Node) -> Self {
-        let ready_condition = node
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"));
-        let ready_detail = ready_condition.and_then(|c| {
-            let parts: Vec<&str> = [c.reason.as_deref(), c.message.as_deref()]
-                .into_iter()
-                .flatten()
-                .filter(|s| !s.is_empty())
-                .collect();
-            (!parts.is_empty()).then(|| parts.join(": "))
-        });
+        let condition = |kind: &str| {
+            node.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .and_then(|cs| cs.iter().find(|c| c.type_ == kind))
+        };
+        let ready_condition = condition("Ready");
+        let ready_detail = ready_condition.and_then(condition_detail);
         let ready_posted = ready_condition
             .and_then(|c| {
                 c.last_heartbeat_time
@@ -74,7 +101,25 @@ impl NodeInfo {
             annotations: node.metadata.annotations.clone().unwrap_or_default(),
             labels: node.metadata.labels.clone().unwrap_or_default(),
             resource_version: node.metadata.resource_version.clone(),
+            created: node
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .map(|t| t.0.as_second()),
+            ready_since: ready_condition
+                .and_then(|c| c.last_transition_time.as_ref())
+                .map(|t| t.0.as_second()),
+            etcd_voter: condition(ETCD_IS_VOTER).map(|c| Condition {
+                status: c.status == "True",
+                detail: condition_detail(c),
+            }),
         }
+    }
+
+    /// Carries K3s's etcd role label (`node-role.kubernetes.io/etcd=true`): a member of the
+    /// embedded etcd cluster.
+    pub fn is_etcd_member(&self) -> bool {
+        self.labels.get(ETCD_ROLE_LABEL).map(String::as_str) == Some("true")
     }
 
     /// A one-line state for messages: `Ready=True kubelet v1.34.3+k3s1 cordoned`.
@@ -134,11 +179,15 @@ mod tests {
     fn summarises_ready_version_cordon_and_annotations() {
         let n = node(serde_json::json!({
             "metadata": {"name": "a", "resourceVersion": "42",
+                         "creationTimestamp": "2026-11-21T07:00:00Z",
+                         "labels": {"node-role.kubernetes.io/etcd": "true"},
                          "annotations": {"k3sctl.io/cordoned-for": "upgrade to v1.34.3+k3s1"}},
             "spec": {"unschedulable": true},
             "status": {
                 "conditions": [
                     {"type": "MemoryPressure", "status": "False"},
+                    {"type": "EtcdIsVoter", "status": "False", "reason": "MemberIsLearner",
+                     "message": "Node has not been promoted to a voting member"},
                     {"type": "Ready", "status": "True", "reason": "KubeletReady",
                      "lastHeartbeatTime": "2026-11-21T09:00:10Z",
                      "lastTransitionTime": "2026-11-21T08:00:00Z"}
@@ -158,6 +207,18 @@ mod tests {
         // 2026-11-21T09:00:10Z: the heartbeat wins over the transition time.
         assert_eq!(info.ready_posted, Some(1_795_251_610));
         assert_eq!(info.describe(), "Ready=True kubelet v1.33.5+k3s1 cordoned");
+        assert_eq!(info.created, Some(1_795_251_610 - 2 * 3600 - 10));
+        assert_eq!(info.ready_since, Some(1_795_251_610 - 3600 - 10));
+        assert!(info.is_etcd_member());
+        assert_eq!(
+            info.etcd_voter,
+            Some(Condition {
+                status: false,
+                detail: Some(
+                    "MemberIsLearner: Node has not been promoted to a voting member".into()
+                ),
+            })
+        );
     }
 
     #[test]
@@ -166,6 +227,8 @@ mod tests {
         assert!(!info.ready);
         assert!(!info.unschedulable);
         assert_eq!(info.ready_posted, None);
+        assert_eq!(info.etcd_voter, None);
+        assert!(!info.is_etcd_member());
         assert_eq!(info.describe(), "Ready=False kubelet unknown");
         let not_ready = node(serde_json::json!({
             "metadata": {"name": "c"},

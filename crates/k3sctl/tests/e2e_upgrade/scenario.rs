@@ -13,6 +13,7 @@ use super::release_site::ReleaseSite;
 use super::watcher::kubectl_json;
 use k3sctl::ops::kube_api::TunnelConnector;
 
+pub const V133_4: &str = "v1.33.4+k3s1";
 pub const V133: &str = "v1.33.5+k3s1";
 pub const V134_1: &str = "v1.34.1+k3s1";
 pub const V134_2: &str = "v1.34.2+k3s1";
@@ -34,6 +35,50 @@ impl Out {
             .lines()
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect()
+    }
+}
+
+/// A `k3sctl upgrade` running in the background.
+pub struct Running {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Running {
+    /// Waits (up to `limit`) for a progress line containing every one of `patterns`; returns it.
+    pub fn wait_for(&mut self, patterns: &[&str], limit: Duration) -> String {
+        let start = Instant::now();
+        loop {
+            let left = limit.saturating_sub(start.elapsed());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if patterns.iter().all(|p| line.contains(p)) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "no line with {patterns:?} within {limit:?}; seen:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Waits for the end; stdout, and stderr with the lines already read.
+    pub fn finish(mut self) -> Out {
+        let mut stdout = String::new();
+        if let Some(mut out) = self.child.stdout.take() {
+            std::io::Read::read_to_string(&mut out, &mut stdout).expect("read stdout");
+        }
+        let status = self.child.wait().expect("wait k3sctl");
+        self.seen.extend(self.lines.iter());
+        Out {
+            ok: status.success(),
+            text: format!("{stdout}\n{}", self.seen.join("\n")),
+            stdout,
+        }
     }
 }
 
@@ -101,7 +146,7 @@ impl Scenario {
             sim,
             dir,
         };
-        for v in [V133, super::scenario::V134_1, V134_2, V134_3] {
+        for v in [V133_4, V133, super::scenario::V134_1, V134_2, V134_3] {
             s.good_release(v);
         }
         s.write_spec(V133, "disableEviction: false");
@@ -218,6 +263,32 @@ impl Scenario {
             ok: out.status.success(),
             text: format!("{stdout}\n{stderr}"),
             stdout,
+        }
+    }
+
+    /// Starts `k3sctl upgrade ARGS` in the background; its progress lines are read as they come.
+    pub fn spawn_upgrade(&self, args: &[&str]) -> Running {
+        let mut child = self
+            .k3sctl()
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn k3sctl");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("(running) {line}");
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running {
+            child,
+            lines,
+            seen: Vec::new(),
         }
     }
 

@@ -154,11 +154,11 @@ pub(super) async fn decide(
             let rollout = new_rollout(cluster, reporter, target, binaries, archs.clone());
             restart_first_server(&rollout).await?;
             // The agents reconnect to the restarted server; give them the time they need.
-            let _ = gate::wait_healthy(
-                &cluster.api.client,
-                rollout.policy.node_ready_timeout.to_std(),
-            )
-            .await;
+            let limits = gate::GateLimits {
+                timeout: rollout.policy.gate_timeout.to_std(),
+                grace: rollout.policy.node_ready_timeout.to_std(),
+            };
+            let _ = gate::wait_gate(&cluster.api.client, limits, &|_| {}).await;
             let nodes = observe_nodes(cluster).await?;
             check_target(target, &source, &nodes)?;
             nodes

@@ -1,8 +1,10 @@
 //! Why an upgrade stopped: each variant says where (node, step) and what to do.
 
+use super::gate::GateFailure;
 use crate::kube::KubeError;
 use crate::ops::OpsError;
 use crate::plan::upgrade::UpgradeRefusal;
+use crate::plan::upgrade::quorum::QuorumRisk;
 
 /// A node whose upgrade failed, the step, what happened and the journal lines that explain it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -51,11 +53,19 @@ pub enum UpgradeError {
     Target(String),
     /// The cluster is not healthy before the first node.
     #[error(
-        "the cluster is not healthy, so the upgrade did not start (nothing was changed):\n{}\n  \
-         hint: fix these first, or pass --skip-initial-gate to upgrade anyway",
-        .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n")
+        "the cluster is {0}\n  the upgrade did not start (nothing was changed)\n  \
+         hint: fix these first (or raise upgrade.gateTimeout if the cluster only needs longer \
+         to settle), or pass --skip-initial-gate to upgrade anyway"
     )]
-    InitialGate(Vec<String>),
+    InitialGate(GateFailure),
+    /// Taking a server down now could lose etcd quorum (HA clusters).
+    #[error(
+        "refusing to upgrade: taking a server down now could lose etcd quorum (nothing was \
+         changed):\n{0}\n  hint: wait until every server is Ready and a voting member (K3s \
+         promotes a learner that caught up within about 15s), or bring back the server that is \
+         down, then re-run"
+    )]
+    Quorum(QuorumRisk),
     /// The cluster does not match the spec (a host without a Node object).
     #[error("{0}")]
     Cluster(String),

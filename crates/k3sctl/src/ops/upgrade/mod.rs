@@ -39,9 +39,10 @@ use self::stage::stage_all;
 use super::OpsError;
 use super::connect::ConnectOptions;
 use crate::k3s::version::K3sVersion;
-use crate::kube::{DrainRules, preview_drain};
+use crate::kube::{DrainRules, list_nodes, preview_drain};
+use crate::plan::upgrade::quorum::may_take_down;
 use crate::plan::upgrade::{
-    DrainPreview, NodeAction, UpgradePlan, plan_upgrade, render_upgrade_plan,
+    DrainPreview, NodeAction, NodeKind, UpgradePlan, plan_upgrade, render_upgrade_plan,
 };
 use crate::run::lock::{Acquired, LockHolder, acquire, release};
 use crate::run::{Event, EventKind, Reporter};
@@ -97,6 +98,14 @@ impl UpgradeReport {
     /// Whether every node is at the target and the smoke check passed.
     fn upgraded(&self) -> bool {
         self.failures.is_empty() && self.smoke.as_ref().is_some_and(Smoke::passed)
+    }
+}
+
+/// The gate's limits from the spec's upgrade policy.
+fn gate_limits(policy: &crate::spec::UpgradePolicy) -> gate::GateLimits {
+    gate::GateLimits {
+        timeout: policy.gate_timeout.to_std(),
+        grace: policy.node_ready_timeout.to_std(),
     }
 }
 
@@ -210,6 +219,23 @@ async fn planned(
     (report, plan)
 }
 
+/// HA: before anything changes, refuses when the first server to go down could cost etcd its
+/// quorum (a member down, a learner, members and servers differing). Not skipped by
+/// `--skip-initial-gate`: quorum is not negotiable.
+async fn check_quorum_first(cluster: &Cluster, plan: &UpgradePlan) -> Result<(), UpgradeError> {
+    if !cluster.is_ha() {
+        return Ok(());
+    }
+    let Some(first) = plan
+        .nodes()
+        .find(|n| n.kind == NodeKind::Server && matches!(n.action, NodeAction::Upgrade { .. }))
+    else {
+        return Ok(());
+    };
+    let nodes = list_nodes(&cluster.api.client).await?;
+    may_take_down(&cluster.servers(), &nodes, &first.name).map_err(UpgradeError::Quorum)
+}
+
 async fn run_locked(
     cluster: &Cluster,
     options: &UpgradeOptions,
@@ -238,6 +264,7 @@ async fn run_locked(
         Some(b) => b,
         None => download(&cluster.spec, &decided.target, &arch_set(&decided.archs)).await?,
     };
+    check_quorum_first(cluster, &plan).await?;
     if options.skip_initial_gate {
         info(
             reporter.as_ref(),
@@ -246,15 +273,30 @@ async fn run_locked(
             "initial health gate skipped (--skip-initial-gate)",
         );
     } else {
-        let problems = gate::health_problems(client).await?;
-        if !problems.is_empty() {
-            return Err(UpgradeError::InitialGate(problems));
-        }
-        info(
-            reporter.as_ref(),
-            "cluster",
-            "health-gate",
-            "all nodes Ready, kube-system pods Running",
+        let t = std::time::Instant::now();
+        let waiting = |w: &[String]| {
+            info(
+                reporter.as_ref(),
+                "cluster",
+                "health-gate",
+                format!("waiting for the cluster to settle: {}", w.join("; ")),
+            );
+        };
+        gate::wait_gate(
+            client,
+            gate_limits(&cluster.spec.cluster.spec.upgrade),
+            &waiting,
+        )
+        .await
+        .map_err(UpgradeError::InitialGate)?;
+        reporter.report(
+            Event::new(
+                "cluster",
+                "health-gate",
+                EventKind::Done,
+                "all nodes Ready, kube-system pods Running",
+            )
+            .took(t.elapsed()),
         );
     }
     let rollout = new_rollout(cluster, reporter, plan.target, binaries, decided.archs);

@@ -15,8 +15,9 @@ use crate::k3s::config::NodeRole;
 use crate::k3s::unit::{BINARY_PATH, unit_name};
 use crate::kube::{
     CORDONED_FOR, CordonOutcome, DrainOptions, DrainRules, Poll, UncordonOutcome, cordon,
-    drain_node, readyz, uncordon_if_ours, wait_node_ready,
+    drain_node, list_nodes, readyz, uncordon_if_ours, wait_node_ready,
 };
+use crate::plan::upgrade::quorum::{check_quorum, may_take_down, server_back};
 use crate::plan::upgrade::{NodeAction, NodeKind, PlannedNode};
 use crate::run::EventKind;
 
@@ -245,6 +246,84 @@ impl NodeRun<'_, '_> {
         Ok(())
     }
 
+    fn is_ha_server(&self) -> bool {
+        self.node.kind == NodeKind::Server && self.rollout.cluster.is_ha()
+    }
+
+    /// HA: refuses to take this server down unless every other member is a healthy voter.
+    async fn check_quorum_before(&mut self) -> Result<(), NodeFailure> {
+        let t = Instant::now();
+        let servers = self.rollout.cluster.servers();
+        let nodes = list_nodes(&self.rollout.cluster.api.client)
+            .await
+            .map_err(|e| self.fail("quorum", e.to_string(), None))?;
+        if let Err(risk) = may_take_down(&servers, &nodes, &self.node.name) {
+            return Err(self.fail(
+                "quorum",
+                format!(
+                    "not taking this server down: it could lose etcd quorum\n{risk}\n  hint: \
+                     bring every server back as a voting member, then re-run"
+                ),
+                None,
+            ));
+        }
+        self.done(
+            "quorum",
+            format!(
+                "every etcd member is a healthy voter ({} of {})",
+                servers.len(),
+                servers.len()
+            ),
+            t,
+        );
+        Ok(())
+    }
+
+    /// HA: waits until this server is back as a voting member and every member is a healthy
+    /// voter again, before the next server may go down.
+    async fn wait_voter(&mut self) -> Result<(), NodeFailure> {
+        let t = Instant::now();
+        let client = &self.rollout.cluster.api.client;
+        let timeout = self.rollout.policy.node_ready_timeout.to_std();
+        let servers = self.rollout.cluster.servers();
+        loop {
+            let risk = match list_nodes(client).await {
+                Ok(nodes) => match check_quorum(&servers, &nodes) {
+                    Ok(()) => break,
+                    Err(risk) => Some((server_back(&self.node.name, &nodes), risk)),
+                },
+                Err(_) => None,
+            };
+            if t.elapsed() >= timeout {
+                self.watch.waited(t.elapsed());
+                let text = match risk {
+                    Some((lacks, risk)) => format!(
+                        "the etcd cluster did not have every server back as a voting member \
+                         within {}s{}\n{risk}",
+                        timeout.as_secs(),
+                        lacks.map(|l| format!(" ({l})")).unwrap_or_default()
+                    ),
+                    None => format!(
+                        "the API did not answer within {}s, so etcd's members could not be read",
+                        timeout.as_secs()
+                    ),
+                };
+                return Err(self.fail_with_journal("wait-voter", text).await);
+            }
+            tokio::time::sleep(API_POLL).await;
+        }
+        self.watch.waited(t.elapsed());
+        self.done(
+            "wait-voter",
+            format!(
+                "a voting etcd member again; all {} members are healthy voters",
+                servers.len()
+            ),
+            t,
+        );
+        Ok(())
+    }
+
     async fn uncordon(&mut self) -> Result<(), NodeFailure> {
         let t = Instant::now();
         let client = &self.rollout.cluster.api.client;
@@ -324,6 +403,9 @@ pub async fn run_node(
 
 async fn steps(run: &mut NodeRun<'_, '_>) -> Result<(), NodeFailure> {
     if let NodeAction::Upgrade { drain, .. } = run.node.action {
+        if run.is_ha_server() {
+            run.check_quorum_before().await?;
+        }
         run.cordon().await?;
         if drain {
             run.drain().await?;
@@ -332,6 +414,9 @@ async fn steps(run: &mut NodeRun<'_, '_>) -> Result<(), NodeFailure> {
         run.restart().await?;
     }
     run.wait_ready().await?;
+    if run.is_ha_server() {
+        run.wait_voter().await?;
+    }
     run.clear_marker().await?;
     run.uncordon().await
 }

@@ -43,6 +43,20 @@ impl Cluster {
             .cloned()
             .ok_or_else(|| UpgradeError::Cluster(format!("{host}: no connection")))
     }
+
+    /// The spec's servers, in spec order.
+    pub fn servers(&self) -> Vec<&str> {
+        self.hosts
+            .iter()
+            .filter(|h| h.role == Role::Server)
+            .map(|h| h.name.as_str())
+            .collect()
+    }
+
+    /// More than one server: embedded etcd, whose quorum the upgrade must keep.
+    pub fn is_ha(&self) -> bool {
+        self.servers().len() > 1
+    }
 }
 
 /// Loads the spec, connects to every host and to the API.

@@ -8,7 +8,7 @@ use futures_util::future::join_all;
 
 use super::context::{NodeOutcome, NodeRecord, Rollout, Stopwatch};
 use super::error::NodeFailure;
-use super::gate::wait_healthy;
+use super::gate::{GateLimits, wait_gate};
 use super::node::run_node;
 use crate::plan::upgrade::{Batch, Lane, NodeKind, UpgradePlan};
 use crate::run::{Event, EventKind};
@@ -41,12 +41,19 @@ fn untouched(batches: &[Batch]) -> Vec<NodeRecord> {
 async fn gate(rollout: &Rollout<'_>, lane: &Lane, batch: &Batch) -> Result<(), NodeFailure> {
     let t = Instant::now();
     let names: Vec<&str> = batch.nodes.iter().map(|n| n.name.as_str()).collect();
-    let result = wait_healthy(
-        &rollout.cluster.api.client,
-        rollout.policy.node_ready_timeout.to_std(),
-    )
-    .await;
-    match result {
+    let waiting = |w: &[String]| {
+        rollout.say(
+            &lane.name,
+            "health-gate",
+            EventKind::Info,
+            format!("waiting for the cluster to settle: {}", w.join("; ")),
+        );
+    };
+    let limits = GateLimits {
+        timeout: rollout.policy.gate_timeout.to_std(),
+        grace: rollout.policy.node_ready_timeout.to_std(),
+    };
+    match wait_gate(&rollout.cluster.api.client, limits, &waiting).await {
         Ok(()) => {
             rollout.reporter.report(
                 Event::new(
@@ -59,12 +66,8 @@ async fn gate(rollout: &Rollout<'_>, lane: &Lane, batch: &Batch) -> Result<(), N
             );
             Ok(())
         }
-        Err(problems) => {
-            let error = format!(
-                "the cluster did not become healthy within {}s after this node: {}",
-                rollout.policy.node_ready_timeout.as_secs(),
-                problems.join("; ")
-            );
+        Err(problem) => {
+            let error = format!("after this node, the cluster is {problem}");
             rollout.say(&lane.name, "health-gate", EventKind::Failed, error.clone());
             Err(NodeFailure {
                 node: names.join(", "),

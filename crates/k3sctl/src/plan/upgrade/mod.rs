@@ -6,7 +6,9 @@
 //! server it talks to, so no agent may reach the new version before every server runs it (the
 //! seed runbook upgraded workers first, which breaks that rule when the target is a new minor).
 
+pub mod gate;
 mod order;
+pub mod quorum;
 mod rules;
 mod show;
 

@@ -40,8 +40,15 @@ pub struct UpgradePolicy {
     pub groups: GroupOrder,
     /// How long a drain may take before the upgrade of that node fails.
     pub drain_timeout: Duration,
-    /// How long a node may take to be Ready again after its upgrade.
+    /// How long a node may take to be Ready again after its upgrade; also the grace period a
+    /// NotReady node gets (from its registration or its last Ready change) before a health gate
+    /// counts it as failed.
     pub node_ready_timeout: Duration,
+    /// How long a health gate (before the first node and after each batch) waits for the cluster
+    /// to settle: pods Pending or ContainerCreating, nodes that just registered. States that
+    /// waiting does not fix (CrashLoopBackOff, ImagePullBackOff, a node NotReady past its grace
+    /// period) stop the upgrade at once.
+    pub gate_timeout: Duration,
     /// Drain pods that use emptyDir volumes (their data is lost).
     pub delete_empty_dir_data: bool,
     /// Delete pods instead of evicting them, bypassing PodDisruptionBudgets.
@@ -59,6 +66,7 @@ impl Default for UpgradePolicy {
             groups: GroupOrder::Sequential,
             drain_timeout: Duration::from_secs(300),
             node_ready_timeout: Duration::from_secs(300),
+            gate_timeout: Duration::from_secs(300),
             delete_empty_dir_data: true,
             disable_eviction: false,
             force: false,
