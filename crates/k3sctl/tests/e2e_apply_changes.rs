@@ -1,7 +1,9 @@
 //! End to end on the lab with the stand-in: changes to a running cluster. A registry mirror
 //! change reaches every node and restarts them one at a time although the agents are in
 //! different groups; a lock held by someone else stops apply naming the holder until
-//! `--force-unlock`; a deleted Node object is repaired by the next apply.
+//! `--force-unlock`; a deleted Node object is repaired by the next apply; a server taint from
+//! the spec is enforced on the live Node (K3s sets `node-taint` only at registration) and
+//! removed when the spec drops it, while a taint a person set stays.
 
 use std::process::Command;
 
@@ -27,6 +29,56 @@ fn spec_text(base: &str, mirror: &str) -> String {
         "  registries:\n    mirrors:\n      docker.io:\n        endpoints: [\"{mirror}\"]\n"
     ));
     out
+}
+
+/// `spec` with `taints` added to the server host.
+fn with_server_taint(spec: &str, taint: &str) -> String {
+    let mut out = String::new();
+    for line in spec.lines() {
+        out.push_str(line);
+        out.push('\n');
+        if line.trim() == "role: server" {
+            out.push_str(&format!("    taints: [\"{taint}\"]\n"));
+        }
+    }
+    out
+}
+
+/// The node's taints (`key[=value]:Effect`) and k3sctl's ownership annotation.
+fn node_taints(kubeconfig: &std::path::Path, node: &str) -> (Vec<String>, String) {
+    let out = Command::new(kubectl())
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(["get", "node", node, "-o", "json"])
+        .output()
+        .expect("kubectl runs");
+    assert!(out.status.success(), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("node json");
+    let taints = v["spec"]["taints"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|t| match t["value"].as_str() {
+            Some(value) if !value.is_empty() => {
+                format!(
+                    "{}={value}:{}",
+                    t["key"].as_str().unwrap_or(""),
+                    t["effect"].as_str().unwrap_or("")
+                )
+            }
+            _ => format!(
+                "{}:{}",
+                t["key"].as_str().unwrap_or(""),
+                t["effect"].as_str().unwrap_or("")
+            ),
+        })
+        .collect();
+    let owned = v["metadata"]["annotations"]["k3sctl.io/taints"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    (taints, owned)
 }
 
 /// Start time of the unit's main process, in microseconds of the (shared) monotonic clock.
@@ -188,6 +240,63 @@ fn mirror_change_rolls_one_node_at_a_time_lock_names_its_holder_and_lost_nodes_a
         "not repaired: {}",
         text(&nodes)
     );
+    let plan = k3sctl(&["plan", "-c", &spec_arg, "--detailed-exitcode"]);
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
+
+    // Controller taint: enforced on the live Node, recorded as k3sctl's.
+    const CP: &str = "node-role.kubernetes.io/control-plane:NoSchedule";
+    let server = hosts[0].name.clone();
+    let mirror_b = spec_text(&base, "http://mirror-b.example:5000");
+    std::fs::write(&spec, with_server_taint(&mirror_b, CP)).expect("write spec");
+    let out = k3sctl(&["apply", "-c", &spec_arg]);
+    assert!(out.status.success(), "taint apply:\n{}", text(&out));
+    let (taints, owned) = node_taints(&kubeconfig, &server);
+    assert!(taints.contains(&CP.to_string()), "{taints:?}");
+    assert_eq!(owned, CP);
+    // K3s does not put it back by itself (registration-only): a person removes it, the plan
+    // shows it, apply restores it on the live Node without restarting anything.
+    let untaint = Command::new(kubectl())
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(["taint", "node", &server, &format!("{CP}-")])
+        .output()
+        .expect("kubectl runs");
+    assert!(untaint.status.success(), "{}", text(&untaint));
+    let person = Command::new(kubectl())
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(["taint", "node", &server, "person=1:PreferNoSchedule"])
+        .output()
+        .expect("kubectl runs");
+    assert!(person.status.success(), "{}", text(&person));
+    let plan = k3sctl(&["plan", "-c", &spec_arg, "--detailed-exitcode"]);
+    assert_eq!(plan.status.code(), Some(2), "{}", text(&plan));
+    assert!(
+        text(&plan).contains(&format!("node taints: add {CP}")),
+        "{}",
+        text(&plan)
+    );
+    let started = started_us(&lab, &server, "k3s");
+    let out = k3sctl(&["apply", "-c", &spec_arg]);
+    assert!(out.status.success(), "taint repair:\n{}", text(&out));
+    assert_eq!(
+        started_us(&lab, &server, "k3s"),
+        started,
+        "restarted for a taint"
+    );
+    let (taints, _) = node_taints(&kubeconfig, &server);
+    assert!(taints.contains(&CP.to_string()), "{taints:?}");
+    // Dropped from the spec: k3sctl's taint goes, the person's stays.
+    std::fs::write(&spec, &mirror_b).expect("write spec");
+    let out = k3sctl(&["apply", "-c", &spec_arg]);
+    assert!(out.status.success(), "untaint apply:\n{}", text(&out));
+    let (taints, owned) = node_taints(&kubeconfig, &server);
+    assert!(!taints.contains(&CP.to_string()), "{taints:?}");
+    assert!(
+        taints.contains(&"person=1:PreferNoSchedule".to_string()),
+        "{taints:?}"
+    );
+    assert_eq!(owned, "");
     let plan = k3sctl(&["plan", "-c", &spec_arg, "--detailed-exitcode"]);
     assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
 }

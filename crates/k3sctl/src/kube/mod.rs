@@ -11,6 +11,7 @@ mod eviction;
 mod health;
 mod nodes;
 mod pdb;
+mod taints;
 mod wait;
 
 pub use connect::{
@@ -28,6 +29,9 @@ pub use health::{PodHealth, pod_health, pod_healths, pod_problem, readyz, unheal
 pub use kube::Client;
 pub use nodes::{Condition, ETCD_IS_VOTER, ETCD_ROLE_LABEL, NodeInfo, get_node, list_nodes};
 pub use pdb::{describe_pdb, matching_pdbs, selector_matches};
+pub use taints::{
+    TAINTS_SET_BY_K3SCTL, TaintChange, enforce_taints, owned_taints, plan_taints, taint_text,
+};
 pub use wait::{
     Poll, node_matches, poll_until, ready_posted_after, wait_node_ready, wait_node_ready_after,
 };

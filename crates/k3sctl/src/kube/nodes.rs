@@ -44,6 +44,8 @@ pub struct NodeInfo {
     /// K3s's `EtcdIsVoter` condition on servers of an embedded-etcd cluster; `None` on nodes
     /// without it (agents, SQLite servers).
     pub etcd_voter: Option<Condition>,
+    /// spec.taints, each `key[=value]:Effect`.
+    pub taints: Vec<String>,
 }
 
 /// A node condition other than Ready, as k3sctl reads it.
@@ -113,6 +115,12 @@ impl NodeInfo {
                 status: c.status == "True",
                 detail: condition_detail(c),
             }),
+            taints: node
+                .spec
+                .as_ref()
+                .and_then(|s| s.taints.as_ref())
+                .map(|ts| ts.iter().map(super::taints::taint_text).collect())
+                .unwrap_or_default(),
         }
     }
 

@@ -9,7 +9,8 @@ use async_trait::async_trait;
 use super::export::read_admin_kubeconfig;
 use crate::host::Transport;
 use crate::kube::{
-    ApiConnection, Poll, connect_through, list_nodes, readyz, wait_node_ready_after,
+    ApiConnection, Poll, TAINTS_SET_BY_K3SCTL, connect_through, enforce_taints, list_nodes,
+    owned_taints, readyz, wait_node_ready_after,
 };
 use crate::plan::ObservedNode;
 use crate::run::{ApiConnector, ApiError, ClusterApi};
@@ -61,9 +62,13 @@ impl ClusterApi for KubeApi {
         Ok(nodes
             .into_iter()
             .map(|n| ObservedNode {
+                owned_taints: owned_taints(
+                    n.annotations.get(TAINTS_SET_BY_K3SCTL).map(String::as_str),
+                ),
                 name: n.name,
                 ready: n.ready,
                 kubelet_version: n.kubelet_version,
+                taints: n.taints,
             })
             .collect())
     }
@@ -74,6 +79,18 @@ impl ClusterApi for KubeApi {
             Ok(false) => Err(ApiError("/readyz is not ok yet".into())),
             Err(e) => Err(ApiError(e.to_string())),
         }
+    }
+
+    async fn enforce_taints(
+        &self,
+        name: &str,
+        wanted: &[String],
+        adopt: bool,
+    ) -> Result<Vec<String>, ApiError> {
+        let change = enforce_taints(&self.connection.client, name, wanted, adopt)
+            .await
+            .map_err(|e| ApiError(e.to_string()))?;
+        Ok(change.conflicts)
     }
 
     async fn wait_node_ready(

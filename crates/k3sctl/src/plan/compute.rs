@@ -2,11 +2,12 @@
 
 use super::desired::{Desired, DesiredHost};
 use super::diff::unified_diff;
-use super::observed::{Observed, ObservedHost};
+use super::observed::{Observed, ObservedHost, ObservedNode};
 use super::step::{ExportStep, HostPlan, Plan, Step};
 use crate::k3s::release::Arch;
 use crate::k3s::unit;
 use crate::k3s::version::K3sVersion;
+use crate::kube::plan_taints;
 
 /// Why no plan could be made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -75,6 +76,32 @@ pub fn compute_plan(desired: &Desired, observed: &Observed) -> Result<Plan, Plan
 
 fn file_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
+}
+
+/// The taints step: a node that registers in this run gets (and k3sctl records) the spec's
+/// taints; a live node gets what is missing and loses only taints k3sctl set that the spec no
+/// longer lists.
+fn taint_step(host: &DesiredHost, node: Option<&ObservedNode>) -> Option<Step> {
+    match node {
+        None if host.taints.is_empty() => None,
+        None => Some(Step::EnforceTaints {
+            wanted: host.taints.clone(),
+            add: host.taints.clone(),
+            remove: Vec::new(),
+            adopt: true,
+        }),
+        Some(node) => {
+            let change = plan_taints(&node.taints, &node.owned_taints, &host.taints, false);
+            change
+                .writes(&node.owned_taints)
+                .then(|| Step::EnforceTaints {
+                    wanted: host.taints.clone(),
+                    add: change.add,
+                    remove: change.remove,
+                    adopt: false,
+                })
+        }
+    }
 }
 
 fn plan_host(
@@ -178,6 +205,9 @@ fn plan_host(
         wait(&mut steps);
     } else if !api_up || node.is_some_and(|n| !n.ready) {
         wait(&mut steps);
+    }
+    if let Some(step) = taint_step(host, node) {
+        steps.push(step);
     }
 
     Ok(HostPlan {

@@ -102,6 +102,9 @@ pub struct DesiredHost {
     pub first_server: bool,
     /// Files in write order (registries before the first start, unit last).
     pub files: Vec<DesiredFile>,
+    /// Taints the Node must carry (`key[=value]:Effect`): K3s applies `node-taint` only at
+    /// registration, so apply enforces them on the live Node too.
+    pub taints: Vec<String>,
 }
 
 /// A kubeconfig export and whether its local file is already up to date.

@@ -241,6 +241,7 @@ pub fn desired_hosts(
                 .flatten(),
             first_server: first,
             files,
+            taints: host.taints.iter().map(ToString::to_string).collect(),
         });
     }
     Ok(hosts)

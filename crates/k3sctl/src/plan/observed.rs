@@ -64,6 +64,10 @@ pub struct ObservedNode {
     pub ready: bool,
     /// status.nodeInfo.kubeletVersion.
     pub kubelet_version: String,
+    /// spec.taints, each `key[=value]:Effect`.
+    pub taints: Vec<String>,
+    /// The taints k3sctl recorded as set by itself (its `k3sctl.io/taints` annotation).
+    pub owned_taints: std::collections::BTreeSet<String>,
 }
 
 /// Everything the planner looks at.

@@ -24,6 +24,7 @@ pub fn render_plan(plan: &Plan) -> String {
             let mark = match step {
                 Step::WaitServerReady | Step::WaitNodeReady => "…",
                 Step::Start { .. } | Step::Restart { .. } | Step::DaemonReload => ">",
+                Step::EnforceTaints { .. } => "~",
                 Step::WriteFile { create: true, .. }
                 | Step::UploadBinary {
                     installed: None, ..

@@ -50,6 +50,20 @@ pub enum Step {
     WaitServerReady,
     /// Wait until the node is registered and Ready in the API.
     WaitNodeReady,
+    /// Put the spec's taints on the live Node (K3s applies `node-taint` only at registration)
+    /// and remove those k3sctl set earlier that the spec no longer lists; never a taint k3sctl
+    /// did not set.
+    EnforceTaints {
+        /// The taints the spec lists for the host.
+        wanted: Vec<String>,
+        /// Expected additions (recomputed against the live Node when run).
+        add: Vec<String>,
+        /// Expected removals (only taints k3sctl recorded as its own).
+        remove: Vec<String>,
+        /// The node registers in this run: the wanted taints it got at registration came from
+        /// k3sctl's config and become k3sctl's.
+        adopt: bool,
+    },
 }
 
 impl Step {
@@ -90,6 +104,28 @@ impl Step {
             Self::Restart { reason } => format!("restart {unit} ({reason})"),
             Self::WaitServerReady => "wait for the token file and /readyz".to_string(),
             Self::WaitNodeReady => "wait until the node is Ready".to_string(),
+            Self::EnforceTaints {
+                add,
+                remove,
+                adopt,
+                wanted,
+                ..
+            } => {
+                let mut parts = Vec::new();
+                if !add.is_empty() {
+                    parts.push(format!("add {}", add.join(", ")));
+                }
+                if !remove.is_empty() {
+                    parts.push(format!("remove {}", remove.join(", ")));
+                }
+                if parts.is_empty() && *adopt {
+                    parts.push(format!("ensure {}", wanted.join(", ")));
+                }
+                if parts.is_empty() {
+                    parts.push("record k3sctl's taints".into());
+                }
+                format!("node taints: {}", parts.join("; "))
+            }
         }
     }
 
@@ -103,6 +139,7 @@ impl Step {
             Self::Restart { .. } => "restart",
             Self::WaitServerReady => "wait-server-ready",
             Self::WaitNodeReady => "wait-node-ready",
+            Self::EnforceTaints { .. } => "enforce-taints",
         }
     }
 }

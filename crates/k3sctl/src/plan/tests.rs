@@ -35,6 +35,7 @@ fn host(name: &str, role: NodeRole, group: Option<&str>, first: bool, mirror: &s
         role,
         group: group.map(str::to_string),
         first_server: first,
+        taints: vec![],
         files: vec![
             DesiredFile {
                 path: "/etc/rancher/k3s/registries.yaml".into(),
@@ -135,6 +136,8 @@ fn converged(d: &Desired) -> Observed {
             name: h.name.clone(),
             ready: true,
             kubelet_version: version().to_string(),
+            taints: vec![],
+            owned_taints: Default::default(),
         })
         .collect();
     Observed {
@@ -268,4 +271,43 @@ fn version_change_on_a_running_node_points_to_upgrade() {
     }
     let err = compute_plan(&d, &obs).expect_err("refused");
     assert!(err.to_string().contains("k3sctl upgrade"), "{err}");
+}
+
+#[test]
+fn server_taints_are_enforced_on_live_nodes_and_only_k3sctls_are_removed() {
+    const CP: &str = "node-role.kubernetes.io/control-plane:NoSchedule";
+    let mut d = desired("http://mirror-a:5000");
+    d.hosts[0].taints = vec![CP.into()];
+    // Fresh: the server registers with the taint (node-taint) and k3sctl records it as its own.
+    let plan = compute_plan(&d, &fresh()).expect("plans");
+    assert_eq!(kinds(&plan, "server-1").last(), Some(&"enforce-taints"));
+    assert_eq!(
+        plan.hosts[0].steps.last(),
+        Some(&Step::EnforceTaints {
+            wanted: vec![CP.into()],
+            add: vec![CP.into()],
+            remove: vec![],
+            adopt: true,
+        })
+    );
+    assert!(!kinds(&plan, "agent-1").contains(&"enforce-taints"));
+    // A live server without it (registration-only in K3s): added, nothing else happens.
+    let mut observed = converged(&d);
+    let plan = compute_plan(&d, &observed).expect("plans");
+    assert_eq!(kinds(&plan, "server-1"), ["enforce-taints"]);
+    assert!(render_plan(&plan).contains(&format!("~ node taints: add {CP}")));
+    // Present and recorded as k3sctl's: nothing to do.
+    let nodes = observed.nodes.as_mut().expect("nodes");
+    nodes[0].taints = vec![CP.into(), "person=1:NoExecute".into()];
+    nodes[0].owned_taints = [CP.to_string()].into();
+    let plan = compute_plan(&d, &observed).expect("plans");
+    assert!(plan.hosts.iter().all(|h| h.steps.is_empty()), "{plan:#?}");
+    // Dropped from the spec: k3sctl's taint goes, the person's stays.
+    d.hosts[0].taints.clear();
+    let plan = compute_plan(&d, &observed).expect("plans");
+    let Some(Step::EnforceTaints { add, remove, .. }) = plan.hosts[0].steps.last() else {
+        panic!("{plan:#?}")
+    };
+    assert!(add.is_empty());
+    assert_eq!(remove, &vec![CP.to_string()]);
 }

@@ -20,6 +20,16 @@ pub trait ClusterApi: Send + Sync {
     async fn nodes(&self) -> Result<Vec<ObservedNode>, ApiError>;
     /// `/readyz` answers ok.
     async fn readyz(&self) -> Result<(), ApiError>;
+    /// Puts `wanted` on the Node and removes the taints k3sctl set earlier that are no longer
+    /// wanted (never another's); with `adopt`, wanted taints already present become k3sctl's.
+    /// Returns the wanted taints left alone because another taint with their key and effect
+    /// exists (described).
+    async fn enforce_taints(
+        &self,
+        name: &str,
+        wanted: &[String],
+        adopt: bool,
+    ) -> Result<Vec<String>, ApiError>;
     /// Waits until the node is registered and Ready; when `started_at` is given (Unix seconds on
     /// the node's clock of its K3s start), as posted after that start, not a stale condition.
     async fn wait_node_ready(

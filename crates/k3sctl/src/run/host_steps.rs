@@ -148,7 +148,7 @@ pub async fn prestage(
             }
             Step::DaemonReload => !deferred_non_env,
             Step::Start { .. } | Step::Restart { .. } => break,
-            Step::WaitServerReady | Step::WaitNodeReady => break,
+            Step::WaitServerReady | Step::WaitNodeReady | Step::EnforceTaints { .. } => break,
         };
         if !early {
             continue;
@@ -268,6 +268,24 @@ async fn run_step(
             Ok(())
         }
         Step::WaitServerReady => wait_server_ready(shared, host, transport).await,
+        Step::EnforceTaints { wanted, adopt, .. } => {
+            let api = shared.api().await?;
+            let conflicts = api
+                .enforce_taints(&host.host, wanted, *adopt)
+                .await
+                .map_err(|e| format!("{}: setting the node's taints: {e}", host.host))?;
+            if conflicts.is_empty() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{}: taints not set: {}\n  hint: remove the other taint (kubectl taint \
+                     node {} KEY:EFFECT-) or list it in the spec as it is",
+                    host.host,
+                    conflicts.join("; "),
+                    host.host
+                ))
+            }
+        }
         Step::WaitNodeReady => {
             let api = shared.api().await?;
             // A stale Ready can only come from a Node that existed before this run. A node that

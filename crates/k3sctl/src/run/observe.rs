@@ -272,6 +272,7 @@ mod tests {
             role: NodeRole::Agent,
             group: None,
             first_server: false,
+            taints: vec![],
             files: vec![
                 DesiredFile {
                     path: "/etc/rancher/k3s/config.yaml".into(),

@@ -106,6 +106,16 @@ impl ClusterApi for FakeApi {
     async fn readyz(&self) -> Result<(), ApiError> {
         Ok(())
     }
+    async fn enforce_taints(
+        &self,
+        name: &str,
+        wanted: &[String],
+        adopt: bool,
+    ) -> Result<Vec<String>, ApiError> {
+        let mut log = self.log.lock().expect("lock");
+        log.push(format!("{name}: taints {} adopt={adopt}", wanted.join(",")));
+        Ok(vec![])
+    }
     async fn wait_node_ready(
         &self,
         name: &str,
@@ -404,4 +414,28 @@ async fn joiners_write_token_free_files_and_reload_before_their_turn_env_after_t
     }
     // upload + config + env + reload + start on each of 3 hosts.
     assert_eq!(summary.changes(), 15);
+}
+
+#[tokio::test]
+async fn taints_are_enforced_through_the_api_once_the_node_is_ready() {
+    let mut server = host("s1", None, true);
+    server.steps.push(Step::EnforceTaints {
+        wanted: vec!["node-role.kubernetes.io/control-plane:NoSchedule".into()],
+        add: vec!["node-role.kubernetes.io/control-plane:NoSchedule".into()],
+        remove: vec![],
+        adopt: true,
+    });
+    let p = plan(vec![server, host("a1", None, false)]);
+    let (summary, lines, _) = run(&p, &[]).await;
+    assert!(summary.success(), "{}", summary.render());
+    let ready = position(&lines, "s1: ready");
+    let taints = position(
+        &lines,
+        "s1: taints node-role.kubernetes.io/control-plane:NoSchedule adopt=true",
+    );
+    assert!(ready < taints, "{lines:#?}");
+    assert!(
+        !lines.iter().any(|l| l.starts_with("a1: taints")),
+        "{lines:#?}"
+    );
 }
