@@ -12,7 +12,6 @@ pub mod observe;
 mod recover;
 pub mod release;
 pub mod rollout;
-mod service;
 pub mod spec_update;
 mod stage;
 pub mod target;

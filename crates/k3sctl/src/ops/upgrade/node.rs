@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use super::context::{NodeOutcome, NodeRecord, Rollout, Stopwatch};
 use super::error::NodeFailure;
 use super::recover::MARKER_PATH;
-use super::service::{journal, restart};
 use super::stage::swap_in;
 use crate::host::{ExecRequest, Transport};
 use crate::k3s::config::NodeRole;
@@ -20,6 +19,7 @@ use crate::kube::{
 use crate::plan::upgrade::quorum::{check_quorum, may_take_down, server_back};
 use crate::plan::upgrade::{NodeAction, NodeKind, PlannedNode};
 use crate::run::EventKind;
+use crate::run::service::{journal_tail, start_and_wait};
 
 const API_POLL: Duration = Duration::from_millis(250);
 
@@ -56,7 +56,7 @@ impl NodeRun<'_, '_> {
     }
 
     async fn fail_with_journal(&self, step: &str, error: String) -> NodeFailure {
-        let text = journal(self.transport.as_ref(), unit_for(self.node.kind)).await;
+        let text = journal_tail(self.transport.as_ref(), unit_for(self.node.kind)).await;
         self.fail(step, error, Some(text))
     }
 
@@ -187,17 +187,17 @@ impl NodeRun<'_, '_> {
     async fn restart(&mut self) -> Result<(), NodeFailure> {
         let t = Instant::now();
         let unit = unit_for(self.node.kind);
-        let result = restart(
+        let result = start_and_wait(
             self.transport.as_ref(),
             unit,
+            true,
             self.rollout.policy.node_ready_timeout.to_std(),
         )
         .await;
         self.watch.waited(t.elapsed());
         if let Err(e) = result {
-            return Err(self
-                .fail_with_journal("restart", format!("{unit} did not start: {e}"))
-                .await);
+            let journal = e.journal().map(str::to_string);
+            return Err(self.fail("restart", e.headline(), journal));
         }
         self.done("restart", format!("{unit} restarted"), t);
         Ok(())

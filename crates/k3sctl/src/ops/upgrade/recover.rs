@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use super::context::Rollout;
 use super::error::UpgradeError;
-use super::service::{journal, restart};
 use super::stage::swap_in;
 use crate::host::Transport;
 use crate::k3s::config::NodeRole;
@@ -17,6 +16,7 @@ use crate::k3s::version::K3sVersion;
 use crate::kube::readyz;
 use crate::ops::OpsError;
 use crate::run::EventKind;
+use crate::run::service::start_and_wait;
 
 /// Written on the first server before its binary is replaced, removed once it is Ready again.
 pub const MARKER_PATH: &str = "/var/lib/rancher/k3s/k3sctl-upgrade";
@@ -71,12 +71,12 @@ pub async fn restart_first_server(rollout: &Rollout<'_>) -> Result<(), UpgradeEr
     rollout.say(name, "deliver", EventKind::Done, what);
     let unit = unit_name(NodeRole::Server);
     let timeout = rollout.policy.node_ready_timeout.to_std();
-    if let Err(e) = restart(server.as_ref(), unit, timeout).await {
-        let lines = journal(server.as_ref(), unit).await;
+    if let Err(e) = start_and_wait(server.as_ref(), unit, true, timeout).await {
         return Err(UpgradeError::Cluster(format!(
-            "{name}: step restart failed: {unit} did not start: {e}\n  last journal lines on \
-             {name}:\n{}",
-            lines
+            "{name}: step restart failed: {}\n  last journal lines on {name}:\n{}",
+            e.headline(),
+            e.journal()
+                .unwrap_or_default()
                 .lines()
                 .map(|l| format!("    {l}"))
                 .collect::<Vec<_>>()
