@@ -193,94 +193,95 @@ mod tests {
 
     #[test]
     fn adds_what_is_wanted_and_removes_only_its_own() {
-        // (case, current, owned, wanted, adopt) → (add, remove, owned after)
-        let table: Vec<(
-            &str,
-            Vec<String>,
-            BTreeSet<String>,
-            Vec<String>,
-            bool,
-            Vec<String>,
-            Vec<String>,
-            BTreeSet<String>,
-        )> = vec![
-            (
-                "missing on a live node: added and owned",
-                s(&[]),
-                set(&[]),
-                s(&[CP]),
-                false,
-                s(&[CP]),
-                s(&[]),
-                set(&[CP]),
-            ),
-            (
-                "already there from registration in this run: adopted",
-                s(&[CP]),
-                set(&[]),
-                s(&[CP]),
-                true,
-                s(&[]),
-                s(&[]),
-                set(&[CP]),
-            ),
-            (
-                "already there, set by someone else: left alone, not owned",
-                s(&[CP]),
-                set(&[]),
-                s(&[CP]),
-                false,
-                s(&[]),
-                s(&[]),
-                set(&[]),
-            ),
-            (
-                "ours, no longer wanted: removed",
-                s(&[CP, "x=1:NoExecute"]),
-                set(&[CP]),
-                s(&[]),
-                false,
-                s(&[]),
-                s(&[CP]),
-                set(&[]),
-            ),
-            (
-                "someone else's, not wanted: kept",
-                s(&["x=1:NoExecute"]),
-                set(&[CP]),
-                s(&[]),
-                false,
-                s(&[]),
-                s(&[]),
-                set(&[]),
-            ),
-            (
-                "ours with a new value: swapped",
-                s(&["d=a:NoSchedule"]),
-                set(&["d=a:NoSchedule"]),
-                s(&["d=b:NoSchedule"]),
-                false,
-                s(&["d=b:NoSchedule"]),
-                s(&["d=a:NoSchedule"]),
-                set(&["d=b:NoSchedule"]),
-            ),
-            (
-                "nothing to do",
-                s(&[CP]),
-                set(&[CP]),
-                s(&[CP]),
-                false,
-                s(&[]),
-                s(&[]),
-                set(&[CP]),
-            ),
+        // Each case: the node's taints, k3sctl's record, the spec's taints, adopt → what changes.
+        struct Case {
+            case: &'static str,
+            current: &'static [&'static str],
+            owned: &'static [&'static str],
+            wanted: &'static [&'static str],
+            adopt: bool,
+            add: &'static [&'static str],
+            remove: &'static [&'static str],
+            after: &'static [&'static str],
+        }
+        let table = [
+            Case {
+                case: "missing on a live node: added and owned",
+                current: &[],
+                owned: &[],
+                wanted: &[CP],
+                adopt: false,
+                add: &[CP],
+                remove: &[],
+                after: &[CP],
+            },
+            Case {
+                case: "already there from registration in this run: adopted",
+                current: &[CP],
+                owned: &[],
+                wanted: &[CP],
+                adopt: true,
+                add: &[],
+                remove: &[],
+                after: &[CP],
+            },
+            Case {
+                case: "already there, set by someone else: left alone, not owned",
+                current: &[CP],
+                owned: &[],
+                wanted: &[CP],
+                adopt: false,
+                add: &[],
+                remove: &[],
+                after: &[],
+            },
+            Case {
+                case: "ours, no longer wanted: removed",
+                current: &[CP, "x=1:NoExecute"],
+                owned: &[CP],
+                wanted: &[],
+                adopt: false,
+                add: &[],
+                remove: &[CP],
+                after: &[],
+            },
+            Case {
+                case: "someone else's, not wanted: kept",
+                current: &["x=1:NoExecute"],
+                owned: &[CP],
+                wanted: &[],
+                adopt: false,
+                add: &[],
+                remove: &[],
+                after: &[],
+            },
+            Case {
+                case: "ours with a new value: swapped",
+                current: &["d=a:NoSchedule"],
+                owned: &["d=a:NoSchedule"],
+                wanted: &["d=b:NoSchedule"],
+                adopt: false,
+                add: &["d=b:NoSchedule"],
+                remove: &["d=a:NoSchedule"],
+                after: &["d=b:NoSchedule"],
+            },
+            Case {
+                case: "nothing to do",
+                current: &[CP],
+                owned: &[CP],
+                wanted: &[CP],
+                adopt: false,
+                add: &[],
+                remove: &[],
+                after: &[CP],
+            },
         ];
-        for (case, current, owned, wanted, adopt, add, remove, after) in table {
-            let change = plan_taints(&current, &owned, &wanted, adopt);
-            assert_eq!(change.add, add, "{case}");
-            assert_eq!(change.remove, remove, "{case}");
-            assert_eq!(change.owned, after, "{case}");
-            assert!(change.conflicts.is_empty(), "{case}");
+        for c in table {
+            let change = plan_taints(&s(c.current), &set(c.owned), &s(c.wanted), c.adopt);
+            assert_eq!(change.add, s(c.add), "{}", c.case);
+            assert_eq!(change.remove, s(c.remove), "{}", c.case);
+            assert_eq!(change.owned, set(c.after), "{}", c.case);
+            assert!(change.conflicts.is_empty(), "{}", c.case);
         }
         let idle = plan_taints(&s(&[CP]), &set(&[CP]), &s(&[CP]), false);
         assert!(!idle.writes(&set(&[CP])));
