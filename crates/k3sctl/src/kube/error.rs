@@ -37,6 +37,15 @@ pub enum KubeError {
         node: String,
     },
 
+    /// An answer that is not what the API promises.
+    #[error("{what}: unexpected answer: {detail}")]
+    Unexpected {
+        /// What was asked (`reading etcd's members (/db/info)`).
+        what: String,
+        /// What was wrong with the answer.
+        detail: String,
+    },
+
     /// A wait ran out of time.
     #[error("timed out after {}s waiting for {what}; last seen: {last_seen}", waited.as_secs())]
     Timeout {

@@ -7,6 +7,7 @@ mod cordon;
 mod drain;
 mod drain_plan;
 mod error;
+mod etcd;
 mod eviction;
 mod health;
 mod nodes;
@@ -24,6 +25,7 @@ pub use cordon::{
 pub use drain::{DrainOptions, DrainReport, drain_node, pods_on_node, preview_drain};
 pub use drain_plan::{BlockReason, DrainPlan, DrainRules, PodRef, SkipReason, plan_drain, pod_ref};
 pub use error::{KubeError, status_code};
+pub use etcd::{EtcdMember, etcd_members, parse_db_info};
 pub use eviction::{Removal, delete, evict, eviction_body};
 pub use health::{PodHealth, pod_health, pod_healths, pod_problem, readyz, unhealthy_pods};
 pub use kube::Client;

@@ -91,7 +91,7 @@ pub(super) struct Decided {
 }
 
 /// Whether the K3s server unit is active on `server`.
-async fn server_running(server: &dyn Transport) -> bool {
+pub(super) async fn server_running(server: &dyn Transport) -> bool {
     let unit = unit_name(NodeRole::Server);
     let req = ExecRequest::new(format!("systemctl is-active {unit}"))
         .sudo(true)

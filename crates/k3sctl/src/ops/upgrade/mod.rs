@@ -9,6 +9,7 @@ pub mod error;
 pub mod gate;
 mod node;
 pub mod observe;
+mod quorum;
 mod recover;
 pub mod release;
 pub mod rollout;
@@ -38,7 +39,7 @@ use self::stage::stage_all;
 use super::OpsError;
 use super::connect::ConnectOptions;
 use crate::k3s::version::K3sVersion;
-use crate::kube::{DrainRules, list_nodes, preview_drain};
+use crate::kube::{DrainRules, preview_drain};
 use crate::plan::upgrade::quorum::may_take_down;
 use crate::plan::upgrade::{
     DrainPreview, NodeAction, NodeKind, UpgradePlan, plan_upgrade, render_upgrade_plan,
@@ -231,8 +232,9 @@ async fn check_quorum_first(cluster: &Cluster, plan: &UpgradePlan) -> Result<(),
     else {
         return Ok(());
     };
-    let nodes = list_nodes(&cluster.api.client).await?;
-    may_take_down(&cluster.servers(), &nodes, &first.name).map_err(UpgradeError::Quorum)
+    let look = quorum::look(cluster).await?;
+    let servers = look.server_names();
+    may_take_down(&look.state(&servers), &first.name).map_err(UpgradeError::Quorum)
 }
 
 async fn run_locked(

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::context::{NodeOutcome, NodeRecord, Rollout, Stopwatch};
 use super::error::NodeFailure;
+use super::quorum;
 use super::recover::MARKER_PATH;
 use super::stage::swap_in;
 use crate::host::{ExecRequest, Transport};
@@ -14,7 +15,7 @@ use crate::k3s::config::NodeRole;
 use crate::k3s::unit::{BINARY_PATH, unit_name};
 use crate::kube::{
     CORDONED_FOR, CordonOutcome, DrainOptions, DrainRules, Poll, UncordonOutcome, cordon,
-    drain_node, list_nodes, readyz, uncordon_if_ours, wait_node_ready,
+    drain_node, readyz, uncordon_if_ours, wait_node_ready,
 };
 use crate::plan::upgrade::quorum::{check_quorum, may_take_down, server_back};
 use crate::plan::upgrade::{NodeAction, NodeKind, PlannedNode};
@@ -253,11 +254,11 @@ impl NodeRun<'_, '_> {
     /// HA: refuses to take this server down unless every other member is a healthy voter.
     async fn check_quorum_before(&mut self) -> Result<(), NodeFailure> {
         let t = Instant::now();
-        let servers = self.rollout.cluster.servers();
-        let nodes = list_nodes(&self.rollout.cluster.api.client)
+        let look = quorum::look(self.rollout.cluster)
             .await
             .map_err(|e| self.fail("quorum", e.to_string(), None))?;
-        if let Err(risk) = may_take_down(&servers, &nodes, &self.node.name) {
+        let servers = look.server_names();
+        if let Err(risk) = may_take_down(&look.state(&servers), &self.node.name) {
             return Err(self.fail(
                 "quorum",
                 format!(
@@ -283,15 +284,17 @@ impl NodeRun<'_, '_> {
     /// voter again, before the next server may go down.
     async fn wait_voter(&mut self) -> Result<(), NodeFailure> {
         let t = Instant::now();
-        let client = &self.rollout.cluster.api.client;
         let timeout = self.rollout.policy.node_ready_timeout.to_std();
         let servers = self.rollout.cluster.servers();
         loop {
-            let risk = match list_nodes(client).await {
-                Ok(nodes) => match check_quorum(&servers, &nodes) {
-                    Ok(()) => break,
-                    Err(risk) => Some((server_back(&self.node.name, &nodes), risk)),
-                },
+            let risk = match quorum::look(self.rollout.cluster).await {
+                Ok(look) => {
+                    let names = look.server_names();
+                    match check_quorum(&look.state(&names)) {
+                        Ok(()) => break,
+                        Err(risk) => Some((server_back(&self.node.name, &look.nodes), risk)),
+                    }
+                }
                 Err(_) => None,
             };
             if t.elapsed() >= timeout {

@@ -8,7 +8,7 @@
 //! member is a healthy voter: a learner or a member already down means one more down could lose
 //! quorum (docs.k3s.io upgrades/manual: servers first, one at a time).
 
-use crate::kube::{CORDONED_FOR, NodeInfo};
+use crate::kube::{CORDONED_FOR, EtcdMember, NodeInfo};
 
 /// The annotation K3s writes with a server's etcd member name.
 pub const ETCD_NODE_NAME: &str = "etcd.k3s.cattle.io/node-name";
@@ -111,37 +111,61 @@ pub fn etcd_view(nodes: &[NodeInfo]) -> Vec<String> {
         .collect()
 }
 
-/// Pure: whether every server is a healthy voting member: `Ok` when every member is a Ready
-/// voter, the members are exactly the spec's `servers`, and there is no learner; else what is
-/// wrong, with etcd's view. `nodes` are every Node.
-pub fn check_quorum(servers: &[&str], nodes: &[NodeInfo]) -> Result<(), QuorumRisk> {
-    check(servers, nodes, None)
+/// What the quorum check looks at.
+#[derive(Debug, Clone, Copy)]
+pub struct EtcdState<'a> {
+    /// The spec's servers.
+    pub servers: &'a [&'a str],
+    /// Every Node.
+    pub nodes: &'a [NodeInfo],
+    /// etcd's own member list (`/db/info`), when the server answered it.
+    pub members: Option<&'a [EtcdMember]>,
+    /// Servers whose K3s service is not running (asked over SSH): down now, although their Node
+    /// turns NotReady only after the node-monitor grace period (40 s).
+    pub stopped: &'a [String],
+}
+
+/// Pure: whether every server is a healthy voting member: `Ok` when every server is Ready, runs
+/// and is a voter, the members are exactly the spec's servers, and etcd has no learner; else
+/// what is wrong, with etcd's view.
+pub fn check_quorum(state: &EtcdState<'_>) -> Result<(), QuorumRisk> {
+    check(state, None)
 }
 
 /// Pure: whether the server `next` may go down now. As [`check_quorum`], except that `next`
 /// itself may already be down or not a voter when an interrupted k3sctl run left it so (it
 /// carries k3sctl's cordon annotation): upgrading it does not take a second member down.
-pub fn may_take_down(servers: &[&str], nodes: &[NodeInfo], next: &str) -> Result<(), QuorumRisk> {
-    let interrupted = nodes
+pub fn may_take_down(state: &EtcdState<'_>, next: &str) -> Result<(), QuorumRisk> {
+    let interrupted = state
+        .nodes
         .iter()
         .any(|n| n.name == next && n.annotations.contains_key(CORDONED_FOR));
-    check(servers, nodes, interrupted.then_some(next))
+    check(state, interrupted.then_some(next))
 }
 
-fn check(servers: &[&str], nodes: &[NodeInfo], tolerate: Option<&str>) -> Result<(), QuorumRisk> {
+fn check(state: &EtcdState<'_>, tolerate: Option<&str>) -> Result<(), QuorumRisk> {
+    let EtcdState {
+        servers,
+        nodes,
+        members,
+        stopped,
+    } = *state;
     let mut problems = Vec::new();
     for &server in servers {
         let Some(node) = nodes.iter().find(|n| n.name == server) else {
             problems.push(format!("server {server}: no Node object"));
             continue;
         };
+        if !node.is_etcd_member() {
+            problems.push(format!(
+                "server {server}: no node-role.kubernetes.io/etcd=true label"
+            ));
+        }
         if tolerate == Some(server) {
-            if !node.is_etcd_member() {
-                problems.push(format!(
-                    "server {server}: no node-role.kubernetes.io/etcd=true label"
-                ));
-            }
             continue;
+        }
+        if stopped.iter().any(|s| s == server) {
+            problems.push(format!("server {server}: its K3s service is not running"));
         }
         if !node.ready {
             problems.push(format!("server {server}: not Ready ({})", node.describe()));
@@ -160,14 +184,9 @@ fn check(servers: &[&str], nodes: &[NodeInfo], tolerate: Option<&str>) -> Result
             )),
             Some(_) => {}
         }
-        if !node.is_etcd_member() {
-            problems.push(format!(
-                "server {server}: no node-role.kubernetes.io/etcd=true label"
-            ));
-        }
     }
-    let members: Vec<&NodeInfo> = nodes.iter().filter(|n| n.is_etcd_member()).collect();
-    for extra in members
+    let labelled: Vec<&NodeInfo> = nodes.iter().filter(|n| n.is_etcd_member()).collect();
+    for extra in labelled
         .iter()
         .filter(|m| !servers.contains(&m.name.as_str()))
     {
@@ -176,21 +195,49 @@ fn check(servers: &[&str], nodes: &[NodeInfo], tolerate: Option<&str>) -> Result
             extra.name
         ));
     }
-    if members.len() != servers.len() {
+    if labelled.len() != servers.len() {
         problems.push(format!(
-            "etcd has {} member(s), the spec has {} server(s)",
-            members.len(),
+            "{} node(s) carry the etcd role, the spec has {} server(s)",
+            labelled.len(),
             servers.len()
         ));
+    }
+    let mut voters = labelled.len();
+    if let Some(members) = members {
+        for learner in members.iter().filter(|m| m.is_learner) {
+            problems.push(format!(
+                "etcd member {}: a learner, not a voting member yet",
+                learner.describe()
+            ));
+        }
+        if members.len() != servers.len() {
+            problems.push(format!(
+                "etcd lists {} member(s), the spec has {} server(s)",
+                members.len(),
+                servers.len()
+            ));
+        }
+        voters = members.iter().filter(|m| !m.is_learner).count();
     }
     if problems.is_empty() {
         return Ok(());
     }
+    let mut view = etcd_view(nodes);
+    if let Some(members) = members {
+        view.extend(
+            members
+                .iter()
+                .map(|m| format!("etcd member list: {}", m.describe())),
+        );
+    }
     Err(QuorumRisk {
         problems,
-        healthy: members.iter().filter(|m| m.ready && voter(m)).count(),
-        members: members.len(),
-        view: etcd_view(nodes),
+        healthy: labelled
+            .iter()
+            .filter(|m| m.ready && voter(m) && !stopped.contains(&m.name))
+            .count(),
+        members: voters,
+        view,
     })
 }
 
@@ -255,6 +302,23 @@ mod tests {
 
     const SERVERS: [&str; 3] = ["s1", "s2", "s3"];
 
+    fn nodes_only(nodes: &[NodeInfo]) -> EtcdState<'_> {
+        EtcdState {
+            servers: &SERVERS,
+            nodes,
+            members: None,
+            stopped: &[],
+        }
+    }
+
+    fn member(name: &str, learner: bool) -> EtcdMember {
+        EtcdMember {
+            name: name.into(),
+            peer_urls: vec![format!("https://{name}:2380")],
+            is_learner: learner,
+        }
+    }
+
     #[test]
     fn a_server_may_go_down_only_when_every_member_is_a_healthy_voter() {
         let healthy = vec![
@@ -289,7 +353,7 @@ mod tests {
             ("a server without EtcdIsVoter", no_condition, false, false),
         ];
         for (case, nodes, ok, lost) in table {
-            let got = check_quorum(&SERVERS, &nodes);
+            let got = check_quorum(&nodes_only(&nodes));
             assert_eq!(got.is_ok(), ok, "{case}: {got:?}");
             if let Err(risk) = got {
                 assert_eq!(risk.lost(), lost, "{case}: {risk:?}");
@@ -305,7 +369,7 @@ mod tests {
             server("s3", false, Some(true)),
             agent("a1"),
         ];
-        let risk = check_quorum(&SERVERS, &nodes).expect_err("degraded");
+        let risk = check_quorum(&nodes_only(&nodes)).expect_err("degraded");
         assert_eq!((risk.healthy, risk.members, risk.quorum()), (1, 3, 2));
         let text = risk.to_string();
         for want in [
@@ -328,18 +392,79 @@ mod tests {
             server("s3", true, Some(true)),
         ];
         // Down for a reason of its own: refused, whichever server is next.
-        assert!(may_take_down(&SERVERS, &nodes, "s2").is_err());
-        assert!(may_take_down(&SERVERS, &nodes, "s1").is_err());
+        assert!(may_take_down(&nodes_only(&nodes), "s2").is_err());
+        assert!(may_take_down(&nodes_only(&nodes), "s1").is_err());
         // Left down by an interrupted k3sctl run: that server may go on, no other.
         nodes[1]
             .annotations
             .insert(CORDONED_FOR.into(), "upgrade to v1.34.1+k3s1".into());
-        assert_eq!(may_take_down(&SERVERS, &nodes, "s2"), Ok(()));
-        assert!(may_take_down(&SERVERS, &nodes, "s3").is_err());
-        assert!(check_quorum(&SERVERS, &nodes).is_err());
+        assert_eq!(may_take_down(&nodes_only(&nodes), "s2"), Ok(()));
+        assert!(may_take_down(&nodes_only(&nodes), "s3").is_err());
+        assert!(check_quorum(&nodes_only(&nodes)).is_err());
         // With another member down too, not even that one.
         nodes[2] = server("s3", false, Some(true));
-        assert!(may_take_down(&SERVERS, &nodes, "s2").is_err());
+        assert!(may_take_down(&nodes_only(&nodes), "s2").is_err());
+    }
+
+    #[test]
+    fn etcds_own_list_and_stopped_services_count_before_the_nodes_notice() {
+        let nodes = vec![
+            server("s1", true, Some(true)),
+            server("s2", true, Some(true)),
+            server("s3", true, Some(true)),
+        ];
+        let voters = [
+            member("s1-a", false),
+            member("s2-b", false),
+            member("s3-c", false),
+        ];
+        let full = EtcdState {
+            members: Some(&voters),
+            ..nodes_only(&nodes)
+        };
+        assert_eq!(check_quorum(&full), Ok(()));
+        // A learner only etcd knows about (no Node carries it).
+        let with_learner = [
+            member("s1-a", false),
+            member("s2-b", false),
+            member("s3-c", false),
+            member("", true),
+        ];
+        let risk = check_quorum(&EtcdState {
+            members: Some(&with_learner),
+            ..nodes_only(&nodes)
+        })
+        .expect_err("learner");
+        let text = risk.to_string();
+        assert!(
+            text.contains("etcd member (unnamed: never started) (learner)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("etcd lists 4 member(s), the spec has 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("etcd member list: s2-b (voter) https://s2-b:2380"),
+            "{text}"
+        );
+        // A server whose K3s stopped a second ago: its Node still says Ready.
+        let stopped = ["s3".to_string()];
+        let risk = check_quorum(&EtcdState {
+            stopped: &stopped,
+            ..full
+        })
+        .expect_err("stopped");
+        assert_eq!((risk.healthy, risk.members), (2, 3));
+        assert!(
+            risk.to_string()
+                .contains("server s3: its K3s service is not running"),
+            "{risk}"
+        );
+        assert!(
+            risk.to_string().contains("quorum is already degraded"),
+            "{risk}"
+        );
     }
 
     #[test]
