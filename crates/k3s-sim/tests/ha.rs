@@ -363,6 +363,20 @@ fn three_servers_share_one_etcd_and_agents_fail_over() {
         (ms.len() == 3 && ms.iter().all(|(_, l)| !l)).then_some(())
     });
     c.wait_node_status(&kc2, "s3", "Ready", Duration::from_secs(20));
+
+    // Deleting an etcd server's Node removes its member too; the removed server's etcd stops,
+    // and so does the server.
+    c.kubectl_ok(&kc2, &["delete", "node", "s3"]);
+    wait_for(
+        "member of deleted node s3 removed",
+        Duration::from_secs(20),
+        || (members(&s2).len() == 2).then_some(()),
+    );
+    assert!(
+        s3.node
+            .wait_exit(Duration::from_secs(30))
+            .is_some_and(|c| c != 0)
+    );
 }
 
 #[test]

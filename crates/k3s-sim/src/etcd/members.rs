@@ -58,27 +58,37 @@ fn remove_member(h: &EtcdHandle, member: &str) -> Result<bool, String> {
     Ok(true)
 }
 
-/// Runs the controller while `leader` is set.
+/// Runs the controller while `leader` is set. Every server notes the members of deleted etcd
+/// Nodes, so whichever server leads next removes them even if no server led at that moment
+/// (K3s holds the deletion with a finalizer until its handler ran).
 pub async fn run(store: Arc<ObjectStore>, h: Arc<EtcdHandle>, leader: Arc<AtomicBool>) {
     let (mut rx, _) = store.subscribe();
     let mut tick = tokio::time::interval(Duration::from_secs(2));
+    let mut pending: Vec<(String, String)> = Vec::new();
     loop {
         tokio::select! {
             ev = rx.recv() => {
                 let Ok(ev) = ev else { continue };
-                if ev.kind != EventType::Deleted || ev.key.resource != "nodes" || !leader.load(Ordering::SeqCst) {
-                    continue;
-                }
-                if let Some(member) = removal_on_delete(&ev.object)
-                    && let Err(e) = remove_member(&h, member)
+                if ev.kind == EventType::Deleted
+                    && ev.key.resource == "nodes"
+                    && let Some(member) = removal_on_delete(&ev.object)
                 {
-                    crate::log::error(format!("Failed to remove etcd member {member} of deleted node {}: {e}", ev.key.name));
+                    pending.push((member.to_string(), ev.key.name.clone()));
                 }
             }
             _ = tick.tick() => {
                 if !leader.load(Ordering::SeqCst) {
                     continue;
                 }
+                pending.retain(|(member, node)| match remove_member(&h, member) {
+                    Ok(_) => false,
+                    Err(e) => {
+                        crate::log::error(format!(
+                            "Failed to remove etcd member {member} of deleted node {node}: {e}"
+                        ));
+                        true
+                    }
+                });
                 for node in store.list("nodes", None).0 {
                     let Some(member) = removal_requested(&node).map(str::to_string) else { continue };
                     let name = node["metadata"]["name"].as_str().unwrap_or("").to_string();
