@@ -178,6 +178,13 @@ fn three_servers_share_one_etcd_and_agents_fail_over() {
     // /db/info (local request) lists the members as K3s's etcdserverpb.Member JSON.
     let out = c.kubectl_ok(&kc1, &["get", "--raw", "/db/info"]);
     assert_eq!(out.matches("\"peerURLs\"").count(), 3, "{out}");
+    // Without credentials from this machine too (curl, no client certificate).
+    let out = Command::new("curl")
+        .args(["-sk", &format!("{}/db/info", s1.url())])
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(text.matches("\"peerURLs\"").count(), 3, "{text}");
 
     // A watch through s2 sees what is created through s1, and s3 reads it.
     let mut watch = Command::new(&c.kubectl)

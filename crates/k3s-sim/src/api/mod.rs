@@ -114,11 +114,17 @@ fn route(
     } else {
         state.client_auth.identify(&peer.certs).ok()
     };
+    let local = peer.addr.ip().is_loopback();
     if path.starts_with("/v1-k3s/") || path == "/db/info" {
-        if cert_identity.is_none() && !supervisor::token_authenticated(state, &parts.headers) {
+        // K3s answers /db/info to local requests without credentials (IsLocalOrHasRole).
+        let local_info = path == "/db/info" && local;
+        if !local_info
+            && cert_identity.is_none()
+            && !supervisor::token_authenticated(state, &parts.headers)
+        {
             return Err(ApiError::unauthorized());
         }
-        return supervisor::handle(state, path, &parts.headers, peer.addr.ip().is_loopback());
+        return supervisor::handle(state, path, &parts.headers, local);
     }
     if cert_identity.is_none() {
         return Err(ApiError::unauthorized());
