@@ -222,7 +222,7 @@ impl NodeRun<'_, '_> {
         }
         if self.node.kind == NodeKind::Server {
             loop {
-                if matches!(readyz(client).await, Ok(true)) {
+                if self.readyz_ok().await {
                     break;
                 }
                 if t.elapsed() >= timeout {
@@ -245,6 +245,23 @@ impl NodeRun<'_, '_> {
         };
         self.done("wait-ready", what, t);
         Ok(())
+    }
+
+    /// This server's own API server answers `ok` on /readyz: through the tunnel for the first
+    /// server, else asked on the server itself (`k3s kubectl get --raw /readyz` with K3s's local
+    /// admin kubeconfig), since the tunnel reaches only the first server's API.
+    async fn readyz_ok(&self) -> bool {
+        if self.is_first_server() {
+            return matches!(readyz(&self.rollout.cluster.api.client).await, Ok(true));
+        }
+        let req = ExecRequest::new(format!("{BINARY_PATH} kubectl get --raw /readyz"))
+            .sudo(true)
+            .timeout(Some(crate::run::service::QUICK))
+            .describe("asking the server's own API for /readyz");
+        self.transport
+            .exec(req)
+            .await
+            .is_ok_and(|out| out.stdout_text().trim() == "ok")
     }
 
     fn is_ha_server(&self) -> bool {
