@@ -6,7 +6,9 @@
 //! fifth host joins only that host; a wrong host key stops apply before any change; two
 //! concurrent applies (the second names the first as holder); an apply killed with SIGKILL
 //! leaves its lock, which the next apply takes over with a notice; an agent lost mid-apply fails
-//! its group only, and apply converges once it is back.
+//! its group only; while it is lost, apply refuses unless `--skip-unreachable` (which applies to
+//! the other hosts, lists it and exits 1; the first server is never skipped); apply converges
+//! once it is back.
 
 #[path = "e2e_apply_groups/cluster.rs"]
 mod cluster;
@@ -314,6 +316,83 @@ fn killed_apply(c: &Cluster) {
     assert_eq!(left.trim(), "0", "the lock was not released");
 }
 
+/// The third host is still lost: apply refuses and names `--skip-unreachable`; with it, the
+/// other four hosts get the change and the lost one is listed (text and JSON), exit 1. The
+/// first server cannot be skipped.
+fn skip_unreachable(c: &Cluster) {
+    let names = c.names();
+    c.write_spec(5, "http://mirror-d.example:5000");
+    let out = c.k3sctl(&["apply"]);
+    let said = text(&out);
+    eprintln!("[unreachable] {said}");
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains(&format!("{}: cannot connect", names[2])),
+        "{said}"
+    );
+    assert!(
+        said.contains("--skip-unreachable"),
+        "the hint does not name the flag:\n{said}"
+    );
+    for i in [0, 1, 3, 4] {
+        assert!(c.registries(i).contains("mirror-c"), "{} changed", names[i]);
+    }
+
+    let out = c.k3sctl(&["apply", "--skip-unreachable"]);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let listed = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("Skipped 1 unreachable host"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no skipped list:\n{said}"));
+    eprintln!("[skip unreachable] {listed}");
+    assert!(
+        listed.trim_start().starts_with(&format!("{}:", names[2])),
+        "{listed}"
+    );
+    for i in [0, 1, 3, 4] {
+        assert!(
+            c.registries(i).contains("mirror-d"),
+            "{} not done",
+            names[i]
+        );
+    }
+
+    // The same in JSON: nothing left to do on the reachable hosts, the lost one listed.
+    let out = c.k3sctl(&["-o", "json", "apply", "--skip-unreachable"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().unwrap_or_default()).expect("JSON report");
+    assert_eq!(report["nothing_to_do"], true, "{report}");
+    assert_eq!(report["skipped"][0]["host"], names[2].as_str(), "{report}");
+
+    // The first server unreachable (nothing listens on port 1): refused, and why.
+    c.write_spec(5, "http://mirror-e.example:5000");
+    let spec = std::fs::read_to_string(&c.spec).expect("spec");
+    let server = format!("    - name: {}\n", names[0]);
+    std::fs::write(
+        &c.spec,
+        spec.replacen(
+            &server,
+            &format!("{server}      ssh:\n        port: 1\n"),
+            1,
+        ),
+    )
+    .expect("spec");
+    let out = c.k3sctl(&["apply", "--skip-unreachable"]);
+    let said = text(&out);
+    eprintln!("[first server unreachable] {said}");
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("cannot leave out the first server"), "{said}");
+    for i in [0, 1, 3, 4] {
+        assert!(c.registries(i).contains("mirror-d"), "{} changed", names[i]);
+    }
+    c.write_spec(5, "http://mirror-d.example:5000");
+}
+
 fn lost_agent(c: &mut Cluster) {
     let names = c.names();
     c.write_spec(5, "http://mirror-c.example:5000");
@@ -354,6 +433,8 @@ fn lost_agent(c: &mut Cluster) {
         );
     }
 
+    skip_unreachable(c);
+
     c.lab.start(&names[2]).expect("start the lost host");
     let out = c.k3sctl(&["apply"]);
     assert!(
@@ -362,7 +443,7 @@ fn lost_agent(c: &mut Cluster) {
         text(&out)
     );
     for (i, name) in names.iter().enumerate() {
-        assert!(c.registries(i).contains("mirror-c"), "{name}");
+        assert!(c.registries(i).contains("mirror-d"), "{name}");
     }
     let again = c.k3sctl(&["apply"]);
     assert!(again.status.success(), "{}", text(&again));

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::progress::TtyReporter;
 use super::runtime::{block_on, connect_options};
 use super::{CommandResult, FAILURE, Global};
+use crate::ops::connect::ConnectOptions;
 use crate::ops::kube_api::TunnelConnector;
 use crate::ops::{ApplyOptions, apply};
 use crate::run::{JsonReporter, PlainReporter, Reporter};
@@ -22,6 +23,11 @@ pub struct Args {
     /// Record unknown ssh host keys instead of refusing them.
     #[arg(long)]
     pub accept_new_host_keys: bool,
+    /// Bring the reachable hosts to the spec even when some cannot be connected to; those are
+    /// listed as skipped and apply exits 1. Without it, any unreachable host stops apply before
+    /// any change. The first server is never skipped.
+    #[arg(long)]
+    pub skip_unreachable: bool,
 }
 
 pub(super) fn run(global: &Global, args: Args) -> CommandResult {
@@ -33,7 +39,10 @@ pub(super) fn run(global: &Global, args: Args) -> CommandResult {
         (None, false) => Arc::new(PlainReporter::default()),
     };
     let options = ApplyOptions {
-        connect: connect_options(args.accept_new_host_keys),
+        connect: ConnectOptions {
+            skip_unreachable: args.skip_unreachable,
+            ..connect_options(args.accept_new_host_keys)
+        },
         force_unlock: args.force_unlock,
         ..Default::default()
     };
@@ -50,8 +59,10 @@ pub(super) fn run(global: &Global, args: Args) -> CommandResult {
     if global.json() {
         // One more JSON line after the progress events: the final report.
         println!("{}", serde_json::to_string(&report)?);
-    } else if report.nothing_to_do {
+    } else if report.nothing_to_do && report.skipped.is_empty() {
         println!("Nothing to do: the cluster matches the spec.");
+    } else if report.nothing_to_do {
+        println!("Nothing to do on the hosts that were reached.");
     } else {
         println!("Summary:\n{}", report.summary.render());
         for export in &report.exports {
@@ -72,6 +83,16 @@ pub(super) fn run(global: &Global, args: Args) -> CommandResult {
                     );
                 }
             }
+        }
+    }
+    if !global.json() && !report.skipped.is_empty() {
+        println!(
+            "Skipped {} unreachable host(s), not brought to the spec (re-run apply once they \
+             are back):",
+            report.skipped.len()
+        );
+        for skipped in &report.skipped {
+            println!("  {}: {}", skipped.host, skipped.reason);
         }
     }
     Ok(if report.success() {

@@ -4,7 +4,8 @@ use std::process::ExitCode;
 
 use super::output::print_json;
 use super::runtime::{block_on, connect_options};
-use super::{CommandResult, Global};
+use super::{CommandResult, FAILURE, Global};
+use crate::ops::connect::ConnectOptions;
 use crate::ops::kube_api::TunnelConnector;
 use crate::ops::prepare;
 use crate::plan::render_plan;
@@ -18,17 +19,32 @@ pub struct Args {
     /// Record unknown ssh host keys instead of refusing them.
     #[arg(long)]
     pub accept_new_host_keys: bool,
+    /// Plan the reachable hosts even when some cannot be connected to (as `apply
+    /// --skip-unreachable` would run); those are listed and plan exits 1.
+    #[arg(long)]
+    pub skip_unreachable: bool,
 }
 
 pub(super) fn run(global: &Global, args: Args) -> CommandResult {
-    let options = connect_options(args.accept_new_host_keys);
+    let options = ConnectOptions {
+        skip_unreachable: args.skip_unreachable,
+        ..connect_options(args.accept_new_host_keys)
+    };
     let prepared = block_on(prepare(&global.config, options, TunnelConnector::shared))??;
     if global.json() {
         print_json(&prepared.plan)?;
     } else {
         print!("{}", render_plan(&prepared.plan));
     }
-    Ok(if args.detailed_exitcode && prepared.plan.has_changes() {
+    for skipped in &prepared.skipped {
+        eprintln!(
+            "skipped (unreachable, not planned): {}: {}",
+            skipped.host, skipped.reason
+        );
+    }
+    Ok(if !prepared.skipped.is_empty() {
+        ExitCode::from(FAILURE)
+    } else if args.detailed_exitcode && prepared.plan.has_changes() {
         ExitCode::from(2)
     } else {
         ExitCode::SUCCESS

@@ -14,5 +14,6 @@ pub fn block_on<F: std::future::Future>(future: F) -> anyhow::Result<F::Output> 
 pub fn connect_options(accept_new_host_keys: bool) -> ConnectOptions {
     ConnectOptions {
         accept_new_host_keys,
+        skip_unreachable: false,
     }
 }

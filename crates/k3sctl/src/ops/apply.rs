@@ -13,6 +13,7 @@ use super::export::{ExportResult, export_content, read_admin_kubeconfig, write_e
 use super::preflight::{check_facts, check_join_endpoint};
 use super::prepare::{ConnectorFactory, Prepared, prepare};
 use super::release_cache::fill_cache;
+use super::unreachable::SkippedHost;
 use crate::run::lock::{Acquired, LockHolder, acquire, release};
 use crate::run::{Event, EventKind, HostStatus, Reporter, RunOptions, RunSummary, Shared, execute};
 use crate::spec::BinaryOrigin;
@@ -35,14 +36,16 @@ pub struct ApplyReport {
     pub summary: RunSummary,
     /// Kubeconfig exports.
     pub exports: Vec<ExportResult>,
-    /// Whether the plan had nothing to do.
+    /// Whether the plan had nothing to do (on the hosts that were reached).
     pub nothing_to_do: bool,
+    /// Hosts left out because they could not be connected to (`--skip-unreachable`).
+    pub skipped: Vec<SkippedHost>,
 }
 
 impl ApplyReport {
-    /// Whether every host succeeded.
+    /// Whether every host succeeded (a skipped host is not a success).
     pub fn success(&self) -> bool {
-        self.summary.success()
+        self.summary.success() && self.skipped.is_empty()
     }
 }
 
@@ -68,6 +71,17 @@ pub async fn apply(
     reporter: Arc<dyn Reporter>,
 ) -> Result<ApplyReport, OpsError> {
     let prepared = prepare(path, options.connect, factory).await?;
+    for skipped in &prepared.skipped {
+        reporter.report(Event::new(
+            &skipped.host,
+            "connect",
+            EventKind::Skipped,
+            format!(
+                "unreachable, left out (--skip-unreachable): {}",
+                skipped.reason
+            ),
+        ));
+    }
     if !prepared.plan.has_changes() {
         reporter.report(Event::new(
             &prepared.desired.cluster,
@@ -88,6 +102,7 @@ pub async fn apply(
             summary: RunSummary { hosts },
             exports: vec![],
             nothing_to_do: true,
+            skipped: prepared.skipped.clone(),
         });
     }
     for warning in check_facts(&prepared.transports).await? {
@@ -194,5 +209,6 @@ async fn run_locked(
         summary,
         exports,
         nothing_to_do: false,
+        skipped: prepared.skipped.clone(),
     })
 }

@@ -13,6 +13,9 @@ use crate::spec::{ResolvedHost, ResolvedTransport};
 pub struct ConnectOptions {
     /// Record unknown host keys (`--accept-new-host-keys`).
     pub accept_new_host_keys: bool,
+    /// Leave out hosts that cannot be connected to instead of refusing (`--skip-unreachable`
+    /// of plan and apply); never the first server, never a host-key or sudo problem.
+    pub skip_unreachable: bool,
 }
 
 /// The SSH target for a host reached over ssh.

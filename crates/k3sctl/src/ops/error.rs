@@ -13,9 +13,21 @@ pub enum OpsError {
     /// Something the spec asks for is not implemented yet.
     #[error("{0}")]
     Unsupported(String),
-    /// Hosts could not be reached (all listed).
-    #[error("cannot reach {} host(s):\n{}", .0.len(), list(.0))]
-    Unreachable(Vec<HostError>),
+    /// Hosts could not be reached (all listed); nothing was changed.
+    #[error("cannot reach {} host(s); nothing was changed:\n{}{hint}", .errors.len(), list(.errors))]
+    Unreachable {
+        /// One error per host.
+        errors: Vec<HostError>,
+        /// What the user can do (starts with a newline, or is empty).
+        hint: String,
+    },
+    /// `--skip-unreachable`, but the first server is among the unreachable hosts.
+    #[error(
+        "{0}\n  --skip-unreachable cannot leave out the first server: the join token, the API and \
+         the apply lock are there, so no other host can be brought to the spec without it; \
+         nothing was changed"
+    )]
+    FirstServerUnreachable(HostError),
     /// A host problem.
     #[error(transparent)]
     Host(#[from] HostError),

@@ -15,6 +15,7 @@ pub mod local_file;
 pub mod preflight;
 pub mod prepare;
 pub mod release_cache;
+pub mod unreachable;
 pub mod upgrade;
 
 pub use apply::{ApplyOptions, ApplyReport, apply};

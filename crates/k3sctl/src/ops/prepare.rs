@@ -16,6 +16,7 @@ use super::export::{
     check_local_files, desired_exports, export_content, is_up_to_date, user_kubeconfig_path,
 };
 use super::inputs::{local_binaries, resolve_inputs, spec_version};
+use super::unreachable::{SkippedHost, skipped_hosts};
 use crate::host::Transport;
 use crate::k3s::token::{JoinToken, SERVER_TOKEN_PATH};
 use crate::plan::from_spec::desired_hosts;
@@ -49,6 +50,8 @@ pub struct Prepared {
     pub connector: Arc<dyn ApiConnector>,
     /// The API client, when the cluster was already up.
     pub api: Option<Arc<dyn ClusterApi>>,
+    /// Hosts left out because they could not be connected to (`--skip-unreachable`).
+    pub skipped: Vec<SkippedHost>,
     /// The user's kubeconfig that merged exports go into ($KUBECONFIG's first entry or
     /// ~/.kube/config).
     pub user_kubeconfig: PathBuf,
@@ -93,7 +96,7 @@ pub async fn prepare(
         })?;
         resolved.airgap_images = Some((local, sha));
     }
-    let hosts =
+    let mut hosts =
         desired_hosts(&spec.cluster, &resolved).map_err(|e| OpsError::Spec(e.to_string()))?;
     let first_server = hosts
         .iter()
@@ -102,9 +105,8 @@ pub async fn prepare(
         .unwrap_or_default();
 
     let (transports, errors) = connect_all(&spec.hosts(), connect_options).await;
-    if !errors.is_empty() {
-        return Err(OpsError::Unreachable(errors));
-    }
+    let skipped = skipped_hosts(errors, &first_server, connect_options.skip_unreachable)?;
+    hosts.retain(|h| !skipped.iter().any(|s| s.host == h.name));
     let server =
         Arc::clone(transports.get(&first_server).ok_or_else(|| {
             OpsError::Spec(format!("first server {first_server} has no connection"))
@@ -199,6 +201,7 @@ pub async fn prepare(
         first_server,
         connector,
         api,
+        skipped,
         user_kubeconfig,
     })
 }

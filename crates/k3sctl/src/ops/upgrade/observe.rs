@@ -73,7 +73,11 @@ pub async fn open(
         .ok_or_else(|| UpgradeError::Cluster("spec.hosts has no server".into()))?;
     let (transports, errors) = connect_all(&hosts, connect).await;
     if !errors.is_empty() {
-        return Err(OpsError::Unreachable(errors).into());
+        return Err(OpsError::Unreachable {
+            errors,
+            hint: String::new(),
+        }
+        .into());
     }
     let server = transports
         .get(&first_server)
