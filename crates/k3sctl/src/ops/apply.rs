@@ -14,6 +14,7 @@ use super::preflight::{check_facts, check_join_endpoint};
 use super::prepare::{ConnectorFactory, Prepared, prepare};
 use super::release_cache::fill_cache;
 use super::unreachable::SkippedHost;
+use crate::run::engine::DEFAULT_GROUP;
 use crate::run::lock::{Acquired, LockHolder, acquire, release};
 use crate::run::{Event, EventKind, HostStatus, Reporter, RunOptions, RunSummary, Shared, execute};
 use crate::spec::BinaryOrigin;
@@ -160,11 +161,28 @@ pub async fn apply(
     Ok(report)
 }
 
+/// The spec's join concurrency per group, in the engine's group names.
+fn join_concurrency(prepared: &Prepared, mut run: RunOptions) -> RunOptions {
+    let cluster = &prepared.spec.cluster;
+    run.default_join_concurrency = cluster.join_concurrency(None) as usize;
+    run.join_concurrency = cluster
+        .agent_groups()
+        .into_iter()
+        .map(|(name, _)| {
+            let group = (!name.is_empty()).then_some(name.as_str());
+            let key = group.unwrap_or(DEFAULT_GROUP).to_string();
+            (key, cluster.join_concurrency(group) as usize)
+        })
+        .collect();
+    run
+}
+
 async fn run_locked(
     prepared: &Prepared,
     run: RunOptions,
     reporter: Arc<dyn Reporter>,
 ) -> Result<ApplyReport, OpsError> {
+    let run = join_concurrency(prepared, run);
     let mut shared = Shared::new(
         local_binaries_per_host(prepared),
         Arc::clone(&reporter),

@@ -21,6 +21,23 @@ pub struct RunOptions {
     pub server_ready_timeout: Duration,
     /// How long a node may take to start and become Ready.
     pub node_ready_timeout: Duration,
+    /// How many agents of a group run their steps at once, by the engine's group name
+    /// (`engine::DEFAULT_GROUP` for agents without one); groups not listed use
+    /// `default_join_concurrency`.
+    pub join_concurrency: BTreeMap<String, usize>,
+    /// Agents of a group not in `join_concurrency` at once (1: one at a time).
+    pub default_join_concurrency: usize,
+}
+
+impl RunOptions {
+    /// How many agents of `group` run at once (at least 1).
+    pub fn join_concurrency_of(&self, group: &str) -> usize {
+        self.join_concurrency
+            .get(group)
+            .copied()
+            .unwrap_or(self.default_join_concurrency)
+            .max(1)
+    }
 }
 
 impl Default for RunOptions {
@@ -29,6 +46,8 @@ impl Default for RunOptions {
             upload_concurrency: 4,
             server_ready_timeout: Duration::from_secs(300),
             node_ready_timeout: Duration::from_secs(300),
+            join_concurrency: BTreeMap::new(),
+            default_join_concurrency: 1,
         }
     }
 }

@@ -1,11 +1,13 @@
 //! The order of an apply: binaries to every host (bounded), then the first server, then the
-//! join groups side by side with hosts one at a time inside a group. A failure stops its group;
-//! the other groups go on.
+//! join groups side by side with hosts one at a time inside a group (or up to the group's
+//! join concurrency). A failure stops its group; the other groups go on.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use futures_util::StreamExt;
 use futures_util::future::join_all;
+use futures_util::stream::FuturesUnordered;
 
 use super::context::Shared;
 use super::events::{Event, EventKind};
@@ -67,7 +69,7 @@ pub async fn execute(
         statuses.insert(name, status);
     }
 
-    // Phase 2: groups side by side, hosts in a group one after another.
+    // Phase 2: groups side by side, hosts in a group one after another (or a few at once).
     let mut groups: BTreeMap<&str, Vec<&HostPlan>> = BTreeMap::new();
     for host in plan.hosts.iter().filter(|h| !h.first_server) {
         groups
@@ -76,34 +78,17 @@ pub async fn execute(
             .push(host);
     }
     let group_runs = groups.into_iter().map(|(group, hosts)| async move {
-        let mut out = Vec::new();
-        let mut stopped_by: Option<String> = None;
-        for host in hosts {
-            let status = if first_failed {
-                HostStatus::Skipped {
-                    reason: "the first server failed".into(),
-                }
-            } else if let Some(culprit) = &stopped_by {
-                HostStatus::Skipped {
-                    reason: format!("{culprit} failed in group {group}"),
-                }
-            } else {
-                run_one(shared, transports, prepared, host).await.1
-            };
-            if let HostStatus::Skipped { reason } = &status {
-                shared.reporter.report(Event::new(
-                    &host.host,
-                    "skip",
-                    EventKind::Skipped,
-                    reason.clone(),
-                ));
-            }
-            if matches!(status, HostStatus::Failed { .. }) {
-                stopped_by = Some(host.host.clone());
-            }
-            out.push((host.host.clone(), status));
-        }
-        out
+        let limit = shared.options.join_concurrency_of(group);
+        run_group(
+            shared,
+            transports,
+            prepared,
+            group,
+            hosts,
+            limit,
+            first_failed,
+        )
+        .await
     });
     for results in join_all(group_runs).await {
         statuses.extend(results);
@@ -120,6 +105,50 @@ pub async fn execute(
         })
         .collect();
     RunSummary { hosts }
+}
+
+/// Runs one group's hosts in order, at most `limit` at once. A failure stops the group: hosts
+/// already running finish, hosts not started yet are skipped.
+async fn run_group(
+    shared: &Shared,
+    transports: &BTreeMap<String, Arc<dyn Transport>>,
+    prepared: Prepared<'_>,
+    group: &str,
+    hosts: Vec<&HostPlan>,
+    limit: usize,
+    first_failed: bool,
+) -> Vec<(String, HostStatus)> {
+    let mut out = Vec::new();
+    let mut stopped_by: Option<String> = None;
+    let mut running = FuturesUnordered::new();
+    let mut waiting = hosts.into_iter();
+    loop {
+        while running.len() < limit.max(1) && stopped_by.is_none() && !first_failed {
+            let Some(host) = waiting.next() else { break };
+            running.push(run_one(shared, transports, prepared, host));
+        }
+        let Some((name, status)) = running.next().await else {
+            break;
+        };
+        if matches!(status, HostStatus::Failed { .. }) && stopped_by.is_none() {
+            stopped_by = Some(name.clone());
+        }
+        out.push((name, status));
+    }
+    for host in waiting {
+        let reason = match &stopped_by {
+            Some(culprit) if !first_failed => format!("{culprit} failed in group {group}"),
+            _ => "the first server failed".into(),
+        };
+        shared.reporter.report(Event::new(
+            &host.host,
+            "skip",
+            EventKind::Skipped,
+            reason.clone(),
+        ));
+        out.push((host.host.clone(), HostStatus::Skipped { reason }));
+    }
+    out
 }
 
 /// What phase 0 did per host: the status after upload and staging, and the staged steps.

@@ -122,11 +122,15 @@ impl ClusterApi for FakeApi {
         started_at: Option<i64>,
         _timeout: Duration,
     ) -> Result<(), ApiError> {
-        let mut log = self.log.lock().expect("lock");
-        log.push(format!(
+        self.log.lock().expect("lock").push(format!(
             "{name}: wait for Ready posted after {started_at:?}"
         ));
-        log.push(format!("{name}: ready"));
+        // Long enough for hosts running side by side to interleave in the log.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        self.log
+            .lock()
+            .expect("lock")
+            .push(format!("{name}: ready"));
         Ok(())
     }
 }
@@ -187,6 +191,14 @@ fn host(name: &str, group: Option<&str>, first: bool) -> HostPlan {
 }
 
 async fn run(plan: &Plan, broken: &[&str]) -> (RunSummary, Vec<String>, Arc<MemoryReporter>) {
+    run_with(plan, broken, RunOptions::default()).await
+}
+
+async fn run_with(
+    plan: &Plan,
+    broken: &[&str],
+    options: RunOptions,
+) -> (RunSummary, Vec<String>, Arc<MemoryReporter>) {
     let log: Log = Arc::default();
     let broken: BTreeSet<&str> = broken.iter().copied().collect();
     let transports: BTreeMap<String, Arc<dyn Transport>> = plan
@@ -210,7 +222,7 @@ async fn run(plan: &Plan, broken: &[&str]) -> (RunSummary, Vec<String>, Arc<Memo
     let reporter = Arc::new(MemoryReporter::default());
     let options = RunOptions {
         node_ready_timeout: Duration::from_secs(2),
-        ..Default::default()
+        ..options
     };
     let shared = Shared::new(
         binaries,
@@ -302,6 +314,109 @@ async fn a_failing_host_stops_its_group_only() {
     let events = reporter.events.lock().expect("lock");
     let json = serde_json::to_string(&*events).expect("json");
     assert!(!json.contains("verysecret"), "token leaked into events");
+}
+
+/// The log positions of `agent`'s start and of its Ready.
+fn start_and_ready(lines: &[String], agent: &str) -> (usize, usize) {
+    (
+        position(lines, &format!("{agent}: starting k3s-agent")),
+        position(lines, &format!("{agent}: ready")),
+    )
+}
+
+fn one_group(agents: &[&str]) -> Plan {
+    let mut hosts = vec![host("s1", None, true)];
+    hosts.extend(agents.iter().map(|a| host(a, Some("g1"), false)));
+    plan(hosts)
+}
+
+#[tokio::test]
+async fn agents_of_a_group_join_one_at_a_time_by_default() {
+    let (summary, lines, _) = run(&one_group(&["a1", "a2", "a3"]), &[]).await;
+    assert!(summary.success(), "{}", summary.render());
+    for (before, after) in [("a1", "a2"), ("a2", "a3")] {
+        let (_, ready) = start_and_ready(&lines, before);
+        let (start, _) = start_and_ready(&lines, after);
+        assert!(
+            start > ready,
+            "{after} started before {before} was Ready: {lines:#?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn join_concurrency_lets_a_few_agents_of_a_group_join_at_once() {
+    let options = RunOptions {
+        join_concurrency: [("g1".to_string(), 2)].into(),
+        ..Default::default()
+    };
+    let p = one_group(&["a1", "a2", "a3", "a4"]);
+    let (summary, lines, _) = run_with(&p, &[], options).await;
+    assert!(summary.success(), "{}", summary.render());
+    let [a1, a2, a3, a4] = ["a1", "a2", "a3", "a4"].map(|a| start_and_ready(&lines, a));
+    // a1 and a2 run side by side; a3 waits for one of them, a4 for the next.
+    assert!(
+        a2.0 < a1.1 && a1.0 < a2.1,
+        "a1 and a2 did not overlap: {lines:#?}"
+    );
+    assert!(
+        a3.0 > a1.1.min(a2.1),
+        "a3 started with two running: {lines:#?}"
+    );
+    let mut readies = [a1.1, a2.1, a3.1];
+    readies.sort_unstable();
+    assert!(a4.0 > readies[1], "a4 started with two running: {lines:#?}");
+    // The server is alone before any agent, whatever the concurrency.
+    let server_ready = position(&lines, "s1: ready");
+    assert!([a1.0, a2.0, a3.0, a4.0].iter().all(|&s| s > server_ready));
+}
+
+#[tokio::test]
+async fn the_default_applies_to_groups_without_their_own_setting() {
+    let options = RunOptions {
+        join_concurrency: [("g2".to_string(), 1)].into(),
+        default_join_concurrency: 3,
+        ..Default::default()
+    };
+    let mut p = one_group(&["a1", "a2", "a3"]);
+    p.hosts.push(host("b1", Some("g2"), false));
+    p.hosts.push(host("b2", Some("g2"), false));
+    let (summary, lines, _) = run_with(&p, &[], options).await;
+    assert!(summary.success(), "{}", summary.render());
+    let [a1, a2, a3] = ["a1", "a2", "a3"].map(|a| start_and_ready(&lines, a));
+    let first_ready = a1.1.min(a2.1).min(a3.1);
+    assert!(
+        a1.0 < first_ready && a2.0 < first_ready && a3.0 < first_ready,
+        "g1 did not start its three agents at once: {lines:#?}"
+    );
+    let (b1, b2) = (start_and_ready(&lines, "b1"), start_and_ready(&lines, "b2"));
+    assert!(b2.0 > b1.1, "g2 kept its own limit of 1: {lines:#?}");
+}
+
+#[tokio::test]
+async fn with_concurrency_a_failure_lets_running_hosts_finish_and_skips_the_rest() {
+    let options = RunOptions {
+        join_concurrency: [("g1".to_string(), 2)].into(),
+        ..Default::default()
+    };
+    let (summary, lines, _) = run_with(&one_group(&["a1", "a2", "a3"]), &["a1"], options).await;
+    let status = |name: &str| {
+        summary
+            .hosts
+            .iter()
+            .find(|h| h.host == name)
+            .map(|h| h.status.clone())
+    };
+    assert!(matches!(status("a1"), Some(HostStatus::Failed { .. })));
+    assert!(
+        matches!(status("a2"), Some(HostStatus::Ok { .. })),
+        "{:?}",
+        status("a2")
+    );
+    assert!(
+        matches!(status("a3"), Some(HostStatus::Skipped { reason }) if reason == "a1 failed in group g1")
+    );
+    assert!(!lines.iter().any(|l| l.starts_with("a3: starting")));
 }
 
 #[tokio::test]

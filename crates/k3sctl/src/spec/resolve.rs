@@ -128,6 +128,17 @@ impl Cluster {
         groups
     }
 
+    /// How many agents of `group` (`None`: agents without a group) join at once:
+    /// `groups.<name>.joinConcurrency`, else `joinConcurrency`, else 1.
+    pub fn join_concurrency(&self, group: Option<&str>) -> u32 {
+        group
+            .and_then(|g| self.spec.groups.get(g))
+            .and_then(|g| g.join_concurrency)
+            .or(self.spec.join_concurrency)
+            .unwrap_or(1)
+            .max(1)
+    }
+
     /// The context name of a kubeconfig export: `context`, else `<metadata.name>-<export name>`.
     pub fn export_context(&self, export: &KubeconfigExport) -> String {
         export

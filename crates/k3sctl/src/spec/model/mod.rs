@@ -9,6 +9,8 @@ mod network;
 mod operations;
 mod registries;
 
+use std::collections::BTreeMap;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -73,6 +75,15 @@ pub struct ClusterSpec {
     pub proxmox_hosts: Vec<ProxmoxHost>,
     /// The cluster's machines: at least one server.
     pub hosts: Vec<Host>,
+    /// How many agents of one group join the cluster at once (at least 1), for every group
+    /// without its own `groups.<name>.joinConcurrency`. Default: 1, one at a time. Preflight
+    /// still checks every host first; restarts of nodes already in the cluster stay one at a
+    /// time whatever this says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub join_concurrency: Option<u32>,
+    /// Settings per agent group, by the group name used in `hosts[].group`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub groups: BTreeMap<String, GroupSettings>,
     /// The K3s release and its sources.
     pub k3s: K3sSpec,
     /// Cluster-wide K3s settings.
@@ -90,6 +101,16 @@ pub struct ClusterSpec {
     /// Packaged component overrides and extra manifests.
     #[serde(default, skip_serializing_if = "is_default")]
     pub addons: Addons,
+}
+
+/// Settings of one agent group.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GroupSettings {
+    /// How many agents of this group join the cluster at once (at least 1). Default:
+    /// `spec.joinConcurrency`, else 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub join_concurrency: Option<u32>,
 }
 
 fn is_default<T: Default + PartialEq>(value: &T) -> bool {

@@ -111,6 +111,52 @@ pub(super) fn check_unique_names_and_addresses(hosts: &[Host], issues: &mut Vec<
     }
 }
 
+/// Join concurrency is at least 1 and `spec.groups` names only groups that agents use.
+pub(super) fn check_group_settings(cluster: &Cluster, issues: &mut Vec<Issue>) {
+    let zero = |path, field: &str| {
+        Issue::new(path, format!("{field} is 0")).hint("at least one agent must join at a time")
+    };
+    if cluster.spec.join_concurrency == Some(0) {
+        issues.push(zero(
+            spec_path!["spec", "joinConcurrency"],
+            "joinConcurrency",
+        ));
+    }
+    let used: Vec<&str> = cluster
+        .spec
+        .hosts
+        .iter()
+        .filter(|h| h.role == Role::Agent)
+        .filter_map(|h| h.group.as_deref())
+        .collect();
+    for (name, settings) in &cluster.spec.groups {
+        if settings.join_concurrency == Some(0) {
+            issues.push(zero(
+                spec_path!["spec", "groups", name.as_str(), "joinConcurrency"],
+                "joinConcurrency",
+            ));
+        }
+        if !used.contains(&name.as_str()) {
+            let mut known: Vec<&str> = used.clone();
+            known.sort_unstable();
+            known.dedup();
+            let hint = if known.is_empty() {
+                "no agent has a `group`: set hosts[].group, or remove this entry".to_string()
+            } else {
+                format!("the agents' groups are: {}", known.join(", "))
+            };
+            issues.push(
+                Issue::new(
+                    spec_path!["spec", "groups", name.as_str()],
+                    format!("group `{name}` has no agent"),
+                )
+                .at_key()
+                .hint(hint),
+            );
+        }
+    }
+}
+
 fn check_group(i: usize, host: &Host, issues: &mut Vec<Issue>) {
     let Some(group) = &host.group else { return };
     let path = spec_path!["spec", "hosts", i, "group"];

@@ -47,6 +47,10 @@ pub(super) const RULES: &[Rule] = &[
         run: |cluster, _, issues| hosts::check_groups(cluster, issues),
     },
     Rule {
+        reads: &["spec.hosts[*].role", "spec.hosts[*].group"],
+        run: |cluster, _, issues| hosts::check_group_settings(cluster, issues),
+    },
+    Rule {
         reads: &[],
         run: |cluster, _, issues| hosts::check_all_labels(cluster, issues),
     },

@@ -214,6 +214,8 @@ pub fn convert(
                 host_defaults,
                 proxmox_hosts: proxmox.into_iter().collect(),
                 hosts,
+                join_concurrency: None,
+                groups: Default::default(),
                 k3s,
                 cluster,
                 registries: Default::default(),
