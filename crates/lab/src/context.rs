@@ -137,6 +137,24 @@ impl Ctx {
     pub fn save(&self) -> Result<()> {
         self.state.save()
     }
+
+    /// Runs `script` as root over ssh on every host in parallel.
+    pub fn on_every_host(&self, what: &str, script: &str) -> Result<()> {
+        let config = self.paths.ssh_config();
+        per_host(&self.state.hosts, what, |h| {
+            crate::ssh::run_ok(&config, &h.name, script, Duration::from_secs(60))
+                .map(drop)
+                .map_err(|e| LabError::Host {
+                    host: h.name.clone(),
+                    step: what.to_owned(),
+                    detail: e.to_string(),
+                    hint:
+                        "check the host with `k3sctl-lab exec` and its console.log in the lab dir"
+                            .into(),
+                })
+        })
+        .map(drop)
+    }
 }
 
 /// Runs `f` for every host in parallel; fails with every host's error when any fails.

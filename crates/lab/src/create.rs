@@ -10,6 +10,7 @@ use crate::context::{BootTimings, Ctx};
 use crate::error::{LabError, Result, fs_step};
 use crate::identity::{self, HostIdentity};
 use crate::image::{self, RECIPE};
+use crate::login_user::LoginUser;
 use crate::naming;
 use crate::network;
 use crate::paths;
@@ -31,6 +32,8 @@ pub struct LabOptions {
     pub boot_timeout: Duration,
     /// Tie the lab to the current process: cleanup sweeps it once the process is gone.
     pub owned: bool,
+    /// A non-root login user on every host (root keeps its login for the lab itself).
+    pub login_user: Option<LoginUser>,
 }
 
 impl LabOptions {
@@ -42,6 +45,7 @@ impl LabOptions {
             dual_nic: false,
             boot_timeout: Duration::from_secs(60),
             owned: true,
+            login_user: None,
         }
     }
 }
@@ -60,6 +64,7 @@ pub(crate) fn up(opts: &LabOptions) -> Result<(Ctx, BootTimings)> {
     require_root()?;
     naming::validate_lab_name(&opts.name)?;
     naming::validate_host_count(opts.hosts)?;
+    crate::limits::ensure(u64::from(opts.hosts))?;
     let image = image::ensure(&RECIPE, &paths::cache_root())?;
     let state = LabState {
         name: opts.name.clone(),
@@ -68,6 +73,7 @@ pub(crate) fn up(opts: &LabOptions) -> Result<(Ctx, BootTimings)> {
         dual_nic: opts.dual_nic,
         image,
         owner: if opts.owned { Owner::current() } else { None },
+        login_user: opts.login_user.clone(),
         hosts: (1..=opts.hosts)
             .map(|n| HostState {
                 name: naming::host_name(&opts.name, n),
@@ -123,7 +129,11 @@ fn provision(ctx: &Ctx, timeout: Duration) -> Result<BootTimings> {
         });
     }
     write_ssh_files(ctx, &ssh_hosts)?;
-    ctx.boot_and_wait(&state.hosts, timeout, Readiness::SystemRunning)
+    let timings = ctx.boot_and_wait(&state.hosts, timeout, Readiness::SystemRunning)?;
+    if let Some(user) = &state.login_user {
+        ctx.on_every_host("create the login user", &user.setup_script(&login_key))?;
+    }
+    Ok(timings)
 }
 
 fn write_ssh_files(ctx: &Ctx, hosts: &[SshHost]) -> Result<()> {

@@ -102,6 +102,22 @@ pub enum LabError {
         /// Where the lab looked.
         detail: String,
     },
+    /// A per-user kernel limit is too low for the lab's size and could not be raised.
+    #[error(
+        "{sysctl} is {current}, {hosts} more lab hosts need about {needed}, and raising it failed: {detail}\n  hint: run `sysctl -w {sysctl}={needed}` as root (or add it to /etc/sysctl.d/) and try again"
+    )]
+    KernelLimit {
+        /// The sysctl.
+        sysctl: &'static str,
+        /// Its value now.
+        current: u64,
+        /// What the lab needs.
+        needed: u64,
+        /// Hosts being added.
+        hosts: u64,
+        /// Why writing it failed.
+        detail: String,
+    },
     /// The lab tool must run as root (namespaces, mounts, cgroups).
     #[error(
         "the lab needs root (network namespaces, overlay mounts, cgroups)\n  hint: run as root, e.g. `sudo k3sctl-lab ...`"

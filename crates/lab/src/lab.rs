@@ -12,6 +12,7 @@ use crate::create::{self, LabOptions};
 use crate::error::Result;
 use crate::faults;
 use crate::footprint::Footprint;
+use crate::login_user::{LoginUser, SudoMode};
 use crate::readiness::Readiness;
 use crate::spec_out::{self, SpecOptions};
 use crate::ssh;
@@ -131,6 +132,28 @@ impl Lab {
     pub fn exec(&self, host: &str, cmd: &str) -> Result<String> {
         self.ctx.state.host(host)?;
         ssh::run_ok(&self.ssh_config(), host, cmd, EXEC_TIMEOUT)
+    }
+
+    /// The lab's non-root login user, if it has one.
+    pub fn login_user(&self) -> Option<&LoginUser> {
+        self.ctx.state.login_user.as_ref()
+    }
+
+    /// Changes how the login user's sudo behaves on `host` (e.g. to ask for a password).
+    pub fn set_sudo(&self, host: &str, mode: SudoMode) -> Result<()> {
+        let Some(user) = self.login_user() else {
+            return Err(crate::error::LabError::Invalid {
+                what: format!("lab {} has no login user", self.name()),
+                hint:
+                    "create the lab with a login user (LabOptions::login_user, `up --login-user`)"
+                        .into(),
+            });
+        };
+        let user = LoginUser {
+            sudo: mode,
+            ..user.clone()
+        };
+        self.exec(host, &user.sudoers_script()).map(drop)
     }
 
     /// Runs a command on `host` over ssh with a deadline; returns whatever happened.

@@ -54,7 +54,7 @@ struct HostDefaults {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Ssh {
-    user: &'static str,
+    user: String,
     identity_file: String,
     config_file: String,
     known_hosts_file: String,
@@ -98,7 +98,10 @@ pub fn render(state: &LabState, binary: &Path, version: &str) -> Result<String> 
         spec: Body {
             host_defaults: HostDefaults {
                 ssh: Ssh {
-                    user: "root",
+                    user: state
+                        .login_user
+                        .as_ref()
+                        .map_or_else(|| "root".to_owned(), |u| u.name.clone()),
                     identity_file: text(p.identity()),
                     config_file: text(p.ssh_config()),
                     known_hosts_file: text(p.known_hosts()),
@@ -189,4 +192,29 @@ fn stamp_stand_in(paths: &LabPaths, version: &str) -> Result<PathBuf> {
         "rebuild k3s-sim (`cargo build -p k3s-sim`) or pass --k3s-binary PATH",
     )?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::login_user::{LoginUser, SudoMode};
+
+    #[test]
+    fn the_spec_logs_in_as_the_lab_login_user() {
+        let mut state = LabState {
+            name: "nr".into(),
+            id: "id".into(),
+            index: 3,
+            dual_nic: false,
+            image: PathBuf::from("/img"),
+            owner: None,
+            hosts: Vec::new(),
+            login_user: None,
+        };
+        let root = render(&state, Path::new("/k3s"), "v1.33.5+k3s1").expect("render");
+        assert!(root.contains("user: root"), "{root}");
+        state.login_user = Some(LoginUser::new("debian", SudoMode::Passwordless).expect("user"));
+        let text = render(&state, Path::new("/k3s"), "v1.33.5+k3s1").expect("render");
+        assert!(text.contains("user: debian"), "{text}");
+    }
 }

@@ -30,6 +30,9 @@ pub struct LabState {
     pub owner: Option<Owner>,
     /// The hosts, in order.
     pub hosts: Vec<HostState>,
+    /// The non-root login user of every host, if the lab has one (absent in older state files).
+    #[serde(default)]
+    pub login_user: Option<crate::login_user::LoginUser>,
 }
 
 /// Identifies a process across PID reuse.

@@ -27,6 +27,13 @@ pub enum Cmd {
         /// Give every host a second NIC (eth1) on a second bridge.
         #[arg(long)]
         dual_nic: bool,
+        /// Also create this non-root login user on every host, with the lab key and
+        /// passwordless sudo; the spec written by --spec-out logs in as this user.
+        #[arg(long, value_name = "NAME")]
+        login_user: Option<String>,
+        /// Make the login user's sudo ask for a password (k3sctl must refuse such hosts).
+        #[arg(long, requires = "login_user")]
+        sudo_asks_password: bool,
         /// Write a k3sctl cluster spec for the lab to this file.
         #[arg(long, value_name = "FILE")]
         spec_out: Option<PathBuf>,

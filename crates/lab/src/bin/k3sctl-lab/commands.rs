@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use lab::registry;
-use lab::{Lab, LabError, LabOptions, Readiness, SpecOptions, require_root};
+use lab::{Lab, LabError, LabOptions, LoginUser, Readiness, SpecOptions, SudoMode, require_root};
 
 use crate::bench;
 use crate::cli::Cmd;
@@ -18,6 +18,8 @@ pub fn run(cmd: Cmd) -> Result<ExitCode, LabError> {
             name,
             hosts,
             dual_nic,
+            login_user,
+            sudo_asks_password,
             spec_out,
             k3s_binary,
             k3s_version,
@@ -30,6 +32,16 @@ pub fn run(cmd: Cmd) -> Result<ExitCode, LabError> {
                 dual_nic,
                 boot_timeout: Duration::from_secs(timeout),
                 owned: hold,
+                login_user: login_user
+                    .map(|name| {
+                        let mode = if sudo_asks_password {
+                            SudoMode::Password
+                        } else {
+                            SudoMode::Passwordless
+                        };
+                        LoginUser::new(&name, mode)
+                    })
+                    .transpose()?,
             };
             // Fail before booting anything when the spec could not be written.
             if spec_out.is_some() && k3s_binary.is_none() {
