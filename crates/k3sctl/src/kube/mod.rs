@@ -29,11 +29,14 @@ pub use etcd::{EtcdMember, etcd_members, parse_db_info};
 pub use eviction::{Removal, delete, evict, eviction_body};
 pub use health::{PodHealth, pod_health, pod_healths, pod_problem, readyz, unhealthy_pods};
 pub use kube::Client;
-pub use nodes::{Condition, ETCD_IS_VOTER, ETCD_ROLE_LABEL, NodeInfo, get_node, list_nodes};
+pub use nodes::{
+    Condition, ETCD_IS_VOTER, ETCD_ROLE_LABEL, NodeInfo, get_node, list_nodes, node_lease_renewed,
+};
 pub use pdb::{describe_pdb, matching_pdbs, selector_matches};
 pub use taints::{
     TAINTS_SET_BY_K3SCTL, TaintChange, enforce_taints, owned_taints, plan_taints, taint_text,
 };
 pub use wait::{
-    Poll, node_matches, poll_until, ready_posted_after, wait_node_ready, wait_node_ready_after,
+    Poll, StartedAt, node_matches, poll_until, ready_needs_lease, ready_posted_after,
+    wait_node_ready, wait_node_ready_after,
 };

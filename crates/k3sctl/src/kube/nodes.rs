@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Node;
 use kube::Client;
 use kube::api::{Api, ListParams};
@@ -173,6 +174,20 @@ pub async fn get_node(client: &Client, name: &str) -> Result<Option<NodeInfo>, K
         .await
         .map_err(|e| KubeError::api(format!("reading node {name}"), e))?;
     Ok(node.as_ref().map(NodeInfo::from_node))
+}
+
+/// The renewTime of node `name`'s Lease in kube-node-lease (Unix microseconds on the node's
+/// clock, as its kubelet stamped it), `None` when it has no Lease or no renewTime.
+pub async fn node_lease_renewed(client: &Client, name: &str) -> Result<Option<i64>, KubeError> {
+    let api: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
+    let lease = api
+        .get_opt(name)
+        .await
+        .map_err(|e| KubeError::api(format!("reading the Lease of node {name}"), e))?;
+    Ok(lease
+        .and_then(|l| l.spec)
+        .and_then(|s| s.renew_time)
+        .map(|t| t.0.as_microsecond()))
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use kube::Client;
 
 use super::error::KubeError;
-use super::nodes::{NodeInfo, get_node};
+use super::nodes::{NodeInfo, get_node, node_lease_renewed};
 
 /// How often and how long to poll.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,21 +69,49 @@ pub async fn wait_node_ready(
     .await
 }
 
-/// Waits until node `name` is Ready as posted by a kubelet that started at `started_at` (Unix
-/// seconds on the node's clock, see [`ready_posted_after`]); a Ready condition left over from
-/// before a restart does not count. `None` waits for any Ready.
+/// Waits until node `name` is Ready as posted by a kubelet that started at `started_at` (on the
+/// node's clock, see [`ready_posted_after`]); a Ready condition left over from before a restart
+/// does not count. `None` waits for any Ready.
 pub async fn wait_node_ready_after(
     client: &Client,
     name: &str,
-    started_at: Option<i64>,
+    started_at: Option<StartedAt>,
     poll: Poll,
 ) -> Result<NodeInfo, KubeError> {
     let what = match started_at {
-        Some(t) => format!("node {name} to post Ready after its K3s started (unix time {t})"),
+        Some(t) => format!("node {name} to post Ready after its K3s started ({t})"),
         None => format!("node {name} to be Ready"),
     };
-    wait_node(client, name, &what, poll, |node| {
-        started_at.map_or(node.ready, |t| ready_posted_after(node, t))
+    poll_until(&what, poll, || async {
+        let node = match get_node(client, name).await {
+            Ok(Some(node)) => node,
+            Ok(None) => return Ok(Err("not registered".to_owned())),
+            Err(e) => return Ok(Err(format!("API not answering: {e}"))),
+        };
+        let Some(start) = started_at else {
+            return Ok(if node.ready {
+                Ok(node)
+            } else {
+                Err(describe_with_post_time(&node))
+            });
+        };
+        // The Lease is read only when the Ready post alone cannot tell.
+        let lease = if ready_needs_lease(&node, start) {
+            match node_lease_renewed(client, name).await {
+                Ok(renewed) => renewed,
+                Err(e) => return Ok(Err(format!("reading its Lease: {e}"))),
+            }
+        } else {
+            None
+        };
+        Ok(if ready_posted_after(&node, start, lease) {
+            Ok(node)
+        } else {
+            let lease = lease.map_or(String::new(), |us| {
+                format!(", Lease renewed at {}", StartedAt::from_micros(us))
+            });
+            Err(format!("{}{lease}", describe_with_post_time(&node)))
+        })
     })
     .await
 }
@@ -118,14 +146,81 @@ pub fn node_matches(node: &NodeInfo, kubelet_version: Option<&str>) -> bool {
     node.ready && kubelet_version.is_none_or(|v| node.kubelet_version == v)
 }
 
-/// Pure: is `node` Ready as posted by a kubelet that started at `started_at`?
+/// When a node's K3s process started, on the node's own clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StartedAt {
+    /// Unix seconds.
+    pub second: i64,
+    /// Unix microseconds, when systemd told them.
+    pub micros: Option<i64>,
+}
+
+impl StartedAt {
+    /// A start known to the second only.
+    pub fn from_second(second: i64) -> Self {
+        Self {
+            second,
+            micros: None,
+        }
+    }
+
+    /// A start known to the microsecond.
+    pub fn from_micros(micros: i64) -> Self {
+        Self {
+            second: micros.div_euclid(1_000_000),
+            micros: Some(micros),
+        }
+    }
+}
+
+impl std::fmt::Display for StartedAt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.micros {
+            Some(us) => write!(
+                f,
+                "unix time {}.{:06}",
+                self.second,
+                us.rem_euclid(1_000_000)
+            ),
+            None => write!(f, "unix time {}", self.second),
+        }
+    }
+}
+
+/// Pure: whether judging `node` against `start` needs the node's Lease: it is Ready with a
+/// heartbeat in the very second of the start, and the start is known to the microsecond.
+pub fn ready_needs_lease(node: &NodeInfo, start: StartedAt) -> bool {
+    node.ready && start.micros.is_some() && node.ready_posted == Some(start.second)
+}
+
+/// Pure: is `node` Ready as posted by a kubelet that started at `start`? `lease_renewed` is
+/// the node Lease's renewTime (Unix microseconds), read when [`ready_needs_lease`] says so.
 ///
-/// Both times come from the node's own clock (the kubelet stamps the condition, systemd the
-/// start), so clock skew with the operator does not matter. Both are whole seconds: a post in
-/// the same second as the start may be the old kubelet's last one, so only a strictly later
-/// second counts (a fresh kubelet posts again within one heartbeat).
-pub fn ready_posted_after(node: &NodeInfo, started_at: i64) -> bool {
-    node.ready && node.ready_posted.is_some_and(|posted| posted > started_at)
+/// Every time here comes from the node's own clock (systemd stamps the start, the kubelet its
+/// heartbeat and its Lease), so clock skew with the operator does not matter. The Ready
+/// condition's lastHeartbeatTime has whole seconds only, and the old kubelet is stopped
+/// before the new process starts, so:
+/// - a heartbeat in a later second than the start is the new kubelet's;
+/// - an earlier one is the old kubelet's (stale);
+/// - one in the start's own second may be either. Waiting for the next heartbeat (up to
+///   10 s, the kubelet's status interval) was the old answer and cost every restart that
+///   long. Instead, the node Lease's renewTime is a MicroTime: a renewal after the start (to
+///   the microsecond) is the new kubelet's own post, made as it comes up (a kubelet renews
+///   its Lease and posts its status at once when it starts). Then the new kubelet is
+///   demonstrably running and talking to the API server, and the Ready condition is at most
+///   the old kubelet's from within the same second: a kubelet that comes up unhealthy posts
+///   NotReady, which the next wait or health gate sees. Without microseconds (systemd older
+///   than 247) the strict rule stays.
+pub fn ready_posted_after(node: &NodeInfo, start: StartedAt, lease_renewed: Option<i64>) -> bool {
+    let Some(posted) = node.ready_posted.filter(|_| node.ready) else {
+        return false;
+    };
+    posted > start.second
+        || (posted == start.second
+            && start
+                .micros
+                .zip(lease_renewed)
+                .is_some_and(|(started, renewed)| renewed > started))
 }
 
 #[cfg(test)]
@@ -181,22 +276,84 @@ mod tests {
         assert!(!node_matches(&node, Some("v1.34.3+k3s1")));
     }
 
-    #[test]
-    fn a_ready_condition_from_before_the_restart_is_stale() {
-        let node = |ready: bool, posted: Option<i64>| NodeInfo {
+    fn node(ready: bool, posted: Option<i64>) -> NodeInfo {
+        NodeInfo {
             ready,
             ready_posted: posted,
             ..NodeInfo::default()
-        };
-        let started = 1_000;
+        }
+    }
+
+    #[test]
+    fn a_ready_condition_from_before_the_restart_is_stale() {
+        let started = StartedAt::from_second(1_000);
         // Posted by the old kubelet: stale even though it says Ready.
-        assert!(!ready_posted_after(&node(true, Some(990)), started));
-        // Same second as the start: cannot tell old from new, wait for the next post.
-        assert!(!ready_posted_after(&node(true, Some(1_000)), started));
+        assert!(!ready_posted_after(&node(true, Some(990)), started, None));
+        // Same second as the start, known to the second only: cannot tell, wait.
+        assert!(!ready_needs_lease(&node(true, Some(1_000)), started));
+        assert!(!ready_posted_after(
+            &node(true, Some(1_000)),
+            started,
+            Some(2_000_000_000)
+        ));
         // Posted after the start: the new kubelet.
-        assert!(ready_posted_after(&node(true, Some(1_001)), started));
+        assert!(ready_posted_after(&node(true, Some(1_001)), started, None));
         // Fresh but NotReady, or no post time at all: not yet.
-        assert!(!ready_posted_after(&node(false, Some(1_005)), started));
-        assert!(!ready_posted_after(&node(true, None), started));
+        assert!(!ready_posted_after(
+            &node(false, Some(1_005)),
+            started,
+            None
+        ));
+        assert!(!ready_posted_after(&node(true, None), started, None));
+    }
+
+    #[test]
+    fn in_the_start_second_a_lease_renewed_after_the_start_decides() {
+        // Started at 1000.250000 on the node's clock.
+        let started = StartedAt::from_micros(1_000_250_000);
+        let same_second = node(true, Some(1_000));
+        assert!(ready_needs_lease(&same_second, started));
+        // Renewed by the new kubelet 0.1 s after the start.
+        assert!(ready_posted_after(
+            &same_second,
+            started,
+            Some(1_000_350_000)
+        ));
+        // Renewed before the start (the old kubelet's last renewal): not yet.
+        assert!(!ready_posted_after(
+            &same_second,
+            started,
+            Some(1_000_100_000)
+        ));
+        assert!(!ready_posted_after(
+            &same_second,
+            started,
+            Some(1_000_250_000)
+        ));
+        // No Lease: not yet.
+        assert!(!ready_posted_after(&same_second, started, None));
+        // The Lease never rescues a stale or NotReady condition.
+        assert!(!ready_posted_after(
+            &node(true, Some(999)),
+            started,
+            Some(1_000_900_000)
+        ));
+        assert!(!ready_posted_after(
+            &node(false, Some(1_000)),
+            started,
+            Some(1_000_900_000)
+        ));
+        // A later second needs no Lease.
+        assert!(!ready_needs_lease(&node(true, Some(1_001)), started));
+        assert!(ready_posted_after(&node(true, Some(1_001)), started, None));
+    }
+
+    #[test]
+    fn start_times_print_with_their_precision() {
+        assert_eq!(StartedAt::from_second(7).to_string(), "unix time 7");
+        assert_eq!(
+            StartedAt::from_micros(1_000_000_042).to_string(),
+            "unix time 1000.000042"
+        );
     }
 }

@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use super::export::read_admin_kubeconfig;
 use crate::host::Transport;
 use crate::kube::{
-    ApiConnection, Poll, TAINTS_SET_BY_K3SCTL, connect_through, enforce_taints, list_nodes,
-    owned_taints, readyz, wait_node_ready_after,
+    ApiConnection, Poll, StartedAt, TAINTS_SET_BY_K3SCTL, connect_through, enforce_taints,
+    list_nodes, owned_taints, readyz, wait_node_ready_after,
 };
 use crate::plan::ObservedNode;
 use crate::run::{ApiConnector, ApiError, ClusterApi};
@@ -96,7 +96,7 @@ impl ClusterApi for KubeApi {
     async fn wait_node_ready(
         &self,
         name: &str,
-        started_at: Option<i64>,
+        started_at: Option<StartedAt>,
         timeout: Duration,
     ) -> Result<(), ApiError> {
         let poll = Poll::new(Duration::from_millis(500), timeout);

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::kube::StartedAt;
 use crate::plan::ObservedNode;
 
 /// An API call failed.
@@ -30,12 +31,12 @@ pub trait ClusterApi: Send + Sync {
         wanted: &[String],
         adopt: bool,
     ) -> Result<Vec<String>, ApiError>;
-    /// Waits until the node is registered and Ready; when `started_at` is given (Unix seconds on
-    /// the node's clock of its K3s start), as posted after that start, not a stale condition.
+    /// Waits until the node is registered and Ready; when `started_at` is given (its K3s start
+    /// on the node's clock), as posted after that start, not a stale condition.
     async fn wait_node_ready(
         &self,
         name: &str,
-        started_at: Option<i64>,
+        started_at: Option<StartedAt>,
         timeout: Duration,
     ) -> Result<(), ApiError>;
 }

@@ -16,6 +16,7 @@ use super::service::{POLL, start_and_wait};
 use crate::host::{ExecRequest, ProbeOutcome, Transport, UploadRequest, UploadSource, probe_tcp};
 use crate::k3s::token::{JoinToken, SERVER_TOKEN_PATH};
 use crate::k3s::unit::{BINARY_PATH, unit_name};
+use crate::kube::StartedAt;
 use crate::plan::{FileContent, HostPlan, Step};
 
 /// A failed step: its error text.
@@ -175,7 +176,7 @@ pub async fn run_host(
 ) -> HostStatus {
     let mut gate: Option<OwnedMutexGuard<()>> = None;
     // When this run last (re)started K3s on the host, on the host's clock.
-    let mut started_at: Option<i64> = None;
+    let mut started_at: Option<StartedAt> = None;
     for (_, step) in host
         .steps
         .iter()
@@ -210,7 +211,7 @@ async fn run_step(
     host: &HostPlan,
     transport: &dyn Transport,
     step: &Step,
-    started_at: &mut Option<i64>,
+    started_at: &mut Option<StartedAt>,
 ) -> StepResult {
     let unit = unit_name(host.role);
     match step {

@@ -4,7 +4,10 @@
 
 use std::time::{Duration, Instant};
 
+use k8s_openapi::jiff;
+
 use crate::host::{ExecRequest, HostError, Transport};
+use crate::kube::StartedAt;
 
 /// Time limit of short systemctl/journalctl commands (a lost host fails in this time).
 pub const QUICK: Duration = Duration::from_secs(30);
@@ -79,10 +82,27 @@ struct UnitState {
     sub: String,
     started: String,
     main_status: String,
-    /// Start of the main process, Unix seconds on the host's clock (systemd >= 248).
-    started_at: Option<i64>,
+    /// Start of the main process on the host's clock, to the microsecond (systemd >= 247).
+    started_at: Option<StartedAt>,
     /// The host's clock when asked, Unix seconds.
     now: Option<i64>,
+}
+
+/// A systemd timestamp: `@<seconds>` (`--timestamp=unix`) or `Tue 2026-12-01 13:20:00.123456
+/// UTC` (`--timestamp=us+utc`); other forms (local time zones) are not trusted.
+fn parse_timestamp(v: &str) -> Option<StartedAt> {
+    let v = v.trim();
+    if let Some(seconds) = v.strip_prefix('@') {
+        return seconds.parse().ok().map(StartedAt::from_second);
+    }
+    let mut words = v.split_whitespace();
+    let (_weekday, date, time, zone) = (words.next()?, words.next()?, words.next()?, words.next()?);
+    if zone != "UTC" || !time.contains('.') {
+        return None;
+    }
+    let civil: jiff::civil::DateTime = format!("{date}T{time}").parse().ok()?;
+    let stamp = civil.to_zoned(jiff::tz::TimeZone::UTC).ok()?.timestamp();
+    Some(StartedAt::from_micros(stamp.as_microsecond()))
 }
 
 fn parse_show(text: &str) -> UnitState {
@@ -94,7 +114,7 @@ fn parse_show(text: &str) -> UnitState {
             Some(("SubState", v)) => state.sub = v.to_string(),
             Some(("ExecMainStatus", v)) => state.main_status = v.to_string(),
             Some(("ExecMainStartTimestampMonotonic", v)) => state.started = v.to_string(),
-            Some(("ExecMainStartTimestamp", v)) => state.started_at = unix(v),
+            Some(("ExecMainStartTimestamp", v)) => state.started_at = parse_timestamp(v),
             Some(("Now", v)) => state.now = unix(v),
             _ => {}
         }
@@ -103,12 +123,13 @@ fn parse_show(text: &str) -> UnitState {
 }
 
 async fn show(transport: &dyn Transport, unit: &str) -> Result<UnitState, HostError> {
-    // `--timestamp=unix` (systemd >= 248) prints `@<seconds>`; older systemd refuses the option
-    // and the plain form follows (its start time then comes from `Now` read before the start).
+    // `--timestamp=us+utc` (systemd >= 247) prints the start to the microsecond in UTC; older
+    // systemd refuses the option and the plain form follows (its start time then comes from
+    // `Now`, read before the start, to the second).
     let props = "-p ActiveState -p SubState -p ExecMainStatus -p ExecMainStartTimestampMonotonic \
                  -p ExecMainStartTimestamp";
     let req = ExecRequest::new(format!(
-        "echo Now=$(date +%s); systemctl show --timestamp=unix {props} {unit} 2>/dev/null || systemctl show {props} {unit}"
+        "echo Now=$(date +%s); systemctl show --timestamp=us+utc {props} {unit} 2>/dev/null || systemctl show {props} {unit}"
     ))
     .sudo(true)
     .timeout(Some(QUICK))
@@ -163,15 +184,15 @@ fn judge(before: &UnitState, now: &UnitState, restart: bool, activating_for: Dur
 }
 
 /// Starts (`enable` + `start`) or restarts the unit and waits until systemd runs the new
-/// process. Returns when it started, in Unix seconds on the host's clock (systemd's
-/// ExecMainStartTimestamp, else the host's clock just before the start), so that waits for the
-/// node can tell its posts from the previous process's.
+/// process. Returns when it started on the host's clock (systemd's ExecMainStartTimestamp to
+/// the microsecond, else the host's clock just before the start, to the second), so that waits
+/// for the node can tell its posts from the previous process's.
 pub async fn start_and_wait(
     transport: &dyn Transport,
     unit: &str,
     restart: bool,
     timeout: Duration,
-) -> Result<Option<i64>, ServiceError> {
+) -> Result<Option<StartedAt>, ServiceError> {
     let before = show(transport, unit).await?;
     let command = if restart {
         // reset-failed: a unit that hit its start limit earlier may start again.
@@ -193,7 +214,9 @@ pub async fn start_and_wait(
         }
         let activating_for = activating_since.map(|s| s.elapsed()).unwrap_or_default();
         match judge(&before, &state, restart, activating_for) {
-            Verdict::Up => return Ok(state.started_at.or(before.now)),
+            Verdict::Up => {
+                return Ok(state.started_at.or(before.now.map(StartedAt::from_second)));
+            }
             Verdict::Failed(why) => {
                 return Err(ServiceError::Failed {
                     host: transport.name().into(),
@@ -234,10 +257,26 @@ mod tests {
                 sub: "start".into(),
                 started: "123".into(),
                 main_status: "0".into(),
-                started_at: Some(1_795_251_610),
+                started_at: Some(StartedAt::from_second(1_795_251_610)),
                 now: Some(1_795_251_620),
             }
         );
+    }
+
+    #[test]
+    fn reads_the_start_to_the_microsecond_in_utc() {
+        let s = parse_show(
+            "ExecMainStartTimestamp=Tue 2026-12-01 13:20:00.123456 UTC\nActiveState=active\n",
+        );
+        // 2026-12-01T13:20:00Z is 1796131200.
+        assert_eq!(
+            s.started_at,
+            Some(StartedAt::from_micros(1_796_131_200_123_456))
+        );
+        // A local time zone is not guessed.
+        let s = parse_show("ExecMainStartTimestamp=Tue 2026-12-01 14:20:00.123456 CET\n");
+        assert_eq!(s.started_at, None);
+        assert_eq!(parse_timestamp("n/a"), None);
     }
 
     #[test]

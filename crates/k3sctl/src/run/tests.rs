@@ -119,9 +119,10 @@ impl ClusterApi for FakeApi {
     async fn wait_node_ready(
         &self,
         name: &str,
-        started_at: Option<i64>,
+        started_at: Option<crate::kube::StartedAt>,
         _timeout: Duration,
     ) -> Result<(), ApiError> {
+        let started_at = started_at.map(|s| s.second);
         self.log.lock().expect("lock").push(format!(
             "{name}: wait for Ready posted after {started_at:?}"
         ));
