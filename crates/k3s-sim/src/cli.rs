@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use crate::fatal::Fatal;
 use crate::flags::Role;
 
-const USAGE: &str = "NAME:\n   k3s - Kubernetes, but small and simple\n\nUSAGE:\n   k3s [global options] command [command options] [arguments...]\n\nCOMMANDS:\n   server        Run management server\n   agent         Run node agent\n   kubectl       Run kubectl\n   crictl        Run crictl\n   ctr           Run ctr\n   check-config  Run config check\n   certificate   Manage K3s certificates\n   completion    Install shell completion script\n\nGLOBAL OPTIONS:\n   --debug        (logging) Turn on debug logs\n   --help, -h     show help\n   --version, -v  print the version\n";
+const USAGE: &str = "NAME:\n   k3s - Kubernetes, but small and simple\n\nUSAGE:\n   k3s [global options] command [command options] [arguments...]\n\nCOMMANDS:\n   server        Run management server\n   agent         Run node agent\n   kubectl       Run kubectl\n   crictl        Run crictl\n   ctr           Run ctr\n   check-config  Run config check\n   certificate   Manage K3s certificates\n   etcd-snapshot Manage etcd snapshots\n   completion    Install shell completion script\n\nGLOBAL OPTIONS:\n   --debug        (logging) Turn on debug logs\n   --help, -h     show help\n   --version, -v  print the version\n";
 
 const SIM_USAGE: &str = "k3s-sim stamp --version V -o PATH [--from BINARY] [--fail-start MESSAGE]\nk3s-sim release --version V --dir DIR [--arch amd64] [--from BINARY] [--fail-start MESSAGE]\n";
 
@@ -203,6 +203,7 @@ pub fn main(argv: Vec<String>) -> i32 {
         "server" => node(Role::Server, rest),
         "agent" => node(Role::Agent, rest),
         "certificate" | "cert" => certificate(rest),
+        "etcd-snapshot" => crate::snapshot::cmd::run(rest),
         "kubectl" | "crictl" | "ctr" | "completion" | "check-config" => {
             crate::faces::run(cmd, rest)
         }

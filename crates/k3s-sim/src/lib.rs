@@ -33,6 +33,7 @@ pub mod release;
 pub mod server;
 pub mod settings;
 pub mod signals;
+pub mod snapshot;
 pub mod store;
 pub mod tls;
 pub mod token;

@@ -97,6 +97,11 @@ pub async fn run(s: Settings) -> Result<(), Fatal> {
     crate::components::reconcile(&store, s.disabled());
     crate::registries::apply(&s, &dd)?;
 
+    let snapshots = etcd_handle
+        .as_ref()
+        .map(|h| snapshot_service(&s, &dd, &store, h, &node_name))
+        .transpose()?;
+
     let client_auth = crate::tls::ClientAuth::new(&pki.client_ca.cert_pem)
         .map_err(|e| Fatal::ctx("client CA", e))?;
     let serving_chain = format!("{}{}", pki.serving.cert_pem, pki.server_ca.cert_pem);
@@ -123,6 +128,7 @@ pub async fn run(s: Settings) -> Result<(), Fatal> {
         tls_dir: dd.tls(),
         etcd: etcd_handle.clone(),
         critical: crate::etcd::critical::args(&s),
+        snapshots: snapshots.as_ref().map(|(svc, _)| svc.clone()),
     });
     let handler_state = state.clone();
     let serving = tokio::spawn(crate::http::server::serve(
@@ -180,6 +186,13 @@ pub async fn run(s: Settings) -> Result<(), Fatal> {
     }
     tokio::spawn(crate::controller::run(store.clone(), leader));
     tokio::spawn(crate::manifests::watch(store.clone(), dd.manifests()));
+
+    if let Some((svc, schedule)) = &snapshots {
+        svc.sync(&svc.default_dir);
+        if let Some(cfg) = schedule {
+            crate::snapshot::local::spawn_schedule(svc.clone(), cfg.clone());
+        }
+    }
 
     crate::notify::ready();
     crate::log::info("k3s is up and running");
@@ -393,4 +406,63 @@ fn renew_local_lease(store: &ObjectStore, name: &str) {
             e.message
         ));
     }
+}
+
+/// The snapshot service of an etcd server and its schedule (none with `etcd-disable-snapshots`);
+/// a schedule the stand-in cannot read stops the server, as an invalid flag would.
+fn snapshot_service(
+    s: &Settings,
+    dd: &DataDir,
+    store: &Arc<ObjectStore>,
+    h: &Arc<crate::etcd::EtcdHandle>,
+    node_name: &str,
+) -> Result<
+    (
+        Arc<crate::snapshot::local::Service>,
+        Option<crate::snapshot::local::ScheduleConfig>,
+    ),
+    Fatal,
+> {
+    let dir = s
+        .str("etcd-snapshot-dir")
+        .filter(|d| !d.is_empty())
+        .map(host_path)
+        .unwrap_or_else(|| dd.db().join("snapshots"));
+    let svc = Arc::new(crate::snapshot::local::Service {
+        store: store.clone(),
+        etcd: h.clone(),
+        node: node_name.to_string(),
+        default_dir: dir.clone(),
+    });
+    if s.flag("etcd-disable-snapshots") {
+        return Ok((svc, None));
+    }
+    let cron = s
+        .str("etcd-snapshot-schedule-cron")
+        .unwrap_or("0 */12 * * *");
+    let schedule = crate::snapshot::cron::parse(cron).map_err(|e| Fatal(e.to_string()))?;
+    let retention_text = s.str("etcd-snapshot-retention").unwrap_or("5");
+    let retention: usize = retention_text.trim().parse().map_err(|_| {
+        Fatal(format!(
+            "invalid etcd-snapshot-retention {retention_text:?}: expected a whole number"
+        ))
+    })?;
+    let prefix = s
+        .str("etcd-snapshot-name")
+        .filter(|n| !n.is_empty())
+        .unwrap_or(crate::snapshot::names::SCHEDULED)
+        .to_string();
+    crate::log::info(format!(
+        "Scheduled etcd snapshots at {cron:?} (retention {retention}) to {}",
+        dir.display()
+    ));
+    Ok((
+        svc,
+        Some(crate::snapshot::local::ScheduleConfig {
+            schedule,
+            prefix,
+            retention,
+            dir,
+        }),
+    ))
 }

@@ -55,6 +55,8 @@ pub struct ApiState {
     pub etcd: Option<Arc<crate::etcd::EtcdHandle>>,
     /// The critical configuration values joining servers must match.
     pub critical: serde_json::Value,
+    /// Etcd snapshots of this server (with embedded etcd).
+    pub snapshots: Option<Arc<crate::snapshot::local::Service>>,
 }
 
 const MAX_BODY: usize = 16 * 1024 * 1024;
@@ -115,6 +117,17 @@ fn route(
         state.client_auth.identify(&peer.certs).ok()
     };
     let local = peer.addr.ip().is_loopback();
+    if path == "/db/snapshot" {
+        // K3s: `k3s etcd-snapshot` authenticates with the server token (user `server`).
+        if !supervisor::server_authenticated(state, &parts.headers) {
+            return Err(ApiError::unauthorized());
+        }
+        if parts.method != Method::POST {
+            return Err(ApiError::method_not_allowed("POST a snapshot request"));
+        }
+        return crate::snapshot::request::serve(state.snapshots.as_deref(), body)
+            .map(|v| json_response(200, &v));
+    }
     if path.starts_with("/v1-k3s/") || path == "/db/info" {
         // K3s answers /db/info to local requests without credentials (IsLocalOrHasRole).
         let local_info = path == "/db/info" && local;

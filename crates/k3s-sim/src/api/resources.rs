@@ -230,6 +230,15 @@ pub static RESOURCES: &[ResourceType] = &[
     ),
     r(
         ("k3s.cattle.io", "v1"),
+        "etcdsnapshotfiles",
+        "etcdsnapshotfile",
+        "ETCDSnapshotFile",
+        false,
+        &[],
+        &["status"],
+    ),
+    r(
+        ("k3s.cattle.io", "v1"),
         "addons",
         "addon",
         "Addon",
