@@ -15,6 +15,7 @@ use super::error::NodeFailure;
 use crate::host::{ExecRequest, Transport, UploadRequest, UploadSource, shell};
 use crate::k3s::unit::BINARY_PATH;
 use crate::plan::upgrade::{NodeAction, UpgradePlan};
+use crate::run::binary_record::{RECORD_PATH, hash_snippet, record_script};
 use crate::run::{Event, EventKind};
 
 /// Where the new binary waits on a host (same directory as the binary: the swap is a rename).
@@ -22,17 +23,47 @@ pub const STAGED_PATH: &str = "/usr/local/bin/.k3s-k3sctl-staged";
 /// Hosts receiving the binary at once.
 const CONCURRENT_UPLOADS: usize = 4;
 
-/// The shell script that swaps the staged binary in: only when its sha256 is the expected one.
+/// Where k3sctl remembers the verified hash of the staged binary (keyed by its size, mtime,
+/// ctime and inode, as [`crate::run::binary_record`] does for the installed one), so the swap
+/// does not hash 70 MB again inside the node's cordoned window.
+pub const STAGED_RECORD_PATH: &str = "/var/lib/k3sctl/k3s-staged.sha256";
+
+/// The files the swap works on (the real ones in [`swap_script`]; temporary ones in tests).
+struct SwapPaths<'a> {
+    binary: &'a str,
+    staged: &'a str,
+    staged_record: &'a str,
+    binary_record: &'a str,
+}
+
+const HOST_PATHS: SwapPaths<'static> = SwapPaths {
+    binary: BINARY_PATH,
+    staged: STAGED_PATH,
+    staged_record: STAGED_RECORD_PATH,
+    binary_record: RECORD_PATH,
+};
+
+/// The shell script that swaps the staged binary in: only when its sha256 is the expected one
+/// (from the staging record while the file is unchanged, else hashed). After the rename the
+/// installed binary's record is written, so the next `apply` does not hash it either.
 /// Prints `swapped`, `present` (already the binary) or `missing`.
 pub fn swap_script(sha256: &str) -> String {
-    let staged = shell::quote(STAGED_PATH);
-    let binary = shell::quote(BINARY_PATH);
+    swap_script_at(&HOST_PATHS, sha256)
+}
+
+fn swap_script_at(p: &SwapPaths<'_>, sha256: &str) -> String {
+    let staged = shell::quote(p.staged);
+    let staged_record = shell::quote(p.staged_record);
+    let sha = shell::quote(sha256);
     format!(
-        "sum() {{ sha256sum \"$1\" 2>/dev/null | cut -d' ' -f1; }}\n\
-         if [ -f {staged} ] && [ \"$(sum {staged})\" = {sha} ]; then mv -f {staged} {binary} && \
-         echo swapped; elif [ \"$(sum {binary})\" = {sha} ]; then rm -f {staged}; echo present; \
-         else echo missing; fi\n",
-        sha = shell::quote(sha256)
+        "{staged_hash}if [ -f {staged} ] && [ \"$bh\" = {sha} ]; then\n\
+         mv -f {staged} {binary}\n{record}rm -f {staged_record}\necho swapped\n\
+         else\n{binary_hash}if [ \"$bh\" = {sha} ]; then rm -f {staged} {staged_record}; echo present; \
+         else echo missing; fi\nfi\n",
+        staged_hash = hash_snippet(p.staged, p.staged_record),
+        binary_hash = hash_snippet(p.binary, p.binary_record),
+        binary = shell::quote(p.binary),
+        record = record_script(p.binary, p.binary_record, sha256).replace("set -e\n", ""),
     )
 }
 
@@ -47,6 +78,9 @@ async fn stage_one(
             .await
             .map_err(|e| e.to_string())?;
         if have.as_deref() == Some(sha256) {
+            if path == STAGED_PATH {
+                remember_staged(transport.as_ref(), sha256).await?;
+            }
             return Ok(false);
         }
     }
@@ -60,7 +94,21 @@ async fn stage_one(
         })
         .await
         .map_err(|e| e.to_string())?;
+    remember_staged(transport.as_ref(), sha256).await?;
     Ok(true)
+}
+
+/// Records the hash the host just verified for the staged binary.
+async fn remember_staged(transport: &dyn Transport, sha256: &str) -> Result<(), String> {
+    transport
+        .exec_checked(
+            ExecRequest::new(record_script(STAGED_PATH, STAGED_RECORD_PATH, sha256))
+                .sudo(true)
+                .describe("remembering the staged binary's hash"),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// Stages the binary on every node the plan upgrades. A failure names the host; nothing has
@@ -158,9 +206,19 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let binary = dir.path().join("k3s");
         let staged = dir.path().join("staged");
-        let script = swap_script(&"a".repeat(64))
-            .replace(BINARY_PATH, &binary.display().to_string())
-            .replace(STAGED_PATH, &staged.display().to_string());
+        let (b, st, sr, br) = (
+            binary.display().to_string(),
+            staged.display().to_string(),
+            dir.path().join("rec/staged.sha256").display().to_string(),
+            dir.path().join("rec/binary.sha256").display().to_string(),
+        );
+        let paths = SwapPaths {
+            binary: &b,
+            staged: &st,
+            staged_record: &sr,
+            binary_record: &br,
+        };
+        let script = swap_script_at(&paths, &"a".repeat(64));
         let run = |script: &str| {
             let out = std::process::Command::new("sh")
                 .arg("-c")
@@ -179,6 +237,50 @@ mod tests {
         assert_eq!(run(&script), "swapped");
         assert_eq!(std::fs::read(&binary).expect("read"), b"new");
         assert!(!staged.exists());
+        // The installed binary's record was written: its hash is not computed again.
+        assert!(
+            std::fs::read_to_string(&br)
+                .expect("binary record")
+                .starts_with(&sha)
+        );
         assert_eq!(run(&script), "present");
+    }
+
+    #[tokio::test]
+    async fn a_staging_record_spares_the_hash_only_while_the_file_is_unchanged() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (b, st, sr, br) = (
+            dir.path().join("k3s").display().to_string(),
+            dir.path().join("staged").display().to_string(),
+            dir.path().join("rec/staged.sha256").display().to_string(),
+            dir.path().join("rec/binary.sha256").display().to_string(),
+        );
+        let paths = SwapPaths {
+            binary: &b,
+            staged: &st,
+            staged_record: &sr,
+            binary_record: &br,
+        };
+        let run = |script: &str| {
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(script)
+                .output()
+                .expect("sh");
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        };
+        std::fs::write(&b, b"old").expect("write");
+        std::fs::write(&st, b"staged").expect("write");
+        // A record claiming another hash for the unchanged staged file is believed: the swap
+        // goes by the record (which only k3sctl writes, right after the host verified it)...
+        let marker = "f".repeat(64);
+        run(&record_script(&st, &sr, &marker));
+        assert_eq!(run(&swap_script_at(&paths, &marker)), "swapped");
+        // ...but not once the staged file changed: then it is hashed and refused.
+        std::fs::remove_file(&br).expect("forget the installed binary's record");
+        std::fs::write(&st, b"staged").expect("write");
+        run(&record_script(&st, &sr, &marker));
+        std::fs::write(&st, b"tampered!").expect("write");
+        assert_eq!(run(&swap_script_at(&paths, &marker)), "missing");
     }
 }
