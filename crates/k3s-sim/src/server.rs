@@ -55,6 +55,10 @@ pub async fn run(s: Settings) -> Result<(), Fatal> {
     }
     let domain = s.str("cluster-domain").unwrap_or("cluster.local");
     let sans = crate::certs::serving_sans(&node_name, &sans_extra, s.list("tls-san"), domain);
+    if s.flag("cluster-reset") {
+        return crate::etcd::reset::run(&s, &dd, &node_name, &node_ip, &sans).await;
+    }
+    crate::etcd::reset::clear_flag(&dd);
     // Embedded etcd when asked for, or when its data exists (then --cluster-init and --server
     // are ignored, as K3s ignores datastore arguments once etcd data is on disk).
     let etcd_data = crate::etcd::cluster::initialized(&dd);

@@ -15,6 +15,7 @@ use common::{Cluster, Node, free_port, server_token, wait_for};
 struct Srv {
     node: Node,
     port: u16,
+    etcd: u16,
 }
 
 fn server(c: &Cluster, name: &str, extra: &[&str]) -> Srv {
@@ -40,7 +41,7 @@ fn server(c: &Cluster, name: &str, extra: &[&str]) -> Srv {
         ("K3S_SIM_LEARNER_PROMOTE".into(), "1s".into()),
         ("K3S_SIM_LEADER_LEASE".into(), "4s".into()),
     ];
-    Srv { node, port }
+    Srv { node, port, etcd }
 }
 
 impl Srv {
@@ -85,6 +86,52 @@ impl Srv {
         );
         assert!(out.status.success(), "etcd-snapshot {args:?}: {o}{e}");
         (o, e)
+    }
+
+    /// (name, is_learner) of every etcd member, asked with etcdctl.
+    fn members(&self) -> Vec<(String, bool)> {
+        let tls = self.node.path("/var/lib/rancher/k3s/server/tls/etcd");
+        let out = Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .arg("--cacert")
+            .arg(tls.join("server-ca.crt"))
+            .arg("--cert")
+            .arg(tls.join("client.crt"))
+            .arg("--key")
+            .arg(tls.join("client.key"))
+            .arg("--endpoints")
+            .arg(format!("https://127.0.0.1:{}", self.etcd))
+            .args(["member", "list", "-w", "json"])
+            .output()
+            .expect("run etcdctl");
+        assert!(
+            out.status.success(),
+            "etcdctl member list: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        v["members"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|m| {
+                (
+                    m["name"].as_str().unwrap_or("").to_string(),
+                    m["isLearner"].as_bool().unwrap_or(false),
+                )
+            })
+            .collect()
+    }
+
+    /// Runs `k3s server <args> <extra>` in the foreground to its exit: (code, log of this run).
+    fn run_once(&mut self, extra: &[&str]) -> (Option<i32>, String) {
+        let saved = self.node.args.clone();
+        self.node.args.extend(extra.iter().map(|s| s.to_string()));
+        let before = self.node.log().len();
+        self.node.start();
+        let code = self.node.wait_exit(Duration::from_secs(60));
+        self.node.args = saved;
+        (code, self.node.log()[before..].to_string())
     }
 
     fn snapshot_dir(&self) -> PathBuf {
@@ -315,4 +362,125 @@ fn time_now() -> i64 {
             .as_secs(),
     )
     .expect("secs")
+}
+
+fn namespaces(c: &Cluster, kc: &Path) -> String {
+    c.kubectl_ok(kc, &["get", "namespaces", "-o", "name"])
+}
+
+fn voters(s: &Srv, n: usize) {
+    wait_for(&format!("{n} voters"), Duration::from_secs(45), || {
+        let ms = s.members();
+        (ms.len() == n && ms.iter().all(|(_, l)| !l)).then_some(())
+    });
+}
+
+#[test]
+fn cluster_reset_restores_a_snapshot_and_peers_rejoin_only_without_their_db() {
+    let c = Cluster::new();
+    let mut s1 = server(&c, "s1", &["--cluster-init", "--etcd-disable-snapshots"]);
+    s1.node.start();
+    let kc1 = s1.ready(&c);
+    let token = server_token(&s1.node);
+    let s1_url = s1.url();
+    let mut s2 = server(
+        &c,
+        "s2",
+        &[
+            "--server",
+            &s1_url,
+            "--token",
+            &token,
+            "--etcd-disable-snapshots",
+        ],
+    );
+    s2.node.start();
+    s2.ready(&c);
+    voters(&s1, 2);
+    c.kubectl_ok(&kc1, &["create", "namespace", "kept"]);
+    let name = saved_name(&s1.snap_ok(&["save"]).1);
+    let snapshot = s1.snapshot_dir().join(&name);
+    c.kubectl_ok(&kc1, &["create", "namespace", "after-snapshot"]);
+
+    // The documented procedure: stop every server, reset on one from the snapshot.
+    s2.node.stop();
+    s1.node.stop();
+    assert!(snapshot.is_file());
+    // The path as K3s sees it on the host (the stand-in maps it below K3S_SIM_ROOT).
+    let path = format!("/var/lib/rancher/k3s/server/db/snapshots/{name}");
+    let t = Instant::now();
+    let (code, log) = s1.run_once(&["--cluster-reset", "--cluster-reset-restore-path", &path]);
+    let reset_ms = t.elapsed().as_millis();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(
+        log.contains("Managed etcd cluster membership has been reset, restart without --cluster-reset flag now. Backup and delete ${datadir}/server/db on each peer etcd server and rejoin the nodes"),
+        "{log}"
+    );
+    println!("cluster-reset with restore of a 2-server cluster's snapshot: {reset_ms} ms");
+    let db = s1.node.path("/var/lib/rancher/k3s/server/db");
+    assert!(db.join("reset-flag").is_file());
+    let old: Vec<String> = std::fs::read_dir(&db)
+        .expect("db")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with("etcd-old-"))
+        .collect();
+    assert_eq!(old.len(), 1, "old data moved aside: {old:?}");
+    // A second reset is refused while the flag is there.
+    let (code, log) = s1.run_once(&["--cluster-reset", "--cluster-reset-restore-path", &path]);
+    assert_eq!(code, Some(1), "{log}");
+    assert!(
+        log.contains("cluster-reset was successfully performed"),
+        "{log}"
+    );
+
+    // A normal start: the flag goes, the cluster has the snapshot's objects and one member.
+    s1.node.start();
+    let kc1 = s1.ready(&c);
+    assert!(!db.join("reset-flag").exists());
+    let ns = namespaces(&c, &kc1);
+    assert!(
+        ns.contains("namespace/kept") && !ns.contains("namespace/after-snapshot"),
+        "{ns}"
+    );
+    assert_eq!(s1.members().len(), 1);
+
+    // A peer still holding its old server/db does not rejoin: its etcd waits for the old cluster.
+    let before = s2.node.log().len();
+    s2.node.start();
+    wait_for(
+        "s2 waiting on its old cluster",
+        Duration::from_secs(30),
+        || {
+            s2.node.log()[before..]
+                .contains("Waiting for etcd to become available")
+                .then_some(())
+        },
+    );
+    assert_eq!(s1.members().len(), 1, "the stale peer must not join");
+    s2.node.stop();
+    // With server/db removed it joins as a new member.
+    std::fs::remove_dir_all(s2.node.path("/var/lib/rancher/k3s/server/db")).expect("rm db");
+    let t = Instant::now();
+    s2.node.start();
+    s2.ready(&c);
+    voters(&s1, 2);
+    println!(
+        "peer rejoin after removing server/db: {} ms",
+        t.elapsed().as_millis()
+    );
+
+    // Without a path, --cluster-reset shrinks to this member and keeps the data.
+    s2.node.stop();
+    s1.node.stop();
+    let (code, log) = s1.run_once(&["--cluster-reset"]);
+    assert_eq!(code, Some(0), "{log}");
+    assert!(
+        log.contains("restart without --cluster-reset flag now"),
+        "{log}"
+    );
+    s1.node.start();
+    let kc1 = s1.ready(&c);
+    assert_eq!(s1.members().len(), 1);
+    assert!(namespaces(&c, &kc1).contains("namespace/kept"));
 }

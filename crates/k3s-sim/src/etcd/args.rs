@@ -74,6 +74,9 @@ pub enum Initial {
     New,
     /// Joining an existing cluster with these `name=peerURL` members (self included).
     Join(Vec<String>),
+    /// `--cluster-reset` without a snapshot: the existing data, forced into a new one-member
+    /// cluster (etcd `--force-new-cluster` drops every other member).
+    ForceNewCluster,
 }
 
 /// The etcd command line.
@@ -134,6 +137,7 @@ pub fn command_args(
     args.push("--peer-client-cert-auth".into());
     match initial {
         Initial::Restart => {}
+        Initial::ForceNewCluster => args.push("--force-new-cluster".into()),
         Initial::New => {
             args.push("--initial-cluster".into());
             args.push(format!("{name}={node_peer}"));

@@ -226,7 +226,7 @@ async fn wait_learner(client: &EtcdClient) {
 
 /// Waits until the local member answers, is a voting member and sees a leader (a quorum of the
 /// cluster is up); without quorum it waits as long as it takes, as K3s does.
-async fn wait_voter(client: &EtcdClient) -> Result<(), Fatal> {
+pub(crate) async fn wait_voter(client: &EtcdClient) -> Result<(), Fatal> {
     let start = Instant::now();
     let mut last_log = Instant::now();
     loop {

@@ -14,6 +14,7 @@ pub mod leader;
 pub mod members;
 pub mod pki;
 pub mod process;
+pub mod reset;
 pub mod wire;
 
 use std::sync::Arc;
