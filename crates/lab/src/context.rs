@@ -70,6 +70,16 @@ impl Ctx {
             network::ensure_nic(&h.name, naming, h.number, nic, addr, !(h.cut || h.lost))?;
         }
         self.cg.create(&self.state.name, &h.name)?;
+        if let Some(px) = &self.state.proxmox
+            && let Some(ct) = px.by_host(&h.name)
+        {
+            // The container reads its .conf at each start, as LXC does.
+            let conf = p
+                .upper(&px.node)
+                .join(px.conf_path(ct.vmid).trim_start_matches('/'));
+            let text = std::fs::read_to_string(&conf).unwrap_or_default();
+            crate::proxmox::shape::write_settings(&h.name, &p.root(&h.name), &text)?;
+        }
         Ok(())
     }
 
@@ -114,6 +124,9 @@ impl Ctx {
     ) -> Result<Duration> {
         let config = self.paths.ssh_config();
         let ssh_up = per_host(hosts, "become ready", |h| {
+            if self.state.is_container(&h.name) {
+                return crate::proxmox::attach::wait_ready(self, h, timeout, until);
+            }
             let target = self.boot_target(h);
             let probe = ReadyProbe {
                 lab: &self.state.name,

@@ -34,6 +34,9 @@ pub struct LabOptions {
     pub owned: bool,
     /// A non-root login user on every host (root keeps its login for the lab itself).
     pub login_user: Option<LoginUser>,
+    /// Add a host `<name>-pve` playing a Proxmox VE node whose LXC containers are the other
+    /// hosts (reached only through `pct` there; see [`crate::proxmox`]).
+    pub proxmox: bool,
 }
 
 impl LabOptions {
@@ -46,6 +49,7 @@ impl LabOptions {
             boot_timeout: Duration::from_secs(60),
             owned: true,
             login_user: None,
+            proxmox: false,
         }
     }
 }
@@ -65,8 +69,11 @@ pub(crate) fn up(opts: &LabOptions) -> Result<(Ctx, BootTimings)> {
     naming::validate_lab_name(&opts.name)?;
     naming::validate_host_count(opts.hosts)?;
     crate::limits::ensure(u64::from(opts.hosts))?;
+    if opts.proxmox {
+        naming::validate_host_count(opts.hosts.saturating_add(1))?;
+    }
     let image = image::ensure(&RECIPE, &paths::cache_root())?;
-    let state = LabState {
+    let mut state = LabState {
         name: opts.name.clone(),
         id: LabState::new_id()?,
         index: 0,
@@ -83,7 +90,11 @@ pub(crate) fn up(opts: &LabOptions) -> Result<(Ctx, BootTimings)> {
                 partitioned_from: BTreeSet::new(),
             })
             .collect(),
+        proxmox: None,
     };
+    if opts.proxmox {
+        crate::proxmox::setup::add_node(&mut state);
+    }
     let ctx = Ctx::new(registry::register(state)?);
     match provision(&ctx, opts.boot_timeout) {
         Ok(timings) => Ok((ctx, timings)),
@@ -129,7 +140,13 @@ fn provision(ctx: &Ctx, timeout: Duration) -> Result<BootTimings> {
         });
     }
     write_ssh_files(ctx, &ssh_hosts)?;
+    if state.proxmox.is_some() {
+        crate::proxmox::setup::prepare_files(ctx)?;
+    }
     let timings = ctx.boot_and_wait(&state.hosts, timeout, Readiness::SystemRunning)?;
+    if state.proxmox.is_some() {
+        crate::proxmox::setup::start_agent(ctx)?;
+    }
     if let Some(user) = &state.login_user {
         ctx.on_every_host("create the login user", &user.setup_script(&login_key))?;
     }

@@ -73,6 +73,11 @@ impl Lab {
         self.timings
     }
 
+    /// The Proxmox stand-in of a lab booted with `--proxmox`.
+    pub fn proxmox(&self) -> Option<&crate::proxmox::ProxmoxLab> {
+        self.ctx.state.proxmox.as_ref()
+    }
+
     /// The lab's name.
     pub fn name(&self) -> &str {
         &self.ctx.state.name
@@ -129,8 +134,21 @@ impl Lab {
     }
 
     /// Runs a shell command line on `host` over ssh; returns stdout, fails on non-zero exit.
+    /// Containers of the Proxmox stand-in (no sshd) are entered directly, like `pct exec`.
     pub fn exec(&self, host: &str, cmd: &str) -> Result<String> {
-        self.ctx.state.host(host)?;
+        let h = self.ctx.state.host(host)?;
+        if self.ctx.state.is_container(host) {
+            let out = crate::proxmox::attach::run(&self.ctx, h, cmd, EXEC_TIMEOUT)?;
+            if out.code == Some(0) {
+                return Ok(out.stdout);
+            }
+            return Err(crate::error::LabError::Host {
+                host: host.to_owned(),
+                step: format!("attach `{cmd}`"),
+                detail: format!("exit {:?}: {}", out.code, out.stderr.trim()),
+                hint: "check the container with `pct status` on the Proxmox host".into(),
+            });
+        }
         ssh::run_ok(&self.ssh_config(), host, cmd, EXEC_TIMEOUT)
     }
 
@@ -158,7 +176,10 @@ impl Lab {
 
     /// Runs a command on `host` over ssh with a deadline; returns whatever happened.
     pub fn exec_output(&self, host: &str, cmd: &str, limit: Duration) -> Result<TimedOutput> {
-        self.ctx.state.host(host)?;
+        let h = self.ctx.state.host(host)?;
+        if self.ctx.state.is_container(host) {
+            return crate::proxmox::attach::run(&self.ctx, h, cmd, limit);
+        }
         ssh::run(&self.ssh_config(), host, cmd, limit)
     }
 
@@ -166,6 +187,17 @@ impl Lab {
     pub fn ssh_command(&self, host: &str) -> Result<std::process::Command> {
         self.ctx.state.host(host)?;
         Ok(ssh::ssh_command(&self.ssh_config(), host))
+    }
+
+    /// For a container of the Proxmox stand-in: `nsenter` into it, to add the command and its
+    /// arguments and run (what `pct exec` does on the node). `None` for other hosts.
+    pub fn attach_command(&self, host: &str) -> Result<Option<std::process::Command>> {
+        let h = self.ctx.state.host(host)?;
+        if !self.ctx.state.is_container(host) {
+            return Ok(None);
+        }
+        let leader = crate::proxmox::attach::leader(&self.ctx, h)?;
+        Ok(Some(crate::proxmox::attach::nsenter(leader)))
     }
 
     /// Powers `host` off cleanly.

@@ -41,6 +41,8 @@ struct Metadata<'a> {
 #[serde(rename_all = "camelCase")]
 struct Body<'a> {
     host_defaults: HostDefaults,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    proxmox_hosts: Vec<ProxmoxHost>,
     hosts: Vec<Host>,
     k3s: K3s<'a>,
     kubeconfigs: Vec<Kubeconfig>,
@@ -68,6 +70,21 @@ struct Host {
     #[serde(skip_serializing_if = "Option::is_none")]
     private_address: Option<String>,
     role: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pct: Option<Pct>,
+}
+
+#[derive(Serialize)]
+struct ProxmoxHost {
+    name: String,
+    address: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Pct {
+    proxmox_host: String,
+    vmid: u32,
 }
 
 #[derive(Serialize)]
@@ -107,15 +124,35 @@ pub fn render(state: &LabState, binary: &Path, version: &str) -> Result<String> 
                     known_hosts_file: text(p.known_hosts()),
                 },
             },
+            proxmox_hosts: state
+                .proxmox
+                .iter()
+                .filter_map(|px| {
+                    let node = state.host(&px.node).ok()?;
+                    Some(ProxmoxHost {
+                        name: px.node.clone(),
+                        address: state.address(node).to_string(),
+                    })
+                })
+                .collect(),
             hosts: state
                 .hosts
                 .iter()
+                .filter(|h| state.proxmox.as_ref().is_none_or(|px| px.node != h.name))
                 .enumerate()
                 .map(|(i, h)| Host {
                     name: h.name.clone(),
                     address: state.address(h).to_string(),
                     private_address: state.private_address(h).map(|a| a.to_string()),
                     role: if i == 0 { "server" } else { "agent" },
+                    pct: state
+                        .proxmox
+                        .as_ref()
+                        .and_then(|px| px.by_host(&h.name))
+                        .map(|c| Pct {
+                            proxmox_host: state.proxmox.as_ref().map(|px| px.node.clone()).unwrap_or_default(),
+                            vmid: c.vmid,
+                        }),
                 })
                 .collect(),
             k3s: K3s {
@@ -160,6 +197,37 @@ pub fn stand_in_candidates() -> Vec<PathBuf> {
         .take(2)
         .map(|dir| dir.join("k3s-sim"))
         .collect()
+}
+
+/// The `k3sctl-lab` binary: the current executable when it is one, else next to it (tests).
+pub fn find_lab_binary() -> Result<PathBuf> {
+    let exe = std::env::current_exe().map_err(|e| LabError::NoK3sBinary {
+        detail: format!("cannot find the current executable: {e}"),
+    })?;
+    if exe.file_name().is_some_and(|n| n == "k3sctl-lab") {
+        return Ok(exe);
+    }
+    let candidates: Vec<PathBuf> = exe
+        .ancestors()
+        .skip(1)
+        .take(2)
+        .map(|dir| dir.join("k3sctl-lab"))
+        .collect();
+    candidates
+        .iter()
+        .find(|c| c.is_file())
+        .cloned()
+        .ok_or_else(|| LabError::Invalid {
+            what: format!(
+                "the Proxmox stand-in needs the k3sctl-lab binary (its `pct`), not found at {}",
+                candidates
+                    .iter()
+                    .map(|c| c.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            ),
+            hint: "build it first: `cargo build -p lab --bin k3sctl-lab`".into(),
+        })
 }
 
 /// The k3s-sim binary next to the current executable, or an error naming where it looked.

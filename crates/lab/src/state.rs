@@ -33,6 +33,9 @@ pub struct LabState {
     /// The non-root login user of every host, if the lab has one (absent in older state files).
     #[serde(default)]
     pub login_user: Option<crate::login_user::LoginUser>,
+    /// The Proxmox stand-in (`up --proxmox`): which host is the node, which are containers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxmox: Option<crate::proxmox::ProxmoxLab>,
 }
 
 /// Identifies a process across PID reuse.
@@ -89,6 +92,13 @@ impl LabState {
             .iter()
             .find(|h| h.name == name)
             .ok_or_else(|| self.unknown_host(name))
+    }
+
+    /// Whether `host` is a container of the Proxmox stand-in (reached only through `pct`).
+    pub fn is_container(&self, host: &str) -> bool {
+        self.proxmox
+            .as_ref()
+            .is_some_and(|p| p.by_host(host).is_some())
     }
 
     /// Mutable access to the host called `name`.

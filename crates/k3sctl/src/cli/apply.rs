@@ -28,6 +28,12 @@ pub struct Args {
     /// any change. The first server is never skipped.
     #[arg(long)]
     pub skip_unreachable: bool,
+    /// Proxmox containers: write the LXC settings K3s needs into /etc/pve/lxc/<vmid>.conf
+    /// (before any snapshot section, after a backup), install conf-kmsg when /dev/kmsg is
+    /// missing, and restart them (drained first when already nodes). Without it, missing
+    /// settings stop the apply with the lines to add.
+    #[arg(long)]
+    pub fix_lxc: bool,
 }
 
 pub(super) fn run(global: &Global, args: Args) -> CommandResult {
@@ -44,6 +50,7 @@ pub(super) fn run(global: &Global, args: Args) -> CommandResult {
             ..connect_options(args.accept_new_host_keys)
         },
         force_unlock: args.force_unlock,
+        fix_lxc: args.fix_lxc,
         ..Default::default()
     };
     let result = block_on(apply(

@@ -28,6 +28,7 @@ pub struct Args {
 pub(super) fn run(global: &Global, args: Args) -> CommandResult {
     let options = ConnectOptions {
         skip_unreachable: args.skip_unreachable,
+        start_containers: false,
         ..connect_options(args.accept_new_host_keys)
     };
     let prepared = block_on(prepare(&global.config, options, TunnelConnector::shared))??;

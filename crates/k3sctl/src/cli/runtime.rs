@@ -10,10 +10,12 @@ pub fn block_on<F: std::future::Future>(future: F) -> anyhow::Result<F::Output> 
     Ok(runtime.block_on(future))
 }
 
-/// Connection options from the command's flags.
+/// Connection options from the command's flags; stopped pct containers are started (per
+/// `pct.autostart`) by every command but `plan`, which changes nothing.
 pub fn connect_options(accept_new_host_keys: bool) -> ConnectOptions {
     ConnectOptions {
         accept_new_host_keys,
         skip_unreachable: false,
+        start_containers: true,
     }
 }

@@ -148,6 +148,11 @@ pub enum HostError {
         what: String,
     },
 
+    /// Proxmox refused: container not on the node, stopped, locked, wrong vmid, no `pct`, not
+    /// root.
+    #[error(transparent)]
+    Proxmox(#[from] super::pct_errors::ProxmoxError),
+
     /// The host answered something k3sctl cannot parse.
     #[error("{host}: unexpected answer to {what}: {detail}")]
     Protocol {
@@ -176,6 +181,7 @@ impl HostError {
             | Self::Session { host, .. }
             | Self::Unsupported { host, .. }
             | Self::Protocol { host, .. } => host,
+            Self::Proxmox(e) => e.host(),
         }
     }
 

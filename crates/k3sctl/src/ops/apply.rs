@@ -28,6 +28,9 @@ pub struct ApplyOptions {
     pub force_unlock: bool,
     /// Run tunables.
     pub run: RunOptions,
+    /// Write the LXC settings K3s needs into Proxmox containers' .conf files and restart them
+    /// (`--fix-lxc`); otherwise missing settings stop the apply with the lines to add.
+    pub fix_lxc: bool,
 }
 
 /// What `apply` did.
@@ -64,6 +67,44 @@ fn local_binaries_per_host(prepared: &Prepared) -> BTreeMap<String, PathBuf> {
         .collect()
 }
 
+/// LXC preflight of the Proxmox containers: warnings reported, blocking problems fixed with
+/// `fix` (returns true then) or refused with the lines to add.
+async fn check_containers(
+    prepared: &Prepared,
+    fix: bool,
+    reporter: &dyn Reporter,
+) -> Result<bool, OpsError> {
+    let cluster = &prepared.desired.cluster;
+    let findings = super::lxc::inspect_all(&prepared.containers).await?;
+    let (blocking, notes): (Vec<_>, Vec<_>) = findings.into_iter().partition(|f| f.blocking());
+    for f in &notes {
+        reporter.report(Event::new(cluster, "lxc", EventKind::Info, f.render()));
+    }
+    if blocking.is_empty() {
+        return Ok(false);
+    }
+    if !fix {
+        return Err(OpsError::Preflight(
+            blocking.iter().map(super::lxc::ContainerFindings::render).collect(),
+        ));
+    }
+    let registered: Vec<String> = match &prepared.api {
+        Some(api) => api
+            .nodes()
+            .await
+            .map(|nodes| nodes.into_iter().map(|n| n.name).collect())
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let server = prepared.transports.get(&prepared.first_server).cloned();
+    let done =
+        super::lxc::fix_all(&blocking, &prepared.containers, server, &registered).await?;
+    for line in done {
+        reporter.report(Event::new(cluster, "fix-lxc", EventKind::Info, line));
+    }
+    Ok(true)
+}
+
 /// Runs `apply` for the spec at `path`.
 pub async fn apply(
     path: &Path,
@@ -71,7 +112,7 @@ pub async fn apply(
     factory: ConnectorFactory,
     reporter: Arc<dyn Reporter>,
 ) -> Result<ApplyReport, OpsError> {
-    let prepared = prepare(path, options.connect, factory).await?;
+    let mut prepared = prepare(path, options.connect, factory).await?;
     for skipped in &prepared.skipped {
         reporter.report(Event::new(
             &skipped.host,
@@ -82,6 +123,22 @@ pub async fn apply(
                 skipped.reason
             ),
         ));
+    }
+    for note in &prepared.connect_notes {
+        reporter.report(Event::new(
+            &prepared.desired.cluster,
+            "connect",
+            EventKind::Info,
+            note.clone(),
+        ));
+    }
+    if !prepared.containers.is_empty() {
+        let fixed = check_containers(&prepared, options.fix_lxc, reporter.as_ref()).await?;
+        if fixed {
+            // The containers restarted: observe everything again.
+            prepared = prepare(path, options.connect, factory).await?;
+            check_containers(&prepared, false, reporter.as_ref()).await?;
+        }
     }
     if !prepared.plan.has_changes() {
         reporter.report(Event::new(

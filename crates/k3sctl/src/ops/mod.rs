@@ -12,6 +12,7 @@ pub mod inputs;
 pub mod kube_api;
 pub mod kubeconfig;
 pub mod local_file;
+pub mod lxc;
 pub mod preflight;
 pub mod prepare;
 pub mod release_cache;

@@ -10,7 +10,7 @@ use futures_util::future::join_all;
 
 use super::binary::LocalBinaries;
 use super::binary::from_file;
-use super::connect::{ConnectOptions, connect_all};
+use super::connect::{ConnectOptions, Connected, connect_all_noted};
 use super::error::OpsError;
 use super::export::{
     check_local_files, desired_exports, export_content, is_up_to_date, user_kubeconfig_path,
@@ -55,6 +55,10 @@ pub struct Prepared {
     /// The user's kubeconfig that merged exports go into ($KUBECONFIG's first entry or
     /// ~/.kube/config).
     pub user_kubeconfig: PathBuf,
+    /// What connecting did or noticed (pct containers started, onboot not set).
+    pub connect_notes: Vec<String>,
+    /// The hosts that are Proxmox containers, reached through pct.
+    pub containers: BTreeMap<String, Arc<crate::host::PctTransport>>,
 }
 
 /// Loads and validates the spec, refusing what apply cannot do yet.
@@ -104,7 +108,12 @@ pub async fn prepare(
         .map(|h| h.name.clone())
         .unwrap_or_default();
 
-    let (transports, errors) = connect_all(&spec.hosts(), connect_options).await;
+    let Connected {
+        transports,
+        errors,
+        notes: connect_notes,
+        containers,
+    } = connect_all_noted(&spec.hosts(), connect_options).await;
     let skipped = skipped_hosts(errors, &first_server, connect_options.skip_unreachable)?;
     hosts.retain(|h| !skipped.iter().any(|s| s.host == h.name));
     let server =
@@ -203,5 +212,7 @@ pub async fn prepare(
         api,
         skipped,
         user_kubeconfig,
+        connect_notes,
+        containers,
     })
 }

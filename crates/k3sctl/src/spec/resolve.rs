@@ -42,6 +42,8 @@ pub enum ResolvedTransport {
         ssh: ResolvedSsh,
         /// Container id.
         vmid: u32,
+        /// Start the container when it is stopped (`pct.autostart`, default true).
+        autostart: bool,
     },
     /// `lxc exec` on an LXD instance.
     Lxd {
@@ -195,6 +197,7 @@ impl LoadedSpec {
                 proxmox_address: proxmox.map(|p| p.address.clone()).unwrap_or_default(),
                 ssh: self.merge_ssh(defaults.ssh.as_ref(), proxmox.and_then(|p| p.ssh.as_ref())),
                 vmid: pct.vmid,
+                autostart: pct.autostart.unwrap_or(true),
             }
         } else if let Some(lxd) = &host.lxd {
             ResolvedTransport::Lxd {

@@ -121,6 +121,11 @@ pub struct PctTarget {
     pub proxmox_host: String,
     /// The container's VMID.
     pub vmid: u32,
+    /// Start the container with `pct start` when it is stopped, before anything else (as the
+    /// usual join playbooks do). With false a stopped container is reported and nothing on it
+    /// changes. Default: true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autostart: Option<bool>,
 }
 
 /// An LXD instance reached with `lxc exec`.

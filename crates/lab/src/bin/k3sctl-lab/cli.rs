@@ -34,6 +34,10 @@ pub enum Cmd {
         /// Make the login user's sudo ask for a password (k3sctl must refuse such hosts).
         #[arg(long, requires = "login_user")]
         sudo_asks_password: bool,
+        /// Add a host NAME-pve playing a Proxmox VE node: the other hosts become its LXC
+        /// containers (vmids 201, 202, ...), run no sshd and are reached with `pct` there.
+        #[arg(long)]
+        proxmox: bool,
         /// Write a k3sctl cluster spec for the lab to this file.
         #[arg(long, value_name = "FILE")]
         spec_out: Option<PathBuf>,
@@ -66,6 +70,13 @@ pub enum Cmd {
     Status {
         /// Only this lab.
         name: Option<String>,
+    },
+    /// Serve `pct` for a lab's Proxmox stand-in (started by `up --proxmox`).
+    #[command(hide = true)]
+    PveAgent {
+        /// Lab name.
+        #[arg(long)]
+        lab: String,
     },
     /// Power a host off cleanly.
     Stop {

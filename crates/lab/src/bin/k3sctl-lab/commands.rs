@@ -20,6 +20,7 @@ pub fn run(cmd: Cmd) -> Result<ExitCode, LabError> {
             dual_nic,
             login_user,
             sudo_asks_password,
+            proxmox,
             spec_out,
             k3s_binary,
             k3s_version,
@@ -42,6 +43,7 @@ pub fn run(cmd: Cmd) -> Result<ExitCode, LabError> {
                         LoginUser::new(&name, mode)
                     })
                     .transpose()?,
+                proxmox,
             };
             // Fail before booting anything when the spec could not be written.
             if spec_out.is_some() && k3s_binary.is_none() {
@@ -84,6 +86,7 @@ pub fn run(cmd: Cmd) -> Result<ExitCode, LabError> {
             }
         }
         Cmd::Status { name } => status(name.as_deref())?,
+        Cmd::PveAgent { lab } => lab::proxmox::agent::serve(&lab)?,
         Cmd::Stop { host } => lab_of(&host)?.stop(&host)?,
         Cmd::Start { host, ssh_only } => {
             let until = if ssh_only {
@@ -107,12 +110,20 @@ pub fn run(cmd: Cmd) -> Result<ExitCode, LabError> {
             (None, None) => {}
         },
         Cmd::Exec { host, command } => {
+            if let Some(mut attach) = lab_of(&host)?.attach_command(&host)? {
+                attach.args(&command);
+                return Ok(pass_through(&host, &mut attach));
+            }
             let remote: Vec<String> = command.iter().map(|a| shell_quote(a)).collect();
             let mut ssh = lab_of(&host)?.ssh_command(&host)?;
             ssh.arg("--").arg(remote.join(" "));
             return Ok(pass_through(&host, &mut ssh));
         }
         Cmd::Ssh { host } => {
+            if let Some(mut attach) = lab_of(&host)?.attach_command(&host)? {
+                attach.args(["/bin/bash", "-l"]);
+                return Ok(pass_through(&host, &mut attach));
+            }
             let mut ssh = lab_of(&host)?.ssh_command(&host)?;
             return Ok(pass_through(&host, &mut ssh));
         }

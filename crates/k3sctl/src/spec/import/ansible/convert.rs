@@ -172,6 +172,7 @@ pub fn convert(
                 }
             };
             host.pct = Some(PctTarget {
+                autostart: None,
                 proxmox_host: pve.name,
                 vmid,
             });
