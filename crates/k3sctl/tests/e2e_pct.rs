@@ -101,10 +101,7 @@ fn proxmox_containers_are_managed_through_pct() {
     let px = lab.proxmox().expect("proxmox stand-in").clone();
     let hosts = lab.hosts();
     let (server, agent) = (&hosts[0], &hosts[1]);
-    let node = hosts
-        .iter()
-        .find(|h| h.name == px.node)
-        .expect("node host");
+    let node = hosts.iter().find(|h| h.name == px.node).expect("node host");
     let spec = lab.dir().join("cluster.yaml");
     lab.write_spec(&spec, &SpecOptions::default())
         .expect("spec written");
@@ -125,7 +122,13 @@ fn proxmox_containers_are_managed_through_pct() {
                 .await
                 .expect("ssh to the node"),
         );
-        let ct = PctTransport::new(&server.name, &px.node, Arc::clone(&ssh), 201, server.address.to_string());
+        let ct = PctTransport::new(
+            &server.name,
+            &px.node,
+            Arc::clone(&ssh),
+            201,
+            server.address.to_string(),
+        );
         let scratch = std::path::Path::new("/root");
         transport_suite::run_all(&ct, scratch).await;
         // The ssh session's environment stays out of the container.
@@ -167,34 +170,52 @@ fn proxmox_containers_are_managed_through_pct() {
     let second = k3sctl(&["apply", "-c", &spec_arg]);
     println!("bench: no-op apply through pct took {:?}", t.elapsed());
     let second_text = text(&second);
-    assert!(second.status.success(), "second apply failed:\n{second_text}");
+    assert!(
+        second.status.success(),
+        "second apply failed:\n{second_text}"
+    );
     assert!(second_text.contains("nothing to do"), "{second_text}");
-    assert_eq!(started_at(&lab, &server.name, "k3s"), before, "k3s restarted");
+    assert_eq!(
+        started_at(&lab, &server.name, "k3s"),
+        before,
+        "k3s restarted"
+    );
 
     // A stopped container with autostart off: reported, nothing changes anywhere.
     lab.exec(&px.node, "pct stop 202").expect("pct stop");
     let no_autostart = lab.dir().join("no-autostart.yaml");
-    std::fs::write(&no_autostart, with_pct_setting(&spec_text, 202, "autostart: false"))
-        .expect("spec");
+    std::fs::write(
+        &no_autostart,
+        with_pct_setting(&spec_text, 202, "autostart: false"),
+    )
+    .expect("spec");
     let refused = k3sctl(&["apply", "-c", &no_autostart.to_string_lossy()]);
     let refused_text = text(&refused);
     assert!(!refused.status.success(), "apply went on:\n{refused_text}");
     assert!(
-        refused_text.contains(&format!("{}: container 202 on {} is not running", agent.name, px.node)),
+        refused_text.contains(&format!(
+            "{}: container 202 on {} is not running",
+            agent.name, px.node
+        )),
         "{refused_text}"
     );
     assert_eq!(
         lab.exec(&px.node, "pct status 202").expect("status").trim(),
         "status: stopped"
     );
-    assert_eq!(started_at(&lab, &server.name, "k3s"), before, "server touched");
+    assert_eq!(
+        started_at(&lab, &server.name, "k3s"),
+        before,
+        "server touched"
+    );
 
     // With autostart (the default) the container is started and joins again.
     let started = k3sctl(&["apply", "-c", &spec_arg]);
     let started_text = text(&started);
     assert!(started.status.success(), "apply failed:\n{started_text}");
     assert!(
-        started_text.contains("container 202 on") && started_text.contains("was stopped; started it"),
+        started_text.contains("container 202 on")
+            && started_text.contains("was stopped; started it"),
         "{started_text}"
     );
     nodes_ready(&lab, &[&server.name, &agent.name]);
@@ -218,14 +239,20 @@ fn proxmox_containers_are_managed_through_pct() {
     let refused = k3sctl(&["apply", "-c", &spec_arg]);
     let refused_text = text(&refused);
     assert!(!refused.status.success(), "apply went on:\n{refused_text}");
-    assert!(refused_text.contains("add to /etc/pve/lxc/202.conf"), "{refused_text}");
+    assert!(
+        refused_text.contains("add to /etc/pve/lxc/202.conf"),
+        "{refused_text}"
+    );
     assert!(refused_text.contains(APPARMOR_LINE), "{refused_text}");
     assert!(refused_text.contains(KMSG_LINE), "{refused_text}");
     assert!(!refused_text.contains("201.conf"), "{refused_text}");
 
     let fixed = k3sctl(&["apply", "-c", &spec_arg, "--fix-lxc"]);
     let fixed_text = text(&fixed);
-    assert!(fixed.status.success(), "apply --fix-lxc failed:\n{fixed_text}");
+    assert!(
+        fixed.status.success(),
+        "apply --fix-lxc failed:\n{fixed_text}"
+    );
     assert!(fixed_text.contains("cordoned and drained"), "{fixed_text}");
     let after = lab.exec(&px.node, &format!("cat {conf}")).expect("conf");
     let section = after.find("[before-k3s]").expect("snapshot section kept");
@@ -240,12 +267,19 @@ fn proxmox_containers_are_managed_through_pct() {
         .expect("backup");
     assert!(backups.contains("202.conf."), "{backups}");
     assert_eq!(
-        lab.exec(&agent.name, "test -e /dev/kmsg && systemctl is-enabled conf-kmsg.service")
-            .expect("kmsg after the fix")
-            .trim(),
+        lab.exec(
+            &agent.name,
+            "test -e /dev/kmsg && systemctl is-enabled conf-kmsg.service"
+        )
+        .expect("kmsg after the fix")
+        .trim(),
         "enabled"
     );
     nodes_ready(&lab, &[&server.name, &agent.name]);
     let again = k3sctl(&["apply", "-c", &spec_arg]);
-    assert!(again.status.success(), "apply after the fix:\n{}", text(&again));
+    assert!(
+        again.status.success(),
+        "apply after the fix:\n{}",
+        text(&again)
+    );
 }

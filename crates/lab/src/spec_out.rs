@@ -150,7 +150,11 @@ pub fn render(state: &LabState, binary: &Path, version: &str) -> Result<String> 
                         .as_ref()
                         .and_then(|px| px.by_host(&h.name))
                         .map(|c| Pct {
-                            proxmox_host: state.proxmox.as_ref().map(|px| px.node.clone()).unwrap_or_default(),
+                            proxmox_host: state
+                                .proxmox
+                                .as_ref()
+                                .map(|px| px.node.clone())
+                                .unwrap_or_default(),
                             vmid: c.vmid,
                         }),
                 })

@@ -136,7 +136,9 @@ pub fn check(config_text: &str, inside: &InsideFacts) -> Vec<LxcProblem> {
     if let Some(lock) = values(&config, "lock").next() {
         push(
             LxcSeverity::Error,
-            format!("the container is locked ({lock}): Proxmox refuses changes until the {lock} operation ends (or `pct unlock`)"),
+            format!(
+                "the container is locked ({lock}): Proxmox refuses changes until the {lock} operation ends (or `pct unlock`)"
+            ),
             None,
         );
     }
@@ -187,7 +189,9 @@ pub fn check(config_text: &str, inside: &InsideFacts) -> Vec<LxcProblem> {
         let v2 = k.replacen("lxc.cgroup.", "lxc.cgroup2.", 1);
         push(
             LxcSeverity::Warning,
-            format!("`{k}: {v}` is a cgroup v1 key: it does nothing on cgroup2 hosts (PVE 7+, removed in PVE 9)"),
+            format!(
+                "`{k}: {v}` is a cgroup v1 key: it does nothing on cgroup2 hosts (PVE 7+, removed in PVE 9)"
+            ),
             Some(&format!("{v2}: {v}")),
         );
     }
@@ -205,25 +209,34 @@ pub fn check(config_text: &str, inside: &InsideFacts) -> Vec<LxcProblem> {
             Some(KMSG_LINE),
         );
     }
-    let proc_rw = values(&config, "lxc.mount.auto").any(|v| words(v).iter().any(|w| w == "proc:rw"));
+    let proc_rw =
+        values(&config, "lxc.mount.auto").any(|v| words(v).iter().any(|w| w == "proc:rw"));
     if inside.conntrack == "no" {
+        // Outside the host's first network namespace the kernel makes nf_conntrack_max
+        // read-only whatever the mounts say; kube-proxy must then not try to raise it.
         push(
-            LxcSeverity::Error,
-            "/proc/sys/net/netfilter/nf_conntrack_max is read-only: kube-proxy fails with permission denied (k3d#612)".into(),
+            LxcSeverity::Warning,
+            "/proc/sys/net/netfilter/nf_conntrack_max is not writable: kube-proxy fails with permission denied when it wants to raise it (k3d#612); set `kube-proxy-arg: [conntrack-max-per-core=0]` in the K3s config".into(),
             (!proc_rw).then_some(MOUNT_AUTO_LINE),
         );
     }
     if !inside.propagation.is_empty() && !inside.propagation.contains("shared") {
         push(
             LxcSeverity::Error,
-            format!("`/` is mounted {} (not shared): volume mounts do not propagate (let `--fix-lxc` install the conf-kmsg unit, which runs `mount --make-rshared /`)", inside.propagation),
+            format!(
+                "`/` is mounted {} (not shared): volume mounts do not propagate (let `--fix-lxc` install the conf-kmsg unit, which runs `mount --make-rshared /`)",
+                inside.propagation
+            ),
             None,
         );
     }
     if !inside.cgroup_fs.is_empty() && inside.cgroup_fs != "cgroup2fs" {
         push(
             LxcSeverity::Warning,
-            format!("/sys/fs/cgroup is {} (not the unified cgroup2 hierarchy)", inside.cgroup_fs),
+            format!(
+                "/sys/fs/cgroup is {} (not the unified cgroup2 hierarchy)",
+                inside.cgroup_fs
+            ),
             None,
         );
     }
@@ -234,7 +247,10 @@ pub fn check(config_text: &str, inside: &InsideFacts) -> Vec<LxcProblem> {
     if inside.cgroup_fs == "cgroup2fs" && !missing.is_empty() {
         push(
             LxcSeverity::Warning,
-            format!("cgroup controllers missing in the container: {} (resource limits will not apply)", missing.join(", ")),
+            format!(
+                "cgroup controllers missing in the container: {} (resource limits will not apply)",
+                missing.join(", ")
+            ),
             None,
         );
     }
@@ -253,7 +269,12 @@ pub fn check(config_text: &str, inside: &InsideFacts) -> Vec<LxcProblem> {
 /// already set to another value are replaced for single-valued keys (`features`, `lxc.apparmor.profile`,
 /// `lxc.mount.auto`, `lxc.cap.drop`).
 pub fn insert_lines(text: &str, lines: &[String]) -> String {
-    let single = ["features", "lxc.apparmor.profile", "lxc.mount.auto", "lxc.cap.drop"];
+    let single = [
+        "features",
+        "lxc.apparmor.profile",
+        "lxc.mount.auto",
+        "lxc.cap.drop",
+    ];
     let key_of = |l: &str| -> Option<String> {
         let at = l.find([':', '='])?;
         Some(l[..at].trim().to_owned())
@@ -334,12 +355,21 @@ lxc.mount.auto: proc:rw sys:rw\nlxc.mount.entry: /dev/kmsg dev/kmsg none default
             rootfs: "zfs".into(),
             ..inside_ok()
         };
-        let text: Vec<String> = check(config, &inside).iter().map(ToString::to_string).collect();
+        let text: Vec<String> = check(config, &inside)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         let all = text.join("\n");
         assert!(all.contains("locked (backup)"), "{all}");
-        assert!(all.contains("`lxc.cgroup.devices.allow: a` is a cgroup v1 key"), "{all}");
-        assert!(all.contains("(add `lxc.cgroup2.devices.allow: a`)"), "{all}");
-        assert!(all.contains("nf_conntrack_max is read-only"), "{all}");
+        assert!(
+            all.contains("`lxc.cgroup.devices.allow: a` is a cgroup v1 key"),
+            "{all}"
+        );
+        assert!(
+            all.contains("(add `lxc.cgroup2.devices.allow: a`)"),
+            "{all}"
+        );
+        assert!(all.contains("nf_conntrack_max is not writable"), "{all}");
         assert!(all.contains(&format!("(add `{MOUNT_AUTO_LINE}`)")), "{all}");
         assert!(all.contains("ZFS"), "{all}");
         assert!(all.contains("(add `features: nesting=1`)"), "{all}");
@@ -348,13 +378,12 @@ lxc.mount.auto: proc:rw sys:rw\nlxc.mount.entry: /dev/kmsg dev/kmsg none default
     #[test]
     fn lines_go_before_the_first_section_and_replace_single_keys() {
         let text = "arch: amd64\nlxc.apparmor.profile: generated\n\n[snap1]\narch: amd64\nlxc.apparmor.profile: generated\n";
-        let out = insert_lines(
-            text,
-            &[APPARMOR_LINE.to_owned(), KMSG_LINE.to_owned()],
-        );
+        let out = insert_lines(text, &[APPARMOR_LINE.to_owned(), KMSG_LINE.to_owned()]);
         assert_eq!(
             out,
-            format!("arch: amd64\n{APPARMOR_LINE}\n{KMSG_LINE}\n\n[snap1]\narch: amd64\nlxc.apparmor.profile: generated\n")
+            format!(
+                "arch: amd64\n{APPARMOR_LINE}\n{KMSG_LINE}\n\n[snap1]\narch: amd64\nlxc.apparmor.profile: generated\n"
+            )
         );
         assert_eq!(
             insert_lines("arch: amd64\n", &[DEVICES_LINE.to_owned()]),

@@ -27,7 +27,8 @@ pub use facts::{
 pub use facts_script::{FactsRequest, facts_script, is_safe_pattern, is_safe_unit};
 pub use local::LocalTransport;
 pub use lxc_check::{
-    APPARMOR_LINE, CAP_DROP_LINE, DEVICES_LINE, INSIDE_SCRIPT, InsideFacts, KMSG_LINE, MOUNT_AUTO_LINE, LxcProblem, LxcSeverity, check as check_lxc, insert_lines as insert_lxc_lines,
+    APPARMOR_LINE, CAP_DROP_LINE, DEVICES_LINE, INSIDE_SCRIPT, InsideFacts, KMSG_LINE, LxcProblem,
+    LxcSeverity, MOUNT_AUTO_LINE, check as check_lxc, insert_lines as insert_lxc_lines,
     parse_inside,
 };
 pub use pct::{CtStatus, PctTransport, parse_status, pct_exec_line};

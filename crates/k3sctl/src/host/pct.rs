@@ -254,10 +254,10 @@ impl Transport for PctTransport {
             .exec(hop)
             .await
             .map_err(|e| rename(e, &self.name))?;
-        if out.status == Some(255) || out.status == Some(127) {
-            if let Some(e) = classify(self.ct(), out.status, &out.stderr_text()) {
-                return Err(e.into());
-            }
+        if (out.status == Some(255) || out.status == Some(127))
+            && let Some(e) = classify(self.ct(), out.status, &out.stderr_text())
+        {
+            return Err(e.into());
         }
         Ok(out)
     }

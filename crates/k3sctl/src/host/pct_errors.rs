@@ -35,7 +35,9 @@ pub enum ProxmoxError {
         vmid: u32,
     },
     /// pct refused the vmid itself.
-    #[error("{host}: pct on {node} refused vmid {vmid}: {detail}\n  hint: vmids are integers from 100 to 999999999; check pct.vmid")]
+    #[error(
+        "{host}: pct on {node} refused vmid {vmid}: {detail}\n  hint: vmids are integers from 100 to 999999999; check pct.vmid"
+    )]
     WrongVmid {
         /// The spec's host name.
         host: String,
@@ -133,7 +135,9 @@ pub fn classify(ct: CtRef<'_>, status: Option<i32>, stderr: &str) -> Option<Prox
     if line("please run as root").is_some() {
         return Some(ProxmoxError::NotRoot { host, node });
     }
-    if let Some(detail) = line("Configuration file 'nodes/").filter(|l| l.contains("does not exist")) {
+    if let Some(detail) =
+        line("Configuration file 'nodes/").filter(|l| l.contains("does not exist"))
+    {
         return Some(ProxmoxError::NotOnNode {
             host,
             node,
@@ -183,11 +187,27 @@ mod tests {
     #[test]
     fn recognises_each_refusal() {
         let cases: &[(Option<i32>, &str, &str)] = &[
-            (Some(255), "Configuration file 'nodes/pve1/lxc/201.conf' does not exist\n", "not on Proxmox host pve1"),
-            (Some(255), "container '201' not running!\n", "is not running"),
+            (
+                Some(255),
+                "Configuration file 'nodes/pve1/lxc/201.conf' does not exist\n",
+                "not on Proxmox host pve1",
+            ),
+            (
+                Some(255),
+                "container '201' not running!\n",
+                "is not running",
+            ),
             (Some(255), "CT 201 not running\n", "is not running"),
-            (Some(255), "400 Parameter verification failed.\nvmid: type check ('integer') failed - got 'x'\n", "refused vmid"),
-            (Some(127), "sh: 1: pct: not found\n", "not a Proxmox VE host"),
+            (
+                Some(255),
+                "400 Parameter verification failed.\nvmid: type check ('integer') failed - got 'x'\n",
+                "refused vmid",
+            ),
+            (
+                Some(127),
+                "sh: 1: pct: not found\n",
+                "not a Proxmox VE host",
+            ),
             (Some(255), "please run as root\n", "must run as root"),
             (Some(255), "CT is locked (backup)\n", "is locked (backup)"),
         ];
@@ -202,7 +222,10 @@ mod tests {
     fn a_failing_command_inside_is_not_a_refusal() {
         assert_eq!(classify(CT, Some(1), "grep: x: No such file\n"), None);
         assert_eq!(classify(CT, Some(255), "ssh: something else\n"), None);
-        assert_eq!(classify(CT, Some(0), "container '201' not running!\n"), None);
+        assert_eq!(
+            classify(CT, Some(0), "container '201' not running!\n"),
+            None
+        );
         assert_eq!(
             classify(CT, Some(255), "container '202' not running!\n"),
             None,

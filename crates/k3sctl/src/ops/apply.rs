@@ -85,7 +85,10 @@ async fn check_containers(
     }
     if !fix {
         return Err(OpsError::Preflight(
-            blocking.iter().map(super::lxc::ContainerFindings::render).collect(),
+            blocking
+                .iter()
+                .map(super::lxc::ContainerFindings::render)
+                .collect(),
         ));
     }
     let registered: Vec<String> = match &prepared.api {
@@ -97,8 +100,7 @@ async fn check_containers(
         None => Vec::new(),
     };
     let server = prepared.transports.get(&prepared.first_server).cloned();
-    let done =
-        super::lxc::fix_all(&blocking, &prepared.containers, server, &registered).await?;
+    let done = super::lxc::fix_all(&blocking, &prepared.containers, server, &registered).await?;
     for line in done {
         reporter.report(Event::new(cluster, "fix-lxc", EventKind::Info, line));
     }

@@ -84,7 +84,13 @@ pub fn proxmox_target(host: &ResolvedHost, options: ConnectOptions) -> Option<Ss
     else {
         return None;
     };
-    Some(target_from(proxmox_name, proxmox_address, ssh, true, options))
+    Some(target_from(
+        proxmox_name,
+        proxmox_address,
+        ssh,
+        true,
+        options,
+    ))
 }
 
 /// Connects to one host (a pct host gets its own connection to its Proxmox host; use
@@ -124,10 +130,11 @@ async fn connect_one(
             ..
         } => {
             if !nodes.contains_key(proxmox_name) {
-                let target = proxmox_target(host, options).ok_or_else(|| HostError::Unreachable {
-                    host: host.name.clone(),
-                    detail: "no Proxmox host settings".into(),
-                })?;
+                let target =
+                    proxmox_target(host, options).ok_or_else(|| HostError::Unreachable {
+                        host: host.name.clone(),
+                        detail: "no Proxmox host settings".into(),
+                    })?;
                 let node = SshTransport::connect(target).await.map(Arc::new);
                 nodes.insert(proxmox_name.clone(), node.map_err(|e| e.to_string()));
             }
@@ -187,9 +194,11 @@ pub async fn connect_all_noted(hosts: &[ResolvedHost], options: ConnectOptions) 
     }
     let mut errors = Vec::new();
     let mut nodes: Nodes = BTreeMap::new();
-    for (name, result) in join_all(wanted.into_iter().map(|(name, target)| async move {
-        (name, SshTransport::connect(target).await)
-    }))
+    for (name, result) in join_all(
+        wanted
+            .into_iter()
+            .map(|(name, target)| async move { (name, SshTransport::connect(target).await) }),
+    )
     .await
     {
         match result {

@@ -17,7 +17,9 @@ use crate::host::{
     ExecRequest, HostError, INSIDE_SCRIPT, LxcProblem, LxcSeverity, PctTransport, Transport,
     check_lxc, insert_lxc_lines, parse_inside, shell,
 };
-use crate::kube::{DrainOptions, Poll, connect_through, cordon, drain_node, uncordon_if_ours, wait_node_ready};
+use crate::kube::{
+    DrainOptions, Poll, connect_through, cordon, drain_node, uncordon_if_ours, wait_node_ready,
+};
 
 /// The conf-kmsg script (the seeds' and most Proxmox guides' fix): /dev/kmsg as a link to the
 /// console when missing, and `/` made rshared for mount propagation.
@@ -57,7 +59,10 @@ impl ContainerFindings {
 
     /// The lines to add to the .conf.
     pub fn lines(&self) -> Vec<String> {
-        self.problems.iter().filter_map(|p| p.line.clone()).collect()
+        self.problems
+            .iter()
+            .filter_map(|p| p.line.clone())
+            .collect()
     }
 
     /// Whether the container is locked (nothing can be fixed then).
@@ -95,7 +100,9 @@ impl ContainerFindings {
                 out.push_str(&format!("\n    {l}"));
             }
         }
-        out.push_str("\n  or run apply with --fix-lxc (or lxc.fix: true) to let k3sctl do it");
+        if self.blocking() {
+            out.push_str("\n  or run apply with --fix-lxc to let k3sctl do it");
+        }
         out
     }
 }
@@ -239,7 +246,9 @@ pub async fn fix_all(
         let fail = |e: String| OpsError::Preflight(vec![format!("{}: --fix-lxc: {e}", f.host)]);
         let lines = f.lines();
         if !lines.is_empty() {
-            let backup = write_conf(t, &lines).await.map_err(|e| fail(e.to_string()))?;
+            let backup = write_conf(t, &lines)
+                .await
+                .map_err(|e| fail(e.to_string()))?;
             done.push(format!(
                 "{}: added to /etc/pve/lxc/{}.conf on {} (backup {backup}): {}",
                 f.host,
@@ -249,7 +258,9 @@ pub async fn fix_all(
             ));
         }
         if f.needs_conf_kmsg() {
-            install_conf_kmsg(t).await.map_err(|e| fail(e.to_string()))?;
+            install_conf_kmsg(t)
+                .await
+                .map_err(|e| fail(e.to_string()))?;
             done.push(format!("{}: installed conf-kmsg.service", f.host));
         }
         let drained = match (&api, registered.contains(&f.host)) {

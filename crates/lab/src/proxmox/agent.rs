@@ -223,7 +223,10 @@ fn run(lab: &str, cmd: PctCommand, io: &mut Io) -> i32 {
             let text = conf::set_key(&ct.conf_text, "onboot", if onboot { "1" } else { "0" });
             match std::fs::write(&ct.conf_file, text) {
                 Ok(()) => 0,
-                Err(e) => io.err(&format!("unable to write {}: {e}\n", ct.conf_file.display())),
+                Err(e) => io.err(&format!(
+                    "unable to write {}: {e}\n",
+                    ct.conf_file.display()
+                )),
             }
         }
         PctCommand::Push {
@@ -240,10 +243,18 @@ fn run(lab: &str, cmd: PctCommand, io: &mut Io) -> i32 {
 }
 
 fn start(ct: &mut Ct, io: &mut Io) -> i32 {
-    match crate::faults::start(&mut ct.ctx, &ct.host, START_TIMEOUT, Readiness::SystemRunning) {
+    match crate::faults::start(
+        &mut ct.ctx,
+        &ct.host,
+        START_TIMEOUT,
+        Readiness::SystemRunning,
+    ) {
         // A container whose units failed still runs, as with real LXC.
         Ok(()) | Err(LabError::Degraded { .. }) => 0,
-        Err(e) => io.err(&format!("startup for container '{}' failed: {e}\n", ct.vmid)),
+        Err(e) => io.err(&format!(
+            "startup for container '{}' failed: {e}\n",
+            ct.vmid
+        )),
     }
 }
 
@@ -348,7 +359,9 @@ fn push(ct: &Ct, file: &str, destination: &str, perms: u32, io: &mut Io) -> i32 
     match written {
         Some(out) if out.status.success() => 0,
         Some(out) if out.status.code() == Some(3) => {
-            let _ = io.stderr.write_all(msg::failed_to_create(destination).as_bytes());
+            let _ = io
+                .stderr
+                .write_all(msg::failed_to_create(destination).as_bytes());
             0
         }
         Some(out) => {
@@ -409,9 +422,17 @@ fn list(lab: &str, io: &mut Io) -> i32 {
             continue;
         };
         let status = if ct.running() { "running" } else { "stopped" };
-        let name = ct.conf.current.get("hostname").unwrap_or_default().to_owned();
+        let name = ct
+            .conf
+            .current
+            .get("hostname")
+            .unwrap_or_default()
+            .to_owned();
         let lock = ct.lock().unwrap_or_default();
-        text.push_str(&format!("{:<10} {status:<10} {lock:<12} {name:<20}\n", c.vmid));
+        text.push_str(&format!(
+            "{:<10} {status:<10} {lock:<12} {name:<20}\n",
+            c.vmid
+        ));
     }
     drop(ctx);
     io.out(&text)

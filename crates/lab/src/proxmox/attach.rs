@@ -61,9 +61,16 @@ pub fn run(ctx: &Ctx, h: &HostState, script: &str, limit: Duration) -> Result<Ti
     let mut cmd = nsenter(pid);
     cmd.args(["/bin/sh", "-c", script])
         .env_clear()
-        .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        .env(
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        )
         .env("LANG", "C.UTF-8");
-    command::run_with_deadline(&format!("host {}: attach `{script}`", h.name), &mut cmd, limit)
+    command::run_with_deadline(
+        &format!("host {}: attach `{script}`", h.name),
+        &mut cmd,
+        limit,
+    )
 }
 
 /// Like [`crate::readiness::wait_ready`] for a container: waits until its init runs and (for
@@ -105,7 +112,10 @@ pub fn wait_ready(
     loop {
         let left = timeout.saturating_sub(start.elapsed());
         if left.is_zero() {
-            return Err(timeout_err("wait for systemd", format!("last answer: {last}")));
+            return Err(timeout_err(
+                "wait for systemd",
+                format!("last answer: {last}"),
+            ));
         }
         let script = match until {
             Readiness::SshAnswers => "echo running",

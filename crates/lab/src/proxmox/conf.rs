@@ -188,7 +188,9 @@ memory: 2048\n\n[before-upgrade]\narch: amd64\nlxc.apparmor.profile: generated\n
         let conf = Conf::parse(SAMPLE);
         assert_eq!(conf.current.get("hostname"), Some("k3s-1"));
         assert_eq!(
-            conf.current.lxc_values("lxc.cgroup2.devices.allow").collect::<Vec<_>>(),
+            conf.current
+                .lxc_values("lxc.cgroup2.devices.allow")
+                .collect::<Vec<_>>(),
             ["a"]
         );
         assert_eq!(conf.current.lxc.len(), 3);
@@ -223,6 +225,9 @@ memory: 2048\n\n[before-upgrade]\narch: amd64\nlxc.apparmor.profile: generated\n
         let added = set_key(SAMPLE, "startup", "order=1");
         let first_section = added.find("[before-upgrade]").expect("section");
         assert!(added.find("startup: order=1").expect("added") < first_section);
-        assert_eq!(set_key("arch: amd64\n", "onboot", "1"), "arch: amd64\nonboot: 1\n");
+        assert_eq!(
+            set_key("arch: amd64\n", "onboot", "1"),
+            "arch: amd64\nonboot: 1\n"
+        );
     }
 }

@@ -17,8 +17,8 @@ pub(crate) mod attach;
 pub mod client;
 pub mod conf;
 pub mod pct;
-pub(crate) mod shape;
 pub(crate) mod setup;
+pub(crate) mod shape;
 pub mod wire;
 
 use serde::{Deserialize, Serialize};

@@ -185,8 +185,9 @@ pub fn parse(args: &[String]) -> Result<PctCommand, String> {
         "push" => {
             known(&["perms", "user", "group"])?;
             let perms = match flag("perms")? {
-                Some(p) => u32::from_str_radix(&p, 8)
-                    .map_err(|_| format!("400 Parameter verification failed.\nperms: invalid format - {p}\n"))?,
+                Some(p) => u32::from_str_radix(&p, 8).map_err(|_| {
+                    format!("400 Parameter verification failed.\nperms: invalid format - {p}\n")
+                })?,
                 None => 0o644,
             };
             Ok(PctCommand::Push {
@@ -220,12 +221,14 @@ fn is_true(v: &str) -> bool {
 
 /// A vmid as Proxmox validates it: an integer from 100 to 999999999.
 fn parse_vmid(raw: &str) -> Result<u32, String> {
-    let bad = || format!("400 Parameter verification failed.\nvmid: type check ('integer') failed - got '{raw}'\n");
+    let bad = || {
+        format!(
+            "400 Parameter verification failed.\nvmid: type check ('integer') failed - got '{raw}'\n"
+        )
+    };
     let n: u64 = raw.parse().map_err(|_| bad())?;
     if !(100..=999_999_999).contains(&n) {
-        return Err(format!(
-            "400 Parameter verification failed.\nvmid: invalid format - value must be at least 100 and at most 999999999\n"
-        ));
+        return Err("400 Parameter verification failed.\nvmid: invalid format - value must be at least 100 and at most 999999999\n".to_owned());
     }
     u32::try_from(n).map_err(|_| bad())
 }
@@ -293,7 +296,10 @@ mod tests {
     #[test]
     fn vmids_are_validated_like_proxmox() {
         let err = p(&["status", "abc"]).expect_err("not a number");
-        assert!(err.contains("type check ('integer') failed - got 'abc'"), "{err}");
+        assert!(
+            err.contains("type check ('integer') failed - got 'abc'"),
+            "{err}"
+        );
         assert!(p(&["status", "99"]).is_err());
         assert!(p(&["status"]).is_err());
     }

@@ -7,6 +7,7 @@
 //!   container without it (a conf-kmsg unit may then create it later in the boot).
 //! - `/proc/sys` is writable only with `lxc.mount.auto` giving `proc:rw` (nspawn, like LXC's
 //!   default `proc:mixed`, mounts it read-only).
+//!
 //! The container also has sshd masked: only `pct` reaches it.
 
 use std::path::Path;
@@ -76,9 +77,19 @@ pub fn install(host: &str, upper: &Path) -> Result<()> {
     };
     write(SCRIPT_PATH, SCRIPT, 0o755)?;
     write(UNIT_PATH, UNIT, 0o644)?;
-    link(upper, UNIT_LINK, "/etc/systemd/system/lab-lxc.service", host)?;
+    link(
+        upper,
+        UNIT_LINK,
+        "/etc/systemd/system/lab-lxc.service",
+        host,
+    )?;
     for unit in ["ssh.service", "ssh.socket", "sshd.service"] {
-        link(upper, &format!("etc/systemd/system/{unit}"), "/dev/null", host)?;
+        link(
+            upper,
+            &format!("etc/systemd/system/{unit}"),
+            "/dev/null",
+            host,
+        )?;
     }
     Ok(())
 }
@@ -115,7 +126,9 @@ mod tests {
         assert!(settings(&good).contains("KMSG=mount\nPROC_RW=1\n"));
         let bare = Conf::parse("arch: amd64\nlxc.mount.auto: \"proc:mixed sys:ro\"\n");
         assert!(settings(&bare).contains("KMSG=none\nPROC_RW=0\n"));
-        let quoted = Conf::parse("lxc.mount.auto = \"proc:rw sys:rw\"\n[snap]\nlxc.mount.entry: /dev/kmsg dev/kmsg none bind\n");
+        let quoted = Conf::parse(
+            "lxc.mount.auto = \"proc:rw sys:rw\"\n[snap]\nlxc.mount.entry: /dev/kmsg dev/kmsg none bind\n",
+        );
         assert!(
             settings(&quoted).contains("KMSG=none\nPROC_RW=1\n"),
             "entries in a snapshot section do not count"

@@ -38,7 +38,12 @@ pub fn send(stream: &UnixStream, req: &Request, fds: [BorrowedFd<'_>; 3]) -> io:
     if !control.push(SendAncillaryMessage::ScmRights(&fds)) {
         return Err(io::Error::other("descriptor buffer too small"));
     }
-    sendmsg(stream, &[IoSlice::new(&len)], &mut control, SendFlags::empty())?;
+    sendmsg(
+        stream,
+        &[IoSlice::new(&len)],
+        &mut control,
+        SendFlags::empty(),
+    )?;
     (&*stream).write_all(&body)
 }
 
@@ -103,7 +108,9 @@ mod tests {
         w.write_all(b"x").expect("write");
         let mut via_passed = std::fs::File::from(fds.into_iter().next().expect("fd"));
         let mut one = [0u8; 1];
-        via_passed.read_exact(&mut one).expect("read through the passed fd");
+        via_passed
+            .read_exact(&mut one)
+            .expect("read through the passed fd");
         assert_eq!(&one, b"x");
         reply(&b, 7).expect("reply");
         assert_eq!(wait_reply(&a).expect("code"), 7);
