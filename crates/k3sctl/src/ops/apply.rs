@@ -135,7 +135,8 @@ pub async fn apply(
         ));
     }
     if !prepared.containers.is_empty() {
-        let fixed = check_containers(&prepared, options.fix_lxc, reporter.as_ref()).await?;
+        let fix = options.fix_lxc || prepared.spec.cluster.spec.lxc.fix;
+        let fixed = check_containers(&prepared, fix, reporter.as_ref()).await?;
         if fixed {
             // The containers restarted: observe everything again.
             prepared = prepare(path, options.connect, factory).await?;

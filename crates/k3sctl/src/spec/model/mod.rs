@@ -73,6 +73,9 @@ pub struct ClusterSpec {
     /// Proxmox VE hosts that run `pct` for the hosts reached through them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub proxmox_hosts: Vec<ProxmoxHost>,
+    /// LXC settings of Proxmox containers (hosts with `pct`).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub lxc: LxcPolicy,
     /// The cluster's machines: at least one server.
     pub hosts: Vec<Host>,
     /// How many agents of one group join the cluster at once (at least 1), for every group
@@ -111,6 +114,19 @@ pub struct GroupSettings {
     /// `spec.joinConcurrency`, else 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub join_concurrency: Option<u32>,
+}
+
+/// What apply does about Proxmox containers' LXC settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LxcPolicy {
+    /// Write the missing settings K3s needs into `/etc/pve/lxc/<vmid>.conf` (before any snapshot
+    /// section, after a backup on the Proxmox host), install conf-kmsg when /dev/kmsg is
+    /// missing, and restart the container (drained first when it is already a node), like
+    /// `apply --fix-lxc`. Default: false, the missing settings stop the apply with the lines to
+    /// add.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fix: bool,
 }
 
 fn is_default<T: Default + PartialEq>(value: &T) -> bool {

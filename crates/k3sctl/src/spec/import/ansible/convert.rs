@@ -214,6 +214,7 @@ pub fn convert(
             spec: ClusterSpec {
                 host_defaults,
                 proxmox_hosts: proxmox.into_iter().collect(),
+                lxc: Default::default(),
                 hosts,
                 join_concurrency: None,
                 groups: Default::default(),
