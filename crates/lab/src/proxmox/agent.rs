@@ -331,6 +331,16 @@ fn push(ct: &Ct, file: &str, destination: &str, perms: u32, io: &mut Io) -> i32 
     let Some(node) = node_leader(ct) else {
         return io.err("the Proxmox node is not running\n");
     };
+    // Real pct opens the source before it touches the container.
+    let readable = attach::nsenter(node)
+        .args(["/usr/bin/test", "-r", file])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !readable {
+        return io.err(&format!(
+            "unable to open file '{file}' - No such file or directory\n"
+        ));
+    }
     let read = attach::nsenter(node)
         .args(["/bin/cat", "--", file])
         .stdin(Stdio::null())
