@@ -114,6 +114,33 @@ fn proxmox_containers_are_managed_through_pct() {
     let port22 = std::net::TcpStream::connect((server.address, 22));
     assert!(port22.is_err(), "a container answers on port 22");
 
+    // The stand-in keeps pct's contract: status lines, refusals, and push exiting 0 on failure.
+    let pct = |cmd: &str| {
+        let out = lab
+            .exec_output(&px.node, cmd, std::time::Duration::from_secs(60))
+            .expect("ssh to the node");
+        (out.code, format!("{}{}", out.stdout, out.stderr))
+    };
+    assert_eq!(pct("pct status 201"), (Some(0), "status: running\n".into()));
+    assert_eq!(
+        pct("pct start 201"),
+        (Some(255), "CT 201 already running\n".into())
+    );
+    let (code, said) = pct("pct push 201 /etc/hostname /no/such/dir/x");
+    assert_eq!(code, Some(0), "push failure exits 0 like real pct: {said}");
+    assert!(
+        said.contains("failed to create file: /no/such/dir/x"),
+        "{said}"
+    );
+    assert_eq!(
+        pct("pct push 201 /etc/hostname /root/pushed --perms 0600 && pct exec 201 -- stat -c %a /root/pushed").1,
+        "600\n"
+    );
+    assert_eq!(
+        pct("su nobody -s /bin/sh -c 'pct status 201'"),
+        (Some(255), "please run as root\n".into())
+    );
+
     // The transport contract over pct, and pct's refusals as typed errors.
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
