@@ -68,7 +68,7 @@ pub(crate) fn up(opts: &LabOptions) -> Result<(Ctx, BootTimings)> {
     require_root()?;
     naming::validate_lab_name(&opts.name)?;
     naming::validate_host_count(opts.hosts)?;
-    crate::limits::ensure(u64::from(opts.hosts))?;
+    crate::limits::ensure(u64::from(opts.hosts) + u64::from(opts.proxmox))?;
     if opts.proxmox {
         naming::validate_host_count(opts.hosts.saturating_add(1))?;
     }
