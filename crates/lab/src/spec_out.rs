@@ -282,11 +282,51 @@ mod tests {
             owner: None,
             hosts: Vec::new(),
             login_user: None,
+            proxmox: None,
         };
         let root = render(&state, Path::new("/k3s"), "v1.33.5+k3s1").expect("render");
         assert!(root.contains("user: root"), "{root}");
         state.login_user = Some(LoginUser::new("debian", SudoMode::Passwordless).expect("user"));
         let text = render(&state, Path::new("/k3s"), "v1.33.5+k3s1").expect("render");
         assert!(text.contains("user: debian"), "{text}");
+    }
+
+    #[test]
+    fn a_proxmox_lab_spec_reaches_containers_through_pct() {
+        let mut state = LabState {
+            name: "px".into(),
+            id: "id".into(),
+            index: 4,
+            dual_nic: false,
+            image: PathBuf::from("/img"),
+            owner: None,
+            hosts: (1..=2)
+                .map(|n| crate::state::HostState {
+                    name: format!("px-{n}"),
+                    number: n,
+                    cut: false,
+                    lost: false,
+                    partitioned_from: Default::default(),
+                })
+                .collect(),
+            login_user: None,
+            proxmox: None,
+        };
+        crate::proxmox::setup::add_node(&mut state);
+        let text = render(&state, Path::new("/k3s"), "v1.33.5+k3s1").expect("render");
+        assert!(
+            text.contains("proxmoxHosts:\n  - name: px-pve\n    address: \"10.213.4.13\"\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("proxmoxHost: px-pve\n      vmid: 201\n"),
+            "{text}"
+        );
+        assert!(text.contains("vmid: 202"), "{text}");
+        assert_eq!(
+            text.matches("name: px-pve").count(),
+            1,
+            "the node is no cluster host: {text}"
+        );
     }
 }
