@@ -7,6 +7,7 @@
 
 mod apply;
 mod completions;
+mod etcd;
 mod global;
 mod init;
 mod kubeconfig;
@@ -67,6 +68,8 @@ pub enum Command {
     Kubeconfig(kubeconfig::Args),
     /// Upgrade K3s across the cluster: servers first, then agents, with drain, gates and resume.
     Upgrade(upgrade::Args),
+    /// Embedded etcd: snapshots (save, list across servers, prune).
+    Etcd(etcd::Args),
 }
 
 impl Command {
@@ -82,6 +85,7 @@ impl Command {
             Self::Apply(args) => apply::run(global, args),
             Self::Kubeconfig(args) => kubeconfig::run(global, args),
             Self::Upgrade(args) => upgrade::run(global, args),
+            Self::Etcd(args) => etcd::run(global, args),
         }
     }
 }

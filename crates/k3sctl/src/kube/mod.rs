@@ -12,6 +12,7 @@ mod eviction;
 mod health;
 mod nodes;
 mod pdb;
+mod snapshots;
 mod taints;
 mod wait;
 
@@ -33,6 +34,7 @@ pub use nodes::{
     Condition, ETCD_IS_VOTER, ETCD_ROLE_LABEL, NodeInfo, get_node, list_nodes, node_lease_renewed,
 };
 pub use pdb::{describe_pdb, matching_pdbs, selector_matches};
+pub use snapshots::{SnapshotFile, list_snapshot_files, parse_snapshot_files};
 pub use taints::{
     TAINTS_SET_BY_K3SCTL, TaintChange, enforce_taints, owned_taints, plan_taints, taint_text,
 };

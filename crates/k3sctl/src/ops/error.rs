@@ -55,6 +55,9 @@ pub enum OpsError {
     /// Kubeconfig export failed.
     #[error("{0}")]
     Kubeconfig(String),
+    /// An etcd snapshot operation failed or cannot run on this cluster.
+    #[error("{0}")]
+    Etcd(String),
 }
 
 fn list(errors: &[HostError]) -> String {

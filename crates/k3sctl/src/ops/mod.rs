@@ -7,6 +7,7 @@ pub mod channel_lookup;
 pub mod connect;
 pub mod download;
 pub mod error;
+pub mod etcd_snapshot;
 pub mod export;
 pub mod inputs;
 pub mod kube_api;

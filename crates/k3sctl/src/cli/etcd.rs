@@ -1,0 +1,194 @@
+//! `k3sctl etcd snapshot save|list|prune`: K3s's etcd snapshots across the cluster.
+
+use std::process::ExitCode;
+
+use super::output::print_json;
+use super::runtime::{block_on, connect_options};
+use super::{CommandResult, Global};
+use crate::kube::SnapshotFile;
+use crate::ops::etcd_snapshot;
+
+/// Arguments of `etcd`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: EtcdCommand,
+}
+
+/// `etcd` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum EtcdCommand {
+    /// K3s's etcd snapshots (embedded etcd only).
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
+}
+
+/// `etcd snapshot` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum SnapshotCommand {
+    /// Take a snapshot on a Ready voting server; prints the node and where the file is.
+    Save {
+        /// Name prefix; K3s names the file `<name>-<node>-<unix time>`.
+        #[arg(long, default_value = "on-demand")]
+        name: String,
+        /// Record unknown ssh host keys instead of refusing them.
+        #[arg(long)]
+        accept_new_host_keys: bool,
+    },
+    /// List the snapshots of every server (the API's ETCDSnapshotFile objects).
+    List {
+        /// Record unknown ssh host keys instead of refusing them.
+        #[arg(long)]
+        accept_new_host_keys: bool,
+    },
+    /// Keep the newest N snapshots of a name prefix on each server; remove older ones.
+    Prune {
+        /// Name prefix whose snapshots are pruned (scheduled ones are `etcd-snapshot`).
+        #[arg(long, default_value = "on-demand")]
+        name: String,
+        /// How many to keep on each server.
+        #[arg(long, default_value_t = 5)]
+        retention: usize,
+        /// Record unknown ssh host keys instead of refusing them.
+        #[arg(long)]
+        accept_new_host_keys: bool,
+    },
+}
+
+/// Pure: the `list` table.
+pub fn render_table(files: &[SnapshotFile]) -> String {
+    let mut rows = vec![[
+        "NAME".to_string(),
+        "NODE".to_string(),
+        "SIZE".to_string(),
+        "CREATED".to_string(),
+        "LOCATION".to_string(),
+    ]];
+    for f in files {
+        rows.push([
+            f.name.clone(),
+            f.node.clone(),
+            f.size.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+            f.created.clone().unwrap_or_else(|| "-".into()),
+            f.location.clone(),
+        ]);
+    }
+    let mut widths = [0usize; 5];
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.len());
+        }
+    }
+    rows.iter()
+        .map(|r| {
+            let line: Vec<String> = r
+                .iter()
+                .enumerate()
+                .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+                .collect();
+            format!("{}\n", line.join("  ").trim_end())
+        })
+        .collect()
+}
+
+pub(super) fn run(global: &Global, args: Args) -> CommandResult {
+    let EtcdCommand::Snapshot(cmd) = args.command;
+    match cmd {
+        SnapshotCommand::Save {
+            name,
+            accept_new_host_keys,
+        } => {
+            let saved = block_on(etcd_snapshot::save(
+                &global.config,
+                Some(&name),
+                connect_options(accept_new_host_keys),
+            ))??;
+            if global.json() {
+                print_json(&saved)?;
+            } else {
+                println!(
+                    "snapshot {} saved on {}: {}",
+                    saved.name, saved.node, saved.location
+                );
+            }
+        }
+        SnapshotCommand::List {
+            accept_new_host_keys,
+        } => {
+            let files = block_on(etcd_snapshot::list(
+                &global.config,
+                connect_options(accept_new_host_keys),
+            ))??;
+            if global.json() {
+                print_json(&files)?;
+            } else if files.is_empty() {
+                println!("no etcd snapshots");
+            } else {
+                print!("{}", render_table(&files));
+            }
+        }
+        SnapshotCommand::Prune {
+            name,
+            retention,
+            accept_new_host_keys,
+        } => {
+            let pruned = block_on(etcd_snapshot::prune(
+                &global.config,
+                &name,
+                retention,
+                connect_options(accept_new_host_keys),
+            ))??;
+            if global.json() {
+                print_json(&pruned)?;
+            } else {
+                for p in pruned {
+                    println!(
+                        "{}: removed {} ({}), kept {}",
+                        p.node,
+                        p.removed.len(),
+                        if p.removed.is_empty() {
+                            "-".to_string()
+                        } else {
+                            p.removed.join(", ")
+                        },
+                        p.kept.len()
+                    );
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_table_has_one_row_per_snapshot() {
+        let t = render_table(&[SnapshotFile {
+            name: "on-demand-s1-1".into(),
+            node: "s1".into(),
+            location: "file:///d/on-demand-s1-1".into(),
+            size: Some(20480),
+            created: Some("2026-01-01T00:00:01Z".into()),
+            ready: true,
+        }]);
+        let lines: Vec<Vec<&str>> = t.lines().map(|l| l.split_whitespace().collect()).collect();
+        assert_eq!(
+            lines[0],
+            vec!["NAME", "NODE", "SIZE", "CREATED", "LOCATION"]
+        );
+        assert_eq!(
+            lines[1],
+            vec![
+                "on-demand-s1-1",
+                "s1",
+                "20480",
+                "2026-01-01T00:00:01Z",
+                "file:///d/on-demand-s1-1"
+            ]
+        );
+    }
+}

@@ -1,0 +1,332 @@
+//! `k3sctl etcd snapshot save|list|prune`: K3s's own snapshots of embedded etcd. `save` runs
+//! `k3s etcd-snapshot save` on a healthy voter (a learner refuses, and K3s's CLI asks the local
+//! running server, so the host choice is the node the snapshot is taken on); `list` reads the
+//! `ETCDSnapshotFile` objects through the API (every server's snapshots, which one server's
+//! `ls` does not show); `prune` runs K3s's prune on every server (each prunes its own).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::connect::{ConnectOptions, connect_all};
+use super::error::OpsError;
+use super::export::read_admin_kubeconfig;
+use crate::host::{ExecRequest, Transport, shell};
+use crate::kube::{
+    ApiConnection, ETCD_ROLE_LABEL, NodeInfo, SnapshotFile, connect_through, list_nodes,
+    list_snapshot_files, parse_snapshot_files,
+};
+
+const API_PORT: u16 = 6443;
+
+/// A snapshot just taken.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Saved {
+    /// The server it was taken on.
+    pub node: String,
+    /// Its name.
+    pub name: String,
+    /// Where it is (`file:///var/lib/rancher/k3s/server/db/snapshots/...`).
+    pub location: String,
+    /// Size in bytes, when K3s reported it.
+    pub size: Option<u64>,
+}
+
+/// What prune removed, per server.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Pruned {
+    /// The server.
+    pub node: String,
+    /// Snapshot names removed.
+    pub removed: Vec<String>,
+    /// Snapshot names of that prefix left.
+    pub kept: Vec<String>,
+}
+
+/// Pure: the server to snapshot on: the first spec server (in spec order) whose Node is Ready
+/// and a voting etcd member. A cluster whose servers carry no etcd role runs SQLite: refused.
+pub fn pick_voter(servers: &[String], nodes: &[NodeInfo]) -> Result<String, String> {
+    let node = |s: &str| nodes.iter().find(|n| n.name == s);
+    let etcd: Vec<&str> = servers
+        .iter()
+        .map(String::as_str)
+        .filter(|s| {
+            node(s).is_some_and(|n| {
+                n.labels.get(ETCD_ROLE_LABEL).map(String::as_str) == Some("true")
+                    || n.etcd_voter.is_some()
+            })
+        })
+        .collect();
+    if etcd.is_empty() {
+        return Err(no_etcd());
+    }
+    etcd.iter()
+        .find(|s| node(s).is_some_and(|n| n.ready && n.etcd_voter.as_ref().is_some_and(|c| c.status)))
+        .map(|s| s.to_string())
+        .ok_or_else(|| {
+            let states: Vec<String> = etcd
+                .iter()
+                .map(|s| {
+                    let n = node(s);
+                    let ready = n.is_some_and(|n| n.ready);
+                    let voter = n.and_then(|n| n.etcd_voter.as_ref()).is_some_and(|c| c.status);
+                    format!(
+                        "{s}: {}, {}",
+                        if ready { "Ready" } else { "not Ready" },
+                        if voter { "voter" } else { "not a voter" }
+                    )
+                })
+                .collect();
+            format!(
+                "no server is a Ready etcd voter to take the snapshot on ({}); wait for the cluster to settle and retry",
+                states.join("; ")
+            )
+        })
+}
+
+fn no_etcd() -> String {
+    "this cluster does not run embedded etcd (its server keeps its state in SQLite): etcd snapshots need servers started with cluster-init (two or more servers in the spec)".into()
+}
+
+/// Pure: the snapshot name in `k3s etcd-snapshot save`'s log (`Snapshot <name> saved.`).
+pub fn saved_name(log: &str) -> Option<String> {
+    log.lines().find_map(|l| {
+        let i = l.find("Snapshot ")?;
+        let rest = &l[i + "Snapshot ".len()..];
+        let end = rest.find(" saved.")?;
+        Some(rest[..end].to_string()).filter(|n| !n.is_empty() && !n.contains(' '))
+    })
+}
+
+struct Opened {
+    servers: Vec<String>,
+    transports: BTreeMap<String, Arc<dyn Transport>>,
+    api: ApiConnection,
+}
+
+async fn open(path: &Path, connect: ConnectOptions) -> Result<Opened, OpsError> {
+    // Not prepare::load_spec: snapshots are for clusters with several servers, which apply
+    // may not create yet but K3s runs.
+    let spec = crate::spec::load_file(path).map_err(|e| OpsError::Spec(e.to_string()))?;
+    let hosts: Vec<_> = spec
+        .hosts()
+        .into_iter()
+        .filter(|h| h.role == crate::spec::Role::Server)
+        .collect();
+    let first = hosts
+        .first()
+        .map(|h| h.name.clone())
+        .ok_or_else(|| OpsError::Spec("spec.hosts has no server".into()))?;
+    let (transports, errors) = connect_all(&hosts, connect).await;
+    if !errors.is_empty() {
+        return Err(OpsError::Unreachable {
+            errors,
+            hint: String::new(),
+        });
+    }
+    let server = transports
+        .get(&first)
+        .cloned()
+        .ok_or_else(|| OpsError::Etcd(format!("{first}: no connection")))?;
+    let admin = read_admin_kubeconfig(server.as_ref()).await?;
+    let api = connect_through(server.as_ref(), admin.expose(), API_PORT)
+        .await
+        .map_err(|e| OpsError::Etcd(e.to_string()))?;
+    Ok(Opened {
+        servers: hosts.into_iter().map(|h| h.name).collect(),
+        transports,
+        api,
+    })
+}
+
+async fn k3s_snapshot(
+    t: &dyn Transport,
+    args: &str,
+    what: &str,
+) -> Result<(String, String), OpsError> {
+    let out = t
+        .exec_checked(
+            ExecRequest::new(format!("k3s etcd-snapshot {args}"))
+                .sudo(true)
+                .describe(what.to_string()),
+        )
+        .await?;
+    Ok((out.stdout_text(), out.stderr_text()))
+}
+
+async fn local_list(t: &dyn Transport) -> Result<Vec<SnapshotFile>, OpsError> {
+    let (out, _) = k3s_snapshot(t, "ls -o json", "listing etcd snapshots").await?;
+    parse_snapshot_files(&out)
+        .map_err(|e| OpsError::Etcd(format!("{}: k3s etcd-snapshot ls -o json: {e}", t.name())))
+}
+
+fn transport<'a>(o: &'a Opened, name: &str) -> Result<&'a Arc<dyn Transport>, OpsError> {
+    o.transports
+        .get(name)
+        .ok_or_else(|| OpsError::Etcd(format!("{name}: no connection")))
+}
+
+async fn nodes(o: &Opened) -> Result<Vec<NodeInfo>, OpsError> {
+    list_nodes(&o.api.client)
+        .await
+        .map_err(|e| OpsError::Etcd(e.to_string()))
+}
+
+/// Takes an on-demand snapshot named `name` (default `on-demand`) on a healthy voter.
+pub async fn save(
+    path: &Path,
+    name: Option<&str>,
+    connect: ConnectOptions,
+) -> Result<Saved, OpsError> {
+    let o = open(path, connect).await?;
+    let node = pick_voter(&o.servers, &nodes(&o).await?).map_err(OpsError::Etcd)?;
+    let t = transport(&o, &node)?;
+    let prefix = name.unwrap_or("on-demand");
+    if prefix.is_empty() || prefix.contains('/') || prefix.contains(char::is_whitespace) {
+        return Err(OpsError::Spec(format!(
+            "--name {prefix:?}: use letters, digits, dots and dashes"
+        )));
+    }
+    let (_, log) = k3s_snapshot(
+        t.as_ref(),
+        &format!("save --name {}", shell::quote(prefix)),
+        "taking an etcd snapshot",
+    )
+    .await?;
+    let taken = saved_name(&log).ok_or_else(|| {
+        OpsError::Etcd(format!(
+            "{node}: k3s etcd-snapshot save did not say which snapshot it saved:\n{log}"
+        ))
+    })?;
+    let found = local_list(t.as_ref())
+        .await?
+        .into_iter()
+        .find(|f| f.name == taken);
+    Ok(Saved {
+        node,
+        location: found
+            .as_ref()
+            .map(|f| f.location.clone())
+            .unwrap_or_default(),
+        size: found.and_then(|f| f.size),
+        name: taken,
+    })
+}
+
+/// Every server's snapshots, from the API's `ETCDSnapshotFile` objects.
+pub async fn list(path: &Path, connect: ConnectOptions) -> Result<Vec<SnapshotFile>, OpsError> {
+    let o = open(path, connect).await?;
+    let nodes = nodes(&o).await?;
+    if !nodes.iter().any(|n| {
+        o.servers.contains(&n.name)
+            && n.labels.get(ETCD_ROLE_LABEL).map(String::as_str) == Some("true")
+    }) {
+        return Err(OpsError::Etcd(no_etcd()));
+    }
+    list_snapshot_files(&o.api.client)
+        .await
+        .map_err(|e| OpsError::Etcd(e.to_string()))?
+        .ok_or_else(|| {
+            OpsError::Etcd(
+                "the API does not serve ETCDSnapshotFile objects: K3s lists snapshots there since v1.28.4+k3s2 (v1.27.8+k3s2, v1.26.11+k3s2); upgrade K3s or run k3s etcd-snapshot ls on each server".into(),
+            )
+        })
+}
+
+/// Keeps the newest `retention` snapshots named `prefix` on every server (K3s prunes per node).
+pub async fn prune(
+    path: &Path,
+    prefix: &str,
+    retention: usize,
+    connect: ConnectOptions,
+) -> Result<Vec<Pruned>, OpsError> {
+    let o = open(path, connect).await?;
+    if pick_voter(&o.servers, &nodes(&o).await?).is_err_and(|e| e == no_etcd()) {
+        return Err(OpsError::Etcd(no_etcd()));
+    }
+    let mut out = Vec::new();
+    for s in &o.servers {
+        let t = transport(&o, s)?;
+        let ours = |files: Vec<SnapshotFile>| -> Vec<String> {
+            let start = format!("{prefix}-{s}-");
+            files
+                .into_iter()
+                .filter(|f| f.name.starts_with(&start))
+                .map(|f| f.name)
+                .collect()
+        };
+        let before = ours(local_list(t.as_ref()).await?);
+        k3s_snapshot(
+            t.as_ref(),
+            &format!(
+                "prune --name {} --snapshot-retention {retention}",
+                shell::quote(prefix)
+            ),
+            "pruning etcd snapshots",
+        )
+        .await?;
+        let kept = ours(local_list(t.as_ref()).await?);
+        out.push(Pruned {
+            node: s.clone(),
+            removed: before.into_iter().filter(|n| !kept.contains(n)).collect(),
+            kept,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kube::Condition;
+
+    fn node(name: &str, ready: bool, voter: Option<bool>) -> NodeInfo {
+        let mut n = NodeInfo {
+            name: name.into(),
+            ready,
+            ..NodeInfo::default()
+        };
+        if let Some(v) = voter {
+            n.labels.insert(ETCD_ROLE_LABEL.into(), "true".into());
+            n.etcd_voter = Some(Condition {
+                status: v,
+                detail: None,
+            });
+        }
+        n
+    }
+
+    #[test]
+    fn snapshots_go_to_a_ready_voter_in_spec_order() {
+        let servers = vec!["s1".to_string(), "s2".to_string(), "s3".to_string()];
+        let nodes = vec![
+            node("s1", false, Some(true)),
+            node("s2", true, Some(false)),
+            node("s3", true, Some(true)),
+        ];
+        assert_eq!(pick_voter(&servers, &nodes), Ok("s3".to_string()));
+        let none = vec![node("s1", false, Some(true)), node("s2", true, Some(false))];
+        let e = pick_voter(&servers, &none).expect_err("no voter");
+        assert!(
+            e.contains("s1: not Ready, voter") && e.contains("s2: Ready, not a voter"),
+            "{e}"
+        );
+        let sqlite = vec![node("s1", true, None)];
+        assert!(
+            pick_voter(&servers[..1], &sqlite)
+                .expect_err("sqlite")
+                .contains("does not run embedded etcd")
+        );
+    }
+
+    #[test]
+    fn the_saved_name_is_read_from_k3s_log() {
+        let log = "time=\"2026-01-01T00:00:00Z\" level=info msg=\"Snapshot on-demand-s1-1767225600 saved.\"\n";
+        assert_eq!(saved_name(log).as_deref(), Some("on-demand-s1-1767225600"));
+        assert_eq!(saved_name("nothing here"), None);
+    }
+}

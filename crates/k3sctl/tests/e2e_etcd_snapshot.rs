@@ -1,0 +1,175 @@
+//! End to end on the lab with the stand-in: `k3sctl etcd snapshot` on one server. Refused while
+//! the server keeps its state in SQLite; after the server is converted to embedded etcd
+//! (`cluster-init` in a config.yaml.d drop-in, as K3s's docs describe), `save` takes K3s's
+//! snapshot on the voter and names the file, `list` reads every server's snapshots from the
+//! API (text and JSON), `prune` keeps the newest N of a prefix.
+
+use std::time::{Duration, Instant};
+
+#[path = "support/e2e.rs"]
+#[allow(dead_code)]
+mod e2e;
+
+use e2e::{build_stand_in, k3sctl, text};
+use lab::{Lab, SpecOptions};
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+#[test]
+fn snapshots_refused_on_sqlite_then_saved_listed_and_pruned_on_etcd() {
+    lab::require_root().expect("the lab needs root");
+    build_stand_in();
+    let lab = Lab::boot("e2e-snap", 1).expect("lab boots");
+    let host = lab.hosts()[0].name.clone();
+    let spec = lab.dir().join("cluster.yaml");
+    lab.write_spec(&spec, &SpecOptions::default())
+        .expect("spec written");
+    let spec_arg = spec.to_string_lossy().into_owned();
+    let out = k3sctl(&["apply", "-c", &spec_arg]);
+    assert!(out.status.success(), "apply:\n{}", text(&out));
+
+    // SQLite: refused, saying why.
+    let refused = k3sctl(&["etcd", "snapshot", "save", "-c", &spec_arg]);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("does not run embedded etcd"),
+        "{}",
+        text(&refused)
+    );
+
+    // The server converted to embedded etcd by hand, as K3s's docs do it.
+    lab.exec(
+        &host,
+        "mkdir -p /etc/rancher/k3s/config.yaml.d && echo 'cluster-init: true' > /etc/rancher/k3s/config.yaml.d/90-etcd.yaml && systemctl restart k3s",
+    )
+    .expect("convert to etcd");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let voter = lab
+            .exec(
+                &host,
+                &format!(
+                    "k3s kubectl get node {host} -o jsonpath='{{.status.conditions[?(@.type==\"EtcdIsVoter\")].status}}' || true"
+                ),
+            )
+            .unwrap_or_default();
+        if voter.trim() == "True" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{host} never became an etcd voter"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    // save: on the voter, K3s's name and file.
+    let t = Instant::now();
+    let out = k3sctl(&["etcd", "snapshot", "save", "-c", &spec_arg]);
+    let save_time = t.elapsed();
+    assert!(out.status.success(), "save:\n{}", text(&out));
+    let line = stdout(&out);
+    let prefix = format!("snapshot on-demand-{host}-");
+    assert!(line.starts_with(&prefix), "{line}");
+    assert!(
+        line.contains(&format!(
+            " saved on {host}: file:///var/lib/rancher/k3s/server/db/snapshots/on-demand-{host}-"
+        )),
+        "{line}"
+    );
+    let path = line
+        .trim()
+        .rsplit("file://")
+        .next()
+        .expect("path")
+        .to_string();
+    lab.exec(&host, &format!("test -s {path}"))
+        .expect("the snapshot file exists and is not empty");
+    println!("k3sctl etcd snapshot save (1 server, through ssh): {save_time:?}");
+
+    std::thread::sleep(Duration::from_millis(1100));
+    let out = k3sctl(&[
+        "-o",
+        "json",
+        "etcd",
+        "snapshot",
+        "save",
+        "-c",
+        &spec_arg,
+        "--name",
+        "pre-upgrade",
+    ]);
+    assert!(out.status.success(), "save --name:\n{}", text(&out));
+    let saved: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(saved["node"], host.as_str());
+    assert!(
+        saved["name"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with(&format!("pre-upgrade-{host}-"))
+    );
+    assert!(saved["size"].as_u64().unwrap_or(0) > 0, "{saved}");
+    std::thread::sleep(Duration::from_millis(1100));
+    let out = k3sctl(&["etcd", "snapshot", "save", "-c", &spec_arg]);
+    assert!(out.status.success(), "third save:\n{}", text(&out));
+
+    // list: from the API, text and JSON.
+    let out = k3sctl(&["etcd", "snapshot", "list", "-c", &spec_arg]);
+    assert!(out.status.success(), "list:\n{}", text(&out));
+    let table = stdout(&out);
+    let head: Vec<&str> = table
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert_eq!(head, vec!["NAME", "NODE", "SIZE", "CREATED", "LOCATION"]);
+    assert_eq!(table.lines().count(), 4, "{table}");
+    let out = k3sctl(&["-o", "json", "etcd", "snapshot", "list", "-c", &spec_arg]);
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let items = list.as_array().expect("array");
+    assert_eq!(items.len(), 3, "{list}");
+    assert!(items.iter().all(|i| i["node"] == host.as_str()));
+
+    // prune keeps the newest on-demand one; the other prefix stays.
+    let out = k3sctl(&[
+        "-o",
+        "json",
+        "etcd",
+        "snapshot",
+        "prune",
+        "-c",
+        &spec_arg,
+        "--retention",
+        "1",
+    ]);
+    assert!(out.status.success(), "prune:\n{}", text(&out));
+    let pruned: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        pruned[0]["removed"].as_array().map(Vec::len),
+        Some(1),
+        "{pruned}"
+    );
+    assert_eq!(
+        pruned[0]["kept"].as_array().map(Vec::len),
+        Some(1),
+        "{pruned}"
+    );
+    lab.exec(&host, &format!("test ! -e {path}"))
+        .expect("the oldest on-demand snapshot is gone");
+    let out = k3sctl(&["-o", "json", "etcd", "snapshot", "list", "-c", &spec_arg]);
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let names: Vec<&str> = list
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|i| i["name"].as_str())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(
+        names.iter().any(|n| n.starts_with("pre-upgrade-")),
+        "{names:?}"
+    );
+}
