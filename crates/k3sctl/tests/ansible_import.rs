@@ -118,7 +118,7 @@ fn k3s_ansible_ini_layout() {
         "{warnings:?}"
     );
     assert_eq!(
-        cluster.spec.cluster.api_endpoint, None,
+        cluster.spec.cluster.registration_address, None,
         "templated endpoint falls back to the default"
     );
 }
@@ -142,8 +142,8 @@ fn k3s_ansible_yaml_layout_with_agent_subgroups() {
         ]
     );
     assert_eq!(
-        cluster.spec.cluster.api_endpoint.as_deref(),
-        Some("https://10.0.0.241:6443")
+        cluster.spec.cluster.registration_address.as_deref(),
+        Some("10.0.0.241")
     );
     assert!(warnings.iter().any(|w| w.contains("`token` ignored")));
     assert!(

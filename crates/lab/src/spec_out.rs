@@ -1,5 +1,6 @@
-//! `--spec-out`: a k3sctl cluster spec for the lab's hosts (first host the server, the rest
-//! agents) using the lab's ssh files, a K3s binary file and one kubeconfig export.
+//! `--spec-out`: a k3sctl cluster spec for the lab's hosts (the first `servers` hosts servers,
+//! default one, the rest agents) using the lab's ssh files, a K3s binary file and one kubeconfig
+//! export.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,6 +22,8 @@ pub struct SpecOptions {
     pub k3s_binary: Option<PathBuf>,
     /// `k3s.version`; default [`DEFAULT_K3S_VERSION`].
     pub k3s_version: Option<String>,
+    /// How many of the first hosts are servers; default 1.
+    pub servers: Option<u8>,
 }
 
 #[derive(Serialize)]
@@ -104,8 +107,19 @@ struct Kubeconfig {
     path: String,
 }
 
-/// Renders the spec for `state`, with `binary` as the K3s binary of version `version`.
-pub fn render(state: &LabState, binary: &Path, version: &str) -> Result<String> {
+/// Renders the spec for `state`, with `binary` as the K3s binary of version `version` and the
+/// first `servers` hosts as servers.
+pub fn render(state: &LabState, binary: &Path, version: &str, servers: usize) -> Result<String> {
+    if servers == 0 || servers > state.hosts.len() {
+        return Err(LabError::Invalid {
+            what: format!(
+                "lab {}: --servers {servers} with {} host(s)",
+                state.name,
+                state.hosts.len()
+            ),
+            hint: "give between 1 and --hosts servers".into(),
+        });
+    }
     let p = state.paths();
     let text = |path: PathBuf| path.display().to_string();
     let spec = Spec {
@@ -144,7 +158,7 @@ pub fn render(state: &LabState, binary: &Path, version: &str) -> Result<String> 
                     name: h.name.clone(),
                     address: state.address(h).to_string(),
                     private_address: state.private_address(h).map(|a| a.to_string()),
-                    role: if i == 0 { "server" } else { "agent" },
+                    role: if i < servers { "server" } else { "agent" },
                     pct: state
                         .proxmox
                         .as_ref()
@@ -186,7 +200,12 @@ pub fn write(state: &LabState, out: &Path, opts: &SpecOptions) -> Result<()> {
         })?,
         None => stamp_stand_in(&state.paths(), version)?,
     };
-    let text = render(state, &binary, version)?;
+    let text = render(
+        state,
+        &binary,
+        version,
+        usize::from(opts.servers.unwrap_or(1)),
+    )?;
     fs_err::write(out, text).map_err(fs_step(format!("lab {}: write spec", state.name)))
 }
 

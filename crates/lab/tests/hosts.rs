@@ -231,6 +231,7 @@ fn three_hosts_answer_and_survive_faults() {
         &SpecOptions {
             k3s_binary: Some(any_file.clone()),
             k3s_version: None,
+            servers: None,
         },
     )
     .expect("spec");
@@ -256,6 +257,32 @@ fn three_hosts_answer_and_survive_faults() {
         any_file.display().to_string()
     );
     assert_eq!(spec["spec"]["k3s"]["version"], lab::DEFAULT_K3S_VERSION);
+    // `--servers N`: the first N hosts are servers.
+    let two = SpecOptions {
+        k3s_binary: Some(any_file.clone()),
+        k3s_version: None,
+        servers: Some(2),
+    };
+    lab.write_spec(&spec_path, &two).expect("spec");
+    let spec: serde_json::Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(&spec_path).expect("read spec"))
+            .expect("yaml");
+    let roles: Vec<&str> = (0..3)
+        .map(|i| {
+            spec["spec"]["hosts"][i]["role"]
+                .as_str()
+                .unwrap_or_default()
+        })
+        .collect();
+    assert_eq!(roles, ["server", "server", "agent"]);
+    let too_many = SpecOptions {
+        servers: Some(9),
+        ..two
+    };
+    let err = lab
+        .write_spec(&spec_path, &too_many)
+        .expect_err("more servers than hosts");
+    assert!(err.to_string().contains("--servers 9"), "{err}");
 
     // Teardown leaves nothing behind.
     let footprint = lab.footprint();

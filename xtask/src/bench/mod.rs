@@ -46,6 +46,7 @@ pub fn run(workspace: &Path, args: &[String]) -> anyhow::Result<()> {
         &lab::SpecOptions {
             k3s_binary: Some(k3s.clone()),
             k3s_version: Some(K3S_VERSION.into()),
+            servers: None,
         },
     )?;
     let fresh = k3sctl_run::apply(&bins.k3sctl, &spec, false)?;

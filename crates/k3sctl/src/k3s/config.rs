@@ -109,7 +109,7 @@ const MANAGED_KEYS: &[(&str, &str)] = &[
     ("node-name", "hosts[].name"),
     ("node-ip", "hosts[].address"),
     ("node-external-ip", "hosts[].publicAddress"),
-    ("server", "cluster.apiEndpoint"),
+    ("server", "cluster.registrationAddress"),
     ("node-label", "hosts[].labels"),
     ("node-taint", "hosts[].taints"),
     ("tls-san", "cluster.tlsSans"),

@@ -4,6 +4,7 @@
 
 pub mod channel;
 pub mod config;
+pub mod critical;
 pub mod kubeconfig;
 pub mod kubeconfig_merge;
 pub mod manifests;

@@ -90,10 +90,16 @@ fn quote(value: &str) -> String {
     out
 }
 
-/// Renders the env file. Servers that start a new cluster get no token (K3s generates one);
-/// joiners get `K3S_TOKEN` and, for agents, `K3S_URL`.
-pub fn render_env(token: Option<&Secret>, url: Option<&str>) -> Secret {
+/// Renders the env file. Servers that start a new cluster get no token (K3s generates one) and,
+/// when it is the first of several servers, `K3S_CLUSTER_INIT=true` (embedded etcd); joiners get
+/// `K3S_TOKEN` and `K3S_URL`. K3s ignores `K3S_CLUSTER_INIT` and `K3S_URL` on a server once
+/// its datastore exists, so a server's env file may change from one to the other without a
+/// restart.
+pub fn render_env(token: Option<&Secret>, url: Option<&str>, cluster_init: bool) -> Secret {
     let mut text = String::from("# Managed by k3sctl. Holds the join secret: keep mode 0600.\n");
+    if cluster_init {
+        text.push_str("K3S_CLUSTER_INIT=\"true\"\n");
+    }
     if let Some(token) = token {
         text.push_str(&format!("K3S_TOKEN={}\n", quote(token.expose())));
     }
@@ -104,9 +110,11 @@ pub fn render_env(token: Option<&Secret>, url: Option<&str>) -> Secret {
 }
 
 /// The env file as shown in plans: the token replaced by the redaction marker.
-pub fn masked_env(token_known: bool, url: Option<&str>) -> String {
+pub fn masked_env(token_known: bool, url: Option<&str>, cluster_init: bool) -> String {
     let token = token_known.then(|| Secret::new(crate::secret::REDACTED));
-    render_env(token.as_ref(), url).expose().to_string()
+    render_env(token.as_ref(), url, cluster_init)
+        .expose()
+        .to_string()
 }
 
 #[cfg(test)]
@@ -145,14 +153,18 @@ mod tests {
     #[test]
     fn env_file_holds_token_and_url_quoted() {
         let token = Secret::new("K10abc::server:p\"w");
-        let env = render_env(Some(&token), Some("https://10.0.0.1:6443"));
+        let env = render_env(Some(&token), Some("https://10.0.0.1:6443"), false);
         assert_eq!(
             env.expose(),
             "# Managed by k3sctl. Holds the join secret: keep mode 0600.\n\
              K3S_TOKEN=\"K10abc::server:p\\\"w\"\nK3S_URL=\"https://10.0.0.1:6443\"\n"
         );
-        let masked = masked_env(true, Some("https://10.0.0.1:6443"));
+        let masked = masked_env(true, Some("https://10.0.0.1:6443"), false);
         assert!(!masked.contains("K10abc") && masked.contains("K3S_TOKEN=\"<redacted>\""));
-        assert_eq!(render_env(None, None).expose().lines().count(), 1);
+        assert_eq!(render_env(None, None, false).expose().lines().count(), 1);
+        assert_eq!(
+            render_env(None, None, true).expose().lines().nth(1),
+            Some("K3S_CLUSTER_INIT=\"true\"")
+        );
     }
 }

@@ -40,5 +40,5 @@ pub use taints::{
 };
 pub use wait::{
     Poll, StartedAt, node_matches, poll_until, ready_needs_lease, ready_posted_after,
-    wait_node_ready, wait_node_ready_after,
+    wait_etcd_voter, wait_node_ready, wait_node_ready_after,
 };

@@ -116,6 +116,20 @@ pub async fn wait_node_ready_after(
     .await
 }
 
+/// Waits until server `name` is a voting etcd member (`EtcdIsVoter=True`). A joining server is
+/// a learner until the etcd leader promotes it once it caught up.
+pub async fn wait_etcd_voter(
+    client: &Client,
+    name: &str,
+    poll: Poll,
+) -> Result<NodeInfo, KubeError> {
+    let what = format!("server {name} to become a voting etcd member (EtcdIsVoter=True)");
+    wait_node(client, name, &what, poll, |node| {
+        node.etcd_voter.as_ref().is_some_and(|c| c.status)
+    })
+    .await
+}
+
 async fn wait_node(
     client: &Client,
     name: &str,

@@ -251,6 +251,13 @@ async fn run_locked(
         prepared.observed.token.clone(),
     );
     shared.join_endpoint = prepared.spec.cluster.api_endpoint();
+    shared.known_nodes = prepared
+        .observed
+        .nodes
+        .iter()
+        .flatten()
+        .map(|n| n.name.clone())
+        .collect();
     let summary = execute(&prepared.plan, &prepared.transports, &shared).await;
     let first_ok = summary
         .hosts

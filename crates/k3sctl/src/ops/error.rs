@@ -21,11 +21,12 @@ pub enum OpsError {
         /// What the user can do (starts with a newline, or is empty).
         hint: String,
     },
-    /// `--skip-unreachable`, but the first server is among the unreachable hosts.
+    /// `--skip-unreachable`, but no server can be reached (or, for a cluster not created yet,
+    /// not the first server, which starts it).
     #[error(
-        "{0}\n  --skip-unreachable cannot leave out the first server: the join token, the API and \
-         the apply lock are there, so no other host can be brought to the spec without it; \
-         nothing was changed"
+        "{0}\n  --skip-unreachable cannot leave out every server: the join token, the API and \
+         the apply lock are on the servers, so no other host can be brought to the spec without \
+         one (and a new cluster needs its first server); nothing was changed"
     )]
     FirstServerUnreachable(HostError),
     /// A host problem.

@@ -1,5 +1,6 @@
-//! The run's [`ClusterApi`] over the `kube` edge: the admin kubeconfig read from the first
-//! server, the API reached through a tunnel to its 127.0.0.1:6443.
+//! The run's [`ClusterApi`] over the `kube` edge: the admin kubeconfig read from a server, the
+//! API reached through a tunnel to its 127.0.0.1:6443 (one connector per server; see
+//! [`crate::run::api::FailoverConnector`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +11,7 @@ use super::export::read_admin_kubeconfig;
 use crate::host::Transport;
 use crate::kube::{
     ApiConnection, Poll, StartedAt, TAINTS_SET_BY_K3SCTL, connect_through, enforce_taints,
-    list_nodes, owned_taints, readyz, wait_node_ready_after,
+    list_nodes, owned_taints, readyz, wait_etcd_voter, wait_node_ready_after,
 };
 use crate::plan::ObservedNode;
 use crate::run::{ApiConnector, ApiError, ClusterApi};
@@ -69,6 +70,7 @@ impl ClusterApi for KubeApi {
                 ready: n.ready,
                 kubelet_version: n.kubelet_version,
                 taints: n.taints,
+                etcd_voter: n.etcd_voter.map(|c| c.status),
             })
             .collect())
     }
@@ -101,6 +103,14 @@ impl ClusterApi for KubeApi {
     ) -> Result<(), ApiError> {
         let poll = Poll::new(Duration::from_millis(500), timeout);
         wait_node_ready_after(&self.connection.client, name, started_at, poll)
+            .await
+            .map(|_| ())
+            .map_err(|e| ApiError(e.to_string()))
+    }
+
+    async fn wait_etcd_voter(&self, name: &str, timeout: Duration) -> Result<(), ApiError> {
+        let poll = Poll::new(Duration::from_millis(500), timeout);
+        wait_etcd_voter(&self.connection.client, name, poll)
             .await
             .map(|_| ())
             .map_err(|e| ApiError(e.to_string()))

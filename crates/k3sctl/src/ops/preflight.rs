@@ -74,7 +74,7 @@ pub async fn check_join_endpoint(
 ) -> Result<(), OpsError> {
     let Some((address, port)) = endpoint_host_port(endpoint) else {
         return Err(OpsError::Spec(format!(
-            "cluster.apiEndpoint `{endpoint}` is not a URL"
+            "cluster.registrationAddress `{endpoint}` is not a URL"
         )));
     };
     let joining = plan

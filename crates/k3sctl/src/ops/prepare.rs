@@ -18,16 +18,18 @@ use super::export::{
 use super::inputs::{local_binaries, resolve_inputs, spec_version};
 use super::unreachable::{SkippedHost, skipped_hosts};
 use crate::host::Transport;
+use crate::k3s::config::NodeRole;
 use crate::k3s::token::{JoinToken, SERVER_TOKEN_PATH};
+use crate::plan::from_spec::critical_values;
 use crate::plan::from_spec::desired_hosts;
 use crate::plan::{Desired, Observed, Plan, compute_plan};
 use crate::run::observe::{ObserveRequest, observe_host};
-use crate::run::{ApiConnector, ClusterApi};
+use crate::run::{ApiConnector, ClusterApi, FailoverConnector};
 use crate::secret::Secret;
 use crate::spec::{BinaryOrigin, LoadedSpec, load_file};
 
-/// Builds the API connector for a cluster whose first server is reached by `server`.
-/// `admin` is the admin kubeconfig when it was already read.
+/// Builds the API connector through the server reached by `server`. `admin` is its admin
+/// kubeconfig when it was already read.
 pub type ConnectorFactory = fn(Arc<dyn Transport>, Option<Secret>) -> Arc<dyn ApiConnector>;
 
 /// Everything `plan` shows and `apply` runs.
@@ -44,9 +46,10 @@ pub struct Prepared {
     pub binaries: LocalBinaries,
     /// The plan.
     pub plan: Plan,
-    /// The first server's name.
+    /// The server k3sctl works through (the lock, the admin kubeconfig): the first server in
+    /// spec order that runs and holds the token; the spec's first server for a new cluster.
     pub first_server: String,
-    /// API connector (through the first server).
+    /// API connector: through each running server in turn, the first that answers.
     pub connector: Arc<dyn ApiConnector>,
     /// The API client, when the cluster was already up.
     pub api: Option<Arc<dyn ClusterApi>>,
@@ -61,18 +64,10 @@ pub struct Prepared {
     pub containers: BTreeMap<String, Arc<crate::host::PctTransport>>,
 }
 
-/// Loads and validates the spec, refusing what apply cannot do yet.
+/// Loads and validates the spec (an even number of servers is refused by validation).
 pub fn load_spec(path: &Path) -> Result<LoadedSpec, OpsError> {
     let spec = load_file(path).map_err(|e| OpsError::Spec(e.to_string()))?;
-    let servers = spec.cluster.servers().count();
-    if servers > 1 {
-        return Err(OpsError::Unsupported(format!(
-            "{}: the spec has {servers} servers; HA (embedded etcd) is not supported yet: keep one \
-             server and make the others agents",
-            path.display()
-        )));
-    }
-    if servers == 0 {
+    if spec.cluster.servers().count() == 0 {
         return Err(OpsError::Spec(format!(
             "{}: spec.hosts has no server",
             path.display()
@@ -102,11 +97,7 @@ pub async fn prepare(
     }
     let mut hosts =
         desired_hosts(&spec.cluster, &resolved).map_err(|e| OpsError::Spec(e.to_string()))?;
-    let first_server = hosts
-        .iter()
-        .find(|h| h.first_server)
-        .map(|h| h.name.clone())
-        .unwrap_or_default();
+    let critical = critical_values(&hosts);
 
     let Connected {
         transports,
@@ -114,12 +105,9 @@ pub async fn prepare(
         notes: connect_notes,
         containers,
     } = connect_all_noted(&spec.hosts(), connect_options).await;
-    let skipped = skipped_hosts(errors, &first_server, connect_options.skip_unreachable)?;
+    let servers: Vec<String> = spec.cluster.servers().map(|h| h.name.clone()).collect();
+    let skipped = skipped_hosts(errors, &servers, connect_options.skip_unreachable)?;
     hosts.retain(|h| !skipped.iter().any(|s| s.host == h.name));
-    let server =
-        Arc::clone(transports.get(&first_server).ok_or_else(|| {
-            OpsError::Spec(format!("first server {first_server} has no connection"))
-        })?);
 
     // Known binary hashes spare a `k3s --version` per host (the spec's file is hashed first).
     let file_binaries = match spec.cluster.spec.k3s.binary_origin() {
@@ -135,7 +123,7 @@ pub async fn prepare(
         let transport = transports.get(&h.name).cloned();
         let request = ObserveRequest {
             known_binaries: BTreeMap::clone(&known_binaries),
-            read_secrets: h.first_server,
+            read_secrets: h.role == NodeRole::Server,
         };
         async move {
             let transport =
@@ -146,20 +134,46 @@ pub async fn prepare(
     }))
     .await;
     let mut observed = Observed::default();
-    let mut admin = None;
+    let mut secrets: Vec<ServerSecrets> = Vec::new();
     for result in observations {
         let (name, seen) = result?;
-        if name == first_server {
-            if let Some(raw) = &seen.token {
-                let token = JoinToken::parse(raw.expose()).map_err(|e| {
-                    OpsError::Spec(format!("{first_server}: {SERVER_TOKEN_PATH}: {e}"))
-                })?;
-                observed.token = Some(token.raw);
-            }
-            admin = seen.admin_kubeconfig;
+        if let Some(raw) = &seen.token {
+            let token = JoinToken::parse(raw.expose())
+                .map_err(|e| OpsError::Spec(format!("{name}: {SERVER_TOKEN_PATH}: {e}")))?;
+            secrets.push(ServerSecrets {
+                name: name.clone(),
+                active: seen.host.service_active,
+                token: token.raw,
+                admin: seen.admin_kubeconfig.clone(),
+            });
         }
         observed.hosts.insert(name, seen.host);
     }
+    check_one_cluster(&secrets)?;
+    // Servers in desired order: the spec's first server first.
+    let order: Vec<&str> = hosts
+        .iter()
+        .filter(|h| h.role == NodeRole::Server)
+        .map(|h| h.name.as_str())
+        .collect();
+    secrets.sort_by_key(|s| (!s.active, order.iter().position(|n| *n == s.name)));
+    observed.token = secrets.first().map(|s| s.token.clone());
+    let first_server = secrets
+        .iter()
+        .find(|s| s.active)
+        .map(|s| s.name.clone())
+        .or_else(|| {
+            hosts
+                .iter()
+                .find(|h| h.first_server)
+                .map(|h| h.name.clone())
+        })
+        .or_else(|| order.first().map(|n| (*n).to_owned()))
+        .unwrap_or_default();
+    let admin = secrets
+        .iter()
+        .find(|s| s.name == first_server)
+        .and_then(|s| s.admin.clone());
     let binaries = match file_binaries {
         Some(binaries) => binaries,
         None => {
@@ -168,11 +182,27 @@ pub async fn prepare(
         }
     };
 
-    let connector = factory(Arc::clone(&server), admin.clone());
-    let server_running = observed
-        .hosts
-        .get(&first_server)
-        .is_some_and(|h| h.service_active);
+    // One connector per running server, the one k3sctl works through first; then the others
+    // (a server that is not running yet may come up during the run).
+    let mut connectors: Vec<(String, Arc<dyn ApiConnector>)> = Vec::new();
+    let mut servers_by_preference: Vec<&str> = vec![first_server.as_str()];
+    servers_by_preference.extend(secrets.iter().filter(|s| s.active).map(|s| s.name.as_str()));
+    servers_by_preference.extend(order.iter().copied());
+    for name in servers_by_preference {
+        if connectors.iter().any(|(n, _)| n == name) {
+            continue;
+        }
+        let Some(transport) = transports.get(name) else {
+            continue;
+        };
+        let admin = secrets
+            .iter()
+            .find(|s| s.name == name)
+            .and_then(|s| s.admin.clone());
+        connectors.push((name.to_owned(), factory(Arc::clone(transport), admin)));
+    }
+    let connector: Arc<dyn ApiConnector> = Arc::new(FailoverConnector::new(connectors));
+    let server_running = secrets.iter().any(|s| s.active);
     let mut api = None;
     if server_running
         && let Ok(client) = connector.connect().await
@@ -197,6 +227,8 @@ pub async fn prepare(
         version,
         binary_sha256: binaries.hashes(),
         hosts,
+        ha: spec.cluster.is_ha(),
+        critical,
         exports,
     };
     let plan = compute_plan(&desired, &observed)?;
@@ -215,4 +247,36 @@ pub async fn prepare(
         connect_notes,
         containers,
     })
+}
+
+/// What one server holds of the cluster's secrets.
+struct ServerSecrets {
+    name: String,
+    active: bool,
+    token: Secret,
+    admin: Option<Secret>,
+}
+
+/// Every server that holds a token must hold the same one: two different tokens mean two
+/// separate clusters (for example a wiped first server that bootstrapped a new one).
+fn check_one_cluster(secrets: &[ServerSecrets]) -> Result<(), OpsError> {
+    let Some(first) = secrets.first() else {
+        return Ok(());
+    };
+    let others: Vec<&str> = secrets
+        .iter()
+        .filter(|s| s.token.expose() != first.token.expose())
+        .map(|s| s.name.as_str())
+        .collect();
+    if others.is_empty() {
+        return Ok(());
+    }
+    Err(OpsError::Spec(format!(
+        "server(s) {} hold a different cluster token than {}: they belong to a separate cluster \
+         (split brain, e.g. a server whose data was wiped and that started a new cluster)\n  \
+         hint: stop K3s on the server(s) of the wrong cluster, remove /var/lib/rancher/k3s/server \
+         there, and apply again so that they join",
+        others.join(", "),
+        first.name
+    )))
 }

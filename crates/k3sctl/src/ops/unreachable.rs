@@ -1,7 +1,8 @@
 //! Hosts that could not be connected to: refused by default (nothing changes anywhere), or,
 //! with `--skip-unreachable`, left out of the plan and listed, so the reachable hosts can still
 //! be brought to the spec. Only "cannot connect" is skipped: a changed host key or a sudo that
-//! asks for a password is a problem for a person, and the first server is never left out.
+//! asks for a password is a problem for a person, and at least one server must be reached (the
+//! token, the API and the lock are on the servers; with several servers any one will do).
 
 use serde::Serialize;
 
@@ -30,7 +31,7 @@ pub struct SkippedHost {
 /// run stops before any change.
 pub fn skipped_hosts(
     errors: Vec<HostError>,
-    first_server: &str,
+    servers: &[String],
     skip: bool,
 ) -> Result<Vec<SkippedHost>, OpsError> {
     if errors.is_empty() {
@@ -51,9 +52,12 @@ pub fn skipped_hosts(
             hint: NOT_SKIPPABLE_HINT.into(),
         });
     }
+    let every_server_down = servers
+        .iter()
+        .all(|server| errors.iter().any(|e| e.host() == server));
     let mut skipped = Vec::new();
     for error in errors {
-        if error.host() == first_server {
+        if every_server_down && servers.first().is_some_and(|first| error.host() == first) {
             return Err(OpsError::FirstServerUnreachable(error));
         }
         let reason = match &error {
@@ -72,6 +76,10 @@ pub fn skipped_hosts(
 mod tests {
     use super::*;
 
+    fn one() -> Vec<String> {
+        vec!["s1".to_owned()]
+    }
+
     fn down(host: &str) -> HostError {
         HostError::Unreachable {
             host: host.into(),
@@ -81,8 +89,8 @@ mod tests {
 
     #[test]
     fn by_default_any_unreachable_host_refuses_and_names_the_flag() {
-        assert_eq!(skipped_hosts(vec![], "s1", false).ok(), Some(vec![]));
-        let err = skipped_hosts(vec![down("a1")], "s1", false).expect_err("refused");
+        assert_eq!(skipped_hosts(vec![], &one(), false).ok(), Some(vec![]));
+        let err = skipped_hosts(vec![down("a1")], &one(), false).expect_err("refused");
         let said = err.to_string();
         assert!(said.contains("a1: cannot connect"), "{said}");
         assert!(said.contains("--skip-unreachable"), "{said}");
@@ -91,7 +99,7 @@ mod tests {
 
     #[test]
     fn with_the_flag_agents_are_skipped_and_listed() {
-        let skipped = skipped_hosts(vec![down("a1"), down("a2")], "s1", true).expect("skips");
+        let skipped = skipped_hosts(vec![down("a1"), down("a2")], &one(), true).expect("skips");
         assert_eq!(
             skipped.iter().map(|s| s.host.as_str()).collect::<Vec<_>>(),
             ["a1", "a2"]
@@ -100,8 +108,18 @@ mod tests {
     }
 
     #[test]
-    fn the_first_server_is_never_skipped() {
-        let err = skipped_hosts(vec![down("a1"), down("s1")], "s1", true).expect_err("refused");
+    fn the_only_server_is_never_skipped_one_of_several_may_be() {
+        let three: Vec<String> = ["s1", "s2", "s3"].map(String::from).to_vec();
+        let skipped = skipped_hosts(vec![down("s1"), down("a1")], &three, true).expect("skips");
+        assert_eq!(
+            skipped.len(),
+            2,
+            "with s2 and s3 up, the first server may be left out"
+        );
+        let all = vec![down("s1"), down("s2"), down("s3")];
+        let err = skipped_hosts(all, &three, true).expect_err("no server left");
+        assert!(matches!(err, OpsError::FirstServerUnreachable(_)));
+        let err = skipped_hosts(vec![down("a1"), down("s1")], &one(), true).expect_err("refused");
         assert!(matches!(err, OpsError::FirstServerUnreachable(_)));
         let said = err.to_string();
         assert!(said.starts_with("s1: cannot connect"), "{said}");
@@ -118,7 +136,7 @@ mod tests {
             address: "10.0.0.3".into(),
             known_hosts: "/root/.ssh/known_hosts".into(),
         };
-        let err = skipped_hosts(vec![down("a1"), mismatch], "s1", true).expect_err("refused");
+        let err = skipped_hosts(vec![down("a1"), mismatch], &one(), true).expect_err("refused");
         let said = err.to_string();
         assert!(said.contains("host key mismatch"), "{said}");
         assert!(said.contains("not host-key or sudo problems"), "{said}");

@@ -1,6 +1,7 @@
 //! The planner: (desired, observed) → ordered steps per host. Pure.
 
-use super::desired::{Desired, DesiredHost};
+use super::datastore::{DatastoreAction, MIN_CONVERSION_VERSION, decide};
+use super::desired::{Desired, DesiredHost, FileContent};
 use super::diff::unified_diff;
 use super::observed::{Observed, ObservedHost, ObservedNode};
 use super::step::{ExportStep, HostPlan, Plan, Step};
@@ -37,10 +38,54 @@ pub enum PlanError {
         /// What the spec says.
         wanted: K3sVersion,
     },
+    /// A server has both etcd data and a SQLite store not yet migrated: K3s would start the old
+    /// etcd and skip the migration.
+    #[error(
+        "host {host}: has embedded etcd data (server/db/etcd/member/wal) next to its SQLite store \
+         {store}: an earlier conversion stopped half-way, and K3s would start the stale etcd and \
+         skip the migration\n  hint: keep a copy of {store}, remove /var/lib/rancher/k3s/server/db/etcd \
+         on {host} and apply again"
+    )]
+    StaleEtcd {
+        /// Host name.
+        host: String,
+        /// The SQLite store.
+        store: String,
+    },
+    /// The single server runs a K3s that cannot migrate SQLite to etcd.
+    #[error(
+        "host {host}: runs K3s {running}, which creates an empty datastore instead of migrating \
+         SQLite to embedded etcd (migration needs {MIN_CONVERSION_VERSION} or newer)\n  hint: \
+         `k3sctl upgrade` the server first, then add servers"
+    )]
+    ConversionTooOld {
+        /// Host name.
+        host: String,
+        /// Its version.
+        running: K3sVersion,
+    },
+    /// No cluster exists yet and the spec's first server, which starts it, was left out.
+    #[error(
+        "no cluster exists yet and the spec's first server, which starts it, was left out as \
+         unreachable\n  hint: bring it back and apply again"
+    )]
+    NoBootstrapServer,
+    /// Several servers each hold their own SQLite cluster.
+    #[error(
+        "servers {} each hold a separate SQLite datastore: they are separate clusters, which \
+         k3sctl cannot merge\n  hint: keep the cluster of one of them and wipe \
+         /var/lib/rancher/k3s on the others",
+        hosts.join(", ")
+    )]
+    SeveralClusters {
+        /// The servers.
+        hosts: Vec<String>,
+    },
 }
 
 /// Computes the plan.
 pub fn compute_plan(desired: &Desired, observed: &Observed) -> Result<Plan, PlanError> {
+    let datastore = decide(desired, observed)?;
     let hosts = desired
         .hosts
         .iter()
@@ -49,7 +94,7 @@ pub fn compute_plan(desired: &Desired, observed: &Observed) -> Result<Plan, Plan
                 .hosts
                 .get(&host.name)
                 .ok_or_else(|| PlanError::NotObserved(host.name.clone()))?;
-            plan_host(desired, host, obs, observed)
+            plan_host(desired, host, obs, observed, &datastore)
         })
         .collect::<Result<Vec<_>, _>>()?;
     let exports = desired
@@ -69,6 +114,12 @@ pub fn compute_plan(desired: &Desired, observed: &Observed) -> Result<Plan, Plan
     Ok(Plan {
         cluster: desired.cluster.clone(),
         version: desired.version,
+        datastore,
+        critical: if desired.ha {
+            desired.critical.clone()
+        } else {
+            Default::default()
+        },
         hosts,
         exports,
     })
@@ -104,12 +155,53 @@ fn taint_step(host: &DesiredHost, node: Option<&ObservedNode>) -> Option<Step> {
     }
 }
 
+/// The env file a bootstrapping or converting server starts with: `K3S_CLUSTER_INIT`, no join.
+fn bootstrap_env(cluster_init: bool) -> FileContent {
+    FileContent::Env {
+        url: None,
+        with_token: false,
+        cluster_init,
+    }
+}
+
 fn plan_host(
     desired: &Desired,
     host: &DesiredHost,
     obs: &ObservedHost,
     observed: &Observed,
+    datastore: &DatastoreAction,
 ) -> Result<HostPlan, PlanError> {
+    // A server that bootstraps or converts starts from the bootstrap form of its env file;
+    // once it serves, the lasting form is written back (no restart: K3s ignores both once its
+    // datastore exists), so a later rebuild of this host joins instead of starting a second
+    // cluster.
+    let lasting_env = host
+        .files
+        .iter()
+        .find(|f| matches!(f.content, FileContent::Env { .. }))
+        .cloned();
+    let mut host = host.clone();
+    let mut seal = None;
+    let bootstraps = datastore.host() == Some(host.name.as_str());
+    if bootstraps {
+        let cluster_init = !matches!(
+            datastore,
+            DatastoreAction::Bootstrap {
+                cluster_init: false,
+                ..
+            }
+        );
+        for file in &mut host.files {
+            if matches!(file.content, FileContent::Env { .. }) {
+                file.content = bootstrap_env(cluster_init);
+                file.restarts = true;
+            }
+        }
+        if cluster_init {
+            seal = lasting_env;
+        }
+    }
+    let host = &host;
     let mut steps = Vec::new();
     let mut restart_reasons: Vec<String> = Vec::new();
 
@@ -176,17 +268,49 @@ fn plan_host(
 
     let node = observed.node(&host.name);
     let api_up = observed.nodes.is_some();
+    let etcd_member = desired.ha && host.role == crate::k3s::config::NodeRole::Server;
     let wait = |steps: &mut Vec<Step>| {
-        if host.first_server {
+        if bootstraps {
             steps.push(Step::WaitServerReady);
         }
         steps.push(Step::WaitNodeReady);
+        if etcd_member {
+            steps.push(Step::WaitEtcdVoter);
+        }
     };
-    if !obs.service_active || !obs.service_enabled {
-        // A node the API already knows is only started again, not joined.
-        steps.push(Step::Start {
-            join: !host.first_server && node.is_none(),
+    // A server without data joins even when its Node object survived (a rebuilt host); an
+    // agent the API already knows is only started again.
+    let joins = if etcd_member {
+        !bootstraps && !obs.etcd_data
+    } else {
+        !bootstraps && !host.first_server && node.is_none()
+    };
+    if let DatastoreAction::Convert { store, .. } = datastore
+        && bootstraps
+    {
+        let at = steps
+            .iter()
+            .position(|s| !matches!(s, Step::UploadBinary { .. }))
+            .unwrap_or(steps.len());
+        steps.insert(
+            at,
+            Step::ConvertDatastore {
+                store: store.clone(),
+            },
+        );
+        steps.push(Step::Restart {
+            reason: "convert its SQLite datastore to embedded etcd; the API on this node is \
+                     down meanwhile"
+                .into(),
         });
+        steps.push(Step::WaitServerReady);
+        steps.push(Step::WaitNodeReady);
+        steps.push(Step::VerifyMigration {
+            store: store.clone(),
+        });
+        steps.push(Step::WaitEtcdVoter);
+    } else if !obs.service_active || !obs.service_enabled {
+        steps.push(Step::Start { join: joins });
         wait(&mut steps);
     } else if !restart_reasons.is_empty() {
         steps.push(Step::Restart {
@@ -210,11 +334,22 @@ fn plan_host(
         steps.push(step);
     }
 
+    if let Some(file) = seal {
+        let path = file.path.clone();
+        steps.push(Step::WriteFile {
+            path,
+            mode: file.mode,
+            diff: String::new(),
+            create: false,
+            content: file.content,
+        });
+    }
+
     Ok(HostPlan {
         host: host.name.clone(),
         role: host.role,
         group: host.group.clone(),
-        first_server: host.first_server,
+        first_server: bootstraps,
         in_cluster: node.is_some(),
         steps,
     })

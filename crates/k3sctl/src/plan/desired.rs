@@ -30,10 +30,14 @@ pub enum FileContent {
     },
     /// The unit's env file; rendered at run time with the join token read live.
     Env {
-        /// `K3S_URL` for agents.
+        /// `K3S_URL`: agents and the servers of a multi-server cluster.
         url: Option<String>,
-        /// Whether the file holds `K3S_TOKEN` (every node except the first server).
+        /// Whether the file holds `K3S_TOKEN` (every node except a server that starts a
+        /// cluster).
         with_token: bool,
+        /// `K3S_CLUSTER_INIT=true`: only while the first server bootstraps embedded etcd (or
+        /// converts its SQLite store), never left for a later rebuild of the host.
+        cluster_init: bool,
     },
 }
 
@@ -45,11 +49,15 @@ impl FileContent {
             Self::Plain(text) => Some((Secret::new(text.clone()), text.clone())),
             Self::LocalFile { .. } => None,
             Self::Secret { content, masked } => Some((content.clone(), masked.clone())),
-            Self::Env { url, with_token } => {
+            Self::Env {
+                url,
+                with_token,
+                cluster_init,
+            } => {
                 let token = if *with_token { Some(token?) } else { None };
                 Some((
-                    unit::render_env(token, url.as_deref()),
-                    unit::masked_env(*with_token, url.as_deref()),
+                    unit::render_env(token, url.as_deref(), *cluster_init),
+                    unit::masked_env(*with_token, url.as_deref(), *cluster_init),
                 ))
             }
         }
@@ -133,8 +141,12 @@ pub struct Desired {
     pub version: K3sVersion,
     /// sha256 of the release binary per architecture.
     pub binary_sha256: BTreeMap<Arch, String>,
-    /// Hosts: the first server first, then the others in spec order.
+    /// Hosts: the first server first, then the other servers, then the agents.
     pub hosts: Vec<DesiredHost>,
+    /// Several servers on embedded etcd.
+    pub ha: bool,
+    /// K3s's critical configuration values, identical on every server (key → value as shown).
+    pub critical: BTreeMap<String, String>,
     /// Kubeconfig exports.
     pub exports: Vec<DesiredExport>,
 }

@@ -1,6 +1,8 @@
 //! The desired state of each host, from the spec plus what ops resolved outside it (registry
 //! credentials, manifest file contents). Pure.
 
+use std::collections::BTreeMap;
+
 use crate::k3s::config::{
     CONFIG_PATH, ClusterSettings, ConfigError, NodeConfig, NodeRole, render_config,
 };
@@ -120,7 +122,7 @@ fn node_config(cluster: &Cluster, host: &Host) -> NodeConfig {
         labels: host.labels.clone(),
         taints: host.taints.iter().map(ToString::to_string).collect(),
         cluster: ClusterSettings {
-            tls_sans: c.tls_sans.clone(),
+            tls_sans: server_tls_sans(cluster),
             cluster_cidr: c.cluster_cidr.map(|x| x.to_string()),
             service_cidr: c.service_cidr.map(|x| x.to_string()),
             cluster_dns: c.cluster_dns.map(|x| x.to_string()),
@@ -128,14 +130,57 @@ fn node_config(cluster: &Cluster, host: &Host) -> NodeConfig {
             disable: c.disable.clone(),
             write_kubeconfig_mode: Some("0600".into()),
         },
-        extra: match node_role {
-            NodeRole::Server => c.server_config.clone(),
-            NodeRole::Agent => c.agent_config.clone(),
+        extra: {
+            let mut extra = match node_role {
+                NodeRole::Server => c.server_config.clone(),
+                NodeRole::Agent => c.agent_config.clone(),
+            };
+            extra.extend(host.config.clone());
+            extra
         },
     }
 }
 
-/// The desired hosts: the first server first, then the others in spec order.
+/// `cluster.tlsSans` plus the registration address (joining servers and agents verify the
+/// serving certificate against it), once.
+fn server_tls_sans(cluster: &Cluster) -> Vec<String> {
+    let mut sans = cluster.spec.cluster.tls_sans.clone();
+    if let Some(address) = cluster.registration_address()
+        && !sans.iter().any(|san| san == address)
+    {
+        sans.push(address.to_owned());
+    }
+    sans
+}
+
+/// The env file of a node in its lasting form: agents and the servers of a multi-server
+/// cluster join through the registration address; a single server starts its own cluster.
+/// The bootstrap form (`K3S_CLUSTER_INIT`) is chosen by the planner, only while it is needed.
+fn lasting_env(cluster: &Cluster, role: NodeRole) -> FileContent {
+    let joins = role == NodeRole::Agent || cluster.is_ha();
+    FileContent::Env {
+        url: joins.then(|| cluster.api_endpoint()).flatten(),
+        with_token: joins,
+        cluster_init: false,
+    }
+}
+
+/// The critical configuration values every server gets (the first server's rendering; they
+/// come only from cluster-wide fields, validation refuses them per host).
+pub fn critical_values(hosts: &[DesiredHost]) -> BTreeMap<String, String> {
+    hosts
+        .iter()
+        .find(|h| h.role == NodeRole::Server)
+        .and_then(|h| h.files.iter().find(|f| f.path == CONFIG_PATH))
+        .and_then(|f| match &f.content {
+            FileContent::Plain(text) => Some(crate::k3s::critical::critical_values(text)),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+/// The desired hosts: the first server first, then the other servers, then the agents, each in
+/// spec order.
 pub fn desired_hosts(
     cluster: &Cluster,
     resolved: &Resolved,
@@ -143,18 +188,14 @@ pub fn desired_hosts(
     let first_name = cluster.first_server().map(|h| h.name.clone());
     let registries = resolved.registries.render()?;
     let mut hosts = Vec::new();
+    let is_first = |h: &&Host| Some(&h.name) == first_name.as_ref();
     let ordered = cluster
         .spec
         .hosts
         .iter()
-        .filter(|h| Some(&h.name) == first_name.as_ref())
-        .chain(
-            cluster
-                .spec
-                .hosts
-                .iter()
-                .filter(|h| Some(&h.name) != first_name.as_ref()),
-        );
+        .filter(is_first)
+        .chain(cluster.servers().filter(|h| !is_first(h)))
+        .chain(cluster.agents());
     for host in ordered {
         let first = Some(&host.name) == first_name.as_ref();
         let node_role = role(host.role);
@@ -219,13 +260,10 @@ pub fn desired_hosts(
         files.push(DesiredFile {
             path: env_path(node_role),
             mode: ENV_FILE_MODE,
-            content: FileContent::Env {
-                url: (node_role == NodeRole::Agent)
-                    .then(|| cluster.api_endpoint())
-                    .flatten(),
-                with_token: !first,
-            },
-            restarts: true,
+            content: lasting_env(cluster, node_role),
+            // A server reads K3S_URL and K3S_TOKEN only to join (K3s ignores them once its
+            // datastore exists): a change alone needs no restart. Agents use them always.
+            restarts: !(node_role == NodeRole::Server && cluster.is_ha()),
         });
         files.push(DesiredFile {
             path: unit_path(node_role),
@@ -322,7 +360,8 @@ spec:
             hosts[1].files[3].content,
             FileContent::Env {
                 url: Some("https://10.0.0.2:6443".into()),
-                with_token: true
+                with_token: true,
+                cluster_init: false,
             }
         );
     }

@@ -2,6 +2,7 @@
 //! human diff and a JSON form. `k3sctl plan` prints it; `apply` runs exactly these steps.
 
 pub mod compute;
+pub mod datastore;
 pub mod desired;
 pub mod diff;
 pub mod from_spec;
@@ -14,6 +15,7 @@ pub mod upgrade;
 mod tests;
 
 pub use compute::{PlanError, compute_plan};
+pub use datastore::DatastoreAction;
 pub use desired::{Desired, DesiredExport, DesiredFile, DesiredHost, FileContent};
 pub use observed::{Observed, ObservedFile, ObservedHost, ObservedNode};
 pub use show::render_plan;

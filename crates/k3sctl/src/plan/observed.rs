@@ -33,6 +33,13 @@ pub struct ObservedHost {
     /// A managed file or the binary changed after the service last started (an interrupted
     /// apply): K3s must restart to use it.
     pub restart_pending: bool,
+    /// The server has embedded etcd data (`server/db/etcd/member/wal`).
+    pub etcd_data: bool,
+    /// The server's SQLite store, when it has one not yet migrated (K3s:
+    /// `server/db/state.db`; the stand-in: the directory `server/db/state`).
+    pub sqlite_store: Option<String>,
+    /// The server holds a cluster token (`server/token`).
+    pub has_token: bool,
 }
 
 impl ObservedHost {
@@ -46,6 +53,9 @@ impl ObservedHost {
             service_active: false,
             service_enabled: false,
             restart_pending: false,
+            etcd_data: false,
+            sqlite_store: None,
+            has_token: false,
         }
     }
 
@@ -68,6 +78,8 @@ pub struct ObservedNode {
     pub taints: Vec<String>,
     /// The taints k3sctl recorded as set by itself (its `k3sctl.io/taints` annotation).
     pub owned_taints: std::collections::BTreeSet<String>,
+    /// The `EtcdIsVoter` condition (servers on embedded etcd): `Some(true)` for a healthy voter.
+    pub etcd_voter: Option<bool>,
 }
 
 /// Everything the planner looks at.
@@ -77,7 +89,7 @@ pub struct Observed {
     pub hosts: BTreeMap<String, ObservedHost>,
     /// Nodes in the API; `None` when the API was not reachable (no cluster yet).
     pub nodes: Option<Vec<ObservedNode>>,
-    /// The join token, when the first server already has one.
+    /// The join token, when a server already has one.
     pub token: Option<Secret>,
 }
 

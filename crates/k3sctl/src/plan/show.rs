@@ -2,16 +2,53 @@
 
 use std::fmt::Write;
 
+use super::datastore::DatastoreAction;
 use super::step::{Plan, Step};
 
 /// Renders the plan as text.
 pub fn render_plan(plan: &Plan) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "Cluster {} (K3s {})", plan.cluster, plan.version);
+    match &plan.datastore {
+        DatastoreAction::Keep => {}
+        DatastoreAction::Bootstrap {
+            host,
+            cluster_init: true,
+        } => {
+            let _ = writeln!(
+                out,
+                "New cluster on embedded etcd: {host} starts it (cluster-init), the other \
+                 servers join one at a time, each a voter before the next"
+            );
+        }
+        DatastoreAction::Bootstrap { host, .. } => {
+            let _ = writeln!(out, "New cluster: {host} starts it");
+        }
+        DatastoreAction::Convert { host, store } => {
+            let _ = writeln!(
+                out,
+                "Conversion: {host} moves from SQLite ({store}) to embedded etcd before the new \
+                 servers join; its API is down while it restarts (a backup of the store stays on \
+                 {host})"
+            );
+        }
+    }
+    if !plan.critical.is_empty() {
+        let _ = writeln!(
+            out,
+            "Cluster-wide server settings (identical on every server):"
+        );
+        for (key, value) in &plan.critical {
+            let _ = writeln!(out, "  {key}: {value}");
+        }
+    }
     for host in &plan.hosts {
         let mut role = host.role.subcommand().to_string();
         if host.first_server {
-            role.push_str(", first server");
+            match &plan.datastore {
+                DatastoreAction::Convert { .. } => role.push_str(", converts the datastore"),
+                _ => role.push_str(", starts the cluster"),
+            }
         }
         if let Some(group) = &host.group {
             let _ = write!(role, ", group {group}");
@@ -22,7 +59,11 @@ pub fn render_plan(plan: &Plan) -> String {
         }
         for step in &host.steps {
             let mark = match step {
-                Step::WaitServerReady | Step::WaitNodeReady => "…",
+                Step::WaitServerReady
+                | Step::WaitNodeReady
+                | Step::WaitEtcdVoter
+                | Step::VerifyMigration { .. } => "…",
+                Step::ConvertDatastore { .. } => ">",
                 Step::Start { .. } | Step::Restart { .. } | Step::DaemonReload => ">",
                 Step::EnforceTaints { .. } => "~",
                 Step::WriteFile { create: true, .. }

@@ -1,8 +1,11 @@
 //! The steps of a plan: each is one side effect (or a wait) on one host, named so that `plan`
 //! shows exactly what `apply` runs.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
+use super::datastore::DatastoreAction;
 use super::desired::FileContent;
 use crate::k3s::config::NodeRole;
 use crate::k3s::version::K3sVersion;
@@ -64,12 +67,33 @@ pub enum Step {
         /// k3sctl's config and become k3sctl's.
         adopt: bool,
     },
+    /// Wait until the server is a voting etcd member (Node condition `EtcdIsVoter=True`): a
+    /// joining server is a learner first, and the next server joins only after it is promoted.
+    WaitEtcdVoter,
+    /// Before converting a single server from SQLite to embedded etcd: check that no stale
+    /// etcd data is there, stop K3s and copy the SQLite store to a backup kept on the host.
+    ConvertDatastore {
+        /// The SQLite store (state.db, or the stand-in's directory).
+        store: String,
+    },
+    /// After the conversion: the SQLite store was migrated (renamed `*.migrated`) and every
+    /// node registered before is still in the API.
+    VerifyMigration {
+        /// The SQLite store.
+        store: String,
+    },
 }
 
 impl Step {
     /// Whether the step changes something (waits do not).
     pub fn is_change(&self) -> bool {
-        !matches!(self, Self::WaitServerReady | Self::WaitNodeReady)
+        !matches!(
+            self,
+            Self::WaitServerReady
+                | Self::WaitNodeReady
+                | Self::WaitEtcdVoter
+                | Self::VerifyMigration { .. }
+        )
     }
 
     /// A one-line title.
@@ -126,6 +150,15 @@ impl Step {
                 }
                 format!("node taints: {}", parts.join("; "))
             }
+            Self::WaitEtcdVoter => {
+                "wait until it is a voting etcd member (EtcdIsVoter)".to_string()
+            }
+            Self::ConvertDatastore { store } => {
+                format!("stop {unit} and back up {store} on the host (conversion to embedded etcd)")
+            }
+            Self::VerifyMigration { store } => {
+                format!("check that {store} was migrated and every node is still registered")
+            }
         }
     }
 
@@ -140,6 +173,9 @@ impl Step {
             Self::WaitServerReady => "wait-server-ready",
             Self::WaitNodeReady => "wait-node-ready",
             Self::EnforceTaints { .. } => "enforce-taints",
+            Self::WaitEtcdVoter => "wait-etcd-voter",
+            Self::ConvertDatastore { .. } => "convert-datastore",
+            Self::VerifyMigration { .. } => "verify-migration",
         }
     }
 }
@@ -153,7 +189,7 @@ pub struct HostPlan {
     pub role: NodeRole,
     /// Join group (agents).
     pub group: Option<String>,
-    /// The server that starts the cluster.
+    /// The server that starts the cluster (or converts its datastore) in this run.
     pub first_server: bool,
     /// Whether the node already runs in the cluster (restarts then go one node at a time).
     pub in_cluster: bool,
@@ -188,6 +224,10 @@ pub struct Plan {
     pub cluster: String,
     /// K3s version.
     pub version: K3sVersion,
+    /// What happens to the datastore.
+    pub datastore: DatastoreAction,
+    /// K3s's critical configuration values, identical on every server (multi-server only).
+    pub critical: BTreeMap<String, String>,
     /// Hosts in order (first server first).
     pub hosts: Vec<HostPlan>,
     /// Kubeconfig exports.

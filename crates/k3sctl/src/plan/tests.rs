@@ -57,6 +57,7 @@ fn host(name: &str, role: NodeRole, group: Option<&str>, first: bool, mirror: &s
                 content: FileContent::Env {
                     url,
                     with_token: !first,
+                    cluster_init: false,
                 },
                 restarts: true,
             },
@@ -80,6 +81,8 @@ fn desired(mirror: &str) -> Desired {
             host("agent-1", NodeRole::Agent, Some("g1"), false, mirror),
             host("agent-2", NodeRole::Agent, Some("g2"), false, mirror),
         ],
+        ha: false,
+        critical: BTreeMap::new(),
         exports: vec![DesiredExport {
             name: "admin".into(),
             path: "/tmp/lab.yaml".into(),
@@ -138,6 +141,7 @@ fn converged(d: &Desired) -> Observed {
             kubelet_version: version().to_string(),
             taints: vec![],
             owned_taints: Default::default(),
+            etcd_voter: (h.role == NodeRole::Server).then_some(true),
         })
         .collect();
     Observed {
@@ -310,4 +314,259 @@ fn server_taints_are_enforced_on_live_nodes_and_only_k3sctls_are_removed() {
     };
     assert!(add.is_empty());
     assert_eq!(remove, &vec![CP.to_string()]);
+}
+
+/// Three servers on embedded etcd and one agent, files in their lasting form (servers join
+/// through the registration address; their env file needs no restart).
+fn ha_desired() -> Desired {
+    let mirror = "http://mirror-a:5000";
+    let mut hosts = vec![
+        host("server-1", NodeRole::Server, None, true, mirror),
+        host("server-2", NodeRole::Server, None, false, mirror),
+        host("server-3", NodeRole::Server, None, false, mirror),
+        host("agent-1", NodeRole::Agent, Some("g1"), false, mirror),
+    ];
+    for h in hosts.iter_mut().filter(|h| h.role == NodeRole::Server) {
+        for f in h.files.iter_mut() {
+            if matches!(f.content, FileContent::Env { .. }) {
+                f.content = FileContent::Env {
+                    url: Some("https://10.0.0.1:6443".into()),
+                    with_token: true,
+                    cluster_init: false,
+                };
+                f.restarts = false;
+            }
+        }
+    }
+    let mut d = desired(mirror);
+    d.hosts = hosts;
+    d.ha = true;
+    d.critical = BTreeMap::from([("cluster-cidr".to_owned(), "10.42.0.0/16".to_owned())]);
+    d
+}
+
+fn fresh_of(d: &Desired) -> Observed {
+    Observed {
+        hosts: d
+            .hosts
+            .iter()
+            .map(|h| (h.name.clone(), ObservedHost::fresh(Arch::Amd64)))
+            .collect(),
+        nodes: None,
+        token: None,
+    }
+}
+
+fn env_write(plan: &Plan, host: &str) -> Vec<FileContent> {
+    plan.hosts
+        .iter()
+        .find(|h| h.host == host)
+        .expect("host")
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::WriteFile { content, .. } if matches!(content, FileContent::Env { .. }) => {
+                Some(content.clone())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn fresh_ha_bootstraps_once_then_servers_join_as_voters_one_by_one() {
+    let d = ha_desired();
+    let plan = compute_plan(&d, &fresh_of(&d)).expect("plans");
+    assert_eq!(
+        plan.datastore,
+        DatastoreAction::Bootstrap {
+            host: "server-1".into(),
+            cluster_init: true
+        }
+    );
+    let first = kinds(&plan, "server-1");
+    assert_eq!(
+        first[first.len() - 5..],
+        [
+            "start",
+            "wait-server-ready",
+            "wait-node-ready",
+            "wait-etcd-voter",
+            "write-file"
+        ]
+    );
+    // cluster-init only for the bootstrap; then the lasting join form is written back, so a
+    // rebuild of this host later joins instead of starting a second cluster.
+    let envs = env_write(&plan, "server-1");
+    assert_eq!(
+        envs,
+        [
+            FileContent::Env {
+                url: None,
+                with_token: false,
+                cluster_init: true
+            },
+            FileContent::Env {
+                url: Some("https://10.0.0.1:6443".into()),
+                with_token: true,
+                cluster_init: false
+            }
+        ]
+    );
+    for joiner in ["server-2", "server-3"] {
+        let k = kinds(&plan, joiner);
+        assert_eq!(
+            k[k.len() - 3..],
+            ["start", "wait-node-ready", "wait-etcd-voter"]
+        );
+        assert!(!env_write(&plan, joiner).iter().any(|e| matches!(
+            e,
+            FileContent::Env {
+                cluster_init: true,
+                ..
+            }
+        )));
+        let h = plan.hosts.iter().find(|h| h.host == joiner).expect("host");
+        assert!(h.steps.contains(&Step::Start { join: true }));
+    }
+    assert!(!kinds(&plan, "agent-1").contains(&"wait-etcd-voter"));
+    let text = render_plan(&plan);
+    assert!(text.contains("cluster-init"), "{text}");
+    assert!(text.contains("Cluster-wide server settings (identical on every server):\n  cluster-cidr: 10.42.0.0/16"), "{text}");
+}
+
+#[test]
+fn converged_ha_has_nothing_to_do_and_a_server_env_change_needs_no_restart() {
+    let mut d = ha_desired();
+    d.exports[0].up_to_date = Some(true);
+    let mut obs = converged(&d);
+    for name in ["server-1", "server-2", "server-3"] {
+        obs.hosts.get_mut(name).expect("host").etcd_data = true;
+    }
+    let plan = compute_plan(&d, &obs).expect("plans");
+    assert!(!plan.has_changes(), "{}", render_plan(&plan));
+    obs.hosts
+        .get_mut("server-2")
+        .expect("host")
+        .files
+        .retain(|path, _| !path.ends_with(".env"));
+    let plan = compute_plan(&d, &obs).expect("plans");
+    assert_eq!(kinds(&plan, "server-2"), ["write-file"]);
+}
+
+#[test]
+fn rebuilt_first_server_joins_and_never_gets_cluster_init() {
+    let d = ha_desired();
+    let mut obs = converged(&d);
+    for name in ["server-2", "server-3"] {
+        obs.hosts.get_mut(name).expect("host").etcd_data = true;
+    }
+    // server-1 was wiped: nothing of K3s on it, but its Node object is still in the API.
+    obs.hosts
+        .insert("server-1".into(), ObservedHost::fresh(Arch::Amd64));
+    let plan = compute_plan(&d, &obs).expect("plans");
+    assert_eq!(plan.datastore, DatastoreAction::Keep);
+    let first = plan
+        .hosts
+        .iter()
+        .find(|h| h.host == "server-1")
+        .expect("host");
+    assert!(!first.first_server);
+    assert!(first.steps.contains(&Step::Start { join: true }));
+    assert!(!kinds(&plan, "server-1").contains(&"wait-server-ready"));
+    assert_eq!(
+        env_write(&plan, "server-1"),
+        [FileContent::Env {
+            url: Some("https://10.0.0.1:6443".into()),
+            with_token: true,
+            cluster_init: false
+        }]
+    );
+    assert!(!render_plan(&plan).contains("starts the cluster"));
+}
+
+#[test]
+fn growing_one_sqlite_server_to_three_converts_it_first() {
+    let single = desired("http://mirror-a:5000");
+    let mut obs = converged(&single);
+    let store = "/var/lib/rancher/k3s/server/db/state.db";
+    obs.hosts.get_mut("server-1").expect("host").sqlite_store = Some(store.into());
+    let d = ha_desired();
+    for name in ["server-2", "server-3"] {
+        obs.hosts
+            .insert(name.into(), ObservedHost::fresh(Arch::Amd64));
+    }
+    let plan = compute_plan(&d, &obs).expect("plans");
+    assert_eq!(
+        plan.datastore,
+        DatastoreAction::Convert {
+            host: "server-1".into(),
+            store: store.into()
+        }
+    );
+    let k = kinds(&plan, "server-1");
+    assert_eq!(k[0], "convert-datastore");
+    assert_eq!(
+        k[k.len() - 6..],
+        [
+            "restart",
+            "wait-server-ready",
+            "wait-node-ready",
+            "verify-migration",
+            "wait-etcd-voter",
+            "write-file"
+        ]
+    );
+    assert!(matches!(
+        env_write(&plan, "server-1")[0],
+        FileContent::Env {
+            cluster_init: true,
+            ..
+        }
+    ));
+    let text = render_plan(&plan);
+    assert!(
+        text.contains("Conversion: server-1") && text.contains("API is down"),
+        "{text}"
+    );
+    assert!(kinds(&plan, "server-2").contains(&"wait-etcd-voter"));
+}
+
+#[test]
+fn conversion_refusals_name_the_host_and_the_way_out() {
+    let d = ha_desired();
+    let base = || {
+        let mut obs = converged(&desired("http://mirror-a:5000"));
+        for name in ["server-2", "server-3"] {
+            obs.hosts
+                .insert(name.into(), ObservedHost::fresh(Arch::Amd64));
+        }
+        obs.hosts.get_mut("server-1").expect("host").sqlite_store = Some("/db/state.db".into());
+        obs
+    };
+    let mut stale = base();
+    stale.hosts.get_mut("server-1").expect("host").etcd_data = true;
+    let err = compute_plan(&d, &stale).expect_err("stale").to_string();
+    assert!(
+        err.contains("server-1") && err.contains("member/wal"),
+        "{err}"
+    );
+
+    let mut old = base();
+    let old_version: K3sVersion = "v1.21.5+k3s1".parse().expect("v");
+    old.hosts.get_mut("server-1").expect("host").k3s_version = Some(old_version);
+    let mut old_d = d.clone();
+    old_d.version = old_version;
+    let err = compute_plan(&old_d, &old).expect_err("too old").to_string();
+    assert!(
+        err.contains("v1.22.2") && err.contains("k3sctl upgrade"),
+        "{err}"
+    );
+
+    let mut two = base();
+    two.hosts.get_mut("server-2").expect("host").sqlite_store = Some("/db/state.db".into());
+    let err = compute_plan(&d, &two)
+        .expect_err("two clusters")
+        .to_string();
+    assert!(err.contains("server-1, server-2"), "{err}");
 }

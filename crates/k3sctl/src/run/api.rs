@@ -39,9 +39,45 @@ pub trait ClusterApi: Send + Sync {
         started_at: Option<StartedAt>,
         timeout: Duration,
     ) -> Result<(), ApiError>;
+    /// Waits until server `name` is a voting etcd member (`EtcdIsVoter=True`).
+    async fn wait_etcd_voter(&self, name: &str, timeout: Duration) -> Result<(), ApiError>;
 }
 
-/// Opens a [`ClusterApi`] once the first server runs.
+/// Tries several connectors in order (one per server) and uses the first that answers: the API
+/// stays reachable while any server runs.
+pub struct FailoverConnector {
+    connectors: Vec<(String, Arc<dyn ApiConnector>)>,
+}
+
+impl FailoverConnector {
+    /// Connectors by server name, in the order to try.
+    pub fn new(connectors: Vec<(String, Arc<dyn ApiConnector>)>) -> Self {
+        Self { connectors }
+    }
+}
+
+#[async_trait]
+impl ApiConnector for FailoverConnector {
+    async fn connect(&self) -> Result<Arc<dyn ClusterApi>, ApiError> {
+        let mut failures = Vec::new();
+        for (server, connector) in &self.connectors {
+            match connector.connect().await {
+                Ok(api) => match api.readyz().await {
+                    Ok(()) => return Ok(api),
+                    Err(e) => failures.push(format!("{server}: {e}")),
+                },
+                Err(e) => failures.push(format!("{server}: {e}")),
+            }
+        }
+        Err(ApiError(if failures.is_empty() {
+            "no server to reach the API through".into()
+        } else {
+            format!("no server answered: {}", failures.join("; "))
+        }))
+    }
+}
+
+/// Opens a [`ClusterApi`] once a server runs.
 #[async_trait]
 pub trait ApiConnector: Send + Sync {
     /// Connects (reads the admin kubeconfig, opens the tunnel).

@@ -66,6 +66,8 @@ pub struct Shared {
     pub restart_gate: Arc<Mutex<()>>,
     /// The join URL, probed from each host right before it joins.
     pub join_endpoint: Option<String>,
+    /// Nodes registered before the run (a datastore conversion must keep them all).
+    pub known_nodes: Vec<String>,
     connector: Arc<dyn ApiConnector>,
     token: Mutex<Option<Secret>>,
     api: Mutex<Option<Arc<dyn ClusterApi>>>,
@@ -87,6 +89,7 @@ impl Shared {
             options,
             restart_gate: Arc::new(Mutex::new(())),
             join_endpoint: None,
+            known_nodes: Vec::new(),
             connector,
             token: Mutex::new(token),
             api: Mutex::new(None),

@@ -1,6 +1,7 @@
-//! The order of an apply: binaries to every host (bounded), then the first server, then the
-//! join groups side by side with hosts one at a time inside a group (or up to the group's
-//! join concurrency). A failure stops its group; the other groups go on.
+//! The order of an apply: binaries to every host (bounded), then the server that starts (or
+//! converts) the cluster, then the other servers one at a time, then the agent groups side by
+//! side with hosts one at a time inside a group (or up to the group's join concurrency). A
+//! failure stops its group (the servers are one group); the other groups go on.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use super::events::{Event, EventKind};
 use super::host_steps::{Staged, prestage, run_host, upload_binary};
 use super::outcome::{HostOutcome, HostStatus, RunSummary};
 use crate::host::Transport;
+use crate::k3s::config::NodeRole;
 use crate::plan::{HostPlan, Plan};
 
 /// Name of the group of agents that have none in the spec.
@@ -69,9 +71,35 @@ pub async fn execute(
         statuses.insert(name, status);
     }
 
-    // Phase 2: groups side by side, hosts in a group one after another (or a few at once).
+    // Phase 2: the other servers, one at a time (each joins and becomes a voter before the
+    // next; a failure stops the servers after it, so at most one etcd member is in trouble).
+    let mut server_failed: Option<String> = None;
+    for host in plan
+        .hosts
+        .iter()
+        .filter(|h| !h.first_server && h.role == NodeRole::Server)
+    {
+        let status = if first_failed {
+            skipped(shared, host, "the first server failed".into())
+        } else if let Some(culprit) = &server_failed {
+            skipped(shared, host, format!("server {culprit} failed"))
+        } else {
+            run_one(shared, transports, prepared, host).await.1
+        };
+        if matches!(status, HostStatus::Failed { .. }) {
+            server_failed = Some(host.host.clone());
+        }
+        statuses.insert(host.host.clone(), status);
+    }
+
+    // Phase 3: agent groups side by side, hosts in a group one after another (or a few at
+    // once).
     let mut groups: BTreeMap<&str, Vec<&HostPlan>> = BTreeMap::new();
-    for host in plan.hosts.iter().filter(|h| !h.first_server) {
+    for host in plan
+        .hosts
+        .iter()
+        .filter(|h| !h.first_server && h.role == NodeRole::Agent)
+    {
         groups
             .entry(host.group.as_deref().unwrap_or(DEFAULT_GROUP))
             .or_default()
@@ -149,6 +177,16 @@ async fn run_group(
         out.push((host.host.clone(), HostStatus::Skipped { reason }));
     }
     out
+}
+
+fn skipped(shared: &Shared, host: &HostPlan, reason: String) -> HostStatus {
+    shared.reporter.report(Event::new(
+        &host.host,
+        "skip",
+        EventKind::Skipped,
+        reason.clone(),
+    ));
+    HostStatus::Skipped { reason }
 }
 
 /// What phase 0 did per host: the status after upload and staging, and the staged steps.

@@ -19,13 +19,13 @@ const KNOWN: &[(&str, &str)] = &[
     ),
     (
         "failed to get CA certs",
-        "the agent cannot reach the join endpoint: check cluster.apiEndpoint and that TCP 6443 \
+        "the agent cannot reach the join endpoint: check cluster.registrationAddress and that TCP 6443 \
          on the first server is reachable from this host",
     ),
     (
         "connection refused",
         "a connection was refused: check that the first server runs and the join endpoint \
-         (cluster.apiEndpoint) points at it",
+         (cluster.registrationAddress) points at it",
     ),
     (
         "no space left on device",
@@ -71,7 +71,7 @@ mod tests {
         );
         assert!(
             hint_for("failed to get CA certs: Get \"https://10.0.0.9:6443/cacerts\"")
-                .is_some_and(|h| h.contains("apiEndpoint"))
+                .is_some_and(|h| h.contains("registrationAddress"))
         );
         assert!(
             hint_for("k3g-3: connection lost during writing x: the ssh connection was lost")

@@ -148,8 +148,12 @@ pub async fn prestage(
                 early
             }
             Step::DaemonReload => !deferred_non_env,
-            Step::Start { .. } | Step::Restart { .. } => break,
-            Step::WaitServerReady | Step::WaitNodeReady | Step::EnforceTaints { .. } => break,
+            Step::Start { .. } | Step::Restart { .. } | Step::ConvertDatastore { .. } => break,
+            Step::WaitServerReady
+            | Step::WaitNodeReady
+            | Step::WaitEtcdVoter
+            | Step::VerifyMigration { .. }
+            | Step::EnforceTaints { .. } => break,
         };
         if !early {
             continue;
@@ -177,13 +181,16 @@ pub async fn run_host(
     let mut gate: Option<OwnedMutexGuard<()>> = None;
     // When this run last (re)started K3s on the host, on the host's clock.
     let mut started_at: Option<StartedAt> = None;
-    for (_, step) in host
+    for (index, step) in host
         .steps
         .iter()
         .enumerate()
         .filter(|(i, s)| !matches!(s, Step::UploadBinary { .. }) && !staged.contains(i))
     {
-        if matches!(step, Step::Restart { .. }) && host.in_cluster {
+        if matches!(step, Step::Restart { .. } | Step::ConvertDatastore { .. })
+            && host.in_cluster
+            && gate.is_none()
+        {
             // Nodes already serving restart one at a time, each Ready before the next.
             gate = Some(Arc::clone(&shared.restart_gate).lock_owned().await);
         }
@@ -198,7 +205,17 @@ pub async fn run_host(
             }
             Err(error) => return report_failed(shared, host, step, started, error),
         }
-        if matches!(step, Step::WaitNodeReady) {
+        let last_wait = !host.steps[index + 1..].iter().any(|s| {
+            matches!(
+                s,
+                Step::WaitNodeReady | Step::WaitEtcdVoter | Step::VerifyMigration { .. }
+            )
+        });
+        if matches!(
+            step,
+            Step::WaitNodeReady | Step::WaitEtcdVoter | Step::VerifyMigration { .. }
+        ) && last_wait
+        {
             gate = None;
         }
     }
@@ -286,6 +303,28 @@ async fn run_step(
                     host.host
                 ))
             }
+        }
+        Step::WaitEtcdVoter => {
+            let api = shared.api().await?;
+            api.wait_etcd_voter(&host.host, shared.options.node_ready_timeout)
+                .await
+                .map_err(|e| format!("{}: not a voting etcd member: {e}", host.host))
+        }
+        Step::ConvertDatastore { store } => {
+            let backup = super::convert::backup_store(transport, unit, store).await?;
+            shared.reporter.report(Event::new(
+                &host.host,
+                step.kind(),
+                EventKind::Info,
+                format!(
+                    "backup of the SQLite store kept on {} at {backup}",
+                    host.host
+                ),
+            ));
+            Ok(())
+        }
+        Step::VerifyMigration { store } => {
+            super::convert::verify_migration(shared, host, transport, store).await
         }
         Step::WaitNodeReady => {
             let api = shared.api().await?;

@@ -27,7 +27,7 @@ pub fn endpoint_host_port(url: &str) -> Option<(String, u16)> {
 pub fn unreachable_endpoint(host: &str, endpoint: &str, detail: &str) -> String {
     format!(
         "{host}: cannot reach the join endpoint {endpoint} ({detail})\n  hint: check \
-         cluster.apiEndpoint (has the server's address changed?) and firewalls between this host \
+         cluster.registrationAddress (has the server's address changed?) and firewalls between this host \
          and the first server"
     )
 }

@@ -5,6 +5,7 @@
 pub mod api;
 pub mod binary_record;
 pub mod context;
+pub mod convert;
 pub mod engine;
 pub mod events;
 pub mod hints;
@@ -19,7 +20,7 @@ pub mod service;
 #[cfg(test)]
 mod tests;
 
-pub use api::{ApiConnector, ApiError, ClusterApi};
+pub use api::{ApiConnector, ApiError, ClusterApi, FailoverConnector};
 pub use context::{RunOptions, Shared};
 pub use engine::execute;
 pub use events::{Event, EventKind, JsonReporter, MemoryReporter, PlainReporter, Reporter};

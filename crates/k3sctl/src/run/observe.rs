@@ -17,6 +17,9 @@ use crate::k3s::version::K3sVersion;
 use crate::plan::{DesiredHost, ObservedFile, ObservedHost};
 use crate::secret::Secret;
 
+/// Where K3s keeps a server's datastore: `etcd/` (embedded etcd) or the SQLite `state.db`.
+pub const DB_DIR: &str = "/var/lib/rancher/k3s/server/db";
+
 /// Why an observation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ObserveError {
@@ -57,11 +60,11 @@ pub struct FileProbe {
 pub struct ObserveRequest {
     /// Binary hashes whose version is known (no `k3s --version` run needed for them).
     pub known_binaries: BTreeMap<String, K3sVersion>,
-    /// Also read the join token and the admin kubeconfig (the first server).
+    /// Also read the join token and the admin kubeconfig (servers).
     pub read_secrets: bool,
 }
 
-/// One host's observation, with the first server's secrets when asked for.
+/// One host's observation, with a server's secrets when asked for.
 #[derive(Debug, Clone)]
 pub struct Observation {
     /// The host's state.
@@ -111,6 +114,14 @@ pub fn observe_script(host: &DesiredHost, files: &[FileProbe], request: &Observe
          if [ -n \"$ts\" ]; then echo \"started=$(date -d \"$ts\" +%s 2>/dev/null)\"; fi\n",
         hash = binary_record::hash_snippet(BINARY_PATH, binary_record::RECORD_PATH),
     );
+    if host.role == crate::k3s::config::NodeRole::Server {
+        script.push_str(&format!(
+            "db={DB_DIR}\n\
+             if [ -d \"$db/etcd/member/wal\" ]; then echo \"etcd=1\"; fi\n\
+             for s in \"$db/state.db\" \"$db/state\"; do if [ -e \"$s\" ]; then echo \"sqlite=$s\"; break; fi; done\n\
+             if [ -s {SERVER_TOKEN_PATH} ]; then echo \"hastoken=1\"; fi\n"
+        ));
+    }
     if request.read_secrets {
         script.push_str(&format!(
             "if [ -s {SERVER_TOKEN_PATH} ]; then echo \"token=$(base64 -w0 {SERVER_TOKEN_PATH})\"; fi\n\
@@ -183,6 +194,9 @@ pub fn parse_report(
                 newest_change = newest_change.max(mtime.parse().ok());
             }
             "token" => token = decode_secret(value),
+            "etcd" => obs.etcd_data = true,
+            "sqlite" => obs.sqlite_store = Some(value.to_owned()),
+            "hastoken" => obs.has_token = true,
             "admin" => admin_kubeconfig = decode_secret(value),
             "active" => obs.service_active = value == "active" || value == "activating",
             "enabled" => obs.service_enabled = value == "enabled",

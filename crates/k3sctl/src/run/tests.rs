@@ -134,6 +134,13 @@ impl ClusterApi for FakeApi {
             .push(format!("{name}: ready"));
         Ok(())
     }
+    async fn wait_etcd_voter(&self, name: &str, _timeout: Duration) -> Result<(), ApiError> {
+        self.log
+            .lock()
+            .expect("lock")
+            .push(format!("{name}: voter"));
+        Ok(())
+    }
 }
 
 struct FakeConnector {
@@ -158,6 +165,7 @@ fn env_step(role: NodeRole, with_token: bool) -> Step {
         content: crate::plan::FileContent::Env {
             url: None,
             with_token,
+            cluster_init: false,
         },
     }
 }
@@ -243,6 +251,8 @@ fn plan(hosts: Vec<HostPlan>) -> Plan {
     Plan {
         cluster: "lab".into(),
         version: "v1.33.5+k3s1".parse().expect("v"),
+        datastore: crate::plan::DatastoreAction::Keep,
+        critical: BTreeMap::new(),
         hosts,
         exports: vec![],
     }
@@ -303,7 +313,7 @@ async fn a_failing_host_stops_its_group_only() {
         Some(HostStatus::Failed { step, hint, error }) => {
             assert_eq!(step, "start");
             assert!(error.contains("failed to get CA certs"), "{error}");
-            assert!(hint.is_some_and(|h| h.contains("apiEndpoint")));
+            assert!(hint.is_some_and(|h| h.contains("registrationAddress")));
         }
         other => panic!("a1: {other:?}"),
     }

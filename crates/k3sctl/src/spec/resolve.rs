@@ -97,7 +97,8 @@ impl Cluster {
             .filter(|host| host.role == Role::Agent)
     }
 
-    /// The first server in spec order: it initialises the cluster and serves the join token.
+    /// The first server in spec order: it bootstraps a new cluster. Once the cluster exists it is
+    /// a server like the others (any healthy server serves the token, the lock and the API).
     /// Always `Some` for a validated spec.
     pub fn first_server(&self) -> Option<&Host> {
         self.servers().next()
@@ -108,13 +109,24 @@ impl Cluster {
         self.spec.hosts.iter().find(|host| host.name == name)
     }
 
-    /// The join URL: `cluster.apiEndpoint`, else `https://<first server address>:6443`.
+    /// The registration address: `cluster.registrationAddress`, else the first server's address.
+    pub fn registration_address(&self) -> Option<&str> {
+        self.spec
+            .cluster
+            .registration_address
+            .as_deref()
+            .or_else(|| self.first_server().map(|server| server.address.as_str()))
+    }
+
+    /// The join URL: `https://<registration address>:6443`.
     pub fn api_endpoint(&self) -> Option<String> {
-        if let Some(endpoint) = &self.spec.cluster.api_endpoint {
-            return Some(endpoint.clone());
-        }
-        self.first_server()
-            .map(|server| https_url(&server.address, 6443))
+        self.registration_address()
+            .map(|address| https_url(address, 6443))
+    }
+
+    /// Whether the cluster runs several servers on embedded etcd.
+    pub fn is_ha(&self) -> bool {
+        self.servers().nth(1).is_some()
     }
 
     /// Agent groups in first-appearance order; agents without a group form the group `""`.

@@ -37,7 +37,7 @@ spec:
     version: v1.34.3+k3s1         # or `channel: stable`
     # binary: {file: ./k3s}       # airgap: a local binary instead of the download
   cluster:
-    # apiEndpoint: https://192.0.2.10:6443   # default: the first server, port 6443
+    # registrationAddress: 192.0.2.10   # VIP/DNS/LB for joining; default: the first server
     clusterCidr: 10.42.0.0/16
     serviceCidr: 10.43.0.0/16
     # tlsSans: [k3s.example.com]

@@ -96,6 +96,12 @@ pub struct Host {
     /// Node taints set at registration (`node-taint`), written `key[=value]:Effect`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub taints: Vec<Taint>,
+    /// Extra keys of this host's /etc/rancher/k3s/config.yaml, over `cluster.serverConfig` or
+    /// `cluster.agentConfig` (for example `kubelet-arg`). Keys k3sctl manages are refused, and so
+    /// are, on servers, K3s's critical cluster-wide keys (`flannel-backend`,
+    /// `secrets-encryption`, ...), which must be identical on every server.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config: BTreeMap<String, serde_json::Value>,
     /// Reach the host over SSH (the default), merged over `hostDefaults.ssh`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssh: Option<SshSettings>,

@@ -1,4 +1,4 @@
-//! The cluster contract: networks, API endpoint, certificates and extra K3s configuration.
+//! The cluster contract: networks, registration address, certificates and extra K3s configuration.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -15,9 +15,11 @@ pub const DEFAULT_CLUSTER_DOMAIN: &str = "cluster.local";
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ClusterConfig {
-    /// URL agents and joining servers use (`--server`). Default: https://<first server address>:6443.
+    /// Fixed registration address (a virtual IP, DNS name or load balancer in front of the
+    /// servers, port 6443) that agents and joining servers use (`--server`); always added to
+    /// every server's `tls-san`. Default: the first server's address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub api_endpoint: Option<String>,
+    pub registration_address: Option<String>,
     /// Pod network. Default: 10.42.0.0/16.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster_cidr: Option<Cidr>,
@@ -53,10 +55,10 @@ pub const MANAGED_CONFIG_KEYS: &[(&str, &str)] = &[
         "agent-token",
         "the join token is read from the first server",
     ),
-    ("server", "use spec.cluster.apiEndpoint"),
+    ("server", "use spec.cluster.registrationAddress"),
     (
         "cluster-init",
-        "k3sctl sets it on the first server of a multi-server cluster",
+        "k3sctl sets it once, when the first server of a multi-server cluster bootstraps",
     ),
     ("node-name", "use hosts[].name"),
     ("node-ip", "use hosts[].address"),

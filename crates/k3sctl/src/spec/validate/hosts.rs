@@ -4,7 +4,8 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use super::Issue;
-use crate::spec::model::{Cluster, Host, Role};
+use crate::k3s::critical::is_critical;
+use crate::spec::model::{Cluster, Host, MANAGED_CONFIG_KEYS, Role};
 use crate::spec::taint::{check_label_key, check_label_value, is_dns_subdomain};
 use crate::spec_path;
 
@@ -22,12 +23,49 @@ pub(super) fn check_all_labels(cluster: &Cluster, issues: &mut Vec<Issue>) {
     }
 }
 
+/// Each host's own config.yaml keys: none that k3sctl manages, and on servers none of K3s's
+/// critical cluster-wide keys (they would differ between servers and the join would fail).
+pub(super) fn check_host_configs(cluster: &Cluster, issues: &mut Vec<Issue>) {
+    for (i, host) in cluster.spec.hosts.iter().enumerate() {
+        for key in host.config.keys() {
+            let bare = key.trim_end_matches('+');
+            let path = spec_path!["spec", "hosts", i, "config", key];
+            if let Some((_, instead)) = MANAGED_CONFIG_KEYS.iter().find(|(k, _)| *k == bare) {
+                issues.push(
+                    Issue::new(
+                        path,
+                        format!("`{key}` is managed by k3sctl and cannot be set per host"),
+                    )
+                    .at_key()
+                    .hint(*instead),
+                );
+            } else if host.role == Role::Server && is_critical(bare) {
+                issues.push(
+                    Issue::new(
+                        path,
+                        format!(
+                            "`{key}` on server `{}` is a critical configuration value: K3s refuses a \
+                             server whose value differs from the others'",
+                            host.name
+                        ),
+                    )
+                    .at_key()
+                    .hint("set it once for every server in spec.cluster.serverConfig"),
+                );
+            }
+        }
+    }
+}
+
 /// How each host is reached.
 pub(super) fn check_transports(cluster: &Cluster, issues: &mut Vec<Issue>) {
     for (i, host) in cluster.spec.hosts.iter().enumerate() {
         check_transport(cluster, i, host, issues);
     }
 }
+
+/// Most servers (etcd members) a cluster may have.
+pub const MAX_SERVERS: usize = 7;
 
 pub(super) fn check_roles(hosts: &[Host], issues: &mut Vec<Issue>) {
     let servers = hosts
@@ -45,7 +83,15 @@ pub(super) fn check_roles(hosts: &[Host], issues: &mut Vec<Issue>) {
                 spec_path!["spec", "hosts"],
                 format!("the cluster has {servers} servers: embedded etcd needs an odd number to keep quorum"),
             )
-            .hint(format!("use {} or {} servers", servers - 1, servers + 1)),
+            .hint(format!("use {} or {} servers", servers - 1, (servers + 1).min(MAX_SERVERS))),
+        );
+    } else if servers > MAX_SERVERS {
+        issues.push(
+            Issue::new(
+                spec_path!["spec", "hosts"],
+                format!("the cluster has {servers} servers: more than {MAX_SERVERS} etcd members slow every write and add no safety"),
+            )
+            .hint(format!("use 1, 3, 5 or {MAX_SERVERS} servers and make the others agents")),
         );
     }
 }

@@ -1,9 +1,8 @@
-//! Rules about networks: CIDR overlaps, cluster DNS, the API endpoint, SANs and extra config.
+//! Rules about networks: CIDR overlaps, cluster DNS, the registration address, SANs and extra config.
 
 use std::net::IpAddr;
 
 use super::Issue;
-use super::k3s::is_http_url;
 use crate::spec::model::{Cluster, MANAGED_CONFIG_KEYS};
 use crate::spec::taint::is_dns_subdomain;
 use crate::spec_path;
@@ -70,26 +69,19 @@ pub(super) fn check_host_addresses(cluster: &Cluster, issues: &mut Vec<Issue>) {
     }
 }
 
-/// The API endpoint, cluster domain, TLS SANs and extra config keys, each on its own.
+/// The registration address, cluster domain, TLS SANs and extra config keys, each on its own.
 pub(super) fn check_values(cluster: &Cluster, issues: &mut Vec<Issue>) {
     let config = &cluster.spec.cluster;
-    if let Some(endpoint) = &config.api_endpoint
-        && !endpoint.starts_with("https://")
+    if let Some(address) = &config.registration_address
+        && !super::hosts::is_address(address)
     {
         issues.push(
             Issue::new(
-                spec_path!["spec", "cluster", "apiEndpoint"],
-                format!("apiEndpoint `{endpoint}` is not an https URL"),
+                spec_path!["spec", "cluster", "registrationAddress"],
+                format!("registrationAddress `{address}` is neither an IP address nor a DNS name"),
             )
-            .hint("write it as https://ADDRESS:6443"),
+            .hint("write only the address (a VIP, DNS name or load balancer), such as 192.0.2.10 or k3s-api.example.com: port 6443 is implied"),
         );
-    } else if let Some(endpoint) = &config.api_endpoint
-        && !is_http_url(endpoint)
-    {
-        issues.push(Issue::new(
-            spec_path!["spec", "cluster", "apiEndpoint"],
-            format!("apiEndpoint `{endpoint}` has no host"),
-        ));
     }
     if let Some(domain) = &config.cluster_domain
         && !is_dns_subdomain(domain)

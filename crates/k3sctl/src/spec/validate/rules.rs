@@ -66,6 +66,10 @@ pub(super) const RULES: &[Rule] = &[
         run: |cluster, _, issues| hosts::check_transports(cluster, issues),
     },
     Rule {
+        reads: &["spec.hosts[*].role", "spec.hosts[*].name"],
+        run: |cluster, _, issues| hosts::check_host_configs(cluster, issues),
+    },
+    Rule {
         reads: &["spec.proxmoxHosts", "spec.hosts[*].pct"],
         run: |cluster, _, issues| hosts::check_proxmox_hosts(cluster, issues),
     },

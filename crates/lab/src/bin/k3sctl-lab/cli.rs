@@ -41,6 +41,10 @@ pub enum Cmd {
         /// Write a k3sctl cluster spec for the lab to this file.
         #[arg(long, value_name = "FILE")]
         spec_out: Option<PathBuf>,
+        /// How many of the first hosts the spec makes servers (the rest are agents); use an odd
+        /// number for embedded etcd.
+        #[arg(long, value_name = "N", default_value_t = 1, requires = "spec_out")]
+        servers: u8,
         /// K3s binary for the spec (default: the k3s-sim stand-in next to this program).
         #[arg(long, value_name = "PATH", requires = "spec_out")]
         k3s_binary: Option<PathBuf>,

@@ -22,11 +22,18 @@ pub fn run(cmd: Cmd) -> Result<ExitCode, LabError> {
             sudo_asks_password,
             proxmox,
             spec_out,
+            servers,
             k3s_binary,
             k3s_version,
             hold,
             timeout,
         } => {
+            if spec_out.is_some() && (servers == 0 || servers > hosts) {
+                return Err(LabError::Invalid {
+                    what: format!("--servers {servers} with --hosts {hosts}"),
+                    hint: "give between 1 and --hosts servers".into(),
+                });
+            }
             let opts = LabOptions {
                 name,
                 hosts,
@@ -58,6 +65,7 @@ pub fn run(cmd: Cmd) -> Result<ExitCode, LabError> {
                     &SpecOptions {
                         k3s_binary,
                         k3s_version,
+                        servers: Some(servers),
                     },
                 )?;
                 println!("spec written to {}", path.display());

@@ -148,6 +148,7 @@ pub fn convert(
             group: None,
             labels: BTreeMap::new(),
             taints: Vec::new(),
+            config: BTreeMap::new(),
             ssh: None,
             pct: None,
             lxd: None,

@@ -2,8 +2,8 @@
 //! the rest becomes warnings.
 
 use super::inventory::Vars;
+use crate::spec::ChannelName;
 use crate::spec::model::{ClusterConfig, K3sSpec};
-use crate::spec::{ChannelName, https_url};
 
 pub(super) fn parse_bool(text: &str) -> Option<bool> {
     match text.to_ascii_lowercase().as_str() {
@@ -55,18 +55,30 @@ pub(super) fn cluster_config(vars: &Vars, warnings: &mut Vec<String>) -> Cluster
         );
     }
     if let Some(endpoint) = vars.get("api_endpoint") {
+        let rest = endpoint.trim_start_matches("https://");
+        let authority = rest.split('/').next().unwrap_or_default();
+        let (address, written_port) = match authority.rsplit_once(':') {
+            Some((address, port)) if !address.contains(':') => (address, Some(port)),
+            _ => (authority, None),
+        };
+        let port = written_port
+            .or(vars.get("api_port").map(String::as_str))
+            .unwrap_or("6443");
         if endpoint.contains("{{") {
             warnings.push(format!(
-                "api_endpoint `{endpoint}` is a template; the default (first server, port 6443) is used"
+                "api_endpoint `{endpoint}` is a template; the default (first server) is used"
             ));
-        } else if endpoint.starts_with("https://") {
-            config.api_endpoint = Some(endpoint.clone());
+        } else if address.is_empty() {
+            warnings.push(format!(
+                "api_endpoint `{endpoint}` has no address; the default (first server) is used"
+            ));
         } else {
-            let port = vars
-                .get("api_port")
-                .and_then(|port| port.parse().ok())
-                .unwrap_or(6443);
-            config.api_endpoint = Some(https_url(endpoint, port));
+            if port != "6443" {
+                warnings.push(format!(
+                    "api_endpoint `{endpoint}`: k3sctl joins on port 6443 of the registration address `{address}`"
+                ));
+            }
+            config.registration_address = Some(address.to_owned());
         }
     }
     let pick = |names: &[&str]| names.iter().find_map(|name| vars.get(*name));
