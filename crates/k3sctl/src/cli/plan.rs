@@ -43,6 +43,12 @@ pub(super) fn run(global: &Global, args: Args) -> CommandResult {
             skipped.host, skipped.reason
         );
     }
+    if !prepared.skipped.is_empty() {
+        eprintln!(
+            "repair: bring the skipped host(s) back (boot, network, ssh) and run apply: it plans \
+             them again and waits for each to be Ready (and, for a server, a voting etcd member)"
+        );
+    }
     Ok(if !prepared.skipped.is_empty() {
         ExitCode::from(FAILURE)
     } else if args.detailed_exitcode && prepared.plan.has_changes() {

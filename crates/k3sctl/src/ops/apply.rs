@@ -251,6 +251,13 @@ async fn run_locked(
         prepared.observed.token.clone(),
     );
     shared.join_endpoint = prepared.spec.cluster.api_endpoint();
+    shared.etcd_peer = prepared
+        .observed
+        .hosts
+        .get(&prepared.first_server)
+        .filter(|h| h.service_active && h.etcd_data)
+        .and_then(|_| prepared.transports.get(&prepared.first_server))
+        .cloned();
     shared.known_nodes = prepared
         .observed
         .nodes

@@ -23,6 +23,7 @@ use crate::k3s::token::{JoinToken, SERVER_TOKEN_PATH};
 use crate::plan::from_spec::critical_values;
 use crate::plan::from_spec::desired_hosts;
 use crate::plan::{Desired, Observed, Plan, compute_plan};
+use crate::run::etcd::list_members;
 use crate::run::observe::{ObserveRequest, observe_host};
 use crate::run::{ApiConnector, ClusterApi, FailoverConnector};
 use crate::secret::Secret;
@@ -97,7 +98,7 @@ pub async fn prepare(
     }
     let mut hosts =
         desired_hosts(&spec.cluster, &resolved).map_err(|e| OpsError::Spec(e.to_string()))?;
-    let critical = critical_values(&hosts);
+    let critical = critical_values(&spec.cluster, &hosts);
 
     let Connected {
         transports,
@@ -210,6 +211,20 @@ pub async fn prepare(
     {
         observed.nodes = Some(nodes);
         api = Some(client);
+    }
+
+    // The etcd members, seen by the server k3sctl works through (a server that lost its data
+    // may have left its member behind).
+    if spec.cluster.is_ha()
+        && let Some(seen) = observed.hosts.get(&first_server)
+        && seen.service_active
+        && seen.etcd_data
+        && let Some(transport) = transports.get(&first_server)
+    {
+        match list_members(transport.as_ref()).await {
+            Ok(members) => observed.etcd_members = Some(members),
+            Err(e) => tracing::warn!(server = %first_server, "cannot list etcd members: {e}"),
+        }
     }
 
     let mut exports = desired_exports(&spec);

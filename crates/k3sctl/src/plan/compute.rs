@@ -309,6 +309,28 @@ fn plan_host(
             store: store.clone(),
         });
         steps.push(Step::WaitEtcdVoter);
+    } else if etcd_member && joins && (obs.service_active || node.is_some()) {
+        // A server without data that the cluster knew (or that keeps trying to start): its old
+        // etcd member, if any, is removed, then it joins again.
+        if let Some(member) = observed
+            .etcd_members
+            .iter()
+            .flatten()
+            .find(|m| m.is_of_node(&host.name))
+        {
+            steps.push(Step::RemoveEtcdMember {
+                member: member.name.clone(),
+                id: member.id.clone(),
+            });
+        }
+        if obs.service_active && obs.service_enabled {
+            steps.push(Step::Restart {
+                reason: "it has no etcd data: join the cluster again".into(),
+            });
+        } else {
+            steps.push(Step::Start { join: true });
+        }
+        wait(&mut steps);
     } else if !obs.service_active || !obs.service_enabled {
         steps.push(Step::Start { join: joins });
         wait(&mut steps);

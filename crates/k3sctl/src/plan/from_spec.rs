@@ -13,7 +13,7 @@ use crate::k3s::unit::{ENV_FILE_MODE, UNIT_FILE_MODE, env_path, render_unit, uni
 use crate::k3s::yaml::YamlError;
 use crate::plan::{DesiredFile, DesiredHost, FileContent};
 use crate::secret::Secret;
-use crate::spec::{Cluster, Host, Role, ValueRef};
+use crate::spec::{Cluster, Host, Role, ValueRef, https_url};
 
 /// Inputs resolved outside the spec.
 #[derive(Debug, Clone, Default)]
@@ -156,19 +156,38 @@ fn server_tls_sans(cluster: &Cluster) -> Vec<String> {
 /// The env file of a node in its lasting form: agents and the servers of a multi-server
 /// cluster join through the registration address; a single server starts its own cluster.
 /// The bootstrap form (`K3S_CLUSTER_INIT`) is chosen by the planner, only while it is needed.
-fn lasting_env(cluster: &Cluster, role: NodeRole) -> FileContent {
-    let joins = role == NodeRole::Agent || cluster.is_ha();
+fn lasting_env(cluster: &Cluster, host: &Host) -> FileContent {
+    let joins = host.role == Role::Agent || cluster.is_ha();
     FileContent::Env {
-        url: joins.then(|| cluster.api_endpoint()).flatten(),
+        url: joins.then(|| join_url(cluster, host)).flatten(),
         with_token: joins,
         cluster_init: false,
     }
 }
 
+/// The URL a host joins through: the registration address, except for the server that is
+/// itself the registration address (the default: the first server), which joins through the
+/// next server when it is rebuilt (joining through itself cannot work).
+fn join_url(cluster: &Cluster, host: &Host) -> Option<String> {
+    let address = cluster.registration_address()?;
+    let own = [Some(&host.address), host.private_address.as_ref()]
+        .into_iter()
+        .flatten()
+        .any(|a| a == address);
+    if host.role == Role::Server && own {
+        return cluster
+            .servers()
+            .find(|other| other.name != host.name)
+            .map(|other| https_url(&other.address, 6443));
+    }
+    cluster.api_endpoint()
+}
+
 /// The critical configuration values every server gets (the first server's rendering; they
-/// come only from cluster-wide fields, validation refuses them per host).
-pub fn critical_values(hosts: &[DesiredHost]) -> BTreeMap<String, String> {
-    hosts
+/// come only from cluster-wide fields, validation refuses them per host), with K3s's defaults
+/// for the networks and domain when the spec leaves them out.
+pub fn critical_values(cluster: &Cluster, hosts: &[DesiredHost]) -> BTreeMap<String, String> {
+    let mut values = hosts
         .iter()
         .find(|h| h.role == NodeRole::Server)
         .and_then(|h| h.files.iter().find(|f| f.path == CONFIG_PATH))
@@ -176,7 +195,17 @@ pub fn critical_values(hosts: &[DesiredHost]) -> BTreeMap<String, String> {
             FileContent::Plain(text) => Some(crate::k3s::critical::critical_values(text)),
             _ => None,
         })
-        .unwrap_or_default()
+        .unwrap_or_default();
+    let c = &cluster.spec.cluster;
+    for (key, value) in [
+        ("cluster-cidr", c.cluster_cidr().to_string()),
+        ("service-cidr", c.service_cidr().to_string()),
+        ("cluster-dns", c.cluster_dns().to_string()),
+        ("cluster-domain", c.cluster_domain().to_owned()),
+    ] {
+        values.entry(key.to_owned()).or_insert(value);
+    }
+    values
 }
 
 /// The desired hosts: the first server first, then the other servers, then the agents, each in
@@ -260,7 +289,7 @@ pub fn desired_hosts(
         files.push(DesiredFile {
             path: env_path(node_role),
             mode: ENV_FILE_MODE,
-            content: lasting_env(cluster, node_role),
+            content: lasting_env(cluster, host),
             // A server reads K3S_URL and K3S_TOKEN only to join (K3s ignores them once its
             // datastore exists): a change alone needs no restart. Agents use them always.
             restarts: !(node_role == NodeRole::Server && cluster.is_ha()),
@@ -364,6 +393,119 @@ spec:
                 cluster_init: false,
             }
         );
+    }
+}
+
+#[cfg(test)]
+mod ha_tests {
+    use super::*;
+
+    const HA: &str = r#"
+apiVersion: k3sctl.io/v1alpha1
+kind: Cluster
+metadata: {name: ha}
+spec:
+  hosts:
+    - {name: s1, address: 10.0.0.1, role: server}
+    - {name: s2, address: 10.0.0.2, role: server, config: {kubelet-arg: [max-pods=50]}}
+    - {name: s3, address: 10.0.0.3, role: server}
+    - {name: a1, address: 10.0.0.4, role: agent}
+  k3s: {version: v1.33.5+k3s1}
+  cluster:
+    tlsSans: [k3s.example.com]
+    disable: [servicelb]
+    serverConfig: {flannel-backend: wireguard-native}
+"#;
+
+    fn env(hosts: &[DesiredHost], name: &str) -> (FileContent, bool) {
+        let host = hosts.iter().find(|h| h.name == name).expect("host");
+        let file = host
+            .files
+            .iter()
+            .find(|f| matches!(f.content, FileContent::Env { .. }))
+            .expect("env file");
+        (file.content.clone(), file.restarts)
+    }
+
+    fn config(hosts: &[DesiredHost], name: &str) -> String {
+        let host = hosts.iter().find(|h| h.name == name).expect("host");
+        match &host
+            .files
+            .iter()
+            .find(|f| f.path == CONFIG_PATH)
+            .expect("config")
+            .content
+        {
+            FileContent::Plain(text) => text.clone(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn servers_share_critical_values_and_join_through_the_registration_address() {
+        let cluster = crate::spec::parse_str(HA, "ha.yaml").expect("parses");
+        let hosts = desired_hosts(&cluster, &Resolved::default()).expect("renders");
+        let names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
+        assert_eq!(names, ["s1", "s2", "s3", "a1"], "servers before agents");
+        let critical = critical_values(&cluster, &hosts);
+        assert_eq!(critical["flannel-backend"], "wireguard-native");
+        assert_eq!(critical["disable"], "[\"servicelb\"]");
+        assert_eq!(
+            critical["cluster-cidr"], "10.42.0.0/16",
+            "K3s's default shown"
+        );
+        assert_eq!(critical["cluster-dns"], "10.43.0.10");
+        for server in ["s1", "s2", "s3"] {
+            let text = config(&hosts, server);
+            let rendered = crate::k3s::critical::critical_values(&text);
+            assert!(
+                rendered.iter().all(|(k, v)| critical.get(k) == Some(v)),
+                "{server}: {rendered:?}"
+            );
+            // The registration address (default: the first server) is always a SAN.
+            assert!(
+                text.contains("- k3s.example.com\n- \"10.0.0.1\"\n"),
+                "{text}"
+            );
+            assert!(!text.contains("cluster-init"), "{text}");
+        }
+        assert!(config(&hosts, "s2").contains("max-pods=50"));
+        // s1 is the registration address: rebuilt, it joins through s2, not through itself.
+        let url = |content: FileContent| match content {
+            FileContent::Env { url, .. } => url,
+            _ => None,
+        };
+        assert_eq!(
+            url(env(&hosts, "s1").0).as_deref(),
+            Some("https://10.0.0.2:6443")
+        );
+        assert_eq!(
+            url(env(&hosts, "s3").0).as_deref(),
+            Some("https://10.0.0.1:6443")
+        );
+        assert_eq!(
+            url(env(&hosts, "a1").0).as_deref(),
+            Some("https://10.0.0.1:6443")
+        );
+        // K3s reads a server's join settings only without data: no restart for them alone.
+        assert!(!env(&hosts, "s2").1 && env(&hosts, "a1").1);
+    }
+
+    #[test]
+    fn a_registration_address_is_used_by_every_host() {
+        let text = HA.replace(
+            "    tlsSans: [k3s.example.com]",
+            "    registrationAddress: 10.0.0.100\n    tlsSans: [k3s.example.com]",
+        );
+        let cluster = crate::spec::parse_str(&text, "ha.yaml").expect("parses");
+        let hosts = desired_hosts(&cluster, &Resolved::default()).expect("renders");
+        for name in ["s1", "s2", "a1"] {
+            let FileContent::Env { url, .. } = env(&hosts, name).0 else {
+                panic!("env")
+            };
+            assert_eq!(url.as_deref(), Some("https://10.0.0.100:6443"), "{name}");
+        }
+        assert!(config(&hosts, "s1").contains("- \"10.0.0.100\"\n"));
     }
 }
 

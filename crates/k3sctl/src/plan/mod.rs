@@ -17,6 +17,6 @@ mod tests;
 pub use compute::{PlanError, compute_plan};
 pub use datastore::DatastoreAction;
 pub use desired::{Desired, DesiredExport, DesiredFile, DesiredHost, FileContent};
-pub use observed::{Observed, ObservedFile, ObservedHost, ObservedNode};
+pub use observed::{EtcdMember, Observed, ObservedFile, ObservedHost, ObservedNode};
 pub use show::render_plan;
 pub use step::{ExportStep, HostPlan, Plan, Step};

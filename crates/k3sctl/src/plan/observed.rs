@@ -82,6 +82,29 @@ pub struct ObservedNode {
     pub etcd_voter: Option<bool>,
 }
 
+/// A member of the embedded etcd cluster, as etcd lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EtcdMember {
+    /// Member id (a uint64, kept as etcd's JSON gateway writes it).
+    pub id: String,
+    /// Member name: `<node name>-<8 hex>` for K3s; empty for a learner not started yet.
+    pub name: String,
+    /// Peer URLs.
+    pub peer_urls: Vec<String>,
+    /// Still a learner (not voting).
+    pub learner: bool,
+}
+
+impl EtcdMember {
+    /// Whether this member belongs to node `node` (K3s names members `<node>-<8 hex>`).
+    pub fn is_of_node(&self, node: &str) -> bool {
+        self.name
+            .strip_prefix(node)
+            .and_then(|rest| rest.strip_prefix('-'))
+            .is_some_and(|hex| hex.len() == 8 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+    }
+}
+
 /// Everything the planner looks at.
 #[derive(Debug, Clone, Default)]
 pub struct Observed {
@@ -91,6 +114,8 @@ pub struct Observed {
     pub nodes: Option<Vec<ObservedNode>>,
     /// The join token, when a server already has one.
     pub token: Option<Secret>,
+    /// The embedded etcd members, when a running server could list them.
+    pub etcd_members: Option<Vec<EtcdMember>>,
 }
 
 impl Observed {

@@ -64,6 +64,7 @@ pub fn render_plan(plan: &Plan) -> String {
                 | Step::WaitEtcdVoter
                 | Step::VerifyMigration { .. } => "…",
                 Step::ConvertDatastore { .. } => ">",
+                Step::RemoveEtcdMember { .. } => "-",
                 Step::Start { .. } | Step::Restart { .. } | Step::DaemonReload => ">",
                 Step::EnforceTaints { .. } => "~",
                 Step::WriteFile { create: true, .. }

@@ -76,6 +76,14 @@ pub enum Step {
         /// The SQLite store (state.db, or the stand-in's directory).
         store: String,
     },
+    /// Remove the etcd member a server left behind when it lost its data (through a running
+    /// server), so that it can join again under its node name.
+    RemoveEtcdMember {
+        /// Member name.
+        member: String,
+        /// Member id.
+        id: String,
+    },
     /// After the conversion: the SQLite store was migrated (renamed `*.migrated`) and every
     /// node registered before is still in the API.
     VerifyMigration {
@@ -159,6 +167,9 @@ impl Step {
             Self::VerifyMigration { store } => {
                 format!("check that {store} was migrated and every node is still registered")
             }
+            Self::RemoveEtcdMember { member, .. } => format!(
+                "remove the stale etcd member {member} (this server lost its data) through a running server"
+            ),
         }
     }
 
@@ -176,6 +187,7 @@ impl Step {
             Self::WaitEtcdVoter => "wait-etcd-voter",
             Self::ConvertDatastore { .. } => "convert-datastore",
             Self::VerifyMigration { .. } => "verify-migration",
+            Self::RemoveEtcdMember { .. } => "remove-etcd-member",
         }
     }
 }

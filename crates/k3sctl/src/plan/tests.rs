@@ -104,6 +104,7 @@ fn fresh() -> Observed {
             .collect(),
         nodes: None,
         token: None,
+        etcd_members: None,
     }
 }
 
@@ -148,6 +149,7 @@ fn converged(d: &Desired) -> Observed {
         hosts,
         nodes: Some(nodes),
         token: Some(token),
+        etcd_members: None,
     }
 }
 
@@ -354,6 +356,7 @@ fn fresh_of(d: &Desired) -> Observed {
             .collect(),
         nodes: None,
         token: None,
+        etcd_members: None,
     }
 }
 
@@ -569,4 +572,53 @@ fn conversion_refusals_name_the_host_and_the_way_out() {
         .expect_err("two clusters")
         .to_string();
     assert!(err.contains("server-1, server-2"), "{err}");
+}
+
+#[test]
+fn a_server_that_lost_its_data_has_its_stale_member_removed_then_rejoins() {
+    let d = ha_desired();
+    let mut obs = converged(&d);
+    for name in ["server-1", "server-3"] {
+        obs.hosts.get_mut(name).expect("host").etcd_data = true;
+    }
+    // server-2's disk was wiped; K3s keeps trying (and failing) to join under its old name.
+    obs.etcd_members = Some(
+        [
+            "server-1-0a0b0c0d",
+            "server-2-1a2b3c4d",
+            "server-3-deadbeef",
+        ]
+        .iter()
+        .enumerate()
+        .map(|(i, name)| EtcdMember {
+            id: format!("{}", 100 + i),
+            name: (*name).into(),
+            peer_urls: vec![],
+            learner: false,
+        })
+        .collect(),
+    );
+    let plan = compute_plan(&d, &obs).expect("plans");
+    assert_eq!(
+        kinds(&plan, "server-2"),
+        [
+            "remove-etcd-member",
+            "restart",
+            "wait-node-ready",
+            "wait-etcd-voter"
+        ]
+    );
+    let h = plan
+        .hosts
+        .iter()
+        .find(|h| h.host == "server-2")
+        .expect("host");
+    assert_eq!(
+        h.steps[0],
+        Step::RemoveEtcdMember {
+            member: "server-2-1a2b3c4d".into(),
+            id: "101".into()
+        }
+    );
+    assert!(kinds(&plan, "server-1").is_empty() && kinds(&plan, "server-3").is_empty());
 }

@@ -68,6 +68,8 @@ pub struct Shared {
     pub join_endpoint: Option<String>,
     /// Nodes registered before the run (a datastore conversion must keep them all).
     pub known_nodes: Vec<String>,
+    /// A running server whose etcd removes stale members.
+    pub etcd_peer: Option<Arc<dyn crate::host::Transport>>,
     connector: Arc<dyn ApiConnector>,
     token: Mutex<Option<Secret>>,
     api: Mutex<Option<Arc<dyn ClusterApi>>>,
@@ -90,6 +92,7 @@ impl Shared {
             restart_gate: Arc::new(Mutex::new(())),
             join_endpoint: None,
             known_nodes: Vec::new(),
+            etcd_peer: None,
             connector,
             token: Mutex::new(token),
             api: Mutex::new(None),

@@ -148,7 +148,10 @@ pub async fn prestage(
                 early
             }
             Step::DaemonReload => !deferred_non_env,
-            Step::Start { .. } | Step::Restart { .. } | Step::ConvertDatastore { .. } => break,
+            Step::Start { .. }
+            | Step::Restart { .. }
+            | Step::ConvertDatastore { .. }
+            | Step::RemoveEtcdMember { .. } => break,
             Step::WaitServerReady
             | Step::WaitNodeReady
             | Step::WaitEtcdVoter
@@ -322,6 +325,23 @@ async fn run_step(
                 ),
             ));
             Ok(())
+        }
+        Step::RemoveEtcdMember { member, id } => {
+            let peer = shared.etcd_peer.as_ref().ok_or_else(|| {
+                format!(
+                    "{}: no running server to remove etcd member {member} through",
+                    host.host
+                )
+            })?;
+            super::etcd::remove_member(peer.as_ref(), id)
+                .await
+                .map_err(|e| {
+                    format!(
+                        "{}: removing etcd member {member} through {}: {e}",
+                        host.host,
+                        peer.name()
+                    )
+                })
         }
         Step::VerifyMigration { store } => {
             super::convert::verify_migration(shared, host, transport, store).await

@@ -7,6 +7,7 @@ pub mod binary_record;
 pub mod context;
 pub mod convert;
 pub mod engine;
+pub mod etcd;
 pub mod events;
 pub mod hints;
 pub mod host_steps;
