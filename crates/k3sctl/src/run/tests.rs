@@ -565,3 +565,109 @@ async fn taints_are_enforced_through_the_api_once_the_node_is_ready() {
         "{lines:#?}"
     );
 }
+
+/// A server that joins: start, Ready, then a voter.
+fn joining_server(name: &str) -> HostPlan {
+    let mut h = host(name, None, false);
+    h.role = NodeRole::Server;
+    h.group = None;
+    h.steps = vec![
+        env_step(NodeRole::Server, true),
+        Step::Start { join: true },
+        Step::WaitNodeReady,
+        Step::WaitEtcdVoter,
+    ];
+    h
+}
+
+#[tokio::test]
+async fn servers_join_one_at_a_time_each_a_voter_before_the_next_then_agents() {
+    let p = plan(vec![
+        host("s1", None, true),
+        joining_server("s2"),
+        joining_server("s3"),
+        host("a1", Some("g1"), false),
+    ]);
+    let (summary, lines, _) = run(&p, &[]).await;
+    assert!(summary.success(), "{}", summary.render());
+    let s2_voter = position(&lines, "s2: voter");
+    let s3_start = position(&lines, "s3: starting k3s");
+    assert!(
+        s2_voter < s3_start,
+        "s3 started before s2 was a voter: {lines:#?}"
+    );
+    let s3_voter = position(&lines, "s3: voter");
+    let a1_start = position(&lines, "a1: starting k3s-agent");
+    assert!(
+        s3_voter < a1_start,
+        "an agent started before the servers: {lines:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_failing_server_stops_the_servers_after_it_but_not_the_agents() {
+    let p = plan(vec![
+        host("s1", None, true),
+        joining_server("s2"),
+        joining_server("s3"),
+        host("a1", Some("g1"), false),
+    ]);
+    let (summary, lines, _) = run(&p, &["s2"]).await;
+    let status = |name: &str| {
+        summary
+            .hosts
+            .iter()
+            .find(|h| h.host == name)
+            .map(|h| h.status.clone())
+    };
+    assert!(matches!(status("s2"), Some(HostStatus::Failed { .. })));
+    assert!(
+        matches!(status("s3"), Some(HostStatus::Skipped { reason }) if reason == "server s2 failed")
+    );
+    assert!(!lines.iter().any(|l| l.starts_with("s3: starting")));
+    assert!(matches!(status("a1"), Some(HostStatus::Ok { .. })));
+}
+
+struct DownConnector;
+
+#[async_trait]
+impl ApiConnector for DownConnector {
+    async fn connect(&self) -> Result<Arc<dyn ClusterApi>, ApiError> {
+        Err(ApiError(
+            "ssh: connect to host 10.0.0.1 port 22: Connection refused".into(),
+        ))
+    }
+}
+
+#[tokio::test]
+async fn the_api_fails_over_to_the_next_server_and_names_every_failure() {
+    let log: Log = Arc::default();
+    let failover = FailoverConnector::new(vec![
+        (
+            "s1".into(),
+            Arc::new(DownConnector) as Arc<dyn ApiConnector>,
+        ),
+        (
+            "s2".into(),
+            Arc::new(FakeConnector {
+                log: Arc::clone(&log),
+            }),
+        ),
+    ]);
+    let api = failover.connect().await.expect("through s2");
+    api.wait_etcd_voter("s3", Duration::from_secs(1))
+        .await
+        .expect("answers");
+    assert_eq!(log.lock().expect("lock").as_slice(), ["s3: voter"]);
+    let none = FailoverConnector::new(vec![(
+        "s1".into(),
+        Arc::new(DownConnector) as Arc<dyn ApiConnector>,
+    )]);
+    let err = none
+        .connect()
+        .await
+        .err()
+        .expect("nobody answers")
+        .to_string();
+    assert!(err.contains("s1: ssh: connect to host"), "{err}");
+}
