@@ -148,6 +148,7 @@ fn a_sudo_user_applies_exports_and_upgrades_and_password_sudo_is_refused() {
         &SpecOptions {
             k3s_binary: Some(newer.clone()),
             k3s_version: Some(NEWER.into()),
+            ..SpecOptions::default()
         },
     )
     .expect("spec at the new version");

@@ -110,7 +110,7 @@ struct Kubeconfig {
 /// Renders the spec for `state`, with `binary` as the K3s binary of version `version` and the
 /// first `servers` hosts as servers.
 pub fn render(state: &LabState, binary: &Path, version: &str, servers: usize) -> Result<String> {
-    if servers == 0 || servers > state.hosts.len() {
+    if servers == 0 || servers > state.hosts.len().max(1) {
         return Err(LabError::Invalid {
             what: format!(
                 "lab {}: --servers {servers} with {} host(s)",
@@ -303,10 +303,10 @@ mod tests {
             login_user: None,
             proxmox: None,
         };
-        let root = render(&state, Path::new("/k3s"), "v1.33.5+k3s1").expect("render");
+        let root = render(&state, Path::new("/k3s"), "v1.33.5+k3s1", 1).expect("render");
         assert!(root.contains("user: root"), "{root}");
         state.login_user = Some(LoginUser::new("debian", SudoMode::Passwordless).expect("user"));
-        let text = render(&state, Path::new("/k3s"), "v1.33.5+k3s1").expect("render");
+        let text = render(&state, Path::new("/k3s"), "v1.33.5+k3s1", 1).expect("render");
         assert!(text.contains("user: debian"), "{text}");
     }
 
