@@ -332,7 +332,7 @@ mod tests {
             proxmox: None,
         };
         crate::proxmox::setup::add_node(&mut state);
-        let text = render(&state, Path::new("/k3s"), "v1.33.5+k3s1").expect("render");
+        let text = render(&state, Path::new("/k3s"), "v1.33.5+k3s1", 1).expect("render");
         assert!(
             text.contains("proxmoxHosts:\n  - name: px-pve\n    address: \"10.213.4.13\"\n"),
             "{text}"
@@ -347,5 +347,45 @@ mod tests {
             1,
             "the node is no cluster host: {text}"
         );
+    }
+
+    #[test]
+    fn the_first_n_hosts_are_servers_and_more_than_the_hosts_is_refused() {
+        let state = LabState {
+            name: "ha".into(),
+            id: "id".into(),
+            index: 5,
+            dual_nic: false,
+            image: PathBuf::from("/img"),
+            owner: None,
+            hosts: (1..=5)
+                .map(|n| crate::state::HostState {
+                    name: format!("ha-{n}"),
+                    number: n,
+                    cut: false,
+                    lost: false,
+                    partitioned_from: Default::default(),
+                })
+                .collect(),
+            login_user: None,
+            proxmox: None,
+        };
+        let text = render(&state, Path::new("/k3s"), "v1.33.5+k3s1", 3).expect("render");
+        let spec: serde_json::Value = serde_saphyr::from_str(&text).expect("yaml");
+        let roles: Vec<&str> = (0..5)
+            .map(|i| {
+                spec["spec"]["hosts"][i]["role"]
+                    .as_str()
+                    .unwrap_or_default()
+            })
+            .collect();
+        assert_eq!(roles, ["server", "server", "server", "agent", "agent"]);
+        for bad in [0, 6] {
+            let err = render(&state, Path::new("/k3s"), "v1.33.5+k3s1", bad).expect_err("refused");
+            assert!(
+                err.to_string().contains(&format!("--servers {bad}")),
+                "{err}"
+            );
+        }
     }
 }
