@@ -16,7 +16,7 @@ use crate::store::{ObjectStore, ResourceKey};
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
     /// Learners hold no complete copy; etcd and K3s refuse.
-    #[error("unable to take snapshot: not supported for learner")]
+    #[error("Unable to take snapshot: not supported for learner")]
     Learner,
     /// etcd failed to stream the snapshot.
     #[error("failed to take etcd snapshot: {0}")]
