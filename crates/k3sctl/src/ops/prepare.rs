@@ -295,3 +295,43 @@ fn check_one_cluster(secrets: &[ServerSecrets]) -> Result<(), OpsError> {
         first.name
     )))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(name: &str, token: &str) -> ServerSecrets {
+        ServerSecrets {
+            name: name.into(),
+            active: true,
+            token: Secret::new(token),
+            admin: None,
+        }
+    }
+
+    #[test]
+    fn two_tokens_are_two_clusters_and_are_refused_without_showing_them() {
+        let same = [
+            server("s1", "K10aa::server:one"),
+            server("s2", "K10aa::server:one"),
+        ];
+        assert!(check_one_cluster(&same).is_ok());
+        assert!(check_one_cluster(&[]).is_ok());
+        let split = [
+            server("s1", "K10aa::server:one"),
+            server("s2", "K10aa::server:one"),
+            server("s3", "K10bb::server:two"),
+        ];
+        let said = check_one_cluster(&split)
+            .expect_err("split brain")
+            .to_string();
+        assert!(
+            said.starts_with("server(s) s3 hold a different cluster token than s1"),
+            "{said}"
+        );
+        assert!(
+            said.contains("split brain") && !said.contains("server:two"),
+            "{said}"
+        );
+    }
+}
