@@ -6,6 +6,8 @@
 //! [`Command::run`].
 
 mod apply;
+mod certs;
+mod check;
 mod completions;
 mod etcd;
 mod global;
@@ -70,6 +72,11 @@ pub enum Command {
     Upgrade(upgrade::Args),
     /// Embedded etcd: snapshots (save, list across servers, prune).
     Etcd(etcd::Args),
+    /// Check the cluster's health: API, nodes, versions, pods, etcd, certificates; exit 1 with
+    /// the failing checks named.
+    Check(check::Args),
+    /// K3s's certificates and the exports' client certificates.
+    Certs(certs::Args),
 }
 
 impl Command {
@@ -86,6 +93,8 @@ impl Command {
             Self::Kubeconfig(args) => kubeconfig::run(global, args),
             Self::Upgrade(args) => upgrade::run(global, args),
             Self::Etcd(args) => etcd::run(global, args),
+            Self::Check(args) => check::run(global, args),
+            Self::Certs(args) => certs::run(global, args),
         }
     }
 }

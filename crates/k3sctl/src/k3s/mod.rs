@@ -2,6 +2,7 @@
 //! node (config.yaml, registries.yaml, systemd unit and env file), join tokens and kubeconfig
 //! rewriting. Nothing here does I/O.
 
+pub mod certs;
 pub mod channel;
 pub mod config;
 pub mod critical;

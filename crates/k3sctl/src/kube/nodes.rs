@@ -47,7 +47,13 @@ pub struct NodeInfo {
     pub etcd_voter: Option<Condition>,
     /// spec.taints, each `key[=value]:Effect`.
     pub taints: Vec<String>,
+    /// The pressure conditions (`DiskPressure`, `MemoryPressure`, `PIDPressure`) that are True,
+    /// each with its reason and message when it has them.
+    pub pressure: Vec<String>,
 }
+
+/// The node conditions that report a resource running short.
+pub const PRESSURE_CONDITIONS: &[&str] = &["DiskPressure", "MemoryPressure", "PIDPressure"];
 
 /// A node condition other than Ready, as k3sctl reads it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -122,6 +128,14 @@ impl NodeInfo {
                 .and_then(|s| s.taints.as_ref())
                 .map(|ts| ts.iter().map(super::taints::taint_text).collect())
                 .unwrap_or_default(),
+            pressure: PRESSURE_CONDITIONS
+                .iter()
+                .filter_map(|kind| condition(kind).filter(|c| c.status == "True"))
+                .map(|c| match condition_detail(c) {
+                    Some(d) => format!("{} ({d})", c.type_),
+                    None => c.type_.clone(),
+                })
+                .collect(),
         }
     }
 
@@ -209,6 +223,7 @@ mod tests {
             "status": {
                 "conditions": [
                     {"type": "MemoryPressure", "status": "False"},
+                    {"type": "DiskPressure", "status": "True", "reason": "KubeletHasDiskPressure"},
                     {"type": "EtcdIsVoter", "status": "False", "reason": "MemberIsLearner",
                      "message": "Node has not been promoted to a voting member"},
                     {"type": "Ready", "status": "True", "reason": "KubeletReady",
@@ -233,6 +248,7 @@ mod tests {
         assert_eq!(info.created, Some(1_795_251_610 - 2 * 3600 - 10));
         assert_eq!(info.ready_since, Some(1_795_251_610 - 3600 - 10));
         assert!(info.is_etcd_member());
+        assert_eq!(info.pressure, ["DiskPressure (KubeletHasDiskPressure)"]);
         assert_eq!(
             info.etcd_voter,
             Some(Condition {

@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod binary;
 pub mod channel_lookup;
+pub mod check;
 pub mod connect;
 pub mod download;
 pub mod error;

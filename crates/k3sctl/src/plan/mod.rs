@@ -1,6 +1,7 @@
 //! Planning, pure: (desired spec, observed hosts and nodes) → ordered steps per host with a
 //! human diff and a JSON form. `k3sctl plan` prints it; `apply` runs exactly these steps.
 
+pub mod check;
 pub mod compute;
 pub mod datastore;
 pub mod desired;
