@@ -1,6 +1,9 @@
 //! End to end on the lab with the K3s stand-in: `k3sctl apply -c <spec from the lab>` on one
 //! server and two agents gives a cluster that Debian's kubectl sees Ready through the exported
 //! kubeconfig; a second apply changes nothing and restarts nothing; the token leaks nowhere.
+//! Then `check` and `certs check` on that cluster: healthy (exit 0, JSON shape, timing), a Node
+//! the spec does not know and a stopped agent (exit 1, named), an export with a short-lived
+//! certificate reported.
 
 use std::process::Command;
 
@@ -162,4 +165,186 @@ fn apply_installs_joins_exports_and_a_second_apply_changes_nothing() {
         text(&plan)
     );
     assert!(!text(&plan).contains(&password));
+
+    check_scenarios(&lab, &spec_arg, &kubeconfig);
+}
+
+/// Runs `k3sctl check -o json` with `extra` arguments: (exit code, the report).
+fn check_json(spec: &str, extra: &[&str]) -> (Option<i32>, serde_json::Value) {
+    let mut args = vec!["check", "-c", spec, "-o", "json"];
+    args.extend_from_slice(extra);
+    let out = k3sctl(&args);
+    let report = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("check -o json is not JSON ({e}):\n{}", text(&out)));
+    (out.status.code(), report)
+}
+
+/// The check named `check subject` in a report.
+fn find<'a>(report: &'a serde_json::Value, check: &str, subject: &str) -> &'a serde_json::Value {
+    report["checks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["check"] == check && c["subject"] == subject)
+        .unwrap_or_else(|| panic!("no check `{check} {subject}` in {report:#}"))
+}
+
+fn kubectl_with(kubeconfig: &std::path::Path, args: &[&str]) -> String {
+    let out = Command::new(kubectl())
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .output()
+        .expect("kubectl runs");
+    assert!(out.status.success(), "kubectl {args:?}: {}", text(&out));
+    text(&out)
+}
+
+fn check_scenarios(lab: &Lab, spec: &str, kubeconfig: &std::path::Path) {
+    let hosts = lab.hosts();
+    let (server, agents) = (&hosts[0], &hosts[1..]);
+
+    // Healthy right after apply (`--wait` lets the pods that are still starting settle).
+    let (code, report) = check_json(spec, &["--wait", "60s"]);
+    assert_eq!(code, Some(0), "check after apply: {report:#}");
+    assert_eq!(report["healthy"], true);
+    assert_eq!(report["failing"], serde_json::json!([]));
+    assert_eq!(find(&report, "readyz", &server.name)["status"], "ok");
+    for host in &hosts {
+        assert_eq!(find(&report, "node", &host.name)["status"], "ok");
+    }
+    assert_eq!(find(&report, "pods", "kube-system")["status"], "ok");
+    let export = find(
+        &report,
+        "export-cert",
+        &format!("lab:{}", kubeconfig.display()),
+    );
+    assert_eq!(export["status"], "ok", "{export:#}");
+    let admin = find(
+        &report,
+        "certificate",
+        &format!("{}:server/tls/client-admin.crt", server.name),
+    );
+    assert!(
+        admin["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("CN=system:admin"))
+    );
+    find(
+        &report,
+        "certificate",
+        &format!("{}:agent/client-kubelet.crt", agents[0].name),
+    );
+
+    // How long a healthy check takes (one round trip per host, the API through the tunnel).
+    let mut figures = Vec::new();
+    for _ in 0..3 {
+        let start = std::time::Instant::now();
+        let (code, report) = check_json(spec, &[]);
+        assert_eq!(code, Some(0), "{report:#}");
+        figures.push((start.elapsed().as_millis(), report["observe_ms"].as_u64()));
+    }
+    eprintln!("check timings (wall ms, observe ms): {figures:?}");
+
+    // certs check: every host's certificates and the export, nothing to renew yet.
+    let out = k3sctl(&["certs", "check", "-c", spec, "-o", "json"]);
+    assert!(out.status.success(), "certs check: {}", text(&out));
+    let certs: serde_json::Value = serde_json::from_slice(&out.stdout).expect("certs JSON");
+    let rows = certs["certificates"].as_array().expect("rows");
+    for host in &hosts {
+        assert!(
+            rows.iter().any(|r| r["owner"]["host"] == host.name.as_str()
+                && r["file"] == "agent/client-kubelet.crt"),
+            "no kubelet certificate of {} in {certs:#}",
+            host.name
+        );
+    }
+    let admin_row = rows
+        .iter()
+        .find(|r| r["file"] == "server/tls/client-admin.crt")
+        .expect("client-admin row");
+    assert_eq!(admin_row["renews_at_start"], false);
+    assert!(admin_row["days_left"].as_i64().is_some_and(|d| d >= 364));
+    assert!(rows.iter().any(|r| r["owner"]["export"] == "lab"));
+    let table = text(&k3sctl(&["certs", "check", "-c", spec]));
+    assert!(
+        table.contains("CN=system:admin") && table.contains("days left"),
+        "{table}"
+    );
+
+    // A Node the spec does not know: exit 1, named, with a hint; the text puts it first.
+    let stray = lab.dir().join("stray-node.json");
+    std::fs::write(
+        &stray,
+        r#"{"apiVersion": "v1", "kind": "Node", "metadata": {"name": "stray-node"}}"#,
+    )
+    .expect("manifest");
+    kubectl_with(kubeconfig, &["create", "-f", &stray.to_string_lossy()]);
+    let (code, report) = check_json(spec, &[]);
+    assert_eq!(code, Some(1), "{report:#}");
+    assert_eq!(
+        report["failing"],
+        serde_json::json!(["unknown-node stray-node"])
+    );
+    assert_eq!(
+        report["checks"][0]["check"], "unknown-node",
+        "problems first: {report:#}"
+    );
+    assert!(
+        report["checks"][0]["hint"]
+            .as_str()
+            .is_some_and(|h| h.contains("kubectl delete node stray-node"))
+    );
+    kubectl_with(kubeconfig, &["delete", "node", "stray-node"]);
+
+    // A stopped agent is seen at once (its Node stays Ready for the grace period): exit 1
+    // naming it, in the text as well.
+    let stopped = &agents[1].name;
+    lab.exec(stopped, "systemctl stop k3s-agent")
+        .expect("stop agent");
+    let out = k3sctl(&["check", "-c", spec]);
+    let out_text = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{out_text}");
+    assert!(
+        out_text.contains(&format!("UNHEALTHY: 1 failing: service {stopped}")),
+        "{out_text}"
+    );
+    assert!(out_text.contains("systemctl start k3s-agent"), "{out_text}");
+    lab.exec(stopped, "systemctl start k3s-agent")
+        .expect("start agent");
+
+    // An export with a short-lived client certificate: certificates reissued for 100 days
+    // (the stand-in's K3S_SIM_CERT_LIFETIME, `k3s certificate rotate` with K3s stopped), the
+    // export rewritten from them: reported as within the renewal window, still healthy.
+    lab.exec(
+        &server.name,
+        "systemctl stop k3s && K3S_SIM_CERT_LIFETIME=100d k3s certificate rotate >/dev/null \
+         && systemctl start k3s",
+    )
+    .expect("rotate with a short lifetime");
+    let out = k3sctl(&["kubeconfig", "-c", spec]);
+    assert!(out.status.success(), "kubeconfig: {}", text(&out));
+    let (code, report) = check_json(spec, &["--wait", "60s"]);
+    assert_eq!(code, Some(0), "{report:#}");
+    let export = find(
+        &report,
+        "export-cert",
+        &format!("lab:{}", kubeconfig.display()),
+    );
+    assert_eq!(export["status"], "warn", "{export:#}");
+    assert!(
+        export["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("(99 days left)") || d.contains("(100 days left)")),
+        "{export:#}"
+    );
+    let out = k3sctl(&["certs", "check", "-c", spec, "-o", "json"]);
+    let certs: serde_json::Value = serde_json::from_slice(&out.stdout).expect("certs JSON");
+    let admin_row = certs["certificates"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["file"] == "server/tls/client-admin.crt")
+        .expect("client-admin row");
+    assert_eq!(admin_row["renews_at_start"], true, "{admin_row:#}");
 }

@@ -129,13 +129,16 @@ struct HostAnswer {
     version: Option<K3sVersion>,
     certs: Vec<(String, Result<CertSummary, String>)>,
     readyz: Option<String>,
+    service: Option<String>,
 }
 
 /// The script each host runs: `== version`, one `== <file>` section per certificate file
 /// (paths relative to the data dir) and, on servers, `== readyz`.
 fn host_script(server: bool) -> String {
+    let unit = if server { "k3s" } else { "k3s-agent" };
     let mut script = format!(
         "d={DATA_DIR}\n\
+         printf '== service\\n'; systemctl is-active {unit} 2>/dev/null; true\n\
          printf '== version\\n'; {BINARY_PATH} --version 2>/dev/null | head -n 1\n\
          for f in \"$d\"/server/tls/*.crt \"$d\"/server/tls/etcd/*.crt \"$d\"/agent/*.crt; do\n\
          \x20 [ -f \"$f\" ] || continue\n\
@@ -168,6 +171,7 @@ fn parse_host_answer(text: &str) -> HostAnswer {
         match name {
             "version" => answer.version = K3sVersion::from_version_output(&body).ok(),
             "readyz" => answer.readyz = Some(body.trim().to_string()),
+            "service" => answer.service = Some(body.trim().to_string()),
             file => match parse_pem_certs(body.as_bytes()) {
                 Ok(certs) if certs[0].is_ca => {}
                 Ok(mut certs) => answer.certs.push((file.to_string(), Ok(certs.remove(0)))),
@@ -411,10 +415,14 @@ async fn observe(
     let now = unix_now();
     let mut unreachable = opened.unreachable.clone();
     let mut readyz = Vec::new();
+    let mut services = Vec::new();
     for (host, answer) in &answers {
         match answer {
             Err(e) => unreachable.push((host.clone(), e.clone())),
             Ok(a) => {
+                if let Some(state) = &a.service {
+                    services.push((host.clone(), state.clone()));
+                }
                 if let Some(body) = &a.readyz {
                     readyz.push((host.clone(), Ok(body.clone())));
                 }
@@ -438,6 +446,7 @@ async fn observe(
         version: opened.spec.cluster.spec.k3s.version,
         unreachable,
         readyz,
+        services,
         nodes,
         pods,
         namespaces: options.namespaces.describe(),
@@ -539,7 +548,7 @@ mod tests {
     #[test]
     fn reads_a_host_answer() {
         let text = format!(
-            "== version\nk3s version v1.34.1+k3s1 (abc)\ngo version go1.24\n\
+            "== service\ninactive\n== version\nk3s version v1.34.1+k3s1 (abc)\ngo version go1.24\n\
              == server/tls/client-admin.crt\n{}== server/tls/server-ca.crt\n{}\
              == agent/broken.crt\nnot pem\n== readyz\nok\n",
             pem("system:admin", false),
@@ -551,6 +560,7 @@ mod tests {
             Some("v1.34.1+k3s1")
         );
         assert_eq!(answer.readyz.as_deref(), Some("ok"));
+        assert_eq!(answer.service.as_deref(), Some("inactive"));
         let files: Vec<&str> = answer.certs.iter().map(|(f, _)| f.as_str()).collect();
         // The CA is left out; the unreadable file is reported.
         assert_eq!(files, ["server/tls/client-admin.crt", "agent/broken.crt"]);
@@ -561,6 +571,7 @@ mod tests {
         assert!(answer.certs[1].1.is_err());
         assert!(host_script(true).contains("readyz"));
         assert!(!host_script(false).contains("readyz"));
+        assert!(host_script(false).contains("systemctl is-active k3s-agent"));
     }
 
     #[test]

@@ -103,6 +103,10 @@ pub struct Observation {
     pub unreachable: Vec<(String, String)>,
     /// Each reachable server's own /readyz: `Ok(body)` or why it could not be asked.
     pub readyz: Vec<(String, Result<String, String>)>,
+    /// Each reachable host's K3s service state (`systemctl is-active`: `active`, `inactive`,
+    /// `failed`, `activating`): a stopped service is seen at once, while its Node stays Ready
+    /// for the node-monitor grace period (40 s).
+    pub services: Vec<(String, String)>,
     /// Every Node.
     pub nodes: Vec<NodeInfo>,
     /// The pods that are not healthy in the namespaces looked at.
@@ -131,6 +135,7 @@ pub fn evaluate(obs: &Observation) -> Vec<CheckResult> {
         );
     }
     readyz_results(obs, &mut results);
+    service_results(obs, &mut results);
     if let Some(why) = &obs.api_error {
         let first = obs
             .servers
@@ -192,6 +197,35 @@ fn readyz_results(obs: &Observation, results: &mut Vec<CheckResult>) {
                 "is K3s running on {server}? `systemctl status k3s`"
             )),
         });
+    }
+}
+
+fn service_results(obs: &Observation, results: &mut Vec<CheckResult>) {
+    for (host, state) in &obs.services {
+        let unit = if obs.servers.contains(host) {
+            "k3s"
+        } else {
+            "k3s-agent"
+        };
+        let status = match state.as_str() {
+            "active" => continue,
+            "activating" | "reloading" => Status::Settling,
+            _ => Status::Fail,
+        };
+        results.push(
+            CheckResult::new(
+                "service",
+                host,
+                status,
+                format!(
+                    "{unit} is {}",
+                    if state.is_empty() { "unknown" } else { state }
+                ),
+            )
+            .hint(format!(
+                "on {host}: `systemctl start {unit}`, and `journalctl -u {unit}` for why it stopped"
+            )),
+        );
     }
 }
 

@@ -67,7 +67,8 @@ fn problems(obs: &Observation) -> Vec<(Status, String)> {
 fn each_observation_turns_into_the_right_checks() {
     // (case, how the healthy observation is changed, expected non-ok results)
     type Change = fn(&mut Observation);
-    let table: Vec<(&str, Change, Vec<(Status, &str)>)> = vec![
+    type Case = (&'static str, Change, Vec<(Status, &'static str)>);
+    let table: Vec<Case> = vec![
         ("healthy", |_| {}, vec![]),
         (
             "agent stopped long ago",
@@ -131,6 +132,21 @@ fn each_observation_turns_into_the_right_checks() {
                 o.nodes.clear();
             },
             vec![(Status::Fail, "api s")],
+        ),
+        (
+            "agent service stopped (its Node still Ready)",
+            |o| {
+                o.services = vec![
+                    ("s".into(), "active".into()),
+                    ("a".into(), "inactive".into()),
+                ]
+            },
+            vec![(Status::Fail, "service a")],
+        ),
+        (
+            "server service starting",
+            |o| o.services = vec![("s".into(), "activating".into())],
+            vec![(Status::Settling, "service s")],
         ),
         (
             "unreachable host",
