@@ -261,6 +261,12 @@ fn ha_create_survive_rebuild_refuse_and_convert() {
         "plan with the first server down:\n{}",
         text(&plan)
     );
+    let exported = k3sctl(&["kubeconfig", "-c", &spec_arg, "--stdout"]);
+    assert!(
+        exported.status.success() && text(&exported).contains("certificate-authority-data"),
+        "kubeconfig with the first server down:\n{}",
+        text(&exported)
+    );
     let root = lab.root_dir(first).expect("root dir");
     std::fs::remove_dir_all(root.join("var/lib/rancher/k3s")).expect("wipe the first server");
     lab.start(first).expect("start");

@@ -59,17 +59,36 @@ pub async fn kubeconfig(
             "--stdout needs exactly one export: pick one with --export NAME".into(),
         ));
     }
-    let first = spec
-        .cluster
-        .first_server()
-        .map(|h| spec.resolve_host(h))
-        .ok_or_else(|| OpsError::Spec("spec.hosts has no server".into()))?;
     let user = user_kubeconfig_path();
     if !options.stdout {
         check_local_files(&exports, &user)?;
     }
-    let server = connect(&first, options.connect).await?;
-    let admin = read_admin_kubeconfig(server.as_ref()).await?;
+    // Any server's admin kubeconfig will do: the first one that answers, in spec order (with
+    // several servers the first one may be down).
+    let mut failures = Vec::new();
+    let mut admin = None;
+    for server in spec.cluster.servers() {
+        let host = spec.resolve_host(server);
+        match connect(&host, options.connect).await {
+            Ok(transport) => match read_admin_kubeconfig(transport.as_ref()).await {
+                Ok(found) => {
+                    admin = Some(found);
+                    break;
+                }
+                Err(e) => failures.push(e),
+            },
+            Err(e) => failures.push(OpsError::from(e)),
+        }
+    }
+    let admin = match admin {
+        Some(admin) => admin,
+        None => {
+            return Err(failures
+                .into_iter()
+                .next()
+                .unwrap_or_else(|| OpsError::Spec("spec.hosts has no server".into())));
+        }
+    };
     if options.stdout {
         return Ok(KubeconfigOutcome::Content(export_content(
             &admin,
