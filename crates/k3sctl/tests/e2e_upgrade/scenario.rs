@@ -85,6 +85,8 @@ impl Running {
 pub struct Scenario {
     lab: lab::Lab,
     pub hosts: Vec<String>,
+    /// How many of the first hosts are servers.
+    servers: usize,
     pub site: ReleaseSite,
     dir: tempfile::TempDir,
     pub spec: PathBuf,
@@ -132,12 +134,18 @@ fn stand_in() -> PathBuf {
 
 impl Scenario {
     pub fn boot(name: &str, hosts: u8) -> Self {
+        Self::boot_with_servers(name, hosts, 1)
+    }
+
+    /// A lab whose first `servers` hosts are servers (embedded etcd when more than one).
+    pub fn boot_with_servers(name: &str, hosts: u8, servers: usize) -> Self {
         let sim = stand_in();
         let dir = tempfile::tempdir().expect("tempdir");
         let site = ReleaseSite::start(dir.path().join("releases"));
         let lab = lab::Lab::boot(name, hosts).expect("boot lab");
         let s = Self {
             hosts: lab.hosts().into_iter().map(|h| h.name).collect(),
+            servers,
             lab,
             site,
             spec: dir.path().join("cluster.yaml"),
@@ -153,6 +161,12 @@ impl Scenario {
         s
     }
 
+    /// The lab (the HA scenarios run etcdctl and systemctl on its hosts).
+    #[allow(dead_code)]
+    pub fn lab(&self) -> &lab::Lab {
+        &self.lab
+    }
+
     /// Writes the spec: download mode from the local site, short timeouts.
     pub fn write_spec(&self, version: &str, extra: &str) {
         let lab = &self.lab;
@@ -165,7 +179,7 @@ impl Scenario {
                     "    - {{name: {}, address: {}, role: {}}}\n",
                     h.name,
                     h.address,
-                    if i == 0 { "server" } else { "agent" }
+                    if i < self.servers { "server" } else { "agent" }
                 )
             })
             .collect();

@@ -1,0 +1,202 @@
+//! End-to-end: a quorum-safe rolling upgrade of an HA cluster (3 servers on the stand-in's
+//! embedded etcd + 2 agents) on one 5-host lab. Refusals first (a server whose K3s is stopped,
+//! an etcd learner), then the rollout watched by etcdctl (`endpoint health` of the three
+//! members) and kubectl: never more than one member down, quorum always kept, servers before
+//! agents; k3sctl's overhead per server beyond the waits is printed.
+
+#[path = "e2e_ha_upgrade/ha_watcher.rs"]
+mod ha_watcher;
+#[allow(dead_code)]
+#[path = "e2e_upgrade/release_site.rs"]
+mod release_site;
+#[allow(dead_code)]
+#[path = "e2e_upgrade/scenario.rs"]
+mod scenario;
+#[allow(dead_code)]
+#[path = "e2e_upgrade/watcher.rs"]
+mod watcher;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use ha_watcher::{ETCDCTL, healthy_endpoints, watch};
+use scenario::{Scenario, V133, V134_1};
+
+/// Waits until etcdctl sees every member healthy.
+fn wait_all_healthy(s: &Scenario, on: &str, endpoints: &[String]) {
+    let start = Instant::now();
+    loop {
+        let health = healthy_endpoints(s.lab(), on, endpoints).unwrap_or_default();
+        if health.len() == endpoints.len() && health.iter().all(|(_, h)| *h) {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "etcd members not all healthy: {health:?}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+#[test]
+fn ha_upgrade_keeps_quorum_and_refuses_when_it_is_at_risk() {
+    let s = Scenario::boot_with_servers("hau", 5, 3);
+    let servers: Vec<String> = s.hosts[..3].to_vec();
+    let first = servers[0].clone();
+    let endpoints: Vec<String> = s
+        .lab()
+        .hosts()
+        .iter()
+        .take(3)
+        .map(|h| format!("https://{}:2379", h.address))
+        .collect();
+    s.apply_initial();
+    wait_all_healthy(&s, &first, &endpoints);
+
+    // A server whose K3s is stopped (its Node still says Ready for 40 s): refused at once,
+    // nothing changed.
+    s.lab()
+        .exec(&servers[2], "systemctl stop k3s")
+        .expect("stop k3s");
+    let out = s.upgrade(&["--to", V134_1]);
+    assert!(!out.ok, "{}", out.text);
+    for want in [
+        "refusing to upgrade: taking a server down now could lose etcd quorum",
+        &format!("server {}: its K3s service is not running", servers[2]),
+        "quorum is already degraded",
+        "etcd members as the Node objects show them",
+    ] {
+        assert!(out.text.contains(want), "missing `{want}`:\n{}", out.text);
+    }
+    assert!(
+        s.versions().values().all(|v| v == V133),
+        "{:?}",
+        s.versions()
+    );
+    assert!(s.unschedulable().is_empty());
+    s.lab()
+        .exec(&servers[2], "systemctl start k3s")
+        .expect("start k3s");
+    wait_all_healthy(&s, &first, &endpoints);
+
+    // A learner only etcd knows about (added by hand, never started): refused, etcd's own
+    // member list shown.
+    let added = s
+        .lab()
+        .exec(
+            &first,
+            &format!(
+                "{ETCDCTL} --endpoints https://127.0.0.1:2379 member add straggler --learner \
+                 --peer-urls=https://10.255.255.1:2380 -w json"
+            ),
+        )
+        .expect("member add --learner");
+    let added: serde_json::Value = serde_json::from_str(added.trim()).expect("member add json");
+    let id = format!("{:x}", added["member"]["ID"].as_u64().expect("member ID"));
+    let out = s.upgrade(&["--to", V134_1]);
+    assert!(!out.ok, "{}", out.text);
+    for want in [
+        "a learner, not a voting member yet",
+        "etcd lists 4 member(s), the spec has 3 server(s)",
+        "etcd member list:",
+    ] {
+        assert!(out.text.contains(want), "missing `{want}`:\n{}", out.text);
+    }
+    assert!(
+        s.versions().values().all(|v| v == V133),
+        "{:?}",
+        s.versions()
+    );
+    s.lab()
+        .exec(
+            &first,
+            &format!("{ETCDCTL} --endpoints https://127.0.0.1:2379 member remove {id}"),
+        )
+        .expect("member remove");
+
+    // The watched rollout.
+    let stop = AtomicBool::new(false);
+    let (out, took, seen) = std::thread::scope(|scope| {
+        let watcher = scope.spawn(|| {
+            watch(
+                s.lab(),
+                &first,
+                &endpoints,
+                &s.kubectl,
+                &s.kubeconfig,
+                &servers,
+                V134_1,
+                &stop,
+            )
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        let started = Instant::now();
+        let out = s.upgrade(&["-o", "json", "--to", V134_1]);
+        let took = started.elapsed();
+        std::thread::sleep(Duration::from_millis(500));
+        stop.store(true, Ordering::SeqCst);
+        (out, took, watcher.join().expect("watcher"))
+    });
+    eprintln!("HA rollout of 5 nodes took {took:?}; referee saw {seen:?}");
+    assert!(out.ok, "HA upgrade failed:\n{}", out.text);
+    assert!(seen.etcd_samples > 10, "{seen:?}");
+    assert!(
+        seen.max_down <= 1,
+        "two etcd members down at once: {seen:?}"
+    );
+    assert!(seen.min_healthy >= 2, "quorum lost: {seen:?}");
+    assert_eq!(
+        seen.down_seen.len(),
+        3,
+        "every member restarted once: {seen:?}"
+    );
+    assert_eq!(seen.agent_before_server, 0, "{seen:?}");
+    assert_eq!(
+        seen.servers_at_target, servers,
+        "servers one after another in order: {seen:?}"
+    );
+    assert!(
+        s.versions().values().all(|v| v == V134_1),
+        "{:?}",
+        s.versions()
+    );
+    assert!(s.unschedulable().is_empty());
+    let report = out
+        .json_lines()
+        .into_iter()
+        .rev()
+        .find(|l| l.get("nodes").is_some())
+        .expect("final JSON report");
+    let mut worst = 0.0f64;
+    for node in report["nodes"].as_array().cloned().unwrap_or_default() {
+        let name = node["name"].as_str().unwrap_or("");
+        let overhead = node["overhead_seconds"].as_f64().unwrap_or(0.0);
+        eprintln!(
+            "overhead {name}: total {:.2}s waited {:.2}s k3sctl {overhead:.3}s",
+            node["seconds"].as_f64().unwrap_or(0.0),
+            node["waited_seconds"].as_f64().unwrap_or(0.0),
+        );
+        if servers.iter().any(|s| s == name) {
+            worst = worst.max(overhead);
+        }
+    }
+    eprintln!("largest k3sctl overhead per server: {worst:.3}s (target < 0.5s)");
+    let events: Vec<(String, String)> = out
+        .json_lines()
+        .iter()
+        .filter_map(|e| {
+            Some((
+                e["host"].as_str()?.to_string(),
+                e["step"].as_str()?.to_string(),
+            ))
+        })
+        .collect();
+    for server in &servers {
+        for step in ["quorum", "wait-voter"] {
+            assert!(
+                events.contains(&(server.clone(), step.to_string())),
+                "{server}: no {step} event"
+            );
+        }
+    }
+}
