@@ -81,16 +81,31 @@ fn ha_upgrade_keeps_quorum_and_refuses_when_it_is_at_risk() {
 
     // A learner only etcd knows about (added by hand, never started): refused, etcd's own
     // member list shown.
-    let added = s
-        .lab()
-        .exec(
-            &first,
-            &format!(
-                "{ETCDCTL} --endpoints https://127.0.0.1:2379 member add straggler --learner \
-                 --peer-urls=https://10.255.255.1:2380 -w json"
-            ),
-        )
-        .expect("member add --learner");
+    // etcd refuses a reconfiguration ("unhealthy cluster") until every member has been
+    // connected for a few seconds, as after the restart above.
+    let start = Instant::now();
+    let added = loop {
+        let out = s
+            .lab()
+            .exec_output(
+                &first,
+                &format!(
+                    "{ETCDCTL} --endpoints https://127.0.0.1:2379 member add straggler --learner \
+                     --peer-urls=https://10.255.255.1:2380 -w json"
+                ),
+                Duration::from_secs(15),
+            )
+            .expect("ssh");
+        if out.code == Some(0) {
+            break out.stdout;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "member add --learner: {}",
+            out.stderr
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    };
     let added: serde_json::Value = serde_json::from_str(added.trim()).expect("member add json");
     let id = format!("{:x}", added["member"]["ID"].as_u64().expect("member ID"));
     let out = s.upgrade(&["--to", V134_1]);
