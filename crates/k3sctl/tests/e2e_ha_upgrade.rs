@@ -19,7 +19,9 @@ mod watcher;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use ha_watcher::{ETCDCTL, healthy_endpoints, watch};
+use ha_watcher::{
+    ETCDCTL, add_health, healthy_endpoints, start_health_loop, stop_health_loop, watch,
+};
 use scenario::{Scenario, V133, V134_1};
 
 /// Waits until etcdctl sees every member healthy.
@@ -36,6 +38,18 @@ fn wait_all_healthy(s: &Scenario, on: &str, endpoints: &[String]) {
         );
         std::thread::sleep(Duration::from_millis(300));
     }
+}
+
+/// When K3s's current process started on `host` (systemd's monotonic timestamp).
+fn k3s_started(s: &Scenario, host: &str) -> String {
+    s.lab()
+        .exec(
+            host,
+            "systemctl show -p ExecMainStartTimestampMonotonic --value k3s",
+        )
+        .expect("systemctl show")
+        .trim()
+        .to_string()
 }
 
 #[test]
@@ -130,20 +144,11 @@ fn ha_upgrade_keeps_quorum_and_refuses_when_it_is_at_risk() {
         .expect("member remove");
 
     // The watched rollout.
+    let started_before: Vec<String> = servers.iter().map(|h| k3s_started(&s, h)).collect();
+    start_health_loop(s.lab(), &first, &endpoints);
     let stop = AtomicBool::new(false);
-    let (out, took, seen) = std::thread::scope(|scope| {
-        let watcher = scope.spawn(|| {
-            watch(
-                s.lab(),
-                &first,
-                &endpoints,
-                &s.kubectl,
-                &s.kubeconfig,
-                &servers,
-                V134_1,
-                &stop,
-            )
-        });
+    let (out, took, mut seen) = std::thread::scope(|scope| {
+        let watcher = scope.spawn(|| watch(&s.kubectl, &s.kubeconfig, &servers, V134_1, &stop));
         std::thread::sleep(Duration::from_millis(500));
         let started = Instant::now();
         let out = s.upgrade(&["-o", "json", "--to", V134_1]);
@@ -152,6 +157,7 @@ fn ha_upgrade_keeps_quorum_and_refuses_when_it_is_at_risk() {
         stop.store(true, Ordering::SeqCst);
         (out, took, watcher.join().expect("watcher"))
     });
+    add_health(&mut seen, &stop_health_loop(s.lab(), &first), &endpoints);
     eprintln!("HA rollout of 5 nodes took {took:?}; referee saw {seen:?}");
     assert!(out.ok, "HA upgrade failed:\n{}", out.text);
     assert!(seen.etcd_samples > 10, "{seen:?}");
@@ -163,8 +169,15 @@ fn ha_upgrade_keeps_quorum_and_refuses_when_it_is_at_risk() {
     assert_eq!(
         seen.down_seen.len(),
         3,
-        "every member restarted once: {seen:?}"
+        "the referee saw each member down during its restart: {seen:?}"
     );
+    for (server, before) in servers.iter().zip(&started_before) {
+        assert_ne!(
+            &k3s_started(&s, server),
+            before,
+            "{server} was not restarted"
+        );
+    }
     assert_eq!(seen.agent_before_server, 0, "{seen:?}");
     assert_eq!(
         seen.servers_at_target, servers,

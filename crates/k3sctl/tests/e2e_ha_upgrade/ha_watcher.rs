@@ -1,6 +1,7 @@
 //! An independent referee for HA rollouts: Debian's etcdctl (`endpoint health` of the three
-//! members, run on the first server over ssh) and kubectl 1.20 (node versions through the
-//! export) polled in the background; records what they saw.
+//! members, looped on the first server itself every ~0.1 s so that a short restart is not
+//! missed) and kubectl 1.20 (node versions through the export) polled in the background;
+//! records what they saw.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -62,12 +63,56 @@ pub fn healthy_endpoints(
     )
 }
 
-/// Polls until `stop` is set.
-#[allow(clippy::too_many_arguments)]
+/// Where the on-host etcd health loop writes, and the file that stops it.
+const HEALTH_LOG: &str = "/root/etcd-health.log";
+const HEALTH_STOP: &str = "/root/etcd-health.stop";
+
+/// Starts `etcdctl endpoint health` in a loop on `on` (one JSON line per sample).
+pub fn start_health_loop(lab: &lab::Lab, on: &str, endpoints: &[String]) {
+    let cmd = format!(
+        "rm -f {HEALTH_STOP} {HEALTH_LOG}; setsid sh -c 'while [ ! -f {HEALTH_STOP} ]; do \
+         {ETCDCTL} --dial-timeout=300ms --command-timeout=700ms --endpoints {} endpoint health \
+         -w json 2>/dev/null; echo; sleep 0.05; done' > {HEALTH_LOG} 2>&1 < /dev/null &",
+        endpoints.join(",")
+    );
+    lab.exec(on, &cmd).expect("start the etcd health loop");
+}
+
+/// Stops the loop; per sample, the endpoints that were healthy.
+pub fn stop_health_loop(lab: &lab::Lab, on: &str) -> Vec<Vec<String>> {
+    lab.exec(
+        on,
+        &format!("touch {HEALTH_STOP}; sleep 2; cat {HEALTH_LOG}"),
+    )
+    .expect("stop the etcd health loop")
+    .lines()
+    .filter_map(|l| serde_json::from_str::<serde_json::Value>(l.trim()).ok())
+    .map(|v| {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["health"].as_bool() == Some(true))
+            .filter_map(|e| e["endpoint"].as_str().map(str::to_string))
+            .collect()
+    })
+    .collect()
+}
+
+/// Folds the health loop's samples into `seen`.
+pub fn add_health(seen: &mut HaSeen, samples: &[Vec<String>], endpoints: &[String]) {
+    for healthy in samples {
+        let down: Vec<&String> = endpoints.iter().filter(|e| !healthy.contains(e)).collect();
+        seen.etcd_samples += 1;
+        seen.max_down = seen.max_down.max(down.len());
+        seen.min_healthy = seen.min_healthy.min(endpoints.len() - down.len());
+        for e in down {
+            *seen.down_seen.entry(e.clone()).or_default() += 1;
+        }
+    }
+}
+
+/// Polls kubectl until `stop` is set.
 pub fn watch(
-    lab: &lab::Lab,
-    on: &str,
-    endpoints: &[String],
     kubectl: &Path,
     kubeconfig: &Path,
     servers: &[String],
@@ -79,15 +124,6 @@ pub fn watch(
         ..HaSeen::default()
     };
     while !stop.load(Ordering::SeqCst) {
-        if let Some(health) = healthy_endpoints(lab, on, endpoints) {
-            let down: Vec<&String> = health.iter().filter(|(_, h)| !h).map(|(e, _)| e).collect();
-            seen.etcd_samples += 1;
-            seen.max_down = seen.max_down.max(down.len());
-            seen.min_healthy = seen.min_healthy.min(health.len() - down.len());
-            for e in down {
-                *seen.down_seen.entry(e.clone()).or_default() += 1;
-            }
-        }
         if let Some(nodes) = kubectl_json(kubectl, kubeconfig, &["get", "nodes"]) {
             seen.api_samples += 1;
             let versions: BTreeMap<String, String> = nodes["items"]
