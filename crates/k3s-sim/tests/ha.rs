@@ -7,106 +7,26 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Cluster, Node, free_port, server_token, wait_for};
+use common::{Cluster, server_token, wait_for};
 
-/// A server of an HA cluster: its node, API port and etcd client port.
-struct Srv {
-    node: Node,
-    port: u16,
-    etcd: u16,
-}
-
-impl Srv {
-    fn kubeconfig(&self) -> PathBuf {
-        self.node.path("/etc/rancher/k3s/k3s.yaml")
-    }
-
-    fn url(&self) -> String {
-        format!("https://127.0.0.1:{}", self.port)
-    }
-}
+// A server of an HA cluster, shared with the snapshot tests.
+use common::etcd_server::EtcdServer as Srv;
 
 fn server(c: &Cluster, name: &str, extra: &[&str]) -> Srv {
-    let port = free_port();
-    let (etcd, peer) = (free_port(), free_port());
-    let p = port.to_string();
-    let mut args = vec![
-        "server",
-        "--node-name",
-        name,
-        "--https-listen-port",
-        &p,
-        "--node-ip",
-        "127.0.0.1",
-        "--token",
-        "ha-secret",
-    ];
-    args.extend_from_slice(extra);
-    let mut node = c.node(name, "v1.33.5+k3s1", &args);
-    node.env = vec![
-        ("K3S_SIM_ETCD_PORTS".into(), format!("{etcd},{peer}")),
-        ("K3S_SIM_ETCD_ELECTION_TIMEOUT".into(), "1s".into()),
-        ("K3S_SIM_LEARNER_PROMOTE".into(), "1s".into()),
-        ("K3S_SIM_LEADER_LEASE".into(), "4s".into()),
-    ];
-    Srv { node, port, etcd }
+    Srv::new(c, name, "ha-secret", extra)
 }
 
 fn etcdctl(s: &Srv, args: &[&str]) -> String {
-    let tls = s.node.path("/var/lib/rancher/k3s/server/tls/etcd");
-    let out = Command::new("etcdctl")
-        .env("ETCDCTL_API", "3")
-        .arg("--cacert")
-        .arg(tls.join("server-ca.crt"))
-        .arg("--cert")
-        .arg(tls.join("client.crt"))
-        .arg("--key")
-        .arg(tls.join("client.key"))
-        .arg("--endpoints")
-        .arg(format!("https://127.0.0.1:{}", s.etcd))
-        .args(args)
-        .output()
-        .expect("run etcdctl (apt-get install etcd-client)");
-    assert!(
-        out.status.success(),
-        "etcdctl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).to_string()
+    s.etcdctl(args)
 }
 
 /// (name, is_learner) of every member.
 fn members(s: &Srv) -> Vec<(String, bool)> {
-    let v: serde_json::Value =
-        serde_json::from_str(&etcdctl(s, &["member", "list", "-w", "json"])).expect("json");
-    v["members"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|m| {
-            (
-                m["name"].as_str().unwrap_or("").to_string(),
-                m["isLearner"].as_bool().unwrap_or(false),
-            )
-        })
-        .collect()
+    s.members()
 }
 
 fn ready(c: &Cluster, s: &mut Srv) -> PathBuf {
-    let kc = s.kubeconfig();
-    wait_for(
-        &format!("server {} ready; log:\n{}", s.node.name, s.node.log()),
-        Duration::from_secs(60),
-        || {
-            assert!(s.node.running(), "server exited:\n{}", s.node.log());
-            (kc.exists()
-                && c.kubectl(&kc, &["get", "--raw", "/readyz"])
-                    .status
-                    .success())
-            .then_some(())
-        },
-    );
-    kc
+    s.ready(c)
 }
 
 fn jsonpath(c: &Cluster, kc: &Path, args: &[&str], path: &str) -> String {

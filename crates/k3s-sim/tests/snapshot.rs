@@ -10,62 +10,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::{Cluster, Node, free_port, server_token, wait_for};
+use common::{Cluster, server_token, wait_for};
 
-struct Srv {
-    node: Node,
-    port: u16,
-    etcd: u16,
-}
+// A server on embedded etcd, shared with the HA tests; snapshot helpers added below.
+use common::etcd_server::EtcdServer as Srv;
 
 fn server(c: &Cluster, name: &str, extra: &[&str]) -> Srv {
-    let port = free_port();
-    let (etcd, peer) = (free_port(), free_port());
-    let p = port.to_string();
-    let mut args = vec![
-        "server",
-        "--node-name",
-        name,
-        "--https-listen-port",
-        &p,
-        "--node-ip",
-        "127.0.0.1",
-        "--token",
-        "snap-secret",
-    ];
-    args.extend_from_slice(extra);
-    let mut node = c.node(name, "v1.33.5+k3s1", &args);
-    node.env = vec![
-        ("K3S_SIM_ETCD_PORTS".into(), format!("{etcd},{peer}")),
-        ("K3S_SIM_ETCD_ELECTION_TIMEOUT".into(), "1s".into()),
-        ("K3S_SIM_LEARNER_PROMOTE".into(), "1s".into()),
-        ("K3S_SIM_LEADER_LEASE".into(), "4s".into()),
-    ];
-    Srv { node, port, etcd }
+    Srv::new(c, name, "snap-secret", extra)
 }
 
 impl Srv {
-    fn url(&self) -> String {
-        format!("https://127.0.0.1:{}", self.port)
-    }
-
-    fn ready(&mut self, c: &Cluster) -> PathBuf {
-        let kc = self.node.path("/etc/rancher/k3s/k3s.yaml");
-        wait_for(
-            &format!("server {} ready; log:\n{}", self.node.name, self.node.log()),
-            Duration::from_secs(60),
-            || {
-                assert!(self.node.running(), "server exited:\n{}", self.node.log());
-                (kc.exists()
-                    && c.kubectl(&kc, &["get", "--raw", "/readyz"])
-                        .status
-                        .success())
-                .then_some(())
-            },
-        );
-        kc
-    }
-
     /// `k3s etcd-snapshot ARGS` on this node, asking its running server.
     fn snap(&self, args: &[&str]) -> Output {
         let url = self.url();
@@ -86,41 +40,6 @@ impl Srv {
         );
         assert!(out.status.success(), "etcd-snapshot {args:?}: {o}{e}");
         (o, e)
-    }
-
-    /// (name, is_learner) of every etcd member, asked with etcdctl.
-    fn members(&self) -> Vec<(String, bool)> {
-        let tls = self.node.path("/var/lib/rancher/k3s/server/tls/etcd");
-        let out = Command::new("etcdctl")
-            .env("ETCDCTL_API", "3")
-            .arg("--cacert")
-            .arg(tls.join("server-ca.crt"))
-            .arg("--cert")
-            .arg(tls.join("client.crt"))
-            .arg("--key")
-            .arg(tls.join("client.key"))
-            .arg("--endpoints")
-            .arg(format!("https://127.0.0.1:{}", self.etcd))
-            .args(["member", "list", "-w", "json"])
-            .output()
-            .expect("run etcdctl");
-        assert!(
-            out.status.success(),
-            "etcdctl member list: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-        v["members"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|m| {
-                (
-                    m["name"].as_str().unwrap_or("").to_string(),
-                    m["isLearner"].as_bool().unwrap_or(false),
-                )
-            })
-            .collect()
     }
 
     /// Runs `k3s server <args> <extra>` in the foreground to its exit: (code, log of this run).

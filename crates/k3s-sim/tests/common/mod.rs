@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod etcd_server;
 pub mod lab_host;
 
 use std::path::{Path, PathBuf};
