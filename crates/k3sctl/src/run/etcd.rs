@@ -72,8 +72,32 @@ pub async fn list_members(server: &dyn Transport) -> Result<Vec<EtcdMember>, Str
     parse_members(&out.stdout_text())
 }
 
-/// Removes member `id` through `server`.
+/// How long a member removal keeps trying: right after a server crashed, etcd may still be
+/// electing a new leader, and a removal sent then hangs until the election ends.
+const REMOVE_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Removes member `id` through `server`. A removal that fails is retried (within
+/// [`REMOVE_WINDOW`]) after checking the member list, so a member already gone counts as removed.
 pub async fn remove_member(server: &dyn Transport, id: &str) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + REMOVE_WINDOW;
+    loop {
+        let err = match remove_once(server, id).await {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        if let Ok(members) = list_members(server).await
+            && !members.iter().any(|m| m.id == id)
+        {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(err);
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    }
+}
+
+async fn remove_once(server: &dyn Transport, id: &str) -> Result<(), String> {
     let body = format!("{{\"ID\":\"{id}\"}}");
     let req = ExecRequest::new(gateway_script("/v3/cluster/member/remove", &body))
         .sudo(true)

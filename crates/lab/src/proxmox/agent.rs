@@ -361,7 +361,12 @@ fn push(ct: &Ct, file: &str, destination: &str, perms: u32, io: &mut Io) -> i32 
         .ok()
         .filter(|o| o.status.success())
         .is_some();
-    if !read_ok {
+    // A missing destination directory is judged first: the writer then exits without reading,
+    // so the reader may die of a closed pipe, which says nothing about the source.
+    let dir_missing = written
+        .as_ref()
+        .is_some_and(|out| out.status.code() == Some(3));
+    if !read_ok && !dir_missing {
         return io.err(&format!(
             "unable to open file '{file}' - No such file or directory\n"
         ));
