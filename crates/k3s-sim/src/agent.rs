@@ -13,7 +13,7 @@ use crate::http::balancer::Balancer;
 use crate::http::client::{Client, Trust};
 use crate::paths::{DataDir, host_path};
 use crate::settings::Settings;
-use crate::token::{Token, ca_hash};
+use crate::token::Token;
 
 /// Runs the agent until SIGTERM/SIGINT.
 pub async fn run(s: Settings) -> Result<(), Fatal> {
@@ -97,18 +97,7 @@ async fn fetch_ca(urls: &[String], token: &Token) -> Result<(String, String), Fa
         match client.request("GET", "/cacerts", &[], None).await {
             Ok(r) if r.status == 200 => {
                 let pem = r.text();
-                if let Some(want) = &token.ca_hash {
-                    let got = ca_hash(pem.as_bytes());
-                    if &got != want {
-                        return Err(Fatal(format!(
-                            "Error: failed to validate token: token CA hash does not match the Cluster CA certificate hash: {got} != {want}"
-                        )));
-                    }
-                } else {
-                    crate::log::warn(
-                        "Cluster CA certificate is not trusted by the host CA bundle, but the token does not include a CA hash. Use the full token from the server's node-token file to enable Cluster CA validation.",
-                    );
-                }
+                crate::token::verify_ca(token, &pem).map_err(|e| Fatal(format!("Error: {e}")))?;
                 return Ok((pem, server.to_string()));
             }
             Ok(r) => crate::log::error(format!(

@@ -28,6 +28,25 @@ pub fn ca_hash(ca_pem: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(ca_pem))
 }
 
+/// Checks a CA fetched from `/cacerts` against the token: `Err` with K3s's mismatch detail
+/// when a secure token's hash differs; a short token trusts any CA, with K3s's warning.
+pub fn verify_ca(token: &Token, ca_pem: &str) -> Result<(), String> {
+    let Some(want) = &token.ca_hash else {
+        crate::log::warn(
+            "Cluster CA certificate is not trusted by the host CA bundle, but the token does not include a CA hash. Use the full token from the server's node-token file to enable Cluster CA validation.",
+        );
+        return Ok(());
+    };
+    let got = ca_hash(ca_pem.as_bytes());
+    if &got == want {
+        Ok(())
+    } else {
+        Err(format!(
+            "failed to validate token: token CA hash does not match the Cluster CA certificate hash: {got} != {want}"
+        ))
+    }
+}
+
 /// Parses a token string.
 pub fn parse(raw: &str) -> Token {
     let raw = raw.trim();

@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::client::Member;
 use crate::fatal::Fatal;
 use crate::http::client::{Client, Trust};
-use crate::token::{Token, ca_hash};
+use crate::token::Token;
 
 /// A server to join, with its CA verified.
 #[derive(Debug, Clone)]
@@ -26,18 +26,8 @@ pub async fn connect(url: &str, token: &Token) -> Result<JoinSource, Fatal> {
         match insecure.request("GET", "/cacerts", &[], None).await {
             Ok(r) if r.status == 200 => {
                 let pem = r.text();
-                if let Some(want) = &token.ca_hash {
-                    let got = ca_hash(pem.as_bytes());
-                    if &got != want {
-                        return Err(Fatal(format!(
-                            "starting kubernetes: preparing server: failed to validate token: token CA hash does not match the Cluster CA certificate hash: {got} != {want}"
-                        )));
-                    }
-                } else {
-                    crate::log::warn(
-                        "Cluster CA certificate is not trusted by the host CA bundle, but the token does not include a CA hash. Use the full token from the server's node-token file to enable Cluster CA validation.",
-                    );
-                }
+                crate::token::verify_ca(token, &pem)
+                    .map_err(|e| Fatal(format!("starting kubernetes: preparing server: {e}")))?;
                 return Ok(JoinSource {
                     url: url.to_string(),
                     ca_pem: pem,
