@@ -6,6 +6,7 @@ pub mod certs;
 pub mod channel;
 pub mod config;
 pub mod critical;
+pub mod effective;
 pub mod kubeconfig;
 pub mod kubeconfig_merge;
 pub mod manifests;
