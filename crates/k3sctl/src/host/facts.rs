@@ -17,7 +17,7 @@ pub struct Facts {
     pub os_id: String,
     /// `VERSION_ID` from /etc/os-release (e.g. `12`).
     pub os_version: String,
-    /// `uname -m` (e.g. `x86_64`); see [`Facts::arch`].
+    /// `uname -m` (e.g. `x86_64`); K3s's names for it are `k3s::release::Arch`.
     pub machine: String,
     /// The uid the facts script ran as (0 when sudo worked).
     pub uid: u32,
@@ -116,16 +116,6 @@ impl UnitFact {
 }
 
 impl Facts {
-    /// The architecture in Go/K3s naming (`amd64`, `arm64`, `arm`), `None` when unsupported.
-    pub fn arch(&self) -> Option<&'static str> {
-        match self.machine.as_str() {
-            "x86_64" | "amd64" => Some("amd64"),
-            "aarch64" | "arm64" => Some("arm64"),
-            m if m.starts_with("armv7") || m == "armhf" => Some("arm"),
-            _ => None,
-        }
-    }
-
     /// Host clock minus local clock, in seconds (includes up to one round trip of error).
     pub fn clock_offset(&self) -> i64 {
         self.clock - self.observed_at

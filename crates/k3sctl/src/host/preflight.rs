@@ -43,7 +43,7 @@ pub enum Problem {
         /// `systemctl` exists but systemd is not PID 1.
         installed: bool,
     },
-    /// The CPU architecture has no K3s build.
+    /// The CPU architecture is not one the caller supports.
     UnsupportedArch {
         /// The host.
         host: String,
@@ -209,7 +209,13 @@ impl Problem {
 }
 
 /// All problems found in the facts of `hosts` (name → facts), in a stable order.
-pub fn check_hosts(hosts: &BTreeMap<String, Facts>, limits: &PreflightLimits) -> Vec<Problem> {
+/// `supported_machine` says whether a `uname -m` value can run what will be installed (the
+/// caller's knowledge: for K3s, `k3s::release::Arch::from_uname`).
+pub fn check_hosts(
+    hosts: &BTreeMap<String, Facts>,
+    limits: &PreflightLimits,
+    supported_machine: impl Fn(&str) -> bool,
+) -> Vec<Problem> {
     let mut problems = Vec::new();
     for (name, f) in hosts {
         if !f.systemd_running {
@@ -218,7 +224,7 @@ pub fn check_hosts(hosts: &BTreeMap<String, Facts>, limits: &PreflightLimits) ->
                 installed: f.systemd_present,
             });
         }
-        if f.arch().is_none() {
+        if !supported_machine(&f.machine) {
             problems.push(Problem::UnsupportedArch {
                 host: name.clone(),
                 machine: f.machine.clone(),

@@ -22,6 +22,10 @@ fn healthy(hostname: &str) -> Facts {
     }
 }
 
+fn x86_only(machine: &str) -> bool {
+    machine == "x86_64"
+}
+
 fn hosts(list: Vec<(&str, Facts)>) -> BTreeMap<String, Facts> {
     list.into_iter().map(|(n, f)| (n.to_owned(), f)).collect()
 }
@@ -29,7 +33,7 @@ fn hosts(list: Vec<(&str, Facts)>) -> BTreeMap<String, Facts> {
 #[test]
 fn healthy_hosts_have_no_problems() {
     let h = hosts(vec![("a", healthy("a")), ("b", healthy("b"))]);
-    assert_eq!(check_hosts(&h, &PreflightLimits::default()), vec![]);
+    assert_eq!(check_hosts(&h, &PreflightLimits::default(), x86_only), vec![]);
 }
 
 #[test]
@@ -53,7 +57,7 @@ fn every_problem_is_reported_together() {
         ("e", late),
         ("f", healthy("SAME")),
     ]);
-    let problems = check_hosts(&h, &PreflightLimits::default());
+    let problems = check_hosts(&h, &PreflightLimits::default(), x86_only);
     let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
     assert_eq!(problems.len(), 5, "{text:#?}");
     assert!(matches!(&problems[0], Problem::NoSystemd { host, installed: true } if host == "b"));
@@ -85,7 +89,7 @@ fn skew_within_the_limit_passes_and_kmsg_is_a_warning() {
     lxc.kmsg = false;
     lxc.container = Some("lxc".into());
     let h = hosts(vec![("a", healthy("a")), ("b", skewed), ("c", lxc)]);
-    let problems = check_hosts(&h, &PreflightLimits::default());
+    let problems = check_hosts(&h, &PreflightLimits::default(), x86_only);
     assert_eq!(problems.len(), 1);
     assert_eq!(problems[0].severity(), Severity::Warning);
     assert!(problems[0].to_string().contains("(running in lxc)"));

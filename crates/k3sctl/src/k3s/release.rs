@@ -58,7 +58,8 @@ impl Arch {
         match machine.trim() {
             "x86_64" | "amd64" => Ok(Self::Amd64),
             "aarch64" | "arm64" => Ok(Self::Arm64),
-            "armv7l" | "armv7" | "armhf" | "arm" => Ok(Self::Arm),
+            "armhf" | "arm" => Ok(Self::Arm),
+            m if m.starts_with("armv7") => Ok(Self::Arm),
             other => Err(ReleaseError::UnsupportedArch(other.to_string())),
         }
     }
@@ -160,7 +161,7 @@ mod tests {
 
     #[test]
     fn asset_names_per_arch() {
-        let names: Vec<_> = ["x86_64", "aarch64", "armv7l"]
+        let names: Vec<_> = ["x86_64", "aarch64", "armv7l", "armv7hl", "armhf"]
             .iter()
             .map(|m| Arch::from_uname(m).map(|a| (a.asset(), a.name())))
             .collect::<Result<_, _>>()
@@ -170,6 +171,8 @@ mod tests {
             [
                 ("k3s", "amd64"),
                 ("k3s-arm64", "arm64"),
+                ("k3s-armhf", "arm"),
+                ("k3s-armhf", "arm"),
                 ("k3s-armhf", "arm")
             ]
         );

@@ -13,6 +13,7 @@ use crate::host::{
     FactsRequest, PreflightLimits, ProbeOutcome, Severity, Transport, check_hosts, gather_facts,
     probe_tcp,
 };
+use crate::k3s::release::Arch;
 use crate::plan::{Plan, Step};
 use crate::run::join_probe::{PROBE_TIMEOUT, endpoint_host_port, unreachable_endpoint};
 
@@ -45,7 +46,8 @@ pub async fn check_facts(
         }
     }
     let mut warnings = Vec::new();
-    for problem in check_hosts(&facts, &PreflightLimits::default()) {
+    let supported = |machine: &str| Arch::from_uname(machine).is_ok();
+    for problem in check_hosts(&facts, &PreflightLimits::default(), supported) {
         match problem.severity() {
             Severity::Error => errors.push(problem.to_string()),
             Severity::Warning => warnings.push(problem.to_string()),
