@@ -95,15 +95,22 @@ fn every_broken_spec_reports_exactly_its_expected_errors() {
         if !matched || errors.len() != expected.len() {
             failures.push(format!("{name}: got\n{}", describe(&errors)));
         }
+        let text = std::fs::read_to_string(&path).expect("readable fixture");
         for error in &errors {
             assert_eq!(
                 error.file,
                 path.display().to_string(),
                 "{name}: errors name the file"
             );
-            assert!(
-                error.source_line.is_some() || error.line > 0,
-                "{name}: errors show a line"
+            // The line shown under the message is the file's own line at the reported position.
+            let at = usize::try_from(error.line).expect("line fits usize");
+            assert_eq!(
+                error.source_line.as_deref(),
+                text.lines().nth(at.saturating_sub(1)),
+                "{name}: the error at {}:{} shows the file's line {}",
+                error.line,
+                error.column,
+                error.line
             );
         }
     }
