@@ -33,7 +33,10 @@ fn hosts(list: Vec<(&str, Facts)>) -> BTreeMap<String, Facts> {
 #[test]
 fn healthy_hosts_have_no_problems() {
     let h = hosts(vec![("a", healthy("a")), ("b", healthy("b"))]);
-    assert_eq!(check_hosts(&h, &PreflightLimits::default(), x86_only), vec![]);
+    assert_eq!(
+        check_hosts(&h, &PreflightLimits::default(), x86_only),
+        vec![]
+    );
 }
 
 #[test]
