@@ -1,25 +1,63 @@
-//! End to end on the lab's Proxmox stand-in (`--proxmox`): a node host `<lab>-pve` whose LXC
-//! containers (no sshd) are reached only with `pct exec` there. The pct transport passes the
-//! transport suite; apply installs and joins through pct, a second apply changes nothing, kubectl
-//! sees the nodes Ready; a stopped container is reported (autostart off) or started and joined;
-//! a container missing /dev/kmsg and the AppArmor line is refused with the lines to add and
-//! `--fix-lxc` fixes it (lines before the snapshot section, backup kept, node drained first).
+//! End to end on the lab's Proxmox stand-in (`--proxmox --servers 3 --hosts 5`): a node host
+//! `<lab>-pve` whose five LXC containers (no sshd) are reached only with `pct exec` there, and
+//! `examples/proxmox.yaml` run on them as it is (only the homelab's addresses swapped for the
+//! lab's). In the order a user meets them, on one cluster:
+//! - the stand-in keeps pct's contract and the pct transport passes the transport suite;
+//! - apply installs 3 servers on embedded etcd and 2 agents, with the controller taints; a
+//!   second apply changes nothing;
+//! - a stopped container is reported (autostart off) or started and joined;
+//! - a container missing /dev/kmsg and the AppArmor line is refused with the lines to add, and
+//!   `--fix-lxc` fixes it (lines before the snapshot section, backup kept, node drained first);
+//! - `upgrade` over pct: servers one at a time then agents, drained with eviction disabled past
+//!   a PodDisruptionBudget that blocks eviction (the example's Vault case); kubectl 1.20 sees
+//!   every node Ready at the new version.
 
+use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Instant;
 
+#[path = "e2e_pct/cluster_view.rs"]
+mod cluster_view;
+#[path = "e2e_pct/contract.rs"]
+mod contract;
 #[path = "support/e2e.rs"]
 mod e2e;
+#[path = "e2e_pct/example_spec.rs"]
+mod example_spec;
 #[path = "support/transport_suite.rs"]
 mod transport_suite;
 
-use e2e::{build_stand_in, k3sctl, kubectl, text};
-use k3sctl::host::{
-    APPARMOR_LINE, ExecRequest, HostError, KMSG_LINE, PctTransport, ProxmoxError, SshTarget,
-    SshTransport, Transport,
-};
-use lab::{Lab, LabOptions, SpecOptions};
+use cluster_view::{all_ready, has_label, kubectl_ok, pod_nodes, taints, unschedulable, version};
+use e2e::{build_stand_in, k3sctl, text};
+use example_spec::{Node, example_spec};
+use k3sctl::host::{APPARMOR_LINE, KMSG_LINE};
+use lab::{Lab, LabOptions};
+
+const FROM: &str = "v1.33.5+k3s1";
+const TO: &str = "v1.34.1+k3s1";
+const CONTROL_PLANE_TAINT: &str = "node-role.kubernetes.io/control-plane=true:NoSchedule";
+
+/// A single-replica workload whose PodDisruptionBudget never allows an eviction (the example's
+/// Vault pods): only `disableEviction` lets a drain move it.
+const VAULT: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: vault, namespace: default}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: vault}}
+  template:
+    metadata: {labels: {app: vault}}
+    spec:
+      containers: [{name: vault, image: busybox}]
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: vault, namespace: default}
+spec:
+  minAvailable: 1
+  selector: {matchLabels: {app: vault}}
+"#;
 
 /// Builds `k3sctl-lab` (the stand-in's `pct` and agent) next to the test binaries.
 fn build_lab_binary() {
@@ -39,31 +77,15 @@ fn build_lab_binary() {
     assert!(status.success(), "cargo build -p lab failed");
 }
 
-fn node_target(lab: &Lab, node: &str, address: &str) -> SshTarget {
-    let mut t = SshTarget::new(node, address);
-    t.user = Some("root".into());
-    t.identity_file = Some(lab.identity());
-    t.known_hosts_file = Some(lab.known_hosts());
-    t.config_file = Some(lab.ssh_config());
-    t
-}
-
-fn nodes_ready(lab: &Lab, names: &[&str]) {
-    let out = Command::new(kubectl())
-        .arg("--kubeconfig")
-        .arg(lab.dir().join("kubeconfig.yaml"))
-        .args(["get", "nodes", "--no-headers"])
-        .output()
-        .expect("kubectl runs");
-    let nodes = text(&out);
-    assert!(out.status.success(), "kubectl failed: {nodes}");
-    for name in names {
-        let status = nodes
-            .lines()
-            .find(|l| l.split_whitespace().next() == Some(name))
-            .and_then(|l| l.split_whitespace().nth(1));
-        assert_eq!(status, Some("Ready"), "node {name} in:\n{nodes}");
-    }
+/// The k3s-sim stand-in stamped with `version` into `out`.
+fn stamp(version: &str, out: &Path) {
+    let sim = lab::find_stand_in().expect("k3s-sim next to the test binary");
+    let status = Command::new(sim)
+        .args(["stamp", "--version", version, "-o"])
+        .arg(out)
+        .status()
+        .expect("k3s-sim stamp");
+    assert!(status.success(), "k3s-sim stamp {version}");
 }
 
 fn started_at(lab: &Lab, host: &str, unit: &str) -> String {
@@ -76,212 +98,201 @@ fn started_at(lab: &Lab, host: &str, unit: &str) -> String {
     .to_owned()
 }
 
-/// The spec with `extra` added under container `vmid`'s `pct:` entry.
+/// The spec with `extra` added under container `vmid`'s `pct:` entry (a flow mapping).
 fn with_pct_setting(spec: &str, vmid: u32, extra: &str) -> String {
-    let mut out = String::new();
-    for line in spec.lines() {
-        out.push_str(line);
-        out.push('\n');
-        if line.trim() == format!("vmid: {vmid}") {
-            let indent: String = line.chars().take_while(|c| c.is_whitespace()).collect();
-            out.push_str(&format!("{indent}{extra}\n"));
-        }
-    }
-    out
+    let from = format!("vmid: {vmid}}}");
+    assert_eq!(spec.matches(&from).count(), 1, "{spec}");
+    spec.replacen(&from, &format!("vmid: {vmid}, {extra}}}"), 1)
+}
+
+fn run(args: &[&str]) -> (bool, String) {
+    let t = Instant::now();
+    let out = k3sctl(args);
+    let said = text(&out);
+    eprintln!("$ k3sctl {} ({:?})\n{said}", args.join(" "), t.elapsed());
+    (out.status.success(), said)
 }
 
 #[test]
-fn proxmox_containers_are_managed_through_pct() {
+fn proxmox_example_runs_through_pct() {
     lab::require_root().expect("the lab needs root");
     build_stand_in();
     build_lab_binary();
-    let mut opts = LabOptions::new("e2e-pct", 2);
+    let mut opts = LabOptions::new("e2e-pct", 5);
     opts.proxmox = true;
     let lab = Lab::up(&opts).expect("lab boots");
-    let px = lab.proxmox().expect("proxmox stand-in").clone();
-    let hosts = lab.hosts();
-    let (server, agent) = (&hosts[0], &hosts[1]);
-    let node = hosts.iter().find(|h| h.name == px.node).expect("node host");
-    let spec = lab.dir().join("cluster.yaml");
-    lab.write_spec(&spec, &SpecOptions::default())
-        .expect("spec written");
-    let spec_text = std::fs::read_to_string(&spec).expect("spec");
-    assert!(spec_text.contains("proxmoxHosts:"), "{spec_text}");
-    assert!(spec_text.contains("vmid: 201"), "{spec_text}");
+    let dir = lab.dir().to_path_buf();
+    let kubeconfig = dir.join("kubeconfig.yaml");
+    let from_binary = dir.join(format!("k3s-{FROM}"));
+    stamp(FROM, &from_binary);
+    let (spec_text, nodes) = example_spec(&lab, &from_binary, FROM, &kubeconfig);
+    let spec = dir.join("cluster.yaml");
+    std::fs::write(&spec, &spec_text).expect("spec");
     let spec_arg = spec.to_string_lossy().into_owned();
+    let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+    let (servers, agents) = nodes.split_at(3);
+    let (first, last_agent) = (&servers[0], &agents[1]);
 
-    // Containers run no sshd: only pct reaches them.
-    let port22 = std::net::TcpStream::connect((server.address, 22));
+    // Containers run no sshd: only pct reaches them; pct keeps Proxmox's contract.
+    let port22 = std::net::TcpStream::connect((first.address.as_str(), 22));
     assert!(port22.is_err(), "a container answers on port 22");
+    contract::pct_keeps_its_contract(&lab, first.vmid);
+    let (direct, through_pct) = contract::transport_over_pct(&lab, &first.host, first.vmid);
+    println!("bench: one command over ssh {direct:?}, through pct exec {through_pct:?}");
 
-    // The stand-in keeps pct's contract: status lines, refusals, and push exiting 0 on failure.
-    let pct = |cmd: &str| {
-        let out = lab
-            .exec_output(&px.node, cmd, std::time::Duration::from_secs(60))
-            .expect("ssh to the node");
-        (out.code, format!("{}{}", out.stdout, out.stderr))
-    };
-    assert_eq!(pct("pct status 201"), (Some(0), "status: running\n".into()));
-    assert_eq!(
-        pct("pct start 201"),
-        (Some(255), "CT 201 already running\n".into())
-    );
-    let (code, said) = pct("pct push 201 /etc/hostname /no/such/dir/x");
-    assert_eq!(code, Some(0), "push failure exits 0 like real pct: {said}");
-    assert!(
-        said.contains("failed to create file: /no/such/dir/x"),
-        "{said}"
-    );
-    assert_eq!(
-        pct("pct push 201 /etc/hostname /root/pushed --perms 0600 && pct exec 201 -- stat -c %a /root/pushed").1,
-        "600\n"
-    );
-    assert_eq!(
-        pct("su nobody -s /bin/sh -c 'pct status 201'"),
-        (Some(255), "please run as root\n".into())
-    );
-
-    // The transport contract over pct, and pct's refusals as typed errors.
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    rt.block_on(async {
-        let ssh = Arc::new(
-            SshTransport::connect(node_target(&lab, &px.node, &node.address.to_string()))
-                .await
-                .expect("ssh to the node"),
-        );
-        let ct = PctTransport::new(
-            &server.name,
-            &px.node,
-            Arc::clone(&ssh),
-            201,
-            server.address.to_string(),
-        );
-        let scratch = std::path::Path::new("/root");
-        transport_suite::run_all(&ct, scratch).await;
-        // The ssh session's environment stays out of the container.
-        let env = ct
-            .exec(ExecRequest::new("env"))
-            .await
-            .expect("env")
-            .stdout_text();
-        assert!(!env.contains("SSH_CONNECTION"), "{env}");
-        let missing = PctTransport::new("ghost", &px.node, Arc::clone(&ssh), 299, "10.0.0.1");
-        match missing.status().await {
-            Err(HostError::Proxmox(ProxmoxError::NotOnNode { vmid: 299, .. })) => {}
-            other => panic!("expected NotOnNode, got {other:?}"),
-        }
-        // Hop overhead: the same trivial command through pct vs. on the node itself.
-        let n = 20;
-        let t = Instant::now();
-        for _ in 0..n {
-            ct.exec(ExecRequest::new("true")).await.expect("pct exec");
-        }
-        let through_pct = t.elapsed() / n;
-        let t = Instant::now();
-        for _ in 0..n {
-            ssh.exec(ExecRequest::new("true")).await.expect("ssh exec");
-        }
-        let direct = t.elapsed() / n;
-        println!("bench: one command over ssh {direct:?}, through pct exec {through_pct:?}");
-    });
-
-    // Apply through pct; a second apply changes nothing.
+    // Apply: 3 servers on embedded etcd, 2 agents, the controllers tainted.
     let t = Instant::now();
-    let first = k3sctl(&["apply", "-c", &spec_arg]);
-    println!("bench: first apply through pct took {:?}", t.elapsed());
-    let first_text = text(&first);
-    assert!(first.status.success(), "first apply failed:\n{first_text}");
-    nodes_ready(&lab, &[&server.name, &agent.name]);
-    let before = started_at(&lab, &server.name, "k3s");
-    let t = Instant::now();
-    let second = k3sctl(&["apply", "-c", &spec_arg]);
-    println!("bench: no-op apply through pct took {:?}", t.elapsed());
-    let second_text = text(&second);
-    assert!(
-        second.status.success(),
-        "second apply failed:\n{second_text}"
+    let (ok, said) = run(&["apply", "-c", &spec_arg]);
+    println!(
+        "bench: first apply of 5 containers through pct took {:?}",
+        t.elapsed()
     );
-    assert!(second_text.contains("nothing to do"), "{second_text}");
-    assert_eq!(
-        started_at(&lab, &server.name, "k3s"),
-        before,
-        "k3s restarted"
-    );
+    assert!(ok, "first apply failed:\n{said}");
+    all_ready(&kubeconfig, &names);
+    for server in servers {
+        assert_eq!(taints(&kubeconfig, &server.name), [CONTROL_PLANE_TAINT]);
+        assert!(
+            has_label(
+                &kubeconfig,
+                &server.name,
+                "node-role.kubernetes.io/etcd",
+                "true"
+            ),
+            "{} is no etcd member",
+            server.name
+        );
+    }
+    for agent in agents {
+        assert!(taints(&kubeconfig, &agent.name).is_empty());
+    }
 
-    // A stopped container with autostart off: reported, nothing changes anywhere.
-    lab.exec(&px.node, "pct stop 202").expect("pct stop");
+    // A second apply changes nothing.
+    let before: Vec<String> = nodes
+        .iter()
+        .map(|n| {
+            started_at(
+                &lab,
+                &n.host,
+                if n.name.starts_with("k3sc") {
+                    "k3s"
+                } else {
+                    "k3s-agent"
+                },
+            )
+        })
+        .collect();
+    let t = Instant::now();
+    let (ok, said) = run(&["apply", "-c", &spec_arg]);
+    println!(
+        "bench: no-op apply of 5 containers through pct took {:?}",
+        t.elapsed()
+    );
+    assert!(ok, "second apply failed:\n{said}");
+    assert!(said.contains("nothing to do"), "{said}");
+    let after: Vec<String> = nodes
+        .iter()
+        .map(|n| {
+            started_at(
+                &lab,
+                &n.host,
+                if n.name.starts_with("k3sc") {
+                    "k3s"
+                } else {
+                    "k3s-agent"
+                },
+            )
+        })
+        .collect();
+    assert_eq!(before, after, "K3s restarted somewhere");
+
+    stopped_container(&lab, &spec_text, &spec_arg, last_agent, &kubeconfig, &names);
+    lxc_settings_fixed(&lab, &spec_arg, last_agent, first, &kubeconfig, &names);
+    upgrade_over_pct(&lab, &spec_arg, &nodes, &kubeconfig);
+}
+
+/// A stopped container with autostart off is reported and nothing changes anywhere; with
+/// autostart (the default) it is started and joins again.
+fn stopped_container(
+    lab: &Lab,
+    spec_text: &str,
+    spec_arg: &str,
+    agent: &Node,
+    kubeconfig: &Path,
+    names: &[&str],
+) {
+    let node = &lab.proxmox().expect("proxmox").node;
+    lab.exec(node, &format!("pct stop {}", agent.vmid))
+        .expect("pct stop");
     let no_autostart = lab.dir().join("no-autostart.yaml");
     std::fs::write(
         &no_autostart,
-        with_pct_setting(&spec_text, 202, "autostart: false"),
+        with_pct_setting(spec_text, agent.vmid, "autostart: false"),
     )
     .expect("spec");
-    let refused = k3sctl(&["apply", "-c", &no_autostart.to_string_lossy()]);
-    let refused_text = text(&refused);
-    assert!(!refused.status.success(), "apply went on:\n{refused_text}");
+    let (ok, said) = run(&["apply", "-c", &no_autostart.to_string_lossy()]);
+    assert!(!ok, "apply went on:\n{said}");
     assert!(
-        refused_text.contains(&format!(
-            "{}: container 202 on {} is not running",
-            agent.name, px.node
+        said.contains(&format!(
+            "{}: container {} on {node} is not running",
+            agent.name, agent.vmid
         )),
-        "{refused_text}"
+        "{said}"
     );
     assert_eq!(
-        lab.exec(&px.node, "pct status 202").expect("status").trim(),
+        lab.exec(node, &format!("pct status {}", agent.vmid))
+            .expect("status")
+            .trim(),
         "status: stopped"
     );
-    assert_eq!(
-        started_at(&lab, &server.name, "k3s"),
-        before,
-        "server touched"
-    );
 
-    // With autostart (the default) the container is started and joins again.
-    let started = k3sctl(&["apply", "-c", &spec_arg]);
-    let started_text = text(&started);
-    assert!(started.status.success(), "apply failed:\n{started_text}");
+    let (ok, said) = run(&["apply", "-c", spec_arg]);
+    assert!(ok, "apply failed:\n{said}");
     assert!(
-        started_text.contains("container 202 on")
-            && started_text.contains("was stopped; started it"),
-        "{started_text}"
+        said.contains(&format!("container {} on", agent.vmid))
+            && said.contains("was stopped; started it"),
+        "{said}"
     );
-    nodes_ready(&lab, &[&server.name, &agent.name]);
+    all_ready(kubeconfig, names);
+}
 
-    // A container without /dev/kmsg and the AppArmor line (and a snapshot section in its .conf):
-    // refused with the exact lines; --fix-lxc writes them before the section and it joins.
-    let conf = "/etc/pve/lxc/202.conf";
+/// A container without /dev/kmsg and the AppArmor line (and a snapshot section in its .conf) is
+/// refused with the exact lines; `--fix-lxc` drains it, writes them before the section, keeps a
+/// backup, and it is Ready again.
+fn lxc_settings_fixed(
+    lab: &Lab,
+    spec_arg: &str,
+    agent: &Node,
+    server: &Node,
+    kubeconfig: &Path,
+    names: &[&str],
+) {
+    let node = &lab.proxmox().expect("proxmox").node;
+    let conf = format!("/etc/pve/lxc/{}.conf", agent.vmid);
     lab.exec(
-        &px.node,
+        node,
         &format!(
-            "sed -i -e '/kmsg/d' -e '/apparmor/d' {conf} && printf '\\n[before-k3s]\\narch: amd64\\nlxc.apparmor.profile: generated\\nsnaptime: 1700000000\\n' >> {conf} && pct reboot 202"
+            "sed -i -e '/kmsg/d' -e '/apparmor/d' {conf} && printf '\\n[before-k3s]\\narch: amd64\\nlxc.apparmor.profile: generated\\nsnaptime: 1700000000\\n' >> {conf} && pct reboot {}",
+            agent.vmid
         ),
     )
     .expect("break the container's settings");
     assert_eq!(
-        lab.exec(&agent.name, "test -e /dev/kmsg || echo missing")
+        lab.exec(&agent.host, "test -e /dev/kmsg || echo missing")
             .expect("kmsg check")
             .trim(),
         "missing"
     );
-    let refused = k3sctl(&["apply", "-c", &spec_arg]);
-    let refused_text = text(&refused);
-    assert!(!refused.status.success(), "apply went on:\n{refused_text}");
-    assert!(
-        refused_text.contains("add to /etc/pve/lxc/202.conf"),
-        "{refused_text}"
-    );
-    assert!(refused_text.contains(APPARMOR_LINE), "{refused_text}");
-    assert!(refused_text.contains(KMSG_LINE), "{refused_text}");
-    assert!(!refused_text.contains("201.conf"), "{refused_text}");
+    let (ok, said) = run(&["apply", "-c", spec_arg]);
+    assert!(!ok, "apply went on:\n{said}");
+    assert!(said.contains(&format!("add to {conf}")), "{said}");
+    assert!(said.contains(APPARMOR_LINE), "{said}");
+    assert!(said.contains(KMSG_LINE), "{said}");
+    assert!(!said.contains(&format!("{}.conf", server.vmid)), "{said}");
 
-    let fixed = k3sctl(&["apply", "-c", &spec_arg, "--fix-lxc"]);
-    let fixed_text = text(&fixed);
-    assert!(
-        fixed.status.success(),
-        "apply --fix-lxc failed:\n{fixed_text}"
-    );
-    assert!(fixed_text.contains("cordoned and drained"), "{fixed_text}");
-    let after = lab.exec(&px.node, &format!("cat {conf}")).expect("conf");
+    let (ok, said) = run(&["--yes", "apply", "-c", spec_arg, "--fix-lxc"]);
+    assert!(ok, "apply --fix-lxc failed:\n{said}");
+    assert!(said.contains("cordoned and drained"), "{said}");
+    let after = lab.exec(node, &format!("cat {conf}")).expect("conf");
     let section = after.find("[before-k3s]").expect("snapshot section kept");
     let line = after.find(APPARMOR_LINE).expect("apparmor line written");
     assert!(line < section, "line written into the snapshot:\n{after}");
@@ -290,23 +301,113 @@ fn proxmox_containers_are_managed_through_pct() {
         "{after}"
     );
     let backups = lab
-        .exec(&px.node, "ls /root/k3sctl-lxc-backup/")
+        .exec(node, "ls /root/k3sctl-lxc-backup/")
         .expect("backup");
-    assert!(backups.contains("202.conf."), "{backups}");
+    assert!(
+        backups.contains(&format!("{}.conf.", agent.vmid)),
+        "{backups}"
+    );
     assert_eq!(
         lab.exec(
-            &agent.name,
+            &agent.host,
             "test -e /dev/kmsg && systemctl is-enabled conf-kmsg.service"
         )
         .expect("kmsg after the fix")
         .trim(),
         "enabled"
     );
-    nodes_ready(&lab, &[&server.name, &agent.name]);
-    let again = k3sctl(&["apply", "-c", &spec_arg]);
+    all_ready(kubeconfig, names);
+    assert!(unschedulable(kubeconfig).is_empty(), "left cordoned");
+    let (ok, said) = run(&["apply", "-c", spec_arg]);
+    assert!(ok, "apply after the fix:\n{said}");
+}
+
+/// `upgrade` over pct with the example's settings: servers first, one at a time, then agents
+/// drained with eviction disabled past the Vault-like budget; every node Ready at the target.
+fn upgrade_over_pct(lab: &Lab, spec_arg: &str, nodes: &[Node], kubeconfig: &Path) {
+    let vault = lab.dir().join("vault.yaml");
+    std::fs::write(&vault, VAULT).expect("vault manifest");
+    kubectl_ok(kubeconfig, &["apply", "-f", &vault.to_string_lossy()]);
+    let start = Instant::now();
+    let vault_on = loop {
+        let on = pod_nodes(kubeconfig, "vault");
+        if let Some(node) = on.first() {
+            break node.clone();
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "vault pod never ran"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
     assert!(
-        again.status.success(),
-        "apply after the fix:\n{}",
-        text(&again)
+        vault_on.starts_with("k3sw"),
+        "a tainted controller runs the workload: {vault_on}"
     );
+
+    let to_binary = lab.dir().join(format!("k3s-{TO}"));
+    stamp(TO, &to_binary);
+    let t = Instant::now();
+    let out = k3sctl(&[
+        "--yes",
+        "upgrade",
+        "-c",
+        spec_arg,
+        "--binary",
+        &to_binary.to_string_lossy(),
+        "-o",
+        "json",
+    ]);
+    println!(
+        "bench: upgrade of 5 containers through pct took {:?}",
+        t.elapsed()
+    );
+    let said = text(&out);
+    eprintln!("$ k3sctl upgrade\n{said}");
+    assert!(out.status.success(), "upgrade failed:\n{said}");
+    assert!(said.contains("bypasses"), "{said}");
+    let report: serde_json::Value = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .rev()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|l| l.get("nodes").is_some())
+        .expect("final JSON report");
+    let order: Vec<&str> = report["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .filter_map(|n| n["name"].as_str())
+        .collect();
+    let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+    assert_eq!(order[..3], names[..3], "servers first, in order");
+    let mut agents_order = order[3..].to_vec();
+    agents_order.sort_unstable();
+    assert_eq!(agents_order, names[3..], "{order:?}");
+
+    all_ready(kubeconfig, &names);
+    for node in nodes {
+        assert_eq!(version(kubeconfig, &node.name), TO, "{}", node.name);
+    }
+    assert!(unschedulable(kubeconfig).is_empty(), "left cordoned");
+    let start = Instant::now();
+    loop {
+        let on = pod_nodes(kubeconfig, "vault");
+        if on.len() == 1 && on[0].starts_with("k3sw") {
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "vault not running on an agent after the upgrade: {on:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    let (ok, said) = run(&[
+        "--yes",
+        "upgrade",
+        "-c",
+        spec_arg,
+        "--binary",
+        &to_binary.to_string_lossy(),
+    ]);
+    assert!(ok && said.contains("nothing to do"), "{said}");
 }
