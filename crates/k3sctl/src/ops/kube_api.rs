@@ -17,6 +17,9 @@ use crate::plan::ObservedNode;
 use crate::run::{ApiConnector, ApiError, ClusterApi};
 use crate::secret::Secret;
 
+/// K3s's annotation with the node's internal address(es).
+const INTERNAL_IP_ANNOTATION: &str = "k3s.io/internal-ip";
+
 /// Port of the API server on the first server's loopback.
 const API_PORT: u16 = 6443;
 
@@ -71,6 +74,11 @@ impl ClusterApi for KubeApi {
                 kubelet_version: n.kubelet_version,
                 taints: n.taints,
                 etcd_voter: n.etcd_voter.map(|c| c.status),
+                internal_ip: n
+                    .annotations
+                    .get(INTERNAL_IP_ANNOTATION)
+                    .and_then(|ips| ips.split(',').next())
+                    .map(|ip| ip.trim().to_owned()),
             })
             .collect())
     }

@@ -1,10 +1,12 @@
 //! The planner: (desired, observed) → ordered steps per host. Pure.
 
+use super::adopt;
 use super::datastore::{DatastoreAction, MIN_CONVERSION_VERSION, decide};
 use super::desired::{Desired, DesiredHost, FileContent};
 use super::diff::unified_diff;
 use super::observed::{Observed, ObservedHost, ObservedNode};
 use super::step::{ExportStep, HostPlan, Plan, Step};
+use crate::k3s::registries::REGISTRIES_PATH;
 use crate::k3s::release::Arch;
 use crate::k3s::unit;
 use crate::k3s::version::K3sVersion;
@@ -232,6 +234,8 @@ fn plan_host(
     }
 
     let mut unit_changed = false;
+    let start_paths = adopt::start_paths(host.role);
+    let mut start_written = Vec::new();
     for file in &host.files {
         let seen = obs.file(&file.path);
         // Unknown (an env file needing a token nobody has yet): the cluster is being created.
@@ -258,15 +262,69 @@ fn plan_host(
         if file.path == unit::unit_path(host.role) {
             unit_changed = true;
         }
-        if file.restarts {
+        if start_paths.contains(&file.path) {
+            start_written.push(file_name(&file.path).to_string());
+        } else if file.path == REGISTRIES_PATH
+            && let (FileContent::Plain(wanted), Some(shown)) = (&file.content, &seen.shown)
+            && adopt::same_yaml(wanted, shown)
+        {
+            // Only the form of registries.yaml changes: K3s reads the same mirrors.
+        } else if file.restarts {
             restart_reasons.push(file_name(&file.path).to_string());
+        }
+    }
+    let node = observed.node(&host.name);
+    // Drop-ins would override the spec's config.yaml: k3sctl takes them over (their settings
+    // belong in the spec) and the effective configuration decides whether K3s restarts.
+    let dropins: Vec<String> = obs
+        .start
+        .iter()
+        .flat_map(|s| s.dropins.iter())
+        .map(|(name, _)| format!("{}/{name}", adopt::DROPIN_DIR))
+        .collect();
+    for path in &dropins {
+        steps.push(Step::RemoveFile { path: path.clone() });
+    }
+    let mut adopt_unchanged = false;
+    if !start_written.is_empty() || !dropins.is_empty() {
+        let judged = (obs.service_active && !bootstraps)
+            .then(|| adopt::judge(host, obs, node, observed.token.as_ref()))
+            .flatten();
+        match judged {
+            Some(adoption) if adoption.changes.is_empty() => adopt_unchanged = true,
+            Some(adoption) => restart_reasons.extend(
+                adoption
+                    .changes
+                    .iter()
+                    .map(|change| format!("setting {change}")),
+            ),
+            None => {
+                let restarting = host
+                    .files
+                    .iter()
+                    .filter(|f| {
+                        f.restarts && start_written.contains(&file_name(&f.path).to_string())
+                    })
+                    .map(|f| file_name(&f.path).to_string());
+                restart_reasons.extend(restarting);
+                if !dropins.is_empty() {
+                    restart_reasons.push("config.yaml.d".into());
+                }
+            }
         }
     }
     if unit_changed {
         steps.push(Step::DaemonReload);
     }
+    if adopt_unchanged
+        && restart_reasons.is_empty()
+        && !obs.restart_pending
+        && obs.service_active
+        && obs.service_enabled
+    {
+        steps.push(Step::Adopt);
+    }
 
-    let node = observed.node(&host.name);
     let api_up = observed.nodes.is_some();
     let etcd_member = desired.ha && host.role == crate::k3s::config::NodeRole::Server;
     let wait = |steps: &mut Vec<Step>| {

@@ -1,6 +1,7 @@
 //! Planning, pure: (desired spec, observed hosts and nodes) → ordered steps per host with a
 //! human diff and a JSON form. `k3sctl plan` prints it; `apply` runs exactly these steps.
 
+pub mod adopt;
 pub mod check;
 pub mod compute;
 pub mod datastore;
@@ -13,11 +14,13 @@ pub mod step;
 pub mod upgrade;
 
 #[cfg(test)]
+mod adopt_tests;
+#[cfg(test)]
 mod tests;
 
 pub use compute::{PlanError, compute_plan};
 pub use datastore::DatastoreAction;
 pub use desired::{Desired, DesiredExport, DesiredFile, DesiredHost, FileContent};
-pub use observed::{EtcdMember, Observed, ObservedFile, ObservedHost, ObservedNode};
+pub use observed::{EtcdMember, Observed, ObservedFile, ObservedHost, ObservedNode, StartFiles};
 pub use show::render_plan;
 pub use step::{ExportStep, HostPlan, Plan, Step};

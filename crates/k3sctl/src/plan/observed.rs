@@ -40,6 +40,25 @@ pub struct ObservedHost {
     pub sqlite_store: Option<String>,
     /// The server holds a cluster token (`server/token`).
     pub has_token: bool,
+    /// What K3s is started with as the files say (unit, env files, config.yaml and its
+    /// drop-ins), read when the host has a K3s unit: the planner compares its effective
+    /// configuration with the desired one.
+    pub start: Option<StartFiles>,
+}
+
+/// The files K3s is started from, as found on a host.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StartFiles {
+    /// The unit file's text.
+    pub unit: String,
+    /// Env files the unit reads that exist, `(path, content)`; they may hold the token.
+    pub env_files: Vec<(String, Secret)>,
+    /// /etc/rancher/k3s/config.yaml.
+    pub config: Option<String>,
+    /// /etc/rancher/k3s/config.yaml.d entries, `(file name, content)`.
+    pub dropins: Vec<(String, String)>,
+    /// The host name (K3s's default node name).
+    pub hostname: Option<String>,
 }
 
 impl ObservedHost {
@@ -56,6 +75,7 @@ impl ObservedHost {
             etcd_data: false,
             sqlite_store: None,
             has_token: false,
+            start: None,
         }
     }
 
@@ -80,6 +100,8 @@ pub struct ObservedNode {
     pub owned_taints: std::collections::BTreeSet<String>,
     /// The `EtcdIsVoter` condition (servers on embedded etcd): `Some(true)` for a healthy voter.
     pub etcd_voter: Option<bool>,
+    /// The internal IP K3s uses for the node (`k3s.io/internal-ip`, its first address).
+    pub internal_ip: Option<String>,
 }
 
 /// A member of the embedded etcd cluster, as etcd lists it.

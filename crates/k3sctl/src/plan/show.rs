@@ -64,7 +64,8 @@ pub fn render_plan(plan: &Plan) -> String {
                 | Step::WaitEtcdVoter
                 | Step::VerifyMigration { .. } => "…",
                 Step::ConvertDatastore { .. } => ">",
-                Step::RemoveEtcdMember { .. } => "-",
+                Step::RemoveEtcdMember { .. } | Step::RemoveFile { .. } => "-",
+                Step::Adopt => "=",
                 Step::Start { .. } | Step::Restart { .. } | Step::DaemonReload => ">",
                 Step::EnforceTaints { .. } => "~",
                 Step::WriteFile { create: true, .. }

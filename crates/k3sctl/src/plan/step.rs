@@ -37,8 +37,17 @@ pub enum Step {
         #[serde(skip)]
         content: FileContent,
     },
+    /// Remove a file K3s would read but k3sctl does not manage (a config.yaml.d drop-in whose
+    /// settings the spec now holds).
+    RemoveFile {
+        /// Path on the host.
+        path: String,
+    },
     /// `systemctl daemon-reload` after a unit change.
     DaemonReload,
+    /// The files changed but K3s's effective configuration did not: K3s keeps running, and
+    /// the host records that its files are in effect (no restart is pending).
+    Adopt,
     /// `systemctl enable --now` for a node that is not running.
     Start {
         /// The node joins an existing cluster (agents, later servers).
@@ -130,7 +139,9 @@ impl Step {
                 format!("create {path} (mode {mode:04o})")
             }
             Self::WriteFile { path, mode, .. } => format!("update {path} (mode {mode:04o})"),
+            Self::RemoveFile { path } => format!("remove {path}"),
             Self::DaemonReload => "systemctl daemon-reload".to_string(),
+            Self::Adopt => "adopt: no restart (effective configuration unchanged)".to_string(),
             Self::Start { join: true } => format!("start {unit} and join the cluster"),
             Self::Start { join: false } => format!("start {unit}"),
             Self::Restart { reason } => format!("restart {unit} ({reason})"),
@@ -178,7 +189,9 @@ impl Step {
         match self {
             Self::UploadBinary { .. } => "upload-binary",
             Self::WriteFile { .. } => "write-file",
+            Self::RemoveFile { .. } => "remove-file",
             Self::DaemonReload => "daemon-reload",
+            Self::Adopt => "adopt",
             Self::Start { .. } => "start",
             Self::Restart { .. } => "restart",
             Self::WaitServerReady => "wait-server-ready",

@@ -143,6 +143,7 @@ fn converged(d: &Desired) -> Observed {
             taints: vec![],
             owned_taints: Default::default(),
             etcd_voter: (h.role == NodeRole::Server).then_some(true),
+            internal_ip: None,
         })
         .collect();
     Observed {

@@ -148,6 +148,8 @@ pub async fn prestage(
                 early
             }
             Step::DaemonReload => !deferred_non_env,
+            Step::RemoveFile { .. } => true,
+            Step::Adopt => break,
             Step::Start { .. }
             | Step::Restart { .. }
             | Step::ConvertDatastore { .. }
@@ -264,6 +266,14 @@ async fn run_step(
                 .write_file(Path::new(path), bytes.expose().as_bytes(), *mode)
                 .await
                 .map_err(|e| e.to_string())
+        }
+        Step::RemoveFile { path } => {
+            let command = format!("rm -f {}", crate::host::shell::quote(path));
+            exec(transport, &command, &format!("removing {path}")).await
+        }
+        Step::Adopt => {
+            let script = super::adopt_record::record_script(unit);
+            exec(transport, &script, "recording the adoption").await
         }
         Step::DaemonReload => {
             exec(

@@ -2,6 +2,7 @@
 //! progress events and the per-host summary. Knows no YAML: it runs [`crate::plan`] steps
 //! through [`crate::host::Transport`]s and a [`api::ClusterApi`].
 
+pub mod adopt_record;
 pub mod api;
 pub mod binary_record;
 pub mod context;

@@ -6,15 +6,16 @@ use std::collections::BTreeMap;
 
 use base64::Engine;
 
-use super::binary_record;
+use super::{adopt_record, binary_record};
 use crate::host::{ExecRequest, HostError, Transport, shell};
+use crate::k3s::config::{CONFIG_PATH, NodeRole};
 use crate::k3s::kubeconfig::K3S_KUBECONFIG_PATH;
 use crate::k3s::registries::{REGISTRIES_PATH, mask_registries_text};
 use crate::k3s::release::{Arch, ReleaseError};
 use crate::k3s::token::SERVER_TOKEN_PATH;
-use crate::k3s::unit::{BINARY_PATH, unit_name};
+use crate::k3s::unit::{BINARY_PATH, env_path, unit_name, unit_path};
 use crate::k3s::version::K3sVersion;
-use crate::plan::{DesiredHost, ObservedFile, ObservedHost};
+use crate::plan::{DesiredHost, ObservedFile, ObservedHost, StartFiles};
 use crate::secret::Secret;
 
 /// Where K3s keeps a server's datastore: `etcd/` (embedded etcd) or the SQLite `state.db`.
@@ -87,6 +88,19 @@ pub fn file_probes(host: &DesiredHost) -> Vec<FileProbe> {
         .collect()
 }
 
+/// The files K3s is started from, in the order systemd and K3s read them: the unit, its env
+/// files (`/etc/default/%N`, `/etc/sysconfig/%N`, the installer's `.service.env`), config.yaml.
+pub fn start_file_paths(role: NodeRole) -> Vec<String> {
+    let unit = unit_name(role);
+    vec![
+        unit_path(role),
+        format!("/etc/default/{unit}"),
+        format!("/etc/sysconfig/{unit}"),
+        env_path(role),
+        CONFIG_PATH.to_owned(),
+    ]
+}
+
 /// Builds the observation script for a host: one round trip.
 pub fn observe_script(host: &DesiredHost, files: &[FileProbe], request: &ObserveRequest) -> String {
     let unit = unit_name(host.role);
@@ -111,8 +125,17 @@ pub fn observe_script(host: &DesiredHost, files: &[FileProbe], request: &Observe
          echo \"active=$(systemctl is-active {unit} 2>/dev/null)\"\n\
          echo \"enabled=$(systemctl is-enabled {unit} 2>/dev/null)\"\n\
          ts=$(systemctl show -p ExecMainStartTimestamp --value {unit} 2>/dev/null)\n\
-         if [ -n \"$ts\" ]; then echo \"started=$(date -d \"$ts\" +%s 2>/dev/null)\"; fi\n",
+         if [ -n \"$ts\" ]; then echo \"started=$(date -d \"$ts\" +%s 2>/dev/null)\"; fi\n\
+         if [ -s {adopted} ]; then echo \"adopted=$(cat {adopted})\"; fi\n\
+         if [ -f {unit_path} ]; then\n\
+         \x20 echo \"hostname=$(hostname)\"\n\
+         \x20 for f in {start_files}; do if [ -f \"$f\" ]; then echo \"src=$f $(base64 -w0 \"$f\")\"; fi; done\n\
+         \x20 for f in {CONFIG_PATH}.d/*; do if [ -f \"$f\" ]; then echo \"dropin=${{f##*/}} $(base64 -w0 \"$f\")\"; fi; done\n\
+         fi\n",
         hash = binary_record::hash_snippet(BINARY_PATH, binary_record::RECORD_PATH),
+        adopted = adopt_record::RECORD_PATH,
+        unit_path = unit_path(host.role),
+        start_files = start_file_paths(host.role).join(" "),
     );
     if host.role == crate::k3s::config::NodeRole::Server {
         script.push_str(&format!(
@@ -168,6 +191,16 @@ pub fn parse_report(
     let mut newest_change: Option<i64> = None;
     let mut token = None;
     let mut admin_kubeconfig = None;
+    let mut adopted: Option<String> = None;
+    let mut start = StartFiles::default();
+    let mut has_unit = false;
+    let unit_file = unit_path(host.role);
+    let decode = |data: &str| -> Result<String, ObserveError> {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(data.trim())
+            .map_err(|_| bad("src=<undecodable>"))?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    };
     let restarting: Vec<&str> = host
         .files
         .iter()
@@ -201,6 +234,24 @@ pub fn parse_report(
             "active" => obs.service_active = value == "active" || value == "activating",
             "enabled" => obs.service_enabled = value == "enabled",
             "started" => started = value.parse().ok(),
+            "adopted" => adopted = Some(value.to_owned()),
+            "hostname" => start.hostname = Some(value.trim().to_owned()),
+            "src" => {
+                let (path, data) = value.split_once(' ').unwrap_or((value, ""));
+                let text = decode(data)?;
+                if path == unit_file {
+                    has_unit = true;
+                    start.unit = text;
+                } else if path == CONFIG_PATH {
+                    start.config = Some(text);
+                } else {
+                    start.env_files.push((path.to_owned(), Secret::new(text)));
+                }
+            }
+            "dropin" => {
+                let (name, data) = value.split_once(' ').unwrap_or((value, ""));
+                start.dropins.push((name.to_owned(), decode(data)?));
+            }
             "file" => {
                 let mut parts = value.splitn(3, ' ');
                 let (Some(hash), Some(mtime), Some(path)) =
@@ -251,8 +302,10 @@ pub fn parse_report(
     {
         obs.k3s_version = request.known_binaries.get(sha).copied();
     }
+    let started = adopt_record::effective_start(started, adopted.as_deref());
     obs.restart_pending =
         obs.service_active && matches!((started, newest_change), (Some(s), Some(c)) if c > s);
+    obs.start = has_unit.then_some(start);
     Ok(Observation {
         host: obs,
         token,

@@ -1,0 +1,245 @@
+//! Planner tests of adoption: another tool's files, k3sctl's rendering, restart or not.
+
+use std::collections::BTreeMap;
+
+use super::*;
+use crate::k3s::config::{ClusterSettings, NodeConfig, NodeRole, render_config};
+use crate::k3s::registries::REGISTRIES_PATH;
+use crate::k3s::release::Arch;
+use crate::k3s::unit;
+use crate::secret::Secret;
+
+const TOKEN: &str =
+    "K10aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa::server:topsecretpw";
+const SHA: &str = "1111111111111111111111111111111111111111111111111111111111111111";
+const REGISTRIES: &str =
+    "# Managed by k3sctl\nmirrors:\n  docker.io:\n    endpoint:\n    - http://mirror:5000\n";
+
+/// The install script's agent unit, flags in ExecStart.
+const INSTALLER_AGENT_UNIT: &str = "[Unit]\nDescription=Lightweight Kubernetes\n\n[Service]\nType=notify\n\
+EnvironmentFile=-/etc/default/%N\nEnvironmentFile=-/etc/sysconfig/%N\n\
+EnvironmentFile=-/etc/systemd/system/k3s-agent.service.env\nKillMode=process\n\
+ExecStart=/usr/local/bin/k3s \\\n    agent \\\n\t'--node-label' \\\n\t'zone=a' \\\n";
+
+fn agent(extra: BTreeMap<String, serde_json::Value>) -> DesiredHost {
+    let config = render_config(&NodeConfig {
+        role: NodeRole::Agent,
+        node_name: "agent-1".into(),
+        node_ip: Some("10.0.0.7".into()),
+        node_external_ip: None,
+        labels: BTreeMap::from([("zone".into(), "a".into())]),
+        taints: vec![],
+        cluster: ClusterSettings::default(),
+        extra,
+    })
+    .expect("renders");
+    DesiredHost {
+        name: "agent-1".into(),
+        role: NodeRole::Agent,
+        group: None,
+        first_server: false,
+        taints: vec![],
+        files: vec![
+            DesiredFile {
+                path: REGISTRIES_PATH.into(),
+                mode: 0o644,
+                content: FileContent::Plain(REGISTRIES.into()),
+                restarts: true,
+            },
+            DesiredFile {
+                path: "/etc/rancher/k3s/config.yaml".into(),
+                mode: 0o600,
+                content: FileContent::Plain(config),
+                restarts: true,
+            },
+            DesiredFile {
+                path: unit::env_path(NodeRole::Agent),
+                mode: 0o600,
+                content: FileContent::Env {
+                    url: Some("https://10.0.0.1:6443".into()),
+                    with_token: true,
+                    cluster_init: false,
+                },
+                restarts: true,
+            },
+            DesiredFile {
+                path: unit::unit_path(NodeRole::Agent),
+                mode: 0o644,
+                content: FileContent::Plain(unit::render_unit(NodeRole::Agent)),
+                restarts: true,
+            },
+        ],
+    }
+}
+
+fn desired(host: DesiredHost) -> Desired {
+    Desired {
+        cluster: "lab".into(),
+        version: "v1.33.5+k3s1".parse().expect("version"),
+        binary_sha256: BTreeMap::from([(Arch::Amd64, SHA.to_string())]),
+        hosts: vec![host],
+        ha: false,
+        critical: BTreeMap::new(),
+        exports: vec![],
+    }
+}
+
+/// An agent installed by the install script: flags in ExecStart, the env file with the bare
+/// password and K3S_URL, registries.yaml in another form.
+fn installed(start: StartFiles) -> Observed {
+    let mut obs = ObservedHost::fresh(Arch::Amd64);
+    obs.k3s_version = Some("v1.33.5+k3s1".parse().expect("version"));
+    obs.binary_sha256 = Some(SHA.into());
+    obs.service_active = true;
+    obs.service_enabled = true;
+    let text = |t: &str| ObservedFile {
+        sha256: Some(Secret::new(t).sha256_hex()),
+        shown: Some(t.to_owned()),
+    };
+    obs.files
+        .insert(unit::unit_path(NodeRole::Agent), text(&start.unit));
+    obs.files.insert(
+        REGISTRIES_PATH.into(),
+        text("mirrors:\n  \"docker.io\": {endpoint: [\"http://mirror:5000\"]}\n"),
+    );
+    obs.files.insert(
+        unit::env_path(NodeRole::Agent),
+        ObservedFile {
+            sha256: Some("e".repeat(64)),
+            shown: None,
+        },
+    );
+    obs.start = Some(start);
+    Observed {
+        hosts: BTreeMap::from([("agent-1".to_owned(), obs)]),
+        nodes: Some(vec![ObservedNode {
+            name: "agent-1".into(),
+            ready: true,
+            kubelet_version: "v1.33.5+k3s1".into(),
+            taints: vec![],
+            owned_taints: Default::default(),
+            etcd_voter: None,
+            internal_ip: Some("10.0.0.7".into()),
+        }]),
+        token: Some(Secret::new(TOKEN)),
+        etcd_members: None,
+    }
+}
+
+fn start_files() -> StartFiles {
+    StartFiles {
+        unit: INSTALLER_AGENT_UNIT.into(),
+        env_files: vec![(
+            unit::env_path(NodeRole::Agent),
+            Secret::new("K3S_TOKEN='topsecretpw'\nK3S_URL='https://10.0.0.1:6443'\n"),
+        )],
+        config: None,
+        dropins: vec![],
+        hostname: Some("agent-1".into()),
+    }
+}
+
+fn kinds(plan: &Plan) -> Vec<&'static str> {
+    plan.hosts[0].steps.iter().map(Step::kind).collect()
+}
+
+#[test]
+fn only_the_form_changes_files_are_taken_over_without_a_restart() {
+    let plan =
+        compute_plan(&desired(agent(BTreeMap::new())), &installed(start_files())).expect("plans");
+    assert_eq!(
+        kinds(&plan),
+        [
+            "write-file",
+            "write-file",
+            "write-file",
+            "write-file",
+            "daemon-reload",
+            "adopt"
+        ],
+        "{plan:#?}"
+    );
+    let text = render_plan(&plan);
+    assert!(
+        text.contains("= adopt: no restart (effective configuration unchanged)"),
+        "{text}"
+    );
+    assert!(!text.contains("topsecretpw"), "{text}");
+}
+
+#[test]
+fn a_changed_setting_restarts_and_is_named() {
+    let mut start = start_files();
+    start.config = Some("node-ip: 10.0.0.8\n".into());
+    let plan = compute_plan(&desired(agent(BTreeMap::new())), &installed(start)).expect("plans");
+    let restart = plan.hosts[0]
+        .steps
+        .iter()
+        .find_map(|s| match s {
+            Step::Restart { reason } => Some(reason.clone()),
+            _ => None,
+        })
+        .expect("restarts");
+    assert_eq!(restart, "setting node-ip: [10.0.0.8] -> (not set) changed");
+    assert!(!kinds(&plan).contains(&"adopt"));
+}
+
+#[test]
+fn dropins_are_removed_and_their_settings_judged() {
+    let mut start = start_files();
+    start.dropins = vec![(
+        "10-kubelet.yaml".into(),
+        "kubelet-arg: [max-pods=150]\n".into(),
+    )];
+    let extra = BTreeMap::from([(
+        "kubelet-arg".to_owned(),
+        serde_json::json!(["max-pods=150"]),
+    )]);
+    let plan = compute_plan(&desired(agent(extra)), &installed(start.clone())).expect("plans");
+    assert!(plan.hosts[0].steps.contains(&Step::RemoveFile {
+        path: "/etc/rancher/k3s/config.yaml.d/10-kubelet.yaml".into()
+    }));
+    assert_eq!(kinds(&plan).last(), Some(&"adopt"));
+    // Without the setting in the spec, removing the drop-in changes what K3s runs with.
+    let plan = compute_plan(&desired(agent(BTreeMap::new())), &installed(start)).expect("plans");
+    assert!(
+        render_plan(&plan).contains("kubelet-arg: [max-pods=150] -> (not set)"),
+        "{}",
+        render_plan(&plan)
+    );
+}
+
+#[test]
+fn a_real_registry_change_still_restarts() {
+    let mut host = agent(BTreeMap::new());
+    host.files[0].content = FileContent::Plain(REGISTRIES.replace("mirror:5000", "other:5000"));
+    let plan = compute_plan(&desired(host), &installed(start_files())).expect("plans");
+    assert!(
+        plan.hosts[0].steps.contains(&Step::Restart {
+            reason: "registries.yaml changed".into()
+        }),
+        "{plan:#?}"
+    );
+}
+
+#[test]
+fn files_that_cannot_be_judged_restart_as_before() {
+    let mut observed = installed(start_files());
+    observed.hosts.get_mut("agent-1").expect("host").start = None;
+    let plan = compute_plan(&desired(agent(BTreeMap::new())), &observed).expect("plans");
+    assert!(
+        plan.hosts[0].steps.contains(&Step::Restart {
+            reason: "config.yaml, k3s-agent.service.env, k3s-agent.service changed".into()
+        }),
+        "{plan:#?}"
+    );
+    // A stopped service is started, not adopted.
+    let mut observed = installed(start_files());
+    observed
+        .hosts
+        .get_mut("agent-1")
+        .expect("host")
+        .service_active = false;
+    let plan = compute_plan(&desired(agent(BTreeMap::new())), &observed).expect("plans");
+    assert!(kinds(&plan).contains(&"start") && !kinds(&plan).contains(&"adopt"));
+}
