@@ -282,3 +282,76 @@ async fn proxy_jump_from_the_options_reaches_the_host_through_a_bastion() {
         .unwrap_or(0);
     assert!(count >= 1, "a `ssh -W` jump process carries the connection");
 }
+
+/// The client side of the ssh connection a command arrives on (`$SSH_CONNECTION`): the same
+/// value means the same TCP connection, i.e. the same master.
+async fn connection_of(t: &SshTransport) -> String {
+    t.exec_checked(ExecRequest::new("echo \"$SSH_CONNECTION\""))
+        .await
+        .expect("exec")
+        .stdout_text()
+}
+
+#[tokio::test]
+async fn a_second_run_reuses_the_master_which_ends_by_itself_after_persist() {
+    use std::os::unix::fs::MetadataExt;
+    let sshd = Sshd::start();
+    let kh = sshd.write_known_hosts("known_hosts", &sshd.known_hosts_line());
+    let mut t = target(&sshd, kh);
+    t.persist = Duration::from_secs(2);
+    let first = SshTransport::connect(t.clone()).await.expect("connect");
+    assert!(!first.reused());
+    let control = first.control_socket().to_owned();
+    let conn = connection_of(&first).await;
+    drop(first);
+
+    // The directory holding the socket is private to this user.
+    let dir = std::fs::symlink_metadata(control.parent().expect("dir")).expect("dir meta");
+    assert!(dir.is_dir());
+    assert_eq!(dir.mode() & 0o777, 0o700);
+    assert_eq!(
+        dir.uid(),
+        std::fs::metadata("/proc/self").expect("self").uid()
+    );
+
+    let second = SshTransport::connect(t.clone()).await.expect("reconnect");
+    assert!(second.reused(), "a live master is reused");
+    assert_eq!(second.control_socket(), control);
+    assert_eq!(connection_of(&second).await, conn, "same TCP connection");
+    drop(second);
+
+    // Nobody uses it any more: ControlPersist ends the master and its socket goes.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while control.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "master still there 30 s after a 2 s ControlPersist"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let third = SshTransport::connect(t).await.expect("connect again");
+    assert!(!third.reused());
+    assert_ne!(connection_of(&third).await, conn, "a new connection");
+    third.close().await.expect("close");
+    assert!(!control.exists(), "close ends the master now");
+}
+
+#[tokio::test]
+async fn a_control_socket_no_master_serves_is_replaced() {
+    let sshd = Sshd::start();
+    let kh = sshd.write_known_hosts("known_hosts", &sshd.known_hosts_line());
+    let t = target(&sshd, kh);
+    let first = SshTransport::connect(t.clone()).await.expect("connect");
+    let control = first.control_socket().to_owned();
+    first.close().await.expect("close");
+    assert!(!control.exists());
+    // A socket file left behind (a master killed with SIGKILL does not remove it).
+    drop(std::os::unix::net::UnixListener::bind(&control).expect("bind"));
+    assert!(control.exists());
+    let second = SshTransport::connect(t)
+        .await
+        .expect("connect over a stale socket");
+    assert!(!second.reused());
+    assert_eq!(connection_of(&second).await.split(' ').count(), 4);
+    second.close().await.expect("close");
+}

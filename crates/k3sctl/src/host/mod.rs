@@ -14,6 +14,7 @@ mod preflight;
 mod probe;
 pub mod shell;
 mod ssh;
+mod ssh_control;
 mod ssh_errors;
 mod ssh_target;
 mod transport;

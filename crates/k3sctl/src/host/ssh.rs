@@ -11,36 +11,62 @@ use openssh::{ForwardType, Session, Socket, Stdio};
 use super::error::HostError;
 use super::feed::feed;
 use super::shell;
+use super::ssh_control::{control_dir, socket_name};
 use super::ssh_errors::classify_connect_failure;
 use super::ssh_target::SshTarget;
 use super::transport::{ExecOutput, ExecRequest, Stdin, Transport};
 use super::tunnel::Tunnel;
 
-/// A connected ssh host. Dropping it stops the master connection.
+/// A connected ssh host. Dropping it leaves the master running for the next run to reuse; the
+/// master ends by itself [`SshTarget::persist`] after its last use ([`close`](Self::close) ends
+/// it at once).
 #[derive(Debug)]
 pub struct SshTransport {
     target: SshTarget,
     session: Session,
     control_dir: PathBuf,
+    reused: bool,
 }
 
 impl SshTransport {
-    /// Starts the master connection: authenticates, checks the host key, and returns once
-    /// commands can be run. Fails with a classified [`HostError`] (unreachable, host key mismatch
-    /// or unknown) otherwise.
+    /// Reuses this target's master connection when one is alive and answers, else starts one:
+    /// authenticates, checks the host key, and returns once commands can be run. Fails with a
+    /// classified [`HostError`] (unreachable, host key mismatch or unknown) otherwise.
     pub async fn connect(target: SshTarget) -> Result<Self, HostError> {
         let io_err = |what: &str, source| HostError::Io {
             host: target.name.clone(),
             what: what.to_owned(),
             source,
         };
-        // Short base path: unix socket paths are limited to ~100 bytes.
-        let dir = tempfile::Builder::new()
-            .prefix(".k3sctl-ssh-")
-            .tempdir_in(control_base())
-            .map_err(|e| io_err("creating the ssh control directory", e))?;
-        let control = dir.path().join("master");
-        let log = dir.path().join("log");
+        let dir = control_dir().map_err(|detail| HostError::Session {
+            host: target.name.clone(),
+            what: "choosing the ssh control directory".to_owned(),
+            detail,
+        })?;
+        let name = socket_name(&target.connection_args());
+        let control = dir.path.join(&name);
+        let log = dir.path.join(format!("{name}.log"));
+        // One k3sctl at a time decides about this master: two runs starting the same master at
+        // once would leave one of them without its control socket.
+        let _lock = lock_file(&dir.path.join(format!("{name}.lock")))
+            .await
+            .map_err(|e| io_err("locking the ssh control socket", e))?;
+        if dir.reuse && control.exists() {
+            let session = Session::resume_mux(control.clone().into_boxed_path(), None);
+            let limit = target.connect_timeout.min(Duration::from_secs(5));
+            if answers(&session, limit).await {
+                tracing::debug!(host = %target.name, "reusing the ssh master connection");
+                return Ok(Self {
+                    target,
+                    session,
+                    control_dir: dir.path.clone(),
+                    reused: true,
+                });
+            }
+            retire(&control).await;
+        }
+        // A fresh log for this master: ssh appends, and a failure is classified from it.
+        std::fs::File::create(&log).map_err(|e| io_err("creating the ssh log", e))?;
         let mut cmd = tokio::process::Command::new("ssh");
         cmd.args(target.master_args(&control, &log))
             .stdin(std::process::Stdio::null())
@@ -61,11 +87,11 @@ impl SshTransport {
             let text = tokio::fs::read_to_string(&log).await.unwrap_or_default();
             return Err(classify_connect_failure(&target, &text));
         }
-        let control_dir = dir.path().to_owned();
         Ok(Self {
             target,
-            session: Session::new_native_mux(dir),
-            control_dir,
+            session: Session::resume_mux(control.into_boxed_path(), None),
+            control_dir: dir.path.clone(),
+            reused: false,
         })
     }
 
@@ -74,13 +100,25 @@ impl SshTransport {
         &self.target
     }
 
-    /// Stops the master connection now (dropping does the same, without waiting).
+    /// Whether [`connect`](Self::connect) found a live master of an earlier run and reused it.
+    pub fn reused(&self) -> bool {
+        self.reused
+    }
+
+    /// The master's control socket.
+    pub fn control_socket(&self) -> &Path {
+        self.session.control_socket()
+    }
+
+    /// Ends the master connection now instead of leaving it for the next run.
     pub async fn close(self) -> Result<(), HostError> {
-        let host = self.target.name.clone();
-        self.session
-            .close()
+        exit_master(self.session.control_socket())
             .await
-            .map_err(|e| session_error(&host, "closing", &e))
+            .map_err(|source| HostError::Io {
+                host: self.target.name.clone(),
+                what: "ending the ssh master connection".to_owned(),
+                source,
+            })
     }
 
     fn session_err(&self, what: &str, e: &openssh::Error) -> HostError {
@@ -88,11 +126,60 @@ impl SshTransport {
     }
 }
 
-/// Where control directories go: $XDG_RUNTIME_DIR when short, else /tmp.
-fn control_base() -> PathBuf {
-    match std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from) {
-        Some(p) if p.is_absolute() && p.as_os_str().len() < 40 => p,
-        _ => PathBuf::from("/tmp"),
+/// Takes an exclusive lock on `path` (created if missing), released when the file is dropped.
+async fn lock_file(path: &Path) -> std::io::Result<std::fs::File> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)?;
+    tokio::task::spawn_blocking(move || file.lock().map(|()| file))
+        .await
+        .map_err(std::io::Error::other)?
+}
+
+/// Whether the master behind `session` still reaches its host: a command round trip, bounded by
+/// `limit` (a master whose host went away answers locally but never runs anything).
+async fn answers(session: &Session, limit: Duration) -> bool {
+    let run = async {
+        session
+            .raw_command("true")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .await
+    };
+    matches!(tokio::time::timeout(limit, run).await, Ok(Ok(s)) if s.success())
+}
+
+/// Retires a master that no longer answers: tells it to exit (it removes its socket), and
+/// removes a socket file no process serves.
+async fn retire(control: &Path) {
+    if exit_master(control).await.is_err() && control.exists() {
+        let _ = std::fs::remove_file(control);
+    }
+}
+
+/// `ssh -O exit`: the master behind `control` ends now, closing its channels.
+async fn exit_master(control: &Path) -> std::io::Result<()> {
+    let mut cmd = tokio::process::Command::new("ssh");
+    cmd.arg("-S")
+        .arg(control)
+        .args(["-O", "exit", "k3sctl-master"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(Duration::from_secs(5), cmd.output())
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "ssh -O exit hung"))??;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(
+            String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        ))
     }
 }
 
@@ -192,10 +279,11 @@ impl Transport for SshTransport {
     }
 }
 
-/// A fresh path for a forwarding socket in the control directory.
+/// A fresh path for a forwarding socket in the (shared) control directory: this process's id
+/// keeps runs apart.
 fn forward_socket_path(control_dir: &Path, remote_port: u16) -> PathBuf {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    control_dir.join(format!("fwd-{remote_port}-{n}"))
+    control_dir.join(format!("fwd-{}-{remote_port}-{n}", std::process::id()))
 }

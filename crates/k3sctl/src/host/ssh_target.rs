@@ -34,11 +34,15 @@ pub struct SshTarget {
     pub sudo: bool,
     /// TCP connect timeout of the master connection.
     pub connect_timeout: Duration,
+    /// How long the master connection stays up after its last use (`ControlPersist`), so the
+    /// next run reuses it; it also bounds how long a master outlives a killed k3sctl.
+    pub persist: Duration,
 }
 
 impl SshTarget {
     /// A target for `address` named `name`, with everything else from the ssh configuration,
-    /// strict host-key checking, sudo when not root, and a 10 s connect timeout.
+    /// strict host-key checking, sudo when not root, a 10 s connect timeout and a master kept
+    /// 60 s after its last use.
     pub fn new(name: impl Into<String>, address: impl Into<String>) -> Self {
         Self {
             name: name.into(),
@@ -52,6 +56,7 @@ impl SshTarget {
             accept_new_host_keys: false,
             sudo: true,
             connect_timeout: Duration::from_secs(10),
+            persist: Duration::from_secs(60),
         }
     }
 
@@ -75,6 +80,24 @@ impl SshTarget {
     /// Arguments of the master process: `ssh <args> <address>` authenticates, then forks into the
     /// background (`-f`) serving channels on the control socket `control`, logging to `log`.
     pub fn master_args(&self, control: &Path, log: &Path) -> Vec<OsString> {
+        let mut args = self.connection_args();
+        // Before the trailing `-- <address>`.
+        let at = args.len() - 2;
+        args.splice(
+            at..at,
+            [
+                "-S".into(),
+                control.as_os_str().to_owned(),
+                "-E".into(),
+                log.as_os_str().to_owned(),
+            ],
+        );
+        args
+    }
+
+    /// The master's arguments without its control and log paths: what decides where the master
+    /// connects and how. Two targets with the same connection arguments can share a master.
+    pub fn connection_args(&self) -> Vec<OsString> {
         let mut args: Vec<OsString> = Vec::new();
         let mut push = |a: &str| args.push(a.into());
         // ssh uses the first value it sees for an option: user options go first so they win.
@@ -91,7 +114,7 @@ impl SshTarget {
         opts.extend([
             "BatchMode=yes".to_owned(),
             format!("StrictHostKeyChecking={strict}"),
-            "ControlPersist=yes".to_owned(),
+            format!("ControlPersist={}", self.persist.as_secs().max(1)),
             format!("ConnectTimeout={}", self.connect_timeout.as_secs().max(1)),
             "ServerAliveInterval=15".to_owned(),
             "ServerAliveCountMax=3".to_owned(),
@@ -125,10 +148,6 @@ impl SshTarget {
             args.push("-l".into());
             args.push(user.into());
         }
-        args.push("-S".into());
-        args.push(control.into());
-        args.push("-E".into());
-        args.push(log.into());
         // `--` keeps an address starting with `-` from being read as an option.
         args.push("--".into());
         args.push(self.address.clone().into());
@@ -147,7 +166,7 @@ mod tests {
     }
 
     #[test]
-    fn defaults_are_strict_batch_and_persistent() {
+    fn defaults_are_strict_batch_and_persist_for_a_minute() {
         let t = SshTarget::new("h1", "10.0.0.5");
         let args = strings(&t.master_args(Path::new("/c"), Path::new("/l")));
         assert_eq!(
@@ -162,7 +181,7 @@ mod tests {
                 "-o",
                 "StrictHostKeyChecking=yes",
                 "-o",
-                "ControlPersist=yes",
+                "ControlPersist=60",
                 "-o",
                 "ConnectTimeout=10",
                 "-o",

@@ -14,6 +14,9 @@ use super::error::HostError;
 pub struct Tunnel {
     local_addr: SocketAddr,
     relay: Option<JoinHandle<()>>,
+    /// The ssh master's forwarding socket, removed with the tunnel (the master may outlive
+    /// this run).
+    socket: Option<PathBuf>,
 }
 
 impl Tunnel {
@@ -22,6 +25,7 @@ impl Tunnel {
         Self {
             local_addr: addr,
             relay: None,
+            socket: None,
         }
     }
 
@@ -40,6 +44,7 @@ impl Tunnel {
             .local_addr()
             .map_err(|e| io_err("reading the tunnel's local address", e))?;
         let host = host.to_owned();
+        let forward = socket.clone();
         let relay = tokio::spawn(async move {
             loop {
                 let Ok((mut tcp, _)) = listener.accept().await else {
@@ -63,6 +68,7 @@ impl Tunnel {
         Ok(Self {
             local_addr,
             relay: Some(relay),
+            socket: Some(forward),
         })
     }
 
@@ -76,6 +82,9 @@ impl Drop for Tunnel {
     fn drop(&mut self) {
         if let Some(relay) = self.relay.take() {
             relay.abort();
+        }
+        if let Some(socket) = self.socket.take() {
+            let _ = std::fs::remove_file(socket);
         }
     }
 }
