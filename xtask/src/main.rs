@@ -3,6 +3,8 @@
 //! - `cargo xtask schema [--check]`: schema/cluster.schema.json from the spec model
 //! - `cargo xtask cli-ref [--check]`: docs/cli.md from the clap command tree
 //! - `cargo xtask bench apply [--release]`: k3sctl apply vs the Ansible playbook on lab hosts
+//! - `cargo xtask bench scale [--release] [--hosts N] [--planner-only]`: 50-host lab and the
+//!   planner on 1,000 synthetic hosts
 
 mod bench;
 mod cli_ref;

@@ -4,11 +4,17 @@
 //! went, step by step, from its JSON events.
 //!
 //! Needs root (the lab). Run by hand, not by CI: `cargo xtask bench apply [--release]`.
+//!
+//! `cargo xtask bench scale` (see `scale.rs`): fresh, no-op and plan on a 50-host lab with peak
+//! RSS, and the pure planner on 1,000 synthetic hosts.
 
 mod ansible;
 mod files;
 mod k3sctl_run;
+mod planner;
+mod proc_stats;
 mod report;
+mod scale;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -29,7 +35,11 @@ const K3S_VERSION: &str = "v1.33.5+k3s1";
 pub fn run(workspace: &Path, args: &[String]) -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("apply") => {}
-        _ => bail!("usage: cargo xtask bench apply [--release]"),
+        Some("scale") => return scale::run(workspace, &args[1..]),
+        _ => bail!(
+            "usage: cargo xtask bench apply [--release] | cargo xtask bench scale [--release] \
+             [--hosts N] [--groups G] [--planner-hosts M] [--planner-only]"
+        ),
     }
     lab::require_root().context("the bench boots a lab")?;
     let release = args.iter().any(|a| a == "--release");
