@@ -96,6 +96,9 @@ pub struct Effective {
     /// Environment variables K3s gets that are not flags (proxies, `CONTAINERD_*`), by name;
     /// values kept as secrets (a proxy URL may hold a password).
     pub environment: BTreeMap<String, Secret>,
+    /// Where each setting was last written (`ExecStart`, `config.yaml`,
+    /// `config.yaml.d/10-x.yaml`, `K3S_URL`), for the comments of an imported spec.
+    pub origins: BTreeMap<String, String>,
 }
 
 /// One difference between two effective configurations.
@@ -145,15 +148,81 @@ pub fn effective(sources: &Sources, defaults: &NodeDefaults) -> Result<Effective
             files.push((format!("config.yaml.d/{name}"), text.clone()));
         }
     }
-    let from_files = sources::config_flags(&files)?;
+    let mut from_files = Vec::new();
+    for file in &files {
+        for (name, _) in sources::config_flags(std::slice::from_ref(file))? {
+            let origin = file.0.trim_start_matches("/etc/rancher/k3s/").to_owned();
+            from_files.push((name, origin));
+        }
+    }
+    let origin_of = |name: &str| {
+        from_files
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map_or_else(|| "config.yaml".to_owned(), |(_, o)| o.clone())
+    };
+    let mut args: Vec<(sources::FlagArg, String)> = sources::config_flags(&files)?
+        .into_iter()
+        .map(|arg| {
+            let origin = origin_of(&arg.0);
+            (arg, origin)
+        })
+        .collect();
+    args.extend(cli.into_iter().map(|arg| (arg, "ExecStart".to_owned())));
+    Ok(merge(subcommand.unwrap_or_default(), env_vars, args, defaults))
+}
 
+/// The effective configuration K3s reports in a Node's `k3s.io/node-args` annotation (a JSON
+/// list: the subcommand, then flags as K3s parsed them, secrets replaced by `********`).
+pub fn from_node_args(json: &str, defaults: &NodeDefaults) -> Result<Effective, EffectiveError> {
+    let args: Vec<String> = serde_json::from_str(json).map_err(|e| EffectiveError::Config {
+        file: "k3s.io/node-args".into(),
+        reason: e.to_string(),
+    })?;
+    // K3s writes a switch with its value as the next word (`--cluster-init`, `true`).
+    let mut words = vec!["k3s".to_owned()];
+    let mut rest = args.into_iter().peekable();
+    while let Some(word) = rest.next() {
+        let name = flags::canonical(word.trim_start_matches('-'));
+        let bool_next = rest
+            .peek()
+            .is_some_and(|next| matches!(next.as_str(), "true" | "false"));
+        if word.starts_with('-') && flags::kind(name) == Some(Kind::Switch) && bool_next {
+            let value = rest.next().unwrap_or_default();
+            words.push(format!("{word}={value}"));
+        } else {
+            words.push(word);
+        }
+    }
+    let (subcommand, cli) = sources::exec_flags(&words)?;
+    let args = cli
+        .into_iter()
+        .map(|arg| (arg, "k3s.io/node-args".to_owned()))
+        .collect();
+    Ok(merge(
+        subcommand.unwrap_or_default(),
+        BTreeMap::new(),
+        args,
+        defaults,
+    ))
+}
+
+fn merge(
+    subcommand: String,
+    env_vars: BTreeMap<String, String>,
+    args: Vec<(sources::FlagArg, String)>,
+    defaults: &NodeDefaults,
+) -> Effective {
     let mut raw: BTreeMap<String, Raw> = BTreeMap::new();
     let mut other_env = BTreeMap::new();
+    let mut origins = BTreeMap::new();
     for (variable, value) in env_vars {
         match flags::env_flag(&variable) {
             Some(flag) if !value.is_empty() => {
                 let entry = raw.entry(flag.to_owned()).or_default();
                 entry.set(flag, Some(value), true);
+                origins.insert(flag.to_owned(), variable);
             }
             Some(_) => {}
             None => {
@@ -161,10 +230,9 @@ pub fn effective(sources: &Sources, defaults: &NodeDefaults) -> Result<Effective
             }
         }
     }
-    for (name, value) in from_files.into_iter().chain(cli) {
-        raw.entry(name.clone())
-            .or_default()
-            .set(&name, value, false);
+    for ((name, value), origin) in args {
+        raw.entry(name.clone()).or_default().set(&name, value, false);
+        origins.insert(name, origin);
     }
     let mut settings = BTreeMap::new();
     for (name, value) in raw {
@@ -173,12 +241,15 @@ pub fn effective(sources: &Sources, defaults: &NodeDefaults) -> Result<Effective
         }
     }
     let mut out = Effective {
-        subcommand: subcommand.unwrap_or_default(),
+        subcommand,
         settings,
         environment: other_env,
+        origins,
     };
     normalise(&mut out, defaults);
-    Ok(out)
+    let kept: Vec<String> = out.settings.keys().cloned().collect();
+    out.origins.retain(|k, _| kept.contains(k));
+    out
 }
 
 /// A flag's values while merging.

@@ -366,3 +366,30 @@ fn words_split_like_systemd() {
         ]
     );
 }
+
+#[test]
+fn origins_name_the_file_each_setting_came_from() {
+    let mut s = sources(
+        INSTALLER_UNIT,
+        "K3S_URL=https://10.0.0.9:6443\n",
+        Some("snapshotter: native\nflannel-backend: host-gw\n"),
+    );
+    s.dropins = vec![("10-x.yaml".into(), "snapshotter: stargz\n".into())];
+    let e = effective(&s, &defaults()).expect("reads");
+    assert_eq!(e.origins["snapshotter"], "config.yaml.d/10-x.yaml");
+    assert_eq!(e.origins["flannel-backend"], "config.yaml");
+    assert_eq!(e.origins["kubelet-arg"], "ExecStart");
+    assert_eq!(e.origins["server"], "K3S_URL");
+}
+
+#[test]
+fn node_args_read_like_a_command_line() {
+    let json = r#"["server","--cluster-cidr","10.52.0.0/16","--disable","traefik","--token","********","--node-ip","10.0.0.2","--cluster-init","true"]"#;
+    let e = from_node_args(json, &defaults()).expect("reads");
+    assert_eq!(e.subcommand, "server");
+    assert_eq!(e.settings["cluster-cidr"], list(&["10.52.0.0/16"]));
+    assert_eq!(e.settings["disable"], list(&["traefik"]));
+    assert_eq!(e.settings["cluster-init"], Setting::On);
+    assert!(!e.settings.contains_key("node-ip"));
+    assert!(from_node_args("not json", &defaults()).is_err());
+}
