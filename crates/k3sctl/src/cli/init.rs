@@ -1,4 +1,5 @@
-//! `k3sctl init`: write a starter spec, or convert an Ansible inventory into one.
+//! `k3sctl init`: write a starter spec, convert an Ansible inventory into one, or read one
+//! from running hosts (`--from-hosts`, in `init_from_hosts`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -22,8 +23,17 @@ pub struct Args {
     pub name: String,
     /// Convert this Ansible inventory (INI, or YAML when named .yml/.yaml) instead of writing
     /// the starter spec.
-    #[arg(long, value_name = "INVENTORY")]
+    #[arg(long, value_name = "INVENTORY", conflicts_with = "from_hosts")]
     pub from_ansible: Option<PathBuf>,
+    /// Read K3s as it runs on these hosts (installed by the install script, k3s-ansible,
+    /// k3sup...) and write a spec that reproduces it: an Ansible inventory, a spec file with
+    /// hosts and ssh settings only, or addresses (`10.0.0.2,10.0.0.3`). Roles, version,
+    /// settings, labels, taints and registries come from the hosts; the token is never written.
+    #[arg(long, value_name = "HOSTS")]
+    pub from_hosts: Option<String>,
+    /// Record unknown host keys while reading the hosts (`--from-hosts`).
+    #[arg(long, requires = "from_hosts")]
+    pub accept_new_host_keys: bool,
     /// Address of the Proxmox host that runs `pct` for hosts with `pct_id`, when the inventory
     /// has no `proxmox` group or `proxmox_host` var.
     #[arg(long, value_name = "ADDRESS", requires = "from_ansible")]
@@ -50,9 +60,12 @@ pub(super) fn run(global: &Global, args: Args) -> CommandResult {
             target.display()
         );
     }
-    let (text, warnings) = match &args.from_ansible {
-        None => (starter_spec(&args.name), Vec::new()),
-        Some(inventory) => from_ansible(inventory, &args)?,
+    let (text, warnings) = match (&args.from_ansible, &args.from_hosts) {
+        (Some(inventory), _) => from_ansible(inventory, &args)?,
+        (None, Some(hosts)) => {
+            super::init_from_hosts::from_hosts(hosts, &args.name, args.accept_new_host_keys)?
+        }
+        (None, None) => (starter_spec(&args.name), Vec::new()),
     };
     fs_err::write(target, text)?;
     for warning in &warnings {

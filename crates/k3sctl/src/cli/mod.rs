@@ -12,6 +12,7 @@ mod completions;
 mod etcd;
 mod global;
 mod init;
+mod init_from_hosts;
 mod kubeconfig;
 mod man;
 mod output;

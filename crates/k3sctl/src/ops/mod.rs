@@ -10,6 +10,7 @@ pub mod download;
 pub mod error;
 pub mod etcd_snapshot;
 pub mod export;
+pub mod import_hosts;
 pub mod inputs;
 pub mod kube_api;
 pub mod kubeconfig;

@@ -170,7 +170,12 @@ pub fn effective(sources: &Sources, defaults: &NodeDefaults) -> Result<Effective
         })
         .collect();
     args.extend(cli.into_iter().map(|arg| (arg, "ExecStart".to_owned())));
-    Ok(merge(subcommand.unwrap_or_default(), env_vars, args, defaults))
+    Ok(merge(
+        subcommand.unwrap_or_default(),
+        env_vars,
+        args,
+        defaults,
+    ))
 }
 
 /// The effective configuration K3s reports in a Node's `k3s.io/node-args` annotation (a JSON
@@ -231,7 +236,9 @@ fn merge(
         }
     }
     for ((name, value), origin) in args {
-        raw.entry(name.clone()).or_default().set(&name, value, false);
+        raw.entry(name.clone())
+            .or_default()
+            .set(&name, value, false);
         origins.insert(name, origin);
     }
     let mut settings = BTreeMap::new();

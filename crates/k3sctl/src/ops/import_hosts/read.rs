@@ -1,0 +1,273 @@
+//! Reading K3s from running hosts in one round trip each (unit, env files, config.yaml and its
+//! drop-ins, registries.yaml, version, host name, the server's manifests), then the Nodes from
+//! the API of the first server that answers. Env files hold the token: they are read into
+//! [`Secret`]s and only their settings' presence leaves this module.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use base64::Engine;
+
+use super::map::{HostSeen, NodeSeen};
+use crate::host::{ExecRequest, shell};
+use crate::k3s::config::{CONFIG_PATH, NodeRole};
+use crate::k3s::effective::{NodeDefaults, Sources, effective, from_node_args};
+use crate::k3s::registries::REGISTRIES_PATH;
+use crate::k3s::unit::{BINARY_PATH, unit_path};
+use crate::k3s::version::K3sVersion;
+use crate::ops::connect::{ConnectOptions, connect_all};
+use crate::ops::error::OpsError;
+use crate::run::observe::start_file_paths;
+use crate::secret::Secret;
+use crate::spec::{Host, LoadedSpec, Role};
+
+/// Where a server keeps the manifests it applies.
+const MANIFESTS_DIR: &str = "/var/lib/rancher/k3s/server/manifests";
+
+/// Manifests K3s writes itself (its packaged components).
+const PACKAGED: &[&str] = &[
+    "ccm.yaml",
+    "coredns.yaml",
+    "local-storage.yaml",
+    "rolebindings.yaml",
+    "runtimes.yaml",
+    "traefik.yaml",
+    "metrics-server",
+];
+
+/// What one host said.
+#[derive(Debug, Default)]
+struct Report {
+    role: Option<NodeRole>,
+    version: Option<K3sVersion>,
+    hostname: Option<String>,
+    start: BTreeMap<String, Secret>,
+    dropins: Vec<(String, String)>,
+    registries: Option<String>,
+    manifests: Vec<String>,
+}
+
+fn script() -> String {
+    let mut paths: Vec<String> = start_file_paths(NodeRole::Server);
+    for p in start_file_paths(NodeRole::Agent) {
+        if !paths.contains(&p) {
+            paths.push(p);
+        }
+    }
+    let paths: Vec<String> = paths.iter().map(|p| shell::quote(p)).collect();
+    format!(
+        "set -u\n\
+         if [ -f {server_unit} ]; then echo role=server; elif [ -f {agent_unit} ]; then echo role=agent; fi\n\
+         if [ -x {BINARY_PATH} ]; then echo \"version=$({BINARY_PATH} --version 2>/dev/null | head -n1)\"; fi\n\
+         echo \"hostname=$(hostname)\"\n\
+         for f in {paths}; do if [ -f \"$f\" ]; then echo \"src=$f $(base64 -w0 \"$f\")\"; fi; done\n\
+         for f in {CONFIG_PATH}.d/*; do if [ -f \"$f\" ]; then echo \"dropin=${{f##*/}} $(base64 -w0 \"$f\")\"; fi; done\n\
+         if [ -f {REGISTRIES_PATH} ]; then echo \"registries=$(base64 -w0 {REGISTRIES_PATH})\"; fi\n\
+         for f in {MANIFESTS_DIR}/*; do if [ -e \"$f\" ]; then echo \"manifest=${{f##*/}}\"; fi; done\n",
+        server_unit = unit_path(NodeRole::Server),
+        agent_unit = unit_path(NodeRole::Agent),
+        paths = paths.join(" "),
+    )
+}
+
+fn decode(data: &str) -> String {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(data.trim())
+        .unwrap_or_default();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+fn parse(text: &str) -> Report {
+    let mut r = Report::default();
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        match key {
+            "role" if value == "server" => r.role = Some(NodeRole::Server),
+            "role" if value == "agent" => r.role = Some(NodeRole::Agent),
+            "version" => r.version = K3sVersion::from_version_output(value).ok(),
+            "hostname" => r.hostname = Some(value.trim().to_owned()),
+            "src" => {
+                let (path, data) = value.split_once(' ').unwrap_or((value, ""));
+                r.start.insert(path.to_owned(), Secret::new(decode(data)));
+            }
+            "dropin" => {
+                let (name, data) = value.split_once(' ').unwrap_or((value, ""));
+                r.dropins.push((name.to_owned(), decode(data)));
+            }
+            "registries" => r.registries = Some(decode(value)),
+            "manifest" if !PACKAGED.contains(&value) => r.manifests.push(value.to_owned()),
+            _ => {}
+        }
+    }
+    r
+}
+
+/// The files a role's K3s starts from, from the report.
+fn sources(report: &Report, role: NodeRole) -> Option<Sources> {
+    let paths = start_file_paths(role);
+    let unit = report.start.get(&paths[0])?.expose().to_owned();
+    Some(Sources {
+        unit,
+        env_files: paths[1..4]
+            .iter()
+            .filter_map(|p| report.start.get(p).map(|s| (p.clone(), s.clone())))
+            .collect(),
+        config: report.start.get(CONFIG_PATH).map(|s| s.expose().to_owned()),
+        dropins: report.dropins.clone(),
+    })
+}
+
+/// Reads every host of `skeleton` and the Nodes from the API.
+pub async fn read_hosts(
+    skeleton: &LoadedSpec,
+    options: ConnectOptions,
+) -> Result<Vec<HostSeen>, OpsError> {
+    let hosts = skeleton.hosts();
+    let (transports, errors) = connect_all(&hosts, options).await;
+    if !errors.is_empty() {
+        return Err(OpsError::Unreachable {
+            errors,
+            hint: String::new(),
+        });
+    }
+    let script = script();
+    let mut reports = Vec::new();
+    for host in &hosts {
+        let transport = Arc::clone(&transports[&host.name]);
+        let req = ExecRequest::new(script.clone())
+            .sudo(true)
+            .describe("reading K3s's files");
+        let out = transport.exec_checked(req).await?;
+        reports.push(parse(&out.stdout_text()));
+    }
+    // The API, through the first server that answers.
+    let mut nodes: BTreeMap<String, crate::kube::NodeInfo> = BTreeMap::new();
+    for (host, report) in hosts.iter().zip(&reports) {
+        if report.role != Some(NodeRole::Server) {
+            continue;
+        }
+        let transport = &transports[&host.name];
+        let Ok(admin) = super::super::export::read_admin_kubeconfig(transport.as_ref()).await
+        else {
+            continue;
+        };
+        let Ok(connection) =
+            crate::kube::connect_through(transport.as_ref(), admin.expose(), 6443).await
+        else {
+            continue;
+        };
+        if let Ok(list) = crate::kube::list_nodes(&connection.client).await {
+            nodes = list.into_iter().map(|n| (n.name.clone(), n)).collect();
+            break;
+        }
+    }
+    let mut seen = Vec::new();
+    for ((host, report), base) in hosts.iter().zip(&reports).zip(&skeleton.cluster.spec.hosts) {
+        let role = report.role.ok_or_else(|| {
+            OpsError::Spec(format!(
+                "{}: no K3s unit found (/etc/systemd/system/k3s.service or k3s-agent.service): \
+                 is K3s installed there?",
+                host.name
+            ))
+        })?;
+        let sources = sources(report, role).ok_or_else(|| {
+            OpsError::Spec(format!("{}: the K3s unit could not be read", host.name))
+        })?;
+        let mut defaults = NodeDefaults {
+            hostname: report.hostname.clone(),
+            internal_ip: None,
+        };
+        let files = effective(&sources, &defaults)
+            .map_err(|e| OpsError::Spec(format!("{}: {e}", host.name)))?;
+        let node_name = match files.settings.get("node-name") {
+            Some(crate::k3s::effective::Setting::Value(n)) => Some(n.clone()),
+            _ => report.hostname.as_ref().map(|h| h.to_ascii_lowercase()),
+        };
+        let node = node_name.as_ref().and_then(|n| nodes.get(n));
+        defaults.internal_ip = node
+            .and_then(|n| n.annotations.get("k3s.io/internal-ip"))
+            .and_then(|ips| ips.split(',').next())
+            .map(|ip| ip.trim().to_owned());
+        // Again with K3s's own choice of node IP known, so that a written one equal to it
+        // is recognised as no setting.
+        let files = effective(&sources, &defaults)
+            .map_err(|e| OpsError::Spec(format!("{}: {e}", host.name)))?;
+        let running = node
+            .and_then(|n| n.annotations.get("k3s.io/node-args"))
+            .and_then(|args| from_node_args(args, &defaults).ok());
+        seen.push(HostSeen {
+            base: Host {
+                role: match role {
+                    NodeRole::Server => Role::Server,
+                    NodeRole::Agent => Role::Agent,
+                },
+                ..base.clone()
+            },
+            role: match role {
+                NodeRole::Server => Role::Server,
+                NodeRole::Agent => Role::Agent,
+            },
+            version: report.version,
+            hostname: report.hostname.clone(),
+            files,
+            running,
+            registries: report.registries.clone(),
+            node: node.map(|n| NodeSeen {
+                labels: n.labels.clone(),
+                taints: n.taints.clone(),
+                internal_ip: defaults.internal_ip.clone(),
+            }),
+            manifests: if role == NodeRole::Server {
+                report.manifests.clone()
+            } else {
+                Vec::new()
+            },
+        });
+    }
+    Ok(seen)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_lines_become_files_and_packaged_manifests_are_skipped() {
+        let b64 = |t: &str| base64::engine::general_purpose::STANDARD.encode(t);
+        let text = format!(
+            "role=agent\nversion=k3s version v1.33.5+k3s1 (abc)\nhostname=Node-1\n\
+             src=/etc/systemd/system/k3s-agent.service {}\n\
+             src=/etc/systemd/system/k3s-agent.service.env {}\n\
+             dropin=10-a.yaml {}\nregistries={}\nmanifest=coredns.yaml\nmanifest=app.yaml\n",
+            b64("[Service]\nExecStart=/usr/local/bin/k3s agent\n"),
+            b64("K3S_TOKEN=pw\n"),
+            b64("snapshotter: native\n"),
+            b64("mirrors: {}\n"),
+        );
+        let r = parse(&text);
+        assert_eq!(r.role, Some(NodeRole::Agent));
+        assert_eq!(
+            r.version.map(|v| v.to_string()).as_deref(),
+            Some("v1.33.5+k3s1")
+        );
+        assert_eq!(r.manifests, ["app.yaml"]);
+        let s = sources(&r, NodeRole::Agent).expect("unit read");
+        assert!(s.unit.contains("k3s agent"));
+        assert_eq!(s.env_files.len(), 1);
+        assert_eq!(s.dropins[0].0, "10-a.yaml");
+        assert!(sources(&r, NodeRole::Server).is_none());
+    }
+
+    #[tokio::test]
+    async fn script_runs_under_sh() {
+        let out = tokio::process::Command::new("sh")
+            .args(["-c", &script()])
+            .output()
+            .await
+            .expect("sh runs");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("hostname="), "{text}");
+    }
+}
