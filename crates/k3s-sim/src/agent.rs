@@ -37,7 +37,7 @@ pub async fn run(s: Settings) -> Result<(), Fatal> {
     let node_name = s.node_name();
     let (host, _) =
         crate::http::client::parse_server_url(&server).map_err(|e| Fatal(e.to_string()))?;
-    let node_ip = crate::netinfo::node_ip(&s, Some(&format!("{host}:6443")));
+    let node_ip = crate::netinfo::node_ip(&s, Some(&format!("{host}:6443")))?;
 
     // Servers learned before (agent/etc/k3s-agent-load-balancer.json) are tried too, so an agent
     // restarted while its --server is down still starts, as K3s's load balancer allows.

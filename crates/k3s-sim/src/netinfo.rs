@@ -1,16 +1,30 @@
 //! What a node knows about itself at start: its IP and the [`NodeInfo`] it registers with.
 
-use std::net::UdpSocket;
+use std::net::{IpAddr, UdpSocket};
+
+use crate::fatal::Fatal;
 
 use crate::flags::Role;
 use crate::node::NodeInfo;
 use crate::settings::Settings;
 
 /// The node IP: `--node-ip`, else the local address used to reach `peer` (the server, for agents),
-/// else the address of the default route, else 127.0.0.1.
-pub fn node_ip(s: &Settings, peer: Option<&str>) -> String {
-    if let Some(ip) = s.list("node-ip").first() {
-        return ip.clone();
+/// else the address of the default route, else 127.0.0.1. Every `--node-ip` value (comma lists
+/// included) must be an IP address: K3s refuses a name with `invalid node-ip: invalid ip format
+/// '<value>'` (pkg/util/net.go, `GetHostnameAndIPs` / `ParseStringSliceToIPs`).
+pub fn node_ip(s: &Settings, peer: Option<&str>) -> Result<String, Fatal> {
+    let given: Vec<&str> = s
+        .list("node-ip")
+        .iter()
+        .flat_map(|v| v.split(','))
+        .collect();
+    if let Some(bad) = given.iter().find(|v| v.parse::<IpAddr>().is_err()) {
+        return Err(Fatal(format!(
+            "invalid node-ip: invalid ip format '{bad}'"
+        )));
+    }
+    if let Some(ip) = given.first() {
+        return Ok((*ip).to_owned());
     }
     let probe = |target: &str| -> Option<String> {
         let sock = UdpSocket::bind("0.0.0.0:0").ok()?;
@@ -18,14 +32,15 @@ pub fn node_ip(s: &Settings, peer: Option<&str>) -> String {
         let ip = sock.local_addr().ok()?.ip();
         (!ip.is_unspecified()).then(|| ip.to_string())
     };
-    peer.and_then(probe)
+    Ok(peer
+        .and_then(probe)
         .or_else(|| probe("10.255.255.255:9"))
         .or_else(|| {
             std::fs::read_to_string("/proc/net/fib_trie")
                 .ok()
                 .and_then(|t| first_local_address(&t))
         })
-        .unwrap_or_else(|| "127.0.0.1".to_string())
+        .unwrap_or_else(|| "127.0.0.1".to_string()))
 }
 
 /// The first non-loopback local IPv4 address in /proc/net/fib_trie (for hosts without a default
@@ -66,6 +81,31 @@ pub fn node_info(s: &Settings, role: Role, version: &str, name: &str, ip: &str) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn agent_with(args: &[&str]) -> Settings {
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        crate::settings::resolve(Role::Agent, &args).expect("settings")
+    }
+
+    #[test]
+    fn node_ip_must_be_an_address_as_k3s_requires() {
+        assert_eq!(
+            node_ip(&agent_with(&["--node-ip", "10.0.0.7"]), None),
+            Ok("10.0.0.7".to_owned())
+        );
+        assert_eq!(
+            node_ip(&agent_with(&["--node-ip", "10.0.0.7,fd00::7"]), None),
+            Ok("10.0.0.7".to_owned())
+        );
+        assert_eq!(
+            node_ip(&agent_with(&["--node-ip", "k3sc1"]), None),
+            Err(Fatal("invalid node-ip: invalid ip format 'k3sc1'".into()))
+        );
+        assert_eq!(
+            node_ip(&agent_with(&["--node-ip", "10.0.0.7,k3sc1"]), None),
+            Err(Fatal("invalid node-ip: invalid ip format 'k3sc1'".into()))
+        );
+    }
 
     #[test]
     fn local_address_from_fib_trie() {

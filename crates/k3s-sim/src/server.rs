@@ -44,7 +44,7 @@ pub async fn run(s: Settings) -> Result<(), Fatal> {
     };
     let port = s.https_port().map_err(Fatal)?;
     let node_name = s.node_name();
-    let node_ip = crate::netinfo::node_ip(&s, None);
+    let node_ip = crate::netinfo::node_ip(&s, None)?;
     let mut sans_extra: Vec<String> = s.list("node-ip").to_vec();
     sans_extra.push(node_ip.clone());
     sans_extra.extend(s.list("node-external-ip").iter().cloned());

@@ -2,6 +2,7 @@
 //! credentials, manifest file contents). Pure.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 use crate::k3s::config::{
     CONFIG_PATH, ClusterSettings, ConfigError, NodeConfig, NodeRole, render_config,
@@ -107,18 +108,30 @@ fn role(role: Role) -> NodeRole {
     }
 }
 
+/// K3s's `node-ip`: the private address, else the address, when it is an IP. K3s refuses a name
+/// there (`invalid node-ip: invalid ip format`), so a host reached by DNS name (as Ansible
+/// inventories with only `node_name` give) leaves it out and K3s uses the address of its
+/// default-route interface.
+fn node_ip(host: &Host) -> Option<String> {
+    Some(
+        host.private_address
+            .clone()
+            .unwrap_or_else(|| host.address.clone()),
+    )
+    .filter(|a| a.parse::<IpAddr>().is_ok())
+}
+
 fn node_config(cluster: &Cluster, host: &Host) -> NodeConfig {
     let c = &cluster.spec.cluster;
     let node_role = role(host.role);
     NodeConfig {
         role: node_role,
         node_name: host.name.clone(),
-        node_ip: Some(
-            host.private_address
-                .clone()
-                .unwrap_or_else(|| host.address.clone()),
-        ),
-        node_external_ip: host.public_address.clone(),
+        node_ip: node_ip(host),
+        node_external_ip: host
+            .public_address
+            .clone()
+            .filter(|a| a.parse::<IpAddr>().is_ok()),
         labels: host.labels.clone(),
         taints: host.taints.iter().map(ToString::to_string).collect(),
         cluster: ClusterSettings {
@@ -393,6 +406,36 @@ spec:
                 cluster_init: false,
             }
         );
+    }
+
+    #[test]
+    fn node_ip_only_from_an_ip_address() {
+        let spec = r#"
+apiVersion: k3sctl.io/v1alpha1
+kind: Cluster
+metadata: {name: lab}
+spec:
+  hosts:
+    - {name: k3sc1, address: k3sc1, role: server, publicAddress: k3s.example.com}
+    - {name: k3sw1, address: k3sw1.home.arpa, privateAddress: 10.0.1.31, role: agent}
+    - {name: k3sw2, address: 192.168.1.32, publicAddress: 1.2.3.4, role: agent}
+  k3s: {version: v1.33.5+k3s1}
+"#;
+        let cluster = crate::spec::parse_str(spec, "spec.yaml").expect("parses");
+        let configs: Vec<NodeConfig> = cluster
+            .spec
+            .hosts
+            .iter()
+            .map(|h| node_config(&cluster, h))
+            .collect();
+        // K3s refuses a name as node-ip / node-external-ip; it then picks its own address.
+        assert_eq!(configs[0].node_ip, None);
+        assert_eq!(configs[0].node_external_ip, None);
+        assert_eq!(configs[1].node_ip.as_deref(), Some("10.0.1.31"));
+        assert_eq!(configs[2].node_ip.as_deref(), Some("192.168.1.32"));
+        assert_eq!(configs[2].node_external_ip.as_deref(), Some("1.2.3.4"));
+        let rendered = render_config(&configs[0]).expect("renders");
+        assert!(!rendered.contains("node-ip"), "{rendered}");
     }
 }
 
