@@ -19,9 +19,7 @@ pub fn node_ip(s: &Settings, peer: Option<&str>) -> Result<String, Fatal> {
         .flat_map(|v| v.split(','))
         .collect();
     if let Some(bad) = given.iter().find(|v| v.parse::<IpAddr>().is_err()) {
-        return Err(Fatal(format!(
-            "invalid node-ip: invalid ip format '{bad}'"
-        )));
+        return Err(Fatal(format!("invalid node-ip: invalid ip format '{bad}'")));
     }
     if let Some(ip) = given.first() {
         return Ok((*ip).to_owned());

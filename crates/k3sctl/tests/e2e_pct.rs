@@ -10,9 +10,11 @@
 //!   `--fix-lxc` fixes it (lines before the snapshot section, backup kept, node drained first);
 //! - `upgrade` over pct: servers one at a time then agents, drained with eviction disabled past
 //!   a PodDisruptionBudget that blocks eviction (the example's Vault case); kubectl 1.20 sees
-//!   every node Ready at the new version.
+//!   every node Ready at the new version;
+//! - the seeds' inventory shape (`pct_id`, `node_name`) pointing at the same containers:
+//!   `init --from-ansible` gives a spec that apply runs on the running cluster, then a no-op.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
@@ -24,6 +26,8 @@ mod contract;
 mod e2e;
 #[path = "e2e_pct/example_spec.rs"]
 mod example_spec;
+#[path = "e2e_pct/import.rs"]
+mod import;
 #[path = "support/transport_suite.rs"]
 mod transport_suite;
 
@@ -207,7 +211,8 @@ fn proxmox_example_runs_through_pct() {
 
     stopped_container(&lab, &spec_text, &spec_arg, last_agent, &kubeconfig, &names);
     lxc_settings_fixed(&lab, &spec_arg, last_agent, first, &kubeconfig, &names);
-    upgrade_over_pct(&lab, &spec_arg, &nodes, &kubeconfig);
+    let to_binary = upgrade_over_pct(&lab, &spec_arg, &nodes, &kubeconfig);
+    imported_inventory_applies(&lab, &nodes, &kubeconfig, &to_binary);
 }
 
 /// A stopped container with autostart off is reported and nothing changes anywhere; with
@@ -324,7 +329,7 @@ fn lxc_settings_fixed(
 
 /// `upgrade` over pct with the example's settings: servers first, one at a time, then agents
 /// drained with eviction disabled past the Vault-like budget; every node Ready at the target.
-fn upgrade_over_pct(lab: &Lab, spec_arg: &str, nodes: &[Node], kubeconfig: &Path) {
+fn upgrade_over_pct(lab: &Lab, spec_arg: &str, nodes: &[Node], kubeconfig: &Path) -> PathBuf {
     let vault = lab.dir().join("vault.yaml");
     std::fs::write(&vault, VAULT).expect("vault manifest");
     kubectl_ok(kubeconfig, &["apply", "-f", &vault.to_string_lossy()]);
@@ -409,5 +414,65 @@ fn upgrade_over_pct(lab: &Lab, spec_arg: &str, nodes: &[Node], kubeconfig: &Path
         "--binary",
         &to_binary.to_string_lossy(),
     ]);
+    assert!(ok && said.contains("nothing to do"), "{said}");
+    to_binary
+}
+
+/// The seeds' inventory shape, pointing at the lab: `init --from-ansible` then `apply` as is
+/// (see `e2e_pct/import.rs` for the two values the import does not carry yet).
+fn imported_inventory_applies(lab: &Lab, nodes: &[Node], kubeconfig: &Path, binary: &Path) {
+    let airgap = lab.dir().join("airgap");
+    std::fs::create_dir_all(&airgap).expect("airgap dir");
+    std::fs::copy(binary, airgap.join("k3s")).expect("airgap binary");
+    import::names_resolve(lab, nodes);
+    let inventory = lab.dir().join("inventory.ini");
+    std::fs::write(&inventory, import::inventory(lab, nodes, TO, &airgap)).expect("inventory");
+    let imported = lab.dir().join("imported.yaml");
+    let imported_arg = imported.to_string_lossy().into_owned();
+    let (ok, said) = run(&[
+        "-c",
+        &imported_arg,
+        "init",
+        "--from-ansible",
+        &inventory.to_string_lossy(),
+        "--name",
+        "homelab",
+    ]);
+    assert!(ok, "init --from-ansible failed:\n{said}");
+    let text = std::fs::read_to_string(&imported).expect("imported spec");
+    let px = lab.proxmox().expect("proxmox stand-in");
+    assert!(text.contains(&format!("- name: {}\n", px.node)), "{text}");
+    for node in nodes {
+        let entry = format!(
+            "- name: {n}\n    address: {n}\n    role: {role}\n    pct:\n      proxmoxHost: {px}\n      vmid: {vmid}\n",
+            n = node.name,
+            role = if node.name.starts_with("k3sc") {
+                "server"
+            } else {
+                "agent"
+            },
+            px = px.node,
+            vmid = node.vmid,
+        );
+        assert!(text.contains(&entry), "no {entry} in:\n{text}");
+    }
+    std::fs::write(
+        &imported,
+        import::fill_in_pending_imports(&text, &lab.known_hosts(), &airgap.join("k3s")),
+    )
+    .expect("spec");
+
+    let (ok, said) = run(&["--yes", "apply", "-c", &imported_arg]);
+    assert!(ok, "apply of the imported spec failed:\n{said}");
+    let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+    all_ready(kubeconfig, &names);
+    for node in nodes {
+        assert_eq!(version(kubeconfig, &node.name), TO, "{}", node.name);
+        let config = lab
+            .exec(&node.host, "cat /etc/rancher/k3s/config.yaml")
+            .expect("config.yaml");
+        assert!(!config.contains("node-ip"), "{}: {config}", node.name);
+    }
+    let (ok, said) = run(&["apply", "-c", &imported_arg]);
     assert!(ok && said.contains("nothing to do"), "{said}");
 }
