@@ -66,6 +66,27 @@ pub fn check_bootstrap(store: &ObjectStore, tokens: &Tokens) -> Result<(), Fatal
     }
 }
 
+/// `k3s token rotate` on the server: the bootstrap data re-keyed to `new_password` (its
+/// fingerprint replaced in the datastore, so every server must start with the new token) and
+/// `server/token` rewritten in secure form.
+pub fn rotate(
+    store: &ObjectStore,
+    server_dir: &Path,
+    ca_pem: &str,
+    new_password: &str,
+) -> Result<(), Fatal> {
+    store
+        .raw_put(
+            BOOTSTRAP_KEY,
+            token::bootstrap_fingerprint(new_password).as_bytes(),
+        )
+        .map_err(|e| Fatal::ctx("writing bootstrap data", e))?;
+    let secure = token::format_secure(ca_pem.as_bytes(), "server", new_password);
+    let path = server_dir.join("token");
+    crate::paths::write_atomic(&path, format!("{secure}\n").as_bytes(), 0o600)
+        .map_err(|e| Fatal(format!("writing {}: {e}", path.display())))
+}
+
 fn symlink(target: &str, link: &Path) -> Result<(), Fatal> {
     let _ = std::fs::remove_file(link);
     std::os::unix::fs::symlink(target, link)

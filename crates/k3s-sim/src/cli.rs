@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use crate::fatal::Fatal;
 use crate::flags::Role;
 
-const USAGE: &str = "NAME:\n   k3s - Kubernetes, but small and simple\n\nUSAGE:\n   k3s [global options] command [command options] [arguments...]\n\nCOMMANDS:\n   server        Run management server\n   agent         Run node agent\n   kubectl       Run kubectl\n   crictl        Run crictl\n   ctr           Run ctr\n   check-config  Run config check\n   certificate   Manage K3s certificates\n   etcd-snapshot Manage etcd snapshots\n   completion    Install shell completion script\n\nGLOBAL OPTIONS:\n   --debug        (logging) Turn on debug logs\n   --help, -h     show help\n   --version, -v  print the version\n";
+const USAGE: &str = "NAME:\n   k3s - Kubernetes, but small and simple\n\nUSAGE:\n   k3s [global options] command [command options] [arguments...]\n\nCOMMANDS:\n   server        Run management server\n   agent         Run node agent\n   kubectl       Run kubectl\n   crictl        Run crictl\n   ctr           Run ctr\n   check-config  Run config check\n   certificate   Manage K3s certificates\n   token         Manage tokens\n   etcd-snapshot Manage etcd snapshots\n   completion    Install shell completion script\n\nGLOBAL OPTIONS:\n   --debug        (logging) Turn on debug logs\n   --help, -h     show help\n   --version, -v  print the version\n";
 
 const SIM_USAGE: &str = "k3s-sim stamp --version V -o PATH [--from BINARY] [--fail-start MESSAGE]\nk3s-sim release --version V --dir DIR [--arch amd64] [--from BINARY] [--fail-start MESSAGE]\n";
 
@@ -77,10 +77,21 @@ fn certificate(args: &[String]) -> i32 {
         Err(e) => return usage_error(&e.to_string()),
     };
     let result = match sub {
-        "check" => crate::certcmd::check(&opts).map(|rows| print!("{}", crate::certcmd::render_check(&rows, &opts.output))),
-        "rotate" => crate::certcmd::rotate(&opts).map(|backup| match backup {
-            Some(b) => crate::log::info(format!("Successfully backed up certificates to {}, please restart k3s server or agent to rotate certificates", b.display())),
-            None => crate::log::info("Agent certificates removed; they are renewed when k3s-agent starts"),
+        "check" => crate::certcmd::check(&opts)
+            .and_then(|rows| crate::certcmd::render_check(&rows, &opts.output))
+            .map(|text| {
+                // K3s's text format is its log lines (stderr); the others go to stdout.
+                if opts.output == "text" {
+                    eprint!("{text}");
+                } else {
+                    print!("{text}");
+                }
+            }),
+        "rotate" => crate::certcmd::rotate(&opts).map(|backup| {
+            crate::log::info(format!(
+                "Successfully backed up certificates to {}, please restart k3s server or agent to rotate certificates",
+                backup.display()
+            ))
         }),
         other => return usage_error(&format!("No help topic for '{other}'")),
     };
@@ -90,6 +101,34 @@ fn certificate(args: &[String]) -> i32 {
             crate::log::fatal(&e.0);
             1
         }
+    }
+}
+
+fn token(args: &[String]) -> i32 {
+    let (sub, rest) = match args.split_first() {
+        Some((s, r)) => (s.as_str(), r),
+        None => {
+            eprintln!(
+                "NAME:\n   k3s token - Manage tokens\n\nCOMMANDS:\n   rotate  Rotate original server token with a new server token\n"
+            );
+            return 0;
+        }
+    };
+    match sub {
+        "rotate" => {
+            let opts = match crate::tokencmd::parse(rest) {
+                Ok(o) => o,
+                Err(e) => return usage_error(&e.to_string()),
+            };
+            run_async(crate::tokencmd::rotate(opts))
+        }
+        "create" | "delete" | "generate" | "list" => {
+            crate::log::fatal(format!(
+                "k3s token {sub}: bootstrap tokens are not implemented by the stand-in"
+            ));
+            1
+        }
+        other => usage_error(&format!("No help topic for '{other}'")),
     }
 }
 
@@ -203,6 +242,7 @@ pub fn main(argv: Vec<String>) -> i32 {
         "server" => node(Role::Server, rest),
         "agent" => node(Role::Agent, rest),
         "certificate" | "cert" => certificate(rest),
+        "token" => token(rest),
         "etcd-snapshot" => crate::snapshot::cmd::run(rest),
         "kubectl" | "crictl" | "ctr" | "completion" | "check-config" => {
             crate::faces::run(cmd, rest)

@@ -37,4 +37,5 @@ pub mod snapshot;
 pub mod store;
 pub mod tls;
 pub mod token;
+pub mod tokencmd;
 pub mod version;

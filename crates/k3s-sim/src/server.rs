@@ -126,7 +126,7 @@ pub async fn run(s: Settings) -> Result<(), Fatal> {
         client_auth,
         client_ca: Arc::new(pki.client_ca),
         server_ca: Arc::new(pki.server_ca),
-        server_password: tokens.server.clone(),
+        server_password: std::sync::RwLock::new(tokens.server.clone()),
         agent_password: tokens.agent.clone(),
         advertise: format!("{}:{port}", s.str("advertise-address").unwrap_or(&node_ip)),
         tls_dir: dd.tls(),

@@ -43,8 +43,8 @@ pub struct ApiState {
     pub client_ca: Arc<Ca>,
     /// Signs kubelet serving certificates.
     pub server_ca: Arc<Ca>,
-    /// The server token's password.
-    pub server_password: String,
+    /// The server token's password (replaced by `k3s token rotate`).
+    pub server_password: std::sync::RwLock<String>,
     /// The agent token's password, when `agent-token` is set.
     pub agent_password: Option<String>,
     /// `host:port` clients should use (discovery).
@@ -57,6 +57,16 @@ pub struct ApiState {
     pub critical: serde_json::Value,
     /// Etcd snapshots of this server (with embedded etcd).
     pub snapshots: Option<Arc<crate::snapshot::local::Service>>,
+}
+
+impl ApiState {
+    /// The server token's current password.
+    pub fn server_password(&self) -> String {
+        self.server_password
+            .read()
+            .map(|p| p.clone())
+            .unwrap_or_else(|e| e.into_inner().clone())
+    }
 }
 
 const MAX_BODY: usize = 16 * 1024 * 1024;
@@ -127,6 +137,16 @@ fn route(
         }
         return crate::snapshot::request::serve(state.snapshots.as_deref(), body)
             .map(|v| json_response(200, &v));
+    }
+    if path == "/v1-k3s/token" {
+        // K3s: `k3s token rotate` authenticates with the server token and PUTs the new one.
+        if !supervisor::server_authenticated(state, &parts.headers) {
+            return Err(ApiError::unauthorized());
+        }
+        if parts.method != Method::PUT {
+            return Err(ApiError::method_not_allowed("method not allowed"));
+        }
+        return supervisor::rotate_token(state, body).map(|()| text_response(200, ""));
     }
     if path.starts_with("/v1-k3s/") || path == "/db/info" {
         // K3s answers /db/info to local requests without credentials (IsLocalOrHasRole).

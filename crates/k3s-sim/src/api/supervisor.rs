@@ -15,7 +15,7 @@ use crate::store::ApiError;
 /// requires for what only servers may read (bootstrap data, etcd membership).
 pub fn server_authenticated(state: &ApiState, headers: &HeaderMap) -> bool {
     basic_credentials(headers)
-        .is_some_and(|(user, password)| user == "server" && password == state.server_password)
+        .is_some_and(|(user, password)| user == "server" && password == state.server_password())
 }
 
 fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
@@ -44,7 +44,7 @@ pub fn token_authenticated(state: &ApiState, headers: &HeaderMap) -> bool {
     let Some((user, password)) = text.split_once(':') else {
         return false;
     };
-    let server_ok = matches!(user, "server" | "node") && password == state.server_password;
+    let server_ok = matches!(user, "server" | "node") && password == state.server_password();
     let agent_ok = user == "node" && state.agent_password.as_deref() == Some(password);
     server_ok || agent_ok
 }
@@ -54,6 +54,31 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .get(name)
         .and_then(|v| v.to_str().ok())
         .filter(|s| !s.is_empty())
+}
+
+/// `PUT /v1-k3s/token` (K3s `handlers.TokenRequest`): the new server token (`newToken`, or 16
+/// random bytes in hex when empty) replaces the old one: bootstrap data re-keyed in the
+/// datastore, `server/token` rewritten, and this server accepts only the new token from now on.
+/// The other servers keep the old one until they are restarted with the new one.
+pub fn rotate_token(state: &ApiState, body: &[u8]) -> Result<(), ApiError> {
+    let request: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("reading the token request: {e}")))?;
+    let new = match request["newToken"].as_str().map(str::trim) {
+        Some(t) if !t.is_empty() => crate::token::parse(t).password,
+        _ => crate::token::random_password(),
+    };
+    let server_dir = state
+        .tls_dir
+        .parent()
+        .ok_or_else(|| ApiError::internal("server/tls has no parent directory"))?;
+    crate::bootstrap::rotate(&state.store, server_dir, &state.ca_pem, &new)
+        .map_err(|e| ApiError::internal(e.0))?;
+    match state.server_password.write() {
+        Ok(mut p) => *p = new,
+        Err(e) => *e.into_inner() = new,
+    }
+    crate::log::info("Server token rotated; restart every node with the new token");
+    Ok(())
 }
 
 /// Serves a /v1-k3s/ path for an authenticated caller.

@@ -18,8 +18,10 @@ mod man;
 mod output;
 mod plan;
 mod progress;
+mod rotation;
 mod runtime;
 mod schema;
+mod token;
 mod upgrade;
 mod validate;
 
@@ -76,8 +78,10 @@ pub enum Command {
     /// Check the cluster's health: API, nodes, versions, pods, etcd, certificates; exit 1 with
     /// the failing checks named.
     Check(check::Args),
-    /// K3s's certificates and the exports' client certificates.
+    /// K3s's certificates and the exports' client certificates: check, rotate.
     Certs(certs::Args),
+    /// The cluster's server token: rotate.
+    Token(token::Args),
 }
 
 impl Command {
@@ -96,6 +100,7 @@ impl Command {
             Self::Etcd(args) => etcd::run(global, args),
             Self::Check(args) => check::run(global, args),
             Self::Certs(args) => certs::run(global, args),
+            Self::Token(args) => token::run(global, args),
         }
     }
 }

@@ -2,6 +2,9 @@
 //! certificates were renewed.
 
 use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
 
 use super::connect::{ConnectOptions, connect};
 use super::error::OpsError;
@@ -10,6 +13,9 @@ use super::export::{
     user_kubeconfig_path, write_export,
 };
 use super::prepare::load_spec;
+use crate::k3s::certs::days_left;
+use crate::plan::DesiredExport;
+use crate::plan::rotate::EXPIRES_SOON_DAYS;
 use crate::secret::Secret;
 
 /// What to export.
@@ -23,11 +29,54 @@ pub struct KubeconfigOptions {
     pub connect: ConnectOptions,
 }
 
+/// An export's client certificate, before and after it was written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExportExpiry {
+    /// Export name.
+    pub export: String,
+    /// Days left of the certificate in the local file before (`None`: no file, or unreadable).
+    pub days_left_before: Option<i64>,
+    /// Days left of the certificate written now.
+    pub days_left: Option<i64>,
+}
+
+impl ExportExpiry {
+    /// The written certificate has expired.
+    pub fn expired(&self) -> bool {
+        self.days_left.is_some_and(|d| d < 0)
+    }
+
+    /// The written certificate expires within [`EXPIRES_SOON_DAYS`] (or has expired).
+    pub fn expiring(&self) -> bool {
+        self.days_left.is_some_and(|d| d < EXPIRES_SOON_DAYS)
+    }
+
+    /// The local file held an expired or soon expiring certificate before.
+    pub fn was_expiring(&self) -> bool {
+        self.days_left_before.is_some_and(|d| d < EXPIRES_SOON_DAYS)
+    }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Days left of the client certificate in an export's local file (`None` when there is no
+/// file or it holds no readable client certificate).
+pub fn export_days_left(export: &DesiredExport) -> Option<i64> {
+    let text = std::fs::read_to_string(&export.path).ok()?;
+    let cert = super::check::kubeconfig_client_cert(&text, Some(&export.context)).ok()?;
+    Some(days_left(cert.not_after, unix_now()))
+}
+
 /// The outcome: files written, or the content for stdout.
 #[derive(Debug)]
 pub enum KubeconfigOutcome {
-    /// Files were written (or were up to date).
-    Written(Vec<ExportResult>),
+    /// Files were written (or were up to date), with their client certificates' days left.
+    Written(Vec<ExportResult>, Vec<ExportExpiry>),
     /// The content of the one selected export.
     Content(Secret),
 }
@@ -96,12 +145,39 @@ pub async fn kubeconfig(
         )?));
     }
     let mut results = Vec::new();
+    let mut expiry = Vec::new();
     for export in &exports {
+        let before = export_days_left(export);
         results.push(write_export(
             export,
             &export_content(&admin, export)?,
             &user,
         )?);
+        expiry.push(ExportExpiry {
+            export: export.name.clone(),
+            days_left_before: before,
+            days_left: export_days_left(export),
+        });
     }
-    Ok(KubeconfigOutcome::Written(results))
+    Ok(KubeconfigOutcome::Written(results, expiry))
+}
+
+/// What `kubeconfig --rotate-if-expired` looks at first: the spec's servers holding an expired
+/// or soon expiring certificate (those to rotate), read in one round trip per host as
+/// `certs check` reads them.
+pub async fn expiring_servers(
+    path: &Path,
+    connect: ConnectOptions,
+) -> Result<Vec<String>, OpsError> {
+    let spec = load_spec(path)?;
+    let servers: Vec<String> = spec
+        .cluster
+        .servers()
+        .map(|h| h.name.clone())
+        .collect();
+    let report = super::check::certs_check(path, connect).await?;
+    Ok(crate::plan::rotate::expiring_servers(
+        &report.certificates,
+        &servers,
+    ))
 }

@@ -19,6 +19,7 @@ pub mod lxc;
 pub mod preflight;
 pub mod prepare;
 pub mod release_cache;
+pub mod rotate;
 pub mod unreachable;
 pub mod upgrade;
 

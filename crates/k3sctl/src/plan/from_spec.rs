@@ -169,7 +169,8 @@ fn server_tls_sans(cluster: &Cluster) -> Vec<String> {
 /// The env file of a node in its lasting form: agents and the servers of a multi-server
 /// cluster join through the registration address; a single server starts its own cluster.
 /// The bootstrap form (`K3S_CLUSTER_INIT`) is chosen by the planner, only while it is needed.
-fn lasting_env(cluster: &Cluster, host: &Host) -> FileContent {
+/// `token rotate` rewrites it with the new token.
+pub fn lasting_env(cluster: &Cluster, host: &Host) -> FileContent {
     let joins = host.role == Role::Agent || cluster.is_ha();
     FileContent::Env {
         url: joins.then(|| join_url(cluster, host)).flatten(),

@@ -9,6 +9,7 @@ pub mod desired;
 pub mod diff;
 pub mod from_spec;
 pub mod observed;
+pub mod rotate;
 pub mod show;
 pub mod step;
 pub mod upgrade;

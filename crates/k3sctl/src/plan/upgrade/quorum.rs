@@ -143,6 +143,13 @@ pub fn may_take_down(state: &EtcdState<'_>, next: &str) -> Result<(), QuorumRisk
     check(state, interrupted.then_some(next))
 }
 
+/// Pure: may server `next` be stopped and started now (certificate or token rotation)? Like
+/// [`may_take_down`], except that `next` itself is not judged: it may be the one whose expired
+/// certificates keep it from posting Ready; every other server must be a healthy voter.
+pub fn may_restart(state: &EtcdState<'_>, next: &str) -> Result<(), QuorumRisk> {
+    check(state, Some(next))
+}
+
 fn check(state: &EtcdState<'_>, tolerate: Option<&str>) -> Result<(), QuorumRisk> {
     let EtcdState {
         servers,
