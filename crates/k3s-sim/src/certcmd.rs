@@ -106,7 +106,9 @@ pub fn services(opts: &CertOptions, dd: &DataDir, verb: &str) -> Result<Vec<Stri
         return Ok(opts.services.clone());
     }
     let list: Vec<&str> = if dd.server().exists() {
-        crate::log::info(format!("Server detected, {verb} agent and server certificates"));
+        crate::log::info(format!(
+            "Server detected, {verb} agent and server certificates"
+        ));
         SERVER_SERVICES
             .iter()
             .chain(AGENT_SERVICES)
@@ -152,7 +154,10 @@ pub fn service_files(service: &str, dd: &DataDir) -> Vec<PathBuf> {
             agent.join("client-kubelet"),
             agent.join("serving-kubelet"),
         ],
-        "kube-proxy" => vec![tls.join("client-kube-proxy"), agent.join("client-kube-proxy")],
+        "kube-proxy" => vec![
+            tls.join("client-kube-proxy"),
+            agent.join("client-kube-proxy"),
+        ],
         _ => Vec::new(),
     }
 }
@@ -199,7 +204,13 @@ pub fn describe(file: &str, pem: &str, now: OffsetDateTime) -> Option<CertInfo> 
     let not_after = cert.validity().not_after.to_datetime();
     let not_before = cert.validity().not_before.to_datetime();
     let mut usages = Vec::new();
-    if cert.is_ca() || cert.key_usage().ok().flatten().is_some_and(|k| k.value.key_cert_sign()) {
+    if cert.is_ca()
+        || cert
+            .key_usage()
+            .ok()
+            .flatten()
+            .is_some_and(|k| k.value.key_cert_sign())
+    {
         usages.push("CertSign".to_string());
     }
     if let Ok(Some(eku)) = cert.extended_key_usage() {
@@ -386,8 +397,15 @@ mod tests {
     #[test]
     fn flags() {
         assert_eq!(
-            parse(&args(&["--data-dir", "/x", "-o=table", "--service", "admin,etcd", "-s=kubelet"]))
-                .expect("parse"),
+            parse(&args(&[
+                "--data-dir",
+                "/x",
+                "-o=table",
+                "--service",
+                "admin,etcd",
+                "-s=kubelet"
+            ]))
+            .expect("parse"),
             CertOptions {
                 data_dir: "/x".into(),
                 output: "table".into(),
@@ -417,7 +435,11 @@ mod tests {
             .find(|r| r.filename == "client-admin.crt")
             .expect("admin");
         assert_eq!(admin.subject, "system:admin");
-        assert!(admin.issuer.starts_with("k3s-client-ca@"), "{}", admin.issuer);
+        assert!(
+            admin.issuer.starts_with("k3s-client-ca@"),
+            "{}",
+            admin.issuer
+        );
         assert_eq!(admin.usages, vec!["ClientAuth".to_string()]);
         assert_eq!(admin.status, "OK");
         let json = render_check(&rows, "json").expect("json");
@@ -431,7 +453,10 @@ mod tests {
         let tls = dir.path().join("server/tls");
         assert!(!tls.join("client-admin.crt").exists());
         assert!(!tls.join("etcd/peer-server-client.key").exists());
-        assert!(tls.join("serving-kube-apiserver.crt").exists(), "api-server kept");
+        assert!(
+            tls.join("serving-kube-apiserver.crt").exists(),
+            "api-server kept"
+        );
         assert!(tls.join("server-ca.crt").exists(), "CAs kept");
         assert!(backup.join("client-admin.crt").exists());
         assert!(backup.join("etcd/client.crt").exists());
@@ -446,8 +471,8 @@ mod tests {
     fn status_follows_the_renewal_window() {
         let dir = tempfile::tempdir().expect("tempdir");
         pki(dir.path());
-        let pem = std::fs::read_to_string(dir.path().join("server/tls/client-admin.crt"))
-            .expect("pem");
+        let pem =
+            std::fs::read_to_string(dir.path().join("server/tls/client-admin.crt")).expect("pem");
         let now = OffsetDateTime::now_utc();
         let at = |days: i64| describe("f", &pem, now + time::Duration::days(days)).expect("cert");
         assert_eq!(at(0).status, "OK");

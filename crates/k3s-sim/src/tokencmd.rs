@@ -93,7 +93,8 @@ pub async fn rotate(o: RotateOptions) -> Result<(), Fatal> {
     };
     let token = crate::token::parse(raw.trim());
     // clientaccess.ParseAndValidateToken: the CA from /cacerts, checked against the token.
-    let insecure = Client::new(&o.server, &Trust::Insecure, None).map_err(|e| Fatal(e.to_string()))?;
+    let insecure =
+        Client::new(&o.server, &Trust::Insecure, None).map_err(|e| Fatal(e.to_string()))?;
     let cacerts = insecure
         .request("GET", "/cacerts", &[], None)
         .await
@@ -132,10 +133,16 @@ mod tests {
 
     #[test]
     fn flags_and_body() {
-        let args: Vec<String> = ["--new-token=abc", "-t", "K10x::server:pw", "--server", "https://s:6443"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let args: Vec<String> = [
+            "--new-token=abc",
+            "-t",
+            "K10x::server:pw",
+            "--server",
+            "https://s:6443",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         let o = parse(&args).expect("parse");
         assert_eq!(o.new_token, "abc");
         assert_eq!(o.token.as_deref(), Some("K10x::server:pw"));

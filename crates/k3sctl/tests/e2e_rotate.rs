@@ -5,7 +5,8 @@
 //!    service environment), apply;
 //! 2. `token rotate`: every node restarted one at a time with the new token (etcdctl referee:
 //!    never two members down), the token never printed, the snapshot caveat said, every node
-//!    Ready; a new agent joins with the new token (apply of the 5-host spec);
+//!    Ready; a new agent joins with the new token (apply of the 5-host spec); `check --wait 60s`
+//!    passes right after, a healthy check's time is printed, a stopped agent fails it by name;
 //! 3. `certs rotate`: servers one at a time (the referee sees each member go down alone), then the
 //!    agents; every certificate file new; the export rewritten;
 //! 4. `certs check` shows the first server's and the export's certificates expiring; once they
@@ -90,31 +91,38 @@ fn start_referee(lab: &Lab, on: &str, endpoints: &[String]) {
 
 /// Stops the loop; per sample, the endpoints that were down.
 fn stop_referee(lab: &Lab, on: &str, endpoints: &[String]) -> Vec<Vec<String>> {
-    lab.exec(on, &format!("touch {HEALTH_STOP}; sleep 2; cat {HEALTH_LOG}"))
-        .expect("stop the referee")
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l.trim()).ok())
-        .map(|v| {
-            let healthy: Vec<String> = v
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|e| e["health"].as_bool() == Some(true))
-                .filter_map(|e| e["endpoint"].as_str().map(str::to_string))
-                .collect();
-            endpoints
-                .iter()
-                .filter(|e| !healthy.contains(e))
-                .cloned()
-                .collect()
-        })
-        .collect()
+    lab.exec(
+        on,
+        &format!("touch {HEALTH_STOP}; sleep 2; cat {HEALTH_LOG}"),
+    )
+    .expect("stop the referee")
+    .lines()
+    .filter_map(|l| serde_json::from_str::<serde_json::Value>(l.trim()).ok())
+    .map(|v| {
+        let healthy: Vec<String> = v
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["health"].as_bool() == Some(true))
+            .filter_map(|e| e["endpoint"].as_str().map(str::to_string))
+            .collect();
+        endpoints
+            .iter()
+            .filter(|e| !healthy.contains(e))
+            .cloned()
+            .collect()
+    })
+    .collect()
 }
 
 /// Never two members down in one sample; every member seen down at least once (so the referee
 /// did see the restarts it judges).
 fn assert_one_at_a_time(what: &str, samples: &[Vec<String>], endpoints: &[String]) {
-    assert!(samples.len() > 50, "{what}: too few samples: {}", samples.len());
+    assert!(
+        samples.len() > 50,
+        "{what}: too few samples: {}",
+        samples.len()
+    );
     let worst = samples.iter().map(Vec::len).max().unwrap_or(0);
     assert!(
         worst <= 1,
@@ -128,13 +136,19 @@ fn assert_one_at_a_time(what: &str, samples: &[Vec<String>], endpoints: &[String
             samples.len()
         );
     }
-    println!("{what}: {} etcd samples, at most {worst} member down", samples.len());
+    println!(
+        "{what}: {} etcd samples, at most {worst} member down",
+        samples.len()
+    );
 }
 
 /// sha256 of the given files on a host, one line each.
 fn fingerprints(lab: &Lab, host: &str, files: &[&str]) -> String {
-    lab.exec(host, &format!("cd /var/lib/rancher/k3s && sha256sum {}", files.join(" ")))
-        .unwrap_or_else(|e| panic!("sha256sum on {host}: {e}"))
+    lab.exec(
+        host,
+        &format!("cd /var/lib/rancher/k3s && sha256sum {}", files.join(" ")),
+    )
+    .unwrap_or_else(|e| panic!("sha256sum on {host}: {e}"))
 }
 
 /// The spec without the hosts named.
@@ -151,7 +165,11 @@ fn run(args: &[&str]) -> (Option<i32>, String, Duration) {
     let out = k3sctl(args);
     let took = began.elapsed();
     let all = text(&out);
-    println!("$ k3sctl {} ({:.1}s)\n{all}", args.join(" "), took.as_secs_f64());
+    println!(
+        "$ k3sctl {} ({:.1}s)\n{all}",
+        args.join(" "),
+        took.as_secs_f64()
+    );
     (out.status.code(), all, took)
 }
 
@@ -237,7 +255,10 @@ fn rotations_keep_quorum_and_restore_access() {
         .expect("token hash");
     let (code, out, _) = run(&["token", "rotate", "-c", &s4]);
     assert_eq!(code, Some(1), "{out}");
-    assert!(out.contains("no terminal") && out.contains("--yes"), "{out}");
+    assert!(
+        out.contains("no terminal") && out.contains("--yes"),
+        "{out}"
+    );
     assert_eq!(
         lab.exec(first, "sha256sum /var/lib/rancher/k3s/server/token")
             .expect("token hash"),
@@ -269,10 +290,15 @@ fn rotations_keep_quorum_and_restore_access() {
         .to_string();
     assert_ne!(new_token, old_token, "the token changed");
     let password = new_token.rsplit(':').next().unwrap_or_default();
-    assert!(!password.is_empty() && !out.contains(password), "token shown: {out}");
+    assert!(
+        !password.is_empty() && !out.contains(password),
+        "token shown: {out}"
+    );
     assert!(!out.contains(old_token.rsplit(':').next().unwrap_or("x")));
     assert!(
-        out.contains("snapshots taken before this rotation can only be restored with the old token"),
+        out.contains(
+            "snapshots taken before this rotation can only be restored with the old token"
+        ),
         "{out}"
     );
     for (host, unit) in [
@@ -283,9 +309,15 @@ fn rotations_keep_quorum_and_restore_access() {
     ] {
         assert_eq!(env_token(host, unit), new_token, "{host}'s env file");
         let other = lab
-            .exec(host, "cat /var/lib/rancher/k3s/server/token 2>/dev/null; true")
+            .exec(
+                host,
+                "cat /var/lib/rancher/k3s/server/token 2>/dev/null; true",
+            )
             .expect("token");
-        assert!(other.is_empty() || other.trim() == new_token, "{host}: {other}");
+        assert!(
+            other.is_empty() || other.trim() == new_token,
+            "{host}: {other}"
+        );
     }
     assert_one_at_a_time("token rotate", &samples, &endpoints);
     wait_all_ready(&kubeconfig, &names[..4]);
@@ -294,6 +326,32 @@ fn rotations_keep_quorum_and_restore_access() {
     assert_eq!(code, Some(0), "apply with the new agent: {out}");
     println!("new agent joined: {:.1}s", took.as_secs_f64());
     assert_eq!(env_token(newcomer, "k3s-agent"), new_token);
+    wait_all_ready(&kubeconfig, &names);
+
+    // `check` on the 5-host HA cluster right after that apply: `--wait 60s` passes; then how long
+    // a healthy check takes; a stopped agent: exit 1 naming it.
+    let (code, out, took) = run(&["check", "--wait", "60s", "-c", &s5]);
+    assert_eq!(code, Some(0), "check --wait after apply: {out}");
+    println!("check --wait 60s after apply: {:.2}s", took.as_secs_f64());
+    let mut figures = Vec::new();
+    for _ in 0..3 {
+        let began = Instant::now();
+        let out = k3sctl(&["check", "-c", &s5]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        figures.push(began.elapsed().as_millis());
+    }
+    println!("healthy check, 5 hosts (ms): {figures:?}");
+    lab.exec(newcomer, "systemctl stop k3s-agent")
+        .expect("stop agent");
+    let (code, out, _) = run(&["check", "-c", &s5]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("UNHEALTHY:") && l.contains(&format!("service {newcomer}"))),
+        "{out}"
+    );
+    lab.exec(newcomer, "systemctl start k3s-agent")
+        .expect("start agent");
     wait_all_ready(&kubeconfig, &names);
 
     // --- 3. certs rotate: servers one at a time, then the agents, then the export. ---
@@ -334,7 +392,10 @@ fn rotations_keep_quorum_and_restore_access() {
         })
         .collect();
     assert!(order.windows(2).all(|w| w[0] < w[1]), "order: {order:?}");
-    assert_ne!(std::fs::read_to_string(&kubeconfig).expect("export"), export_before);
+    assert_ne!(
+        std::fs::read_to_string(&kubeconfig).expect("export"),
+        export_before
+    );
     wait_all_ready(&kubeconfig, &names);
 
     // --- 4. 2-minute certificates: seen expiring, expired, restored. ---
@@ -370,13 +431,22 @@ fn rotations_keep_quorum_and_restore_access() {
     println!("kubectl with the expired export: {said}");
     let (code, out, _) = run(&["kubeconfig", "-c", &s5]);
     assert_eq!(code, Some(1), "kubeconfig with expired certificates: {out}");
-    assert!(out.contains("EXPIRED") && out.contains("--rotate-if-expired"), "{out}");
+    assert!(
+        out.contains("EXPIRED") && out.contains("--rotate-if-expired"),
+        "{out}"
+    );
     let (code, out, took) = run(&["kubeconfig", "--rotate-if-expired", "--yes", "-c", &s5]);
     assert_eq!(code, Some(0), "kubeconfig --rotate-if-expired: {out}");
     println!("kubeconfig --rotate-if-expired: {:.1}s", took.as_secs_f64());
-    assert!(out.contains(&format!("{first}: certificates rotated")), "{out}");
+    assert!(
+        out.contains(&format!("{first}: certificates rotated")),
+        "{out}"
+    );
     for s in &servers[1..] {
-        assert!(!out.contains(&format!("{s}: certificates rotated")), "{s} left alone: {out}");
+        assert!(
+            !out.contains(&format!("{s}: certificates rotated")),
+            "{s} left alone: {out}"
+        );
     }
     let (ok, said) = kube(&kubeconfig, &["get", "nodes"]);
     assert!(ok, "kubectl after --rotate-if-expired: {said}");

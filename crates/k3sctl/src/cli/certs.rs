@@ -139,8 +139,10 @@ pub(super) fn print_rotation(report: &CertsRotateReport) {
         println!("export {}: written to {}{days}", e.name, e.path);
     }
     if let Some(err) = &report.exports_error {
-        println!("exports not written: {err}
-  hint: `k3sctl kubeconfig` writes them");
+        println!(
+            "exports not written: {err}
+  hint: `k3sctl kubeconfig` writes them"
+        );
     }
 }
 

@@ -157,6 +157,9 @@ mod tests {
         let (text, unusable) = expiry_note(&e(None, Some(0))).expect("note");
         assert!(!unusable && text.contains("expires in 0 day(s)"), "{text}");
         let (text, unusable) = expiry_note(&e(Some(-4), Some(364))).expect("note");
-        assert!(!unusable && text.contains("written again, valid 364"), "{text}");
+        assert!(
+            !unusable && text.contains("written again, valid 364"),
+            "{text}"
+        );
     }
 }

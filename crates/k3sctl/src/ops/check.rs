@@ -196,7 +196,10 @@ async fn ask_host(transport: &dyn Transport, server: bool) -> Result<HostAnswer,
 }
 
 /// Pure: the client certificate of `context` in a kubeconfig (its current context when `None`).
-pub(crate) fn kubeconfig_client_cert(text: &str, context: Option<&str>) -> Result<CertSummary, String> {
+pub(crate) fn kubeconfig_client_cert(
+    text: &str,
+    context: Option<&str>,
+) -> Result<CertSummary, String> {
     use base64::Engine;
     let doc: serde_json::Value =
         serde_saphyr::from_str(text).map_err(|e| format!("not a kubeconfig: {e}"))?;

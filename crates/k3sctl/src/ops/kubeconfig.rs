@@ -170,11 +170,7 @@ pub async fn expiring_servers(
     connect: ConnectOptions,
 ) -> Result<Vec<String>, OpsError> {
     let spec = load_spec(path)?;
-    let servers: Vec<String> = spec
-        .cluster
-        .servers()
-        .map(|h| h.name.clone())
-        .collect();
+    let servers: Vec<String> = spec.cluster.servers().map(|h| h.name.clone()).collect();
     let report = super::check::certs_check(path, connect).await?;
     Ok(crate::plan::rotate::expiring_servers(
         &report.certificates,

@@ -69,12 +69,18 @@ pub fn rotation_order(
 ) -> Result<Vec<RotateNode>, RotatePlanError> {
     for s in services {
         if !SERVER_SERVICES.contains(&s.as_str()) && !AGENT_SERVICES.contains(&s.as_str()) {
-            let known: Vec<&str> = SERVER_SERVICES.iter().chain(AGENT_SERVICES).copied().collect();
+            let known: Vec<&str> = SERVER_SERVICES
+                .iter()
+                .chain(AGENT_SERVICES)
+                .copied()
+                .collect();
             return Err(RotatePlanError::UnknownService(s.clone(), known.join(", ")));
         }
     }
-    let agents_too =
-        services.is_empty() || services.iter().any(|s| AGENT_SERVICES.contains(&s.as_str()));
+    let agents_too = services.is_empty()
+        || services
+            .iter()
+            .any(|s| AGENT_SERVICES.contains(&s.as_str()));
     if let Some(name) = only {
         let Some((_, kind)) = hosts.iter().find(|(h, _)| h == name) else {
             let names: Vec<&str> = hosts.iter().map(|(h, _)| h.as_str()).collect();
@@ -124,9 +130,8 @@ pub fn expiring_servers(rows: &[CertRow], servers: &[String]) -> Vec<String> {
     servers
         .iter()
         .filter(|s| {
-            rows.iter().any(|r| {
-                matches!(&r.owner, CertOwner::Host { host } if host == *s) && expiring(r)
-            })
+            rows.iter()
+                .any(|r| matches!(&r.owner, CertOwner::Host { host } if host == *s) && expiring(r))
         })
         .cloned()
         .collect()
@@ -189,7 +194,11 @@ mod tests {
             "--node nope: the spec has no host of that name (hosts: a1, s1, s2, a2)"
         );
         let err = rotation_order(&hosts(), None, &["apiserver".into()]).expect_err("typo");
-        assert!(err.to_string().starts_with("--services apiserver: not a K3s service (known: api-server,"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("--services apiserver: not a K3s service (known: api-server,"),
+            "{err}"
+        );
         let err = rotation_order(&hosts(), Some("a1"), &["admin".into()]).expect_err("agent");
         assert!(err.to_string().contains("a1 is an agent"), "{err}");
     }

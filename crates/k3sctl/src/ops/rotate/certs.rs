@@ -96,17 +96,21 @@ impl Rotation {
         let roll = self.roll(reporter);
         let services = services.to_vec();
         let (rotated, failure) = match roll
-            .run(&self.order, |_| Action::RotateCertificates {
-                services: services.clone(),
+            .run(&self.order, "rotating certificates", |_| {
+                Action::RotateCertificates {
+                    services: services.clone(),
+                }
             })
             .await
         {
             Ok(done) => (done, None),
             Err((done, failure)) => (done, Some(failure)),
         };
-        let servers_rotated = rotated
-            .iter()
-            .any(|r| self.order.iter().any(|n| n.name == r.name && n.kind == NodeKind::Server));
+        let servers_rotated = rotated.iter().any(|r| {
+            self.order
+                .iter()
+                .any(|n| n.name == r.name && n.kind == NodeKind::Server)
+        });
         let mut report = CertsRotateReport {
             rotated,
             failure,

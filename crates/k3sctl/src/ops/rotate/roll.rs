@@ -186,7 +186,11 @@ impl Roll {
     /// must all run, and that is said.
     async fn quorum_before(&self, name: &str) -> Result<(), RollFailure> {
         let t = Instant::now();
-        let others = self.servers.iter().map(String::as_str).filter(|s| *s != name);
+        let others = self
+            .servers
+            .iter()
+            .map(String::as_str)
+            .filter(|s| *s != name);
         let fail = |error: String| RollFailure {
             node: name.into(),
             step: "quorum".into(),
@@ -302,9 +306,7 @@ impl Roll {
                 let s = Instant::now();
                 let started = start_and_wait(t, unit, true, self.timeout)
                     .await
-                    .map_err(|e| {
-                        fail("restart", e.headline(), e.journal().map(str::to_string))
-                    })?;
+                    .map_err(|e| fail("restart", e.headline(), e.journal().map(str::to_string)))?;
                 self.done(&node.name, "restart", format!("{unit} restarted"), s);
                 Ok(started)
             }
@@ -408,11 +410,13 @@ impl Roll {
         Ok(())
     }
 
-    /// Runs `order` one node at a time; `action` says what each node gets. Stops at the first
+    /// Runs `order` one node at a time (`label` says what happens, in the progress output);
+    /// `action` says what each node gets. Stops at the first
     /// failure (the nodes after it are left as they are).
     pub async fn run(
         &self,
         order: &[RotateNode],
+        label: &str,
         action: impl Fn(&RotateNode) -> Action,
     ) -> Result<Vec<RolledNode>, (Vec<RolledNode>, RollFailure)> {
         let mut done = Vec::new();
@@ -420,7 +424,16 @@ impl Roll {
             let s = Instant::now();
             let result = async {
                 let t = self.transport(&node.name)?.clone();
-                self.say(&node.name, "rotate", EventKind::Start, "");
+                let kind = match node.kind {
+                    NodeKind::Server => "server",
+                    NodeKind::Agent => "agent",
+                };
+                self.say(
+                    &node.name,
+                    "rotate",
+                    EventKind::Start,
+                    format!("{label} ({kind})"),
+                );
                 if node.kind == NodeKind::Server && self.is_ha() {
                     self.quorum_before(&node.name).await?;
                 }

@@ -89,7 +89,13 @@ impl Rotation {
             .read_file(Path::new(SERVER_TOKEN_PATH))
             .await
             .map_err(|e| failure(server, "read-token", e.to_string()))?
-            .ok_or_else(|| failure(server, "read-token", format!("{SERVER_TOKEN_PATH} is missing")))?;
+            .ok_or_else(|| {
+                failure(
+                    server,
+                    "read-token",
+                    format!("{SERVER_TOKEN_PATH} is missing"),
+                )
+            })?;
         let text = String::from_utf8_lossy(&bytes).to_string();
         JoinToken::parse(&text)
             .map(|t| t.raw)
@@ -138,13 +144,21 @@ impl Rotation {
             }
             acting.get_or_insert_with(|| s.clone());
         }
-        let acting = acting.ok_or_else(|| failure("-", "preflight", "the spec has no server".into()))?;
+        let acting =
+            acting.ok_or_else(|| failure("-", "preflight", "the spec has no server".into()))?;
         let old = self.read_token(&acting).await?;
-        let t = self.transports.get(&acting).cloned().ok_or_else(|| {
-            failure(&acting, "rotate", "no connection".into())
-        })?;
+        let t = self
+            .transports
+            .get(&acting)
+            .cloned()
+            .ok_or_else(|| failure(&acting, "rotate", "no connection".into()))?;
         let started = std::time::Instant::now();
-        reporter.report(Event::new(&acting, "token-rotate", EventKind::Start, ""));
+        reporter.report(Event::new(
+            &acting,
+            "token-rotate",
+            EventKind::Start,
+            "`k3s token rotate`",
+        ));
         let req = ExecRequest::new(format!("{BINARY_PATH} token rotate 2>&1"))
             .sudo(true)
             .timeout(Some(crate::run::service::QUICK))
@@ -192,15 +206,21 @@ impl Rotation {
             let content = lasting_env(&self.spec.cluster, host)
                 .resolve(Some(&new))
                 .map(|(c, _)| c)
-                .ok_or_else(|| failure(&host.name, "render", "the env file needs the token".into()))?;
+                .ok_or_else(|| {
+                    failure(&host.name, "render", "the env file needs the token".into())
+                })?;
             envs.insert(host.name.clone(), (env_path(role), content));
         }
         if let Some(missing) = self.order.iter().find(|n| !envs.contains_key(&n.name)) {
-            return Err(failure(&missing.name, "render", "not a host of the spec".into()));
+            return Err(failure(
+                &missing.name,
+                "render",
+                "not a host of the spec".into(),
+            ));
         }
         let roll = self.roll(reporter);
         let result = roll
-            .run(&self.order, |node| {
+            .run(&self.order, "restarting with the new token", |node| {
                 // Every node has its env file (checked above).
                 let (path, content) = envs
                     .get(&node.name)

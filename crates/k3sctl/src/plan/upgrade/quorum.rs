@@ -414,6 +414,23 @@ mod tests {
     }
 
     #[test]
+    fn a_rotation_may_restart_a_server_that_is_itself_not_ready_but_no_second_one() {
+        let mut nodes = vec![
+            server("s1", false, Some(true)),
+            server("s2", true, Some(true)),
+            server("s3", true, Some(true)),
+        ];
+        // s1's expired certificates keep it NotReady: restarting it alone keeps quorum.
+        assert_eq!(may_restart(&nodes_only(&nodes), "s1"), Ok(()));
+        assert!(may_take_down(&nodes_only(&nodes), "s1").is_err());
+        // Another server while s1 is not well: refused.
+        assert!(may_restart(&nodes_only(&nodes), "s2").is_err());
+        nodes[0] = server("s1", true, Some(true));
+        nodes[2] = server("s3", true, Some(false));
+        assert!(may_restart(&nodes_only(&nodes), "s1").is_err());
+    }
+
+    #[test]
     fn etcds_own_list_and_stopped_services_count_before_the_nodes_notice() {
         let nodes = vec![
             server("s1", true, Some(true)),
