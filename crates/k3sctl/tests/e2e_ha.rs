@@ -7,7 +7,8 @@
 //! 3. the FIRST server crashes and loses /var/lib/rancher/k3s: `plan` works through another
 //!    server; apply rebuilds it as a joining server (one cluster of 3 voters, objects kept);
 //! 4. refusals: 2 or 4 servers, critical flags on one server;
-//! 5. 1 → 3 servers: the SQLite (file store) server converts to etcd, a Deployment survives.
+//! 5. 1 → 3 servers: the SQLite (file store) server converts to etcd (an etcd snapshot is taken
+//!    right after, before the others join), a Deployment survives.
 //!
 //! Referees: Debian's kubectl 1.20 and etcdctl run on a server over ssh.
 
@@ -369,6 +370,26 @@ fn ha_create_survive_rebuild_refuse_and_convert() {
         "test -e /var/lib/rancher/k3s/server/db/state.migrated",
     )
     .expect("the store was migrated");
+    // The first restore point on etcd, taken before the other servers joined.
+    let snapshot_done = evs
+        .iter()
+        .position(|e| e["step"] == "etcd-snapshot" && e["kind"] == "done" && e["host"] == *first)
+        .unwrap_or_else(|| panic!("no etcd snapshot after the conversion:\n{out}"));
+    let first_join = evs
+        .iter()
+        .position(|e| e["step"] == "start" && e["kind"] == "start" && e["host"] != *first)
+        .expect("a server joined");
+    assert!(
+        snapshot_done < first_join,
+        "the snapshot came after a join:\n{out}"
+    );
+    let listed = lab
+        .exec(first, "k3s etcd-snapshot ls")
+        .expect("k3s etcd-snapshot ls");
+    assert!(
+        listed.contains(&format!("post-conversion-{first}-")),
+        "{listed}"
+    );
     let (ok, got) = kube(&kubeconfig, &["get", "deployment", "web"]);
     assert!(ok, "Deployment lost in the conversion: {got}");
     assert_three_voters(&lab, servers[1], servers);

@@ -2,7 +2,8 @@
 //! embedded etcd + 2 agents) on one 5-host lab. Refusals first (a server whose K3s is stopped,
 //! an etcd learner), then the rollout watched by etcdctl (`endpoint health` of the three
 //! members) and kubectl: never more than one member down, quorum always kept, servers before
-//! agents; k3sctl's overhead per server beyond the waits is printed.
+//! agents; the etcd snapshot taken before the first server is listed by K3s; k3sctl's
+//! overhead per server beyond the waits is printed.
 
 #[path = "e2e_ha_upgrade/ha_watcher.rs"]
 mod ha_watcher;
@@ -227,4 +228,41 @@ fn ha_upgrade_keeps_quorum_and_refuses_when_it_is_at_risk() {
             );
         }
     }
+
+    // The etcd snapshot taken before the first server was touched (upgrade.snapshot is on by
+    // default with several servers): named after the target, on the first Ready voter, and
+    // K3s lists it there.
+    let saved = &report["snapshot"];
+    let name = saved["name"].as_str().expect("snapshot in the report");
+    assert!(
+        name.starts_with(&format!(
+            "pre-upgrade-{}-{first}-",
+            V134_1.replace('+', "-")
+        )),
+        "{saved}"
+    );
+    assert_eq!(saved["node"].as_str(), Some(first.as_str()), "{saved}");
+    assert!(
+        saved["location"]
+            .as_str()
+            .is_some_and(|l| l.starts_with("file:///var/lib/rancher/k3s/server/db/snapshots/")),
+        "{saved}"
+    );
+    let listed = s
+        .lab()
+        .exec(&first, "k3s etcd-snapshot ls")
+        .expect("k3s etcd-snapshot ls");
+    assert!(listed.contains(name), "{name} not listed:\n{listed}");
+    let snapshot_at = events
+        .iter()
+        .position(|(h, step)| h == &first && step == "etcd-snapshot")
+        .expect("etcd-snapshot event");
+    let first_cordon = events
+        .iter()
+        .position(|(_, step)| step == "cordon")
+        .expect("cordon event");
+    assert!(
+        snapshot_at < first_cordon,
+        "the snapshot came after a node was touched"
+    );
 }

@@ -43,6 +43,10 @@ pub struct Args {
     /// change. A spec that follows k3s.channel is not rewritten.
     #[arg(long, conflicts_with = "dry_run")]
     pub update_spec: bool,
+    /// Do not take the etcd snapshot before the first server (multi-server clusters take one by
+    /// default; upgrade.snapshot in the spec).
+    #[arg(long)]
+    pub no_snapshot: bool,
     /// Record unknown SSH host keys instead of refusing them.
     #[arg(long)]
     pub accept_new_host_keys: bool,
@@ -95,6 +99,12 @@ fn print_text(report: &UpgradeReport) {
         println!("(dry run: nothing was changed)");
         return;
     }
+    if let Some(saved) = &report.snapshot {
+        println!(
+            "etcd snapshot taken before the upgrade: {} on {} at {}",
+            saved.name, saved.node, saved.location
+        );
+    }
     if !report.nodes.is_empty() {
         println!("{}", nodes_table(report));
     }
@@ -142,6 +152,7 @@ pub(super) fn run(global: &Global, args: Args) -> CommandResult {
         skip_initial_gate: args.skip_initial_gate,
         force_unlock: args.force_unlock,
         update_spec: args.update_spec,
+        no_snapshot: args.no_snapshot,
     };
     let reporter: Arc<dyn Reporter> = if global.json() {
         Arc::new(JsonReporter::default())

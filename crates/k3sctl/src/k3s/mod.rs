@@ -7,6 +7,7 @@ pub mod channel;
 pub mod config;
 pub mod critical;
 pub mod effective;
+pub mod journal;
 pub mod kubeconfig;
 pub mod kubeconfig_merge;
 pub mod manifests;

@@ -13,27 +13,16 @@ use serde::Serialize;
 use super::connect::{ConnectOptions, connect_all};
 use super::error::OpsError;
 use super::export::read_admin_kubeconfig;
-use crate::host::{ExecRequest, Transport, shell};
+use crate::host::{Transport, shell};
 use crate::kube::{
     ApiConnection, ETCD_ROLE_LABEL, NodeInfo, SnapshotFile, connect_through, list_nodes,
-    list_snapshot_files, parse_snapshot_files,
+    list_snapshot_files,
 };
+use crate::run::snapshot;
 
 const API_PORT: u16 = 6443;
 
-/// A snapshot just taken.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Saved {
-    /// The server it was taken on.
-    pub node: String,
-    /// Its name.
-    pub name: String,
-    /// Where it is (`file:///var/lib/rancher/k3s/server/db/snapshots/...`).
-    pub location: String,
-    /// Size in bytes, when K3s reported it.
-    pub size: Option<u64>,
-}
+pub use crate::run::snapshot::Saved;
 
 /// What prune removed, per server.
 #[derive(Debug, Clone, Serialize)]
@@ -92,16 +81,6 @@ fn no_etcd() -> String {
     "this cluster does not run embedded etcd (its server keeps its state in SQLite): etcd snapshots need servers started with cluster-init (two or more servers in the spec)".into()
 }
 
-/// Pure: the snapshot name in `k3s etcd-snapshot save`'s log (`Snapshot <name> saved.`).
-pub fn saved_name(log: &str) -> Option<String> {
-    log.lines().find_map(|l| {
-        let i = l.find("Snapshot ")?;
-        let rest = &l[i + "Snapshot ".len()..];
-        let end = rest.find(" saved.")?;
-        Some(rest[..end].to_string()).filter(|n| !n.is_empty() && !n.contains(' '))
-    })
-}
-
 struct Opened {
     servers: Vec<String>,
     transports: BTreeMap<String, Arc<dyn Transport>>,
@@ -148,20 +127,15 @@ async fn k3s_snapshot(
     args: &str,
     what: &str,
 ) -> Result<(String, String), OpsError> {
-    let out = t
-        .exec_checked(
-            ExecRequest::new(format!("k3s etcd-snapshot {args}"))
-                .sudo(true)
-                .describe(what.to_string()),
-        )
-        .await?;
-    Ok((out.stdout_text(), out.stderr_text()))
+    snapshot::k3s_snapshot(t, args, what)
+        .await
+        .map_err(|e| OpsError::Etcd(e.to_string()))
 }
 
 async fn local_list(t: &dyn Transport) -> Result<Vec<SnapshotFile>, OpsError> {
-    let (out, _) = k3s_snapshot(t, "ls -o json", "listing etcd snapshots").await?;
-    parse_snapshot_files(&out)
-        .map_err(|e| OpsError::Etcd(format!("{}: k3s etcd-snapshot ls -o json: {e}", t.name())))
+    snapshot::local_list(t)
+        .await
+        .map_err(|e| OpsError::Etcd(e.to_string()))
 }
 
 fn transport<'a>(o: &'a Opened, name: &str) -> Result<&'a Arc<dyn Transport>, OpsError> {
@@ -191,30 +165,9 @@ pub async fn save(
             "--name {prefix:?}: use letters, digits, dots and dashes"
         )));
     }
-    let (_, log) = k3s_snapshot(
-        t.as_ref(),
-        &format!("save --name {}", shell::quote(prefix)),
-        "taking an etcd snapshot",
-    )
-    .await?;
-    let taken = saved_name(&log).ok_or_else(|| {
-        OpsError::Etcd(format!(
-            "{node}: k3s etcd-snapshot save did not say which snapshot it saved:\n{log}"
-        ))
-    })?;
-    let found = local_list(t.as_ref())
-        .await?
-        .into_iter()
-        .find(|f| f.name == taken);
-    Ok(Saved {
-        node,
-        location: found
-            .as_ref()
-            .map(|f| f.location.clone())
-            .unwrap_or_default(),
-        size: found.and_then(|f| f.size),
-        name: taken,
-    })
+    snapshot::save_on(t.as_ref(), prefix)
+        .await
+        .map_err(|e| OpsError::Etcd(e.to_string()))
 }
 
 /// Every server's snapshots, from the API's `ETCDSnapshotFile` objects.
@@ -321,12 +274,5 @@ mod tests {
                 .expect_err("sqlite")
                 .contains("does not run embedded etcd")
         );
-    }
-
-    #[test]
-    fn the_saved_name_is_read_from_k3s_log() {
-        let log = "time=\"2026-01-01T00:00:00Z\" level=info msg=\"Snapshot on-demand-s1-1767225600 saved.\"\n";
-        assert_eq!(saved_name(log).as_deref(), Some("on-demand-s1-1767225600"));
-        assert_eq!(saved_name("nothing here"), None);
     }
 }

@@ -10,10 +10,13 @@ use async_trait::async_trait;
 use super::export::read_admin_kubeconfig;
 use crate::host::Transport;
 use crate::kube::{
-    ApiConnection, Poll, StartedAt, TAINTS_SET_BY_K3SCTL, connect_through, enforce_taints,
-    list_nodes, owned_taints, readyz, wait_etcd_voter, wait_node_ready_after,
+    ApiConnection, Client, CordonOutcome, DrainOptions, DrainReport, EtcdMember, KubeError,
+    NodeInfo, Poll, StartedAt, TAINTS_SET_BY_K3SCTL, UncordonOutcome, connect_through, cordon,
+    drain_node, enforce_taints, etcd_members, list_nodes, owned_taints, pod_healths, readyz,
+    uncordon_if_ours, wait_etcd_voter, wait_node_ready, wait_node_ready_after,
 };
 use crate::plan::ObservedNode;
+use crate::plan::upgrade::gate::{GateVerdict, judge_gate};
 use crate::run::{ApiConnector, ApiError, ClusterApi};
 use crate::secret::Secret;
 
@@ -37,8 +40,33 @@ impl TunnelConnector {
     }
 }
 
-struct KubeApi {
-    connection: ApiConnection,
+/// The [`ClusterApi`] over a kube client.
+pub struct KubeApi {
+    client: Client,
+    /// The tunnel the client goes through, kept open as long as the client lives (`None`
+    /// when the caller keeps it).
+    _connection: Option<ApiConnection>,
+}
+
+impl KubeApi {
+    /// The API over `client`, whose tunnel the caller keeps open.
+    pub fn over(client: Client) -> Arc<dyn ClusterApi> {
+        Arc::new(Self {
+            client,
+            _connection: None,
+        })
+    }
+}
+
+fn api_error(e: impl std::fmt::Display) -> ApiError {
+    ApiError(e.to_string())
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
 
 #[async_trait]
@@ -53,14 +81,17 @@ impl ApiConnector for TunnelConnector {
         let connection = connect_through(self.server.as_ref(), admin.expose(), API_PORT)
             .await
             .map_err(|e| ApiError(e.to_string()))?;
-        Ok(Arc::new(KubeApi { connection }))
+        Ok(Arc::new(KubeApi {
+            client: connection.client.clone(),
+            _connection: Some(connection),
+        }))
     }
 }
 
 #[async_trait]
 impl ClusterApi for KubeApi {
     async fn nodes(&self) -> Result<Vec<ObservedNode>, ApiError> {
-        let nodes = list_nodes(&self.connection.client)
+        let nodes = list_nodes(&self.client)
             .await
             .map_err(|e| ApiError(e.to_string()))?;
         Ok(nodes
@@ -84,7 +115,7 @@ impl ClusterApi for KubeApi {
     }
 
     async fn readyz(&self) -> Result<(), ApiError> {
-        match readyz(&self.connection.client).await {
+        match readyz(&self.client).await {
             Ok(true) => Ok(()),
             Ok(false) => Err(ApiError("/readyz is not ok yet".into())),
             Err(e) => Err(ApiError(e.to_string())),
@@ -97,7 +128,7 @@ impl ClusterApi for KubeApi {
         wanted: &[String],
         adopt: bool,
     ) -> Result<Vec<String>, ApiError> {
-        let change = enforce_taints(&self.connection.client, name, wanted, adopt)
+        let change = enforce_taints(&self.client, name, wanted, adopt)
             .await
             .map_err(|e| ApiError(e.to_string()))?;
         Ok(change.conflicts)
@@ -110,7 +141,7 @@ impl ClusterApi for KubeApi {
         timeout: Duration,
     ) -> Result<(), ApiError> {
         let poll = Poll::new(Duration::from_millis(500), timeout);
-        wait_node_ready_after(&self.connection.client, name, started_at, poll)
+        wait_node_ready_after(&self.client, name, started_at, poll)
             .await
             .map(|_| ())
             .map_err(|e| ApiError(e.to_string()))
@@ -118,9 +149,59 @@ impl ClusterApi for KubeApi {
 
     async fn wait_etcd_voter(&self, name: &str, timeout: Duration) -> Result<(), ApiError> {
         let poll = Poll::new(Duration::from_millis(500), timeout);
-        wait_etcd_voter(&self.connection.client, name, poll)
+        wait_etcd_voter(&self.client, name, poll)
             .await
             .map(|_| ())
             .map_err(|e| ApiError(e.to_string()))
+    }
+
+    async fn node_infos(&self) -> Result<Vec<NodeInfo>, ApiError> {
+        list_nodes(&self.client).await.map_err(api_error)
+    }
+
+    async fn etcd_members(&self) -> Result<Option<Vec<EtcdMember>>, ApiError> {
+        match etcd_members(&self.client).await {
+            Ok(members) => Ok(members),
+            // A server that is restarting cannot answer; the Node view and SSH still count.
+            Err(KubeError::Api { .. }) => Ok(None),
+            Err(e) => Err(api_error(e)),
+        }
+    }
+
+    async fn cordon(&self, name: &str, reason: &str) -> Result<CordonOutcome, ApiError> {
+        cordon(&self.client, name, reason).await.map_err(api_error)
+    }
+
+    async fn uncordon(&self, name: &str) -> Result<UncordonOutcome, ApiError> {
+        uncordon_if_ours(&self.client, name)
+            .await
+            .map_err(api_error)
+    }
+
+    async fn drain(&self, name: &str, options: &DrainOptions) -> Result<DrainReport, ApiError> {
+        drain_node(&self.client, name, options)
+            .await
+            .map_err(api_error)
+    }
+
+    async fn wait_node_at(
+        &self,
+        name: &str,
+        version: &str,
+        timeout: Duration,
+    ) -> Result<(), ApiError> {
+        let poll = Poll::new(Duration::from_millis(250), timeout);
+        wait_node_ready(&self.client, name, Some(version), poll)
+            .await
+            .map(|_| ())
+            .map_err(api_error)
+    }
+
+    async fn health(&self, grace: Duration) -> Result<GateVerdict, ApiError> {
+        let nodes = list_nodes(&self.client).await.map_err(api_error)?;
+        let pods = pod_healths(&self.client, Some("kube-system"))
+            .await
+            .map_err(api_error)?;
+        Ok(judge_gate(&nodes, &pods, unix_now(), grace.as_secs()))
     }
 }

@@ -243,6 +243,7 @@ pub async fn prepare(
         binary_sha256: binaries.hashes(),
         hosts,
         ha: spec.cluster.is_ha(),
+        snapshot_after_conversion: spec.cluster.spec.upgrade.snapshot != Some(false),
         critical,
         exports,
     };

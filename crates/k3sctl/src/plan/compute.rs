@@ -367,6 +367,13 @@ fn plan_host(
             store: store.clone(),
         });
         steps.push(Step::WaitEtcdVoter);
+        if desired.snapshot_after_conversion {
+            // The SQLite backup is the way back to before; this is the first restore point on
+            // etcd, taken before any other server joins.
+            steps.push(Step::EtcdSnapshot {
+                name: "post-conversion".into(),
+            });
+        }
     } else if etcd_member && joins && (obs.service_active || node.is_some()) {
         // A server without data that the cluster knew (or that keeps trying to start): its old
         // etcd member, if any, is removed, then it joins again.

@@ -145,6 +145,9 @@ pub struct Desired {
     pub hosts: Vec<DesiredHost>,
     /// Several servers on embedded etcd.
     pub ha: bool,
+    /// Take an etcd snapshot right after a SQLite→etcd conversion (off with
+    /// `upgrade.snapshot: false`).
+    pub snapshot_after_conversion: bool,
     /// K3s's critical configuration values, identical on every server (key → value as shown).
     pub critical: BTreeMap<String, String>,
     /// Kubeconfig exports.

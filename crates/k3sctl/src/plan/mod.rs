@@ -24,4 +24,4 @@ pub use datastore::DatastoreAction;
 pub use desired::{Desired, DesiredExport, DesiredFile, DesiredHost, FileContent};
 pub use observed::{EtcdMember, Observed, ObservedFile, ObservedHost, ObservedNode, StartFiles};
 pub use show::render_plan;
-pub use step::{ExportStep, HostPlan, Plan, Step};
+pub use step::{DrainSettings, ExportStep, HostPlan, Plan, Step};

@@ -99,6 +99,66 @@ pub enum Step {
         /// The SQLite store.
         store: String,
     },
+    /// Multi-server clusters, before a server goes down: every etcd member is a healthy voter
+    /// and the members are the spec's servers (taking it down could otherwise lose quorum).
+    CheckQuorum,
+    /// Cordon the node, marking the cordon as k3sctl's (`k3sctl.io/cordoned-for`); a node a
+    /// person cordoned is left as it is and stays cordoned afterwards.
+    Cordon {
+        /// The value of the annotation (`upgrade to v1.34.1+k3s1`).
+        reason: String,
+    },
+    /// Evict the node's pods (PodDisruptionBudgets respected), or delete them when eviction is
+    /// disabled; refused before any pod is touched when a pod blocks under the rules.
+    Drain(DrainSettings),
+    /// Put the new release in place: the binary staged ahead of the rollout (one rename), or
+    /// uploaded now when it is not staged; sha256 verified on the host either way.
+    SwapBinary {
+        /// What runs now.
+        from: K3sVersion,
+        /// The new release.
+        to: K3sVersion,
+        /// Leave a marker on the host first (the server the API is reached through: if it does
+        /// not come back, the next run knows from the marker that it was mid-upgrade).
+        marker: bool,
+    },
+    /// Wait until the Node is Ready with kubelet `version` (servers: and their own /readyz ok).
+    WaitReadyAt {
+        /// The version the kubelet must report.
+        version: K3sVersion,
+        /// Also wait for the server's /readyz.
+        readyz: bool,
+    },
+    /// Multi-server clusters, after a server's restart: it is a voting etcd member again and
+    /// every member is a healthy voter, before the next server may go down.
+    WaitQuorum,
+    /// Take an etcd snapshot on this server (`k3s etcd-snapshot save --name`), and say where
+    /// it is.
+    EtcdSnapshot {
+        /// The name given (K3s appends the node and the time).
+        name: String,
+    },
+    /// Remove the marker [`Step::SwapBinary`] left (the node is back).
+    ClearUpgradeMarker,
+    /// Uncordon, only when the cordon is k3sctl's.
+    Uncordon {
+        /// A person cordoned the node before: it stays cordoned.
+        keep_cordoned: bool,
+    },
+}
+
+/// How a [`Step::Drain`] drains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DrainSettings {
+    /// Pods with emptyDir volumes may be removed (their data is lost).
+    pub delete_empty_dir_data: bool,
+    /// Pods without a controller may be removed.
+    pub force: bool,
+    /// Delete pods instead of evicting them (bypasses PodDisruptionBudgets).
+    pub disable_eviction: bool,
+    /// The whole drain must finish within this many seconds.
+    pub timeout_secs: u64,
 }
 
 impl Step {
@@ -110,6 +170,9 @@ impl Step {
                 | Self::WaitNodeReady
                 | Self::WaitEtcdVoter
                 | Self::VerifyMigration { .. }
+                | Self::CheckQuorum
+                | Self::WaitReadyAt { .. }
+                | Self::WaitQuorum
         )
     }
 
@@ -181,6 +244,52 @@ impl Step {
             Self::RemoveEtcdMember { member, .. } => format!(
                 "remove the stale etcd member {member} (this server lost its data) through a running server"
             ),
+            Self::CheckQuorum => {
+                "check that every etcd member is a healthy voter (else stop: quorum at risk)"
+                    .to_string()
+            }
+            Self::Cordon { reason } => format!("cordon (k3sctl.io/cordoned-for: {reason})"),
+            Self::Drain(d) => format!(
+                "drain: {} its pods ({}; timeout {}s)",
+                if d.disable_eviction {
+                    "delete"
+                } else {
+                    "evict"
+                },
+                if d.disable_eviction {
+                    "disableEviction: PodDisruptionBudgets bypassed"
+                } else {
+                    "PodDisruptionBudgets respected"
+                },
+                d.timeout_secs
+            ),
+            Self::SwapBinary { from, to, marker } => format!(
+                "put k3s {to} in place of {from} (the staged binary, sha256 verified){}",
+                if *marker {
+                    "; an upgrade marker is left until it is back"
+                } else {
+                    ""
+                }
+            ),
+            Self::WaitReadyAt {
+                version,
+                readyz: true,
+            } => format!("wait until the node is Ready with kubelet {version} and /readyz is ok"),
+            Self::WaitReadyAt { version, .. } => {
+                format!("wait until the node is Ready with kubelet {version}")
+            }
+            Self::WaitQuorum => {
+                "wait until it is a voting etcd member again and every member is a healthy voter"
+                    .to_string()
+            }
+            Self::ClearUpgradeMarker => "remove the upgrade marker".to_string(),
+            Self::EtcdSnapshot { name } => {
+                format!("take an etcd snapshot `{name}` (a restore point on etcd)")
+            }
+            Self::Uncordon {
+                keep_cordoned: true,
+            } => "leave it cordoned (a person cordoned it)".to_string(),
+            Self::Uncordon { .. } => "uncordon (only k3sctl's own cordon)".to_string(),
         }
     }
 
@@ -201,6 +310,15 @@ impl Step {
             Self::ConvertDatastore { .. } => "convert-datastore",
             Self::VerifyMigration { .. } => "verify-migration",
             Self::RemoveEtcdMember { .. } => "remove-etcd-member",
+            Self::CheckQuorum => "quorum",
+            Self::Cordon { .. } => "cordon",
+            Self::Drain(_) => "drain",
+            Self::SwapBinary { .. } => "deliver",
+            Self::WaitReadyAt { .. } => "wait-ready",
+            Self::WaitQuorum => "wait-voter",
+            Self::ClearUpgradeMarker => "clear-marker",
+            Self::EtcdSnapshot { .. } => "etcd-snapshot",
+            Self::Uncordon { .. } => "uncordon",
         }
     }
 }

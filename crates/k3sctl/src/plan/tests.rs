@@ -82,6 +82,7 @@ fn desired(mirror: &str) -> Desired {
             host("agent-2", NodeRole::Agent, Some("g2"), false, mirror),
         ],
         ha: false,
+        snapshot_after_conversion: true,
         critical: BTreeMap::new(),
         exports: vec![DesiredExport {
             name: "admin".into(),
@@ -163,6 +164,15 @@ fn kinds(plan: &Plan, host: &str) -> Vec<&'static str> {
         .iter()
         .map(Step::kind)
         .collect()
+}
+
+fn text_of_steps(plan: &Plan, host: &str) -> String {
+    let h = plan.hosts.iter().find(|h| h.host == host).expect("host");
+    h.steps
+        .iter()
+        .map(|s| s.title(h.role))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[test]
@@ -511,16 +521,26 @@ fn growing_one_sqlite_server_to_three_converts_it_first() {
     let k = kinds(&plan, "server-1");
     assert_eq!(k[0], "convert-datastore");
     assert_eq!(
-        k[k.len() - 6..],
+        k[k.len() - 7..],
         [
             "restart",
             "wait-server-ready",
             "wait-node-ready",
             "verify-migration",
             "wait-etcd-voter",
+            "etcd-snapshot",
             "write-file"
         ]
     );
+    // The first restore point on etcd, before any other server joins; not with
+    // upgrade.snapshot: false.
+    assert!(text_of_steps(&plan, "server-1").contains("etcd snapshot `post-conversion`"));
+    let no_snapshot = Desired {
+        snapshot_after_conversion: false,
+        ..d.clone()
+    };
+    let plan_without = compute_plan(&no_snapshot, &obs).expect("plans");
+    assert!(!kinds(&plan_without, "server-1").contains(&"etcd-snapshot"));
     assert!(matches!(
         env_write(&plan, "server-1")[0],
         FileContent::Env {

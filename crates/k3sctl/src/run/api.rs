@@ -6,8 +6,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::kube::StartedAt;
+use crate::kube::{
+    CordonOutcome, DrainOptions, DrainReport, EtcdMember, NodeInfo, StartedAt, UncordonOutcome,
+};
 use crate::plan::ObservedNode;
+use crate::plan::upgrade::gate::GateVerdict;
 
 /// An API call failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -41,6 +44,64 @@ pub trait ClusterApi: Send + Sync {
     ) -> Result<(), ApiError>;
     /// Waits until server `name` is a voting etcd member (`EtcdIsVoter=True`).
     async fn wait_etcd_voter(&self, name: &str, timeout: Duration) -> Result<(), ApiError>;
+
+    // What a rollout (upgrade, node removal) needs on top; an API that cannot do it says so.
+
+    /// Every Node as the upgrade's judgements read it (conditions, annotations, etcd role).
+    async fn node_infos(&self) -> Result<Vec<NodeInfo>, ApiError> {
+        Err(unsupported("reading Node objects"))
+    }
+    /// etcd's own member list (`/db/info`); `None` when the server cannot answer it now (a
+    /// server that is restarting).
+    async fn etcd_members(&self) -> Result<Option<Vec<EtcdMember>>, ApiError> {
+        Err(unsupported("reading etcd's members"))
+    }
+    /// Cordons `name`, marking the cordon as k3sctl's with `reason`.
+    async fn cordon(&self, name: &str, reason: &str) -> Result<CordonOutcome, ApiError> {
+        let _ = (name, reason);
+        Err(unsupported("cordoning"))
+    }
+    /// Uncordons `name` when the cordon is k3sctl's.
+    async fn uncordon(&self, name: &str) -> Result<UncordonOutcome, ApiError> {
+        let _ = name;
+        Err(unsupported("uncordoning"))
+    }
+    /// Drains `name` (refused before touching anything when a pod blocks).
+    async fn drain(&self, name: &str, options: &DrainOptions) -> Result<DrainReport, ApiError> {
+        let _ = (name, options);
+        Err(unsupported("draining"))
+    }
+    /// Waits until `name` is Ready with kubelet `version`.
+    async fn wait_node_at(
+        &self,
+        name: &str,
+        version: &str,
+        timeout: Duration,
+    ) -> Result<(), ApiError> {
+        let _ = (name, version, timeout);
+        Err(unsupported("waiting for a node's version"))
+    }
+    /// One look at the cluster's health (nodes, kube-system pods), judged with `grace` for
+    /// NotReady nodes.
+    async fn health(&self, grace: Duration) -> Result<GateVerdict, ApiError> {
+        let _ = grace;
+        Err(unsupported("judging the cluster's health"))
+    }
+}
+
+fn unsupported(what: &str) -> ApiError {
+    ApiError(format!("{what} is not supported by this API client"))
+}
+
+/// A connector that hands out one API client already connected (the upgrade's, whose tunnel
+/// the caller keeps open).
+pub struct ConnectedApi(pub Arc<dyn ClusterApi>);
+
+#[async_trait]
+impl ApiConnector for ConnectedApi {
+    async fn connect(&self) -> Result<Arc<dyn ClusterApi>, ApiError> {
+        Ok(Arc::clone(&self.0))
+    }
 }
 
 /// Tries several connectors in order (one per server) and uses the first that answers: the API

@@ -52,6 +52,19 @@ impl Default for RunOptions {
     }
 }
 
+/// What the steps of a rollout (an upgrade's per-node turns) need beyond `apply`'s.
+#[derive(Clone)]
+pub struct RolloutContext {
+    /// The new binary per host: local path and sha256.
+    pub binaries: BTreeMap<String, (PathBuf, String)>,
+    /// The spec's servers, in spec order (the quorum check's view of the members).
+    pub servers: Vec<String>,
+    /// The server the API is reached through.
+    pub api_server: String,
+    /// Every host's transport (the quorum check asks each server whether K3s runs).
+    pub transports: BTreeMap<String, Arc<dyn crate::host::Transport>>,
+}
+
 /// Shared state of one run.
 pub struct Shared {
     /// Local binary per host that needs an upload.
@@ -70,6 +83,8 @@ pub struct Shared {
     pub known_nodes: Vec<String>,
     /// A running server whose etcd removes stale members.
     pub etcd_peer: Option<Arc<dyn crate::host::Transport>>,
+    /// What a rollout's steps need (cordon, drain, swap, quorum); `None` for `apply`.
+    pub rollout: Option<RolloutContext>,
     connector: Arc<dyn ApiConnector>,
     token: Mutex<Option<Secret>>,
     api: Mutex<Option<Arc<dyn ClusterApi>>>,
@@ -93,6 +108,7 @@ impl Shared {
             join_endpoint: None,
             known_nodes: Vec::new(),
             etcd_peer: None,
+            rollout: None,
             connector,
             token: Mutex::new(token),
             api: Mutex::new(None),

@@ -10,17 +10,37 @@ use tokio::sync::OwnedMutexGuard;
 use super::binary_record;
 use super::context::Shared;
 use super::events::{Event, EventKind};
-use super::hints::hint_for;
 use super::outcome::HostStatus;
 use super::service::{POLL, start_and_wait};
+use super::step_error::StepError;
 use crate::host::{ExecRequest, ProbeOutcome, Transport, UploadRequest, UploadSource, probe_tcp};
+use crate::k3s::config::NodeRole;
 use crate::k3s::token::{JoinToken, SERVER_TOKEN_PATH};
 use crate::k3s::unit::{BINARY_PATH, unit_name};
 use crate::kube::StartedAt;
 use crate::plan::{FileContent, HostPlan, Step};
 
-/// A failed step: its error text.
-type StepResult = Result<(), String>;
+/// What a step that succeeded has to say.
+#[derive(Debug, Default)]
+pub struct Done {
+    /// Replaces the step's title in the `done` event (what it found or did).
+    pub message: Option<String>,
+    /// A fact worth keeping in the node's record (`stays cordoned: ...`).
+    pub note: Option<String>,
+}
+
+impl Done {
+    /// Done, saying `message`.
+    pub fn saying(message: impl Into<String>) -> Self {
+        Self {
+            message: Some(message.into()),
+            note: None,
+        }
+    }
+}
+
+/// A step's result.
+pub type StepResult = Result<Done, StepError>;
 
 /// Runs the binary upload of a host (phase 0, bounded concurrency).
 pub async fn upload_binary(
@@ -38,11 +58,11 @@ pub async fn upload_binary(
     let Some(local) = shared.binaries.get(&host.host) else {
         return failed(
             step,
-            format!("{}: no local K3s binary for this host", host.host),
+            &StepError::from(format!("{}: no local K3s binary for this host", host.host)),
         );
     };
     let _permit = shared.uploads.acquire().await;
-    let started = report_start(shared, host, step);
+    let started = report_start(shared, &host.host, host.role, step);
     let req = UploadRequest {
         source: UploadSource::File(local.clone()),
         remote: Path::new(BINARY_PATH).to_path_buf(),
@@ -53,10 +73,17 @@ pub async fn upload_binary(
     match transport.upload(req).await {
         Ok(()) => {
             remember_binary_hash(host, transport, sha256).await;
-            report_done(shared, host, step, started);
+            report_done(
+                shared,
+                &host.host,
+                host.role,
+                step,
+                &Done::default(),
+                started,
+            );
             HostStatus::Ok { changes: 1 }
         }
-        Err(e) => report_failed(shared, host, step, started, e.to_string()),
+        Err(e) => report_failed(shared, host, step, started, e.into()),
     }
 }
 
@@ -74,33 +101,50 @@ async fn remember_binary_hash(host: &HostPlan, transport: &dyn Transport, sha256
     }
 }
 
-fn failed(step: &Step, error: String) -> HostStatus {
+fn failed(step: &Step, error: &StepError) -> HostStatus {
     HostStatus::Failed {
         step: step.kind().into(),
-        hint: hint_for(&error).map(str::to_string),
-        error,
+        hint: error.hint(),
+        error: error.to_string(),
     }
 }
 
-fn report_start(shared: &Shared, host: &HostPlan, step: &Step) -> Instant {
+/// Reports that `step` begins on `host`.
+pub(super) fn report_start(shared: &Shared, host: &str, role: NodeRole, step: &Step) -> Instant {
     shared.reporter.report(Event::new(
-        &host.host,
+        host,
         step.kind(),
         EventKind::Start,
-        step.title(host.role),
+        step.title(role),
     ));
     Instant::now()
 }
 
-fn report_done(shared: &Shared, host: &HostPlan, step: &Step, started: Instant) {
+/// Reports that `step` succeeded on `host`, with what it said or its title.
+pub(super) fn report_done(
+    shared: &Shared,
+    host: &str,
+    role: NodeRole,
+    step: &Step,
+    done: &Done,
+    started: Instant,
+) {
+    let message = done.message.clone().unwrap_or_else(|| step.title(role));
+    shared
+        .reporter
+        .report(Event::new(host, step.kind(), EventKind::Done, message).took(started.elapsed()));
+}
+
+/// Reports that `step` failed on `host` (the headline; the journal stays in the error).
+pub(super) fn report_step_failed(
+    shared: &Shared,
+    host: &str,
+    step: &Step,
+    started: Instant,
+    error: &StepError,
+) {
     shared.reporter.report(
-        Event::new(
-            &host.host,
-            step.kind(),
-            EventKind::Done,
-            step.title(host.role),
-        )
-        .took(started.elapsed()),
+        Event::new(host, step.kind(), EventKind::Failed, error.to_string()).took(started.elapsed()),
     );
 }
 
@@ -109,13 +153,10 @@ fn report_failed(
     host: &HostPlan,
     step: &Step,
     started: Instant,
-    error: String,
+    error: StepError,
 ) -> HostStatus {
-    shared.reporter.report(
-        Event::new(&host.host, step.kind(), EventKind::Failed, error.clone())
-            .took(started.elapsed()),
-    );
-    failed(step, error)
+    report_step_failed(shared, &host.host, step, started, &error);
+    failed(step, &error)
 }
 
 /// Indices (in [`HostPlan::steps`]) of steps already run ahead of the host's turn.
@@ -159,15 +200,26 @@ pub async fn prestage(
             | Step::WaitEtcdVoter
             | Step::VerifyMigration { .. }
             | Step::EnforceTaints { .. } => break,
+            // A rollout's steps concern nodes already in the cluster.
+            Step::CheckQuorum
+            | Step::Cordon { .. }
+            | Step::Drain(_)
+            | Step::SwapBinary { .. }
+            | Step::WaitReadyAt { .. }
+            | Step::WaitQuorum
+            | Step::ClearUpgradeMarker
+            | Step::EtcdSnapshot { .. }
+            | Step::Uncordon { .. } => break,
         };
         if !early {
             continue;
         }
-        let started = report_start(shared, host, step);
-        if let Err(error) = run_step(shared, host, transport, step, &mut None).await {
-            return Err(report_failed(shared, host, step, started, error));
-        }
-        report_done(shared, host, step, started);
+        let started = report_start(shared, &host.host, host.role, step);
+        let done = match run_step(shared, host, transport, step, &mut None).await {
+            Ok(done) => done,
+            Err(error) => return Err(report_failed(shared, host, step, started, error)),
+        };
+        report_done(shared, &host.host, host.role, step, &done, started);
         staged.insert(index);
         changes += usize::from(step.is_change());
     }
@@ -199,11 +251,11 @@ pub async fn run_host(
             // Nodes already serving restart one at a time, each Ready before the next.
             gate = Some(Arc::clone(&shared.restart_gate).lock_owned().await);
         }
-        let started = report_start(shared, host, step);
+        let started = report_start(shared, &host.host, host.role, step);
         let result = run_step(shared, host, transport, step, &mut started_at).await;
         match result {
-            Ok(()) => {
-                report_done(shared, host, step, started);
+            Ok(done) => {
+                report_done(shared, &host.host, host.role, step, &done, started);
                 if step.is_change() {
                     changes += 1;
                 }
@@ -228,7 +280,9 @@ pub async fn run_host(
     HostStatus::Ok { changes }
 }
 
-async fn run_step(
+/// Runs one step of `host`: the one executor of every plan step, for `apply` and the
+/// upgrade's rollout alike.
+pub(super) async fn run_step(
     shared: &Shared,
     host: &HostPlan,
     transport: &dyn Transport,
@@ -237,7 +291,7 @@ async fn run_step(
 ) -> StepResult {
     let unit = unit_name(host.role);
     match step {
-        Step::UploadBinary { .. } => Ok(()),
+        Step::UploadBinary { .. } => Ok(Done::default()),
         Step::WriteFile {
             path,
             mode,
@@ -253,7 +307,8 @@ async fn run_step(
                     timeout: Some(Duration::from_secs(1800)),
                 };
                 let _permit = shared.uploads.acquire().await;
-                return transport.upload(req).await.map_err(|e| e.to_string());
+                transport.upload(req).await?;
+                return Ok(Done::default());
             }
             let token = shared.token().await;
             let (bytes, _) = content.resolve(token.as_ref()).ok_or_else(|| {
@@ -264,8 +319,8 @@ async fn run_step(
             })?;
             transport
                 .write_file(Path::new(path), bytes.expose().as_bytes(), *mode)
-                .await
-                .map_err(|e| e.to_string())
+                .await?;
+            Ok(Done::default())
         }
         Step::RemoveFile { path } => {
             let command = format!("rm -f {}", crate::host::shell::quote(path));
@@ -287,16 +342,14 @@ async fn run_step(
             if *join {
                 probe_endpoint(shared, host, transport).await?;
             }
-            *started_at = start_and_wait(transport, unit, false, shared.options.node_ready_timeout)
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok(())
+            *started_at =
+                start_and_wait(transport, unit, false, shared.options.node_ready_timeout).await?;
+            Ok(Done::default())
         }
         Step::Restart { .. } => {
-            *started_at = start_and_wait(transport, unit, true, shared.options.node_ready_timeout)
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok(())
+            *started_at =
+                start_and_wait(transport, unit, true, shared.options.node_ready_timeout).await?;
+            Ok(Done::default())
         }
         Step::WaitServerReady => wait_server_ready(shared, host, transport).await,
         Step::EnforceTaints { wanted, adopt, .. } => {
@@ -304,16 +357,19 @@ async fn run_step(
             let conflicts = api
                 .enforce_taints(&host.host, wanted, *adopt)
                 .await
-                .map_err(|e| format!("{}: setting the node's taints: {e}", host.host))?;
+                .map_err(|e| {
+                    StepError::api(format!("{}: setting the node's taints", host.host), e)
+                })?;
             if conflicts.is_empty() {
-                Ok(())
+                Ok(Done::default())
             } else {
-                Err(format!(
-                    "{}: taints not set: {}\n  hint: remove the other taint (kubectl taint \
-                     node {} KEY:EFFECT-) or list it in the spec as it is",
-                    host.host,
-                    conflicts.join("; "),
-                    host.host
+                Err(StepError::refused(
+                    format!("{}: taints not set: {}", host.host, conflicts.join("; ")),
+                    format!(
+                        "remove the other taint (kubectl taint node {} KEY:EFFECT-) or list it \
+                         in the spec as it is",
+                        host.host
+                    ),
                 ))
             }
         }
@@ -321,7 +377,10 @@ async fn run_step(
             let api = shared.api().await?;
             api.wait_etcd_voter(&host.host, shared.options.node_ready_timeout)
                 .await
-                .map_err(|e| format!("{}: not a voting etcd member: {e}", host.host))
+                .map_err(|e| {
+                    StepError::api(format!("{}: not a voting etcd member", host.host), e)
+                })?;
+            Ok(Done::default())
         }
         Step::ConvertDatastore { store } => {
             let backup = super::convert::backup_store(transport, unit, store).await?;
@@ -334,7 +393,7 @@ async fn run_step(
                     host.host
                 ),
             ));
-            Ok(())
+            Ok(Done::default())
         }
         Step::RemoveEtcdMember { member, id } => {
             let peer = shared.etcd_peer.as_ref().ok_or_else(|| {
@@ -351,10 +410,12 @@ async fn run_step(
                         host.host,
                         peer.name()
                     )
-                })
+                })?;
+            Ok(Done::default())
         }
         Step::VerifyMigration { store } => {
-            super::convert::verify_migration(shared, host, transport, store).await
+            super::convert::verify_migration(shared, host, transport, store).await?;
+            Ok(Done::default())
         }
         Step::WaitNodeReady => {
             let api = shared.api().await?;
@@ -364,7 +425,25 @@ async fn run_step(
             let after = started_at.filter(|_| host.in_cluster);
             api.wait_node_ready(&host.host, after, shared.options.node_ready_timeout)
                 .await
-                .map_err(|e| format!("{}: node not Ready: {e}", host.host))
+                .map_err(|e| StepError::api(format!("{}: node not Ready", host.host), e))?;
+            Ok(Done::default())
+        }
+        Step::CheckQuorum
+        | Step::Cordon { .. }
+        | Step::Drain(_)
+        | Step::SwapBinary { .. }
+        | Step::WaitReadyAt { .. }
+        | Step::WaitQuorum
+        | Step::ClearUpgradeMarker
+        | Step::Uncordon { .. } => {
+            super::node_steps::run_node_step(shared, host, transport, step).await
+        }
+        Step::EtcdSnapshot { name } => {
+            let saved = super::snapshot::save_on(transport, name).await?;
+            Ok(Done::saying(format!(
+                "etcd snapshot {} saved on {} at {}",
+                saved.name, saved.node, saved.location
+            )))
         }
     }
 }
@@ -373,17 +452,17 @@ async fn run_step(
 /// stalls until the timeout).
 async fn probe_endpoint(shared: &Shared, host: &HostPlan, transport: &dyn Transport) -> StepResult {
     let Some(endpoint) = &shared.join_endpoint else {
-        return Ok(());
+        return Ok(Done::default());
     };
     let Some((address, port)) = super::join_probe::endpoint_host_port(endpoint) else {
-        return Ok(());
+        return Ok(Done::default());
     };
     match probe_tcp(transport, &address, port, super::join_probe::PROBE_TIMEOUT).await {
-        Ok(ProbeOutcome::Open) => Ok(()),
-        Ok(ProbeOutcome::Closed(detail)) => Err(super::join_probe::unreachable_endpoint(
-            &host.host, endpoint, &detail,
-        )),
-        Err(e) => Err(e.to_string()),
+        Ok(ProbeOutcome::Open) => Ok(Done::default()),
+        Ok(ProbeOutcome::Closed(detail)) => {
+            Err(super::join_probe::unreachable_endpoint(&host.host, endpoint, &detail).into())
+        }
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -392,11 +471,8 @@ async fn exec(transport: &dyn Transport, command: &str, what: &str) -> StepResul
         .sudo(true)
         .timeout(Some(super::service::QUICK))
         .describe(what);
-    transport
-        .exec_checked(req)
-        .await
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    transport.exec_checked(req).await?;
+    Ok(Done::default())
 }
 
 /// Waits for the token file, reads the token (kept only in memory), then for /readyz.
@@ -408,21 +484,22 @@ async fn wait_server_ready(
     let timeout = shared.options.server_ready_timeout;
     let began = Instant::now();
     let token = loop {
-        let read = transport
-            .read_file(Path::new(SERVER_TOKEN_PATH))
-            .await
-            .map_err(|e| e.to_string())?;
+        let read = transport.read_file(Path::new(SERVER_TOKEN_PATH)).await?;
         if let Some(bytes) = read.filter(|b| !b.is_empty()) {
             let text = String::from_utf8_lossy(&bytes);
             break JoinToken::parse(&text)
                 .map_err(|e| format!("{}: {SERVER_TOKEN_PATH}: {e}", host.host))?;
         }
         if began.elapsed() >= timeout {
-            return Err(format!(
-                "{}: {SERVER_TOKEN_PATH} did not appear within {}s: K3s has not finished its first start",
-                host.host,
-                timeout.as_secs()
-            ));
+            return Err(StepError::Wait {
+                message: format!(
+                    "{}: {SERVER_TOKEN_PATH} did not appear within {}s: K3s has not finished its \
+                     first start",
+                    host.host,
+                    timeout.as_secs()
+                ),
+                journal: None,
+            });
         }
         tokio::time::sleep(POLL).await;
     };
@@ -433,13 +510,16 @@ async fn wait_server_ready(
             Err(e) => Err(e),
         };
         match attempt {
-            Ok(()) => return Ok(()),
+            Ok(()) => return Ok(Done::default()),
             Err(e) if began.elapsed() >= timeout => {
-                return Err(format!(
-                    "{}: /readyz not ok within {}s: {e}",
-                    host.host,
-                    timeout.as_secs()
-                ));
+                return Err(StepError::Wait {
+                    message: format!(
+                        "{}: /readyz not ok within {}s: {e}",
+                        host.host,
+                        timeout.as_secs()
+                    ),
+                    journal: None,
+                });
             }
             Err(_) => {
                 shared.forget_api().await;

@@ -10,20 +10,29 @@ pub mod convert;
 pub mod engine;
 pub mod etcd;
 pub mod events;
-pub mod hints;
+pub mod gate;
 pub mod host_steps;
 pub mod join_probe;
 pub mod lock;
 pub mod lock_holder;
+pub mod node_steps;
 pub mod observe;
 pub mod outcome;
+pub mod quorum;
+pub mod record;
+pub mod rollout;
 pub mod service;
+pub mod snapshot;
+pub mod stage;
+pub mod step_error;
 
 #[cfg(test)]
 mod tests;
 
-pub use api::{ApiConnector, ApiError, ClusterApi, FailoverConnector};
-pub use context::{RunOptions, Shared};
+pub use api::{ApiConnector, ApiError, ClusterApi, ConnectedApi, FailoverConnector};
+pub use context::{RolloutContext, RunOptions, Shared};
 pub use engine::execute;
 pub use events::{Event, EventKind, JsonReporter, MemoryReporter, PlainReporter, Reporter};
 pub use outcome::{HostOutcome, HostStatus, RunSummary};
+pub use record::{NodeFailure, NodeOutcome, NodeRecord};
+pub use rollout::{RolloutPolicy, RolloutResult, execute_rollout};

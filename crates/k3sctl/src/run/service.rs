@@ -153,6 +153,19 @@ pub async fn journal_tail(transport: &dyn Transport, unit: &str) -> String {
     }
 }
 
+/// Whether `unit` is active on the host (`systemctl is-active`); a host that cannot be asked
+/// counts as not active.
+pub async fn is_active(transport: &dyn Transport, unit: &str) -> bool {
+    let req = ExecRequest::new(format!("systemctl is-active {unit}"))
+        .sudo(true)
+        .timeout(Some(QUICK))
+        .describe(format!("checking {unit}"));
+    transport
+        .exec(req)
+        .await
+        .is_ok_and(|out| out.stdout_text().trim() == "active")
+}
+
 /// What a state seen after the (re)start means.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Verdict {

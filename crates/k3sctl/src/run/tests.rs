@@ -671,3 +671,6 @@ async fn the_api_fails_over_to_the_next_server_and_names_every_failure() {
         .to_string();
     assert!(err.contains("s1: ssh: connect to host"), "{err}");
 }
+
+#[path = "tests/rollout.rs"]
+mod rollout;

@@ -3,19 +3,17 @@
 //! upgrade and took the API down, bringing it back first.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use super::UpgradeOptions;
-use super::context::Rollout;
 use super::error::UpgradeError;
 use super::gate;
 use super::observe::{Cluster, arch_set, host_archs, observe_nodes};
 use super::recover::{read_marker, restart_first_server};
 use super::release::{airgap_binaries, airgap_file, download, version_on_node};
 use super::target::{Target, resolve_target};
-use crate::host::{ExecRequest, Transport};
+use crate::host::Transport;
 use crate::k3s::config::NodeRole;
 use crate::k3s::release::Arch;
 use crate::k3s::unit::unit_name;
@@ -23,6 +21,7 @@ use crate::k3s::version::K3sVersion;
 use crate::ops::binary::LocalBinaries;
 use crate::plan::upgrade::{NodeKind, NodeState, TargetSource, check_target};
 use crate::run::Reporter;
+use crate::run::service::is_active;
 
 /// The version an airgap binary reports, without changing any host (dry runs): run locally.
 async fn local_version(path: &Path) -> Result<K3sVersion, UpgradeError> {
@@ -91,15 +90,19 @@ pub(super) struct Decided {
 }
 
 /// Whether the K3s server unit is active on `server`.
-pub(super) async fn server_running(server: &dyn Transport) -> bool {
-    let unit = unit_name(NodeRole::Server);
-    let req = ExecRequest::new(format!("systemctl is-active {unit}"))
-        .sudo(true)
-        .describe(format!("checking {unit}"));
-    server
-        .exec(req)
-        .await
-        .is_ok_and(|out| out.stdout_text().trim() == "active")
+async fn server_running(server: &dyn Transport) -> bool {
+    is_active(server, unit_name(NodeRole::Server)).await
+}
+
+/// The new binary of each host (local path and sha256), by its architecture.
+pub(super) fn host_binaries(
+    binaries: &LocalBinaries,
+    archs: &BTreeMap<String, Arch>,
+) -> BTreeMap<String, (PathBuf, String)> {
+    archs
+        .iter()
+        .filter_map(|(host, arch)| Some((host.clone(), binaries.by_arch.get(arch)?.clone())))
+        .collect()
 }
 
 /// Resolves the target, reads the nodes, checks the rules. With `recover`, a dead API on a first
@@ -151,12 +154,24 @@ pub(super) async fn decide(
                 Some(b) => b.clone(),
                 None => download(&cluster.spec, &target, &arch_set(&archs)).await?,
             };
-            let rollout = new_rollout(cluster, reporter, target, binaries, archs.clone());
-            restart_first_server(&rollout).await?;
+            let policy = &cluster.spec.cluster.spec.upgrade;
+            let by_host = host_binaries(&binaries, &archs);
+            let first = cluster.first_server.as_str();
+            let (local, sha) = by_host.get(first).ok_or_else(|| {
+                UpgradeError::Cluster(format!("{first}: no binary for its architecture"))
+            })?;
+            restart_first_server(
+                cluster,
+                reporter.as_ref(),
+                target,
+                (local, sha),
+                policy.node_ready_timeout.to_std(),
+            )
+            .await?;
             // The agents reconnect to the restarted server; give them the time they need.
             let limits = gate::GateLimits {
-                timeout: rollout.policy.gate_timeout.to_std(),
-                grace: rollout.policy.node_ready_timeout.to_std(),
+                timeout: policy.gate_timeout.to_std(),
+                grace: policy.node_ready_timeout.to_std(),
             };
             let _ = gate::wait_gate(&cluster.api.client, limits, &|_| {}).await;
             let nodes = observe_nodes(cluster).await?;
@@ -171,22 +186,4 @@ pub(super) async fn decide(
         source,
         archs,
     })
-}
-
-pub(super) fn new_rollout<'a>(
-    cluster: &'a Cluster,
-    reporter: &Arc<dyn Reporter>,
-    target: K3sVersion,
-    binaries: LocalBinaries,
-    archs: BTreeMap<String, Arch>,
-) -> Rollout<'a> {
-    Rollout {
-        cluster,
-        reporter: Arc::clone(reporter),
-        policy: cluster.spec.cluster.spec.upgrade.clone(),
-        target,
-        binaries,
-        archs,
-        stop: AtomicBool::new(false),
-    }
 }

@@ -6,35 +6,7 @@ use crate::ops::OpsError;
 use crate::plan::upgrade::UpgradeRefusal;
 use crate::plan::upgrade::quorum::QuorumRisk;
 
-/// A node whose upgrade failed, the step, what happened and the journal lines that explain it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct NodeFailure {
-    /// The node.
-    pub node: String,
-    /// The step (`drain`, `restart`, `wait-ready`, `health-gate`, ...).
-    pub step: String,
-    /// What went wrong.
-    pub error: String,
-    /// `journalctl -u <unit> -n 30` from the node, when the step involved the service.
-    pub journal: Option<String>,
-}
-
-impl std::fmt::Display for NodeFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}: step {} failed: {}",
-            self.node, self.step, self.error
-        )?;
-        if let Some(journal) = &self.journal {
-            write!(f, "\n  last journal lines on {}:", self.node)?;
-            for line in journal.lines() {
-                write!(f, "\n    {line}")?;
-            }
-        }
-        Ok(())
-    }
-}
+pub use crate::run::record::NodeFailure;
 
 /// Why `upgrade` did not start or stopped before the rollout.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +38,13 @@ pub enum UpgradeError {
          down, then re-run"
     )]
     Quorum(QuorumRisk),
+    /// The etcd snapshot before the first server could not be taken. Nothing was changed.
+    #[error(
+        "the etcd snapshot before the upgrade failed: {0}\n  nothing was changed\n  hint: fix \
+         the cause and re-run, or skip the snapshot with --no-snapshot (or upgrade.snapshot: \
+         false)"
+    )]
+    Snapshot(String),
     /// The cluster does not match the spec (a host without a Node object).
     #[error("{0}")]
     Cluster(String),

@@ -4,135 +4,26 @@
 //! `plan::upgrade::gate`, pure). Also the smoke check after the last node (every node Ready at
 //! the target, no pod outside Running/Succeeded).
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use crate::k3s::version::K3sVersion;
-use crate::kube::{Client, KubeError, list_nodes, pod_healths, unhealthy_pods};
-use crate::plan::upgrade::gate::{GateVerdict, judge_gate};
+use crate::kube::{Client, KubeError, list_nodes, unhealthy_pods};
+use crate::ops::kube_api::KubeApi;
 
 const POLL: Duration = Duration::from_millis(500);
 
-/// Why a gate did not pass.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GateFailure {
-    /// Something in a state that waiting will not fix.
-    Stuck {
-        /// What will not settle.
-        stuck: Vec<String>,
-        /// What was still settling.
-        settling: Vec<String>,
-    },
-    /// Still settling when the gate's time was up.
-    Timeout {
-        /// `upgrade.gateTimeout` in seconds.
-        secs: u64,
-        /// What it was still waiting for.
-        waiting: Vec<String>,
-    },
-}
+pub use crate::run::gate::{GateFailure, GateLimits};
 
-impl std::fmt::Display for GateFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Stuck { stuck, settling } => {
-                write!(f, "not healthy, and waiting will not fix it:")?;
-                for p in stuck {
-                    write!(
-                        f,
-                        "
-  - {p}"
-                    )?;
-                }
-                if !settling.is_empty() {
-                    write!(
-                        f,
-                        "
-  still settling:"
-                    )?;
-                    for p in settling {
-                        write!(
-                            f,
-                            "
-  - {p}"
-                        )?;
-                    }
-                }
-                Ok(())
-            }
-            Self::Timeout { secs, waiting } => {
-                write!(
-                    f,
-                    "still not healthy after waiting {secs}s (upgrade.gateTimeout):"
-                )?;
-                for p in waiting {
-                    write!(
-                        f,
-                        "
-  - {p}"
-                    )?;
-                }
-                Ok(())
-            }
-        }
-    }
-}
-
-/// How long to wait, and how long a NotReady node may stay NotReady.
-#[derive(Debug, Clone, Copy)]
-pub struct GateLimits {
-    /// `upgrade.gateTimeout`.
-    pub timeout: Duration,
-    /// `upgrade.nodeReadyTimeout`: the grace period of a NotReady node.
-    pub grace: Duration,
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
-/// One look at the cluster: nodes and kube-system pods, judged.
-pub async fn look(client: &Client, grace: Duration) -> Result<GateVerdict, KubeError> {
-    let nodes = list_nodes(client).await?;
-    let pods = pod_healths(client, Some("kube-system")).await?;
-    Ok(judge_gate(&nodes, &pods, unix_now(), grace.as_secs()))
-}
-
-/// Waits until the gate passes: fails at once on a stuck state, after `limits.timeout` on what
-/// is still settling. `waiting` is called with what the gate waits for whenever that changes
-/// (progress). API errors count as "not yet" (a server that just restarted).
+/// Waits until the health gate passes (see [`crate::run::gate::wait_gate`]), through `client`.
 pub async fn wait_gate(
     client: &Client,
     limits: GateLimits,
     waiting: &(dyn Fn(&[String]) + Send + Sync),
 ) -> Result<(), GateFailure> {
-    let start = Instant::now();
-    let mut shown: Vec<String> = Vec::new();
-    loop {
-        let settling = match look(client, limits.grace).await {
-            Ok(GateVerdict::Healthy) => return Ok(()),
-            Ok(GateVerdict::Stuck { stuck, settling }) => {
-                return Err(GateFailure::Stuck { stuck, settling });
-            }
-            Ok(GateVerdict::Settling(s)) => s,
-            Err(e) => vec![format!("the API: not answering ({e})")],
-        };
-        if start.elapsed() >= limits.timeout {
-            return Err(GateFailure::Timeout {
-                secs: limits.timeout.as_secs(),
-                waiting: settling,
-            });
-        }
-        if settling != shown {
-            waiting(&settling);
-            shown = settling;
-        }
-        tokio::time::sleep(POLL).await;
-    }
+    let api = KubeApi::over(client.clone());
+    crate::run::gate::wait_gate(api.as_ref(), limits, waiting).await
 }
 
 /// One node in the smoke table.

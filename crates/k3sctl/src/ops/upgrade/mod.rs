@@ -3,18 +3,13 @@
 //! per node cordon → drain → deliver → restart → wait Ready → uncordon → health gate; a failure
 //! stops with the node, the step and its journal; a re-run resumes. Ends with the smoke check.
 
-pub mod context;
 mod decide;
 pub mod error;
 pub mod gate;
-mod node;
 pub mod observe;
-mod quorum;
 mod recover;
 pub mod release;
-pub mod rollout;
 pub mod spec_update;
-mod stage;
 pub mod target;
 
 use std::collections::BTreeMap;
@@ -24,28 +19,36 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-pub use context::{NodeOutcome, NodeRecord};
+pub use crate::plan::upgrade::cordon_reason;
+pub use crate::run::record::{NodeOutcome, NodeRecord};
 pub use error::{NodeFailure, UpgradeError};
 pub use gate::{Smoke, SmokeNode};
-pub use node::cordon_reason;
 pub use spec_update::SpecFollowUp;
 pub use target::{Target, TargetRequest};
 
-use self::decide::{Decided, decide, new_rollout};
+use self::decide::{Decided, decide, host_binaries};
 use self::observe::{Cluster, arch_set, open};
 use self::release::download;
-use self::rollout::run_rollout;
-use self::stage::stage_all;
 use super::OpsError;
 use super::connect::ConnectOptions;
+use super::kube_api::KubeApi;
 use crate::k3s::version::K3sVersion;
-use crate::kube::{DrainRules, preview_drain};
+use crate::kube::{DrainRules, list_nodes, preview_drain};
+use crate::ops::binary::LocalBinaries;
+use crate::ops::etcd_snapshot::pick_voter;
 use crate::plan::upgrade::quorum::may_take_down;
 use crate::plan::upgrade::{
     DrainPreview, NodeAction, NodeKind, UpgradePlan, plan_upgrade, render_upgrade_plan,
+    snapshot_name, snapshot_wanted,
 };
 use crate::run::lock::{Acquired, LockHolder, acquire, release};
-use crate::run::{Event, EventKind, Reporter};
+use crate::run::snapshot::{Saved, save_on};
+use crate::run::stage::stage_all;
+use crate::run::{
+    ConnectedApi, Event, EventKind, Reporter, RolloutContext, RolloutPolicy, RunOptions, Shared,
+    execute_rollout,
+};
+use crate::spec::OnFailure;
 
 /// Options of `upgrade`.
 #[derive(Debug, Clone, Default)]
@@ -62,6 +65,8 @@ pub struct UpgradeOptions {
     pub force_unlock: bool,
     /// After a successful upgrade, rewrite the spec's `k3s.version` to the target.
     pub update_spec: bool,
+    /// Skip the etcd snapshot taken before the first server (`upgrade.snapshot`).
+    pub no_snapshot: bool,
 }
 
 /// What `upgrade` did (or, with `dry_run`, would do).
@@ -83,6 +88,9 @@ pub struct UpgradeReport {
     pub failures: Vec<NodeFailure>,
     /// The post-upgrade smoke check (after a complete rollout).
     pub smoke: Option<Smoke>,
+    /// The etcd snapshot taken before the first server was touched.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<Saved>,
     /// After a successful upgrade: the spec's line naming the release, and whether
     /// `--update-spec` rewrote it.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -176,7 +184,7 @@ pub async fn upgrade(
     let cluster = open(path, options.connect).await?;
     if options.dry_run {
         let decided = decide(&cluster, &options, &reporter, false).await?;
-        let (report, _) = planned(&cluster, &decided, true).await;
+        let (report, _) = planned(&cluster, &decided, &options).await;
         return Ok(report);
     }
     let holder = LockHolder::current();
@@ -199,10 +207,18 @@ pub async fn upgrade(
 async fn planned(
     cluster: &Cluster,
     decided: &Decided,
-    dry_run: bool,
+    options: &UpgradeOptions,
 ) -> (UpgradeReport, UpgradePlan) {
+    let dry_run = options.dry_run;
     let policy = &cluster.spec.cluster.spec.upgrade;
-    let plan = plan_upgrade(decided.target, &decided.nodes, policy);
+    let mut plan = plan_upgrade(decided.target, &decided.nodes, policy);
+    if snapshot_wanted(
+        policy.snapshot,
+        cluster.servers().len(),
+        options.no_snapshot,
+    ) {
+        plan.snapshot = Some(snapshot_name(decided.target));
+    }
     let previews = drain_previews(cluster, &plan).await;
     let plan_text = render_upgrade_plan(&plan, &previews);
     let report = UpgradeReport {
@@ -214,6 +230,7 @@ async fn planned(
         nodes: Vec::new(),
         failures: Vec::new(),
         smoke: None,
+        snapshot: None,
         spec: None,
     };
     (report, plan)
@@ -232,9 +249,73 @@ async fn check_quorum_first(cluster: &Cluster, plan: &UpgradePlan) -> Result<(),
     else {
         return Ok(());
     };
-    let look = quorum::look(cluster).await?;
+    let api = KubeApi::over(cluster.api.client.clone());
+    let servers: Vec<String> = cluster.servers().into_iter().map(str::to_string).collect();
+    let look = crate::run::quorum::look(api.as_ref(), &servers, &cluster.transports)
+        .await
+        .map_err(|e| UpgradeError::Cluster(format!("reading etcd's members: {e}")))?;
     let servers = look.server_names();
     may_take_down(&look.state(&servers), &first.name).map_err(UpgradeError::Quorum)
+}
+
+/// Takes the pre-upgrade etcd snapshot on the first Ready voting member (spec order) and says
+/// where it is. Nothing has changed yet when it fails.
+async fn take_snapshot(
+    cluster: &Cluster,
+    prefix: &str,
+    reporter: &dyn Reporter,
+) -> Result<Saved, UpgradeError> {
+    let t = std::time::Instant::now();
+    let servers: Vec<String> = cluster.servers().into_iter().map(str::to_string).collect();
+    let nodes = list_nodes(&cluster.api.client).await?;
+    let node = pick_voter(&servers, &nodes).map_err(UpgradeError::Snapshot)?;
+    let transport = cluster.transport(&node)?;
+    let saved = save_on(transport.as_ref(), prefix)
+        .await
+        .map_err(|e| UpgradeError::Snapshot(e.to_string()))?;
+    reporter.report(
+        Event::new(
+            &node,
+            "etcd-snapshot",
+            EventKind::Done,
+            format!(
+                "etcd snapshot {} saved on {node} at {}",
+                saved.name, saved.location
+            ),
+        )
+        .took(t.elapsed()),
+    );
+    Ok(saved)
+}
+
+/// The run's shared state for the rollout: the upgrade's API client, its node timeout, the
+/// one upload limit, and what the rollout's steps need.
+fn rollout_shared(
+    cluster: &Cluster,
+    reporter: &Arc<dyn Reporter>,
+    binaries: &LocalBinaries,
+    archs: &BTreeMap<String, crate::k3s::release::Arch>,
+) -> Shared {
+    let policy = &cluster.spec.cluster.spec.upgrade;
+    let options = RunOptions {
+        node_ready_timeout: policy.node_ready_timeout.to_std(),
+        ..RunOptions::default()
+    };
+    let connector = Arc::new(ConnectedApi(KubeApi::over(cluster.api.client.clone())));
+    let mut shared = Shared::new(
+        BTreeMap::new(),
+        Arc::clone(reporter),
+        options,
+        connector,
+        None,
+    );
+    shared.rollout = Some(RolloutContext {
+        binaries: host_binaries(binaries, archs),
+        servers: cluster.servers().into_iter().map(str::to_string).collect(),
+        api_server: cluster.first_server.clone(),
+        transports: cluster.transports.clone(),
+    });
+    shared
 }
 
 async fn run_locked(
@@ -243,7 +324,7 @@ async fn run_locked(
     reporter: &Arc<dyn Reporter>,
 ) -> Result<UpgradeReport, UpgradeError> {
     let decided = decide(cluster, options, reporter, true).await?;
-    let (mut report, plan) = planned(cluster, &decided, false).await;
+    let (mut report, plan) = planned(cluster, &decided, options).await;
     let client = &cluster.api.client;
     if !plan.has_work() {
         info(
@@ -300,12 +381,20 @@ async fn run_locked(
             .took(t.elapsed()),
         );
     }
-    let rollout = new_rollout(cluster, reporter, plan.target, binaries, decided.archs);
-    if let Err(failure) = stage_all(&rollout, &plan).await {
+    if let Some(prefix) = &plan.snapshot {
+        report.snapshot = Some(take_snapshot(cluster, prefix, reporter.as_ref()).await?);
+    }
+    let shared = rollout_shared(cluster, reporter, &binaries, &decided.archs);
+    if let Err(failure) = stage_all(&plan, &cluster.transports, &shared).await {
         report.failures.push(failure);
         return Ok(report);
     }
-    let result = run_rollout(&rollout, &plan).await;
+    let policy = &cluster.spec.cluster.spec.upgrade;
+    let rollout = RolloutPolicy {
+        gate: gate_limits(policy),
+        stop_all_on_failure: policy.on_failure == OnFailure::Stop,
+    };
+    let result = execute_rollout(&plan, &cluster.transports, &shared, rollout).await;
     report.nodes = result.records;
     report.failures = result.failures;
     if report.failures.is_empty() {

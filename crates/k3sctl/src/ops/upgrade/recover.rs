@@ -3,23 +3,23 @@
 //! run puts the (fixed) new binary in place, restarts K3s, waits for /readyz, and then goes on
 //! like any resumed run.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::context::Rollout;
+use tokio::sync::Semaphore;
+
 use super::error::UpgradeError;
-use super::stage::swap_in;
+use super::observe::Cluster;
 use crate::host::Transport;
 use crate::k3s::config::NodeRole;
 use crate::k3s::unit::unit_name;
 use crate::k3s::version::K3sVersion;
 use crate::kube::readyz;
 use crate::ops::OpsError;
-use crate::run::EventKind;
+use crate::run::node_steps::MARKER_PATH;
 use crate::run::service::start_and_wait;
-
-/// Written on the first server before its binary is replaced, removed once it is Ready again.
-pub const MARKER_PATH: &str = "/var/lib/rancher/k3s/k3sctl-upgrade";
+use crate::run::stage::swap_in;
+use crate::run::{Event, EventKind, Reporter};
 
 /// Pure: the `from=… to=…` marker's versions.
 pub fn parse_marker(text: &str) -> Option<(K3sVersion, K3sVersion)> {
@@ -46,31 +46,32 @@ pub async fn read_marker(
     Ok(bytes.and_then(|b| parse_marker(&String::from_utf8_lossy(&b))))
 }
 
-/// Puts the new binary on the first server, restarts K3s and waits until /readyz answers ok.
-pub async fn restart_first_server(rollout: &Rollout<'_>) -> Result<(), UpgradeError> {
-    let cluster = rollout.cluster;
+/// Puts the new binary (`local`, `sha`) on the first server, restarts K3s and waits until
+/// /readyz answers ok (within `timeout`).
+pub async fn restart_first_server(
+    cluster: &Cluster,
+    reporter: &dyn Reporter,
+    target: K3sVersion,
+    (local, sha): (&PathBuf, &str),
+    timeout: Duration,
+) -> Result<(), UpgradeError> {
     let name = cluster.first_server.as_str();
+    let say = |step: &str, kind: EventKind, message: String| {
+        reporter.report(Event::new(name, step, kind, message));
+    };
     let server = cluster.transport(name)?;
-    let (local, sha) = rollout
-        .archs
-        .get(name)
-        .and_then(|a| rollout.binaries.by_arch.get(a))
-        .ok_or_else(|| UpgradeError::Cluster(format!("{name}: no binary for its architecture")))?;
-    rollout.say(
-        name,
+    say(
         "resume",
         EventKind::Start,
         format!(
-            "the API is down and {name} was mid-upgrade: putting {} in place and restarting it",
-            rollout.target
+            "the API is down and {name} was mid-upgrade: putting {target} in place and restarting it"
         ),
     );
-    let what = swap_in(server.as_ref(), local, sha)
+    let what = swap_in(server.as_ref(), local, sha, &Semaphore::new(1))
         .await
-        .map_err(UpgradeError::Cluster)?;
-    rollout.say(name, "deliver", EventKind::Done, what);
+        .map_err(OpsError::from)?;
+    say("deliver", EventKind::Done, what.to_string());
     let unit = unit_name(NodeRole::Server);
-    let timeout = rollout.policy.node_ready_timeout.to_std();
     if let Err(e) = start_and_wait(server.as_ref(), unit, true, timeout).await {
         return Err(UpgradeError::Cluster(format!(
             "{name}: step restart failed: {}\n  last journal lines on {name}:\n{}",
@@ -93,11 +94,10 @@ pub async fn restart_first_server(rollout: &Rollout<'_>) -> Result<(), UpgradeEr
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    rollout.say(
-        name,
+    say(
         "resume",
         EventKind::Done,
-        "API back: resuming the rollout",
+        "API back: resuming the rollout".to_string(),
     );
     Ok(())
 }

@@ -11,6 +11,7 @@ mod order;
 pub mod quorum;
 mod rules;
 mod show;
+pub mod steps;
 
 #[cfg(test)]
 mod tests;
@@ -18,10 +19,12 @@ mod tests;
 use serde::Serialize;
 
 use crate::k3s::version::K3sVersion;
+use crate::plan::Step;
 
 pub use order::{Batch, Lane, Phase, plan_upgrade};
 pub use rules::{TargetSource, UpgradeRefusal, check_target};
 pub use show::{DrainPreview, ORDER_REASON, render_upgrade_plan};
+pub use steps::{cordon_reason, node_steps};
 
 /// Whether a node runs the control plane.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -70,7 +73,7 @@ pub enum NodeAction {
 }
 
 /// One node in the rollout.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PlannedNode {
     /// Node name.
     pub name: String,
@@ -83,6 +86,8 @@ pub struct PlannedNode {
     /// What happens.
     #[serde(flatten)]
     pub action: NodeAction,
+    /// Its steps, in order, as the engine runs them (none when it is left alone).
+    pub steps: Vec<Step>,
 }
 
 impl PlannedNode {
@@ -93,12 +98,31 @@ impl PlannedNode {
 }
 
 /// The whole rollout: phases run in order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UpgradePlan {
     /// The version every node ends at.
     pub target: K3sVersion,
     /// Servers, then agent groups.
     pub phases: Vec<Phase>,
+    /// The name of the etcd snapshot taken before the first server is touched, when one is
+    /// (see [`snapshot_wanted`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
+}
+
+/// Pure: whether the upgrade takes an etcd snapshot first: `upgrade.snapshot` when set, else
+/// on for a cluster of several servers (embedded etcd); `--no-snapshot` always skips it.
+pub fn snapshot_wanted(policy: Option<bool>, servers: usize, no_snapshot: bool) -> bool {
+    !no_snapshot && policy.unwrap_or(servers > 1)
+}
+
+/// The name given to the snapshot taken before upgrading to `target` (K3s appends the node
+/// and the time).
+pub fn snapshot_name(target: K3sVersion) -> String {
+    format!("pre-upgrade-{target}")
+        .chars()
+        .map(|c| if c == '+' { '-' } else { c })
+        .collect()
 }
 
 impl UpgradePlan {

@@ -6,17 +6,18 @@ use serde::Serialize;
 use crate::k3s::version::K3sVersion;
 use crate::spec::{GroupOrder, UpgradePolicy};
 
+use super::steps::{StepContext, node_steps};
 use super::{NodeAction, NodeKind, NodeState, PlannedNode, UpgradePlan};
 
 /// Nodes upgraded at the same time; the health gate runs after each batch.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Batch {
     /// The nodes.
     pub nodes: Vec<PlannedNode>,
 }
 
 /// Batches run one after another.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Lane {
     /// `servers`, or the agent group's name (`agents` for ungrouped agents).
     pub name: String,
@@ -25,7 +26,7 @@ pub struct Lane {
 }
 
 /// Lanes that run side by side; phases run one after another.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Phase {
     /// A title for the plan output.
     pub title: String,
@@ -47,14 +48,22 @@ fn action(node: &NodeState, target: K3sVersion, only_server: bool) -> NodeAction
     }
 }
 
-fn planned(node: &NodeState, target: K3sVersion, only_server: bool) -> PlannedNode {
-    PlannedNode {
+fn planned(
+    node: &NodeState,
+    target: K3sVersion,
+    only_server: bool,
+    ctx: StepContext<'_>,
+) -> PlannedNode {
+    let mut planned = PlannedNode {
         name: node.name.clone(),
         kind: node.kind,
         from: node.running,
         to: target,
         action: action(node, target, only_server),
-    }
+        steps: Vec::new(),
+    };
+    planned.steps = node_steps(&planned, ctx);
+    planned
 }
 
 fn group_name(group: Option<&str>) -> String {
@@ -77,6 +86,11 @@ pub fn plan_upgrade(
         .filter(|n| n.kind == NodeKind::Server)
         .collect();
     let only_server = servers.len() == 1;
+    let ctx = StepContext {
+        ha: servers.len() > 1,
+        api_server: servers.first().map(|s| s.name.as_str()),
+        policy,
+    };
     let mut phases = Vec::new();
     if !servers.is_empty() {
         phases.push(Phase {
@@ -86,7 +100,7 @@ pub fn plan_upgrade(
                 batches: servers
                     .iter()
                     .map(|s| Batch {
-                        nodes: vec![planned(s, target, only_server)],
+                        nodes: vec![planned(s, target, only_server, ctx)],
                     })
                     .collect(),
             }],
@@ -105,7 +119,7 @@ pub fn plan_upgrade(
         .into_iter()
         .map(|(name, members)| Lane {
             name,
-            batches: batches(&members, target, size),
+            batches: batches(&members, target, size, ctx),
         })
         .collect();
     match policy.groups {
@@ -123,17 +137,26 @@ pub fn plan_upgrade(
         }),
         GroupOrder::Parallel => {}
     }
-    UpgradePlan { target, phases }
+    UpgradePlan {
+        target,
+        phases,
+        snapshot: None,
+    }
 }
 
 /// Splits a group into batches of `size` nodes with work; skipped nodes ride along in the
 /// batch where they appear.
-fn batches(members: &[&NodeState], target: K3sVersion, size: usize) -> Vec<Batch> {
+fn batches(
+    members: &[&NodeState],
+    target: K3sVersion,
+    size: usize,
+    ctx: StepContext<'_>,
+) -> Vec<Batch> {
     let mut out: Vec<Batch> = Vec::new();
     let mut current = Batch { nodes: Vec::new() };
     let mut work = 0;
     for member in members {
-        let node = planned(member, target, false);
+        let node = planned(member, target, false, ctx);
         let is_work = node.is_work();
         if is_work && work == size {
             out.push(std::mem::replace(&mut current, Batch { nodes: Vec::new() }));

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::{NodeAction, NodeKind, PlannedNode, UpgradePlan};
+use crate::k3s::config::NodeRole;
+use crate::plan::Step;
 
 /// Why the rollout starts with the servers (shown in the plan and the docs).
 pub const ORDER_REASON: &str = "servers go first, one at a time, then agents: a kubelet must \
@@ -42,17 +44,41 @@ fn line_for(node: &PlannedNode) -> String {
             keep_cordoned,
         } => {
             let mut s = format!("{} ({role}): {} → {}", node.name, node.from, node.to);
-            s.push_str(if *drain {
-                ": cordon, drain, deliver binary, restart, wait Ready"
-            } else {
-                ": cordon (no drain: the only server), deliver binary, restart, wait Ready"
-            });
+            if !drain {
+                s.push_str(" (no drain: the only server)");
+            }
             if *keep_cordoned {
                 s.push_str(", stays cordoned (a person cordoned it)");
-            } else {
-                s.push_str(", uncordon");
             }
             s
+        }
+    }
+}
+
+fn list(v: &[String]) -> String {
+    if v.is_empty() {
+        "none".to_string()
+    } else {
+        v.join(", ")
+    }
+}
+
+/// The node's steps, each on its line, with what its drain will move under the drain step.
+fn write_steps(out: &mut String, node: &PlannedNode, drain: Option<&DrainPreview>) {
+    let role = match node.kind {
+        NodeKind::Server => NodeRole::Server,
+        NodeKind::Agent => NodeRole::Agent,
+    };
+    for step in &node.steps {
+        let _ = writeln!(out, "         - {}", step.title(role));
+        if let (Step::Drain(_), Some(p)) = (step, drain) {
+            let _ = writeln!(out, "           evict: {}", list(&p.evict));
+            if !p.skip.is_empty() {
+                let _ = writeln!(out, "           stay: {}", list(&p.skip));
+            }
+            if !p.blocked.is_empty() {
+                let _ = writeln!(out, "           BLOCKS THE DRAIN: {}", list(&p.blocked));
+            }
         }
     }
 }
@@ -62,6 +88,13 @@ pub fn render_upgrade_plan(plan: &UpgradePlan, drains: &BTreeMap<String, DrainPr
     let mut out = String::new();
     let _ = writeln!(out, "upgrade to {}", plan.target);
     let _ = writeln!(out, "order: {ORDER_REASON}.");
+    if let (true, Some(name)) = (plan.has_work(), &plan.snapshot) {
+        let _ = writeln!(
+            out,
+            "first: an etcd snapshot `{name}` on a Ready voting member, before any server is \
+             touched (upgrade.snapshot; skip with --no-snapshot)"
+        );
+    }
     let mut step = 0;
     for phase in &plan.phases {
         let _ = writeln!(out, "\n{}:", phase.title);
@@ -81,25 +114,7 @@ pub fn render_upgrade_plan(plan: &UpgradePlan, drains: &BTreeMap<String, DrainPr
                         "   -".to_string()
                     };
                     let _ = writeln!(out, "  {mark} {}", line_for(node));
-                    if let (NodeAction::Upgrade { drain: true, .. }, Some(p)) =
-                        (&node.action, drains.get(&node.name))
-                    {
-                        let list = |v: &[String]| {
-                            if v.is_empty() {
-                                "none".to_string()
-                            } else {
-                                v.join(", ")
-                            }
-                        };
-                        let _ = writeln!(out, "         evict: {}", list(&p.evict));
-                        if !p.skip.is_empty() {
-                            let _ = writeln!(out, "         stay: {}", list(&p.skip));
-                        }
-                        if !p.blocked.is_empty() {
-                            let _ =
-                                writeln!(out, "         BLOCKS THE DRAIN: {}", list(&p.blocked));
-                        }
-                    }
+                    write_steps(&mut out, node, drains.get(&node.name));
                 }
                 if work > 1 {
                     let _ = writeln!(out, "       (the {work} nodes above go together)");

@@ -218,3 +218,157 @@ fn a_permitted_upgrade_passes() {
         Ok(())
     );
 }
+
+fn kinds(node: &PlannedNode) -> Vec<&'static str> {
+    node.steps.iter().map(crate::plan::Step::kind).collect()
+}
+
+#[test]
+fn each_node_turn_is_its_plan_steps() {
+    let policy = UpgradePolicy::default();
+    let target = v("v1.34.1+k3s1");
+    // One server: no drain, the marker on it (the API goes through it), no quorum steps.
+    let plan = plan_upgrade(target, &cluster(), &policy);
+    let by_name = |plan: &UpgradePlan, name: &str| {
+        plan.nodes()
+            .find(|n| n.name == name)
+            .cloned()
+            .expect("node in plan")
+    };
+    assert_eq!(
+        kinds(&by_name(&plan, "s1")),
+        [
+            "cordon",
+            "deliver",
+            "restart",
+            "wait-ready",
+            "clear-marker",
+            "uncordon"
+        ]
+    );
+    assert_eq!(
+        kinds(&by_name(&plan, "a1")),
+        [
+            "cordon",
+            "drain",
+            "deliver",
+            "restart",
+            "wait-ready",
+            "uncordon"
+        ]
+    );
+    let s1 = by_name(&plan, "s1");
+    assert!(
+        s1.steps
+            .iter()
+            .any(|s| matches!(s, crate::plan::Step::SwapBinary { marker: true, .. }))
+    );
+    assert!(
+        s1.steps
+            .iter()
+            .any(|s| matches!(s, crate::plan::Step::WaitReadyAt { readyz: true, .. }))
+    );
+    // Three servers: each checks quorum before going down and waits for it after; only the
+    // first (the API's server) carries the marker; servers are drained.
+    let mut ha = cluster();
+    ha.push(node("s2", NodeKind::Server, None, "v1.33.5+k3s1"));
+    ha.push(node("s3", NodeKind::Server, None, "v1.33.5+k3s1"));
+    let plan = plan_upgrade(target, &ha, &policy);
+    assert_eq!(
+        kinds(&by_name(&plan, "s2")),
+        [
+            "quorum",
+            "cordon",
+            "drain",
+            "deliver",
+            "restart",
+            "wait-ready",
+            "wait-voter",
+            "uncordon"
+        ]
+    );
+    assert_eq!(
+        kinds(&by_name(&plan, "s1")),
+        [
+            "quorum",
+            "cordon",
+            "drain",
+            "deliver",
+            "restart",
+            "wait-ready",
+            "wait-voter",
+            "clear-marker",
+            "uncordon"
+        ]
+    );
+    // An agent at the target that an interrupted run cordoned: the waits and the uncordon.
+    let mut finish = cluster();
+    finish[0].running = target;
+    finish[0].unschedulable = true;
+    finish[0].cordoned_by_k3sctl = true;
+    finish[2].running = target;
+    let plan = plan_upgrade(target, &finish, &policy);
+    assert_eq!(kinds(&by_name(&plan, "a1")), ["wait-ready", "uncordon"]);
+    assert!(by_name(&plan, "a2").steps.is_empty());
+    // A node a person cordoned is upgraded and left cordoned.
+    let mut person = cluster();
+    person[0].unschedulable = true;
+    let plan = plan_upgrade(target, &person, &policy);
+    assert!(matches!(
+        by_name(&plan, "a1").steps.last(),
+        Some(crate::plan::Step::Uncordon {
+            keep_cordoned: true
+        })
+    ));
+    // The plan shows each node's steps, with the drain's preview under the drain step.
+    let mut drains = BTreeMap::new();
+    drains.insert(
+        "a1".to_string(),
+        DrainPreview {
+            evict: vec!["default/web-1".into()],
+            ..DrainPreview::default()
+        },
+    );
+    let text = render_upgrade_plan(&plan, &drains);
+    let drain_at = text.find("- drain: evict").expect("drain step shown");
+    let evict_at = text.find("evict: default/web-1").expect("preview shown");
+    let swap_at = drain_at
+        + text[drain_at..]
+            .find("- put k3s v1.34.1+k3s1 in place")
+            .expect("swap shown");
+    assert!(drain_at < evict_at && evict_at < swap_at, "{text}");
+    assert!(
+        text.contains("- leave it cordoned (a person cordoned it)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_snapshot_comes_first_on_multi_server_clusters_unless_skipped() {
+    // (policy, servers, --no-snapshot) → taken
+    let table = [
+        (None, 3, false, true),
+        (None, 1, false, false),
+        (Some(false), 3, false, false),
+        (Some(true), 1, false, true),
+        (Some(true), 3, true, false),
+        (None, 3, true, false),
+    ];
+    for (policy, servers, flag, want) in table {
+        assert_eq!(
+            snapshot_wanted(policy, servers, flag),
+            want,
+            "{policy:?} {servers} {flag}"
+        );
+    }
+    let target = v("v1.34.1+k3s1");
+    assert_eq!(snapshot_name(target), "pre-upgrade-v1.34.1-k3s1");
+    let mut plan = plan_upgrade(target, &cluster(), &UpgradePolicy::default());
+    assert!(!render_upgrade_plan(&plan, &BTreeMap::new()).contains("etcd snapshot"));
+    plan.snapshot = Some(snapshot_name(target));
+    let text = render_upgrade_plan(&plan, &BTreeMap::new());
+    assert!(
+        text.contains("first: an etcd snapshot `pre-upgrade-v1.34.1-k3s1`"),
+        "{text}"
+    );
+}

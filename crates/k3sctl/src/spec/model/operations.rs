@@ -57,6 +57,13 @@ pub struct UpgradePolicy {
     pub force: bool,
     /// What to do when a node fails to upgrade.
     pub on_failure: OnFailure,
+    /// Take an etcd snapshot named `pre-upgrade-<target version>` on a Ready voting member
+    /// before the first server is touched (its name and location are printed; restore it with
+    /// K3s's cluster reset if the upgrade goes wrong). Default: on when the spec has several
+    /// servers (embedded etcd); `false` skips it, as does `upgrade --no-snapshot`. `true` on a
+    /// single server needs that server to run embedded etcd.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<bool>,
 }
 
 impl Default for UpgradePolicy {
@@ -71,6 +78,7 @@ impl Default for UpgradePolicy {
             disable_eviction: false,
             force: false,
             on_failure: OnFailure::Stop,
+            snapshot: None,
         }
     }
 }

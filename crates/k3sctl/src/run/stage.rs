@@ -1,27 +1,27 @@
-//! Staging the new binary ahead of the rollout: every node to upgrade receives it next to
-//! /usr/local/bin/k3s (hosts in parallel, a few at a time, sha256 verified there), so a node's
-//! own turn only swaps it in with one rename. Uploading is the biggest part of k3sctl's own
-//! time per node; staging takes it out of the window in which the node is cordoned.
+//! Staging the new binary ahead of a rollout: every node to upgrade receives it next to
+//! /usr/local/bin/k3s (hosts in parallel, within the run's one upload limit, sha256 verified
+//! there), so a node's own turn ([`crate::plan::Step::SwapBinary`]) only swaps it in with one
+//! rename. Uploading is the biggest part of k3sctl's own time per node; staging takes it out of
+//! the window in which the node is cordoned.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
-use tokio::sync::Semaphore;
 
-use super::context::Rollout;
-use super::error::NodeFailure;
-use crate::host::{ExecRequest, Transport, UploadRequest, UploadSource, shell};
+use super::binary_record::{RECORD_PATH, hash_snippet, record_script};
+use super::context::Shared;
+use super::events::{Event, EventKind};
+use super::record::NodeFailure;
+use crate::host::{ExecRequest, HostError, Transport, UploadRequest, UploadSource, shell};
 use crate::k3s::unit::BINARY_PATH;
 use crate::plan::upgrade::{NodeAction, UpgradePlan};
-use crate::run::binary_record::{RECORD_PATH, hash_snippet, record_script};
-use crate::run::{Event, EventKind};
+use tokio::sync::Semaphore;
 
 /// Where the new binary waits on a host (same directory as the binary: the swap is a rename).
 pub const STAGED_PATH: &str = "/usr/local/bin/.k3s-k3sctl-staged";
-/// Hosts receiving the binary at once.
-const CONCURRENT_UPLOADS: usize = 4;
 
 /// Where k3sctl remembers the verified hash of the staged binary (keyed by its size, mtime,
 /// ctime and inode, as [`crate::run::binary_record`] does for the installed one), so the swap
@@ -111,36 +111,36 @@ async fn remember_staged(transport: &dyn Transport, sha256: &str) -> Result<(), 
         .map_err(|e| e.to_string())
 }
 
-/// Stages the binary on every node the plan upgrades. A failure names the host; nothing has
-/// been cordoned or restarted yet.
-pub async fn stage_all(rollout: &Rollout<'_>, plan: &UpgradePlan) -> Result<(), NodeFailure> {
+/// Stages the binary on every node the plan upgrades, within the run's upload limit. A failure
+/// names the host; nothing has been cordoned or restarted yet.
+pub async fn stage_all(
+    plan: &UpgradePlan,
+    transports: &BTreeMap<String, Arc<dyn Transport>>,
+    shared: &Shared,
+) -> Result<(), NodeFailure> {
     let started = Instant::now();
-    let limit = Semaphore::new(CONCURRENT_UPLOADS);
     let nodes: Vec<_> = plan
         .nodes()
         .filter(|n| matches!(n.action, NodeAction::Upgrade { .. }))
         .collect();
-    let results = join_all(nodes.iter().map(|node| {
-        let limit = &limit;
-        async move {
-            let _permit = limit.acquire().await;
-            let fail = |error: String| NodeFailure {
-                node: node.name.clone(),
-                step: "stage-binary".into(),
-                error,
-                journal: None,
-            };
-            let transport = rollout
-                .cluster
-                .transport(&node.name)
-                .map_err(|e| fail(e.to_string()))?;
-            let (local, sha) = rollout
-                .archs
-                .get(&node.name)
-                .and_then(|a| rollout.binaries.by_arch.get(a))
-                .ok_or_else(|| fail("no binary for this host's architecture".into()))?;
-            stage_one(transport, local, sha).await.map_err(fail)
-        }
+    let binaries = shared.rollout.as_ref().map(|r| &r.binaries);
+    let results = join_all(nodes.iter().map(|node| async move {
+        let fail = |error: String| NodeFailure {
+            node: node.name.clone(),
+            step: "stage-binary".into(),
+            error,
+            hint: None,
+            journal: None,
+        };
+        let transport = transports
+            .get(&node.name)
+            .cloned()
+            .ok_or_else(|| fail(format!("{}: no connection", node.name)))?;
+        let (local, sha) = binaries
+            .and_then(|b| b.get(&node.name))
+            .ok_or_else(|| fail("no binary for this host's architecture".into()))?;
+        let _permit = shared.uploads.acquire().await;
+        stage_one(transport, local, sha).await.map_err(fail)
     }))
     .await;
     let mut uploaded = 0;
@@ -149,7 +149,7 @@ pub async fn stage_all(rollout: &Rollout<'_>, plan: &UpgradePlan) -> Result<(), 
             uploaded += 1;
         }
     }
-    rollout.reporter.report(
+    shared.reporter.report(
         Event::new(
             "cluster",
             "stage-binary",
@@ -164,24 +164,26 @@ pub async fn stage_all(rollout: &Rollout<'_>, plan: &UpgradePlan) -> Result<(), 
     Ok(())
 }
 
-/// Puts the staged binary in place on one host; uploads it directly when it is not staged.
+/// Puts the staged binary in place on one host; uploads it directly (within `uploads`, the
+/// run's upload limit) when it is not staged.
 pub async fn swap_in(
     transport: &dyn Transport,
     local: &Path,
     sha256: &str,
-) -> Result<&'static str, String> {
+    uploads: &Semaphore,
+) -> Result<&'static str, HostError> {
     let out = transport
         .exec_checked(
             ExecRequest::new(swap_script(sha256))
                 .sudo(true)
                 .describe("putting the new k3s binary in place"),
         )
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     match out.stdout_text().trim() {
         "present" => Ok("already has the new binary"),
         "swapped" => Ok("replaced with the staged binary (sha256 verified)"),
         _ => {
+            let _permit = uploads.acquire().await;
             transport
                 .upload(UploadRequest {
                     source: UploadSource::File(local.to_path_buf()),
@@ -190,8 +192,7 @@ pub async fn swap_in(
                     sha256: sha256.to_string(),
                     timeout: Some(Duration::from_secs(600)),
                 })
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
             Ok("replaced (uploaded now, sha256 verified)")
         }
     }

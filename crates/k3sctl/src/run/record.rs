@@ -1,53 +1,9 @@
-//! What every node task of one rollout shares, and the per-node record with its timing.
+//! What a rollout reports per node: how it ended, its time split into unavoidable waits and
+//! k3sctl's own overhead, and the failure that stopped it.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-
-use super::observe::Cluster;
-use crate::k3s::release::Arch;
-use crate::k3s::version::K3sVersion;
-use crate::ops::binary::LocalBinaries;
-use crate::run::{Event, EventKind, Reporter};
-use crate::spec::UpgradePolicy;
-
-/// Shared state of one rollout.
-pub struct Rollout<'a> {
-    /// Hosts and API.
-    pub cluster: &'a Cluster,
-    /// Progress output.
-    pub reporter: Arc<dyn Reporter>,
-    /// The spec's upgrade policy.
-    pub policy: UpgradePolicy,
-    /// The version every node ends at.
-    pub target: K3sVersion,
-    /// The new binary per architecture.
-    pub binaries: LocalBinaries,
-    /// Each host's architecture.
-    pub archs: BTreeMap<String, Arch>,
-    /// Set when a failure stops the whole rollout.
-    pub stop: AtomicBool,
-}
-
-impl Rollout<'_> {
-    /// Whether the rollout was stopped by a failure.
-    pub fn stopped(&self) -> bool {
-        self.stop.load(Ordering::SeqCst)
-    }
-
-    /// Stops the rollout: no new batch starts.
-    pub fn halt(&self) {
-        self.stop.store(true, Ordering::SeqCst);
-    }
-
-    /// Reports an event.
-    pub fn say(&self, host: &str, step: &str, kind: EventKind, message: impl Into<String>) {
-        self.reporter.report(Event::new(host, step, kind, message));
-    }
-}
 
 /// How a node ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -117,5 +73,42 @@ impl Stopwatch {
             overhead_seconds: round(total.saturating_sub(self.waited)),
             notes,
         }
+    }
+}
+
+/// A node whose turn failed: the step, what happened, what to do and the journal lines that
+/// explain it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NodeFailure {
+    /// The node (or the nodes of a batch whose health gate failed).
+    pub node: String,
+    /// The step (`drain`, `restart`, `wait-ready`, `health-gate`, ...).
+    pub step: String,
+    /// What went wrong.
+    pub error: String,
+    /// What to do, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+    /// `journalctl -u <unit> -n 30` from the node, when the step involved the service.
+    pub journal: Option<String>,
+}
+
+impl std::fmt::Display for NodeFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: step {} failed: {}",
+            self.node, self.step, self.error
+        )?;
+        if let Some(hint) = &self.hint {
+            write!(f, "\n  hint: {hint}")?;
+        }
+        if let Some(journal) = &self.journal {
+            write!(f, "\n  last journal lines on {}:", self.node)?;
+            for line in journal.lines() {
+                write!(f, "\n    {line}")?;
+            }
+        }
+        Ok(())
     }
 }

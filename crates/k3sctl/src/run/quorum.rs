@@ -1,14 +1,19 @@
 //! Reading what the quorum check needs (the judgement is `plan::upgrade::quorum`, pure): the
-//! Node objects, etcd's own member list through the first server (`/db/info`), and whether
-//! K3s runs on each server (asked over SSH, since a stopped server's Node stays Ready for the
-//! node-monitor grace period).
+//! Node objects, etcd's own member list through the API (`/db/info`), and whether K3s runs on
+//! each server (asked over SSH, since a stopped server's Node stays Ready for the node-monitor
+//! grace period).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use futures_util::future::join_all;
 
-use super::decide::server_running;
-use super::error::UpgradeError;
-use super::observe::Cluster;
-use crate::kube::{EtcdMember, KubeError, NodeInfo, etcd_members, list_nodes};
+use super::api::{ApiError, ClusterApi};
+use super::service::is_active;
+use crate::host::Transport;
+use crate::k3s::config::NodeRole;
+use crate::k3s::unit::unit_name;
+use crate::kube::{EtcdMember, NodeInfo};
 use crate::plan::upgrade::quorum::EtcdState;
 
 /// One look at the etcd cluster.
@@ -42,22 +47,19 @@ impl EtcdLook {
 }
 
 /// Reads nodes, etcd's members and each server's service state (all at once).
-pub async fn look(cluster: &Cluster) -> Result<EtcdLook, UpgradeError> {
-    let servers: Vec<String> = cluster.servers().into_iter().map(str::to_string).collect();
-    let client = &cluster.api.client;
+pub async fn look(
+    api: &dyn ClusterApi,
+    servers: &[String],
+    transports: &BTreeMap<String, Arc<dyn Transport>>,
+) -> Result<EtcdLook, ApiError> {
+    let unit = unit_name(NodeRole::Server);
     let running = join_all(servers.iter().map(|s| async move {
-        match cluster.transport(s) {
-            Ok(t) => server_running(t.as_ref()).await,
-            Err(_) => false,
+        match transports.get(s) {
+            Some(t) => is_active(t.as_ref(), unit).await,
+            None => false,
         }
     }));
-    let (nodes, members, running) = tokio::join!(list_nodes(client), etcd_members(client), running);
-    let members = match members {
-        Ok(m) => m,
-        // A server that is restarting cannot answer; the Node view and SSH still count.
-        Err(KubeError::Api { .. }) => None,
-        Err(e) => return Err(e.into()),
-    };
+    let (nodes, members, running) = tokio::join!(api.node_infos(), api.etcd_members(), running);
     let stopped = servers
         .iter()
         .zip(running)
@@ -65,9 +67,9 @@ pub async fn look(cluster: &Cluster) -> Result<EtcdLook, UpgradeError> {
         .map(|(s, _)| s.clone())
         .collect();
     Ok(EtcdLook {
-        servers,
+        servers: servers.to_vec(),
         nodes: nodes?,
-        members,
+        members: members?,
         stopped,
     })
 }
