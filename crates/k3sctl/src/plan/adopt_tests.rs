@@ -79,6 +79,7 @@ fn desired(host: DesiredHost) -> Desired {
         binary_sha256: BTreeMap::from([(Arch::Amd64, SHA.to_string())]),
         hosts: vec![host],
         ha: false,
+        snapshot_after_conversion: true,
         critical: BTreeMap::new(),
         exports: vec![],
     }
