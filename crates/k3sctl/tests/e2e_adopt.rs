@@ -1,0 +1,317 @@
+//! End to end on the lab: adopting a cluster another tool installed, without restarting it.
+//! The hosts are set up the way the official install script lays K3s out
+//! (../shared/notes/k3s-contracts.md): its unit with flags in ExecStart, its env file with
+//! K3S_TOKEN/K3S_URL, and config.yaml written as an Ansible role writes it, flags split
+//! between the unit and config.yaml. Then: `init --from-hosts` writes the spec; `plan` shows
+//! no restart; `apply` takes the files over with every K3s PID unchanged; the next plan has
+//! nothing to do; a registry mirror added restarts one node at a time; `upgrade` works.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+#[path = "support/e2e.rs"]
+mod e2e;
+
+use e2e::{build_stand_in, k3sctl, kubectl, text};
+use lab::{Lab, SpecOptions};
+
+const TOKEN: &str = "adopt-secret-7f3a";
+
+/// The install script's unit: flags in ExecStart, one quoted word per line.
+fn installer_unit(role: &str, flags: &[&str]) -> String {
+    let env_name = if role == "server" { "k3s" } else { "k3s-agent" };
+    let mut exec = format!("ExecStart=/usr/local/bin/k3s \\\n    {role} \\\n");
+    for flag in flags {
+        exec.push_str(&format!("\t'{flag}' \\\n"));
+    }
+    format!(
+        "[Unit]\nDescription=Lightweight Kubernetes\nDocumentation=https://k3s.io\n\
+         Wants=network-online.target\nAfter=network-online.target\n\n[Install]\n\
+         WantedBy=multi-user.target\n\n[Service]\nType=notify\n\
+         EnvironmentFile=-/etc/default/%N\nEnvironmentFile=-/etc/sysconfig/%N\n\
+         EnvironmentFile=-/etc/systemd/system/{env_name}.service.env\nKillMode=process\n\
+         Delegate=yes\nLimitNOFILE=1048576\nLimitNPROC=infinity\nLimitCORE=infinity\n\
+         TasksMax=infinity\nTimeoutStartSec=0\nRestart=always\nRestartSec=5s\n\
+         ExecStartPre=-/sbin/modprobe br_netfilter\nExecStartPre=-/sbin/modprobe overlay\n{exec}\n"
+    )
+}
+
+fn write_root(lab: &Lab, host: &str, path: &str, content: &[u8], mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    let full = lab
+        .root_dir(host)
+        .expect("root dir")
+        .join(path.trim_start_matches('/'));
+    std::fs::create_dir_all(full.parent().expect("parent")).expect("mkdir");
+    std::fs::write(&full, content).expect("write");
+    std::fs::set_permissions(&full, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+fn main_pid(lab: &Lab, host: &str, unit: &str) -> String {
+    lab.exec(host, &format!("systemctl show -p MainPID --value {unit}"))
+        .expect("systemctl show")
+        .trim()
+        .to_owned()
+}
+
+fn wait_ready(kubeconfig: &Path, count: usize) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let out = Command::new(kubectl())
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .args(["get", "nodes", "--no-headers"])
+            .output()
+            .expect("kubectl runs");
+        let ready = text(&out).lines().filter(|l| l.contains(" Ready ")).count();
+        if out.status.success() && ready == count {
+            return;
+        }
+        assert!(Instant::now() < deadline, "nodes not Ready: {}", text(&out));
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[test]
+fn adopts_an_installer_cluster_without_restarts_then_changes_and_upgrades_it() {
+    lab::require_root().expect("the lab needs root");
+    build_stand_in();
+    let lab = Lab::boot("e2e-adopt", 3).expect("lab boots");
+    let hosts = lab.hosts();
+    let dir = lab.dir().to_path_buf();
+    let lab_spec = dir.join("lab-spec.yaml");
+    lab.write_spec(&lab_spec, &SpecOptions::default())
+        .expect("spec written");
+    let lab_yaml: serde_json::Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(&lab_spec).expect("spec")).expect("yaml");
+    let binary = lab_yaml["spec"]["k3s"]["binary"]["file"]
+        .as_str()
+        .expect("binary")
+        .to_owned();
+    let address = |i: usize| {
+        lab_yaml["spec"]["hosts"][i]["address"]
+            .as_str()
+            .expect("address")
+            .to_owned()
+    };
+    let server_ip = address(0);
+
+    // The install script's layout, the flags split between the unit and config.yaml.
+    let k3s = std::fs::read(&binary).expect("stand-in");
+    let units = ["k3s", "k3s-agent", "k3s-agent"];
+    for (i, host) in hosts.iter().enumerate() {
+        let h = host.name.as_str();
+        write_root(&lab, h, "/usr/local/bin/k3s", &k3s, 0o755);
+        if i == 0 {
+            write_root(
+                &lab,
+                h,
+                "/etc/systemd/system/k3s.service",
+                installer_unit(
+                    "server",
+                    &["--disable", "traefik", "--kubelet-arg", "max-pods=150"],
+                )
+                .as_bytes(),
+                0o644,
+            );
+            write_root(
+                &lab,
+                h,
+                "/etc/systemd/system/k3s.service.env",
+                format!("K3S_TOKEN='{TOKEN}'\n").as_bytes(),
+                0o600,
+            );
+            write_root(
+                &lab,
+                h,
+                "/etc/rancher/k3s/config.yaml",
+                format!(
+                    "token: {TOKEN}\ntls-san:\n  - {server_ip}\nwrite-kubeconfig-mode: \"0600\"\n"
+                )
+                .as_bytes(),
+                0o600,
+            );
+        } else {
+            write_root(
+                &lab,
+                h,
+                "/etc/systemd/system/k3s-agent.service",
+                installer_unit("agent", &["--node-label", "zone=z1"]).as_bytes(),
+                0o644,
+            );
+            write_root(
+                &lab,
+                h,
+                "/etc/systemd/system/k3s-agent.service.env",
+                format!("K3S_TOKEN='{TOKEN}'\nK3S_URL='https://{server_ip}:6443'\n").as_bytes(),
+                0o600,
+            );
+            write_root(
+                &lab,
+                h,
+                "/etc/rancher/k3s/config.yaml",
+                b"kubelet-arg:\n  - max-pods=110\n",
+                0o600,
+            );
+        }
+        lab.exec(
+            h,
+            &format!(
+                "systemctl daemon-reload && systemctl enable --now {}",
+                units[i]
+            ),
+        )
+        .expect("start");
+    }
+    let admin = lab
+        .exec(&hosts[0].name, "cat /etc/rancher/k3s/k3s.yaml")
+        .expect("admin kubeconfig");
+    let kubeconfig = dir.join("admin.yaml");
+    std::fs::write(&kubeconfig, admin.replace("127.0.0.1", &server_ip)).expect("write");
+    wait_ready(&kubeconfig, 3);
+
+    // A skeleton: hosts and ssh settings (and, on the lab, where the stand-in binary is).
+    let skeleton = dir.join("skeleton.yaml");
+    let mut sk = format!(
+        "kind: Cluster\nmetadata: {{name: adopted}}\nspec:\n  hostDefaults:\n    ssh: {}\n  hosts:\n",
+        serde_json::to_string(&lab_yaml["spec"]["hostDefaults"]["ssh"]).expect("json")
+    );
+    for i in 0..hosts.len() {
+        sk.push_str(&format!("    - address: \"{}\"\n", address(i)));
+    }
+    sk.push_str(&format!("  k3s:\n    binary: {{file: \"{binary}\"}}\n"));
+    std::fs::write(&skeleton, sk).expect("skeleton");
+
+    let spec = dir.join("cluster.yaml");
+    let spec_arg = spec.to_string_lossy().into_owned();
+    let started = Instant::now();
+    let out = k3sctl(&[
+        "init",
+        "-c",
+        &spec_arg,
+        "--from-hosts",
+        &skeleton.to_string_lossy(),
+    ]);
+    assert!(out.status.success(), "init --from-hosts:\n{}", text(&out));
+    eprintln!(
+        "init --from-hosts: {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+    let written = std::fs::read_to_string(&spec).expect("spec");
+    eprintln!("{written}");
+    assert!(!written.contains(TOKEN) && !text(&out).contains(TOKEN));
+    for want in [
+        "# from",
+        "disable:",
+        "- traefik",
+        "max-pods=150",
+        "max-pods=110",
+        "zone: z1",
+        "role: agent",
+    ] {
+        assert!(written.contains(want), "{want} missing:\n{written}");
+    }
+
+    let pids = |lab: &Lab| -> Vec<String> {
+        hosts
+            .iter()
+            .zip(units)
+            .map(|(h, u)| main_pid(lab, &h.name, u))
+            .collect()
+    };
+    let before = pids(&lab);
+    let plan = k3sctl(&["plan", "-c", &spec_arg]);
+    assert!(plan.status.success(), "plan:\n{}", text(&plan));
+    let shown = text(&plan);
+    assert_eq!(
+        shown
+            .matches("adopt: no restart (effective configuration unchanged)")
+            .count(),
+        3,
+        "{shown}"
+    );
+    assert!(!shown.contains("> restart"), "{shown}");
+
+    let started = Instant::now();
+    let out = k3sctl(&["apply", "-c", &spec_arg]);
+    assert!(out.status.success(), "adopting apply:\n{}", text(&out));
+    eprintln!("adopting apply: {:.2} s", started.elapsed().as_secs_f64());
+    assert_eq!(pids(&lab), before, "K3s restarted:\n{}", text(&out));
+    let unit = lab
+        .exec(&hosts[1].name, "cat /etc/systemd/system/k3s-agent.service")
+        .expect("cat");
+    assert!(unit.starts_with("# Managed by k3sctl"), "{unit}");
+
+    let plan = k3sctl(&["plan", "-c", &spec_arg, "--detailed-exitcode"]);
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
+    let out = k3sctl(&["apply", "-c", &spec_arg]);
+    assert!(text(&out).contains("Nothing to do"), "{}", text(&out));
+    assert_eq!(pids(&lab), before);
+
+    // A real change: a registry mirror restarts every node, one at a time.
+    let mut with_mirror = std::fs::read_to_string(&spec).expect("spec");
+    with_mirror.push_str(
+        "  registries:\n    mirrors:\n      docker.io:\n        endpoints: [\"http://mirror.example:5000\"]\n",
+    );
+    std::fs::write(&spec, with_mirror).expect("spec");
+    let out = k3sctl(&["-o", "json", "apply", "-c", &spec_arg]);
+    assert!(out.status.success(), "mirror apply:\n{}", text(&out));
+    let after = pids(&lab);
+    for i in 0..hosts.len() {
+        assert_ne!(after[i], before[i], "{} not restarted", hosts[i].name);
+    }
+    let mut restarted: Vec<String> = Vec::new();
+    let mut ready: Vec<String> = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let field = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_owned();
+        match (field("step").as_str(), field("kind").as_str()) {
+            ("restart", "start") => {
+                assert!(
+                    restarted.iter().all(|h| ready.contains(h)),
+                    "{} restarted while another node was not Ready",
+                    field("host")
+                );
+                restarted.push(field("host"));
+            }
+            ("wait-node-ready", "done") => ready.push(field("host")),
+            _ => {}
+        }
+    }
+    assert_eq!(restarted.len(), 3, "{}", text(&out));
+
+    // Upgrade works on the adopted cluster.
+    let stamped = dir.join("k3s-v1.33.6");
+    let status = Command::new(lab::find_stand_in().expect("stand-in"))
+        .args(["stamp", "--version", "v1.33.6+k3s1", "-o"])
+        .arg(&stamped)
+        .status()
+        .expect("stamp");
+    assert!(status.success());
+    let out = k3sctl(&[
+        "upgrade",
+        "-c",
+        &spec_arg,
+        "--yes",
+        "--binary",
+        &stamped.to_string_lossy(),
+        "--to",
+        "v1.33.6+k3s1",
+    ]);
+    assert!(out.status.success(), "upgrade:\n{}", text(&out));
+    let nodes = Command::new(kubectl())
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(["get", "nodes", "--no-headers"])
+        .output()
+        .expect("kubectl");
+    assert_eq!(
+        text(&nodes).matches("v1.33.6+k3s1").count(),
+        3,
+        "{}",
+        text(&nodes)
+    );
+}
