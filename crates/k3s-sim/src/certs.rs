@@ -309,34 +309,6 @@ pub fn load_server_pki(dir: &Path, serving_sans: &[String]) -> Result<ServerPki,
     })
 }
 
-/// Reissues every leaf certificate now (`k3s certificate rotate`), keeping SANs and the CAs.
-pub fn rotate_leaves(dir: &Path) -> Result<Vec<PathBuf>, CertError> {
-    let server_ca = load_or_create_ca(dir, "server-ca", "k3s-server-ca")?;
-    let client_ca = load_or_create_ca(dir, "client-ca", "k3s-client-ca")?;
-    let serving_crt = dir.join("serving-kube-apiserver.crt");
-    let sans = std::fs::read_to_string(&serving_crt)
-        .ok()
-        .and_then(|p| inspect(&p))
-        .map(|(_, _, s)| s)
-        .unwrap_or_default();
-    load_or_issue(
-        dir,
-        "serving-kube-apiserver",
-        &server_ca,
-        &LeafKind::Serving(sans),
-        true,
-    )?;
-    let admin_kind = LeafKind::Client {
-        cn: "system:admin".into(),
-        org: Some("system:masters".into()),
-    };
-    load_or_issue(dir, "client-admin", &client_ca, &admin_kind, true)?;
-    Ok(LEAVES
-        .iter()
-        .map(|(b, _)| dir.join(format!("{b}.crt")))
-        .collect())
-}
-
 /// The SANs of the serving certificate, as K3s puts them.
 pub fn serving_sans(
     hostname: &str,
@@ -398,7 +370,11 @@ mod tests {
             "valid certs are reused"
         );
         assert_eq!(first.server_ca.cert_pem, again.server_ca.cert_pem);
-        rotate_leaves(dir.path()).expect("rotate");
+        // `k3s certificate rotate` deletes the leaves; the next start issues them again.
+        for leaf in ["serving-kube-apiserver", "client-admin"] {
+            std::fs::remove_file(dir.path().join(format!("{leaf}.crt"))).expect("rm crt");
+            std::fs::remove_file(dir.path().join(format!("{leaf}.key"))).expect("rm key");
+        }
         let rotated = load_server_pki(dir.path(), &sans).expect("pki rotated");
         assert_ne!(rotated.serving.cert_pem, first.serving.cert_pem);
         assert_eq!(

@@ -5,11 +5,13 @@
 //!    service environment), apply;
 //! 2. `token rotate`: every node restarted one at a time with the new token (etcdctl referee:
 //!    never two members down), the token never printed, the snapshot caveat said, every node
-//!    Ready; a new agent joins with the new token (apply of the 5-host spec); `check --wait 60s`
-//!    passes right after, a healthy check's time is printed, a stopped agent fails it by name;
+//!    Ready;
 //! 3. `certs rotate`: servers one at a time (the referee sees each member go down alone), then the
-//!    agents; every certificate file new; the export rewritten;
-//! 4. `certs check` shows the first server's and the export's certificates expiring; once they
+//!    agent; every certificate file new; the export rewritten;
+//! 4. while the first server's new certificates run out: a new agent joins with the new token
+//!    (apply of the 5-host spec); `check --wait 60s` passes right after, a healthy check's time
+//!    is printed, a stopped agent fails it by name;
+//! 5. `certs check` shows the first server's and the export's certificates expiring; once they
 //!    have expired, kubectl with the export fails; `kubeconfig` says so (exit 1); `kubeconfig
 //!    --rotate-if-expired` rotates that server only and kubectl works again.
 //!
@@ -321,6 +323,52 @@ fn rotations_keep_quorum_and_restore_access() {
     }
     assert_one_at_a_time("token rotate", &samples, &endpoints);
     wait_all_ready(&kubeconfig, &names[..4]);
+
+    // --- 3. certs rotate: servers one at a time, then the agents, then the export. ---
+    let server_files = [
+        "server/tls/serving-kube-apiserver.crt",
+        "server/tls/client-admin.crt",
+        "server/tls/etcd/peer-server-client.crt",
+        "agent/client-kubelet.crt",
+    ];
+    let before: Vec<String> = servers
+        .iter()
+        .map(|s| fingerprints(&lab, s, &server_files))
+        .collect();
+    let agent_before = fingerprints(&lab, agent, &["agent/client-kubelet.crt"]);
+    let export_before = std::fs::read_to_string(&kubeconfig).expect("export");
+    start_referee(&lab, servers[2], &endpoints);
+    let (code, out, took) = run(&["certs", "rotate", "--yes", "-c", &s4]);
+    let samples = stop_referee(&lab, servers[2], &endpoints);
+    assert_eq!(code, Some(0), "certs rotate: {out}");
+    println!("certs rotate (4 nodes): {:.1}s", took.as_secs_f64());
+    assert_one_at_a_time("certs rotate", &samples, &endpoints);
+    for (s, old) in servers.iter().zip(&before) {
+        let new = fingerprints(&lab, s, &server_files);
+        for (a, b) in old.lines().zip(new.lines()) {
+            assert_ne!(a, b, "{s}: a certificate was not renewed");
+        }
+    }
+    assert_ne!(
+        fingerprints(&lab, agent, &["agent/client-kubelet.crt"]),
+        agent_before
+    );
+    // Servers in spec order, then the agents.
+    let order: Vec<usize> = names[..4]
+        .iter()
+        .map(|n| {
+            out.find(&format!("{n}: certificates rotated"))
+                .unwrap_or_else(|| panic!("{n} not reported rotated: {out}"))
+        })
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "order: {order:?}");
+    assert_ne!(
+        std::fs::read_to_string(&kubeconfig).expect("export"),
+        export_before
+    );
+    wait_all_ready(&kubeconfig, &names[..4]);
+
+    // --- 4. While the 2-minute certificates run out: a new agent joins with the new token.
     // A new agent joins with the new token (read live from a server, as apply always does).
     let (code, out, took) = run(&["apply", "-c", &s5]);
     assert_eq!(code, Some(0), "apply with the new agent: {out}");
@@ -354,51 +402,7 @@ fn rotations_keep_quorum_and_restore_access() {
         .expect("start agent");
     wait_all_ready(&kubeconfig, &names);
 
-    // --- 3. certs rotate: servers one at a time, then the agents, then the export. ---
-    let server_files = [
-        "server/tls/serving-kube-apiserver.crt",
-        "server/tls/client-admin.crt",
-        "server/tls/etcd/peer-server-client.crt",
-        "agent/client-kubelet.crt",
-    ];
-    let before: Vec<String> = servers
-        .iter()
-        .map(|s| fingerprints(&lab, s, &server_files))
-        .collect();
-    let agent_before = fingerprints(&lab, agent, &["agent/client-kubelet.crt"]);
-    let export_before = std::fs::read_to_string(&kubeconfig).expect("export");
-    start_referee(&lab, servers[2], &endpoints);
-    let (code, out, took) = run(&["certs", "rotate", "--yes", "-c", &s5]);
-    let samples = stop_referee(&lab, servers[2], &endpoints);
-    assert_eq!(code, Some(0), "certs rotate: {out}");
-    println!("certs rotate (5 nodes): {:.1}s", took.as_secs_f64());
-    assert_one_at_a_time("certs rotate", &samples, &endpoints);
-    for (s, old) in servers.iter().zip(&before) {
-        let new = fingerprints(&lab, s, &server_files);
-        for (a, b) in old.lines().zip(new.lines()) {
-            assert_ne!(a, b, "{s}: a certificate was not renewed");
-        }
-    }
-    assert_ne!(
-        fingerprints(&lab, agent, &["agent/client-kubelet.crt"]),
-        agent_before
-    );
-    // Servers in spec order, then the agents.
-    let order: Vec<usize> = names
-        .iter()
-        .map(|n| {
-            out.find(&format!("{n}: certificates rotated"))
-                .unwrap_or_else(|| panic!("{n} not reported rotated: {out}"))
-        })
-        .collect();
-    assert!(order.windows(2).all(|w| w[0] < w[1]), "order: {order:?}");
-    assert_ne!(
-        std::fs::read_to_string(&kubeconfig).expect("export"),
-        export_before
-    );
-    wait_all_ready(&kubeconfig, &names);
-
-    // --- 4. 2-minute certificates: seen expiring, expired, restored. ---
+    // --- 5. 2-minute certificates: seen expiring, expired, restored. ---
     let out = k3sctl(&["-o", "json", "certs", "check", "-c", &s5]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("certs JSON");
