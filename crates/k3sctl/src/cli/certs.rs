@@ -116,6 +116,7 @@ pub(super) fn run(global: &Global, args: Args) -> CommandResult {
                 servers_only: Vec::new(),
                 services,
                 connect: connect_options(accept_new_host_keys),
+                export: None,
             },
         ),
     }

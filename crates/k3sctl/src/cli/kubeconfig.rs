@@ -27,7 +27,7 @@ pub struct Args {
     /// First rotate the certificates of the servers whose certificates have expired or expire
     /// within 14 days (one server at a time, etcd quorum kept; asks first), then write the
     /// exports from the new admin certificate.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "stdout")]
     pub rotate_if_expired: bool,
     /// Record unknown ssh host keys instead of refusing them.
     #[arg(long)]
@@ -75,7 +75,7 @@ pub fn expiry_note(e: &ExportExpiry) -> Option<(String, bool)> {
 
 pub(super) fn run(global: &Global, args: Args) -> CommandResult {
     let connect = connect_options(args.accept_new_host_keys);
-    if args.rotate_if_expired && !args.stdout {
+    if args.rotate_if_expired {
         let servers = block_on(expiring_servers(&global.config, connect))??;
         if !servers.is_empty() {
             eprintln!(
@@ -90,6 +90,7 @@ pub(super) fn run(global: &Global, args: Args) -> CommandResult {
                     servers_only: servers,
                     services: Vec::new(),
                     connect,
+                    export: args.export,
                 },
             );
         }

@@ -30,6 +30,8 @@ pub struct CertsRotateOptions {
     pub services: Vec<String>,
     /// How hosts are reached.
     pub connect: ConnectOptions,
+    /// Only this kubeconfig export is written afterwards (`None`: every export).
+    pub export: Option<String>,
 }
 
 /// What `certs rotate` did.
@@ -80,6 +82,7 @@ pub async fn prepare_certs_rotate(
         spec,
         path: path.to_path_buf(),
         connect: options.connect,
+        export: options.export.clone(),
         transports,
         order,
         summary,
@@ -121,6 +124,7 @@ impl Rotation {
         if servers_rotated && !desired_exports(&self.spec).is_empty() {
             let options = KubeconfigOptions {
                 connect: self.connect,
+                export: self.export.clone(),
                 ..KubeconfigOptions::default()
             };
             match kubeconfig(&self.path, options).await {

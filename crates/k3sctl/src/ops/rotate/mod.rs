@@ -36,6 +36,8 @@ pub struct Rotation {
     pub path: std::path::PathBuf,
     /// How hosts are reached (again, for the kubeconfig exports).
     pub connect: ConnectOptions,
+    /// Only this kubeconfig export is written afterwards (`None`: every export).
+    pub export: Option<String>,
     /// Transports by host.
     pub transports: BTreeMap<String, Arc<dyn Transport>>,
     /// The nodes, in the order they are restarted.

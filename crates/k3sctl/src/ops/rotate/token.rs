@@ -64,6 +64,7 @@ pub async fn prepare_token_rotate(
         spec,
         path: path.to_path_buf(),
         connect,
+        export: None,
         transports,
         order,
         summary,
