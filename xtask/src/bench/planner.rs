@@ -231,6 +231,7 @@ fn desired_of(cluster: &k3sctl::spec::Cluster) -> anyhow::Result<Desired> {
         binary_sha256: BTreeMap::from([(Arch::Amd64, SHA.to_owned())]),
         hosts,
         ha: cluster.is_ha(),
+        snapshot_after_conversion: false,
         critical,
         exports: vec![DesiredExport {
             name: "admin".into(),
