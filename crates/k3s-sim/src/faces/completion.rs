@@ -17,6 +17,7 @@ pub const COMMANDS: &[&str] = &[
     "ctr",
     "check-config",
     "certificate",
+    "token",
     "completion",
     "help",
 ];
@@ -122,6 +123,7 @@ pub fn candidates(words: &[String]) -> Vec<String> {
                 .collect()
         }
         ["certificate" | "cert"] => vec!["check".into(), "rotate".into()],
+        ["token"] => vec!["rotate".into()],
         ["completion"] => vec!["bash".into(), "zsh".into()],
         ["crictl"] => crate::faces::runtime::CRICTL_COMMANDS
             .iter()
@@ -148,6 +150,7 @@ mod tests {
         assert!(candidates(&[]).contains(&"server".to_string()));
         assert!(candidates(&[]).contains(&"check-config".to_string()));
         assert_eq!(candidates(&words(&["certificate"])), ["check", "rotate"]);
+        assert_eq!(candidates(&words(&["token"])), ["rotate"]);
         let server = candidates(&words(&["server", "--"]));
         assert!(server.contains(&"--cluster-init".to_string()), "{server:?}");
         let agent = candidates(&words(&["agent", "--"]));
