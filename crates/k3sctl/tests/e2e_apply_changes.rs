@@ -3,12 +3,15 @@
 //! different groups; a lock held by someone else stops apply naming the holder until
 //! `--force-unlock`; a deleted Node object is repaired by the next apply; a server taint from
 //! the spec is enforced on the live Node (K3s sets `node-taint` only at registration) and
-//! removed when the spec drops it, while a taint a person set stays.
+//! removed when the spec drops it, while a taint a person set stays. Restarting running nodes
+//! asks first: on a terminal `n` changes nothing, and without one apply refuses unless `--yes`.
 
 use std::process::Command;
 
 #[path = "support/e2e.rs"]
 mod e2e;
+#[path = "support/pty.rs"]
+mod pty;
 
 use e2e::{build_stand_in, k3sctl, kubectl, text};
 use lab::{Lab, SpecOptions};
@@ -123,8 +126,50 @@ fn mirror_change_rolls_one_node_at_a_time_lock_names_its_holder_and_lost_nodes_a
     let out = k3sctl(&["apply", "-c", &spec_arg]);
     assert!(out.status.success(), "first apply:\n{}", text(&out));
 
-    // Someone else's lock: refused with the holder named, nothing changed; --force-unlock goes on.
     std::fs::write(&spec, spec_text(&base, "http://mirror-b.example:5000")).expect("write spec");
+    let mirror_on_agent = || {
+        lab.exec(&hosts[1].name, "cat /etc/rancher/k3s/registries.yaml")
+            .expect("cat")
+    };
+    // Restarting running nodes needs a confirmation: without a terminal and without --yes,
+    // refused with what it would do and the way out; nothing changed.
+    let refused = Command::new(env!("CARGO_BIN_EXE_k3sctl"))
+        .env_remove("K3SCTL_YES")
+        .args(["apply", "-c", &spec_arg])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("k3sctl runs");
+    let said = text(&refused);
+    assert_eq!(refused.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("apply would disturb 3 running node(s)")
+            && said.contains(&format!("- {}: restart k3s (", hosts[0].name))
+            && said.contains("--yes"),
+        "{said}"
+    );
+    assert!(
+        mirror_on_agent().contains("mirror-a"),
+        "changed without consent"
+    );
+    // On a terminal it asks; `n` changes nothing.
+    let declined = pty::k3sctl_on_pty(
+        &["apply", "-c", &spec_arg],
+        "Proceed?",
+        "n",
+        std::time::Duration::from_secs(120),
+    );
+    assert_eq!(declined.status.code(), Some(1), "{}", declined.screen);
+    assert!(
+        declined
+            .screen
+            .contains("apply will disturb 3 running node(s)")
+            && declined.screen.contains("cancelled at the confirmation"),
+        "{}",
+        declined.screen
+    );
+    assert!(mirror_on_agent().contains("mirror-a"), "changed after `n`");
+
+    // Someone else's lock: refused with the holder named, nothing changed; --force-unlock goes on.
     lab.exec(
         &hosts[0].name,
         "echo 'alice@laptop pid=4242 since=1700000000' > /var/lib/rancher/k3s/k3sctl.lock",

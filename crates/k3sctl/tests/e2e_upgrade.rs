@@ -148,6 +148,23 @@ fn rolling_upgrades_on_one_lab() {
     assert!(out.stdout.contains("evict: default/web-"), "{}", out.stdout);
     assert!(out.stdout.contains("default/agent-ds-"), "{}", out.stdout);
     assert!(s.versions().values().all(|v| v == V133));
+
+    // The real thing drains and restarts every node: without a terminal and without --yes it
+    // refuses, naming what it would do to each node; nothing changed.
+    let out = s.upgrade_unconfirmed(&["--to", V134_1]);
+    assert!(!out.ok, "upgrade ran without a confirmation:\n{}", out.text);
+    assert!(
+        out.text
+            .contains(&format!("upgrade would restart 4 node(s) with {V134_1}"))
+            && out
+                .text
+                .contains(&format!("- {server}: cordon, restart with {V134_1}"))
+            && out.text.contains("--yes"),
+        "{}",
+        out.text
+    );
+    assert!(s.versions().values().all(|v| v == V133));
+    assert!(s.unschedulable().is_empty(), "cordoned without consent");
     assert!(s.unschedulable().is_empty());
 
     // Refusals, before anything changes.

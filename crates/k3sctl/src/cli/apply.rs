@@ -4,6 +4,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use super::confirm::confirmer;
 use super::progress::TtyReporter;
 use super::runtime::{block_on, connect_options};
 use super::{CommandResult, FAILURE, Global};
@@ -51,6 +52,7 @@ pub(super) fn run(global: &Global, args: Args) -> CommandResult {
         },
         force_unlock: args.force_unlock,
         fix_lxc: args.fix_lxc,
+        confirm: confirmer(global, tty.clone()),
         ..Default::default()
     };
     let result = block_on(apply(

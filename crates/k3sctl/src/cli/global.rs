@@ -27,8 +27,14 @@ pub struct Global {
     /// Only errors on stderr.
     #[arg(short, long, global = true)]
     pub quiet: bool,
-    /// Answer yes to every confirmation (required when stdin is not a terminal).
-    #[arg(long, global = true)]
+    /// Answer yes to every confirmation: restarts of running nodes, drains, removals, resets,
+    /// restores, rotations (required to do any of them without a terminal).
+    #[arg(
+        long,
+        global = true,
+        env = "K3SCTL_YES",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
     pub yes: bool,
 }
 

@@ -9,6 +9,7 @@ mod apply;
 mod certs;
 mod check;
 mod completions;
+mod confirm;
 mod etcd;
 mod global;
 mod init;

@@ -32,6 +32,11 @@ impl TtyReporter {
         Some(bar.clone())
     }
 
+    /// Runs `f` with the spinners hidden (for a prompt on the same terminal).
+    pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.multi.suspend(f)
+    }
+
     /// Removes every spinner (call when the run is over).
     pub fn finish(&self) {
         if let Ok(mut bars) = self.bars.lock() {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 
+use super::confirm::confirmer;
 use super::runtime::{block_on, connect_options};
 use super::{CommandResult, FAILURE, Global};
 use crate::k3s::version::K3sVersion;
@@ -153,6 +154,7 @@ pub(super) fn run(global: &Global, args: Args) -> CommandResult {
         force_unlock: args.force_unlock,
         update_spec: args.update_spec,
         no_snapshot: args.no_snapshot,
+        confirm: confirmer(global, None),
     };
     let reporter: Arc<dyn Reporter> = if global.json() {
         Arc::new(JsonReporter::default())

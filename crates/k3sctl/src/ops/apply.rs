@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use super::confirm::{Confirmer, ConsentRequest};
 use super::connect::ConnectOptions;
 use super::error::OpsError;
 use super::export::{ExportResult, export_content, read_admin_kubeconfig, write_export};
@@ -31,6 +32,9 @@ pub struct ApplyOptions {
     /// Write the LXC settings K3s needs into Proxmox containers' .conf files and restart them
     /// (`--fix-lxc`); otherwise missing settings stop the apply with the lines to add.
     pub fix_lxc: bool,
+    /// Who agrees to restarts of running nodes and other disruptions (by default nobody:
+    /// such a plan is refused).
+    pub confirm: Confirmer,
 }
 
 /// What `apply` did.
@@ -187,6 +191,16 @@ pub async fn apply(
         server_running,
     )
     .await?;
+    let disruptions = prepared.plan.disruptions();
+    let request = ConsentRequest::new(
+        "apply",
+        format!(
+            "disturb {} running node(s)",
+            crate::plan::hosts_disrupted(&disruptions)
+        ),
+        disruptions.iter().map(ToString::to_string).collect(),
+    );
+    options.confirm.ask(&request)?;
     let needs_upload = prepared.plan.hosts.iter().any(|h| {
         h.steps
             .iter()

@@ -56,6 +56,9 @@ pub enum OpsError {
     /// Kubeconfig export failed.
     #[error("{0}")]
     Kubeconfig(String),
+    /// The operation did not get its confirmation; nothing was changed.
+    #[error(transparent)]
+    Confirm(#[from] super::confirm::ConfirmError),
     /// An etcd snapshot operation failed or cannot run on this cluster.
     #[error("{0}")]
     Etcd(String),

@@ -5,6 +5,7 @@ pub mod apply;
 pub mod binary;
 pub mod channel_lookup;
 pub mod check;
+pub mod confirm;
 pub mod connect;
 pub mod download;
 pub mod error;

@@ -228,6 +228,29 @@ fn registry_change_rewrites_and_restarts_every_node() {
 }
 
 #[test]
+fn only_steps_that_disturb_running_nodes_are_disruptions() {
+    let fresh_plan = compute_plan(&desired("http://mirror-a:5000"), &fresh()).expect("plans");
+    assert!(
+        fresh_plan.disruptions().is_empty(),
+        "a fresh install asks nothing"
+    );
+    let before = desired("http://mirror-a:5000");
+    let after = desired("http://mirror-b:5000");
+    let plan = compute_plan(&after, &converged(&before)).expect("plans");
+    let lines: Vec<String> = plan.disruptions().iter().map(ToString::to_string).collect();
+    assert_eq!(lines.len(), plan.hosts.len(), "{lines:#?}");
+    assert!(
+        lines[0].starts_with("server-1: restart k3s ("),
+        "{lines:#?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("agent-1: restart k3s-agent ("))
+    );
+}
+
+#[test]
 fn token_never_appears_in_text_or_json() {
     let d = desired("http://mirror-a:5000");
     let mut obs = converged(&d);
@@ -511,6 +534,13 @@ fn growing_one_sqlite_server_to_three_converts_it_first() {
             .insert(name.into(), ObservedHost::fresh(Arch::Amd64));
     }
     let plan = compute_plan(&d, &obs).expect("plans");
+    assert!(
+        plan.disruptions().iter().any(|l| l
+            .to_string()
+            .starts_with("server-1: stop k3s and convert its datastore")),
+        "{:#?}",
+        plan.disruptions()
+    );
     assert_eq!(
         plan.datastore,
         DatastoreAction::Convert {

@@ -126,7 +126,8 @@ impl Cluster {
 
     fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_k3sctl"));
-        cmd.args(args)
+        cmd.env("K3SCTL_YES", "1")
+            .args(args)
             .arg("-c")
             .arg(&self.spec)
             .env("KUBECONFIG", &self.merged);

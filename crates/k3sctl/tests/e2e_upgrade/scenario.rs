@@ -261,6 +261,7 @@ impl Scenario {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_k3sctl"));
         cmd.env("XDG_CACHE_HOME", self.dir.path().join("cache"))
             .env("NO_COLOR", "1")
+            .env("K3SCTL_YES", "1")
             .arg("-c")
             .arg(&self.spec)
             .arg("upgrade");
@@ -276,6 +277,24 @@ impl Scenario {
         Out {
             ok: out.status.success(),
             text: format!("{stdout}\n{stderr}"),
+            stdout,
+        }
+    }
+
+    /// Runs `k3sctl upgrade ARGS` as a script without a terminal would: no `--yes`, stdin
+    /// closed (the confirmation cannot be answered).
+    pub fn upgrade_unconfirmed(&self, args: &[&str]) -> Out {
+        let out = self
+            .k3sctl()
+            .env_remove("K3SCTL_YES")
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run k3sctl");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        Out {
+            ok: out.status.success(),
+            text: format!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr)),
             stdout,
         }
     }

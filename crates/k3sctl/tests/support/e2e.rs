@@ -4,10 +4,13 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// Runs the k3sctl binary under test with `args`.
+/// Runs the k3sctl binary under test with `args`, confirming as `--yes` does
+/// (`K3SCTL_YES=1`): tests run without a terminal. The confirmation itself is tested on a
+/// pseudo-terminal in e2e_apply_changes.
 #[allow(dead_code)]
 pub fn k3sctl(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_k3sctl"))
+        .env("K3SCTL_YES", "1")
         .args(args)
         .output()
         .expect("k3sctl runs")

@@ -67,6 +67,8 @@ pub struct UpgradeOptions {
     pub update_spec: bool,
     /// Skip the etcd snapshot taken before the first server (`upgrade.snapshot`).
     pub no_snapshot: bool,
+    /// Who agrees to the rollout's drains and restarts (by default nobody: refused).
+    pub confirm: crate::ops::confirm::Confirmer,
 }
 
 /// What `upgrade` did (or, with `dry_run`, would do).
@@ -202,6 +204,32 @@ pub async fn upgrade(
         ));
     }
     Ok(report)
+}
+
+/// What the rollout will do to each node it touches, for the confirmation.
+fn consent(plan: &UpgradePlan) -> crate::ops::confirm::ConsentRequest {
+    let items: Vec<String> = plan
+        .nodes()
+        .filter_map(|n| match n.action {
+            NodeAction::Upgrade { drain, .. } => Some(format!(
+                "{}: {}restart with {} (runs {})",
+                n.name,
+                if drain { "cordon, drain, " } else { "cordon, " },
+                n.to,
+                n.from
+            )),
+            NodeAction::Skip | NodeAction::Finish => None,
+        })
+        .collect();
+    crate::ops::confirm::ConsentRequest::new(
+        "upgrade",
+        format!(
+            "restart {} node(s) with {} (servers one at a time first, then the agents)",
+            items.len(),
+            plan.target
+        ),
+        items,
+    )
 }
 
 async fn planned(
@@ -342,6 +370,10 @@ async fn run_locked(
         "plan",
         report.plan_text.clone(),
     );
+    options
+        .confirm
+        .ask(&consent(&plan))
+        .map_err(OpsError::from)?;
     let binaries = match decided.binaries {
         Some(b) => b,
         None => download(&cluster.spec, &decided.target, &arch_set(&decided.archs)).await?,
