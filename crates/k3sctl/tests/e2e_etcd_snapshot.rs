@@ -133,6 +133,32 @@ fn snapshots_refused_on_sqlite_then_saved_listed_and_pruned_on_etcd() {
     assert_eq!(items.len(), 3, "{list}");
     assert!(items.iter().all(|i| i["node"] == host.as_str()));
 
+    // prune deletes backups: without a terminal and without --yes it refuses, naming them.
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_k3sctl"))
+        .env_remove("K3SCTL_YES")
+        .args([
+            "etcd",
+            "snapshot",
+            "prune",
+            "-c",
+            &spec_arg,
+            "--retention",
+            "1",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("k3sctl runs");
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(
+        text(&refused).contains(&format!(
+            "- {host}: delete 1 of its 2 snapshot(s) named on-demand-*"
+        )),
+        "{}",
+        text(&refused)
+    );
+    lab.exec(&host, &format!("test -e {path}"))
+        .expect("nothing deleted without consent");
+
     // prune keeps the newest on-demand one; the other prefix stays.
     let out = k3sctl(&[
         "-o",

@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+use super::confirm::confirmer;
 use super::output::print_json;
 use super::runtime::{block_on, connect_options};
 use super::{CommandResult, Global};
@@ -138,6 +139,7 @@ pub(super) fn run(global: &Global, args: Args) -> CommandResult {
                 &name,
                 retention,
                 connect_options(accept_new_host_keys),
+                &confirmer(global, None),
             ))??;
             if global.json() {
                 print_json(&pruned)?;

@@ -75,7 +75,7 @@ fn local_binaries_per_host(prepared: &Prepared) -> BTreeMap<String, PathBuf> {
 /// `fix` (returns true then) or refused with the lines to add.
 async fn check_containers(
     prepared: &Prepared,
-    fix: bool,
+    fix: Option<&Confirmer>,
     reporter: &dyn Reporter,
 ) -> Result<bool, OpsError> {
     let cluster = &prepared.desired.cluster;
@@ -87,14 +87,14 @@ async fn check_containers(
     if blocking.is_empty() {
         return Ok(false);
     }
-    if !fix {
+    let Some(confirm) = fix else {
         return Err(OpsError::Preflight(
             blocking
                 .iter()
                 .map(super::lxc::ContainerFindings::render)
                 .collect(),
         ));
-    }
+    };
     let registered: Vec<String> = match &prepared.api {
         Some(api) => api
             .nodes()
@@ -103,6 +103,24 @@ async fn check_containers(
             .unwrap_or_default(),
         None => Vec::new(),
     };
+    let nodes: Vec<String> = blocking
+        .iter()
+        .filter(|f| registered.contains(&f.host))
+        .map(|f| {
+            format!(
+                "{}: drain, write its LXC settings, restart the container",
+                f.host
+            )
+        })
+        .collect();
+    confirm.ask(&ConsentRequest::new(
+        "apply --fix-lxc",
+        format!(
+            "restart {} container(s) that are running nodes",
+            nodes.len()
+        ),
+        nodes,
+    ))?;
     let server = prepared.transports.get(&prepared.first_server).cloned();
     let done = super::lxc::fix_all(&blocking, &prepared.containers, server, &registered).await?;
     for line in done {
@@ -140,11 +158,16 @@ pub async fn apply(
     }
     if !prepared.containers.is_empty() {
         let fix = options.fix_lxc || prepared.spec.cluster.spec.lxc.fix;
-        let fixed = check_containers(&prepared, fix, reporter.as_ref()).await?;
+        let fixed = check_containers(
+            &prepared,
+            fix.then_some(&options.confirm),
+            reporter.as_ref(),
+        )
+        .await?;
         if fixed {
             // The containers restarted: observe everything again.
             prepared = prepare(path, options.connect, factory).await?;
-            check_containers(&prepared, false, reporter.as_ref()).await?;
+            check_containers(&prepared, None, reporter.as_ref()).await?;
         }
     }
     if !prepared.plan.has_changes() {

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use super::confirm::{Confirmer, ConsentRequest};
 use super::connect::{ConnectOptions, connect_all};
 use super::error::OpsError;
 use super::export::read_admin_kubeconfig;
@@ -190,29 +191,55 @@ pub async fn list(path: &Path, connect: ConnectOptions) -> Result<Vec<SnapshotFi
         })
 }
 
-/// Keeps the newest `retention` snapshots named `prefix` on every server (K3s prunes per node).
+/// Keeps the newest `retention` snapshots named `prefix` on every server (K3s prunes per node),
+/// after `confirm` agreed to the removals (nothing to remove, nothing asked).
 pub async fn prune(
     path: &Path,
     prefix: &str,
     retention: usize,
     connect: ConnectOptions,
+    confirm: &Confirmer,
 ) -> Result<Vec<Pruned>, OpsError> {
     let o = open(path, connect).await?;
     if pick_voter(&o.servers, &nodes(&o).await?).is_err_and(|e| e == no_etcd()) {
         return Err(OpsError::Etcd(no_etcd()));
     }
-    let mut out = Vec::new();
+    let ours = |s: &str, files: Vec<SnapshotFile>| -> Vec<String> {
+        let start = format!("{prefix}-{s}-");
+        files
+            .into_iter()
+            .filter(|f| f.name.starts_with(&start))
+            .map(|f| f.name)
+            .collect()
+    };
+    let mut before = Vec::new();
     for s in &o.servers {
         let t = transport(&o, s)?;
-        let ours = |files: Vec<SnapshotFile>| -> Vec<String> {
-            let start = format!("{prefix}-{s}-");
-            files
-                .into_iter()
-                .filter(|f| f.name.starts_with(&start))
-                .map(|f| f.name)
-                .collect()
-        };
-        let before = ours(local_list(t.as_ref()).await?);
+        before.push((s, Arc::clone(t), ours(s, local_list(t.as_ref()).await?)));
+    }
+    let removals: Vec<String> = before
+        .iter()
+        .filter(|(_, _, names)| names.len() > retention)
+        .map(|(s, _, names)| {
+            format!(
+                "{s}: delete {} of its {} snapshot(s) named {prefix}-* (the newest {retention} kept)",
+                names.len() - retention,
+                names.len()
+            )
+        })
+        .collect();
+    confirm.ask(
+        &ConsentRequest::new(
+            "etcd snapshot prune",
+            format!("delete etcd snapshots on {} server(s)", removals.len()),
+            removals,
+        )
+        .with_losses(vec![
+            "the deleted snapshots: a restore can no longer go back to them".into(),
+        ]),
+    )?;
+    let mut out = Vec::new();
+    for (s, t, before) in before {
         k3s_snapshot(
             t.as_ref(),
             &format!(
@@ -222,7 +249,7 @@ pub async fn prune(
             "pruning etcd snapshots",
         )
         .await?;
-        let kept = ours(local_list(t.as_ref()).await?);
+        let kept = ours(s, local_list(t.as_ref()).await?);
         out.push(Pruned {
             node: s.clone(),
             removed: before.into_iter().filter(|n| !kept.contains(n)).collect(),
