@@ -2,8 +2,6 @@
 
 use std::time::Duration;
 
-use crate::host::HostError;
-
 /// An error talking to the Kubernetes API or waiting on it.
 #[derive(Debug, thiserror::Error)]
 pub enum KubeError {
@@ -18,7 +16,7 @@ pub enum KubeError {
 
     /// The tunnel to the API server could not be opened.
     #[error("cannot open a tunnel to the API server: {0}")]
-    Tunnel(#[from] HostError),
+    Tunnel(#[source] Box<dyn std::error::Error + Send + Sync>),
 
     /// An API call failed.
     #[error("{what}: {source}")]

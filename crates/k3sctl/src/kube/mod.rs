@@ -17,7 +17,8 @@ mod taints;
 mod wait;
 
 pub use connect::{
-    ApiConnection, client_from_kubeconfig, connect_through, install_crypto_provider,
+    ApiConnection, Forward, PortForwarder, client_from_kubeconfig, connect_through,
+    install_crypto_provider,
 };
 pub use cordon::{
     CORDONED_FOR, CordonOutcome, UncordonOutcome, cordon, cordon_patch, decide_cordon,

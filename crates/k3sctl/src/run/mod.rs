@@ -4,6 +4,7 @@
 
 pub mod adopt_record;
 pub mod api;
+pub mod api_forward;
 pub mod binary_record;
 pub mod context;
 pub mod convert;
