@@ -11,6 +11,7 @@ pub mod journal;
 pub mod kubeconfig;
 pub mod kubeconfig_merge;
 pub mod manifests;
+pub mod ports;
 pub mod registries;
 pub mod release;
 pub mod token;

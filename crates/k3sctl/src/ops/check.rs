@@ -33,10 +33,9 @@ use crate::plan::check::{
 };
 use crate::spec::{LoadedSpec, Role};
 
-/// The API server port K3s listens on (reached on the first server's loopback).
-const API_PORT: u16 = 6443;
+use crate::k3s::ports::API_PORT;
 /// K3s's data directory.
-const DATA_DIR: &str = "/var/lib/rancher/k3s";
+use crate::k3s::ports::DATA_DIR;
 /// How often `--wait` looks again.
 const POLL: Duration = Duration::from_millis(1000);
 /// The time limit of each host's round trip.

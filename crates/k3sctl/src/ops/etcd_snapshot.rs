@@ -21,7 +21,7 @@ use crate::kube::{
 };
 use crate::run::snapshot;
 
-const API_PORT: u16 = 6443;
+use crate::k3s::ports::API_PORT;
 
 pub use crate::run::snapshot::Saved;
 

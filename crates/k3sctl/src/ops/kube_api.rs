@@ -23,8 +23,7 @@ use crate::secret::Secret;
 /// K3s's annotation with the node's internal address(es).
 const INTERNAL_IP_ANNOTATION: &str = "k3s.io/internal-ip";
 
-/// Port of the API server on the first server's loopback.
-const API_PORT: u16 = 6443;
+use crate::k3s::ports::API_PORT;
 
 /// Connects through the first server.
 pub struct TunnelConnector {

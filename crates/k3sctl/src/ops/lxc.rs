@@ -230,7 +230,7 @@ pub async fn fix_all(
         (Some(server), true) => {
             let admin = read_admin_kubeconfig(server.as_ref()).await?;
             Some(
-                connect_through(server.as_ref(), admin.expose(), 6443)
+                connect_through(server.as_ref(), admin.expose(), crate::k3s::ports::API_PORT)
                     .await
                     .map_err(|e| OpsError::Preflight(vec![e.to_string()]))?,
             )

@@ -22,7 +22,7 @@ pub async fn check_facts(
     transports: &BTreeMap<String, Arc<dyn Transport>>,
 ) -> Result<Vec<String>, OpsError> {
     let request = FactsRequest {
-        disk_path: Some("/var/lib/rancher".into()),
+        disk_path: Some(crate::k3s::ports::DATA_PARENT.into()),
         ..Default::default()
     };
     let results = join_all(transports.iter().map(|(name, t)| {

@@ -192,7 +192,7 @@ fn join_url(cluster: &Cluster, host: &Host) -> Option<String> {
         return cluster
             .servers()
             .find(|other| other.name != host.name)
-            .map(|other| https_url(&other.address, 6443));
+            .map(|other| https_url(&other.address, crate::k3s::ports::API_PORT));
     }
     cluster.api_endpoint()
 }

@@ -121,7 +121,7 @@ impl Cluster {
     /// The join URL: `https://<registration address>:6443`.
     pub fn api_endpoint(&self) -> Option<String> {
         self.registration_address()
-            .map(|address| https_url(address, 6443))
+            .map(|address| https_url(address, crate::k3s::ports::API_PORT))
     }
 
     /// Whether the cluster runs several servers on embedded etcd.

@@ -153,8 +153,12 @@ pub async fn read_hosts(
         else {
             continue;
         };
-        let Ok(connection) =
-            crate::kube::connect_through(transport.as_ref(), admin.expose(), 6443).await
+        let Ok(connection) = crate::kube::connect_through(
+            transport.as_ref(),
+            admin.expose(),
+            crate::k3s::ports::API_PORT,
+        )
+        .await
         else {
             continue;
         };

@@ -30,7 +30,7 @@ use crate::run::service::{QUICK, journal_tail, start_and_wait};
 use crate::run::{Event, EventKind, Reporter};
 use crate::secret::Secret;
 
-const API_PORT: u16 = 6443;
+use crate::k3s::ports::API_PORT;
 const POLL: Duration = Duration::from_millis(250);
 
 /// What happens on a node between its stop and its start.

@@ -18,8 +18,7 @@ use crate::ops::prepare::load_spec;
 use crate::plan::upgrade::{NodeKind, NodeState};
 use crate::spec::{LoadedSpec, ResolvedHost, Role};
 
-/// The API server port K3s listens on (reached on the first server's loopback).
-const API_PORT: u16 = 6443;
+use crate::k3s::ports::API_PORT;
 
 /// Everything the upgrade works with.
 pub struct Cluster {
