@@ -13,7 +13,7 @@ mod e2e;
 #[path = "support/pty.rs"]
 mod pty;
 
-use e2e::{build_stand_in, k3sctl, kubectl, text};
+use e2e::{build_stand_in, k3sctl, k3sctl_unconfirmed, kubectl, text};
 use lab::{Lab, SpecOptions};
 
 /// The lab's spec with each agent in its own group and a docker.io mirror.
@@ -133,12 +133,7 @@ fn mirror_change_rolls_one_node_at_a_time_lock_names_its_holder_and_lost_nodes_a
     };
     // Restarting running nodes needs a confirmation: without a terminal and without --yes,
     // refused with what it would do and the way out; nothing changed.
-    let refused = Command::new(env!("CARGO_BIN_EXE_k3sctl"))
-        .env_remove("K3SCTL_YES")
-        .args(["apply", "-c", &spec_arg])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("k3sctl runs");
+    let refused = k3sctl_unconfirmed(&["apply", "-c", &spec_arg]);
     let said = text(&refused);
     assert_eq!(refused.status.code(), Some(1), "{said}");
     assert!(

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 #[allow(dead_code)]
 mod e2e;
 
-use e2e::{build_stand_in, k3sctl, text};
+use e2e::{build_stand_in, k3sctl, k3sctl_unconfirmed, text};
 use lab::{Lab, SpecOptions};
 
 fn stdout(out: &std::process::Output) -> String {
@@ -134,20 +134,15 @@ fn snapshots_refused_on_sqlite_then_saved_listed_and_pruned_on_etcd() {
     assert!(items.iter().all(|i| i["node"] == host.as_str()));
 
     // prune deletes backups: without a terminal and without --yes it refuses, naming them.
-    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_k3sctl"))
-        .env_remove("K3SCTL_YES")
-        .args([
-            "etcd",
-            "snapshot",
-            "prune",
-            "-c",
-            &spec_arg,
-            "--retention",
-            "1",
-        ])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("k3sctl runs");
+    let refused = k3sctl_unconfirmed(&[
+        "etcd",
+        "snapshot",
+        "prune",
+        "-c",
+        &spec_arg,
+        "--retention",
+        "1",
+    ]);
     assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
     assert!(
         text(&refused).contains(&format!(

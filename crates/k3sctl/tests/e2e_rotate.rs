@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 #[path = "support/e2e.rs"]
 mod e2e;
 
-use e2e::{build_stand_in, k3sctl, kubectl, text};
+use e2e::{build_stand_in, k3sctl, k3sctl_unconfirmed, kubectl, text};
 use lab::{Lab, SpecOptions};
 
 const LAB: &str = "e2e-rot";
@@ -255,7 +255,8 @@ fn rotations_keep_quorum_and_restore_access() {
     let before = lab
         .exec(first, "sha256sum /var/lib/rancher/k3s/server/token")
         .expect("token hash");
-    let (code, out, _) = run(&["token", "rotate", "-c", &s4]);
+    let refused = k3sctl_unconfirmed(&["token", "rotate", "-c", &s4]);
+    let (code, out) = (refused.status.code(), text(&refused));
     assert_eq!(code, Some(1), "{out}");
     assert!(
         out.contains("no terminal") && out.contains("--yes"),

@@ -151,9 +151,7 @@ pub(super) fn print_rotation(report: &CertsRotateReport) {
 pub(super) fn rotate(global: &Global, options: CertsRotateOptions) -> CommandResult {
     let services = options.services.clone();
     let rotation = block_on(prepare_certs_rotate(&global.config, &options))??;
-    if !confirm(global, "certs rotate", &rotation.summary)? {
-        return Ok(ExitCode::from(FAILURE));
-    }
+    confirm(global, "certs rotate", &rotation.summary)?;
     let report = block_on(rotation.rotate_certificates(&services, reporter(global)))?;
     if global.json() {
         print_json(&report)?;

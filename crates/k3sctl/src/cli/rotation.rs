@@ -5,38 +5,24 @@
 //! The confirmation shows what will happen, then asks `Proceed? [y/N]` when stdin and stderr
 //! are terminals; without a terminal it refuses unless `--yes` was given.
 
-use std::io::{BufRead, IsTerminal, Write};
 use std::sync::Arc;
 
 use super::Global;
+use super::confirm::confirmer;
+use crate::ops::confirm::ConsentRequest;
 use crate::ops::rotate::{RollFailure, RolledNode};
 use crate::run::{JsonReporter, PlainReporter, Reporter};
 
-/// Shows `summary` and gets consent: `Ok(true)` to go on, `Ok(false)` when declined, an error
-/// when nobody can be asked and `--yes` was not given.
-pub fn confirm(global: &Global, command: &str, summary: &[String]) -> anyhow::Result<bool> {
-    let mut err = std::io::stderr().lock();
-    for line in summary {
-        writeln!(err, "{line}")?;
-    }
-    if global.yes {
-        return Ok(true);
-    }
-    if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
-        anyhow::bail!(
-            "`k3sctl {command}` restarts K3s on running nodes and no terminal is here to \
-             confirm it: nothing was changed\n  hint: pass --yes to proceed without asking"
-        );
-    }
-    write!(err, "Proceed? [y/N] ")?;
-    err.flush()?;
-    let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer)?;
-    let yes = matches!(answer.trim(), "y" | "Y" | "yes" | "Yes" | "YES");
-    if !yes {
-        writeln!(err, "not confirmed: nothing was changed")?;
-    }
-    Ok(yes)
+/// Shows `summary` and gets consent through the shared confirmation (a terminal asks,
+/// `--yes` agrees, no terminal refuses); an error when not confirmed, nothing changed.
+pub fn confirm(global: &Global, command: &str, summary: &[String]) -> anyhow::Result<()> {
+    let request = ConsentRequest::new(
+        command,
+        "restart K3s on running nodes, one at a time",
+        summary.to_vec(),
+    );
+    confirmer(global, None).ask(&request)?;
+    Ok(())
 }
 
 /// Progress events: JSON lines with `-o json`, else plain lines, on stderr.

@@ -38,9 +38,7 @@ pub(super) fn run(global: &Global, args: Args) -> CommandResult {
         &global.config,
         connect_options(accept_new_host_keys),
     ))??;
-    if !confirm(global, "token rotate", &rotation.summary)? {
-        return Ok(ExitCode::from(FAILURE));
-    }
+    confirm(global, "token rotate", &rotation.summary)?;
     let report = block_on(rotation.rotate_token(reporter(global)))?;
     if global.json() {
         print_json(&report)?;

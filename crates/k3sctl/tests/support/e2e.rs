@@ -16,6 +16,18 @@ pub fn k3sctl(args: &[&str]) -> Output {
         .expect("k3sctl runs")
 }
 
+/// Runs k3sctl as a script without a terminal does: no `--yes`, no `K3SCTL_YES`, stdin
+/// closed, so a command that needs a confirmation must refuse.
+#[allow(dead_code)]
+pub fn k3sctl_unconfirmed(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_k3sctl"))
+        .env_remove("K3SCTL_YES")
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("k3sctl runs")
+}
+
 /// stdout and stderr of a finished command as one text.
 pub fn text(out: &Output) -> String {
     format!(
