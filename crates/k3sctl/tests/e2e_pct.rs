@@ -8,6 +8,7 @@
 //! - a stopped container is reported (autostart off) or started and joined;
 //! - a container missing /dev/kmsg and the AppArmor line is refused with the lines to add, and
 //!   `--fix-lxc` fixes it (lines before the snapshot section, backup kept, node drained first);
+//! - `check` and `etcd snapshot save|list` over pct;
 //! - `upgrade` over pct: servers one at a time then agents, drained with eviction disabled past
 //!   a PodDisruptionBudget that blocks eviction (the example's Vault case); kubectl 1.20 sees
 //!   every node Ready at the new version;
@@ -211,6 +212,7 @@ fn proxmox_example_runs_through_pct() {
 
     stopped_container(&lab, &spec_text, &spec_arg, last_agent, &kubeconfig, &names);
     lxc_settings_fixed(&lab, &spec_arg, last_agent, first, &kubeconfig, &names);
+    day_two_over_pct(&lab, &spec_arg, servers);
     let to_binary = upgrade_over_pct(&lab, &spec_arg, &nodes, &kubeconfig);
     imported_inventory_applies(&lab, &nodes, &kubeconfig, &to_binary);
 }
@@ -416,6 +418,29 @@ fn upgrade_over_pct(lab: &Lab, spec_arg: &str, nodes: &[Node], kubeconfig: &Path
     ]);
     assert!(ok && said.contains("nothing to do"), "{said}");
     to_binary
+}
+
+/// The day-two commands over pct: `check` finds the cluster healthy (etcd's 3 members, nodes,
+/// pods, certificates); an etcd snapshot is saved by K3s in a server container and listed.
+fn day_two_over_pct(lab: &Lab, spec_arg: &str, servers: &[Node]) {
+    let (ok, said) = run(&["check", "-c", spec_arg, "--wait", "60s"]);
+    assert!(ok, "check failed:\n{said}");
+    let out = k3sctl(&["-o", "json", "etcd", "snapshot", "save", "-c", spec_arg]);
+    assert!(out.status.success(), "snapshot save:\n{}", text(&out));
+    let saved: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let on = servers
+        .iter()
+        .find(|s| saved["node"] == s.name.as_str())
+        .unwrap_or_else(|| panic!("saved on no server: {saved}"));
+    let name = saved["name"].as_str().expect("snapshot name");
+    let path = saved["location"]
+        .as_str()
+        .and_then(|l| l.strip_prefix("file://"))
+        .unwrap_or_else(|| panic!("no file location: {saved}"));
+    lab.exec(&on.host, &format!("test -s {path}"))
+        .expect("the snapshot file is in the server's container");
+    let (ok, said) = run(&["etcd", "snapshot", "list", "-c", spec_arg]);
+    assert!(ok && said.contains(name), "snapshot list:\n{said}");
 }
 
 /// The seeds' inventory shape, pointing at the lab: `init --from-ansible` then `apply` as is
