@@ -56,6 +56,9 @@ pub async fn run(s: Settings) -> Result<(), Fatal> {
     let domain = s.str("cluster-domain").unwrap_or("cluster.local");
     let sans = crate::certs::serving_sans(&node_name, &sans_extra, s.list("tls-san"), domain);
     if s.flag("cluster-reset") {
+        if server_url.is_some() {
+            return Err(Fatal(crate::etcd::reset::WITH_SERVER_URL.into()));
+        }
         return crate::etcd::reset::run(&s, &dd, &node_name, &node_ip, &sans).await;
     }
     crate::etcd::reset::clear_flag(&dd);

@@ -325,6 +325,13 @@ fn cluster_reset_restores_a_snapshot_and_peers_rejoin_only_without_their_db() {
     s2.node.stop();
     s1.node.stop();
     assert!(snapshot.is_file());
+    // K3s refuses a reset while a server URL is set (s2 joined with --server).
+    let (code, log) = s2.run_once(&["--cluster-reset"]);
+    assert_eq!(code, Some(1), "{log}");
+    assert!(
+        log.contains("cannot perform cluster-reset while server URL is set"),
+        "{log}"
+    );
     // The path as K3s sees it on the host (the stand-in maps it below K3S_SIM_ROOT).
     let path = format!("/var/lib/rancher/k3s/server/db/snapshots/{name}");
     let t = Instant::now();

@@ -79,7 +79,15 @@ pub enum Initial {
     ForceNewCluster,
 }
 
-/// The etcd command line.
+/// Whether this etcd runs for `--cluster-reset`: then it listens and advertises on loopback
+/// only, so no apiserver or peer of another node reaches it mid-reset (K3s `pkg/etcd/etcd.go`
+/// `listenClientURLs`, `listenPeerURLs`, `advertiseClientURLs` with `reset` true).
+pub fn is_reset(initial: &Initial, resetting: bool) -> bool {
+    resetting || matches!(initial, Initial::ForceNewCluster)
+}
+
+/// The etcd command line; `resetting` for the etcd of `--cluster-reset` (loopback only).
+#[allow(clippy::too_many_arguments)]
 pub fn command_args(
     data_dir: &Path,
     tls_dir: &Path,
@@ -88,18 +96,25 @@ pub fn command_args(
     ports: Ports,
     election_ms: u64,
     initial: &Initial,
+    resetting: bool,
 ) -> Vec<String> {
     let tls = |f: &str| tls_dir.join(f).display().to_string();
+    let reset = is_reset(initial, resetting);
     let loop_client = url("127.0.0.1", ports.client);
     let node_client = url(address, ports.client);
-    let listen_client = if node_client == loop_client {
+    let listen_client = if node_client == loop_client || reset {
         loop_client.clone()
     } else {
         format!("{loop_client},{node_client}")
     };
+    let advertise_client = if reset {
+        loop_client.clone()
+    } else {
+        node_client
+    };
     let loop_peer = url("127.0.0.1", ports.peer);
     let node_peer = url(address, ports.peer);
-    let listen_peer = if node_peer == loop_peer {
+    let listen_peer = if node_peer == loop_peer || reset {
         loop_peer
     } else {
         format!("{loop_peer},{node_peer}")
@@ -108,7 +123,7 @@ pub fn command_args(
         ("--name", name.to_string()),
         ("--data-dir", data_dir.display().to_string()),
         ("--listen-client-urls", listen_client),
-        ("--advertise-client-urls", node_client),
+        ("--advertise-client-urls", advertise_client),
         ("--listen-peer-urls", listen_peer),
         ("--initial-advertise-peer-urls", node_peer.clone()),
         (
@@ -194,6 +209,7 @@ mod tests {
             Ports::default(),
             5000,
             &Initial::New,
+            false,
         );
         let joined = new.join(" ");
         assert!(
@@ -217,6 +233,7 @@ mod tests {
                 "s1-aaaaaaaa=https://10.0.0.1:2380".into(),
                 "s2-bbbbbbbb=https://10.0.0.2:2380".into(),
             ]),
+            false,
         )
         .join(" ");
         assert!(join.contains("--initial-cluster s1-aaaaaaaa=https://10.0.0.1:2380,s2-bbbbbbbb=https://10.0.0.2:2380 --initial-cluster-state existing"));
@@ -228,9 +245,42 @@ mod tests {
             Ports::default(),
             5000,
             &Initial::Restart,
+            false,
         )
         .join(" ");
         assert!(!restart.contains("--initial-cluster"));
         assert!(restart.contains("--listen-client-urls https://127.0.0.1:2379 "));
+    }
+
+    #[test]
+    fn a_reset_listens_and_advertises_on_loopback_only() {
+        let d = Path::new("/d/server/db/etcd");
+        let t = Path::new("/d/server/tls/etcd");
+        for (initial, resetting) in [(Initial::Restart, true), (Initial::ForceNewCluster, false)] {
+            let reset = command_args(
+                d,
+                t,
+                "s1-aaaaaaaa",
+                "10.0.0.1",
+                Ports::default(),
+                5000,
+                &initial,
+                resetting,
+            )
+            .join(" ");
+            assert!(!reset.contains("10.0.0.1:2379"), "{reset}");
+            assert!(
+                reset.contains("--listen-client-urls https://127.0.0.1:2379 "),
+                "{reset}"
+            );
+            assert!(
+                reset.contains("--advertise-client-urls https://127.0.0.1:2379 "),
+                "{reset}"
+            );
+            assert!(
+                reset.contains("--listen-peer-urls https://127.0.0.1:2380 "),
+                "{reset}"
+            );
+        }
     }
 }

@@ -185,6 +185,7 @@ pub async fn start(
         ports,
         election_ms,
         &initial,
+        false,
     );
     let process = super::process::spawn(&argv)?;
     let client = Arc::new(

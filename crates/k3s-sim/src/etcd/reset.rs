@@ -18,6 +18,11 @@ use crate::settings::Settings;
 /// What K3s logs after a successful reset (literally, `${datadir}` included).
 pub const DONE: &str = "Managed etcd cluster membership has been reset, restart without --cluster-reset flag now. Backup and delete ${datadir}/server/db on each peer etcd server and rejoin the nodes";
 
+/// K3s's refusal of `--cluster-reset` while `server` is set (flag, `K3S_URL` or config.yaml;
+/// k3s-io/k3s#8488, PR #8455 and its backports, 2023-09 releases).
+pub const WITH_SERVER_URL: &str =
+    "cannot perform cluster-reset while server URL is set - remove server from configuration before resetting";
+
 /// `server/db/reset-flag`.
 pub fn flag_path(dd: &DataDir) -> PathBuf {
     dd.db().join("reset-flag")
@@ -165,6 +170,7 @@ pub async fn run(
         ports,
         election_ms,
         &initial,
+        true,
     );
     let process = super::process::spawn(&argv)?;
     let client = super::client::EtcdClient::new(&[args::url("127.0.0.1", ports.client)], tls)
