@@ -20,8 +20,7 @@ pub const DONE: &str = "Managed etcd cluster membership has been reset, restart 
 
 /// K3s's refusal of `--cluster-reset` while `server` is set (flag, `K3S_URL` or config.yaml;
 /// k3s-io/k3s#8488, PR #8455 and its backports, 2023-09 releases).
-pub const WITH_SERVER_URL: &str =
-    "cannot perform cluster-reset while server URL is set - remove server from configuration before resetting";
+pub const WITH_SERVER_URL: &str = "cannot perform cluster-reset while server URL is set - remove server from configuration before resetting";
 
 /// `server/db/reset-flag`.
 pub fn flag_path(dd: &DataDir) -> PathBuf {

@@ -1,13 +1,20 @@
 //! `k3sctl etcd snapshot save|list|prune`: K3s's etcd snapshots across the cluster.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 use super::confirm::confirmer;
 use super::output::print_json;
 use super::runtime::{block_on, connect_options};
 use super::{CommandResult, Global};
 use crate::kube::SnapshotFile;
+use crate::ops::OpsError;
+use crate::ops::etcd_restore::{self, RestoreConsent, RestoreOptions};
 use crate::ops::etcd_snapshot;
+use crate::plan::restore::render_restore_plan;
+use crate::run::{JsonReporter, PlainReporter, Reporter};
 
 /// Arguments of `etcd`.
 #[derive(Debug, clap::Args)]
@@ -23,6 +30,28 @@ pub enum EtcdCommand {
     /// K3s's etcd snapshots (embedded etcd only).
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
+    /// Restore the cluster's etcd from a snapshot: K3s stopped on every server, reset from the
+    /// snapshot on the server holding it, the other servers' server/db moved aside (kept) and
+    /// joined again one at a time; agents keep running. Everything written to the API after the
+    /// snapshot is lost; asks first (or --yes). Re-running it after an interruption finishes it.
+    Restore(RestoreArgs),
+}
+
+/// Arguments of `etcd restore`.
+#[derive(Debug, clap::Args)]
+pub struct RestoreArgs {
+    /// The snapshot: a name from `k3sctl etcd snapshot list` (a file in
+    /// /var/lib/rancher/k3s/server/db/snapshots on some server), or an absolute path on a server.
+    pub snapshot: String,
+    /// Print the steps it would run and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Limit of each wait (the reset, a server Ready, a member a voter), in seconds.
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    pub timeout: u64,
+    /// Record unknown ssh host keys instead of refusing them.
+    #[arg(long)]
+    pub accept_new_host_keys: bool,
 }
 
 /// `etcd snapshot` subcommands.
@@ -93,8 +122,90 @@ pub fn render_table(files: &[SnapshotFile]) -> String {
         .collect()
 }
 
+/// Asks before a restore: `--yes` agrees; a terminal on stdin and stderr asks; otherwise refused.
+fn confirm_restore(global: &Global, c: &RestoreConsent) -> Result<(), OpsError> {
+    let mut text = format!("etcd restore will {}:\n", c.headline);
+    for i in &c.items {
+        text.push_str(&format!("  - {i}\n"));
+    }
+    text.push_str("This cannot be undone; it loses:\n");
+    for l in &c.losses {
+        text.push_str(&format!("  - {l}\n"));
+    }
+    if global.yes {
+        return Ok(());
+    }
+    if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+        return Err(OpsError::NotConfirmed(format!(
+            "{text}etcd restore needs a confirmation, but there is no terminal to ask on; nothing \
+             was changed\n  hint: review it with `k3sctl etcd restore SNAPSHOT --dry-run`, then \
+             re-run with --yes"
+        )));
+    }
+    let term = dialoguer::console::Term::stderr();
+    term.write_str(&text)
+        .map_err(|e| OpsError::NotConfirmed(e.to_string()))?;
+    let yes = dialoguer::Confirm::new()
+        .with_prompt("Proceed?")
+        .default(false)
+        .wait_for_newline(true)
+        .interact_on_opt(&term)
+        .map_err(|e| OpsError::NotConfirmed(e.to_string()))?;
+    if yes == Some(true) {
+        Ok(())
+    } else {
+        Err(OpsError::NotConfirmed(
+            "etcd restore cancelled at the confirmation; nothing was changed".into(),
+        ))
+    }
+}
+
+fn run_restore(global: &Global, args: RestoreArgs) -> CommandResult {
+    let reporter: Arc<dyn Reporter> = if global.json() {
+        Arc::new(JsonReporter::default())
+    } else {
+        Arc::new(PlainReporter::default())
+    };
+    let options = RestoreOptions {
+        connect: connect_options(args.accept_new_host_keys),
+        dry_run: args.dry_run,
+        timeout: Duration::from_secs(args.timeout.max(1)),
+    };
+    let confirm = |c: &RestoreConsent| confirm_restore(global, c);
+    let report = block_on(etcd_restore::restore(
+        &global.config,
+        &args.snapshot,
+        options,
+        &confirm,
+        reporter,
+    ))??;
+    if global.json() {
+        print_json(&report)?;
+    } else if report.dry_run {
+        print!("{}", render_restore_plan(&report.plan));
+    } else {
+        println!(
+            "restored etcd from {} on {} in {:.1}s",
+            report.plan.snapshot, report.plan.server, report.seconds
+        );
+        for (host, dir) in &report.kept {
+            println!("  {host}: its old server/db is kept at {dir}");
+        }
+        for n in &report.deleted_nodes {
+            println!("  deleted Node {n} (not in the spec)");
+        }
+        for a in &report.restarted_agents {
+            println!("  restarted agent {a}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub(super) fn run(global: &Global, args: Args) -> CommandResult {
-    let EtcdCommand::Snapshot(cmd) = args.command;
+    let cmd = match args.command {
+        EtcdCommand::Snapshot(cmd) => cmd,
+        EtcdCommand::Restore(a) => return run_restore(global, a),
+    };
     match cmd {
         SnapshotCommand::Save {
             name,

@@ -8,6 +8,10 @@ use crate::secret::Secret;
 /// Where the first server writes the token.
 pub const SERVER_TOKEN_PATH: &str = "/var/lib/rancher/k3s/server/token";
 
+/// The node password K3s creates at a node's first start (its hash is kept in Secret
+/// `kube-system/<node>.node-password.k3s`).
+pub const NODE_PASSWORD_PATH: &str = "/etc/rancher/node/password";
+
 /// A parsed join token. Its `Debug` shows only the CA hash and user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JoinToken {

@@ -10,6 +10,7 @@ mod error;
 mod etcd;
 mod eviction;
 mod health;
+mod node_password;
 mod nodes;
 mod pdb;
 mod snapshots;
@@ -31,6 +32,7 @@ pub use etcd::{EtcdMember, etcd_members, parse_db_info};
 pub use eviction::{Removal, delete, evict, eviction_body};
 pub use health::{PodHealth, pod_health, pod_healths, pod_problem, readyz, unhealthy_pods};
 pub use kube::Client;
+pub use node_password::{delete_node_and_password, delete_node_password, node_password_secret};
 pub use nodes::{
     Condition, ETCD_IS_VOTER, ETCD_ROLE_LABEL, NodeInfo, get_node, list_nodes, node_lease_renewed,
 };

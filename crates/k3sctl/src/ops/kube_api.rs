@@ -203,4 +203,10 @@ impl ClusterApi for KubeApi {
             .map_err(api_error)?;
         Ok(judge_gate(&nodes, &pods, unix_now(), grace.as_secs()))
     }
+
+    async fn delete_node_password(&self, name: &str) -> Result<bool, ApiError> {
+        crate::kube::delete_node_password(&self.client, name)
+            .await
+            .map_err(|e| ApiError(e.to_string()))
+    }
 }

@@ -9,6 +9,7 @@ pub mod confirm;
 pub mod connect;
 pub mod download;
 pub mod error;
+pub mod etcd_restore;
 pub mod etcd_snapshot;
 pub mod export;
 pub mod import_hosts;

@@ -417,6 +417,16 @@ fn plan_host(
     } else if !api_up || node.is_some_and(|n| !n.ready) {
         wait(&mut steps);
     }
+    // A host the API knows whose node password is gone (wiped, reinstalled) would be rejected
+    // under its old name: its stale password Secret goes right before K3s starts.
+    if node.is_some()
+        && !obs.node_password
+        && let Some(at) = steps
+            .iter()
+            .position(|s| matches!(s, Step::Start { .. } | Step::Restart { .. }))
+    {
+        steps.insert(at, Step::RemoveNodePassword);
+    }
     if let Some(step) = taint_step(host, node) {
         steps.push(step);
     }

@@ -10,6 +10,7 @@ pub mod diff;
 mod disruption;
 pub mod from_spec;
 pub mod observed;
+pub mod restore;
 pub mod rotate;
 pub mod show;
 pub mod step;

@@ -44,6 +44,9 @@ pub struct ObservedHost {
     /// drop-ins), read when the host has a K3s unit: the planner compares its effective
     /// configuration with the desired one.
     pub start: Option<StartFiles>,
+    /// The node's password file `/etc/rancher/node/password` exists (K3s creates it at the
+    /// first start; a reinstalled or wiped host lacks it and gets a new password).
+    pub node_password: bool,
 }
 
 /// The files K3s is started from, as found on a host.
@@ -76,6 +79,7 @@ impl ObservedHost {
             sqlite_store: None,
             has_token: false,
             start: None,
+            node_password: false,
         }
     }
 

@@ -93,6 +93,10 @@ pub enum Step {
         /// Member id.
         id: String,
     },
+    /// Delete the node's stale password Secret (`kube-system/<node>.node-password.k3s`): the
+    /// host lost `/etc/rancher/node/password` (wiped or reinstalled) and K3s would reject it
+    /// under its old name ("Node password rejected").
+    RemoveNodePassword,
     /// After the conversion: the SQLite store was migrated (renamed `*.migrated`) and every
     /// node registered before is still in the API.
     VerifyMigration {
@@ -290,6 +294,10 @@ impl Step {
                 keep_cordoned: true,
             } => "leave it cordoned (a person cordoned it)".to_string(),
             Self::Uncordon { .. } => "uncordon (only k3sctl's own cordon)".to_string(),
+            Self::RemoveNodePassword => "delete the stale node-password secret \
+                 (kube-system/<node>.node-password.k3s): the host lost /etc/rancher/node/password, \
+                 so K3s would reject it as a duplicate hostname"
+                .to_string(),
         }
     }
 
@@ -319,6 +327,7 @@ impl Step {
             Self::ClearUpgradeMarker => "clear-marker",
             Self::EtcdSnapshot { .. } => "etcd-snapshot",
             Self::Uncordon { .. } => "uncordon",
+            Self::RemoveNodePassword => "remove-node-password",
         }
     }
 }

@@ -121,6 +121,7 @@ fn converged(d: &Desired) -> Observed {
             obs.binary_sha256 = Some(SHA.into());
             obs.service_active = true;
             obs.service_enabled = true;
+            obs.node_password = true;
             for f in &h.files {
                 let (content, shown) = f.content.resolve(Some(&token)).expect("token known");
                 obs.files.insert(
@@ -672,4 +673,63 @@ fn a_server_that_lost_its_data_has_its_stale_member_removed_then_rejoins() {
         }
     );
     assert!(kinds(&plan, "server-1").is_empty() && kinds(&plan, "server-3").is_empty());
+}
+
+#[test]
+fn a_reinstalled_host_has_its_stale_node_password_removed_before_it_starts() {
+    let d = ha_desired();
+    let mut obs = converged(&d);
+    for name in ["server-1", "server-2", "server-3"] {
+        obs.hosts.get_mut(name).expect("host").etcd_data = true;
+    }
+    obs.etcd_members = Some(vec![EtcdMember {
+        id: "103".into(),
+        name: "server-3-deadbeef".into(),
+        peer_urls: vec![],
+        learner: false,
+    }]);
+    // /var/lib/rancher and /etc/rancher wiped on server-3 and agent-1 (K3s stopped): no data,
+    // no config, no node password; their Node objects are still in the API.
+    for name in ["server-3", "agent-1"] {
+        let h = obs.hosts.get_mut(name).expect("host");
+        h.etcd_data = false;
+        h.node_password = false;
+        h.service_active = false;
+        h.files.retain(|path, _| !path.starts_with("/etc/rancher/"));
+    }
+    let plan = compute_plan(&d, &obs).expect("plans");
+    let server = kinds(&plan, "server-3");
+    assert_eq!(
+        &server[server.len() - 5..],
+        [
+            "remove-etcd-member",
+            "remove-node-password",
+            "start",
+            "wait-node-ready",
+            "wait-etcd-voter"
+        ],
+        "{server:?}"
+    );
+    let agent = kinds(&plan, "agent-1");
+    assert_eq!(
+        &agent[agent.len() - 3..],
+        ["remove-node-password", "start", "wait-node-ready"],
+        "{agent:?}"
+    );
+    let text = crate::plan::render_plan(&plan);
+    assert!(
+        text.contains("delete the stale node-password secret"),
+        "{text}"
+    );
+    // A host the API does not know joins without touching any secret.
+    let mut obs = converged(&d);
+    obs.nodes
+        .as_mut()
+        .expect("nodes")
+        .retain(|n| n.name != "agent-1");
+    let h = obs.hosts.get_mut("agent-1").expect("host");
+    h.node_password = false;
+    h.service_active = false;
+    let plan = compute_plan(&d, &obs).expect("plans");
+    assert!(!kinds(&plan, "agent-1").contains(&"remove-node-password"));
 }

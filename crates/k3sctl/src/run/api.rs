@@ -44,6 +44,12 @@ pub trait ClusterApi: Send + Sync {
     ) -> Result<(), ApiError>;
     /// Waits until server `name` is a voting etcd member (`EtcdIsVoter=True`).
     async fn wait_etcd_voter(&self, name: &str, timeout: Duration) -> Result<(), ApiError>;
+    /// Deletes node `name`'s password Secret (`kube-system/<name>.node-password.k3s`); true
+    /// when there was one.
+    async fn delete_node_password(&self, name: &str) -> Result<bool, ApiError> {
+        let _ = name;
+        Err(unsupported("deleting a node-password secret"))
+    }
 
     // What a rollout (upgrade, node removal) needs on top; an API that cannot do it says so.
 

@@ -194,7 +194,8 @@ pub async fn prestage(
             Step::Start { .. }
             | Step::Restart { .. }
             | Step::ConvertDatastore { .. }
-            | Step::RemoveEtcdMember { .. } => break,
+            | Step::RemoveEtcdMember { .. }
+            | Step::RemoveNodePassword => break,
             Step::WaitServerReady
             | Step::WaitNodeReady
             | Step::WaitEtcdVoter
@@ -411,6 +412,16 @@ pub(super) async fn run_step(
                         peer.name()
                     )
                 })?;
+            Ok(Done::default())
+        }
+        Step::RemoveNodePassword => {
+            let api = shared.api().await?;
+            api.delete_node_password(&host.host).await.map_err(|e| {
+                StepError::api(
+                    format!("{}: deleting its node-password secret", host.host),
+                    e,
+                )
+            })?;
             Ok(Done::default())
         }
         Step::VerifyMigration { store } => {

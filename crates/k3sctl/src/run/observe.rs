@@ -12,7 +12,7 @@ use crate::k3s::config::{CONFIG_PATH, NodeRole};
 use crate::k3s::kubeconfig::K3S_KUBECONFIG_PATH;
 use crate::k3s::registries::{REGISTRIES_PATH, mask_registries_text};
 use crate::k3s::release::{Arch, ReleaseError};
-use crate::k3s::token::SERVER_TOKEN_PATH;
+use crate::k3s::token::{NODE_PASSWORD_PATH, SERVER_TOKEN_PATH};
 use crate::k3s::unit::{BINARY_PATH, env_path, unit_name, unit_path};
 use crate::k3s::version::K3sVersion;
 use crate::plan::{DesiredHost, ObservedFile, ObservedHost, StartFiles};
@@ -123,6 +123,7 @@ pub fn observe_script(host: &DesiredHost, files: &[FileProbe], request: &Observe
          \x20 case \"$bh\" in {known}) ;; *) echo \"version=$({BINARY_PATH} --version 2>/dev/null | head -n1)\";; esac\n\
          fi\n\
          echo \"active=$(systemctl is-active {unit} 2>/dev/null)\"\n\
+         if [ -s {NODE_PASSWORD_PATH} ]; then echo \"nodepassword=1\"; fi\n\
          echo \"enabled=$(systemctl is-enabled {unit} 2>/dev/null)\"\n\
          ts=$(systemctl show -p ExecMainStartTimestamp --value {unit} 2>/dev/null)\n\
          if [ -n \"$ts\" ]; then echo \"started=$(date -d \"$ts\" +%s 2>/dev/null)\"; fi\n\
@@ -230,6 +231,7 @@ pub fn parse_report(
             "etcd" => obs.etcd_data = true,
             "sqlite" => obs.sqlite_store = Some(value.to_owned()),
             "hastoken" => obs.has_token = true,
+            "nodepassword" => obs.node_password = true,
             "admin" => admin_kubeconfig = decode_secret(value),
             "active" => obs.service_active = value == "active" || value == "activating",
             "enabled" => obs.service_enabled = value == "enabled",

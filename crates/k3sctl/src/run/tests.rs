@@ -134,6 +134,13 @@ impl ClusterApi for FakeApi {
             .push(format!("{name}: ready"));
         Ok(())
     }
+    async fn delete_node_password(&self, name: &str) -> Result<bool, ApiError> {
+        self.log
+            .lock()
+            .expect("lock")
+            .push(format!("{name}: delete node password"));
+        Ok(true)
+    }
     async fn wait_etcd_voter(&self, name: &str, _timeout: Duration) -> Result<(), ApiError> {
         self.log
             .lock()

@@ -1,0 +1,226 @@
+use super::*;
+
+const SNAP: &str = "/var/lib/rancher/k3s/server/db/snapshots/on-demand-s2-100";
+
+fn server(name: &str) -> ServerView {
+    ServerView {
+        name: name.into(),
+        active: true,
+        db: true,
+        etcd_data: true,
+        ..ServerView::default()
+    }
+}
+
+fn seen() -> SeenSnapshot {
+    SeenSnapshot {
+        path: SNAP.into(),
+        size: 4096,
+        modified: 100,
+    }
+}
+
+fn input(servers: Vec<ServerView>) -> RestoreInput {
+    RestoreInput {
+        wanted: "on-demand-s2-100".into(),
+        servers,
+        agents: vec!["a1".into()],
+        spec_hosts: vec!["s1".into(), "s2".into(), "s3".into(), "a1".into()],
+        new_id: "200".into(),
+    }
+}
+
+fn kinds(plan: &RestorePlan) -> Vec<String> {
+    plan.steps
+        .iter()
+        .map(|s| format!("{} {}", s.kind(), s.host()))
+        .collect()
+}
+
+#[test]
+fn a_fresh_restore_runs_the_whole_documented_procedure_on_the_server_holding_the_snapshot() {
+    let mut s2 = server("s2");
+    s2.snapshot = Some(seen());
+    let plan = plan_restore(&input(vec![server("s1"), s2, server("s3")])).expect("plan");
+    assert_eq!(plan.server, "s2");
+    assert!(!plan.resuming);
+    assert_eq!(
+        kinds(&plan),
+        vec![
+            "mark s2",
+            "stop s2",
+            "stop s1",
+            "stop s3",
+            "cluster-reset s2",
+            "start-restored s2",
+            "move-db-aside s1",
+            "rejoin s1",
+            "move-db-aside s3",
+            "rejoin s3",
+            "delete-stray-nodes -",
+            "check-agents -",
+            "unmark s2",
+        ]
+    );
+    assert_eq!(
+        plan.moved(),
+        vec![
+            (
+                "s1".to_string(),
+                "/var/lib/rancher/k3s/server/db-before-restore-200".to_string()
+            ),
+            (
+                "s3".to_string(),
+                "/var/lib/rancher/k3s/server/db-before-restore-200".to_string()
+            ),
+        ]
+    );
+    let text = render_restore_plan(&plan);
+    assert!(
+        text.contains(
+            "--cluster-reset-restore-path=/var/lib/rancher/k3s/server/db/snapshots/on-demand-s2-100"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn interrupted_after_the_reset_a_rerun_does_not_reset_again() {
+    let marker = Marker {
+        id: "200".into(),
+        snapshot: SNAP.into(),
+        reset_done: false,
+    };
+    // Stopped right after K3s's reset, before the marker said so: the reset flag tells.
+    let mut s2 = server("s2");
+    s2.active = false;
+    s2.reset_flag = true;
+    s2.snapshot = Some(seen());
+    s2.marker = Some(Ok(marker.clone()));
+    let mut s1 = server("s1");
+    s1.active = false;
+    let mut s3 = server("s3");
+    s3.active = false;
+    let plan = plan_restore(&input(vec![s1.clone(), s2.clone(), s3.clone()])).expect("plan");
+    assert!(plan.resuming);
+    assert_eq!(plan.id, "200");
+    assert_eq!(
+        kinds(&plan),
+        vec![
+            "start-restored s2",
+            "move-db-aside s1",
+            "rejoin s1",
+            "move-db-aside s3",
+            "rejoin s3",
+            "delete-stray-nodes -",
+            "check-agents -",
+            "unmark s2",
+        ]
+    );
+    // Later: s2 runs (flag gone, marker says done), s1 moved and rejoined, s3 not yet.
+    s2.active = true;
+    s2.reset_flag = false;
+    s2.marker = Some(Ok(Marker {
+        reset_done: true,
+        ..marker
+    }));
+    s1.active = true;
+    s1.asides = vec!["200".into()];
+    s3.active = true; // systemd or a person started it again with its old data
+    let plan = plan_restore(&input(vec![s1, s2, s3])).expect("plan");
+    assert_eq!(
+        kinds(&plan),
+        vec![
+            "stop s3",
+            "start-restored s2",
+            "rejoin s1",
+            "move-db-aside s3",
+            "rejoin s3",
+            "delete-stray-nodes -",
+            "check-agents -",
+            "unmark s2",
+        ]
+    );
+}
+
+#[test]
+fn refusals_name_what_to_do() {
+    let e = plan_restore(&input(vec![server("s1"), server("s2")])).expect_err("not found");
+    assert!(
+        e.to_string()
+            .contains("no server has snapshot on-demand-s2-100")
+            && e.to_string().contains("s1, s2"),
+        "{e}"
+    );
+    let mut s1 = server("s1");
+    s1.marker = Some(Ok(Marker {
+        id: "1".into(),
+        snapshot: "/other".into(),
+        reset_done: true,
+    }));
+    s1.snapshot = Some(seen());
+    let e = plan_restore(&input(vec![s1])).expect_err("other restore");
+    assert!(
+        matches!(&e, RestoreError::OtherInProgress { host, snapshot } if host == "s1" && snapshot == "/other"),
+        "{e}"
+    );
+    assert!(e.to_string().contains("k3sctl etcd restore /other"));
+    let mut sqlite = server("s1");
+    sqlite.etcd_data = false;
+    sqlite.sqlite = true;
+    sqlite.snapshot = Some(seen());
+    let e = plan_restore(&input(vec![sqlite])).expect_err("sqlite");
+    assert!(matches!(e, RestoreError::Sqlite { .. }), "{e}");
+    let mut flagged = server("s1");
+    flagged.reset_flag = true;
+    flagged.snapshot = Some(seen());
+    assert!(matches!(
+        plan_restore(&input(vec![flagged])),
+        Err(RestoreError::ForeignResetFlag { .. })
+    ));
+    let mut bad = server("s1");
+    bad.marker = Some(Err("no numeric id".into()));
+    assert!(matches!(
+        plan_restore(&input(vec![bad])),
+        Err(RestoreError::BadMarker { .. })
+    ));
+}
+
+#[test]
+fn a_single_server_restore_has_no_rejoin() {
+    let mut s1 = server("s1");
+    s1.snapshot = Some(SeenSnapshot {
+        path: SNAP.replace("s2", "s1"),
+        ..seen()
+    });
+    let mut i = input(vec![s1]);
+    i.wanted = "on-demand-s1-100".into();
+    i.agents.clear();
+    let plan = plan_restore(&i).expect("plan");
+    assert_eq!(
+        kinds(&plan),
+        vec![
+            "mark s1",
+            "stop s1",
+            "cluster-reset s1",
+            "start-restored s1",
+            "delete-stray-nodes -",
+            "unmark s1"
+        ]
+    );
+}
+
+#[test]
+fn markers_and_snapshot_arguments_read_back() {
+    let m = Marker {
+        id: "1767225600".into(),
+        snapshot: SNAP.into(),
+        reset_done: true,
+    };
+    assert_eq!(Marker::parse(&m.render()), Ok(m));
+    assert!(Marker::parse("id=x\nsnapshot=/a\nreset=done\n").is_err());
+    assert!(Marker::parse("garbage").is_err());
+    assert_eq!(snapshot_path("n-s1-1"), format!("{SNAPSHOT_DIR}/n-s1-1"));
+    assert_eq!(snapshot_path("file:///x/y"), "/x/y");
+    assert_eq!(snapshot_path("/x/y"), "/x/y");
+}

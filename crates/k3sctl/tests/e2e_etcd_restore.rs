@@ -1,0 +1,310 @@
+//! End to end on the lab with the K3s stand-in running real etcd: `k3sctl etcd restore` and
+//! hosts reinstalled under the same name. One 4-host lab (3 servers + 1 agent), scenarios in
+//! their natural order:
+//! 1. snapshot → a namespace created → restore refused without a terminal or `--yes`, shown by
+//!    `--dry-run` → restore → the namespace is gone, 3 started voters (etcdctl), every node
+//!    Ready under its own name, the others' old `server/db` kept aside, no marker left;
+//! 2. a second restore killed right after the restored server is back (before the others
+//!    rejoined): the marker stays; the same command again finishes without a second reset;
+//! 3. an agent and a server wiped (`/var/lib/rancher`, `/etc/rancher`) as a reinstall would:
+//!    `plan` says the stale node-password secret (and the server's stale member) are cleaned,
+//!    `apply` brings both back under their names without "Node password rejected".
+//!
+//! Referees: Debian's kubectl 1.20 and etcdctl on a server over ssh.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[path = "support/e2e.rs"]
+#[allow(dead_code)]
+mod e2e;
+
+use e2e::{build_stand_in, k3sctl, kubectl, text};
+use lab::{Lab, SpecOptions};
+
+const LAB: &str = "e2e-restore";
+const ETCDCTL: &str = "ETCDCTL_API=3 etcdctl --cacert /var/lib/rancher/k3s/server/tls/etcd/server-ca.crt \
+    --cert /var/lib/rancher/k3s/server/tls/etcd/client.crt \
+    --key /var/lib/rancher/k3s/server/tls/etcd/client.key --endpoints https://127.0.0.1:2379";
+const MARKER: &str = "/var/lib/rancher/k3s/server/k3sctl-restore";
+
+fn kube(kubeconfig: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(kubectl())
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(["--request-timeout", "10s"])
+        .args(args)
+        .output()
+        .expect("kubectl runs");
+    (out.status.success(), text(&out))
+}
+
+/// `(name, status)` of every node.
+fn nodes(kubeconfig: &Path) -> Vec<(String, String)> {
+    let (ok, out) = kube(kubeconfig, &["get", "nodes", "--no-headers"]);
+    assert!(ok, "kubectl get nodes: {out}");
+    let mut v: Vec<(String, String)> = out
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            Some((f.next()?.into(), f.next()?.into()))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn assert_all_ready(kubeconfig: &Path, names: &[&str]) {
+    let got = nodes(kubeconfig);
+    let mut want: Vec<(String, String)> = names
+        .iter()
+        .map(|n| (n.to_string(), "Ready".to_string()))
+        .collect();
+    want.sort();
+    assert_eq!(got, want, "every node Ready under its own name, no other");
+}
+
+/// Three started voters, one per server, as etcdctl on `server` sees them.
+fn assert_three_voters(lab: &Lab, server: &str, servers: &[&str]) {
+    let out = lab
+        .exec(server, &format!("{ETCDCTL} member list -w json"))
+        .unwrap_or_else(|e| panic!("etcdctl on {server}: {e}"));
+    let v: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("etcdctl json {e}: {out}"));
+    let list = v["members"].as_array().cloned().unwrap_or_default();
+    assert_eq!(list.len(), 3, "members: {out}");
+    for m in &list {
+        let name = m["name"].as_str().unwrap_or_default();
+        assert!(!m["isLearner"].as_bool().unwrap_or(false), "{name} learner");
+        assert!(
+            servers.iter().any(|s| name.starts_with(&format!("{s}-"))),
+            "member {name:?} not started or not one of {servers:?}"
+        );
+    }
+}
+
+fn namespaces(kubeconfig: &Path) -> String {
+    let (ok, out) = kube(kubeconfig, &["get", "namespaces", "-o", "name"]);
+    assert!(ok, "{out}");
+    out
+}
+
+fn save(spec: &str) -> String {
+    let out = k3sctl(&["-o", "json", "etcd", "snapshot", "save", "-c", spec]);
+    assert!(out.status.success(), "save: {}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    v["name"].as_str().expect("name").to_string()
+}
+
+/// The JSON progress lines.
+fn events(stdout: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|v| v.get("step").is_some())
+        .collect()
+}
+
+fn restore(spec: &str, snapshot: &str) -> (Duration, Vec<serde_json::Value>, String) {
+    let t = Instant::now();
+    let out = k3sctl(&[
+        "-o", "json", "--yes", "etcd", "restore", snapshot, "-c", spec,
+    ]);
+    let took = t.elapsed();
+    assert!(out.status.success(), "restore:\n{}", text(&out));
+    (took, events(&out.stdout), text(&out))
+}
+
+fn steps(evs: &[serde_json::Value]) -> Vec<String> {
+    evs.iter()
+        .filter(|e| e["kind"] == "done")
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["step"].as_str().unwrap_or(""),
+                e["host"].as_str().unwrap_or("")
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn restore_resume_and_reinstalled_hosts_rejoin() {
+    lab::require_root().expect("the lab needs root");
+    build_stand_in();
+    let lab = Lab::boot(LAB, 4).expect("lab boots");
+    let hosts = lab.hosts();
+    let names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
+    let servers = &names[..3];
+    let agent = names[3];
+    let spec = lab.dir().join("cluster.yaml");
+    let spec_arg = spec.to_string_lossy().into_owned();
+    let kubeconfig = lab.dir().join("kubeconfig.yaml");
+    lab.write_spec(
+        &spec,
+        &SpecOptions {
+            servers: Some(3),
+            ..SpecOptions::default()
+        },
+    )
+    .expect("spec written");
+    let out = k3sctl(&["apply", "-c", &spec_arg]);
+    assert!(out.status.success(), "apply:\n{}", text(&out));
+    assert_all_ready(&kubeconfig, &names);
+
+    // --- 1. Snapshot, a namespace, restore. ---
+    let snap = save(&spec_arg);
+    let (ok, out) = kube(&kubeconfig, &["create", "namespace", "after-snapshot"]);
+    assert!(ok, "{out}");
+
+    // No terminal and no --yes: refused, nothing changed.
+    let refused = k3sctl(&["etcd", "restore", &snap, "-c", &spec_arg]);
+    let refused_text = text(&refused);
+    assert_eq!(refused.status.code(), Some(1), "{refused_text}");
+    assert!(
+        refused_text.contains("needs a confirmation")
+            && refused_text
+                .contains("every change made through the Kubernetes API after the snapshot")
+            && refused_text.contains("db-before-restore-"),
+        "{refused_text}"
+    );
+    assert!(namespaces(&kubeconfig).contains("namespace/after-snapshot"));
+    // The steps, without changing anything.
+    let dry = k3sctl(&["etcd", "restore", &snap, "--dry-run", "-c", &spec_arg]);
+    let dry_text = text(&dry);
+    assert!(dry.status.success(), "{dry_text}");
+    assert!(
+        dry_text.contains("--cluster-reset-restore-path=/var/lib/rancher/k3s/server/db/snapshots/")
+            && dry_text.contains(&format!(
+                "[{}] move /var/lib/rancher/k3s/server/db aside",
+                servers[1]
+            )),
+        "{dry_text}"
+    );
+    lab.exec(servers[0], &format!("test ! -e {MARKER}"))
+        .expect("a dry run writes no marker");
+
+    let (took, evs, all) = restore(&spec_arg, &snap);
+    let done = steps(&evs);
+    assert!(
+        done.iter().any(|s| s.starts_with("cluster-reset ")),
+        "{all}"
+    );
+    // Servers rejoined one at a time, in spec order, after the restored one.
+    let pos = |s: &str| {
+        done.iter()
+            .position(|d| d == s)
+            .unwrap_or_else(|| panic!("no {s} in {done:?}"))
+    };
+    let target = done
+        .iter()
+        .find_map(|d| d.strip_prefix("start-restored "))
+        .expect("restored server")
+        .to_string();
+    let others: Vec<&str> = servers.iter().copied().filter(|s| *s != target).collect();
+    assert!(pos(&format!("rejoin {}", others[0])) < pos(&format!("move-db-aside {}", others[1])));
+    assert!(!namespaces(&kubeconfig).contains("namespace/after-snapshot"));
+    assert_three_voters(&lab, servers[0], servers);
+    assert_all_ready(&kubeconfig, &names);
+    for s in &others {
+        lab.exec(
+            s,
+            "ls -d /var/lib/rancher/k3s/server/db-before-restore-*/etcd",
+        )
+        .unwrap_or_else(|e| panic!("{s}: old data kept: {e}"));
+    }
+    lab.exec(&target, &format!("test ! -e {MARKER}"))
+        .expect("marker removed");
+    eprintln!(
+        "bench: etcd restore of 3 servers + 1 agent: {:.1}s",
+        took.as_secs_f64()
+    );
+
+    // --- 2. Interrupted after the reset, then re-run. ---
+    let snap2 = save(&spec_arg);
+    let (ok, out) = kube(&kubeconfig, &["create", "namespace", "after-second"]);
+    assert!(ok, "{out}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_k3sctl"))
+        .args([
+            "-o", "json", "--yes", "etcd", "restore", &snap2, "-c", &spec_arg,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("k3sctl runs");
+    let reader = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut killed = false;
+    for line in reader.lines().map_while(Result::ok) {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        if v["step"] == "start-restored" && v["kind"] == "done" {
+            child.kill().expect("kill k3sctl");
+            killed = true;
+            break;
+        }
+    }
+    let _ = child.wait();
+    assert!(killed, "the restore never reached start-restored");
+    lab.exec(&target, &format!("grep -q reset=done {MARKER}"))
+        .expect("the marker remembers the reset");
+    let (_, evs, all) = restore(&spec_arg, &snap2);
+    let done = steps(&evs);
+    assert!(
+        !done
+            .iter()
+            .any(|s| s.starts_with("cluster-reset ") || s.starts_with("mark ")),
+        "the re-run must resume, not reset again: {all}"
+    );
+    assert!(!namespaces(&kubeconfig).contains("namespace/after-second"));
+    assert_three_voters(&lab, servers[0], servers);
+    assert_all_ready(&kubeconfig, &names);
+    lab.exec(&target, &format!("test ! -e {MARKER}"))
+        .expect("marker removed");
+
+    // --- 3. Reinstalled agent and server, same names. ---
+    let wiped_server = others[1];
+    for h in [agent, wiped_server] {
+        lab.exec(
+            h,
+            "systemctl stop k3s k3s-agent 2>/dev/null; rm -rf /var/lib/rancher /etc/rancher",
+        )
+        .unwrap_or_else(|e| panic!("wipe {h}: {e}"));
+    }
+    let plan = k3sctl(&["plan", "-c", &spec_arg]);
+    let plan_text = text(&plan);
+    assert!(plan.status.success(), "{plan_text}");
+    assert_eq!(
+        plan_text
+            .matches("delete the stale node-password secret")
+            .count(),
+        2,
+        "{plan_text}"
+    );
+    assert!(
+        plan_text.contains("remove the stale etcd member"),
+        "{plan_text}"
+    );
+    let out = k3sctl(&["apply", "-c", &spec_arg]);
+    assert!(
+        out.status.success(),
+        "apply after reinstall:\n{}",
+        text(&out)
+    );
+    for h in [agent, wiped_server] {
+        let journal = lab
+            .exec(
+                h,
+                "journalctl -u k3s -u k3s-agent --no-pager -o cat || true",
+            )
+            .unwrap_or_default();
+        assert!(
+            !journal.contains("Node password rejected"),
+            "{h}: {journal}"
+        );
+    }
+    assert_three_voters(&lab, servers[0], servers);
+    assert_all_ready(&kubeconfig, &names);
+}
