@@ -254,7 +254,7 @@ pub async fn restore(
     reporter: Arc<dyn Reporter>,
 ) -> Result<RestoreReport, OpsError> {
     let began = Instant::now();
-    let hosts = open(path, options.connect.clone()).await?;
+    let hosts = open(path, options.connect).await?;
     let views = observe(&hosts, &snapshot_path(wanted)).await?;
     // A resumed restore names its own snapshot; look again at the marker's path if it differs.
     let input = RestoreInput {
