@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 #[allow(dead_code)]
 mod e2e;
 
-use e2e::{build_stand_in, k3sctl, kubectl, text};
+use e2e::{build_stand_in, k3sctl, k3sctl_unconfirmed, kubectl, text};
 use lab::{Lab, SpecOptions};
 
 const LAB: &str = "e2e-restore";
@@ -160,7 +160,7 @@ fn restore_resume_and_reinstalled_hosts_rejoin() {
     assert!(ok, "{out}");
 
     // No terminal and no --yes: refused, nothing changed.
-    let refused = k3sctl(&["etcd", "restore", &snap, "-c", &spec_arg]);
+    let refused = k3sctl_unconfirmed(&["etcd", "restore", &snap, "-c", &spec_arg]);
     let refused_text = text(&refused);
     assert_eq!(refused.status.code(), Some(1), "{refused_text}");
     assert!(
