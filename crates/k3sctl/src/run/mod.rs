@@ -36,4 +36,4 @@ pub use engine::execute;
 pub use events::{Event, EventKind, JsonReporter, MemoryReporter, PlainReporter, Reporter};
 pub use outcome::{HostOutcome, HostStatus, RunSummary};
 pub use record::{NodeFailure, NodeOutcome, NodeRecord};
-pub use rollout::{RolloutPolicy, RolloutResult, execute_rollout};
+pub use rollout::{RolloutPolicy, RolloutResult, execute_rollout, run_turn};

@@ -140,11 +140,30 @@ async fn run_node(
         ));
     };
     let host = host_plan(node);
-    let shared = rollout.shared;
+    match run_turn(rollout.shared, transport.as_ref(), &host, &mut watch).await {
+        Ok(notes) => Ok(watch.record(&node.name, outcome, notes)),
+        Err((failure, notes)) => Err((
+            failure,
+            watch.record(&node.name, NodeOutcome::Failed, notes),
+        )),
+    }
+}
+
+/// Runs one host's steps in order through the one step executor, reporting each, stopping at
+/// the first failure; time spent waiting on others (drain, restart, waits) goes to `watch`.
+/// Returns the notes the steps left (`stays cordoned: ...`), or the typed failure with them.
+/// For any operation that walks a node through plan steps (an upgrade's turn, a node's
+/// removal).
+pub async fn run_turn(
+    shared: &Shared,
+    transport: &dyn Transport,
+    host: &HostPlan,
+    watch: &mut Stopwatch,
+) -> Result<Vec<String>, (NodeFailure, Vec<String>)> {
     let mut notes = Vec::new();
     for step in &host.steps {
         let started = report_start(shared, &host.host, host.role, step);
-        let result = run_step(shared, &host, transport.as_ref(), step, &mut None).await;
+        let result = run_step(shared, host, transport, step, &mut None).await;
         if is_waiting(step) {
             watch.waited(started.elapsed());
         }
@@ -156,20 +175,17 @@ async fn run_node(
             Err(error) => {
                 report_step_failed(shared, &host.host, step, started, &error);
                 let failure = NodeFailure {
-                    node: node.name.clone(),
+                    node: host.host.clone(),
                     step: step.kind().to_string(),
                     error: error.headline(),
                     hint: error.hint(),
                     journal: error.journal().map(str::to_string),
                 };
-                return Err((
-                    failure,
-                    watch.record(&node.name, NodeOutcome::Failed, notes),
-                ));
+                return Err((failure, notes));
             }
         }
     }
-    Ok(watch.record(&node.name, outcome, notes))
+    Ok(notes)
 }
 
 async fn gate(rollout: &Rollout<'_>, lane: &Lane, batch: &Batch) -> Result<(), NodeFailure> {
