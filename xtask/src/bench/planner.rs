@@ -233,7 +233,6 @@ fn desired_of(cluster: &k3sctl::spec::Cluster) -> anyhow::Result<Desired> {
         ha: cluster.is_ha(),
         snapshot_after_conversion: false,
         critical,
-        snapshot_after_conversion: false,
         exports: vec![DesiredExport {
             name: "admin".into(),
             path: "/tmp/synthetic.yaml".into(),
