@@ -11,7 +11,7 @@ use openssh::{ForwardType, Session, Socket, Stdio};
 use super::error::HostError;
 use super::feed::feed;
 use super::shell;
-use super::ssh_control::{control_dir, socket_name};
+use super::ssh_control::{control_dir, socket_name, trust_files_digest};
 use super::ssh_errors::classify_connect_failure;
 use super::ssh_target::SshTarget;
 use super::transport::{ExecOutput, ExecRequest, Stdin, Transport};
@@ -43,7 +43,11 @@ impl SshTransport {
             what: "choosing the ssh control directory".to_owned(),
             detail,
         })?;
-        let name = socket_name(&target.connection_args());
+        // The known_hosts and config files' contents count too: after an edit (a key removed or
+        // replaced) the host key is checked again by a new master instead of trusting the old one.
+        let mut key = target.connection_args();
+        key.push(trust_files_digest(&target).into());
+        let name = socket_name(&key);
         let control = dir.path.join(&name);
         let log = dir.path.join(format!("{name}.log"));
         // One k3sctl at a time decides about this master: two runs starting the same master at

@@ -124,6 +124,27 @@ pub fn socket_name<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> String {
     hex::encode(&digest[..8])
 }
 
+/// A digest of the files that decide whom ssh trusts for `target`: its known_hosts file (the
+/// configured one, `UserKnownHostsFile`, or ~/.ssh/known_hosts) and its config file. Missing
+/// files count as empty.
+pub fn trust_files_digest(target: &super::SshTarget) -> String {
+    let home_known = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".ssh/known_hosts"));
+    let known = target
+        .option("UserKnownHostsFile")
+        .and_then(|v| v.split_whitespace().next())
+        .map(PathBuf::from)
+        .or_else(|| target.known_hosts_file.clone())
+        .or(home_known);
+    let mut hash = Sha256::new();
+    for file in [known, target.config_file.clone()].into_iter().flatten() {
+        hash.update(file.as_os_str().as_encoded_bytes());
+        hash.update([0]);
+        hash.update(std::fs::read(&file).unwrap_or_default());
+        hash.update([0]);
+    }
+    hex::encode(&hash.finalize()[..8])
+}
+
 /// Removes the per-run directories older versions left in `base`: only those owned by `uid`,
 /// older than [`LEGACY_MIN_AGE`], whose master no longer answers (a live master means a run that
 /// still uses it).
@@ -209,6 +230,27 @@ mod tests {
         assert_ne!(a, socket_name(&["-p", "22", "--", "10.0.0.2"]));
         // Argument boundaries count: "ab","c" is not "a","bc".
         assert_ne!(socket_name(&["ab", "c"]), socket_name(&["a", "bc"]));
+    }
+
+    #[test]
+    fn editing_known_hosts_or_the_config_changes_the_trust_digest() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let kh = dir.path().join("known_hosts");
+        std::fs::write(&kh, "10.0.0.1 ssh-ed25519 AAAA1\n").expect("kh");
+        let mut t = super::super::SshTarget::new("h", "10.0.0.1");
+        t.known_hosts_file = Some(kh.clone());
+        t.config_file = Some(dir.path().join("ssh_config"));
+        let before = trust_files_digest(&t);
+        assert_eq!(
+            before,
+            trust_files_digest(&t),
+            "stable while nothing changes"
+        );
+        std::fs::write(&kh, "10.0.0.1 ssh-ed25519 BBBB2\n").expect("kh");
+        let after_key = trust_files_digest(&t);
+        assert_ne!(before, after_key, "a replaced key means a new master");
+        std::fs::write(dir.path().join("ssh_config"), "Port 2222\n").expect("config");
+        assert_ne!(after_key, trust_files_digest(&t), "a config edit too");
     }
 
     #[test]
