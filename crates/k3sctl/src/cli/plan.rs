@@ -13,7 +13,8 @@ use crate::plan::render_plan;
 /// Arguments of `plan`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Exit 0 when there is nothing to do, 2 when apply would change something.
+    /// Exit 0 when there is nothing to do and no drift, 2 when apply would change something or
+    /// the live cluster drifted from the spec (also drift apply leaves to a person), 1 on error.
     #[arg(long)]
     pub detailed_exitcode: bool,
     /// Record unknown ssh host keys instead of refusing them.
@@ -51,7 +52,9 @@ pub(super) fn run(global: &Global, args: Args) -> CommandResult {
     }
     Ok(if !prepared.skipped.is_empty() {
         ExitCode::from(FAILURE)
-    } else if args.detailed_exitcode && prepared.plan.has_changes() {
+    } else if args.detailed_exitcode
+        && (prepared.plan.has_changes() || !prepared.plan.drift.is_empty())
+    {
         ExitCode::from(2)
     } else {
         ExitCode::SUCCESS

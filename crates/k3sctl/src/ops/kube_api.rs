@@ -2,6 +2,7 @@
 //! API reached through a tunnel to its 127.0.0.1:6443 (one connector per server; see
 //! [`crate::run::api::FailoverConnector`]).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,11 +10,13 @@ use async_trait::async_trait;
 
 use super::export::read_admin_kubeconfig;
 use crate::host::Transport;
+use crate::k3s::node_args::NODE_ARGS_ANNOTATION;
 use crate::kube::{
     ApiConnection, Client, CordonOutcome, DrainOptions, DrainReport, EtcdMember, KubeError,
-    NodeInfo, Poll, StartedAt, TAINTS_SET_BY_K3SCTL, UncordonOutcome, connect_through, cordon,
-    drain_node, enforce_taints, etcd_members, list_nodes, owned_taints, pod_healths, readyz,
-    uncordon_if_ours, wait_etcd_voter, wait_node_ready, wait_node_ready_after,
+    LABELS_SET_BY_K3SCTL, NodeInfo, Poll, StartedAt, TAINTS_SET_BY_K3SCTL, UncordonOutcome,
+    connect_through, cordon, drain_node, enforce_labels, enforce_taints, etcd_members,
+    list_nodes, owned_labels, owned_taints, pod_healths, readyz, uncordon_if_ours,
+    wait_etcd_voter, wait_node_ready, wait_node_ready_after,
 };
 use crate::plan::ObservedNode;
 use crate::plan::upgrade::gate::{GateVerdict, judge_gate};
@@ -109,6 +112,11 @@ impl ClusterApi for KubeApi {
                     .get(INTERNAL_IP_ANNOTATION)
                     .and_then(|ips| ips.split(',').next())
                     .map(|ip| ip.trim().to_owned()),
+                owned_labels: owned_labels(
+                    n.annotations.get(LABELS_SET_BY_K3SCTL).map(String::as_str),
+                ),
+                node_args: n.annotations.get(NODE_ARGS_ANNOTATION).cloned(),
+                labels: n.labels,
             })
             .collect())
     }
@@ -131,6 +139,18 @@ impl ClusterApi for KubeApi {
             .await
             .map_err(|e| ApiError(e.to_string()))?;
         Ok(change.conflicts)
+    }
+
+    async fn enforce_labels(
+        &self,
+        name: &str,
+        wanted: &BTreeMap<String, String>,
+        adopt: bool,
+    ) -> Result<(), ApiError> {
+        enforce_labels(&self.connection.client, name, wanted, adopt)
+            .await
+            .map(|_| ())
+            .map_err(|e| ApiError(e.to_string()))
     }
 
     async fn wait_node_ready(

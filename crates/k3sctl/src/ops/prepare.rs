@@ -246,6 +246,13 @@ pub async fn prepare(
         snapshot_after_conversion: spec.cluster.spec.upgrade.snapshot != Some(false),
         critical,
         exports,
+        spec_nodes: spec
+            .cluster
+            .spec
+            .hosts
+            .iter()
+            .map(|h| h.name.clone())
+            .collect(),
     };
     let plan = compute_plan(&desired, &observed)?;
     Ok(Prepared {

@@ -10,7 +10,7 @@ use crate::k3s::registries::REGISTRIES_PATH;
 use crate::k3s::release::Arch;
 use crate::k3s::unit;
 use crate::k3s::version::K3sVersion;
-use crate::kube::plan_taints;
+use crate::kube::{plan_labels, plan_taints};
 
 /// Why no plan could be made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -113,6 +113,7 @@ pub fn compute_plan(desired: &Desired, observed: &Observed) -> Result<Plan, Plan
             },
         })
         .collect();
+    let drift = super::drift::find_drift(desired, observed, &hosts);
     Ok(Plan {
         cluster: desired.cluster.clone(),
         version: desired.version,
@@ -124,6 +125,7 @@ pub fn compute_plan(desired: &Desired, observed: &Observed) -> Result<Plan, Plan
         },
         hosts,
         exports,
+        drift,
     })
 }
 
@@ -150,6 +152,32 @@ fn taint_step(host: &DesiredHost, node: Option<&ObservedNode>) -> Option<Step> {
                 .then(|| Step::EnforceTaints {
                     wanted: host.taints.clone(),
                     add: change.add,
+                    remove: change.remove,
+                    adopt: false,
+                })
+        }
+    }
+}
+
+/// The labels step: a node that registers in this run gets (and k3sctl records) the spec's
+/// labels; a live node gets every label the spec names back to the spec's value and loses only
+/// labels k3sctl set that the spec no longer names.
+fn label_step(host: &DesiredHost, node: Option<&ObservedNode>) -> Option<Step> {
+    match node {
+        None if host.labels.is_empty() => None,
+        None => Some(Step::EnforceLabels {
+            wanted: host.labels.clone(),
+            set: host.labels.clone(),
+            remove: Vec::new(),
+            adopt: true,
+        }),
+        Some(node) => {
+            let change = plan_labels(&node.labels, &node.owned_labels, &host.labels, false);
+            change
+                .writes(&node.owned_labels)
+                .then(|| Step::EnforceLabels {
+                    wanted: host.labels.clone(),
+                    set: change.set,
                     remove: change.remove,
                     adopt: false,
                 })
@@ -428,6 +456,9 @@ fn plan_host(
         steps.insert(at, Step::RemoveNodePassword);
     }
     if let Some(step) = taint_step(host, node) {
+        steps.push(step);
+    }
+    if let Some(step) = label_step(host, node) {
         steps.push(step);
     }
 

@@ -113,6 +113,9 @@ pub struct DesiredHost {
     /// Taints the Node must carry (`key[=value]:Effect`): K3s applies `node-taint` only at
     /// registration, so apply enforces them on the live Node too.
     pub taints: Vec<String>,
+    /// Labels the Node must carry: K3s applies `node-label` only at registration, so apply
+    /// enforces them on the live Node too.
+    pub labels: BTreeMap<String, String>,
 }
 
 /// A kubeconfig export and whether its local file is already up to date.
@@ -152,4 +155,7 @@ pub struct Desired {
     pub critical: BTreeMap<String, String>,
     /// Kubeconfig exports.
     pub exports: Vec<DesiredExport>,
+    /// Every host the spec names, also those left out of this run (a Node of one of them is
+    /// explained; any other Node is not).
+    pub spec_nodes: std::collections::BTreeSet<String>,
 }

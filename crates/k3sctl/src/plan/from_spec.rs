@@ -323,6 +323,7 @@ pub fn desired_hosts(
             first_server: first,
             files,
             taints: host.taints.iter().map(ToString::to_string).collect(),
+            labels: host.labels.clone(),
         });
     }
     Ok(hosts)

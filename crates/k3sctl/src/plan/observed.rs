@@ -106,6 +106,12 @@ pub struct ObservedNode {
     pub etcd_voter: Option<bool>,
     /// The internal IP K3s uses for the node (`k3s.io/internal-ip`, its first address).
     pub internal_ip: Option<String>,
+    /// metadata.labels.
+    pub labels: BTreeMap<String, String>,
+    /// The label keys k3sctl recorded as set by itself (its `k3sctl.io/labels` annotation).
+    pub owned_labels: std::collections::BTreeSet<String>,
+    /// K3s's `k3s.io/node-args` annotation (a JSON list), when the node has it.
+    pub node_args: Option<String>,
 }
 
 /// A member of the embedded etcd cluster, as etcd lists it.

@@ -3,6 +3,7 @@
 use std::fmt::Write;
 
 use super::datastore::DatastoreAction;
+use super::drift::DriftFix;
 use super::step::{Plan, Step};
 
 /// Renders the plan as text.
@@ -67,7 +68,7 @@ pub fn render_plan(plan: &Plan) -> String {
                 Step::RemoveEtcdMember { .. } | Step::RemoveFile { .. } => "-",
                 Step::Adopt => "=",
                 Step::Start { .. } | Step::Restart { .. } | Step::DaemonReload => ">",
-                Step::EnforceTaints { .. } => "~",
+                Step::EnforceTaints { .. } | Step::EnforceLabels { .. } => "~",
                 Step::WriteFile { create: true, .. }
                 | Step::UploadBinary {
                     installed: None, ..
@@ -100,18 +101,39 @@ pub fn render_plan(plan: &Plan) -> String {
             );
         }
     }
-    let changes = plan.change_count();
-    let _ = writeln!(
-        out,
-        "\n{}",
-        if changes == 0 {
-            "Nothing to do.".to_string()
-        } else {
-            format!(
-                "{changes} change(s) on {} host(s).",
-                plan.hosts.iter().filter(|h| h.has_changes()).count()
-            )
+    if !plan.drift.is_empty() {
+        let _ = writeln!(out, "\nDrift: the live cluster differs from the spec");
+        for item in &plan.drift {
+            let mark = match item.fix {
+                DriftFix::Apply => "~",
+                DriftFix::Manual => "!",
+            };
+            let _ = writeln!(out, "  {mark} {}", item.describe());
+            if let Some(hint) = &item.hint {
+                let _ = writeln!(out, "      hint: {hint}");
+            }
         }
-    );
+    }
+    let changes = plan.change_count();
+    let manual = plan
+        .drift
+        .iter()
+        .filter(|d| d.fix == DriftFix::Manual)
+        .count();
+    let mut summary = if changes == 0 {
+        "Nothing to do.".to_string()
+    } else {
+        format!(
+            "{changes} change(s) on {} host(s).",
+            plan.hosts.iter().filter(|h| h.has_changes()).count()
+        )
+    };
+    if manual > 0 {
+        let _ = write!(
+            summary,
+            " {manual} drift item(s) that apply leaves to a person."
+        );
+    }
+    let _ = writeln!(out, "\n{summary}");
     out
 }

@@ -76,6 +76,21 @@ pub enum Step {
         /// k3sctl's config and become k3sctl's.
         adopt: bool,
     },
+    /// Put the spec's labels on the live Node (K3s applies `node-label` only at registration):
+    /// every label the spec names gets the spec's value; labels k3sctl set earlier that the
+    /// spec no longer names are removed; never a label k3sctl did not set and the spec does not
+    /// name.
+    EnforceLabels {
+        /// The labels the spec lists for the host.
+        wanted: BTreeMap<String, String>,
+        /// Expected settings (recomputed against the live Node when run).
+        set: BTreeMap<String, String>,
+        /// Expected removals (only keys k3sctl recorded as its own).
+        remove: Vec<String>,
+        /// The node registers in this run: the wanted labels it got at registration came from
+        /// k3sctl's config and become k3sctl's.
+        adopt: bool,
+    },
     /// Wait until the server is a voting etcd member (Node condition `EtcdIsVoter=True`): a
     /// joining server is a learner first, and the next server joins only after it is promoted.
     WaitEtcdVoter,
@@ -236,6 +251,33 @@ impl Step {
                 }
                 format!("node taints: {}", parts.join("; "))
             }
+            Self::EnforceLabels {
+                set,
+                remove,
+                adopt,
+                wanted,
+            } => {
+                let pairs = |m: &BTreeMap<String, String>| {
+                    m.iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                let mut parts = Vec::new();
+                if !set.is_empty() {
+                    parts.push(format!("set {}", pairs(set)));
+                }
+                if !remove.is_empty() {
+                    parts.push(format!("remove {}", remove.join(", ")));
+                }
+                if parts.is_empty() && *adopt {
+                    parts.push(format!("ensure {}", pairs(wanted)));
+                }
+                if parts.is_empty() {
+                    parts.push("record k3sctl's labels".into());
+                }
+                format!("node labels: {}", parts.join("; "))
+            }
             Self::WaitEtcdVoter => {
                 "wait until it is a voting etcd member (EtcdIsVoter)".to_string()
             }
@@ -314,6 +356,7 @@ impl Step {
             Self::WaitServerReady => "wait-server-ready",
             Self::WaitNodeReady => "wait-node-ready",
             Self::EnforceTaints { .. } => "enforce-taints",
+            Self::EnforceLabels { .. } => "enforce-labels",
             Self::WaitEtcdVoter => "wait-etcd-voter",
             Self::ConvertDatastore { .. } => "convert-datastore",
             Self::VerifyMigration { .. } => "verify-migration",
@@ -384,6 +427,8 @@ pub struct Plan {
     pub hosts: Vec<HostPlan>,
     /// Kubeconfig exports.
     pub exports: Vec<ExportStep>,
+    /// Where the live cluster differs from the spec (what apply puts back is also a step).
+    pub drift: Vec<super::drift::DriftItem>,
 }
 
 impl Plan {

@@ -36,6 +36,7 @@ fn host(name: &str, role: NodeRole, group: Option<&str>, first: bool, mirror: &s
         group: group.map(str::to_string),
         first_server: first,
         taints: vec![],
+        labels: BTreeMap::new(),
         files: vec![
             DesiredFile {
                 path: "/etc/rancher/k3s/registries.yaml".into(),
@@ -92,6 +93,7 @@ fn desired(mirror: &str) -> Desired {
             merge: false,
             up_to_date: None,
         }],
+        spec_nodes: ["server-1", "agent-1", "agent-2"].map(String::from).into(),
     }
 }
 
@@ -146,6 +148,19 @@ fn converged(d: &Desired) -> Observed {
             owned_taints: Default::default(),
             etcd_voter: (h.role == NodeRole::Server).then_some(true),
             internal_ip: None,
+            labels: BTreeMap::new(),
+            owned_labels: Default::default(),
+            // What K3s records for the config `host()` renders: node-name and node-ip.
+            node_args: Some(
+                serde_json::json!([
+                    h.role.subcommand(),
+                    "--node-name",
+                    h.name,
+                    "--node-ip",
+                    format!("10.0.0.{}", h.name.len())
+                ])
+                .to_string(),
+            ),
         })
         .collect();
     Observed {
@@ -376,6 +391,7 @@ fn ha_desired() -> Desired {
         }
     }
     let mut d = desired(mirror);
+    d.spec_nodes = hosts.iter().map(|h| h.name.clone()).collect();
     d.hosts = hosts;
     d.ha = true;
     d.critical = BTreeMap::from([("cluster-cidr".to_owned(), "10.42.0.0/16".to_owned())]);
@@ -733,3 +749,6 @@ fn a_reinstalled_host_has_its_stale_node_password_removed_before_it_starts() {
     let plan = compute_plan(&d, &obs).expect("plans");
     assert!(!kinds(&plan, "agent-1").contains(&"remove-node-password"));
 }
+
+#[path = "drift_tests.rs"]
+mod drift_tests;

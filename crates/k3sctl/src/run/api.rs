@@ -1,6 +1,7 @@
 //! What the run needs from the Kubernetes API, as a trait so the engine is testable without a
 //! cluster; the real implementation is an adapter over [`crate::kube`].
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,6 +35,15 @@ pub trait ClusterApi: Send + Sync {
         wanted: &[String],
         adopt: bool,
     ) -> Result<Vec<String>, ApiError>;
+    /// Sets every label in `wanted` on the Node to its value and removes the labels k3sctl set
+    /// earlier whose keys are no longer wanted (never another's); with `adopt`, wanted labels
+    /// already right become k3sctl's.
+    async fn enforce_labels(
+        &self,
+        name: &str,
+        wanted: &BTreeMap<String, String>,
+        adopt: bool,
+    ) -> Result<(), ApiError>;
     /// Waits until the node is registered and Ready; when `started_at` is given (its K3s start
     /// on the node's clock), as posted after that start, not a stale condition.
     async fn wait_node_ready(

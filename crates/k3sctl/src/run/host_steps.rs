@@ -200,7 +200,8 @@ pub async fn prestage(
             | Step::WaitNodeReady
             | Step::WaitEtcdVoter
             | Step::VerifyMigration { .. }
-            | Step::EnforceTaints { .. } => break,
+            | Step::EnforceTaints { .. }
+            | Step::EnforceLabels { .. } => break,
             // A rollout's steps concern nodes already in the cluster.
             Step::CheckQuorum
             | Step::Cordon { .. }
@@ -373,6 +374,12 @@ pub(super) async fn run_step(
                     ),
                 ))
             }
+        }
+        Step::EnforceLabels { wanted, adopt, .. } => {
+            let api = shared.api().await?;
+            api.enforce_labels(&host.host, wanted, *adopt)
+                .await
+                .map_err(|e| format!("{}: setting the node's labels: {e}", host.host))
         }
         Step::WaitEtcdVoter => {
             let api = shared.api().await?;

@@ -342,6 +342,7 @@ mod tests {
             group: None,
             first_server: false,
             taints: vec![],
+            labels: Default::default(),
             files: vec![
                 DesiredFile {
                     path: "/etc/rancher/k3s/config.yaml".into(),

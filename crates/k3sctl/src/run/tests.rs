@@ -116,6 +116,17 @@ impl ClusterApi for FakeApi {
         log.push(format!("{name}: taints {} adopt={adopt}", wanted.join(",")));
         Ok(vec![])
     }
+    async fn enforce_labels(
+        &self,
+        name: &str,
+        wanted: &BTreeMap<String, String>,
+        adopt: bool,
+    ) -> Result<(), ApiError> {
+        let pairs: Vec<String> = wanted.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let mut log = self.log.lock().expect("lock");
+        log.push(format!("{name}: labels {} adopt={adopt}", pairs.join(",")));
+        Ok(())
+    }
     async fn wait_node_ready(
         &self,
         name: &str,
@@ -262,6 +273,7 @@ fn plan(hosts: Vec<HostPlan>) -> Plan {
         critical: BTreeMap::new(),
         hosts,
         exports: vec![],
+        drift: vec![],
     }
 }
 
