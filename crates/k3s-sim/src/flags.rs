@@ -202,13 +202,17 @@ pub static FLAGS: &[FlagDef] = &[
     f("disable-apiserver-lb", Bool, Both),
 ];
 
-/// Flags whose values are secrets: redacted in `k3s.io/node-args`.
-pub const SECRET_FLAGS: &[&str] = &[
-    "token",
-    "agent-token",
-    "etcd-s3-secret-key",
-    "vpn-auth",
-    "datastore-endpoint",
+/// The arguments whose following value K3s replaces with `********` in `k3s.io/node-args`
+/// (k3s `pkg/nodeconfig/nodeconfig.go` `isSecret`): matched on the argument as written, after
+/// `--flag=value` was split.
+pub const SECRET_ARGS: &[&str] = &[
+    "--token",
+    "-t",
+    "--agent-token",
+    "--datastore-endpoint",
+    "--etcd-s3-access-key",
+    "--etcd-s3-secret-key",
+    "--vpn-auth",
 ];
 
 /// The subcommands that run a node.
@@ -276,6 +280,8 @@ pub enum FlagError {
 pub struct CliArgs {
     /// `(name, value)` in the order given; lists hold one item per occurrence.
     pub items: Vec<(String, Value)>,
+    /// The arguments as written (K3s records these, not canonical names, in node-args).
+    pub raw: Vec<String>,
 }
 
 impl CliArgs {
@@ -305,7 +311,10 @@ pub fn parse_bool(s: &str) -> Option<bool> {
 
 /// Parses the arguments after `server` / `agent`.
 pub fn parse(role: Role, args: &[String]) -> Result<CliArgs, FlagError> {
-    let mut out = CliArgs::default();
+    let mut out = CliArgs {
+        raw: args.to_vec(),
+        ..CliArgs::default()
+    };
     let mut i = 0;
     while i < args.len() {
         let arg = &args[i];

@@ -39,13 +39,22 @@ pub struct NodeInfo {
     pub node_env: BTreeMap<String, String>,
 }
 
+/// The variables whose values K3s replaces with `********` in `k3s.io/node-env` (k3s
+/// `pkg/nodeconfig/nodeconfig.go` `isSecret`).
+const SECRET_ENV: &[&str] = &[
+    "K3S_TOKEN",
+    "K3S_DATASTORE_ENDPOINT",
+    "K3S_AGENT_TOKEN",
+    "K3S_CLUSTER_SECRET",
+    "K3S_VPN_AUTH",
+];
+
 /// The K3S_* environment as k3s records it in `k3s.io/node-env` (token redacted; the stand-in's
 /// own K3S_SIM_* knobs are not part of K3s and are left out).
 pub fn node_env(vars: impl Iterator<Item = (String, String)>) -> BTreeMap<String, String> {
     vars.filter(|(k, _)| k.starts_with("K3S_") && !k.starts_with("K3S_SIM_"))
         .map(|(k, v)| {
-            let secret =
-                k.contains("TOKEN") || k.contains("PASSWORD") || k == "K3S_DATASTORE_ENDPOINT";
+            let secret = SECRET_ENV.contains(&k.as_str());
             (k, if secret { "********".to_string() } else { v })
         })
         .collect()

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::config::{ConfigError, FileConfig, load};
-use crate::flags::{CliArgs, FLAGS, Role, SECRET_FLAGS, Value, parse_bool};
+use crate::flags::{CliArgs, FLAGS, Role, SECRET_ARGS, Value, parse_bool};
 use crate::paths::{DEFAULT_CONFIG, DEFAULT_DATA_DIR, host_path};
 
 /// Effective settings for one run.
@@ -20,31 +20,43 @@ pub struct Settings {
     pub ignored_keys: Vec<String>,
 }
 
-fn push_arg(out: &mut Vec<String>, name: &str, v: &Value) {
-    let redact = SECRET_FLAGS.contains(&name);
-    let shown = |s: &str| {
-        if redact {
-            "********".to_string()
-        } else {
-            s.to_string()
-        }
-    };
-    match v {
-        Value::Bool(b) => {
-            out.push(format!("--{name}"));
-            out.push(b.to_string());
-        }
-        Value::Str(s) => {
-            out.push(format!("--{name}"));
-            out.push(shown(s));
-        }
-        Value::List(items) => {
-            for s in items {
-                out.push(format!("--{name}"));
-                out.push(shown(s));
+/// K3s's `k3s.io/node-args`: the subcommand, each config value as `--key=value` (one per list
+/// item, keys in first-seen order) before the command line as written, every `--flag=value` then
+/// split in two and the value after a secret argument replaced by `********` (k3s
+/// `pkg/configfilearg/parser.go` `readConfigFile`, `pkg/nodeconfig/nodeconfig.go`
+/// `getNodeArgs`).
+fn node_args(role: Role, file: &FileConfig, raw_cli: &[String]) -> Vec<String> {
+    let mut args = vec![role.as_str().to_string()];
+    for key in &file.order {
+        let Some(v) = file.values.get(key) else {
+            continue;
+        };
+        let prefix = if key.len() == 1 { "-" } else { "--" };
+        match v {
+            Value::Bool(b) => args.push(format!("{prefix}{key}={b}")),
+            Value::Str(s) => args.push(format!("{prefix}{key}={s}")),
+            Value::List(items) => {
+                args.extend(items.iter().map(|s| format!("{prefix}{key}={s}")));
             }
         }
     }
+    args.extend(raw_cli.iter().cloned());
+    let mut out = Vec::new();
+    for arg in args {
+        match arg.split_once('=') {
+            Some((flag, value)) if arg.starts_with("--") => {
+                out.push(flag.to_string());
+                out.push(value.to_string());
+            }
+            _ => out.push(arg),
+        }
+    }
+    for i in 0..out.len() {
+        if SECRET_ARGS.contains(&out[i].as_str()) && i + 1 < out.len() {
+            out[i + 1] = "********".to_string();
+        }
+    }
+    out
 }
 
 /// Combines the layers. `env` looks up environment variables.
@@ -92,15 +104,7 @@ pub fn combine(
             .filter(|s| !s.is_empty())
             .collect();
     }
-    let mut node_args = vec![role.as_str().to_string()];
-    for key in &file.order {
-        if let Some(v) = file.values.get(key) {
-            push_arg(&mut node_args, key, v);
-        }
-    }
-    for (name, v) in &cli.items {
-        push_arg(&mut node_args, name, v);
-    }
+    let node_args = node_args(role, file, &cli.raw);
     Settings {
         role,
         values,
@@ -217,6 +221,9 @@ mod tests {
             "--disable=traefik,servicelb",
             "--tls-san",
             "b.example",
+            "--debug",
+            "-t",
+            "fromcli",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -228,7 +235,7 @@ mod tests {
             _ => None,
         };
         let s = combine(Role::Server, &cli, &file, &env);
-        assert_eq!(s.str("token"), Some("fromfile"));
+        assert_eq!(s.str("token"), Some("fromcli"));
         assert_eq!(s.str("server"), Some("https://s:6443"));
         assert_eq!(
             s.node_name(),
@@ -259,7 +266,10 @@ mod tests {
                 "--disable",
                 "traefik,servicelb",
                 "--tls-san",
-                "b.example"
+                "b.example",
+                "--debug",
+                "-t",
+                "********"
             ]
         );
     }

@@ -120,6 +120,33 @@ fn agents_join_and_kubectl_node_operations_work() {
         &["wait", "--for=condition=Ready", "node/a1", "--timeout=10s"],
     );
 
+    // A config change reaches the k3s.io annotations at the next start (config-file arguments
+    // after the subcommand, before the command line, a new hash); node-label is
+    // registration-only, so the label stays as it was.
+    let node_args = "{.metadata.annotations.k3s\\.io/node-args}";
+    let hash = "{.metadata.annotations.k3s\\.io/node-config-hash}";
+    let hash_before = jp(hash);
+    std::fs::write(
+        a1.path("/etc/rancher/k3s/config.yaml"),
+        "kubelet-arg: [max-pods=50]\nnode-label: [zone=c]\n",
+    )
+    .expect("write config");
+    a1.stop();
+    a1.start();
+    wait_for(
+        "node-args after the restart",
+        Duration::from_secs(20),
+        || {
+            jp(node_args)
+                .starts_with(
+                    r#"["agent","--kubelet-arg","max-pods=50","--node-label","zone=c","--server""#,
+                )
+                .then_some(())
+        },
+    );
+    assert_ne!(jp(hash), hash_before, "the hash follows the arguments");
+    assert_eq!(jp("{.metadata.labels.zone}"), "b");
+
     // Node password: another machine with the same name is refused until the Node is deleted.
     let mut imposter = c.agent("a1", "v1.32.9+k3s1", &token, &[]);
     imposter.root = c.dir.path().join("a1-other");

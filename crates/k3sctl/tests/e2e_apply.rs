@@ -3,7 +3,8 @@
 //! kubeconfig; a second apply changes nothing and restarts nothing; the token leaks nowhere.
 //! Then `check` and `certs check` on that cluster: healthy (exit 0, JSON shape, timing), a Node
 //! the spec does not know and a stopped agent (exit 1, named), an export with a short-lived
-//! certificate reported.
+//! certificate reported. Drift in between: a spec label overwritten with kubectl, config.yaml
+//! edited by hand, a drop-in adding an argument, a Node the spec does not know.
 
 use std::process::Command;
 
@@ -33,6 +34,18 @@ fn apply_installs_joins_exports_and_a_second_apply_changes_nothing() {
     let spec = lab.dir().join("cluster.yaml");
     lab.write_spec(&spec, &SpecOptions::default())
         .expect("spec written");
+    // The first agent carries a label from the spec (K3s sets node-label at registration).
+    let base = std::fs::read_to_string(&spec).expect("spec");
+    let mut labelled = String::new();
+    let mut first_agent = true;
+    for line in base.lines() {
+        labelled.push_str(line);
+        labelled.push('\n');
+        if line.trim() == "role: agent" && std::mem::take(&mut first_agent) {
+            labelled.push_str("    labels: {zone: a}\n");
+        }
+    }
+    std::fs::write(&spec, labelled).expect("spec with a label");
     let spec_arg = spec.to_string_lossy().into_owned();
 
     // The join endpoint silently unreachable from one agent (the seed's "master IP drift: joins
@@ -166,7 +179,197 @@ fn apply_installs_joins_exports_and_a_second_apply_changes_nothing() {
     );
     assert!(!text(&plan).contains(&password));
 
+    let start = std::time::Instant::now();
+    drift_scenarios(&lab, &spec_arg, &kubeconfig);
+    eprintln!("drift scenarios: {} ms", start.elapsed().as_millis());
     check_scenarios(&lab, &spec_arg, &kubeconfig);
+}
+
+/// `plan --detailed-exitcode -o json`: (exit code, the plan).
+fn plan_json(spec: &str) -> (Option<i32>, serde_json::Value) {
+    let out = k3sctl(&["plan", "-c", spec, "--detailed-exitcode", "-o", "json"]);
+    let plan = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("plan -o json is not JSON ({e}):\n{}", text(&out)));
+    (out.status.code(), plan)
+}
+
+/// The drift items of `kind` in a plan.
+fn drift_of(plan: &serde_json::Value, kind: &str) -> Vec<serde_json::Value> {
+    plan["drift"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|d| d["kind"] == kind)
+        .cloned()
+        .collect()
+}
+
+fn node_jsonpath(kubeconfig: &std::path::Path, node: &str, path: &str) -> String {
+    kubectl_with(
+        kubeconfig,
+        &["get", "node", node, "-o", &format!("jsonpath={path}")],
+    )
+}
+
+/// Waits until K3s on `node` (restarted) records arguments for which `pred` holds.
+fn wait_node_args(
+    kubeconfig: &std::path::Path,
+    node: &str,
+    pred: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let args = node_jsonpath(kubeconfig, node, "{.metadata.annotations.k3s\\.io/node-args}");
+        if pred(&args) {
+            return args;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "k3s.io/node-args of {node} never matched: {args}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+}
+
+/// Drift against the cluster: a spec label overwritten with kubectl (plan exit 2, the JSON item
+/// with declared and live value; apply puts it back and leaves a person's own label alone),
+/// config.yaml edited by hand and K3s restarted (apply restores the file and restarts), a
+/// drop-in that adds a K3s argument (reported, left to a person), a Node no spec host explains
+/// (reported, never deleted).
+fn drift_scenarios(lab: &Lab, spec: &str, kubeconfig: &std::path::Path) {
+    let hosts = lab.hosts();
+    let (labelled, other) = (&hosts[1].name, &hosts[2].name);
+    assert_eq!(
+        node_jsonpath(kubeconfig, labelled, "{.metadata.labels.zone}"),
+        "a",
+        "the spec's label at registration"
+    );
+    assert_eq!(
+        node_jsonpath(
+            kubeconfig,
+            labelled,
+            "{.metadata.annotations.k3sctl\\.io/labels}"
+        ),
+        "zone",
+        "k3sctl records the label it set"
+    );
+
+    // A person overwrites the spec's label and adds one of their own.
+    kubectl_with(
+        kubeconfig,
+        &["label", "--overwrite", "node", labelled, "zone=b"],
+    );
+    kubectl_with(kubeconfig, &["label", "node", labelled, "team=x"]);
+    let (code, plan) = plan_json(spec);
+    assert_eq!(code, Some(2), "drift is a change: {plan:#}");
+    let labels = drift_of(&plan, "label");
+    assert_eq!(
+        labels,
+        [serde_json::json!({"host": labelled, "kind": "label", "subject": "zone",
+            "declared": "a", "live": "b", "fix": "apply", "hint": null})],
+        "{plan:#}"
+    );
+    let human = text(&k3sctl(&["plan", "-c", spec]));
+    assert!(
+        human.contains(&format!("{labelled} label zone: spec a, live b (apply puts it back)"))
+            && human.contains("~ node labels: set zone=a"),
+        "{human}"
+    );
+    let out = k3sctl(&["apply", "-c", spec]);
+    assert!(out.status.success(), "apply: {}", text(&out));
+    assert_eq!(
+        node_jsonpath(kubeconfig, labelled, "{.metadata.labels.zone}"),
+        "a",
+        "apply put the spec's label back"
+    );
+    assert_eq!(
+        node_jsonpath(kubeconfig, labelled, "{.metadata.labels.team}"),
+        "x",
+        "a label the spec does not name is left alone"
+    );
+    let (code, plan) = plan_json(spec);
+    assert_eq!(code, Some(0), "after apply: {plan:#}");
+
+    // config.yaml edited by hand and K3s restarted: K3s runs with another argument; apply
+    // writes the spec's file back and restarts, and the arguments follow.
+    lab.exec(
+        other,
+        "printf 'kubelet-arg:\\n- max-pods=60\\n' >> /etc/rancher/k3s/config.yaml \
+         && systemctl restart k3s-agent",
+    )
+    .expect("hand edit");
+    wait_node_args(kubeconfig, other, |a| a.contains("max-pods=60"));
+    let (code, plan) = plan_json(spec);
+    assert_eq!(code, Some(2), "{plan:#}");
+    let args = drift_of(&plan, "node-arg");
+    assert_eq!(
+        args,
+        [serde_json::json!({"host": other, "kind": "node-arg", "subject": "kubelet-arg",
+            "declared": null, "live": "max-pods=60", "fix": "apply", "hint": null})],
+        "{plan:#}"
+    );
+    let out = k3sctl(&["apply", "-c", spec]);
+    assert!(out.status.success(), "apply: {}", text(&out));
+    wait_node_args(kubeconfig, other, |a| !a.contains("max-pods"));
+    let (code, plan) = plan_json(spec);
+    assert_eq!(code, Some(0), "after apply: {plan:#}");
+
+    // A drop-in k3sctl does not manage adds an argument: reported with a hint, left alone.
+    lab.exec(
+        other,
+        "mkdir -p /etc/rancher/k3s/config.yaml.d && printf 'kubelet-arg:\\n- max-pods=50\\n' \
+         > /etc/rancher/k3s/config.yaml.d/90-by-hand.yaml && systemctl restart k3s-agent",
+    )
+    .expect("drop-in");
+    wait_node_args(kubeconfig, other, |a| a.contains("max-pods=50"));
+    let (code, plan) = plan_json(spec);
+    assert_eq!(code, Some(2), "{plan:#}");
+    let args = drift_of(&plan, "node-arg");
+    assert_eq!(args.len(), 1, "{plan:#}");
+    assert_eq!(args[0]["fix"], "manual");
+    assert!(
+        args[0]["hint"]
+            .as_str()
+            .is_some_and(|h| h.contains("config.yaml.d")),
+        "{plan:#}"
+    );
+    let out = k3sctl(&["apply", "-c", spec]);
+    let out_text = text(&out);
+    assert!(out.status.success(), "apply: {out_text}");
+    assert!(
+        out_text.contains("Nothing to do that apply can do")
+            && out_text.contains(&format!("{other} k3s argument kubelet-arg")),
+        "{out_text}"
+    );
+    lab.exec(
+        other,
+        "rm /etc/rancher/k3s/config.yaml.d/90-by-hand.yaml && systemctl restart k3s-agent",
+    )
+    .expect("drop-in removed");
+    wait_node_args(kubeconfig, other, |a| !a.contains("max-pods"));
+
+    // A Node no spec host explains: reported by plan, never deleted by apply.
+    let stray = lab.dir().join("drift-stray.json");
+    std::fs::write(
+        &stray,
+        r#"{"apiVersion": "v1", "kind": "Node", "metadata": {"name": "drift-stray"}}"#,
+    )
+    .expect("manifest");
+    kubectl_with(kubeconfig, &["create", "-f", &stray.to_string_lossy()]);
+    let (code, plan) = plan_json(spec);
+    assert_eq!(code, Some(2), "{plan:#}");
+    let unknown = drift_of(&plan, "unknown-node");
+    assert_eq!(unknown.len(), 1, "{plan:#}");
+    assert_eq!(
+        (&unknown[0]["host"], &unknown[0]["fix"]),
+        (&serde_json::json!("drift-stray"), &serde_json::json!("manual"))
+    );
+    let out = k3sctl(&["apply", "-c", spec]);
+    assert!(out.status.success(), "apply: {}", text(&out));
+    kubectl_with(kubeconfig, &["get", "node", "drift-stray"]);
+    kubectl_with(kubeconfig, &["delete", "node", "drift-stray"]);
+    let (code, plan) = plan_json(spec);
+    assert_eq!(code, Some(0), "clean again: {plan:#}");
 }
 
 /// Runs `k3sctl check -o json` with `extra` arguments: (exit code, the report).

@@ -68,8 +68,10 @@ pub(super) fn run(global: &Global, args: Args) -> CommandResult {
     if global.json() {
         // One more JSON line after the progress events: the final report.
         println!("{}", serde_json::to_string(&report)?);
-    } else if report.nothing_to_do && report.skipped.is_empty() {
+    } else if report.nothing_to_do && report.skipped.is_empty() && report.drift_left.is_empty() {
         println!("Nothing to do: the cluster matches the spec.");
+    } else if report.nothing_to_do && report.skipped.is_empty() {
+        println!("Nothing to do that apply can do.");
     } else if report.nothing_to_do {
         println!("Nothing to do on the hosts that were reached.");
     } else {
@@ -91,6 +93,19 @@ pub(super) fn run(global: &Global, args: Args) -> CommandResult {
                         merged.path, change.kind, change.name, change.change
                     );
                 }
+            }
+        }
+    }
+    if !global.json() && !report.drift_left.is_empty() {
+        println!(
+            "The live cluster still differs from the spec in {} way(s) that apply leaves to a \
+             person:",
+            report.drift_left.len()
+        );
+        for item in &report.drift_left {
+            println!("  {}", item.describe());
+            if let Some(hint) = &item.hint {
+                println!("    hint: {hint}");
             }
         }
     }

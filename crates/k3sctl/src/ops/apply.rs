@@ -15,6 +15,7 @@ use super::preflight::{check_facts, check_join_endpoint};
 use super::prepare::{ConnectorFactory, Prepared, prepare};
 use super::release_cache::fill_cache;
 use super::unreachable::SkippedHost;
+use crate::plan::{DriftFix, DriftItem};
 use crate::run::engine::DEFAULT_GROUP;
 use crate::run::lock::{Acquired, LockHolder, acquire, release};
 use crate::run::{Event, EventKind, HostStatus, Reporter, RunOptions, RunSummary, Shared, execute};
@@ -48,6 +49,9 @@ pub struct ApplyReport {
     pub nothing_to_do: bool,
     /// Hosts left out because they could not be connected to (`--skip-unreachable`).
     pub skipped: Vec<SkippedHost>,
+    /// Drift that apply leaves to a person (Nodes no spec host explains, K3s arguments from
+    /// files k3sctl does not manage, ...), each with a hint.
+    pub drift_left: Vec<DriftItem>,
 }
 
 impl ApplyReport {
@@ -170,6 +174,26 @@ pub async fn apply(
             check_containers(&prepared, None, reporter.as_ref()).await?;
         }
     }
+    let drift_left: Vec<DriftItem> = prepared
+        .plan
+        .drift
+        .iter()
+        .filter(|d| d.fix == DriftFix::Manual)
+        .cloned()
+        .collect();
+    for item in &drift_left {
+        let hint = item
+            .hint
+            .as_deref()
+            .map(|h| format!("\n  hint: {h}"))
+            .unwrap_or_default();
+        reporter.report(Event::new(
+            &item.host,
+            "drift",
+            EventKind::Info,
+            format!("{}{hint}", item.describe()),
+        ));
+    }
     if !prepared.plan.has_changes() {
         reporter.report(Event::new(
             &prepared.desired.cluster,
@@ -191,6 +215,7 @@ pub async fn apply(
             exports: vec![],
             nothing_to_do: true,
             skipped: prepared.skipped.clone(),
+            drift_left,
         });
     }
     for warning in check_facts(&prepared.transports).await? {
@@ -251,7 +276,12 @@ pub async fn apply(
             format!("taking over the lock of an interrupted run ({previous}): {why}"),
         ));
     }
-    let result = run_locked(&prepared, options.run, reporter).await;
+    let result = run_locked(&prepared, options.run, reporter)
+        .await
+        .map(|report| ApplyReport {
+            drift_left,
+            ..report
+        });
     let released = release(server.as_ref(), &holder).await;
     let report = result?;
     released?;
@@ -339,5 +369,6 @@ async fn run_locked(
         exports,
         nothing_to_do: false,
         skipped: prepared.skipped.clone(),
+        drift_left: Vec::new(),
     })
 }
