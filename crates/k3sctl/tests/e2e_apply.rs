@@ -212,14 +212,14 @@ fn node_jsonpath(kubeconfig: &std::path::Path, node: &str, path: &str) -> String
 }
 
 /// Waits until K3s on `node` (restarted) records arguments for which `pred` holds.
-fn wait_node_args(
-    kubeconfig: &std::path::Path,
-    node: &str,
-    pred: impl Fn(&str) -> bool,
-) -> String {
+fn wait_node_args(kubeconfig: &std::path::Path, node: &str, pred: impl Fn(&str) -> bool) -> String {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
-        let args = node_jsonpath(kubeconfig, node, "{.metadata.annotations.k3s\\.io/node-args}");
+        let args = node_jsonpath(
+            kubeconfig,
+            node,
+            "{.metadata.annotations.k3s\\.io/node-args}",
+        );
         if pred(&args) {
             return args;
         }
@@ -265,14 +265,17 @@ fn drift_scenarios(lab: &Lab, spec: &str, kubeconfig: &std::path::Path) {
     let labels = drift_of(&plan, "label");
     assert_eq!(
         labels,
-        [serde_json::json!({"host": labelled, "kind": "label", "subject": "zone",
-            "declared": "a", "live": "b", "fix": "apply", "hint": null})],
+        [
+            serde_json::json!({"host": labelled, "kind": "label", "subject": "zone",
+            "declared": "a", "live": "b", "fix": "apply", "hint": null})
+        ],
         "{plan:#}"
     );
     let human = text(&k3sctl(&["plan", "-c", spec]));
     assert!(
-        human.contains(&format!("{labelled} label zone: spec a, live b (apply puts it back)"))
-            && human.contains("~ node labels: set zone=a"),
+        human.contains(&format!(
+            "{labelled} label zone: spec a, live b (apply puts it back)"
+        )) && human.contains("~ node labels: set zone=a"),
         "{human}"
     );
     let out = k3sctl(&["apply", "-c", spec]);
@@ -304,8 +307,10 @@ fn drift_scenarios(lab: &Lab, spec: &str, kubeconfig: &std::path::Path) {
     let args = drift_of(&plan, "node-arg");
     assert_eq!(
         args,
-        [serde_json::json!({"host": other, "kind": "node-arg", "subject": "kubelet-arg",
-            "declared": null, "live": "max-pods=60", "fix": "apply", "hint": null})],
+        [
+            serde_json::json!({"host": other, "kind": "node-arg", "subject": "kubelet-arg",
+            "declared": null, "live": "max-pods=60", "fix": "apply", "hint": null})
+        ],
         "{plan:#}"
     );
     let out = k3sctl(&["apply", "-c", spec]);
@@ -362,7 +367,10 @@ fn drift_scenarios(lab: &Lab, spec: &str, kubeconfig: &std::path::Path) {
     assert_eq!(unknown.len(), 1, "{plan:#}");
     assert_eq!(
         (&unknown[0]["host"], &unknown[0]["fix"]),
-        (&serde_json::json!("drift-stray"), &serde_json::json!("manual"))
+        (
+            &serde_json::json!("drift-stray"),
+            &serde_json::json!("manual")
+        )
     );
     let out = k3sctl(&["apply", "-c", spec]);
     assert!(out.status.success(), "apply: {}", text(&out));

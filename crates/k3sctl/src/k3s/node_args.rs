@@ -192,10 +192,17 @@ mod tests {
         assert_eq!(compare(&declared(), &live), []);
     }
 
+    /// A differing flag: name, declared values, live values.
+    type Expected = (
+        &'static str,
+        &'static [&'static str],
+        &'static [&'static str],
+    );
+
     #[test]
     fn differences_are_named_by_flag() {
         // Each case: the live annotation → the differing flags (declared, live).
-        let table: &[(&str, &str, &[(&str, &[&str], &[&str])])] = &[
+        let table: &[(&str, &str, &[Expected])] = &[
             (
                 "a drop-in added a kubelet argument",
                 r#"["server","--node-name","s1","--node-ip","10.0.0.2","--write-kubeconfig-mode",

@@ -2,7 +2,7 @@
 
 use super::*;
 
-fn items<'a>(plan: &'a Plan, kind: DriftKind) -> Vec<&'a DriftItem> {
+fn items(plan: &Plan, kind: DriftKind) -> Vec<&DriftItem> {
     plan.drift.iter().filter(|d| d.kind == kind).collect()
 }
 
