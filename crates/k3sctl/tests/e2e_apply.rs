@@ -309,7 +309,7 @@ fn drift_scenarios(lab: &Lab, spec: &str, kubeconfig: &std::path::Path) {
         args,
         [
             serde_json::json!({"host": other, "kind": "node-arg", "subject": "kubelet-arg",
-            "declared": null, "live": "max-pods=60", "fix": "apply", "hint": null})
+            "declared": null, "live": "[max-pods=60]", "fix": "apply", "hint": null})
         ],
         "{plan:#}"
     );

@@ -12,7 +12,6 @@ pub mod kubeconfig;
 pub mod kubeconfig_merge;
 pub mod manifests;
 pub mod ports;
-pub mod node_args;
 pub mod registries;
 pub mod release;
 pub mod token;

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 
 use super::export::read_admin_kubeconfig;
 use crate::host::Transport;
-use crate::k3s::node_args::NODE_ARGS_ANNOTATION;
+use crate::k3s::effective::node_args::NODE_ARGS_ANNOTATION;
 use crate::kube::{
     ApiConnection, Client, CordonOutcome, DrainOptions, DrainReport, EtcdMember, KubeError,
     LABELS_SET_BY_K3SCTL, NodeInfo, Poll, StartedAt, TAINTS_SET_BY_K3SCTL, UncordonOutcome,

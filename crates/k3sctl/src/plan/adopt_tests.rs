@@ -39,6 +39,7 @@ fn agent(extra: BTreeMap<String, serde_json::Value>) -> DesiredHost {
         group: None,
         first_server: false,
         taints: vec![],
+        labels: BTreeMap::new(),
         files: vec![
             DesiredFile {
                 path: REGISTRIES_PATH.into(),
@@ -82,6 +83,7 @@ fn desired(host: DesiredHost) -> Desired {
         snapshot_after_conversion: true,
         critical: BTreeMap::new(),
         exports: vec![],
+        spec_nodes: ["agent-1".to_owned()].into(),
     }
 }
 
@@ -121,6 +123,9 @@ fn installed(start: StartFiles) -> Observed {
             owned_taints: Default::default(),
             etcd_voter: None,
             internal_ip: Some("10.0.0.7".into()),
+            labels: BTreeMap::new(),
+            owned_labels: Default::default(),
+            node_args: None,
         }]),
         token: Some(Secret::new(TOKEN)),
         etcd_members: None,

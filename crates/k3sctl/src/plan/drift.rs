@@ -1,7 +1,7 @@
 //! Drift, pure: where the live cluster differs from the spec beyond the files and services the
 //! steps already compare. Node labels and taints the spec sets (K3s applies them only at
 //! registration), the effective K3s arguments (`k3s.io/node-args`) against the rendered
-//! config.yaml, kubelet versions against the spec's version, and Nodes no spec host explains.
+//! config.yaml (both normalised by `k3s::effective`, so only differences K3s acts on count), kubelet versions against the spec's version, and Nodes no spec host explains.
 //! Each item says whether apply puts it back (then the plan also has the step that does) or
 //! leaves it to a person, with a hint.
 
@@ -11,7 +11,9 @@ use super::desired::{Desired, DesiredHost, FileContent};
 use super::observed::{Observed, ObservedNode};
 use super::step::{HostPlan, Step};
 use crate::k3s::config::CONFIG_PATH;
-use crate::k3s::node_args::{self, NODE_ARGS_ANNOTATION};
+use crate::k3s::config::NodeRole;
+use crate::k3s::effective::node_args::{self, NODE_ARGS_ANNOTATION};
+use crate::k3s::effective::{Compare, NodeDefaults, changes};
 use crate::kube::{plan_labels, plan_taints};
 
 /// What differs.
@@ -236,10 +238,6 @@ fn taint_drift(host: &DesiredHost, node: &ObservedNode, out: &mut Vec<DriftItem>
     }
 }
 
-fn joined(values: &[String]) -> Option<String> {
-    (!values.is_empty()).then(|| values.join(", "))
-}
-
 fn arg_drift(host: &DesiredHost, node: &ObservedNode, restarts: bool, out: &mut Vec<DriftItem>) {
     let Some(annotation) = &node.node_args else {
         return;
@@ -263,10 +261,12 @@ fn arg_drift(host: &DesiredHost, node: &ObservedNode, restarts: bool, out: &mut 
         },
         hint: if restarts { None } else { hint },
     };
-    let parsed = node_args::from_config_yaml(config).and_then(|mut declared| {
-        declared.subcommand = Some(host.role.subcommand().to_string());
-        Ok((declared, node_args::from_node_args(annotation)?))
-    });
+    let defaults = NodeDefaults {
+        hostname: None,
+        internal_ip: node.internal_ip.clone(),
+    };
+    let parsed = node_args::rendered(host.role, config, &defaults)
+        .and_then(|declared| Ok((declared, node_args::from_node_args(annotation, &defaults)?)));
     let (declared, live) = match parsed {
         Ok(both) => both,
         Err(e) => {
@@ -279,11 +279,15 @@ fn arg_drift(host: &DesiredHost, node: &ObservedNode, restarts: bool, out: &mut 
             return;
         }
     };
-    for diff in node_args::compare(&declared, &live) {
+    let how = Compare {
+        role: host.role,
+        server_with_data: host.role == NodeRole::Server,
+    };
+    for change in changes(&declared, &live, how) {
         out.push(item(
-            diff.flag,
-            joined(&diff.declared),
-            joined(&diff.live),
+            change.key,
+            change.before,
+            change.after,
             Some(format!(
                 "K3s on {0} runs with arguments its config.yaml does not give: look for a \
                  drop-in in /etc/rancher/k3s/config.yaml.d/ or arguments in the unit's \

@@ -136,7 +136,7 @@ fn k3s_arguments_that_the_config_does_not_give_are_drift() {
     );
     assert_eq!(
         (args[0].declared.as_deref(), args[0].live.as_deref()),
-        (None, Some("max-pods=50"))
+        (None, Some("[max-pods=50]"))
     );
     assert_eq!(args[0].fix, DriftFix::Manual);
     assert!(
@@ -165,7 +165,7 @@ fn k3s_arguments_that_the_config_does_not_give_are_drift() {
     assert_eq!(args.len(), 1, "{args:#?}");
     assert_eq!(
         (args[0].declared.as_deref(), args[0].live.as_deref()),
-        (Some("10.0.0.7"), Some("10.0.0.9"))
+        (Some("[10.0.0.7]"), Some("[10.0.0.9]"))
     );
     assert_eq!(
         (args[0].fix, args[0].hint.as_deref()),

@@ -8,6 +8,7 @@
 //! `apply` then takes over the files without restarting K3s. Pure.
 
 mod flags;
+pub mod node_args;
 mod sources;
 #[cfg(test)]
 mod tests;
