@@ -234,8 +234,8 @@ fn wait_node_args(kubeconfig: &std::path::Path, node: &str, pred: impl Fn(&str) 
 /// Drift against the cluster: a spec label overwritten with kubectl (plan exit 2, the JSON item
 /// with declared and live value; apply puts it back and leaves a person's own label alone),
 /// config.yaml edited by hand and K3s restarted (apply restores the file and restarts), a
-/// drop-in that adds a K3s argument (reported, left to a person), a Node no spec host explains
-/// (reported, never deleted).
+/// config.yaml.d drop-in (taken over by apply), a unit drop-in that adds a K3s argument
+/// (reported, left to a person), a Node no spec host explains (reported, never deleted).
 fn drift_scenarios(lab: &Lab, spec: &str, kubeconfig: &std::path::Path) {
     let hosts = lab.hosts();
     let (labelled, other) = (&hosts[1].name, &hosts[2].name);
@@ -319,7 +319,7 @@ fn drift_scenarios(lab: &Lab, spec: &str, kubeconfig: &std::path::Path) {
     let (code, plan) = plan_json(spec);
     assert_eq!(code, Some(0), "after apply: {plan:#}");
 
-    // A drop-in k3sctl does not manage adds an argument: reported with a hint, left alone.
+    // A config.yaml.d drop-in adds an argument: apply takes it over (removes it and restarts).
     lab.exec(
         other,
         "mkdir -p /etc/rancher/k3s/config.yaml.d && printf 'kubelet-arg:\\n- max-pods=50\\n' \
@@ -331,11 +331,38 @@ fn drift_scenarios(lab: &Lab, spec: &str, kubeconfig: &std::path::Path) {
     assert_eq!(code, Some(2), "{plan:#}");
     let args = drift_of(&plan, "node-arg");
     assert_eq!(args.len(), 1, "{plan:#}");
-    assert_eq!(args[0]["fix"], "manual");
+    assert_eq!(
+        (&args[0]["live"], &args[0]["fix"]),
+        (
+            &serde_json::json!("[max-pods=50]"),
+            &serde_json::json!("apply")
+        ),
+        "{plan:#}"
+    );
+    let out = k3sctl(&["apply", "-c", spec]);
+    assert!(out.status.success(), "apply: {}", text(&out));
+    wait_node_args(kubeconfig, other, |a| !a.contains("max-pods"));
+
+    // A unit drop-in k3sctl does not manage replaces ExecStart with an extra argument:
+    // reported with a hint, left alone by apply.
+    lab.exec(
+        other,
+        "mkdir -p /etc/systemd/system/k3s-agent.service.d && printf '[Service]\\nExecStart=\\n\
+         ExecStart=/usr/local/bin/k3s agent --kubelet-arg=max-pods=40\\n' \
+         > /etc/systemd/system/k3s-agent.service.d/90-by-hand.conf \
+         && systemctl daemon-reload && systemctl restart k3s-agent",
+    )
+    .expect("unit drop-in");
+    wait_node_args(kubeconfig, other, |a| a.contains("max-pods=40"));
+    let (code, plan) = plan_json(spec);
+    assert_eq!(code, Some(2), "{plan:#}");
+    let args = drift_of(&plan, "node-arg");
+    assert_eq!(args.len(), 1, "{plan:#}");
+    assert_eq!(args[0]["fix"], "manual", "{plan:#}");
     assert!(
         args[0]["hint"]
             .as_str()
-            .is_some_and(|h| h.contains("config.yaml.d")),
+            .is_some_and(|h| h.contains("systemctl cat k3s-agent")),
         "{plan:#}"
     );
     let out = k3sctl(&["apply", "-c", spec]);
@@ -348,9 +375,10 @@ fn drift_scenarios(lab: &Lab, spec: &str, kubeconfig: &std::path::Path) {
     );
     lab.exec(
         other,
-        "rm /etc/rancher/k3s/config.yaml.d/90-by-hand.yaml && systemctl restart k3s-agent",
+        "rm /etc/systemd/system/k3s-agent.service.d/90-by-hand.conf && systemctl daemon-reload \
+         && systemctl restart k3s-agent",
     )
-    .expect("drop-in removed");
+    .expect("unit drop-in removed");
     wait_node_args(kubeconfig, other, |a| !a.contains("max-pods"));
 
     // A Node no spec host explains: reported by plan, never deleted by apply.

@@ -289,11 +289,12 @@ fn arg_drift(host: &DesiredHost, node: &ObservedNode, restarts: bool, out: &mut 
             change.before,
             change.after,
             Some(format!(
-                "K3s on {0} runs with arguments its config.yaml does not give: look for a \
-                 drop-in in /etc/rancher/k3s/config.yaml.d/ or arguments in the unit's \
-                 drop-ins; remove them (or move the setting into the spec) and restart K3s on \
-                 {0}",
-                host.name
+                "K3s on {0} runs with arguments that the files k3sctl manages do not give: look \
+                 for a unit drop-in that replaces ExecStart (`systemctl cat {1}` on {0}); \
+                 remove it (or move the setting into the spec), `systemctl daemon-reload` and \
+                 restart {1}",
+                host.name,
+                crate::k3s::unit::unit_name(host.role)
             )),
         ));
     }

@@ -120,8 +120,8 @@ fn taints_a_person_removed_come_back_and_conflicting_ones_are_reported() {
 fn k3s_arguments_that_the_config_does_not_give_are_drift() {
     let d = desired("http://mirror-a:5000");
     let mut observed = converged(&d);
-    // A drop-in added a kubelet argument and K3s was restarted: the files k3sctl manages are
-    // unchanged, so apply leaves it (with a hint).
+    // A unit drop-in added a kubelet argument and K3s was restarted: the files k3sctl manages
+    // are unchanged, so apply leaves it (with a hint).
     node(&mut observed, "agent-2").node_args = Some(
         r#"["agent","--node-name","agent-2","--node-ip","10.0.0.7","--kubelet-arg","max-pods=50"]"#
             .into(),
@@ -143,7 +143,7 @@ fn k3s_arguments_that_the_config_does_not_give_are_drift() {
         args[0]
             .hint
             .as_deref()
-            .is_some_and(|h| h.contains("config.yaml.d"))
+            .is_some_and(|h| h.contains("systemctl cat k3s-agent"))
     );
     assert!(render_plan(&plan).contains("1 drift item(s) that apply leaves to a person"));
     // config.yaml edited by hand and K3s restarted: the file is rewritten and K3s restarts, so
