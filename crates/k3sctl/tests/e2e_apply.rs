@@ -278,7 +278,7 @@ fn drift_scenarios(lab: &Lab, spec: &str, kubeconfig: &std::path::Path) {
         )) && human.contains("~ node labels: set zone=a"),
         "{human}"
     );
-    let out = k3sctl(&["apply", "-c", spec]);
+    let out = k3sctl(&["apply", "-c", spec, "--yes"]);
     assert!(out.status.success(), "apply: {}", text(&out));
     assert_eq!(
         node_jsonpath(kubeconfig, labelled, "{.metadata.labels.zone}"),
@@ -313,7 +313,7 @@ fn drift_scenarios(lab: &Lab, spec: &str, kubeconfig: &std::path::Path) {
         ],
         "{plan:#}"
     );
-    let out = k3sctl(&["apply", "-c", spec]);
+    let out = k3sctl(&["apply", "-c", spec, "--yes"]);
     assert!(out.status.success(), "apply: {}", text(&out));
     wait_node_args(kubeconfig, other, |a| !a.contains("max-pods"));
     let (code, plan) = plan_json(spec);
@@ -339,7 +339,7 @@ fn drift_scenarios(lab: &Lab, spec: &str, kubeconfig: &std::path::Path) {
         ),
         "{plan:#}"
     );
-    let out = k3sctl(&["apply", "-c", spec]);
+    let out = k3sctl(&["apply", "-c", spec, "--yes"]);
     assert!(out.status.success(), "apply: {}", text(&out));
     wait_node_args(kubeconfig, other, |a| !a.contains("max-pods"));
 
@@ -365,7 +365,7 @@ fn drift_scenarios(lab: &Lab, spec: &str, kubeconfig: &std::path::Path) {
             .is_some_and(|h| h.contains("systemctl cat k3s-agent")),
         "{plan:#}"
     );
-    let out = k3sctl(&["apply", "-c", spec]);
+    let out = k3sctl(&["apply", "-c", spec, "--yes"]);
     let out_text = text(&out);
     assert!(out.status.success(), "apply: {out_text}");
     assert!(
@@ -400,7 +400,7 @@ fn drift_scenarios(lab: &Lab, spec: &str, kubeconfig: &std::path::Path) {
             &serde_json::json!("manual")
         )
     );
-    let out = k3sctl(&["apply", "-c", spec]);
+    let out = k3sctl(&["apply", "-c", spec, "--yes"]);
     assert!(out.status.success(), "apply: {}", text(&out));
     kubectl_with(kubeconfig, &["get", "node", "drift-stray"]);
     kubectl_with(kubeconfig, &["delete", "node", "drift-stray"]);

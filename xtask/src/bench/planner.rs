@@ -225,6 +225,8 @@ fn desired_of(cluster: &k3sctl::spec::Cluster) -> anyhow::Result<Desired> {
     };
     let hosts = desired_hosts(cluster, &resolved)?;
     let critical = critical_values(cluster, &hosts);
+    let hosts_named: std::collections::BTreeSet<String> =
+        hosts.iter().map(|h| h.name.clone()).collect();
     Ok(Desired {
         cluster: cluster.metadata.name.clone(),
         version: VERSION.parse().context("version")?,
@@ -233,6 +235,7 @@ fn desired_of(cluster: &k3sctl::spec::Cluster) -> anyhow::Result<Desired> {
         ha: cluster.is_ha(),
         snapshot_after_conversion: false,
         critical,
+        spec_nodes: hosts_named,
         exports: vec![DesiredExport {
             name: "admin".into(),
             path: "/tmp/synthetic.yaml".into(),
@@ -294,6 +297,9 @@ fn converged(d: &Desired) -> Observed {
             owned_taints: Default::default(),
             etcd_voter: None,
             internal_ip: None,
+            labels: Default::default(),
+            owned_labels: Default::default(),
+            node_args: None,
         })
         .collect();
     Observed {

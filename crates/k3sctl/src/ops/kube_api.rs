@@ -14,9 +14,9 @@ use crate::k3s::effective::node_args::NODE_ARGS_ANNOTATION;
 use crate::kube::{
     ApiConnection, Client, CordonOutcome, DrainOptions, DrainReport, EtcdMember, KubeError,
     LABELS_SET_BY_K3SCTL, NodeInfo, Poll, StartedAt, TAINTS_SET_BY_K3SCTL, UncordonOutcome,
-    connect_through, cordon, drain_node, enforce_labels, enforce_taints, etcd_members,
-    list_nodes, owned_labels, owned_taints, pod_healths, readyz, uncordon_if_ours,
-    wait_etcd_voter, wait_node_ready, wait_node_ready_after,
+    connect_through, cordon, drain_node, enforce_labels, enforce_taints, etcd_members, list_nodes,
+    owned_labels, owned_taints, pod_healths, readyz, uncordon_if_ours, wait_etcd_voter,
+    wait_node_ready, wait_node_ready_after,
 };
 use crate::plan::ObservedNode;
 use crate::plan::upgrade::gate::{GateVerdict, judge_gate};
@@ -147,7 +147,7 @@ impl ClusterApi for KubeApi {
         wanted: &BTreeMap<String, String>,
         adopt: bool,
     ) -> Result<(), ApiError> {
-        enforce_labels(&self.connection.client, name, wanted, adopt)
+        enforce_labels(&self.client, name, wanted, adopt)
             .await
             .map(|_| ())
             .map_err(|e| ApiError(e.to_string()))

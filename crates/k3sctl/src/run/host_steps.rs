@@ -379,7 +379,10 @@ pub(super) async fn run_step(
             let api = shared.api().await?;
             api.enforce_labels(&host.host, wanted, *adopt)
                 .await
-                .map_err(|e| format!("{}: setting the node's labels: {e}", host.host))
+                .map_err(|e| {
+                    StepError::api(format!("{}: setting the node's labels", host.host), e)
+                })?;
+            Ok(Done::default())
         }
         Step::WaitEtcdVoter => {
             let api = shared.api().await?;

@@ -137,7 +137,10 @@ mod tests {
     #[test]
     fn unreadable_annotations_are_errors_not_panics() {
         for bad in ["{\"not\": \"a list\"}", r#"["server","stray"]"#] {
-            assert!(from_node_args(bad, &NodeDefaults::default()).is_err(), "{bad}");
+            assert!(
+                from_node_args(bad, &NodeDefaults::default()).is_err(),
+                "{bad}"
+            );
         }
     }
 }

@@ -50,6 +50,14 @@ impl ClusterApi for RolloutApi {
     ) -> Result<Vec<String>, ApiError> {
         Ok(vec![])
     }
+    async fn enforce_labels(
+        &self,
+        _: &str,
+        _: &std::collections::BTreeMap<String, String>,
+        _: bool,
+    ) -> Result<(), ApiError> {
+        Ok(())
+    }
     async fn wait_node_ready(
         &self,
         _: &str,
