@@ -486,3 +486,45 @@ pub fn changes(before: &Effective, after: &Effective, how: Compare) -> Vec<Chang
     }
     out
 }
+
+/// Flags written as a command line (`--disable traefik --kubelet-arg=max-pods=110`, as
+/// k3s-ansible's `extra_server_args`) → config.yaml keys and values: repeatable flags become
+/// lists, switches `true`, the rest strings, in K3s's own merge order.
+pub fn config_from_args(args: &str) -> Result<BTreeMap<String, serde_json::Value>, EffectiveError> {
+    let mut words = vec!["k3s".to_owned(), "server".to_owned()];
+    words.extend(split_words(args).map_err(|reason| EffectiveError::Unit { reason })?);
+    let (_, flags) = sources::exec_flags(&words).map_err(|e| match e {
+        EffectiveError::Unit { reason } => EffectiveError::Unit {
+            reason: reason.replace("ExecStart has", "the arguments have"),
+        },
+        other => other,
+    })?;
+    let mut out: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+    for (name, value) in flags {
+        let kind = flags::kind(&name);
+        match (kind, value) {
+            (Some(Kind::Switch), value) => {
+                let on = value
+                    .as_deref()
+                    .map_or(Some(true), parse_bool)
+                    .unwrap_or(true);
+                out.insert(name, serde_json::Value::Bool(on));
+            }
+            (Some(Kind::List), Some(value)) => {
+                let entry = out
+                    .entry(name)
+                    .or_insert_with(|| serde_json::Value::Array(Vec::new()));
+                if let serde_json::Value::Array(items) = entry {
+                    items.push(value.into());
+                }
+            }
+            (_, Some(value)) => {
+                out.insert(name, value.into());
+            }
+            (_, None) => {
+                out.insert(name, serde_json::Value::Bool(true));
+            }
+        }
+    }
+    Ok(out)
+}

@@ -393,3 +393,24 @@ fn node_args_read_like_a_command_line() {
     assert!(!e.settings.contains_key("node-ip"));
     assert!(from_node_args("not json", &defaults()).is_err());
 }
+
+#[test]
+fn command_line_arguments_become_config_keys() {
+    let config = config_from_args(
+        "--disable traefik --disable=servicelb --kubelet-arg 'max-pods=110' --flannel-backend=host-gw --secrets-encryption",
+    )
+    .expect("parses");
+    assert_eq!(
+        config["disable"],
+        serde_json::json!(["traefik", "servicelb"])
+    );
+    assert_eq!(config["kubelet-arg"], serde_json::json!(["max-pods=110"]));
+    assert_eq!(config["flannel-backend"], "host-gw");
+    assert_eq!(config["secrets-encryption"], true);
+    let err = config_from_args("stray --x").expect_err("stray word");
+    assert!(
+        err.to_string()
+            .contains("the arguments have the stray argument `stray`"),
+        "{err}"
+    );
+}

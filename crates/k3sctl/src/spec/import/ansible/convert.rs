@@ -51,6 +51,12 @@ const KNOWN_VARS: &[&str] = &[
     "ansible_python_interpreter",
     "ansible_connection",
     "ansible_ssh_common_args",
+    "ansible_ssh_extra_args",
+    "airgap_dir",
+    "extra_server_args",
+    "extra_agent_args",
+    "server_config_yaml",
+    "agent_config_yaml",
     "pct_id",
     "node_name",
     "k3s_version",
@@ -178,19 +184,13 @@ pub fn convert(
                 vmid,
             });
         } else {
-            host.ssh = ssh_settings(&vars);
+            let mut ssh = ssh_settings(&vars).unwrap_or_default();
+            super::extras::ssh_args(&vars, &mut ssh, &mut warnings);
+            host.ssh = (ssh != Default::default()).then_some(ssh);
         }
         for key in vars.keys() {
             if !KNOWN_VARS.contains(&key.as_str()) {
-                let note = match key.as_str() {
-                    "extra_server_args" | "server_config_yaml" => format!(
-                        "variable `{key}` was not converted: put those settings under spec.cluster.serverConfig"
-                    ),
-                    "extra_agent_args" | "agent_config_yaml" => format!(
-                        "variable `{key}` was not converted: put those settings under spec.cluster.agentConfig"
-                    ),
-                    _ => format!("variable `{key}` is not used by k3sctl and was ignored"),
-                };
+                let note = format!("variable `{key}` is not used by k3sctl and was ignored");
                 if !warnings.contains(&note) {
                     warnings.push(note);
                 }
@@ -202,8 +202,23 @@ pub fn convert(
         .first()
         .map(|host| inventory.vars_of(host))
         .unwrap_or_default();
-    let k3s = k3s_spec(&first, &mut warnings);
-    let cluster = cluster_config(&first, &mut warnings);
+    let mut k3s = k3s_spec(&first, &mut warnings);
+    super::extras::airgap(&first, &mut k3s, &mut warnings);
+    let mut cluster = cluster_config(&first, &mut warnings);
+    // k3s-ansible sets these for the server and agent groups: read them from the first host
+    // of each role.
+    let first_agent = agents
+        .first()
+        .map(|host| inventory.vars_of(host))
+        .unwrap_or_default();
+    let mut config_vars = first.clone();
+    for var in ["extra_agent_args", "agent_config_yaml"] {
+        config_vars.remove(var);
+        if let Some(value) = first_agent.get(var) {
+            config_vars.insert(var.to_owned(), value.clone());
+        }
+    }
+    super::extras::k3s_config(&config_vars, &mut cluster, &mut warnings);
     let host_defaults = hoist_ssh_defaults(&mut hosts);
     Ok(Conversion {
         cluster: Cluster {

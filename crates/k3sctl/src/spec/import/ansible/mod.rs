@@ -7,6 +7,7 @@
 
 mod access;
 mod convert;
+mod extras;
 mod ini;
 mod inventory;
 mod settings;

@@ -1,0 +1,308 @@
+//! Inventory vars beyond hosts and versions: `ansible_ssh_common_args` (and
+//! `ansible_ssh_extra_args`) into ssh settings, `airgap_dir` into the binary and images files,
+//! and k3s-ansible's `extra_server_args` / `extra_agent_args` / `server_config_yaml` /
+//! `agent_config_yaml` into the cluster config. What cannot be carried is a warning.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::inventory::Vars;
+use crate::k3s::effective::{config_from_args, split_words};
+use crate::spec::model::{BinarySource, ClusterConfig, K3sSpec, SshSettings};
+
+/// Adds the ssh options of `ansible_ssh_common_args` and `ansible_ssh_extra_args` to
+/// `settings`.
+pub(super) fn ssh_args(vars: &Vars, settings: &mut SshSettings, warnings: &mut Vec<String>) {
+    for var in ["ansible_ssh_common_args", "ansible_ssh_extra_args"] {
+        let Some(text) = vars.get(var) else { continue };
+        let words = match split_words(text) {
+            Ok(words) => words,
+            Err(reason) => {
+                warnings.push(format!("{var} `{text}` was not converted: {reason}"));
+                continue;
+            }
+        };
+        let mut rest = words.into_iter();
+        while let Some(word) = rest.next() {
+            // `-F path` and `-Fpath` alike.
+            let (flag, attached) = match word.get(..2) {
+                Some(f @ ("-F" | "-i" | "-o" | "-J" | "-p" | "-l")) if word.len() > 2 => {
+                    (f.to_owned(), Some(word[2..].to_owned()))
+                }
+                _ => (word.clone(), None),
+            };
+            let needs_value = matches!(flag.as_str(), "-F" | "-i" | "-o" | "-J" | "-p" | "-l");
+            let value = if needs_value {
+                attached.or_else(|| rest.next())
+            } else {
+                None
+            };
+            match (flag.as_str(), value) {
+                ("-F", Some(v)) => settings.config_file = Some(v),
+                ("-i", Some(v)) => settings.identity_file = Some(v),
+                ("-J", Some(v)) => {
+                    settings.options.insert("ProxyJump".into(), v);
+                }
+                ("-p", Some(v)) => match v.parse() {
+                    Ok(port) => settings.port = Some(port),
+                    Err(_) => warnings.push(format!("{var}: port `{v}` is not a number")),
+                },
+                ("-l", Some(v)) => settings.user = Some(v),
+                ("-o", Some(v)) => option(var, &v, settings, warnings),
+                _ => warnings.push(format!(
+                    "{var}: `{word}` has no ssh setting in the spec and was ignored"
+                )),
+            }
+        }
+    }
+}
+
+fn option(var: &str, text: &str, settings: &mut SshSettings, warnings: &mut Vec<String>) {
+    let (key, value) = match text.split_once('=') {
+        Some((k, v)) => (k.trim(), v.trim()),
+        None => match text.split_once(' ') {
+            Some((k, v)) => (k.trim(), v.trim()),
+            None => {
+                warnings.push(format!("{var}: `-o {text}` has no value and was ignored"));
+                return;
+            }
+        },
+    };
+    match key.to_ascii_lowercase().as_str() {
+        "userknownhostsfile" => settings.known_hosts_file = Some(value.to_owned()),
+        "identityfile" => settings.identity_file = Some(value.to_owned()),
+        "user" => settings.user = Some(value.to_owned()),
+        "port" => settings.port = value.parse().ok(),
+        "stricthostkeychecking" if value.eq_ignore_ascii_case("accept-new") => {
+            settings.accept_new_host_keys = Some(true);
+        }
+        "stricthostkeychecking" => warnings.push(format!(
+            "{var}: StrictHostKeyChecking={value} was not carried over: k3sctl checks host keys \
+             strictly (set hostDefaults.ssh.acceptNewHostKeys to record new ones)"
+        )),
+        _ => {
+            settings.options.insert(key.to_owned(), value.to_owned());
+        }
+    }
+}
+
+/// `airgap_dir` (k3s-ansible): the binary and the images tarball the playbook copies from it.
+pub(super) fn airgap(vars: &Vars, spec: &mut K3sSpec, warnings: &mut Vec<String>) {
+    let Some(dir) = vars.get("airgap_dir") else {
+        return;
+    };
+    let dir = dir.trim_end_matches('/');
+    let exists = |name: &str| Path::new(dir).join(name).is_file();
+    let binary = ["k3s", "k3s-amd64", "k3s-arm64", "k3s-armhf"]
+        .into_iter()
+        .find(|name| exists(name));
+    let file = format!("{dir}/{}", binary.unwrap_or("k3s"));
+    if binary.is_none() {
+        warnings.push(format!(
+            "airgap_dir {dir}: no k3s binary found there on this machine; the spec names {file}"
+        ));
+    }
+    spec.binary = Some(BinarySource {
+        file: Some(file),
+        ..BinarySource::default()
+    });
+    if let Some(images) = [
+        "k3s-airgap-images-amd64.tar.zst",
+        "k3s-airgap-images-amd64.tar.gz",
+        "k3s-airgap-images-amd64.tar",
+        "k3s-airgap-images-arm64.tar.zst",
+        "k3s-airgap-images-arm64.tar.gz",
+        "k3s-airgap-images-arm64.tar",
+    ]
+    .into_iter()
+    .find(|name| exists(name))
+    {
+        spec.airgap_images = Some(format!("{dir}/{images}"));
+    }
+}
+
+/// Where a config key goes: a spec field, a warning, or the extra config.
+fn place(
+    role: &str,
+    key: &str,
+    value: serde_json::Value,
+    config: &mut ClusterConfig,
+    warnings: &mut Vec<String>,
+) {
+    let strings = |v: &serde_json::Value| -> Vec<String> {
+        match v {
+            serde_json::Value::Array(items) => items
+                .iter()
+                .map(|i| i.as_str().map_or_else(|| i.to_string(), ToOwned::to_owned))
+                .collect(),
+            serde_json::Value::String(s) => s.split(',').map(|p| p.trim().to_owned()).collect(),
+            other => vec![other.to_string()],
+        }
+    };
+    let one = |v: &serde_json::Value| strings(v).into_iter().next().unwrap_or_default();
+    match key.trim_end_matches('+') {
+        "tls-san" if role == "server" => config.tls_sans.extend(strings(&value)),
+        "disable" if role == "server" => config.disable.extend(strings(&value)),
+        "cluster-cidr" | "service-cidr" | "cluster-dns" if role == "server" => {
+            let text = one(&value);
+            let parsed = match key {
+                "cluster-cidr" => text.parse().map(|c| config.cluster_cidr = Some(c)).is_ok(),
+                "service-cidr" => text.parse().map(|c| config.service_cidr = Some(c)).is_ok(),
+                _ => text.parse().map(|ip| config.cluster_dns = Some(ip)).is_ok(),
+            };
+            if !parsed {
+                warnings.push(format!("{role} config `{key}: {text}` was not understood"));
+            }
+        }
+        "cluster-domain" if role == "server" => config.cluster_domain = Some(one(&value)),
+        "token" | "agent-token" | "token-file" | "agent-token-file" | "server" | "cluster-init" => {
+            warnings.push(format!(
+                "{role} config `{key}` was dropped: k3sctl reads the token from the first server \
+                 and joins through spec.cluster.registrationAddress"
+            ));
+        }
+        "node-name" | "node-ip" | "node-external-ip" | "node-label" | "node-taint" => {
+            warnings.push(format!(
+                "{role} config `{key}` was dropped: it is per host (hosts[].name, address, \
+                 publicAddress, labels, taints)"
+            ));
+        }
+        _ => {
+            let target = if role == "server" {
+                &mut config.server_config
+            } else {
+                &mut config.agent_config
+            };
+            match (target.get_mut(key), value) {
+                (Some(serde_json::Value::Array(old)), serde_json::Value::Array(more)) => {
+                    old.extend(more);
+                }
+                (_, value) => {
+                    target.insert(key.to_owned(), value);
+                }
+            }
+        }
+    }
+}
+
+/// `extra_server_args`, `extra_agent_args`, `server_config_yaml`, `agent_config_yaml`.
+pub(super) fn k3s_config(vars: &Vars, config: &mut ClusterConfig, warnings: &mut Vec<String>) {
+    for (var, role, yaml) in [
+        ("server_config_yaml", "server", true),
+        ("extra_server_args", "server", false),
+        ("agent_config_yaml", "agent", true),
+        ("extra_agent_args", "agent", false),
+    ] {
+        let Some(text) = vars.get(var) else { continue };
+        let parsed: Result<BTreeMap<String, serde_json::Value>, String> = if yaml {
+            serde_saphyr::from_str::<Option<BTreeMap<String, serde_json::Value>>>(text)
+                .map(Option::unwrap_or_default)
+                .map_err(|e| e.to_string())
+        } else {
+            config_from_args(text).map_err(|e| e.to_string())
+        };
+        match parsed {
+            Ok(map) => {
+                for (key, value) in map {
+                    place(role, &key, value, config, warnings);
+                }
+            }
+            Err(e) => warnings.push(format!("{var} was not converted: {e}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vars {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn ssh_common_args_become_ssh_settings() {
+        let mut settings = SshSettings::default();
+        let mut warnings = Vec::new();
+        ssh_args(
+            &vars(&[(
+                "ansible_ssh_common_args",
+                "-F /lab/ssh_config -o UserKnownHostsFile=/lab/known_hosts -o 'ProxyJump=bastion' -J jump2 -i/lab/id -o StrictHostKeyChecking=no -v",
+            )]),
+            &mut settings,
+            &mut warnings,
+        );
+        assert_eq!(settings.config_file.as_deref(), Some("/lab/ssh_config"));
+        assert_eq!(
+            settings.known_hosts_file.as_deref(),
+            Some("/lab/known_hosts")
+        );
+        assert_eq!(settings.identity_file.as_deref(), Some("/lab/id"));
+        assert_eq!(settings.options["ProxyJump"], "jump2");
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings[0].contains("StrictHostKeyChecking=no"));
+        assert!(warnings[1].contains("`-v`"));
+    }
+
+    #[test]
+    fn airgap_dir_names_the_binary_and_images_found_there() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("k3s-arm64"), b"x").expect("write");
+        std::fs::write(dir.path().join("k3s-airgap-images-arm64.tar.zst"), b"x").expect("write");
+        let mut spec = K3sSpec {
+            version: None,
+            channel: None,
+            channel_url: None,
+            binary: None,
+            airgap_images: None,
+        };
+        let mut warnings = Vec::new();
+        let d = dir.path().to_string_lossy().into_owned();
+        airgap(&vars(&[("airgap_dir", &d)]), &mut spec, &mut warnings);
+        assert_eq!(
+            spec.binary.and_then(|b| b.file),
+            Some(format!("{d}/k3s-arm64"))
+        );
+        assert_eq!(
+            spec.airgap_images,
+            Some(format!("{d}/k3s-airgap-images-arm64.tar.zst"))
+        );
+        assert!(warnings.is_empty());
+    }
+
+    #[test]
+    fn extra_args_and_config_yaml_go_to_fields_or_extra_config() {
+        let mut config = ClusterConfig::default();
+        let mut warnings = Vec::new();
+        k3s_config(
+            &vars(&[
+                (
+                    "extra_server_args",
+                    "--disable traefik --kubelet-arg max-pods=110 --node-ip 10.0.0.1",
+                ),
+                (
+                    "server_config_yaml",
+                    "flannel-backend: host-gw\ntls-san: [k3s.example.com]\nkubelet-arg: [eviction-hard=memory.available<5%]\ntoken: x\n",
+                ),
+                ("extra_agent_args", "--kubelet-arg=max-pods=50"),
+            ]),
+            &mut config,
+            &mut warnings,
+        );
+        assert_eq!(config.disable, ["traefik"]);
+        assert_eq!(config.tls_sans, ["k3s.example.com"]);
+        assert_eq!(config.server_config["flannel-backend"], "host-gw");
+        assert_eq!(
+            config.server_config["kubelet-arg"],
+            serde_json::json!(["eviction-hard=memory.available<5%", "max-pods=110"])
+        );
+        assert_eq!(
+            config.agent_config["kubelet-arg"],
+            serde_json::json!(["max-pods=50"])
+        );
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+    }
+}
