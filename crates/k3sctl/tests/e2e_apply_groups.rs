@@ -1,7 +1,8 @@
 //! End to end on ONE five-host lab with the stand-in, scenario after scenario:
-//! 1 server + 3 agents in groups a (2) and b (1) with a registry mirror, TLS SANs and two
-//! kubeconfig exports (one merged into a `$KUBECONFIG` that keeps its other context; the user's
-//! `config` and an export path are symlinks, which stay symlinks); an unparsable `$KUBECONFIG`
+//! 1 server + 3 agents in groups a (2, `joinConcurrency: 2`: they join side by side) and b (1)
+//! with a registry mirror, TLS SANs and two kubeconfig exports (one merged into a `$KUBECONFIG`
+//! that keeps its other context; the user's `config` and an export path are symlinks, which
+//! stay symlinks); an unparsable `$KUBECONFIG`
 //! stops apply and is left byte for byte; adding a
 //! fifth host joins only that host; a wrong host key stops apply before any change; two
 //! concurrent applies (the second names the first as holder); an apply killed with SIGKILL
@@ -60,11 +61,35 @@ fn assert_ready(c: &Cluster, args: &[&str], names: &[String]) {
     }
 }
 
+/// Group a has `joinConcurrency: 2`: its two agents' joins overlap, each started (step `start`)
+/// before the other was Ready (step `wait-node-ready` done), as the JSON events show.
+fn group_a_joined_two_at_a_time(stdout: &str, agents: &[String]) {
+    let events: Vec<serde_json::Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|v: &serde_json::Value| v.get("step").is_some())
+        .collect();
+    let at = |host: &str, step: &str, kind: &str| {
+        events
+            .iter()
+            .position(|e| e["host"] == host && e["step"] == step && e["kind"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} event of {step} on {host}:\n{stdout}"))
+    };
+    let [a1, a2] = [&agents[0], &agents[1]]
+        .map(|a| (at(a, "start", "start"), at(a, "wait-node-ready", "done")));
+    assert!(
+        a2.0 < a1.1 && a1.0 < a2.1,
+        "group a's agents did not join side by side (start, ready event indexes {a1:?} and \
+         {a2:?}):\n{stdout}"
+    );
+}
+
 fn fresh_apply(c: &Cluster) {
     let names = c.names();
     c.write_spec(4, "http://mirror-a.example:5000");
-    let out = c.k3sctl(&["apply"]);
+    let out = c.k3sctl(&["apply", "-o", "json"]);
     assert!(out.status.success(), "fresh apply:\n{}", text(&out));
+    group_a_joined_two_at_a_time(&String::from_utf8_lossy(&out.stdout), &names[1..3]);
 
     // Each export, through Debian's kubectl 1.20, sees the four nodes Ready.
     let admin = c.admin.to_string_lossy().into_owned();

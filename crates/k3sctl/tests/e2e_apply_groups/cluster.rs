@@ -110,6 +110,8 @@ impl Cluster {
                 s.push_str(&format!("      group: {g}\n"));
             }
         }
+        // Group a's two agents join side by side; group b keeps the default of one at a time.
+        s.push_str("  groups:\n    a:\n      joinConcurrency: 2\n");
         s.push_str(&self.binary_lines);
         let server = self.address(0);
         s.push_str(&format!(
