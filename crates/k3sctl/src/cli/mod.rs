@@ -15,10 +15,13 @@ mod global;
 mod init;
 mod init_from_hosts;
 mod kubeconfig;
+mod lifecycle;
 mod man;
+mod node;
 mod output;
 mod plan;
 mod progress;
+mod reset;
 mod rotation;
 mod runtime;
 mod schema;
@@ -83,6 +86,10 @@ pub enum Command {
     Certs(certs::Args),
     /// The cluster's server token: rotate.
     Token(token::Args),
+    /// Node lifecycle: remove a node for good, or replace one by another (canary cutover).
+    Node(node::Args),
+    /// Uninstall K3s from the spec's hosts (or --host): agents first, servers last.
+    Reset(reset::Args),
 }
 
 impl Command {
@@ -102,6 +109,8 @@ impl Command {
             Self::Check(args) => check::run(global, args),
             Self::Certs(args) => certs::run(global, args),
             Self::Token(args) => token::run(global, args),
+            Self::Node(args) => node::run(global, args),
+            Self::Reset(args) => reset::run(global, args),
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod ports;
 pub mod registries;
 pub mod release;
 pub mod token;
+pub mod uninstall;
 pub mod unit;
 pub mod version;
 pub mod yaml;

@@ -10,10 +10,11 @@ mod error;
 mod etcd;
 mod eviction;
 mod health;
-mod node_password;
 mod labels;
+mod node_password;
 mod nodes;
 mod pdb;
+mod remove;
 mod snapshots;
 mod taints;
 mod wait;
@@ -33,12 +34,16 @@ pub use etcd::{EtcdMember, etcd_members, parse_db_info};
 pub use eviction::{Removal, delete, evict, eviction_body};
 pub use health::{PodHealth, pod_health, pod_healths, pod_problem, readyz, unhealthy_pods};
 pub use kube::Client;
-pub use node_password::{delete_node_and_password, delete_node_password, node_password_secret};
 pub use labels::{LABELS_SET_BY_K3SCTL, LabelChange, enforce_labels, owned_labels, plan_labels};
+pub use node_password::{delete_node_and_password, delete_node_password, node_password_secret};
 pub use nodes::{
     Condition, ETCD_IS_VOTER, ETCD_ROLE_LABEL, NodeInfo, get_node, list_nodes, node_lease_renewed,
 };
 pub use pdb::{describe_pdb, matching_pdbs, selector_matches};
+pub use remove::{
+    ETCD_MEMBER_NAME, ETCD_REMOVE, ETCD_REMOVED, MemberRemoval, NodeDeletion, delete_node,
+    members_of, remove_etcd_member,
+};
 pub use snapshots::{SnapshotFile, list_snapshot_files, parse_snapshot_files};
 pub use taints::{
     TAINTS_SET_BY_K3SCTL, TaintChange, enforce_taints, owned_taints, plan_taints, taint_text,

@@ -50,6 +50,8 @@ pub struct NodeInfo {
     /// The pressure conditions (`DiskPressure`, `MemoryPressure`, `PIDPressure`) that are True,
     /// each with its reason and message when it has them.
     pub pressure: Vec<String>,
+    /// The node's `InternalIP` address (status.addresses), when it reports one.
+    pub internal_ip: Option<String>,
 }
 
 /// The node conditions that report a resource running short.
@@ -136,6 +138,12 @@ impl NodeInfo {
                     None => c.type_.clone(),
                 })
                 .collect(),
+            internal_ip: node
+                .status
+                .as_ref()
+                .and_then(|s| s.addresses.as_ref())
+                .and_then(|a| a.iter().find(|a| a.type_ == "InternalIP"))
+                .map(|a| a.address.clone()),
         }
     }
 

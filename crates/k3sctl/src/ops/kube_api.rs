@@ -18,7 +18,9 @@ use crate::kube::{
     owned_labels, owned_taints, pod_healths, readyz, uncordon_if_ours, wait_etcd_voter,
     wait_node_ready, wait_node_ready_after,
 };
+use crate::kube::{MemberRemoval, delete_node, remove_etcd_member};
 use crate::plan::ObservedNode;
+use crate::plan::lifecycle::check_server_removal;
 use crate::plan::upgrade::gate::{GateVerdict, judge_gate};
 use crate::run::{ApiConnector, ApiError, ClusterApi};
 use crate::secret::Secret;
@@ -228,5 +230,41 @@ impl ClusterApi for KubeApi {
         crate::kube::delete_node_password(&self.client, name)
             .await
             .map_err(|e| ApiError(e.to_string()))
+    }
+
+    async fn leave_etcd(&self, name: &str, timeout: Duration) -> Result<String, ApiError> {
+        let (nodes, members) = tokio::join!(list_nodes(&self.client), etcd_members(&self.client));
+        let nodes = nodes.map_err(api_error)?;
+        let members = members.map_err(api_error)?;
+        check_server_removal(&nodes, members.as_deref(), name)
+            .map_err(|e| ApiError(format!("not removing {name}'s etcd member: {e}")))?;
+        let poll = Poll::new(Duration::from_millis(500), timeout);
+        match remove_etcd_member(&self.client, name, poll)
+            .await
+            .map_err(api_error)?
+        {
+            MemberRemoval::Removed {
+                member,
+                before,
+                after,
+            } => Ok(format!(
+                "etcd member {member} removed: etcd went from {before} to {after} members"
+            )),
+            MemberRemoval::AlreadyGone => Ok("its etcd member was already gone".into()),
+        }
+    }
+
+    async fn delete_node(&self, name: &str, timeout: Duration) -> Result<String, ApiError> {
+        let poll = Poll::new(Duration::from_millis(300), timeout);
+        let done = delete_node(&self.client, name, poll)
+            .await
+            .map_err(api_error)?;
+        let node = if done.node { "Node deleted" } else { "no Node" };
+        let secret = if done.password {
+            "node-password secret deleted"
+        } else {
+            "no node-password secret left"
+        };
+        Ok(format!("{node}; {secret}"))
     }
 }

@@ -16,6 +16,7 @@ pub mod import_hosts;
 pub mod inputs;
 pub mod kube_api;
 pub mod kubeconfig;
+pub mod lifecycle;
 pub mod local_file;
 pub mod lxc;
 pub mod preflight;

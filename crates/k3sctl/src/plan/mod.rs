@@ -10,6 +10,7 @@ pub mod diff;
 mod disruption;
 pub mod drift;
 pub mod from_spec;
+pub mod lifecycle;
 pub mod observed;
 pub mod restore;
 pub mod rotate;
@@ -28,5 +29,5 @@ pub use desired::{Desired, DesiredExport, DesiredFile, DesiredHost, FileContent}
 pub use disruption::{Disruption, hosts_disrupted};
 pub use drift::{DriftFix, DriftItem, DriftKind};
 pub use observed::{EtcdMember, Observed, ObservedFile, ObservedHost, ObservedNode, StartFiles};
-pub use show::render_plan;
+pub use show::{render_host_plans, render_plan};
 pub use step::{DrainSettings, ExportStep, HostPlan, Plan, Step};

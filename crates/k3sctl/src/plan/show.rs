@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use super::datastore::DatastoreAction;
 use super::drift::DriftFix;
-use super::step::{Plan, Step};
+use super::step::{HostPlan, Plan, Step};
 
 /// Renders the plan as text.
 pub fn render_plan(plan: &Plan) -> String {
@@ -58,33 +58,7 @@ pub fn render_plan(plan: &Plan) -> String {
         if host.steps.is_empty() {
             let _ = writeln!(out, "  = up to date");
         }
-        for step in &host.steps {
-            let mark = match step {
-                Step::WaitServerReady
-                | Step::WaitNodeReady
-                | Step::WaitEtcdVoter
-                | Step::VerifyMigration { .. } => "…",
-                Step::ConvertDatastore { .. } => ">",
-                Step::RemoveEtcdMember { .. } | Step::RemoveFile { .. } => "-",
-                Step::Adopt => "=",
-                Step::Start { .. } | Step::Restart { .. } | Step::DaemonReload => ">",
-                Step::EnforceTaints { .. } | Step::EnforceLabels { .. } => "~",
-                Step::WriteFile { create: true, .. }
-                | Step::UploadBinary {
-                    installed: None, ..
-                } => "+",
-                _ => "~",
-            };
-            let _ = writeln!(out, "  {mark} {}", step.title(host.role));
-            if let Step::WriteFile { diff, content, .. } = step {
-                if diff.is_empty() && content.is_secret() {
-                    let _ = writeln!(out, "      (content holds secrets: not shown)");
-                }
-                for line in diff.lines() {
-                    let _ = writeln!(out, "      {line}");
-                }
-            }
-        }
+        write_steps(&mut out, host);
     }
     if !plan.exports.is_empty() {
         let _ = writeln!(out, "\nkubeconfig exports");
@@ -135,5 +109,59 @@ pub fn render_plan(plan: &Plan) -> String {
         );
     }
     let _ = writeln!(out, "\n{summary}");
+    out
+}
+
+/// The mark before a step: `+` creates, `~` changes, `>` starts or restarts, `-` removes, `…`
+/// waits.
+fn mark(step: &Step) -> &'static str {
+    match step {
+        Step::WaitServerReady
+        | Step::WaitNodeReady
+        | Step::WaitEtcdVoter
+        | Step::VerifyMigration { .. } => "…",
+        Step::ConvertDatastore { .. } => ">",
+        Step::Adopt => "=",
+        Step::RemoveEtcdMember { .. }
+        | Step::RemoveFile { .. }
+        | Step::LeaveEtcd
+        | Step::StopService
+        | Step::Uninstall { .. }
+        | Step::DeleteNode => "-",
+        Step::Start { .. } | Step::Restart { .. } | Step::DaemonReload => ">",
+        Step::EnforceTaints { .. } => "~",
+        Step::WriteFile { create: true, .. }
+        | Step::UploadBinary {
+            installed: None, ..
+        } => "+",
+        _ => "~",
+    }
+}
+
+fn write_steps(out: &mut String, host: &HostPlan) {
+    for step in &host.steps {
+        let _ = writeln!(out, "  {} {}", mark(step), step.title(host.role));
+        if let Step::WriteFile { diff, content, .. } = step {
+            if diff.is_empty() && content.is_secret() {
+                let _ = writeln!(out, "      (content holds secrets: not shown)");
+            }
+            for line in diff.lines() {
+                let _ = writeln!(out, "      {line}");
+            }
+        }
+    }
+}
+
+/// Renders the host plans of a lifecycle operation (`node remove`, `node replace`, `reset`) in
+/// the order they run: each host with its role and steps, `= nothing to do` when it has none.
+pub fn render_host_plans(hosts: &[HostPlan]) -> String {
+    let mut out = String::new();
+    for host in hosts {
+        let _ = writeln!(out, "{} ({})", host.host, host.role.subcommand());
+        if host.steps.is_empty() {
+            let _ = writeln!(out, "  = nothing to do");
+        }
+        write_steps(&mut out, host);
+    }
     out
 }

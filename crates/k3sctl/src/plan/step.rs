@@ -164,6 +164,20 @@ pub enum Step {
         /// A person cordoned the node before: it stays cordoned.
         keep_cordoned: bool,
     },
+    /// Remove the server's etcd member through K3s's member controller (annotation
+    /// `etcd.k3s.cattle.io/remove=true`) once quorum allows it, wait for `removed-node-name`
+    /// and a shorter member list.
+    LeaveEtcd,
+    /// Stop the K3s service and disable it (K3s stays installed; a reboot does not start it).
+    StopService,
+    /// Uninstall K3s from the host: what K3s's `k3s-killall.sh` and `k3s-uninstall.sh` stop and
+    /// remove (see [`crate::k3s::uninstall`]).
+    Uninstall {
+        /// What of K3s the host still had when observed.
+        found: Vec<String>,
+    },
+    /// Delete the Node object and its `<node>.node-password.k3s` secret.
+    DeleteNode,
 }
 
 /// How a [`Step::Drain`] drains.
@@ -340,6 +354,19 @@ impl Step {
                  (kube-system/<node>.node-password.k3s): the host lost /etc/rancher/node/password, \
                  so K3s would reject it as a duplicate hostname"
                 .to_string(),
+            Self::LeaveEtcd => {
+                "remove its etcd member (etcd.k3s.cattle.io/remove=true), wait until \
+                 etcd's member list no longer has it"
+                    .to_string()
+            }
+            Self::StopService => format!("stop and disable {unit}"),
+            Self::Uninstall { found } => format!(
+                "uninstall K3s: stop, kill its processes, remove units, binary and links, \
+                 /etc/rancher/k3s, /var/lib/rancher/k3s, /var/lib/kubelet, CNI interfaces and \
+                 iptables rules ({} item(s) found)",
+                found.len()
+            ),
+            Self::DeleteNode => "delete the Node and its node-password secret".to_string(),
         }
     }
 
@@ -371,6 +398,10 @@ impl Step {
             Self::EtcdSnapshot { .. } => "etcd-snapshot",
             Self::Uncordon { .. } => "uncordon",
             Self::RemoveNodePassword => "remove-node-password",
+            Self::LeaveEtcd => "leave-etcd",
+            Self::StopService => "stop-service",
+            Self::Uninstall { .. } => "uninstall",
+            Self::DeleteNode => "delete-node",
         }
     }
 }

@@ -103,6 +103,19 @@ pub trait ClusterApi: Send + Sync {
         let _ = grace;
         Err(unsupported("judging the cluster's health"))
     }
+    /// Removes server `name`'s etcd member through K3s, after checking that etcd keeps its
+    /// quorum (`plan::lifecycle::check_server_removal`), and waits until the member is gone;
+    /// says what it did.
+    async fn leave_etcd(&self, name: &str, timeout: Duration) -> Result<String, ApiError> {
+        let _ = (name, timeout);
+        Err(unsupported("removing an etcd member"))
+    }
+    /// Deletes Node `name` (waiting until it is gone) and its node-password secret; says what
+    /// it did.
+    async fn delete_node(&self, name: &str, timeout: Duration) -> Result<String, ApiError> {
+        let _ = (name, timeout);
+        Err(unsupported("deleting a Node"))
+    }
 }
 
 fn unsupported(what: &str) -> ApiError {

@@ -195,7 +195,11 @@ pub async fn prestage(
             | Step::Restart { .. }
             | Step::ConvertDatastore { .. }
             | Step::RemoveEtcdMember { .. }
-            | Step::RemoveNodePassword => break,
+            | Step::RemoveNodePassword
+            | Step::LeaveEtcd
+            | Step::StopService
+            | Step::Uninstall { .. }
+            | Step::DeleteNode => break,
             Step::WaitServerReady
             | Step::WaitNodeReady
             | Step::WaitEtcdVoter
@@ -437,6 +441,9 @@ pub(super) async fn run_step(
         Step::VerifyMigration { store } => {
             super::convert::verify_migration(shared, host, transport, store).await?;
             Ok(Done::default())
+        }
+        Step::LeaveEtcd | Step::StopService | Step::Uninstall { .. } | Step::DeleteNode => {
+            super::lifecycle::run_lifecycle_step(shared, host, Some(transport), step).await
         }
         Step::WaitNodeReady => {
             let api = shared.api().await?;

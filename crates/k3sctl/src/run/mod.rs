@@ -14,6 +14,7 @@ pub mod events;
 pub mod gate;
 pub mod host_steps;
 pub mod join_probe;
+pub mod lifecycle;
 pub mod lock;
 pub mod lock_holder;
 pub mod node_steps;

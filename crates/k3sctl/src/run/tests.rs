@@ -159,6 +159,34 @@ impl ClusterApi for FakeApi {
             .push(format!("{name}: voter"));
         Ok(())
     }
+    async fn cordon(
+        &self,
+        name: &str,
+        reason: &str,
+    ) -> Result<crate::kube::CordonOutcome, ApiError> {
+        self.log
+            .lock()
+            .expect("lock")
+            .push(format!("{name}: cordon for {reason}"));
+        Ok(crate::kube::CordonOutcome::Cordoned)
+    }
+    async fn leave_etcd(&self, name: &str, _timeout: Duration) -> Result<String, ApiError> {
+        self.log
+            .lock()
+            .expect("lock")
+            .push(format!("{name}: leave etcd"));
+        if name.starts_with("refuse") {
+            return Err(ApiError("it would lose quorum".into()));
+        }
+        Ok("member removed".into())
+    }
+    async fn delete_node(&self, name: &str, _timeout: Duration) -> Result<String, ApiError> {
+        self.log
+            .lock()
+            .expect("lock")
+            .push(format!("{name}: delete node"));
+        Ok("deleted".into())
+    }
 }
 
 struct FakeConnector {
@@ -693,3 +721,75 @@ async fn the_api_fails_over_to_the_next_server_and_names_every_failure() {
 
 #[path = "tests/rollout.rs"]
 mod rollout;
+
+#[tokio::test]
+async fn lifecycle_hosts_run_in_order_api_only_when_unreachable_and_stop_at_a_failure() {
+    let log: Log = Arc::default();
+    let reporter = Arc::new(MemoryReporter::default());
+    let shared = Shared::new(
+        BTreeMap::new(),
+        reporter.clone(),
+        RunOptions::default(),
+        Arc::new(FakeConnector {
+            log: Arc::clone(&log),
+        }),
+        None,
+    );
+    let leaving = |name: &str, steps: Vec<Step>| HostPlan {
+        host: name.into(),
+        role: NodeRole::Server,
+        group: None,
+        first_server: false,
+        in_cluster: true,
+        steps,
+    };
+    let plans = vec![
+        // Unreachable: only its API steps can run, and they do.
+        leaving(
+            "gone",
+            vec![
+                Step::Cordon {
+                    reason: "removal".into(),
+                },
+                Step::LeaveEtcd,
+                Step::DeleteNode,
+            ],
+        ),
+        // Unreachable with a host step: fails there, before deleting its Node.
+        leaving("refuse-s2", vec![Step::LeaveEtcd, Step::DeleteNode]),
+        leaving("s3", vec![Step::DeleteNode]),
+    ];
+    let summary = crate::run::lifecycle::execute_in_order(&plans, &BTreeMap::new(), &shared).await;
+    let log = log.lock().expect("lock").clone();
+    assert_eq!(
+        log,
+        [
+            "gone: cordon for removal",
+            "gone: leave etcd",
+            "gone: delete node",
+            "refuse-s2: leave etcd",
+        ]
+    );
+    assert!(matches!(
+        summary.hosts[0].status,
+        HostStatus::Ok { changes: 3 }
+    ));
+    match &summary.hosts[1].status {
+        HostStatus::Failed { step, error, .. } => {
+            assert_eq!(step, "leave-etcd");
+            assert!(error.contains("it would lose quorum"), "{error}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        &summary.hosts[2].status,
+        HostStatus::Skipped { reason } if reason == "refuse-s2 failed"
+    ));
+    // A host step on an unreachable host is refused, not silently skipped.
+    let stop = leaving("gone", vec![Step::StopService]);
+    let summary = crate::run::lifecycle::execute_in_order(&[stop], &BTreeMap::new(), &shared).await;
+    match &summary.hosts[0].status {
+        HostStatus::Failed { error, .. } => assert!(error.contains("not reachable"), "{error}"),
+        other => panic!("{other:?}"),
+    }
+}
