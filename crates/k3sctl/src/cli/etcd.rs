@@ -1,6 +1,5 @@
 //! `k3sctl etcd snapshot save|list|prune`: K3s's etcd snapshots across the cluster.
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,8 +9,7 @@ use super::output::print_json;
 use super::runtime::{block_on, connect_options};
 use super::{CommandResult, Global};
 use crate::kube::SnapshotFile;
-use crate::ops::OpsError;
-use crate::ops::etcd_restore::{self, RestoreConsent, RestoreOptions};
+use crate::ops::etcd_restore::{self, RestoreOptions};
 use crate::ops::etcd_snapshot;
 use crate::plan::restore::render_restore_plan;
 use crate::run::{JsonReporter, PlainReporter, Reporter};
@@ -122,44 +120,6 @@ pub fn render_table(files: &[SnapshotFile]) -> String {
         .collect()
 }
 
-/// Asks before a restore: `--yes` agrees; a terminal on stdin and stderr asks; otherwise refused.
-fn confirm_restore(global: &Global, c: &RestoreConsent) -> Result<(), OpsError> {
-    let mut text = format!("etcd restore will {}:\n", c.headline);
-    for i in &c.items {
-        text.push_str(&format!("  - {i}\n"));
-    }
-    text.push_str("This cannot be undone; it loses:\n");
-    for l in &c.losses {
-        text.push_str(&format!("  - {l}\n"));
-    }
-    if global.yes {
-        return Ok(());
-    }
-    if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
-        return Err(OpsError::NotConfirmed(format!(
-            "{text}etcd restore needs a confirmation, but there is no terminal to ask on; nothing \
-             was changed\n  hint: review it with `k3sctl etcd restore SNAPSHOT --dry-run`, then \
-             re-run with --yes"
-        )));
-    }
-    let term = dialoguer::console::Term::stderr();
-    term.write_str(&text)
-        .map_err(|e| OpsError::NotConfirmed(e.to_string()))?;
-    let yes = dialoguer::Confirm::new()
-        .with_prompt("Proceed?")
-        .default(false)
-        .wait_for_newline(true)
-        .interact_on_opt(&term)
-        .map_err(|e| OpsError::NotConfirmed(e.to_string()))?;
-    if yes == Some(true) {
-        Ok(())
-    } else {
-        Err(OpsError::NotConfirmed(
-            "etcd restore cancelled at the confirmation; nothing was changed".into(),
-        ))
-    }
-}
-
 fn run_restore(global: &Global, args: RestoreArgs) -> CommandResult {
     let reporter: Arc<dyn Reporter> = if global.json() {
         Arc::new(JsonReporter::default())
@@ -171,7 +131,7 @@ fn run_restore(global: &Global, args: RestoreArgs) -> CommandResult {
         dry_run: args.dry_run,
         timeout: Duration::from_secs(args.timeout.max(1)),
     };
-    let confirm = |c: &RestoreConsent| confirm_restore(global, c);
+    let confirm = confirmer(global, None);
     let report = block_on(etcd_restore::restore(
         &global.config,
         &args.snapshot,

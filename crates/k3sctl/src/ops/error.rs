@@ -62,9 +62,6 @@ pub enum OpsError {
     /// An etcd snapshot operation failed or cannot run on this cluster.
     #[error("{0}")]
     Etcd(String),
-    /// The command needed a person's agreement and did not get it; nothing was changed.
-    #[error("{0}")]
-    NotConfirmed(String),
     /// An etcd restore cannot start, or stopped part-way (then re-running it resumes).
     #[error(transparent)]
     Restore(#[from] crate::plan::restore::RestoreError),

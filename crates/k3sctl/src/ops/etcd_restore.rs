@@ -4,6 +4,7 @@
 //! on the restoring server remembers the restore between runs, so a run stopped anywhere (a
 //! lost connection, Ctrl-C, a killed k3sctl) is finished by running the same command again.
 
+use super::confirm::{Confirmer, ConsentRequest};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -44,17 +45,6 @@ pub struct RestoreOptions {
     pub timeout: Duration,
 }
 
-/// What a person is asked to agree to before anything changes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RestoreConsent {
-    /// One line: what will happen.
-    pub headline: String,
-    /// One line per host.
-    pub items: Vec<String>,
-    /// What is lost.
-    pub losses: Vec<String>,
-}
-
 /// A finished (or planned) restore.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -74,7 +64,7 @@ pub struct RestoreReport {
 }
 
 /// Pure: the confirmation text, naming what is lost.
-pub fn consent(plan: &RestorePlan, servers: &[String], agents: &[String]) -> RestoreConsent {
+pub fn consent(plan: &RestorePlan, servers: &[String], agents: &[String]) -> ConsentRequest {
     let mut items = vec![format!(
         "{}: K3s stopped, its etcd reset from {} (its current etcd data kept in \
          server/db/etcd-old-<time>), started again",
@@ -98,24 +88,25 @@ pub fn consent(plan: &RestorePlan, servers: &[String], agents: &[String]) -> Res
             agents.join(", ")
         ));
     }
-    RestoreConsent {
-        headline: format!(
+    ConsentRequest::new(
+        "etcd restore",
+        format!(
             "restore the cluster's etcd from {} (written at Unix time {}); the Kubernetes API is \
              down until {} is back",
             plan.snapshot, plan.taken, plan.server
         ),
         items,
-        losses: vec![
-            format!(
-                "every change made through the Kubernetes API after the snapshot (Unix time {}): \
+    )
+    .with_losses(vec![
+        format!(
+            "every change made through the Kubernetes API after the snapshot (Unix time {}): \
                  objects, namespaces, secrets, workloads' desired state",
-                plan.taken
-            ),
-            "nodes that joined after the snapshot re-register; Node objects of hosts not in the \
+            plan.taken
+        ),
+        "nodes that joined after the snapshot re-register; Node objects of hosts not in the \
              spec are deleted"
-                .into(),
-        ],
-    }
+            .into(),
+    ])
 }
 
 /// Pure: the observation script of a server.
@@ -250,7 +241,7 @@ pub async fn restore(
     path: &Path,
     wanted: &str,
     options: RestoreOptions,
-    confirm: &(dyn Fn(&RestoreConsent) -> Result<(), OpsError> + Sync),
+    confirm: &Confirmer,
     reporter: Arc<dyn Reporter>,
 ) -> Result<RestoreReport, OpsError> {
     let began = Instant::now();
@@ -280,7 +271,7 @@ pub async fn restore(
     if options.dry_run {
         return Ok(report);
     }
-    confirm(&consent(&report.plan, &hosts.servers, &hosts.agents))?;
+    confirm.ask(&consent(&report.plan, &hosts.servers, &hosts.agents))?;
     let mut run = Runner {
         hosts: &hosts,
         plan: report.plan.clone(),
