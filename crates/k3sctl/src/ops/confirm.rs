@@ -7,8 +7,8 @@
 use std::fmt;
 use std::sync::Arc;
 
-/// What an operation is about to do, for a person to agree to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What an operation is about to do, for a person to agree to (also shown by dry runs' JSON).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ConsentRequest {
     /// The command asking (`apply`, `upgrade`, `node remove`, ...).
     pub command: String,

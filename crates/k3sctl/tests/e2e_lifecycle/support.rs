@@ -50,6 +50,7 @@ pub fn k3sctl(s: &Scenario, args: &[&str]) -> Out {
     let out = Command::new(env!("CARGO_BIN_EXE_k3sctl"))
         .env("XDG_CACHE_HOME", cache)
         .env("NO_COLOR", "1")
+        .env_remove("K3SCTL_YES")
         .arg("-c")
         .arg(&s.spec)
         .args(args)

@@ -2,6 +2,7 @@
 //! the spec), the API through a server that stays, the plan they show and run, and the
 //! confirmation text.
 
+use crate::ops::confirm::ConsentRequest;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Arc;
@@ -21,19 +22,6 @@ use crate::run::{
 };
 use crate::spec::LoadedSpec;
 use crate::spec::model::{Host, Role};
-
-/// What a lifecycle operation asks a person to agree to (the CLI's confirmation shows it).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Consent {
-    /// The command (`node remove`, `node replace`, `reset`).
-    pub command: String,
-    /// One line: what will happen.
-    pub headline: String,
-    /// One line per host: its steps.
-    pub items: Vec<String>,
-    /// What cannot be undone.
-    pub losses: Vec<String>,
-}
 
 /// The joining half of `node replace`: the apply plan restricted to the new host.
 pub(super) struct Join {
@@ -101,7 +89,7 @@ impl LifecyclePlan {
     }
 
     /// What the confirmation shows.
-    pub fn consent(&self) -> Consent {
+    pub fn consent(&self) -> ConsentRequest {
         let mut items = Vec::new();
         if let Some(join) = &self.join
             && join.plan.has_changes()
@@ -112,12 +100,8 @@ impl LifecyclePlan {
             let steps: Vec<&str> = host.steps.iter().map(|s| s.kind()).collect();
             items.push(format!("{}: {}", host.host, steps.join(", ")));
         }
-        Consent {
-            command: self.command.to_string(),
-            headline: self.headline.clone(),
-            items,
-            losses: self.losses.clone(),
-        }
+        ConsentRequest::new(self.command, self.headline.clone(), items)
+            .with_losses(self.losses.clone())
     }
 
     /// Runs the plan: the lock, the join (if any), then the leaving hosts one at a time.

@@ -10,7 +10,7 @@ pub mod remove;
 pub mod replace;
 pub mod reset;
 
-pub use context::{Consent, LifecyclePlan, LifecycleReport};
+pub use context::{LifecyclePlan, LifecycleReport};
 pub use error::LifecycleError;
 pub use remove::{RemoveRequest, prepare_remove};
 pub use replace::{ReplaceRequest, prepare_replace};
