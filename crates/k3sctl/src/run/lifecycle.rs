@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use super::context::Shared;
 use super::events::{Event, EventKind};
 use super::host_steps::{Done, StepResult};
-use super::node_steps::drain_options;
+use super::node_steps::drain;
 use super::outcome::{HostOutcome, HostStatus, RunSummary};
 use super::service::QUICK;
 use super::step_error::StepError;
@@ -55,23 +55,7 @@ pub async fn run_lifecycle_step(
                 CordonOutcome::CordonedByOthers => "was already cordoned by someone else".into(),
             }))
         }
-        Step::Drain(settings) => {
-            let api = shared.api().await?;
-            let report = api
-                .drain(name, &drain_options(settings))
-                .await
-                .map_err(|e| StepError::api(format!("{name}: draining"), e))?;
-            Ok(Done::saying(format!(
-                "drained: {} pod(s) {}, {} left in place (DaemonSet or mirror pods)",
-                report.plan.evict.len(),
-                if report.bypassed_pdbs {
-                    "deleted (disableEviction)"
-                } else {
-                    "evicted"
-                },
-                report.plan.skip.len()
-            )))
-        }
+        Step::Drain(settings) => drain(shared, name, settings).await,
         Step::LeaveEtcd => {
             let api = shared.api().await?;
             let what = api

@@ -78,32 +78,7 @@ pub(super) async fn run_node_step(
                 },
             })
         }
-        Step::Drain(settings) => {
-            if settings.disable_eviction {
-                shared.reporter.report(Event::new(
-                    name,
-                    step.kind(),
-                    EventKind::Info,
-                    "disableEviction: deleting pods instead of evicting them, which bypasses \
-                     PodDisruptionBudgets",
-                ));
-            }
-            let api = shared.api().await?;
-            let report = api
-                .drain(name, &drain_options(settings))
-                .await
-                .map_err(|e| StepError::api(format!("{name}: draining"), e))?;
-            Ok(Done::saying(format!(
-                "drained: {} pod(s) {}, {} left in place",
-                report.plan.evict.len(),
-                if report.bypassed_pdbs {
-                    "deleted"
-                } else {
-                    "evicted"
-                },
-                report.plan.skip.len()
-            )))
-        }
+        Step::Drain(settings) => drain(shared, name, settings).await,
         Step::SwapBinary { from, to, marker } => {
             let ctx = context(shared)?;
             let (local, sha) = ctx.binaries.get(name).ok_or_else(|| {
@@ -150,6 +125,35 @@ pub(super) async fn run_node_step(
 }
 
 /// HA: refuses to take this server down unless every other member is a healthy voter.
+/// Drains `name` (upgrade and lifecycle alike): a warning first when `disableEviction` makes
+/// it delete pods past their PodDisruptionBudgets, then what was moved and what stayed.
+pub(super) async fn drain(shared: &Shared, name: &str, settings: &DrainSettings) -> StepResult {
+    if settings.disable_eviction {
+        shared.reporter.report(Event::new(
+            name,
+            "drain",
+            EventKind::Info,
+            "disableEviction: deleting pods instead of evicting them, which bypasses \
+             PodDisruptionBudgets",
+        ));
+    }
+    let api = shared.api().await?;
+    let report = api
+        .drain(name, &drain_options(settings))
+        .await
+        .map_err(|e| StepError::api(format!("{name}: draining"), e))?;
+    Ok(Done::saying(format!(
+        "drained: {} pod(s) {}, {} left in place (DaemonSet or mirror pods)",
+        report.plan.evict.len(),
+        if report.bypassed_pdbs {
+            "deleted (disableEviction)"
+        } else {
+            "evicted"
+        },
+        report.plan.skip.len()
+    )))
+}
+
 async fn check_quorum_before(shared: &Shared, name: &str) -> StepResult {
     let ctx = context(shared)?;
     let api = shared.api().await?;
