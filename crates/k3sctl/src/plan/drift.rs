@@ -261,8 +261,10 @@ fn arg_drift(host: &DesiredHost, node: &ObservedNode, restarts: bool, out: &mut 
         },
         hint: if restarts { None } else { hint },
     };
+    // Without a node-name argument K3s names the node after the host, so the Node's name is
+    // what an unset node-name means (a cluster the install script started, then adopted).
     let defaults = NodeDefaults {
-        hostname: None,
+        hostname: Some(node.name.clone()),
         internal_ip: node.internal_ip.clone(),
     };
     let parsed = node_args::rendered(host.role, config, &defaults)

@@ -181,6 +181,22 @@ fn k3s_arguments_that_the_config_does_not_give_are_drift() {
 }
 
 #[test]
+fn a_node_name_k3s_chose_itself_is_no_drift() {
+    let d = desired("http://mirror-a:5000");
+    let mut observed = converged(&d);
+    // Started by the install script without --node-name: K3s used the host name, which is what
+    // the spec's node-name says.
+    node(&mut observed, "agent-2").node_args = Some(r#"["agent","--node-ip","10.0.0.7"]"#.into());
+    let plan = compute_plan(&d, &observed).expect("plans");
+    assert_eq!(items(&plan, DriftKind::NodeArg), Vec::<&DriftItem>::new());
+    // A different name than the Node's still is.
+    node(&mut observed, "agent-2").node_args =
+        Some(r#"["agent","--node-name","other","--node-ip","10.0.0.7"]"#.into());
+    let plan = compute_plan(&d, &observed).expect("plans");
+    assert_eq!(items(&plan, DriftKind::NodeArg).len(), 1);
+}
+
+#[test]
 fn unknown_nodes_and_other_kubelet_versions_are_reported_never_planned() {
     let mut d = desired("http://mirror-a:5000");
     let mut observed = converged(&d);
