@@ -69,9 +69,10 @@ pub enum ConfirmError {
     /// Nobody can be asked (stdin or stderr is not a terminal) and `--yes` was not given.
     #[error(
         "{command} would {headline}, which needs a confirmation, but there is no terminal to \
-         ask on; nothing was changed\n{}  hint: review it with `k3sctl plan` (or a dry run), \
+         ask on; nothing was changed\n{}{}  hint: review it with `k3sctl plan` (or a dry run), \
          then re-run with --yes (or K3SCTL_YES=1) to confirm",
-        indent(.items)
+        indent(.items),
+        lost(.losses)
     )]
     NoTerminal {
         /// The command that asked.
@@ -80,6 +81,8 @@ pub enum ConfirmError {
         headline: String,
         /// The affected hosts and objects.
         items: Vec<String>,
+        /// What it would lose for good.
+        losses: Vec<String>,
     },
     /// The terminal could not be read.
     #[error("cannot ask for a confirmation on the terminal: {0}; nothing was changed")]
@@ -88,6 +91,14 @@ pub enum ConfirmError {
 
 fn indent(items: &[String]) -> String {
     items.iter().map(|i| format!("  - {i}\n")).collect()
+}
+
+fn lost(losses: &[String]) -> String {
+    if losses.is_empty() {
+        String::new()
+    } else {
+        format!("  it cannot be undone; it loses:\n{}", indent(losses))
+    }
 }
 
 /// Who answers a [`ConsentRequest`].
@@ -116,6 +127,7 @@ impl Confirm for NoOneToAsk {
             command: request.command.clone(),
             headline: request.headline.clone(),
             items: request.items.clone(),
+            losses: request.losses.clone(),
         })
     }
 }
@@ -184,6 +196,18 @@ mod tests {
         );
         assert!(text.contains("--yes"), "{text}");
         assert!(text.contains("nothing was changed"), "{text}");
+    }
+
+    #[test]
+    fn the_refusal_names_what_would_be_lost() {
+        let text = Confirmer::default()
+            .ask(&request().with_losses(vec!["the snapshots".into()]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.contains("it cannot be undone; it loses:\n  - the snapshots\n"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -149,15 +149,26 @@ async fn run_group(
     let mut out = Vec::new();
     let mut stopped_by: Option<String> = None;
     let mut running = FuturesUnordered::new();
-    let mut waiting = hosts.into_iter();
+    let mut waiting = hosts.into_iter().peekable();
+    // joinConcurrency is for nodes joining: a node already in the cluster (a restart) runs
+    // alone in its group, so a group never has two of its running nodes down at once.
+    let mut alone = false;
     loop {
-        while running.len() < limit.max(1) && stopped_by.is_none() && !first_failed {
+        while !alone && running.len() < limit.max(1) && stopped_by.is_none() && !first_failed {
+            let Some(next) = waiting.peek() else { break };
+            if next.in_cluster && !running.is_empty() {
+                break;
+            }
             let Some(host) = waiting.next() else { break };
+            alone = host.in_cluster;
             running.push(run_one(shared, transports, prepared, host));
         }
         let Some((name, status)) = running.next().await else {
             break;
         };
+        if running.is_empty() {
+            alone = false;
+        }
         if matches!(status, HostStatus::Failed { .. }) && stopped_by.is_none() {
             stopped_by = Some(name.clone());
         }

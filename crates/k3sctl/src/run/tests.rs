@@ -430,6 +430,28 @@ async fn join_concurrency_lets_a_few_agents_of_a_group_join_at_once() {
 }
 
 #[tokio::test]
+async fn join_concurrency_never_restarts_two_running_nodes_of_a_group_at_once() {
+    let options = RunOptions {
+        join_concurrency: [("g1".to_string(), 3)].into(),
+        ..Default::default()
+    };
+    let mut p = one_group(&["a1", "a2", "a3"]);
+    for h in p.hosts.iter_mut().filter(|h| h.host != "s1") {
+        h.in_cluster = true;
+    }
+    let (summary, lines, _) = run_with(&p, &[], options).await;
+    assert!(summary.success(), "{}", summary.render());
+    for (before, after) in [("a1", "a2"), ("a2", "a3")] {
+        let (_, ready) = start_and_ready(&lines, before);
+        let (start, _) = start_and_ready(&lines, after);
+        assert!(
+            start > ready,
+            "{after} went down before {before} was back: {lines:#?}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn the_default_applies_to_groups_without_their_own_setting() {
     let options = RunOptions {
         join_concurrency: [("g2".to_string(), 1)].into(),
