@@ -120,8 +120,11 @@ fn stop_referee(lab: &Lab, on: &str, endpoints: &[String]) -> Vec<Vec<String>> {
 /// Never two members down in one sample; every member seen down at least once (so the referee
 /// did see the restarts it judges).
 fn assert_one_at_a_time(what: &str, samples: &[Vec<String>], endpoints: &[String]) {
+    // A floor that only proves the referee ran: how many samples a rotation spans depends on
+    // the machine's speed (44 on a quiet CI machine, 74 under load); that every member was
+    // seen down below is what shows the referee watched the restarts.
     assert!(
-        samples.len() > 50,
+        samples.len() >= 10,
         "{what}: too few samples: {}",
         samples.len()
     );
