@@ -97,8 +97,13 @@ pub fn run(hosts: usize, groups: usize) -> anyhow::Result<PlannerFigures> {
 
     let converged = converged(&desired);
     let (plan_noop, noop_plan) = timed(|| compute_plan(&desired, &converged))?;
-    if noop_plan.has_changes() {
-        bail!("the converged cluster still has changes planned");
+    if let Some(h) = noop_plan.hosts.iter().find(|h| h.has_changes()) {
+        let kinds: Vec<&str> = h.steps.iter().map(|s| s.kind()).collect();
+        bail!(
+            "the converged cluster still has changes planned, e.g. {}: {}",
+            h.host,
+            kinds.join(", ")
+        );
     }
 
     // A tenth of the hosts see another registry mirror: their registries.yaml changed.
@@ -272,6 +277,7 @@ fn converged(d: &Desired) -> Observed {
             obs.service_active = true;
             obs.service_enabled = true;
             obs.has_token = h.role == NodeRole::Server;
+            obs.node_password = true;
             for f in &h.files {
                 if let Some((content, shown)) = f.content.resolve(Some(&token)) {
                     obs.files.insert(
@@ -297,8 +303,9 @@ fn converged(d: &Desired) -> Observed {
             owned_taints: Default::default(),
             etcd_voter: None,
             internal_ip: None,
-            labels: Default::default(),
-            owned_labels: Default::default(),
+            // The spec's labels are on the Node and recorded as k3sctl's, as after an apply.
+            labels: h.labels.clone(),
+            owned_labels: h.labels.keys().cloned().collect(),
             node_args: None,
         })
         .collect();
