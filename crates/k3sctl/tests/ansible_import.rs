@@ -154,7 +154,7 @@ fn k3s_ansible_yaml_layout_with_agent_subgroups() {
 
 const PROXMOX_INI: &str = "\
 [proxmox]
-pve1 ansible_host=192.168.1.10 ansible_user=root
+pve1 ansible_host=192.168.1.10 ansible_user=root ansible_ssh_common_args='-o UserKnownHostsFile=/etc/homelab/known_hosts'
 
 [k3s_controllers]
 k3sc1 pct_id=201 node_name=k3sc1
@@ -194,6 +194,14 @@ fn proxmox_pct_ini_layout() {
     );
     assert_eq!(cluster.spec.proxmox_hosts.len(), 1);
     assert_eq!(cluster.spec.proxmox_hosts[0].address, "192.168.1.10");
+    assert_eq!(
+        cluster.spec.proxmox_hosts[0]
+            .ssh
+            .as_ref()
+            .and_then(|s| s.known_hosts_file.as_deref()),
+        Some("/etc/homelab/known_hosts"),
+        "the Proxmox host's ansible_ssh_common_args are carried like the K3s hosts'"
+    );
     let vmids: Vec<u32> = cluster
         .spec
         .hosts

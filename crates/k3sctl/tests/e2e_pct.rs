@@ -481,11 +481,15 @@ fn imported_inventory_applies(lab: &Lab, nodes: &[Node], kubeconfig: &Path, bina
         );
         assert!(text.contains(&entry), "no {entry} in:\n{text}");
     }
-    std::fs::write(
-        &imported,
-        import::fill_in_pending_imports(&text, &lab.known_hosts(), &airgap.join("k3s")),
-    )
-    .expect("spec");
+    // Applied as imported: the known_hosts file (ansible_ssh_common_args) and the binary
+    // (airgap_dir) come from the inventory itself.
+    let known_hosts = format!("knownHostsFile: {}", lab.known_hosts().display());
+    let binary = format!("file: {}", airgap.join("k3s").display());
+    assert!(
+        text.contains(&known_hosts) && text.contains(&binary),
+        "the import did not carry ansible_ssh_common_args / airgap_dir:\n{text}"
+    );
+    std::fs::write(&imported, &text).expect("spec");
 
     let (ok, said) = run(&["--yes", "apply", "-c", &imported_arg]);
     assert!(ok, "apply of the imported spec failed:\n{said}");

@@ -5,10 +5,8 @@
 //! Node names are the containers' addresses, as in the seeds (their DNS, here /etc/hosts on the
 //! node and in the containers), so K3s gets no `node-ip` (it refuses a name there).
 //!
-//! Two values come from inventory variables that `init --from-ansible` does not carry yet
-//! (issue 14 owns them): `ansible_ssh_common_args` → the node's known_hosts file and
-//! `airgap_dir` → `k3s.binary.file`. Until it does, [`fill_in_pending_imports`] writes those two
-//! values where the import will put them, and nothing else.
+//! `ansible_ssh_common_args` gives the node's known_hosts file and `airgap_dir` the K3s binary,
+//! so the spec is applied exactly as imported.
 
 use std::path::Path;
 
@@ -53,28 +51,4 @@ pub fn names_resolve(lab: &Lab, nodes: &[Node]) {
         lab.exec(host, &format!("printf '{entries}' >> /etc/hosts"))
             .expect("/etc/hosts");
     }
-}
-
-/// Writes the known_hosts file and the binary that `ansible_ssh_common_args` and `airgap_dir`
-/// will give once the import carries them; a value the import already wrote is left alone.
-pub fn fill_in_pending_imports(spec: &str, known_hosts: &Path, binary: &Path) -> String {
-    let mut out = String::new();
-    for line in spec.lines() {
-        out.push_str(line);
-        out.push('\n');
-        let indent: String = line.chars().take_while(|c| *c == ' ').collect();
-        if line.trim_start().starts_with("identityFile:") && !spec.contains("knownHostsFile:") {
-            out.push_str(&format!(
-                "{indent}knownHostsFile: {}\n",
-                known_hosts.display()
-            ));
-        }
-        if line.trim() == "k3s:" && !spec.contains("binary:") {
-            out.push_str(&format!(
-                "{indent}  binary:\n{indent}    file: {}\n",
-                binary.display()
-            ));
-        }
-    }
-    out
 }

@@ -18,6 +18,7 @@ pub(super) fn find_proxmox(
     inventory: &Inventory,
     vars: &Vars,
     options: &ConvertOptions,
+    warnings: &mut Vec<String>,
 ) -> Result<ProxmoxHost, InventoryError> {
     let from_flag_or_var = options
         .proxmox_host
@@ -47,18 +48,19 @@ pub(super) fn find_proxmox(
     for group in PROXMOX_GROUPS {
         if let Some(host) = inventory.members(group).first() {
             let host_vars = inventory.vars_of(host);
+            let mut ssh = ssh_settings(&host_vars).unwrap_or_else(|| SshSettings {
+                user: Some("root".to_owned()),
+                ..SshSettings::default()
+            });
+            // Its known_hosts file, jump host, ... as for the K3s hosts.
+            super::extras::ssh_args(&host_vars, &mut ssh, warnings);
             return Ok(ProxmoxHost {
                 name: host.to_ascii_lowercase(),
                 address: host_vars
                     .get("ansible_host")
                     .cloned()
                     .unwrap_or_else(|| host.clone()),
-                ssh: ssh_settings(&host_vars).or_else(|| {
-                    Some(SshSettings {
-                        user: Some("root".to_owned()),
-                        ..SshSettings::default()
-                    })
-                }),
+                ssh: Some(ssh),
             });
         }
     }

@@ -173,7 +173,7 @@ pub fn convert(
             let pve = match &proxmox {
                 Some(pve) => pve.clone(),
                 None => {
-                    let found = find_proxmox(inventory, &vars, options)?;
+                    let found = find_proxmox(inventory, &vars, options, &mut warnings)?;
                     proxmox = Some(found.clone());
                     found
                 }
