@@ -19,13 +19,7 @@ pub const LABELS_SET_BY_K3SCTL: &str = "k3sctl.io/labels";
 
 /// Pure: the label keys k3sctl recorded as its own, from the annotation's value.
 pub fn owned_labels(annotation: Option<&str>) -> BTreeSet<String> {
-    annotation
-        .unwrap_or_default()
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect()
+    super::ownership::owned_set(annotation)
 }
 
 /// What enforcing the labels changes on one node.
@@ -91,13 +85,7 @@ pub async fn enforce_labels(
         .await
         .map_err(|e| KubeError::api(format!("reading node {name}"), e))?;
     let current = node.metadata.labels.clone().unwrap_or_default();
-    let owned_before = owned_labels(
-        node.metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(LABELS_SET_BY_K3SCTL))
-            .map(String::as_str),
-    );
+    let owned_before = super::ownership::recorded(&node, LABELS_SET_BY_K3SCTL);
     let change = plan_labels(&current, &owned_before, wanted, adopt);
     if !change.writes(&owned_before) {
         return Ok(change);
@@ -122,12 +110,7 @@ fn label_patch(node: &Node, change: &LabelChange) -> serde_json::Value {
     for key in &change.remove {
         labels.insert(key.clone(), serde_json::Value::Null);
     }
-    let owned: Vec<&str> = change.owned.iter().map(String::as_str).collect();
-    let record = if owned.is_empty() {
-        serde_json::Value::Null
-    } else {
-        json!(owned.join(","))
-    };
+    let record = super::ownership::record_value(&change.owned);
     json!({
         "metadata": {
             "resourceVersion": node.metadata.resource_version,

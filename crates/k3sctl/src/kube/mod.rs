@@ -13,6 +13,7 @@ mod health;
 mod labels;
 mod node_password;
 mod nodes;
+mod ownership;
 mod pdb;
 mod remove;
 mod snapshots;

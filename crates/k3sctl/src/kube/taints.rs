@@ -53,13 +53,7 @@ fn identity(text: &str) -> String {
 
 /// Pure: the taints k3sctl recorded as its own, from the annotation's value.
 pub fn owned_taints(annotation: Option<&str>) -> BTreeSet<String> {
-    annotation
-        .unwrap_or_default()
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect()
+    super::ownership::owned_set(annotation)
 }
 
 /// What enforcing the taints changes on one node.
@@ -142,13 +136,7 @@ pub async fn enforce_taints(
         .and_then(|s| s.taints.clone())
         .unwrap_or_default();
     let current: Vec<String> = taints.iter().map(taint_text).collect();
-    let owned_before = owned_taints(
-        node.metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(TAINTS_SET_BY_K3SCTL))
-            .map(String::as_str),
-    );
+    let owned_before = super::ownership::recorded(&node, TAINTS_SET_BY_K3SCTL);
     let change = plan_taints(&current, &owned_before, wanted, adopt);
     if !change.writes(&owned_before) {
         return Ok(change);
@@ -158,12 +146,7 @@ pub async fn enforce_taints(
         .filter(|t| !change.remove.contains(&taint_text(t)))
         .collect();
     next.extend(change.add.iter().filter_map(|t| parse_taint(t)));
-    let owned: Vec<&str> = change.owned.iter().map(String::as_str).collect();
-    let annotation = if owned.is_empty() {
-        serde_json::Value::Null
-    } else {
-        json!(owned.join(","))
-    };
+    let annotation = super::ownership::record_value(&change.owned);
     let patch = json!({
         "metadata": {
             "resourceVersion": node.metadata.resource_version,

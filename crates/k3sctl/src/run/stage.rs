@@ -202,6 +202,16 @@ pub async fn swap_in(
 mod tests {
     use super::*;
 
+    /// Runs a script with sh, its trimmed stdout.
+    fn sh(script: &str) -> String {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .output()
+            .expect("sh");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
     #[tokio::test]
     async fn the_swap_only_uses_a_staged_file_with_the_right_hash() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -220,22 +230,14 @@ mod tests {
             binary_record: &br,
         };
         let script = swap_script_at(&paths, &"a".repeat(64));
-        let run = |script: &str| {
-            let out = std::process::Command::new("sh")
-                .arg("-c")
-                .arg(script)
-                .output()
-                .expect("sh");
-            String::from_utf8_lossy(&out.stdout).trim().to_string()
-        };
         std::fs::write(&binary, b"old").expect("write");
         std::fs::write(&staged, b"wrong").expect("write");
-        assert_eq!(run(&script), "missing");
+        assert_eq!(sh(&script), "missing");
         assert_eq!(std::fs::read(&binary).expect("read"), b"old");
         let sha = crate::host::hash::sha256_hex(b"new");
         let script = script.replace(&"a".repeat(64), &sha);
         std::fs::write(&staged, b"new").expect("write");
-        assert_eq!(run(&script), "swapped");
+        assert_eq!(sh(&script), "swapped");
         assert_eq!(std::fs::read(&binary).expect("read"), b"new");
         assert!(!staged.exists());
         // The installed binary's record was written: its hash is not computed again.
@@ -244,7 +246,7 @@ mod tests {
                 .expect("binary record")
                 .starts_with(&sha)
         );
-        assert_eq!(run(&script), "present");
+        assert_eq!(sh(&script), "present");
     }
 
     #[tokio::test]
@@ -262,26 +264,18 @@ mod tests {
             staged_record: &sr,
             binary_record: &br,
         };
-        let run = |script: &str| {
-            let out = std::process::Command::new("sh")
-                .arg("-c")
-                .arg(script)
-                .output()
-                .expect("sh");
-            String::from_utf8_lossy(&out.stdout).trim().to_string()
-        };
         std::fs::write(&b, b"old").expect("write");
         std::fs::write(&st, b"staged").expect("write");
         // A record claiming another hash for the unchanged staged file is believed: the swap
         // goes by the record (which only k3sctl writes, right after the host verified it)...
         let marker = "f".repeat(64);
-        run(&record_script(&st, &sr, &marker));
-        assert_eq!(run(&swap_script_at(&paths, &marker)), "swapped");
+        sh(&record_script(&st, &sr, &marker));
+        assert_eq!(sh(&swap_script_at(&paths, &marker)), "swapped");
         // ...but not once the staged file changed: then it is hashed and refused.
         std::fs::remove_file(&br).expect("forget the installed binary's record");
         std::fs::write(&st, b"staged").expect("write");
-        run(&record_script(&st, &sr, &marker));
+        sh(&record_script(&st, &sr, &marker));
         std::fs::write(&st, b"tampered!").expect("write");
-        assert_eq!(run(&swap_script_at(&paths, &marker)), "missing");
+        assert_eq!(sh(&swap_script_at(&paths, &marker)), "missing");
     }
 }
