@@ -179,6 +179,12 @@ async fn exit_master(control: &Path) -> std::io::Result<()> {
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "ssh -O exit hung"))??;
     if out.status.success() {
+        // The master answers the exit request before it unlinks its socket: wait (briefly) for
+        // it to be gone, so that "closed" means the next connect cannot find this master.
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        while control.exists() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         Ok(())
     } else {
         Err(std::io::Error::other(
