@@ -1,7 +1,9 @@
 //! End-to-end: replacing a server of a 3-server embedded-etcd cluster by a fourth host with
 //! `node replace` (surge first, then remove). An etcdctl loop on a server that stays samples the
 //! health of all four endpoints every ~0.1 s: never fewer than 2 healthy voters (in fact never
-//! fewer than 3); afterwards etcdctl's member list has the new server and not the old one, the
+//! fewer than 3), also when the server leaving leads etcd (the test makes it the leader first:
+//! k3sctl must hand leadership over before removing it, or every endpoint fails for an election
+//! timeout); afterwards etcdctl's member list has the new server and not the old one, the
 //! old Node is deleted and K3s on the old host is stopped.
 
 #[allow(dead_code)]
@@ -45,6 +47,81 @@ fn members(s: &Scenario, on: &str) -> Vec<String> {
         .collect()
 }
 
+/// Per member name prefix (node name): its id and whether it leads, from `endpoint status`.
+fn leaders(s: &Scenario, on: &str) -> Vec<(String, u64, bool)> {
+    let names = s
+        .lab()
+        .exec(
+            on,
+            &format!("{ETCDCTL} --endpoints https://127.0.0.1:2379 member list -w json"),
+        )
+        .expect("etcdctl member list");
+    let names: serde_json::Value = serde_json::from_str(names.trim()).expect("member list json");
+    let out = s
+        .lab()
+        .exec(
+            on,
+            &format!(
+                "{ETCDCTL} --endpoints https://127.0.0.1:2379 endpoint status --cluster -w json"
+            ),
+        )
+        .expect("etcdctl endpoint status");
+    let list: serde_json::Value = serde_json::from_str(out.trim()).expect("status json");
+    list.as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|e| {
+            let id = e["Status"]["header"]["member_id"].as_u64()?;
+            let leads = e["Status"]["leader"].as_u64() == Some(id);
+            let name = names["members"]
+                .as_array()?
+                .iter()
+                .find(|m| m["ID"].as_u64() == Some(id))?["name"]
+                .as_str()?
+                .to_string();
+            Some((name, id, leads))
+        })
+        .collect()
+}
+
+/// Makes `node`'s member the etcd leader (the case where removing it would leave the others
+/// without a leader until an election timeout, unless k3sctl hands leadership over first).
+fn make_leader(s: &Scenario, on: &str, node: &str) {
+    let prefix = format!("{node}-");
+    let now = leaders(s, on);
+    let (_, target, already) = now
+        .iter()
+        .find(|(name, _, _)| name.starts_with(&prefix))
+        .cloned()
+        .unwrap_or_else(|| panic!("no member of {node}: {now:?}"));
+    if !already {
+        let leader = s
+            .lab()
+            .hosts()
+            .iter()
+            .find(|x| {
+                now.iter()
+                    .any(|(name, _, leads)| *leads && name.starts_with(&format!("{}-", x.name)))
+            })
+            .map(|x| format!("https://{}:2379", x.address))
+            .unwrap_or_else(|| panic!("no leader: {now:?}"));
+        s.lab()
+            .exec(
+                on,
+                &format!("{ETCDCTL} --endpoints {leader} move-leader {target:x}"),
+            )
+            .expect("etcdctl move-leader");
+    }
+    let after = leaders(s, on);
+    assert!(
+        after
+            .iter()
+            .any(|(name, _, leads)| *leads && name.starts_with(&prefix)),
+        "{node} does not lead: {after:?}"
+    );
+}
+
 #[test]
 fn a_server_is_replaced_without_losing_quorum() {
     let s = Scenario::boot("srep", 4);
@@ -85,6 +162,8 @@ fn a_server_is_replaced_without_losing_quorum() {
         .iter()
         .map(|x| format!("https://{}:2379", x.address))
         .collect();
+    // The hard case: the server leaving leads etcd.
+    make_leader(&s, s0, old);
     start_health_loop(s.lab(), s0, &endpoints);
     let t = Instant::now();
     let out = k3sctl(&s, &["--yes", "node", "replace", old, "--with", new]);
@@ -108,6 +187,11 @@ fn a_server_is_replaced_without_losing_quorum() {
         "fewer than 2 healthy voters at some moment: {healthy:?}"
     );
     assert_eq!(most, 4, "the surge (4 healthy members) was never seen");
+    assert!(
+        out.text.contains("etcd leadership moved to"),
+        "leadership was not handed over before {old} left:\n{}",
+        out.text
+    );
     let after = members(&s, s0);
     assert_eq!(after.len(), 3, "{after:?}");
     assert!(

@@ -166,7 +166,8 @@ pub enum Step {
     },
     /// Remove the server's etcd member through K3s's member controller (annotation
     /// `etcd.k3s.cattle.io/remove=true`) once quorum allows it, wait for `removed-node-name`
-    /// and a shorter member list.
+    /// and a shorter member list. When the member leads etcd, leadership is moved to another
+    /// voter first (no election gap).
     LeaveEtcd,
     /// Stop the K3s service and disable it (K3s stays installed; a reboot does not start it).
     StopService,
@@ -355,8 +356,8 @@ impl Step {
                  so K3s would reject it as a duplicate hostname"
                 .to_string(),
             Self::LeaveEtcd => {
-                "remove its etcd member (etcd.k3s.cattle.io/remove=true), wait until \
-                 etcd's member list no longer has it"
+                "remove its etcd member (etcd.k3s.cattle.io/remove=true; leadership moved off \
+                 it first if it leads), wait until etcd's member list no longer has it"
                     .to_string()
             }
             Self::StopService => format!("stop and disable {unit}"),

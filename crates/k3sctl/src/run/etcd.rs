@@ -1,8 +1,8 @@
 //! The embedded etcd of a running server, through etcd's JSON gateway on its loopback client
 //! port with K3s's client certificate (`server/tls/etcd/client.crt`, as docs.k3s.io/advanced
-//! shows for etcdctl): listing members, and removing the stale member of a server that lost its
+//! shows for etcdctl): listing members, removing the stale member of a server that lost its
 //! data so that it can join again (K3s refuses a join while a member of the same node name
-//! exists: "duplicate node name found").
+//! exists: "duplicate node name found"), and moving leadership off a member about to leave.
 
 use serde::Deserialize;
 
@@ -110,6 +110,98 @@ async fn remove_once(server: &dyn Transport, id: &str) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
+/// What a member says about itself (`/v3/maintenance/status`): its own id and the leader's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalStatus {
+    /// The answering member's id.
+    pub member_id: String,
+    /// The current leader's id (`0` while there is none).
+    pub leader: String,
+}
+
+impl LocalStatus {
+    /// Whether the answering member leads the cluster.
+    pub fn is_leader(&self) -> bool {
+        self.leader != "0" && self.leader == self.member_id
+    }
+}
+
+/// A uint64 as the gateway writes it (a string), or as a JSON number.
+fn id_text(v: &serde_json::Value) -> Option<String> {
+    match v {
+        serde_json::Value::String(text) => Some(text.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// Parses the gateway's `/v3/maintenance/status` answer.
+pub fn parse_status(json: &str) -> Result<LocalStatus, String> {
+    let v: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| format!("unexpected etcd status: {e}"))?;
+    let member_id = id_text(&v["header"]["member_id"])
+        .ok_or_else(|| "etcd status has no header.member_id".to_string())?;
+    // A cluster without a leader omits the (zero) field.
+    let leader = id_text(&v["leader"]).unwrap_or_else(|| "0".to_owned());
+    Ok(LocalStatus { member_id, leader })
+}
+
+/// Asks the member behind `server`'s loopback client port about itself.
+pub async fn local_status(server: &dyn Transport) -> Result<LocalStatus, String> {
+    let req = ExecRequest::new(gateway_script("/v3/maintenance/status", "{}"))
+        .sudo(true)
+        .timeout(Some(QUICK))
+        .describe("reading etcd's status");
+    let out = server.exec_checked(req).await.map_err(|e| e.to_string())?;
+    parse_status(&out.stdout_text())
+}
+
+/// The voter that should take over leadership from `leaving`: a started voting member other
+/// than it (the last such in etcd's list).
+pub fn successor<'a>(members: &'a [EtcdMember], leaving: &str) -> Option<&'a EtcdMember> {
+    members
+        .iter()
+        .rev()
+        .find(|m| m.id != leaving && !m.learner && !m.name.is_empty())
+}
+
+/// What [`hand_over_leadership`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HandOver {
+    /// The member behind the server did not lead: nothing to do.
+    NotLeader,
+    /// Leadership moved to the named member.
+    MovedTo(String),
+}
+
+/// Moves etcd leadership off the member behind `server` when it leads, before that member is
+/// removed: removing the leader itself leaves the others without one until an election timeout
+/// passes, and every request in between fails (cluster-api-k3s forwards leadership before a
+/// deletion for the same reason). `MoveLeader` is answered once the transfer is done; the status
+/// is read again to be sure.
+pub async fn hand_over_leadership(server: &dyn Transport) -> Result<HandOver, String> {
+    let status = local_status(server).await?;
+    if !status.is_leader() {
+        return Ok(HandOver::NotLeader);
+    }
+    let members = list_members(server).await?;
+    let to = successor(&members, &status.member_id)
+        .ok_or_else(|| "no other voting member to lead the cluster".to_string())?;
+    let body = format!("{{\"targetID\":\"{}\"}}", to.id);
+    let req = ExecRequest::new(gateway_script("/v3/maintenance/transfer-leadership", &body))
+        .sudo(true)
+        .timeout(Some(QUICK))
+        .describe(format!("moving etcd leadership to {}", to.name));
+    let moved = server.exec_checked(req).await.map_err(|e| e.to_string());
+    let after = local_status(server).await?;
+    if after.is_leader() {
+        return Err(moved
+            .err()
+            .unwrap_or_else(|| format!("it still leads after handing leadership to {}", to.name)));
+    }
+    Ok(HandOver::MovedTo(to.name.clone()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,5 +237,39 @@ mod tests {
         let script = gateway_script("/v3/cluster/member/remove", "{\"ID\":\"7\"}");
         assert!(script.contains("--cert /var/lib/rancher/k3s/server/tls/etcd/client.crt"));
         assert!(script.contains("'{\"ID\":\"7\"}'"), "{script}");
+    }
+
+    #[test]
+    fn the_status_names_the_member_and_its_leader() {
+        let leading = r#"{"header":{"cluster_id":"9","member_id":"77","revision":"5"},"version":"3.4.23","leader":"77"}"#;
+        let status = parse_status(leading).expect("parses");
+        assert!(status.is_leader());
+        let following = parse_status(r#"{"header":{"member_id":"77"},"leader":"12"}"#).unwrap();
+        assert!(!following.is_leader());
+        let electing = parse_status(r#"{"header":{"member_id":"77"}}"#).unwrap();
+        assert_eq!(electing.leader, "0");
+        assert!(!electing.is_leader());
+        assert!(parse_status(r#"{"leader":"1"}"#).is_err());
+        assert!(parse_status("curl: (7) refused").is_err());
+    }
+
+    #[test]
+    fn leadership_goes_to_the_newest_started_voter() {
+        let member = |id: &str, name: &str, learner: bool| EtcdMember {
+            id: id.into(),
+            name: name.into(),
+            peer_urls: vec![],
+            learner,
+        };
+        let members = vec![
+            member("1", "s1-aa", false),
+            member("2", "s2-bb", false),
+            member("3", "s3-cc", false),
+            member("4", "s4-dd", true),
+            member("5", "", false),
+        ];
+        assert_eq!(successor(&members, "1").map(|m| m.id.as_str()), Some("3"));
+        assert_eq!(successor(&members, "3").map(|m| m.id.as_str()), Some("2"));
+        assert!(successor(&members[..1], "1").is_none());
     }
 }

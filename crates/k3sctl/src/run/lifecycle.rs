@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::context::Shared;
+use super::etcd::{self, HandOver};
 use super::events::{Event, EventKind};
 use super::host_steps::{Done, StepResult};
 use super::node_steps::drain;
@@ -57,12 +58,26 @@ pub async fn run_lifecycle_step(
         }
         Step::Drain(settings) => drain(shared, name, settings).await,
         Step::LeaveEtcd => {
+            // Leadership first (when the host answers): removing the leader itself leaves the
+            // cluster without one for an election timeout. A member that cannot be asked (K3s
+            // stopped, host gone) is not leading either, so that is no reason to stop.
+            let handed = match transport {
+                Some(t) => match etcd::hand_over_leadership(t).await {
+                    Ok(HandOver::MovedTo(to)) => format!("etcd leadership moved to {to}; "),
+                    Ok(HandOver::NotLeader) => String::new(),
+                    Err(e) => {
+                        tracing::warn!(host = %name, "could not move etcd leadership off it: {e}");
+                        format!("etcd leadership not moved ({e}); ")
+                    }
+                },
+                None => String::new(),
+            };
             let api = shared.api().await?;
             let what = api
                 .leave_etcd(name, API_WAIT)
                 .await
                 .map_err(|e| StepError::api(format!("{name}: removing its etcd member"), e))?;
-            Ok(Done::saying(what))
+            Ok(Done::saying(format!("{handed}{what}")))
         }
         Step::DeleteNode => {
             let api = shared.api().await?;
