@@ -77,6 +77,13 @@ pub async fn run(s: Settings) -> Result<(), Fatal> {
     crate::log::info(format!(
         "k3s agent is up and running; node {node_name} registered with {server}"
     ));
+    let api = std::sync::Arc::new(api);
+    tokio::spawn(crate::certmonitor::run(
+        crate::certmonitor::Sink::Remote(api.clone()),
+        dd.clone(),
+        node_name.clone(),
+        false,
+    ));
     tokio::select! {
         _ = heartbeats(api, node_name) => {}
         _ = crate::signals::wait_for_shutdown() => {}
@@ -277,7 +284,7 @@ async fn renew_lease(api: &Balancer, name: &str) {
 
 /// Posts node status and renews the Lease right away (as a starting kubelet does, so a fresh
 /// Ready heartbeat follows the start at once), then every `K3S_SIM_HEARTBEAT`.
-async fn heartbeats(api: Balancer, name: String) {
+async fn heartbeats(api: std::sync::Arc<Balancer>, name: String) {
     let path = format!("/api/v1/nodes/{name}/status");
     let mut since: Option<String> = None;
     let mut last_refresh = std::time::Instant::now();

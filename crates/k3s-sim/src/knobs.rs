@@ -31,6 +31,12 @@ pub fn retry() -> Duration {
     duration("K3S_SIM_RETRY", Duration::from_secs(2))
 }
 
+/// `K3S_SIM_CERT_CHECK`: how often each node's certificate monitor looks at its certificates
+/// (K3s: every 30 minutes).
+pub fn cert_check() -> Duration {
+    duration("K3S_SIM_CERT_CHECK", Duration::from_secs(30 * 60))
+}
+
 /// `K3S_SIM_MANIFEST_SCAN`: how often server/manifests is scanned.
 pub fn manifest_scan() -> Duration {
     duration("K3S_SIM_MANIFEST_SCAN", Duration::from_secs(5))

@@ -5,6 +5,7 @@ pub mod agent;
 pub mod api;
 pub mod bootstrap;
 pub mod certcmd;
+pub mod certmonitor;
 pub mod certs;
 pub mod cli;
 pub mod clock;

@@ -1,6 +1,8 @@
 //! The deploy controller: YAML/JSON files in server/manifests are applied as objects (an Addon
-//! object per file records its checksum); changed files are re-applied; deleting a file does not
-//! delete its objects; a `<file>.skip` beside a file skips it.
+//! object per file records its checksum); every file is applied at start whatever its Addon
+//! records, afterwards only a changed file (content unlike its Addon's checksum), so an object
+//! edited through the API stays so until the next start or file change; deleting a file does
+//! not delete its objects; a `<file>.skip` beside a file skips it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -117,22 +119,28 @@ fn apply_file(store: &ObjectStore, path: &Path, text: &str, checksum: &str) {
     }
 }
 
-/// Applies new and changed manifest files; returns how many files were applied.
-pub fn scan_once(store: &ObjectStore, dir: &Path, seen: &mut BTreeMap<PathBuf, String>) -> usize {
+/// Applies new and changed manifest files (with `force`, as at start: every file); returns how
+/// many files were applied.
+pub fn scan_once(
+    store: &ObjectStore,
+    dir: &Path,
+    seen: &mut BTreeMap<PathBuf, String>,
+    force: bool,
+) -> usize {
     let mut applied = 0;
     for path in manifest_files(dir) {
         let Ok(text) = std::fs::read_to_string(&path) else {
             continue;
         };
         let checksum = hex::encode(sha2::Sha256::digest(text.as_bytes()));
-        if seen.get(&path) == Some(&checksum) {
+        if !force && seen.get(&path) == Some(&checksum) {
             continue;
         }
         let key = ResourceKey::new("addons.k3s.cattle.io", "kube-system", &addon_name(&path));
         let recorded = store
             .get(&key)
             .and_then(|a| a["spec"]["checksum"].as_str().map(str::to_string));
-        if recorded.as_deref() != Some(checksum.as_str()) {
+        if force || recorded.as_deref() != Some(checksum.as_str()) {
             apply_file(store, &path, &text, &checksum);
             applied += 1;
         }
@@ -145,8 +153,9 @@ pub fn scan_once(store: &ObjectStore, dir: &Path, seen: &mut BTreeMap<PathBuf, S
 pub async fn watch(store: Arc<ObjectStore>, dir: PathBuf) {
     let _ = std::fs::create_dir_all(&dir);
     let mut seen = BTreeMap::new();
+    let mut force = true;
     loop {
-        scan_once(&store, &dir, &mut seen);
+        scan_once(&store, &dir, &mut seen, std::mem::take(&mut force));
         tokio::time::sleep(crate::knobs::manifest_scan()).await;
     }
 }
@@ -172,7 +181,7 @@ mod tests {
         )
         .expect("write");
         let mut seen = BTreeMap::new();
-        assert_eq!(scan_once(&store, &mdir, &mut seen), 1);
+        assert_eq!(scan_once(&store, &mdir, &mut seen, true), 1);
         let hcc = store
             .get(&ResourceKey::new(
                 "helmchartconfigs.helm.cattle.io",
@@ -196,12 +205,31 @@ mod tests {
                 .is_some()
         );
         assert_eq!(
-            scan_once(&store, &mdir, &mut seen),
+            scan_once(&store, &mdir, &mut seen, false),
             0,
             "unchanged files are not re-applied"
         );
+        // An object edited through the API stays so while the file is unchanged; a start (a
+        // new controller: force) applies the file again.
+        let hcc_key = ResourceKey::new("helmchartconfigs.helm.cattle.io", "kube-system", "traefik");
+        store
+            .modify(&hcc_key, |o| {
+                o["spec"]["valuesContent"] = json!("edited");
+                Ok(())
+            })
+            .expect("edit");
+        assert_eq!(scan_once(&store, &mdir, &mut seen, false), 0);
+        assert_eq!(
+            store.get(&hcc_key).expect("hcc")["spec"]["valuesContent"],
+            "edited"
+        );
+        assert_eq!(scan_once(&store, &mdir, &mut BTreeMap::new(), true), 1);
+        assert_eq!(
+            store.get(&hcc_key).expect("hcc")["spec"]["valuesContent"],
+            "a: 1\n"
+        );
         std::fs::write(mdir.join("k3sctl-traefik.yaml"), "apiVersion: helm.cattle.io/v1\nkind: HelmChartConfig\nmetadata:\n  name: traefik\n  namespace: kube-system\nspec:\n  valuesContent: \"b: 2\"\n").expect("write");
-        assert_eq!(scan_once(&store, &mdir, &mut seen), 1);
+        assert_eq!(scan_once(&store, &mdir, &mut seen, false), 1);
         let hcc = store
             .get(&ResourceKey::new(
                 "helmchartconfigs.helm.cattle.io",
@@ -211,7 +239,7 @@ mod tests {
             .expect("hcc");
         assert_eq!(hcc["spec"]["valuesContent"], "b: 2");
         std::fs::remove_file(mdir.join("k3sctl-traefik.yaml")).expect("rm");
-        scan_once(&store, &mdir, &mut seen);
+        scan_once(&store, &mdir, &mut seen, false);
         assert!(
             store
                 .get(&ResourceKey::new("configmaps", "default", "c1"))

@@ -176,6 +176,12 @@ pub async fn run(s: Settings) -> Result<(), Fatal> {
             node_name.clone(),
             etcd_handle.clone(),
         ));
+        tokio::spawn(crate::certmonitor::run(
+            crate::certmonitor::Sink::Local(store.clone()),
+            dd.clone(),
+            node_name.clone(),
+            true,
+        ));
     }
 
     // Controllers run on one server: the holder of the kube-system/k3s lease (always this one

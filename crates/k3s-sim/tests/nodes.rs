@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Cluster, server_token, wait_for};
+use common::{Cluster, cert_events, server_token, wait_for};
 
 #[test]
 fn agents_join_and_kubectl_node_operations_work() {
@@ -35,6 +35,13 @@ fn agents_join_and_kubectl_node_operations_work() {
     .expect("write");
     a1.start();
     c.wait_node_status(&kc, "a1", "Ready", Duration::from_secs(30));
+    // The agent's certificate monitor posts through the API: its year-long certificates are ok.
+    let ok = wait_for(
+        "a1's CertificateExpirationOK",
+        Duration::from_secs(10),
+        || cert_events(&c, &kc, "a1", "CertificateExpirationOK").pop(),
+    );
+    assert_eq!((ok.0.as_str(), ok.2), ("Normal", 1));
     let hosts = std::fs::read_to_string(
         a1.path("/var/lib/rancher/k3s/agent/etc/containerd/certs.d/_default/hosts.toml"),
     )

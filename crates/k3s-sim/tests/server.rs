@@ -6,7 +6,7 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-use common::{Cluster, server_token, wait_for};
+use common::{Cluster, cert_events, server_token, wait_for};
 
 #[test]
 fn first_start_writes_token_kubeconfig_and_notifies_systemd() {
@@ -333,9 +333,33 @@ fn expired_client_certificates_fail_with_the_x509_error_until_rotated() {
     let c = Cluster::new();
     let mut s = c.server("s1", "v1.33.5+k3s1", &[]);
     s.env.push(("K3S_SIM_CERT_LIFETIME".into(), "8s".into()));
+    s.env.push(("K3S_SIM_CERT_CHECK".into(), "1s".into()));
     s.start();
     let kc = c.wait_ready(&mut s);
     c.kubectl_ok(&kc, &["get", "nodes"]);
+    // K3s's certificate monitor: certificates within the renewal window are a Warning Event on
+    // the Node, repeated looks counted on the same Event.
+    let warned = wait_for(
+        "a counted CertificateExpirationWarning",
+        Duration::from_secs(5),
+        || {
+            cert_events(&c, &kc, "s1", "CertificateExpirationWarning")
+                .into_iter()
+                .find(|(_, _, count)| *count >= 2)
+        },
+    );
+    assert_eq!(warned.0, "Warning");
+    assert!(
+        warned
+            .1
+            .starts_with("Node certificates require attention - restart k3s on this node")
+            && warned.1.contains(
+                "admin/client-admin.crt: certificate CN=system:admin will expire within 120 days"
+            ),
+        "{}",
+        warned.1
+    );
+    assert_eq!(cert_events(&c, &kc, "s1", "CertificateExpirationOK"), []);
     let exported = c.dir.path().join("exported.yaml");
     std::fs::copy(&kc, &exported).expect("export");
     let err = wait_for("certificates to expire", Duration::from_secs(30), || {
@@ -390,6 +414,11 @@ fn expired_client_certificates_fail_with_the_x509_error_until_rotated() {
     s.env.clear();
     s.start();
     c.wait_ready(&mut s);
+    // Renewed for a year: the first look after this start says so.
+    let ok = wait_for("CertificateExpirationOK", Duration::from_secs(5), || {
+        cert_events(&c, &kc, "s1", "CertificateExpirationOK").pop()
+    });
+    assert_eq!(ok.0, "Normal");
     let check = std::process::Command::new(&s.binary)
         .args(["certificate", "check", "--data-dir", "/var/lib/rancher/k3s"])
         .env("K3S_SIM_ROOT", &s.root)

@@ -45,6 +45,17 @@ fn apply_installs_joins_exports_and_a_second_apply_changes_nothing() {
             labelled.push_str("    labels: {zone: a}\n");
         }
     }
+    // The server's manifests: a HelmChartConfig override and an extra manifest (their objects'
+    // drift is checked in drift_scenarios).
+    std::fs::write(lab.dir().join("extra.yaml"), EXTRA_MANIFEST).expect("extra manifest");
+    let labelled = labelled.replacen(
+        "\nspec:\n",
+        "\nspec:\n  addons:\n    helmChartConfigs:\n      traefik:\n        valuesContent: |\n          \
+         ports:\n            web:\n              expose: true\n    manifests:\n    - name: extra\n      \
+         file: extra.yaml\n",
+        1,
+    );
+    assert!(labelled.contains("helmChartConfigs"), "{labelled}");
     std::fs::write(&spec, labelled).expect("spec with a label");
     let spec_arg = spec.to_string_lossy().into_owned();
 
@@ -185,6 +196,10 @@ fn apply_installs_joins_exports_and_a_second_apply_changes_nothing() {
     check_scenarios(&lab, &spec_arg, &kubeconfig);
 }
 
+/// The extra manifest of the spec (`addons.manifests`).
+const EXTRA_MANIFEST: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app-settings\n  \
+                              namespace: default\ndata:\n  mode: blue\n";
+
 /// `plan --detailed-exitcode -o json`: (exit code, the plan).
 fn plan_json(spec: &str) -> (Option<i32>, serde_json::Value) {
     let out = k3sctl(&["plan", "-c", spec, "--detailed-exitcode", "-o", "json"]);
@@ -292,6 +307,8 @@ fn drift_scenarios(lab: &Lab, spec: &str, kubeconfig: &std::path::Path) {
     );
     let (code, plan) = plan_json(spec);
     assert_eq!(code, Some(0), "after apply: {plan:#}");
+
+    manifest_drift(spec, kubeconfig);
 
     // config.yaml edited by hand and K3s restarted: K3s runs with another argument; apply
     // writes the spec's file back and restarts, and the arguments follow.
@@ -406,6 +423,132 @@ fn drift_scenarios(lab: &Lab, spec: &str, kubeconfig: &std::path::Path) {
     kubectl_with(kubeconfig, &["delete", "node", "drift-stray"]);
     let (code, plan) = plan_json(spec);
     assert_eq!(code, Some(0), "clean again: {plan:#}");
+}
+
+/// Objects the spec's manifests declare, changed through the API: the HelmChartConfig's values
+/// edited (K3s does not apply its unchanged file again) and the extra manifest's ConfigMap
+/// deleted. Plan reports both (exit 2); apply writes them back through the API and leaves a
+/// person's own annotation on the HelmChartConfig alone.
+fn manifest_drift(spec: &str, kubeconfig: &std::path::Path) {
+    let values = |kubeconfig: &std::path::Path| {
+        kubectl_with(
+            kubeconfig,
+            &[
+                "get",
+                "helmchartconfig",
+                "-n",
+                "kube-system",
+                "traefik",
+                "-o",
+                "jsonpath={.spec.valuesContent}",
+            ],
+        )
+    };
+    let declared = "ports:\n  web:\n    expose: true\n";
+    assert_eq!(
+        values(kubeconfig).trim_end(),
+        declared.trim_end(),
+        "K3s applied the file"
+    );
+    kubectl_with(
+        kubeconfig,
+        &[
+            "patch",
+            "helmchartconfig",
+            "-n",
+            "kube-system",
+            "traefik",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"valuesContent":"ports:\n  web:\n    expose: false\n"}}"#,
+        ],
+    );
+    kubectl_with(
+        kubeconfig,
+        &[
+            "annotate",
+            "helmchartconfig",
+            "-n",
+            "kube-system",
+            "traefik",
+            "note=mine",
+        ],
+    );
+    kubectl_with(kubeconfig, &["delete", "configmap", "app-settings"]);
+    let start = std::time::Instant::now();
+    let (code, plan) = plan_json(spec);
+    eprintln!(
+        "plan with manifest drift: {} ms",
+        start.elapsed().as_millis()
+    );
+    assert_eq!(code, Some(2), "manifest drift is a change: {plan:#}");
+    let server = plan["hosts"][0]["host"].clone();
+    assert_eq!(
+        drift_of(&plan, "manifest"),
+        [
+            serde_json::json!({"host": server, "kind": "manifest",
+                "subject": "HelmChartConfig kube-system/traefik spec.valuesContent",
+                "declared": declared, "live": "ports:\n  web:\n    expose: false\n",
+                "fix": "apply", "hint": null}),
+            serde_json::json!({"host": server, "kind": "manifest",
+                "subject": "ConfigMap default/app-settings",
+                "declared": "declared in k3sctl-extra.yaml", "live": null,
+                "fix": "apply", "hint": null}),
+        ],
+        "{plan:#}"
+    );
+    let human = text(&k3sctl(&["plan", "-c", spec]));
+    assert!(
+        human
+            .contains("put back HelmChartConfig kube-system/traefik as k3sctl-traefik-config.yaml")
+            && human.contains("put back ConfigMap default/app-settings as k3sctl-extra.yaml"),
+        "{human}"
+    );
+    let start = std::time::Instant::now();
+    let out = k3sctl(&["apply", "-c", spec]);
+    eprintln!(
+        "apply writing 2 objects back: {} ms",
+        start.elapsed().as_millis()
+    );
+    assert!(out.status.success(), "apply: {}", text(&out));
+    assert_eq!(
+        values(kubeconfig).trim_end(),
+        declared.trim_end(),
+        "apply put the values back"
+    );
+    assert_eq!(
+        kubectl_with(
+            kubeconfig,
+            &[
+                "get",
+                "configmap",
+                "app-settings",
+                "-o",
+                "jsonpath={.data.mode}"
+            ]
+        ),
+        "blue",
+        "apply created the deleted ConfigMap again"
+    );
+    assert_eq!(
+        kubectl_with(
+            kubeconfig,
+            &[
+                "get",
+                "helmchartconfig",
+                "-n",
+                "kube-system",
+                "traefik",
+                "-o",
+                "jsonpath={.metadata.annotations.note}"
+            ]
+        ),
+        "mine",
+        "a field the manifest does not declare is left alone"
+    );
+    let (code, plan) = plan_json(spec);
+    assert_eq!(code, Some(0), "after apply: {plan:#}");
 }
 
 /// Runs `k3sctl check -o json` with `extra` arguments: (exit code, the report).

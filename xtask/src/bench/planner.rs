@@ -314,6 +314,7 @@ fn converged(d: &Desired) -> Observed {
         nodes: Some(nodes),
         token: Some(token),
         etcd_members: None,
+        objects: None,
     }
 }
 

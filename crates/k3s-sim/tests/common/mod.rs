@@ -319,6 +319,31 @@ impl Cluster {
 }
 
 /// Reads the server's secure token.
+/// The Events K3s's certificate monitor recorded on Node `node` with `reason`, as
+/// `(type, message, count)`.
+pub fn cert_events(c: &Cluster, kc: &Path, node: &str, reason: &str) -> Vec<(String, String, u64)> {
+    let out = c.kubectl_ok(kc, &["get", "events", "-n", "default", "-o", "json"]);
+    let list: serde_json::Value = serde_json::from_str(&out).expect("events JSON");
+    list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| {
+            e["involvedObject"]["kind"] == "Node"
+                && e["involvedObject"]["name"] == node
+                && e["reason"] == reason
+                && e["source"]["component"] == "k3s-cert-monitor"
+        })
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap_or_default().to_string(),
+                e["message"].as_str().unwrap_or_default().to_string(),
+                e["count"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
 pub fn server_token(server: &Node) -> String {
     std::fs::read_to_string(server.path("/var/lib/rancher/k3s/server/token"))
         .expect("server token")

@@ -13,6 +13,7 @@ mod health;
 mod labels;
 mod node_password;
 mod nodes;
+mod objects;
 mod ownership;
 mod pdb;
 mod remove;
@@ -40,6 +41,7 @@ pub use node_password::{delete_node_and_password, delete_node_password, node_pas
 pub use nodes::{
     Condition, ETCD_IS_VOTER, ETCD_ROLE_LABEL, NodeInfo, get_node, list_nodes, node_lease_renewed,
 };
+pub use objects::{FIELD_MANAGER, apply_object, read_object};
 pub use pdb::{describe_pdb, matching_pdbs, selector_matches};
 pub use remove::{
     ETCD_MEMBER_NAME, ETCD_REMOVE, ETCD_REMOVED, MemberRemoval, NodeDeletion, delete_node,

@@ -18,9 +18,10 @@ use crate::kube::{
     owned_labels, owned_taints, pod_healths, readyz, uncordon_if_ours, wait_etcd_voter,
     wait_node_ready, wait_node_ready_after,
 };
-use crate::kube::{MemberRemoval, delete_node, remove_etcd_member};
+use crate::kube::{MemberRemoval, apply_object, delete_node, read_object, remove_etcd_member};
 use crate::plan::ObservedNode;
 use crate::plan::lifecycle::check_server_removal;
+use crate::plan::manifest_drift::ObjectKey;
 use crate::plan::upgrade::gate::{GateVerdict, judge_gate};
 use crate::run::{ApiConnector, ApiError, ClusterApi};
 use crate::secret::Secret;
@@ -252,6 +253,31 @@ impl ClusterApi for KubeApi {
             )),
             MemberRemoval::AlreadyGone => Ok("its etcd member was already gone".into()),
         }
+    }
+
+    async fn read_objects(
+        &self,
+        keys: &[ObjectKey],
+    ) -> Result<Vec<Option<serde_json::Value>>, ApiError> {
+        let reads = keys.iter().map(|key| {
+            read_object(
+                &self.client,
+                &key.api_version,
+                &key.kind,
+                key.namespace.as_deref(),
+                &key.name,
+            )
+        });
+        futures_util::future::try_join_all(reads)
+            .await
+            .map_err(api_error)
+    }
+
+    async fn apply_objects(&self, docs: &[serde_json::Value]) -> Result<(), ApiError> {
+        for doc in docs {
+            apply_object(&self.client, doc).await.map_err(api_error)?;
+        }
+        Ok(())
     }
 
     async fn delete_node(&self, name: &str, timeout: Duration) -> Result<String, ApiError> {

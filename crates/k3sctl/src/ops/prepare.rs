@@ -210,6 +210,7 @@ pub async fn prepare(
         && let Ok(nodes) = client.nodes().await
     {
         observed.nodes = Some(nodes);
+        observed.objects = read_declared_objects(client.as_ref(), &hosts).await;
         api = Some(client);
     }
 
@@ -302,6 +303,26 @@ fn check_one_cluster(secrets: &[ServerSecrets]) -> Result<(), OpsError> {
         others.join(", "),
         first.name
     )))
+}
+
+/// The objects the spec's manifests declare, as the API has them (for their drift); `None`
+/// when they cannot be read (said in the log: the plan then judges no object).
+async fn read_declared_objects(
+    api: &dyn crate::run::ClusterApi,
+    hosts: &[crate::plan::DesiredHost],
+) -> Option<crate::plan::manifest_drift::LiveObjects> {
+    let (objects, _) = crate::plan::manifest_drift::declared_objects(hosts);
+    let keys: Vec<_> = objects.into_iter().map(|o| o.key).collect();
+    if keys.is_empty() {
+        return Some(Default::default());
+    }
+    match api.read_objects(&keys).await {
+        Ok(live) => Some(keys.into_iter().zip(live).collect()),
+        Err(e) => {
+            tracing::warn!("cannot read the objects the spec's manifests declare: {e}");
+            None
+        }
+    }
 }
 
 #[cfg(test)]

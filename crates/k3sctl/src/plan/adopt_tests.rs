@@ -129,6 +129,7 @@ fn installed(start: StartFiles) -> Observed {
         }]),
         token: Some(Secret::new(TOKEN)),
         etcd_members: None,
+        objects: None,
     }
 }
 

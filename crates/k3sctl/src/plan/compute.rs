@@ -88,7 +88,7 @@ pub enum PlanError {
 /// Computes the plan.
 pub fn compute_plan(desired: &Desired, observed: &Observed) -> Result<Plan, PlanError> {
     let datastore = decide(desired, observed)?;
-    let hosts = desired
+    let mut hosts = desired
         .hosts
         .iter()
         .map(|host| {
@@ -99,6 +99,11 @@ pub fn compute_plan(desired: &Desired, observed: &Observed) -> Result<Plan, Plan
             plan_host(desired, host, obs, observed, &datastore)
         })
         .collect::<Result<Vec<_>, _>>()?;
+    if let Some((server, steps)) = super::manifest_drift::apply_steps(desired, observed)
+        && let Some(plan) = hosts.iter_mut().find(|h| h.host == server)
+    {
+        plan.steps.extend(steps);
+    }
     let exports = desired
         .exports
         .iter()

@@ -1,7 +1,9 @@
 //! Drift, pure: where the live cluster differs from the spec beyond the files and services the
 //! steps already compare. Node labels and taints the spec sets (K3s applies them only at
 //! registration), the effective K3s arguments (`k3s.io/node-args`) against the rendered
-//! config.yaml (both normalised by `k3s::effective`, so only differences K3s acts on count), kubelet versions against the spec's version, and Nodes no spec host explains.
+//! config.yaml (both normalised by `k3s::effective`, so only differences K3s acts on count),
+//! kubelet versions against the spec's version, the objects of the manifests k3sctl writes
+//! (`super::manifest_drift`), and Nodes no spec host explains.
 //! Each item says whether apply puts it back (then the plan also has the step that does) or
 //! leaves it to a person, with a hint.
 
@@ -30,6 +32,10 @@ pub enum DriftKind {
     KubeletVersion,
     /// A Node that no host of the spec explains.
     UnknownNode,
+    /// An object a manifest k3sctl manages declares (HelmChartConfig overrides,
+    /// `addons.manifests`), changed or deleted in the API; or such a manifest that cannot be
+    /// read as objects.
+    Manifest,
 }
 
 /// Who puts it back.
@@ -70,8 +76,9 @@ impl DriftItem {
             DriftKind::NodeArg => "k3s argument",
             DriftKind::KubeletVersion => "kubelet version",
             DriftKind::UnknownNode => "unknown Node",
+            DriftKind::Manifest => "manifest object",
         };
-        let side = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".into());
+        let side = |v: &Option<String>| one_line(v.as_deref().unwrap_or("(none)"));
         let what = if self.kind == DriftKind::UnknownNode {
             format!("{}: not a host of the spec", self.host)
         } else {
@@ -87,6 +94,16 @@ impl DriftItem {
             DriftFix::Apply => format!("{what} (apply puts it back)"),
             DriftFix::Manual => format!("{what} (apply leaves it)"),
         }
+    }
+}
+
+/// A value on one line: line breaks shown as `\n`, long values cut.
+fn one_line(value: &str) -> String {
+    const MAX: usize = 60;
+    let flat = value.replace('\n', "\\n");
+    match flat.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}...", &flat[..cut]),
+        None => flat,
     }
 }
 
@@ -131,6 +148,7 @@ pub fn find_drift(desired: &Desired, observed: &Observed, hosts: &[HostPlan]) ->
             });
         }
     }
+    out.extend(super::manifest_drift::drift_items(desired, observed));
     for node in nodes {
         if !desired.spec_nodes.contains(&node.name) {
             out.push(DriftItem {

@@ -228,3 +228,142 @@ fn unknown_nodes_and_other_kubelet_versions_are_reported_never_planned() {
     );
     assert!(render_plan(&plan).contains("! stray: not a host of the spec (apply leaves it)"));
 }
+
+/// `d` with a HelmChartConfig override and an extra manifest on its server, as
+/// `plan::from_spec` renders them.
+fn with_manifests(mut d: Desired, extra: &str) -> Desired {
+    use crate::k3s::manifests::{helm_chart_config_path, manifest_path, render_helm_chart_config};
+    let server = &mut d.hosts[0];
+    server.files.push(DesiredFile {
+        path: helm_chart_config_path("traefik"),
+        mode: 0o600,
+        content: FileContent::Plain(
+            render_helm_chart_config("traefik", "ports:\n  web:\n    expose: true\n")
+                .expect("renders"),
+        ),
+        restarts: false,
+    });
+    server.files.push(DesiredFile {
+        path: manifest_path("extra"),
+        mode: 0o600,
+        content: FileContent::Plain(extra.into()),
+        restarts: false,
+    });
+    d
+}
+
+const EXTRA: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\n  namespace: apps\n\
+                     data:\n  mode: blue\n";
+
+fn hcc_key() -> manifest_drift::ObjectKey {
+    manifest_drift::ObjectKey {
+        api_version: "helm.cattle.io/v1".into(),
+        kind: "HelmChartConfig".into(),
+        namespace: Some("kube-system".into()),
+        name: "traefik".into(),
+    }
+}
+
+#[test]
+fn manifest_objects_edited_or_deleted_in_the_api_are_drift_that_apply_writes_back() {
+    let d = with_manifests(desired("http://mirror-a:5000"), EXTRA);
+    let mut observed = converged(&d);
+    assert_eq!(observed.objects.as_ref().map(|o| o.len()), Some(2));
+    let plan = compute_plan(&d, &observed).expect("plans");
+    assert_eq!(plan.drift, [], "converged: {:#?}", plan.drift);
+    assert_eq!(kinds(&plan, "server-1"), Vec::<&str>::new());
+
+    // A person edits the override's values (`kubectl edit helmchartconfig`), adds a label of
+    // their own (not the spec's: not compared), and deletes the ConfigMap.
+    let objects = observed.objects.as_mut().expect("read");
+    let live = objects
+        .get_mut(&hcc_key())
+        .and_then(Option::as_mut)
+        .expect("live");
+    live["spec"]["valuesContent"] = "ports:\n  web:\n    expose: false\n".into();
+    live["metadata"]["labels"] = serde_json::json!({"team": "x"});
+    let cm = objects
+        .keys()
+        .find(|k| k.kind == "ConfigMap")
+        .cloned()
+        .expect("cm");
+    objects.insert(cm, None);
+    let plan = compute_plan(&d, &observed).expect("plans");
+    let manifest = items(&plan, DriftKind::Manifest);
+    assert_eq!(
+        manifest,
+        [
+            &DriftItem {
+                host: "server-1".into(),
+                kind: DriftKind::Manifest,
+                subject: "HelmChartConfig kube-system/traefik spec.valuesContent".into(),
+                declared: Some("ports:\n  web:\n    expose: true\n".into()),
+                live: Some("ports:\n  web:\n    expose: false\n".into()),
+                fix: DriftFix::Apply,
+                hint: None,
+            },
+            &DriftItem {
+                host: "server-1".into(),
+                kind: DriftKind::Manifest,
+                subject: "ConfigMap apps/app".into(),
+                declared: Some("declared in k3sctl-extra.yaml".into()),
+                live: None,
+                fix: DriftFix::Apply,
+                hint: None,
+            },
+        ]
+    );
+    // One step per manifest, on the server, with the declared documents.
+    assert_eq!(kinds(&plan, "server-1"), ["apply-objects", "apply-objects"]);
+    let Some(Step::ApplyObjects {
+        file,
+        objects,
+        docs,
+    }) = plan.hosts[0].steps.first()
+    else {
+        panic!("{:#?}", plan.hosts[0].steps);
+    };
+    assert_eq!(file, "k3sctl-traefik-config.yaml");
+    assert_eq!(objects, &["HelmChartConfig kube-system/traefik"]);
+    assert_eq!(
+        docs[0]["spec"]["valuesContent"],
+        "ports:\n  web:\n    expose: true\n"
+    );
+    assert!(
+        plan.disruptions().is_empty(),
+        "writing objects restarts nothing"
+    );
+    let shown = render_plan(&plan);
+    assert!(
+        shown.contains(
+            "server-1 manifest object HelmChartConfig kube-system/traefik spec.valuesContent: \
+             spec ports:\\n  web:\\n    expose: true\\n, live ports:\\n  web:\\n    expose: \
+             false\\n (apply puts it back)"
+        ),
+        "{shown}"
+    );
+
+    // Without the API's objects nothing is judged.
+    observed.objects = None;
+    let plan = compute_plan(&d, &observed).expect("plans");
+    assert_eq!(items(&plan, DriftKind::Manifest), Vec::<&DriftItem>::new());
+    assert_eq!(kinds(&plan, "server-1"), Vec::<&str>::new());
+}
+
+#[test]
+fn a_manifest_that_is_not_objects_is_reported_to_a_person() {
+    let d = with_manifests(desired("http://mirror-a:5000"), "just: text\n");
+    let plan = compute_plan(&d, &converged(&d)).expect("plans");
+    let manifest = items(&plan, DriftKind::Manifest);
+    assert_eq!(manifest.len(), 1, "{manifest:#?}");
+    assert_eq!(manifest[0].subject, "k3sctl-extra.yaml");
+    assert_eq!(manifest[0].fix, DriftFix::Manual);
+    assert!(
+        manifest[0]
+            .hint
+            .as_deref()
+            .is_some_and(|h| h.contains("no apiVersion, kind or metadata.name")),
+        "{manifest:#?}"
+    );
+    assert_eq!(kinds(&plan, "server-1"), Vec::<&str>::new());
+}

@@ -11,6 +11,7 @@ mod disruption;
 pub mod drift;
 pub mod from_spec;
 pub mod lifecycle;
+pub mod manifest_drift;
 pub mod observed;
 pub mod restore;
 pub mod rotate;

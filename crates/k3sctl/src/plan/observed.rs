@@ -148,6 +148,9 @@ pub struct Observed {
     pub token: Option<Secret>,
     /// The embedded etcd members, when a running server could list them.
     pub etcd_members: Option<Vec<EtcdMember>>,
+    /// The objects the spec's manifests declare, as the API has them; `None` when they were
+    /// not read (no API).
+    pub objects: Option<super::manifest_drift::LiveObjects>,
 }
 
 impl Observed {

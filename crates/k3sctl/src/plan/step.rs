@@ -179,6 +179,18 @@ pub enum Step {
     },
     /// Delete the Node object and its `<node>.node-password.k3s` secret.
     DeleteNode,
+    /// Write objects of a manifest k3sctl manages back through the API (server-side apply of
+    /// the declared fields): K3s applies an unchanged manifest file again only at its next
+    /// start, so an object edited or deleted through the API stays so until then.
+    ApplyObjects {
+        /// The manifest's file name in server/manifests.
+        file: String,
+        /// The objects, described (`HelmChartConfig kube-system/traefik`).
+        objects: Vec<String>,
+        /// Their documents as declared.
+        #[serde(skip)]
+        docs: Vec<serde_json::Value>,
+    },
 }
 
 /// How a [`Step::Drain`] drains.
@@ -368,6 +380,10 @@ impl Step {
                 found.len()
             ),
             Self::DeleteNode => "delete the Node and its node-password secret".to_string(),
+            Self::ApplyObjects { file, objects, .. } => format!(
+                "put back {} as {file} declares it (through the API)",
+                objects.join(", ")
+            ),
         }
     }
 
@@ -403,6 +419,7 @@ impl Step {
             Self::StopService => "stop-service",
             Self::Uninstall { .. } => "uninstall",
             Self::DeleteNode => "delete-node",
+            Self::ApplyObjects { .. } => "apply-objects",
         }
     }
 }

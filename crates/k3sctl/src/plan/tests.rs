@@ -108,6 +108,7 @@ fn fresh() -> Observed {
         nodes: None,
         token: None,
         etcd_members: None,
+        objects: None,
     }
 }
 
@@ -168,6 +169,14 @@ fn converged(d: &Desired) -> Observed {
         nodes: Some(nodes),
         token: Some(token),
         etcd_members: None,
+        // The objects the manifests declare, as K3s applied them.
+        objects: Some(
+            super::manifest_drift::declared_objects(&d.hosts)
+                .0
+                .into_iter()
+                .map(|o| (o.key, Some(o.doc)))
+                .collect(),
+        ),
     }
 }
 
@@ -408,6 +417,7 @@ fn fresh_of(d: &Desired) -> Observed {
         nodes: None,
         token: None,
         etcd_members: None,
+        objects: None,
     }
 }
 

@@ -11,6 +11,7 @@ use crate::kube::{
     CordonOutcome, DrainOptions, DrainReport, EtcdMember, NodeInfo, StartedAt, UncordonOutcome,
 };
 use crate::plan::ObservedNode;
+use crate::plan::manifest_drift::ObjectKey;
 use crate::plan::upgrade::gate::GateVerdict;
 
 /// An API call failed.
@@ -109,6 +110,22 @@ pub trait ClusterApi: Send + Sync {
     async fn leave_etcd(&self, name: &str, timeout: Duration) -> Result<String, ApiError> {
         let _ = (name, timeout);
         Err(unsupported("removing an etcd member"))
+    }
+    /// Each object as the API has it (`None`: it does not exist, or its kind is unknown to
+    /// the API), in the order of `keys`.
+    async fn read_objects(
+        &self,
+        keys: &[ObjectKey],
+    ) -> Result<Vec<Option<serde_json::Value>>, ApiError> {
+        let _ = keys;
+        Err(unsupported("reading objects"))
+    }
+    /// Writes the fields each document declares (server-side apply by k3sctl, taking the
+    /// fields over from whoever changed them; fields it does not declare are left alone),
+    /// creating an object that does not exist.
+    async fn apply_objects(&self, docs: &[serde_json::Value]) -> Result<(), ApiError> {
+        let _ = docs;
+        Err(unsupported("applying objects"))
     }
     /// Deletes Node `name` (waiting until it is gone) and its node-password secret; says what
     /// it did.

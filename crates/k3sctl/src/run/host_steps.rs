@@ -205,7 +205,8 @@ pub async fn prestage(
             | Step::WaitEtcdVoter
             | Step::VerifyMigration { .. }
             | Step::EnforceTaints { .. }
-            | Step::EnforceLabels { .. } => break,
+            | Step::EnforceLabels { .. }
+            | Step::ApplyObjects { .. } => break,
             // A rollout's steps concern nodes already in the cluster.
             Step::CheckQuorum
             | Step::Cordon { .. }
@@ -465,6 +466,16 @@ pub(super) async fn run_step(
         | Step::ClearUpgradeMarker
         | Step::Uncordon { .. } => {
             super::node_steps::run_node_step(shared, host, transport, step).await
+        }
+        Step::ApplyObjects { file, docs, .. } => {
+            let api = shared.api().await?;
+            api.apply_objects(docs).await.map_err(|e| {
+                StepError::api(
+                    format!("{}: writing the objects of {file} back", host.host),
+                    e,
+                )
+            })?;
+            Ok(Done::default())
         }
         Step::EtcdSnapshot { name } => {
             let saved = super::snapshot::save_on(transport, name).await?;
