@@ -1,5 +1,8 @@
-//! End to end on the lab with the stand-in: `k3sctl etcd snapshot` on one server. Refused while
-//! the server keeps its state in SQLite; after the server is converted to embedded etcd
+//! End to end on the lab with the stand-in: `k3sctl etcd snapshot` on one server. While the
+//! server keeps its state in SQLite: `save` copies the store with K3s stopped (refused without
+//! consent), `list` shows it, `etcd restore` takes the cluster back to it (a namespace created
+//! after the snapshot is gone, the old store kept), `prune` keeps the newest. After the server
+//! is converted to embedded etcd
 //! (`cluster-init` in a config.yaml.d drop-in, as K3s's docs describe), `save` takes K3s's
 //! snapshot on the voter and names the file, `list` reads every server's snapshots from the
 //! API (text and JSON), `prune` keeps the newest N of a prefix.
@@ -18,7 +21,7 @@ fn stdout(out: &std::process::Output) -> String {
 }
 
 #[test]
-fn snapshots_refused_on_sqlite_then_saved_listed_and_pruned_on_etcd() {
+fn snapshots_and_restore_on_sqlite_then_saved_listed_and_pruned_on_etcd() {
     lab::require_root().expect("the lab needs root");
     build_stand_in();
     let lab = Lab::boot("e2e-snap", 1).expect("lab boots");
@@ -30,13 +33,122 @@ fn snapshots_refused_on_sqlite_then_saved_listed_and_pruned_on_etcd() {
     let out = k3sctl(&["apply", "-c", &spec_arg]);
     assert!(out.status.success(), "apply:\n{}", text(&out));
 
-    // SQLite: refused, saying why.
-    let refused = k3sctl(&["etcd", "snapshot", "save", "-c", &spec_arg]);
+    // SQLite: the store and token are copied with K3s stopped; without a terminal and without
+    // --yes that stop is refused, and K3s keeps running.
+    let started = |lab: &Lab| {
+        lab.exec(
+            &host,
+            "systemctl show -p ExecMainStartTimestampMonotonic --value k3s",
+        )
+        .expect("k3s start time")
+    };
+    let before = started(&lab);
+    let refused = k3sctl_unconfirmed(&["etcd", "snapshot", "save", "-c", &spec_arg]);
     assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
     assert!(
-        text(&refused).contains("does not run embedded etcd"),
+        text(&refused).contains("K3s stopped for the copy"),
         "{}",
         text(&refused)
+    );
+    assert_eq!(started(&lab), before, "nothing stopped without consent");
+    let t = Instant::now();
+    let out = k3sctl(&["-o", "json", "etcd", "snapshot", "save", "-c", &spec_arg]);
+    let sqlite_save = t.elapsed();
+    assert!(out.status.success(), "SQLite save:\n{}", text(&out));
+    let saved: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let archive = saved["name"].as_str().unwrap_or("").to_string();
+    assert!(
+        archive.starts_with(&format!("on-demand-{host}-")) && archive.ends_with(".tar.gz"),
+        "{saved}"
+    );
+    assert_eq!(
+        saved["location"],
+        format!("file:///var/lib/rancher/k3s/server/sqlite-snapshots/{archive}")
+    );
+    assert_ne!(
+        started(&lab),
+        before,
+        "K3s was stopped for the copy and started again"
+    );
+    lab.exec(&host, "systemctl is-active k3s")
+        .expect("k3s runs after the save");
+    println!("k3sctl etcd snapshot save (SQLite, 1 server): {sqlite_save:?}");
+
+    // After the snapshot: a namespace; the restore takes the cluster back to before it.
+    lab.exec(&host, "k3s kubectl create namespace after-sqlite-snapshot")
+        .expect("namespace created");
+    let out = k3sctl(&["etcd", "snapshot", "list", "-c", &spec_arg]);
+    assert!(out.status.success(), "SQLite list:\n{}", text(&out));
+    assert!(stdout(&out).contains(&archive), "{}", stdout(&out));
+    let out = k3sctl(&["etcd", "restore", &archive, "--dry-run", "-c", &spec_arg]);
+    assert!(out.status.success(), "dry run:\n{}", text(&out));
+    assert!(
+        stdout(&out).contains("Restore of SQLite snapshot")
+            && stdout(&out).contains("put the SQLite store of"),
+        "{}",
+        stdout(&out)
+    );
+    let t = Instant::now();
+    let out = k3sctl(&["etcd", "restore", &archive, "-c", &spec_arg]);
+    let sqlite_restore = t.elapsed();
+    assert!(out.status.success(), "SQLite restore:\n{}", text(&out));
+    assert!(
+        stdout(&out).contains("restored the SQLite store from"),
+        "{}",
+        stdout(&out)
+    );
+    let gone = lab
+        .exec(
+            &host,
+            "k3s kubectl get namespace after-sqlite-snapshot 2>&1 || true",
+        )
+        .unwrap_or_default();
+    assert!(
+        gone.contains("NotFound") || gone.contains("not found"),
+        "{gone}"
+    );
+    lab.exec(&host, "k3s kubectl get namespace kube-system")
+        .expect("the restored store serves the API");
+    let kept = lab
+        .exec(
+            &host,
+            "ls -d /var/lib/rancher/k3s/server/db-before-restore-*",
+        )
+        .expect("the store before the restore is kept");
+    assert_eq!(kept.lines().count(), 1, "{kept}");
+    lab.exec(
+        &host,
+        "test ! -e /var/lib/rancher/k3s/server/k3sctl-restore",
+    )
+    .expect("the marker is gone");
+    println!("k3sctl etcd restore (SQLite, 1 server): {sqlite_restore:?}");
+
+    // A second SQLite snapshot; prune keeps the newest.
+    std::thread::sleep(Duration::from_millis(1100));
+    let out = k3sctl(&["etcd", "snapshot", "save", "-c", &spec_arg]);
+    assert!(out.status.success(), "second SQLite save:\n{}", text(&out));
+    let out = k3sctl(&[
+        "-o",
+        "json",
+        "etcd",
+        "snapshot",
+        "prune",
+        "-c",
+        &spec_arg,
+        "--retention",
+        "1",
+    ]);
+    assert!(out.status.success(), "SQLite prune:\n{}", text(&out));
+    let pruned: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        pruned[0]["removed"],
+        serde_json::json!([archive]),
+        "{pruned}"
+    );
+    assert_eq!(
+        pruned[0]["kept"].as_array().map(Vec::len),
+        Some(1),
+        "{pruned}"
     );
 
     // The server converted to embedded etcd by hand, as K3s's docs do it.

@@ -11,7 +11,7 @@ use super::{CommandResult, Global};
 use crate::kube::SnapshotFile;
 use crate::ops::etcd_restore::{self, RestoreOptions};
 use crate::ops::etcd_snapshot;
-use crate::plan::restore::render_restore_plan;
+use crate::plan::restore::{Datastore, render_restore_plan};
 use crate::run::{JsonReporter, PlainReporter, Reporter};
 
 /// Arguments of `etcd`.
@@ -25,13 +25,16 @@ pub struct Args {
 /// `etcd` subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum EtcdCommand {
-    /// K3s's etcd snapshots (embedded etcd only).
+    /// K3s's etcd snapshots; on a single server keeping its state in SQLite, copies of its
+    /// store and token instead (taken with K3s stopped for the copy).
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
     /// Restore the cluster's etcd from a snapshot: K3s stopped on every server, reset from the
     /// snapshot on the server holding it, the other servers' server/db moved aside (kept) and
-    /// joined again one at a time; agents keep running. Everything written to the API after the
-    /// snapshot is lost; asks first (or --yes). Re-running it after an interruption finishes it.
+    /// joined again one at a time; agents keep running. A single SQLite server gets its store
+    /// from a SQLite snapshot instead (its current server/db moved aside, kept). Everything
+    /// written to the API after the snapshot is lost; asks first (or --yes). Re-running it
+    /// after an interruption finishes it.
     Restore(RestoreArgs),
 }
 
@@ -39,7 +42,8 @@ pub enum EtcdCommand {
 #[derive(Debug, clap::Args)]
 pub struct RestoreArgs {
     /// The snapshot: a name from `k3sctl etcd snapshot list` (a file in
-    /// /var/lib/rancher/k3s/server/db/snapshots on some server), or an absolute path on a server.
+    /// /var/lib/rancher/k3s/server/db/snapshots on some server, or for SQLite in
+    /// /var/lib/rancher/k3s/server/sqlite-snapshots), or an absolute path on a server.
     pub snapshot: String,
     /// Print the steps it would run and change nothing.
     #[arg(long)]
@@ -55,7 +59,8 @@ pub struct RestoreArgs {
 /// `etcd snapshot` subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum SnapshotCommand {
-    /// Take a snapshot on a Ready voting server; prints the node and where the file is.
+    /// Take a snapshot on a Ready voting server (a single SQLite server: a copy of its store,
+    /// K3s stopped meanwhile, asks first or --yes); prints the node and where the file is.
     Save {
         /// Name prefix; K3s names the file `<name>-<node>-<unix time>`.
         #[arg(long, default_value = "on-demand")]
@@ -64,7 +69,8 @@ pub enum SnapshotCommand {
         #[arg(long)]
         accept_new_host_keys: bool,
     },
-    /// List the snapshots of every server (the API's ETCDSnapshotFile objects).
+    /// List the snapshots of every server (the API's ETCDSnapshotFile objects; a single SQLite
+    /// server: its SQLite snapshots).
     List {
         /// Record unknown ssh host keys instead of refusing them.
         #[arg(long)]
@@ -145,8 +151,14 @@ fn run_restore(global: &Global, args: RestoreArgs) -> CommandResult {
         print!("{}", render_restore_plan(&report.plan));
     } else {
         println!(
-            "restored etcd from {} on {} in {:.1}s",
-            report.plan.snapshot, report.plan.server, report.seconds
+            "restored {} from {} on {} in {:.1}s",
+            match report.plan.datastore {
+                Datastore::Etcd => "etcd",
+                Datastore::Sqlite => "the SQLite store",
+            },
+            report.plan.snapshot,
+            report.plan.server,
+            report.seconds
         );
         for (host, dir) in &report.kept {
             println!("  {host}: its old server/db is kept at {dir}");
@@ -175,6 +187,7 @@ pub(super) fn run(global: &Global, args: Args) -> CommandResult {
                 &global.config,
                 Some(&name),
                 connect_options(accept_new_host_keys),
+                &confirmer(global, None),
             ))??;
             if global.json() {
                 print_json(&saved)?;

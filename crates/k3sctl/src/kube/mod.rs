@@ -37,7 +37,7 @@ pub use eviction::{Removal, delete, evict, eviction_body};
 pub use health::{PodHealth, pod_health, pod_healths, pod_problem, readyz, unhealthy_pods};
 pub use kube::Client;
 pub use labels::{LABELS_SET_BY_K3SCTL, LabelChange, enforce_labels, owned_labels, plan_labels};
-pub use node_password::{delete_node_and_password, delete_node_password, node_password_secret};
+pub use node_password::{delete_node_password, node_password_secret};
 pub use nodes::{
     Condition, ETCD_IS_VOTER, ETCD_ROLE_LABEL, NodeInfo, get_node, list_nodes, node_lease_renewed,
 };

@@ -3,7 +3,7 @@
 //! registers under the same name with another password (a reinstalled or wiped host) is
 //! rejected ("Node password rejected, duplicate hostname ...") until that Secret is gone.
 
-use k8s_openapi::api::core::v1::{Node, Secret};
+use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::api::DeleteParams;
 
@@ -28,18 +28,6 @@ pub async fn delete_node_password(client: &Client, node: &str) -> Result<bool, K
             e,
         )),
     }
-}
-
-/// Deletes Node `node` (K3s's member controller removes an etcd member with it) and its
-/// password Secret (K3s removes it with the Node; older releases left it behind).
-pub async fn delete_node_and_password(client: &Client, node: &str) -> Result<(), KubeError> {
-    let api: Api<Node> = Api::all(client.clone());
-    match api.delete(node, &DeleteParams::default()).await {
-        Ok(_) => {}
-        Err(e) if status_code(&e) == Some(404) => {}
-        Err(e) => return Err(KubeError::api(format!("deleting node {node}"), e)),
-    }
-    delete_node_password(client, node).await.map(drop)
 }
 
 #[cfg(test)]

@@ -4,14 +4,14 @@
 //! the Node deleted together with its `<node>.node-password.k3s` secret in kube-system, so that
 //! a host of the same name can register again later.
 
-use k8s_openapi::api::core::v1::{Node, Secret};
+use k8s_openapi::api::core::v1::Node;
 use kube::Client;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use serde_json::json;
 
 use super::error::{KubeError, status_code};
 use super::etcd::{EtcdMember, etcd_members};
-use super::node_password::node_password_secret;
+use super::node_password::delete_node_password;
 use super::nodes::{NodeInfo, get_node};
 use super::wait::{Poll, poll_until};
 
@@ -148,7 +148,8 @@ pub struct NodeDeletion {
 }
 
 /// Deletes Node `name` (if it exists) and waits until it is gone, then deletes its
-/// node-password secret if K3s has not already.
+/// node-password secret if K3s has not already. The one deletion of a Node: `node remove`,
+/// `node replace`, `reset --host` and a restore's stray Nodes all go through it.
 pub async fn delete_node(
     client: &Client,
     name: &str,
@@ -170,18 +171,7 @@ pub async fn delete_node(
         })
         .await?;
     }
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), "kube-system");
-    let secret = node_password_secret(name);
-    let password = match secrets.delete(&secret, &DeleteParams::default()).await {
-        Ok(_) => true,
-        Err(e) if status_code(&e) == Some(404) => false,
-        Err(e) => {
-            return Err(KubeError::api(
-                format!("deleting secret kube-system/{secret}"),
-                e,
-            ));
-        }
-    };
+    let password = delete_node_password(client, name).await?;
     Ok(NodeDeletion { node, password })
 }
 

@@ -19,15 +19,17 @@ use crate::host::{ExecRequest, Transport, shell};
 use crate::k3s::config::NodeRole;
 use crate::k3s::unit::env_path;
 use crate::kube::{
-    ApiConnection, Poll, StartedAt, connect_through, get_node, list_nodes, poll_until,
+    ApiConnection, Poll, StartedAt, connect_through, delete_node, get_node, list_nodes, poll_until,
     wait_node_ready_after,
 };
 use crate::plan::restore::{
-    DB_DIR, MARKER_PATH, Marker, RestoreError, RestoreInput, RestorePlan, RestoreStep,
-    SeenSnapshot, ServerView, plan_restore, snapshot_path,
+    DB_DIR, Datastore, MARKER_PATH, Marker, RestoreError, RestoreInput, RestorePlan, RestoreStep,
+    SeenSnapshot, ServerView, SqliteArchive, TokenCheck, plan_restore, snapshot_path,
+    sqlite_snapshot_path,
 };
 use crate::run::events::{Event, EventKind, Reporter};
 use crate::run::service::{QUICK, start_and_wait};
+use crate::run::sqlite_snapshot::{observe_lines, replace_script};
 use crate::spec::Role;
 
 const API_PORT: u16 = 6443;
@@ -65,6 +67,9 @@ pub struct RestoreReport {
 
 /// Pure: the confirmation text, naming what is lost.
 pub fn consent(plan: &RestorePlan, servers: &[String], agents: &[String]) -> ConsentRequest {
+    if plan.datastore == Datastore::Sqlite {
+        return sqlite_consent(plan, agents);
+    }
     let mut items = vec![format!(
         "{}: K3s stopped, its etcd reset from {} (its current etcd data kept in \
          server/db/etcd-old-<time>), started again",
@@ -109,8 +114,50 @@ pub fn consent(plan: &RestorePlan, servers: &[String], agents: &[String]) -> Con
     ])
 }
 
-/// Pure: the observation script of a server.
-fn observe_script(snapshot: &str) -> String {
+/// Pure: the confirmation of a single SQLite server's restore.
+fn sqlite_consent(plan: &RestorePlan, agents: &[String]) -> ConsentRequest {
+    let kept = plan
+        .moved()
+        .into_iter()
+        .map(|(_, to)| to)
+        .next()
+        .unwrap_or_else(|| "(already moved)".into());
+    let mut items = vec![format!(
+        "{}: K3s stopped, {DB_DIR} replaced by the SQLite store of {} (the current one moved \
+         to {kept}, kept), started again",
+        plan.server, plan.snapshot
+    )];
+    if !agents.is_empty() {
+        items.push(format!(
+            "agents {} keep running; those that lost their Node are restarted",
+            agents.join(", ")
+        ));
+    }
+    ConsentRequest::new(
+        "etcd restore",
+        format!(
+            "restore the cluster's SQLite store from {} (written at Unix time {}); the \
+             Kubernetes API is down until {} is back",
+            plan.snapshot, plan.taken, plan.server
+        ),
+        items,
+    )
+    .with_losses(vec![
+        format!(
+            "every change made through the Kubernetes API after the snapshot (Unix time {}): \
+             objects, namespaces, secrets, workloads' desired state",
+            plan.taken
+        ),
+        "nodes that joined after the snapshot re-register; Node objects of hosts not in the \
+         spec are deleted"
+            .into(),
+    ])
+}
+
+/// Pure: the observation script of a server: its datastore, the restore's traces and the
+/// requested snapshot, looked for as an etcd snapshot (`snapshot`) and as a SQLite one
+/// (`sqlite_snapshot`).
+fn observe_script(snapshot: &str, sqlite_snapshot: &str) -> String {
     format!(
         "S=/var/lib/rancher/k3s/server\n\
          echo \"active=$(systemctl is-active k3s 2>/dev/null)\"\n\
@@ -121,20 +168,35 @@ fn observe_script(snapshot: &str) -> String {
          for d in \"$S\"/db-before-restore-*; do if [ -d \"$d\" ]; then echo \"aside=${{d##*-}}\"; fi; done\n\
          if [ -f {marker} ]; then sed 's/^/marker:/' {marker}; echo marker_end=1; fi\n\
          P={snap}\n\
-         if [ -f \"$P\" ]; then echo \"snapshot=$(stat -c '%s %Y' \"$P\")\"; fi\n",
+         if [ -f \"$P\" ]; then echo \"snapshot=$(stat -c '%s %Y' \"$P\")\"; fi\n\
+         {sqlite}",
         marker = MARKER_PATH,
         snap = shell::quote(snapshot),
+        sqlite = observe_lines(sqlite_snapshot),
     )
 }
 
+/// Pure: `<size> <mtime>` as a seen snapshot at `path`.
+fn seen(path: &str, s: &str) -> Option<SeenSnapshot> {
+    let mut it = s.split_whitespace();
+    Some(SeenSnapshot {
+        path: path.to_string(),
+        size: it.next()?.parse().unwrap_or(0),
+        modified: it.next()?.parse().unwrap_or(0),
+    })
+}
+
 /// Pure: reads the observation script's output.
-fn parse_view(name: &str, out: &str, snapshot: &str) -> ServerView {
+fn parse_view(name: &str, out: &str, snapshot: &str, sqlite_snapshot: &str) -> ServerView {
     let mut v = ServerView {
         name: name.to_string(),
         ..ServerView::default()
     };
     let mut marker = String::new();
     let mut has_marker = false;
+    let mut sqlite_seen = None;
+    let mut complete = false;
+    let mut token = TokenCheck::Different;
     for line in out.lines() {
         if let Some(m) = line.strip_prefix("marker:") {
             marker.push_str(m);
@@ -149,19 +211,19 @@ fn parse_view(name: &str, out: &str, snapshot: &str) -> ServerView {
             Some(("reset_flag", _)) => v.reset_flag = true,
             Some(("aside", id)) => v.asides.push(id.to_string()),
             Some(("marker_end", _)) => has_marker = true,
-            Some(("snapshot", s)) => {
-                let mut it = s.split_whitespace();
-                if let (Some(size), Some(modified)) = (it.next(), it.next()) {
-                    v.snapshot = Some(SeenSnapshot {
-                        path: snapshot.to_string(),
-                        size: size.parse().unwrap_or(0),
-                        modified: modified.parse().unwrap_or(0),
-                    });
-                }
-            }
+            Some(("snapshot", s)) => v.snapshot = seen(snapshot, s),
+            Some(("sqlite_snapshot", s)) => sqlite_seen = seen(sqlite_snapshot, s),
+            Some(("sqlite_complete", _)) => complete = true,
+            Some(("token", "same")) => token = TokenCheck::Same,
+            Some(("token", "missing")) => token = TokenCheck::Missing,
             _ => {}
         }
     }
+    v.sqlite_snapshot = sqlite_seen.map(|seen| SqliteArchive {
+        seen,
+        complete,
+        token,
+    });
     if has_marker {
         v.marker = Some(Marker::parse(&marker));
     }
@@ -217,8 +279,9 @@ async fn open(path: &Path, connect: ConnectOptions) -> Result<Hosts, OpsError> {
     })
 }
 
-async fn observe(hosts: &Hosts, snapshot: &str) -> Result<Vec<ServerView>, OpsError> {
-    let script = observe_script(snapshot);
+async fn observe(hosts: &Hosts, wanted: &str) -> Result<Vec<ServerView>, OpsError> {
+    let (snapshot, sqlite) = (snapshot_path(wanted), sqlite_snapshot_path(wanted));
+    let script = observe_script(&snapshot, &sqlite);
     let mut views = Vec::new();
     for s in &hosts.servers {
         let t = hosts.get(s)?;
@@ -230,7 +293,7 @@ async fn observe(hosts: &Hosts, snapshot: &str) -> Result<Vec<ServerView>, OpsEr
                     .describe("looking at the server's datastore"),
             )
             .await?;
-        views.push(parse_view(s, &out.stdout_text(), snapshot));
+        views.push(parse_view(s, &out.stdout_text(), &snapshot, &sqlite));
     }
     Ok(views)
 }
@@ -246,7 +309,7 @@ pub async fn restore(
 ) -> Result<RestoreReport, OpsError> {
     let began = Instant::now();
     let hosts = open(path, options.connect).await?;
-    let views = observe(&hosts, &snapshot_path(wanted)).await?;
+    let views = observe(&hosts, wanted).await?;
     // A resumed restore names its own snapshot; look again at the marker's path if it differs.
     let input = RestoreInput {
         wanted: wanted.to_string(),
@@ -433,6 +496,37 @@ impl Runner<'_> {
                 );
                 Ok(())
             }
+            RestoreStep::ReplaceSqlite { host, snapshot, to } => {
+                let unit = crate::k3s::unit::unit_name(NodeRole::Server);
+                let out = self
+                    .sh(
+                        host,
+                        replace_script(unit, snapshot, to, &self.plan.id),
+                        "putting the SQLite snapshot's store in place",
+                        self.options.timeout,
+                    )
+                    .await?;
+                self.write_marker(&Marker {
+                    id: self.plan.id.clone(),
+                    snapshot: self.plan.snapshot.clone(),
+                    reset_done: true,
+                    datastore: Datastore::Sqlite,
+                })
+                .await?;
+                self.info(
+                    host,
+                    step.kind(),
+                    format!("the SQLite store of {host} before the restore is kept at {to}"),
+                );
+                if out.contains("token_restored=1") {
+                    self.info(
+                        host,
+                        step.kind(),
+                        "the server had no token: the snapshot's was put back".into(),
+                    );
+                }
+                Ok(())
+            }
             RestoreStep::Rejoin { host } => self.rejoin(host).await,
             RestoreStep::DeleteStrayNodes { keep } => {
                 let api = self.api().await?.client.clone();
@@ -440,13 +534,21 @@ impl Runner<'_> {
                     .await
                     .map_err(|e| RestoreFailure::new("-", e.to_string()))?;
                 for n in nodes.iter().filter(|n| !keep.contains(&n.name)) {
-                    crate::kube::delete_node_and_password(&api, &n.name)
+                    let done = delete_node(&api, &n.name, self.poll())
                         .await
                         .map_err(|e| RestoreFailure::new(&n.name, e.to_string()))?;
                     self.info(
                         &n.name,
                         step.kind(),
-                        format!("deleted Node {} (not in the spec)", n.name),
+                        format!(
+                            "deleted Node {} (not in the spec){}",
+                            n.name,
+                            if done.password {
+                                " and its node-password secret"
+                            } else {
+                                ""
+                            }
+                        ),
                     );
                     report.deleted_nodes.push(n.name.clone());
                 }
@@ -519,6 +621,7 @@ impl Runner<'_> {
             id: self.plan.id.clone(),
             snapshot: self.plan.snapshot.clone(),
             reset_done: true,
+            datastore: Datastore::Etcd,
         })
         .await
     }
@@ -607,7 +710,7 @@ mod tests {
         let out = "active=inactive\ndb=1\netcd=1\nreset_flag=1\naside=200\naside=150\n\
                    marker:id=200\nmarker:snapshot=/s/n\nmarker:reset=pending\nmarker_end=1\n\
                    snapshot=4096 1767225600\n";
-        let v = parse_view("s1", out, "/s/n");
+        let v = parse_view("s1", out, "/s/n", "/q/n");
         assert!(!v.active && v.db && v.etcd_data && v.reset_flag && !v.sqlite);
         assert_eq!(v.asides, vec!["200", "150"]);
         assert_eq!(
@@ -615,7 +718,8 @@ mod tests {
             Some(Ok(Marker {
                 id: "200".into(),
                 snapshot: "/s/n".into(),
-                reset_done: false
+                reset_done: false,
+                datastore: Datastore::Etcd,
             }))
         );
         assert_eq!(
@@ -626,9 +730,36 @@ mod tests {
                 modified: 1767225600
             })
         );
-        let v = parse_view("s2", "active=active\n", "/s/n");
+        assert_eq!(v.sqlite_snapshot, None);
+        let v = parse_view("s2", "active=active\n", "/s/n", "/q/n");
         assert!(v.active && v.marker.is_none() && v.snapshot.is_none() && !v.db);
-        assert!(observe_script("/a b").contains("P='/a b'"));
+        assert!(observe_script("/a b", "/q").contains("P='/a b'"));
+        let v = parse_view(
+            "s1",
+            "active=active\ndb=1\nsqlite=1\nsqlite_snapshot=2048 1767225600\nsqlite_complete=1\n\
+             token=same\n",
+            "/s/n",
+            "/q/n.tar.gz",
+        );
+        assert!(v.sqlite && !v.etcd_data);
+        assert_eq!(
+            v.sqlite_snapshot,
+            Some(SqliteArchive {
+                seen: SeenSnapshot {
+                    path: "/q/n.tar.gz".into(),
+                    size: 2048,
+                    modified: 1767225600
+                },
+                complete: true,
+                token: TokenCheck::Same
+            })
+        );
+        // No token line (an archive without one): never taken for the same token.
+        let v = parse_view("s1", "sqlite_snapshot=1 2\n", "/s/n", "/q");
+        assert_eq!(
+            v.sqlite_snapshot.map(|a| (a.complete, a.token)),
+            Some((false, TokenCheck::Different))
+        );
     }
 
     #[test]

@@ -3,6 +3,11 @@
 //! running server, so the host choice is the node the snapshot is taken on); `list` reads the
 //! `ETCDSnapshotFile` objects through the API (every server's snapshots, which one server's
 //! `ls` does not show); `prune` runs K3s's prune on every server (each prunes its own).
+//!
+//! A single server keeping its state in SQLite has no etcd snapshots; there the same commands
+//! work on archives of its store and token (`run::sqlite_snapshot`): `save` copies them with K3s
+//! stopped for the copy (after a confirmation, since the API is down meanwhile), `list` and
+//! `prune` read and delete the archives on the server.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -20,6 +25,8 @@ use crate::kube::{
     list_snapshot_files,
 };
 use crate::run::snapshot;
+use crate::run::sqlite_snapshot::{self, SqliteSnapshot};
+use std::time::Duration;
 
 use crate::k3s::ports::API_PORT;
 
@@ -79,13 +86,74 @@ pub fn pick_voter(servers: &[String], nodes: &[NodeInfo]) -> Result<String, Stri
 }
 
 fn no_etcd() -> String {
-    "this cluster does not run embedded etcd (its server keeps its state in SQLite): etcd snapshots need servers started with cluster-init (two or more servers in the spec)".into()
+    "this cluster does not run embedded etcd: etcd snapshots need servers started with cluster-init (two or more servers in the spec); a single server keeping its state in SQLite gets SQLite snapshots when the spec names only that server".into()
 }
 
 struct Opened {
     servers: Vec<String>,
     transports: BTreeMap<String, Arc<dyn Transport>>,
     api: ApiConnection,
+}
+
+/// How long a SQLite snapshot's copy and K3s's start may take.
+const SQLITE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The only server of the spec when it keeps its state in SQLite (name and transport).
+async fn sqlite_server(
+    path: &Path,
+    connect: ConnectOptions,
+) -> Result<Option<(String, Arc<dyn Transport>)>, OpsError> {
+    let spec = crate::spec::load_file(path).map_err(|e| OpsError::Spec(e.to_string()))?;
+    let servers: Vec<_> = spec
+        .hosts()
+        .into_iter()
+        .filter(|h| h.role == crate::spec::Role::Server)
+        .collect();
+    if servers.len() != 1 {
+        return Ok(None);
+    }
+    let (transports, errors) = connect_all(&servers, connect).await;
+    if !errors.is_empty() {
+        return Err(OpsError::Unreachable {
+            errors,
+            hint: String::new(),
+        });
+    }
+    let name = servers[0].name.clone();
+    let t = transports
+        .get(&name)
+        .cloned()
+        .ok_or_else(|| OpsError::Etcd(format!("{name}: no connection")))?;
+    let sqlite = sqlite_snapshot::is_sqlite(t.as_ref())
+        .await
+        .map_err(|e| OpsError::Etcd(e.to_string()))?;
+    Ok(sqlite.then_some((name, t)))
+}
+
+/// Pure: a SQLite snapshot as a listed snapshot of `node`.
+fn sqlite_file(node: &str, s: SqliteSnapshot) -> SnapshotFile {
+    SnapshotFile {
+        name: s.name,
+        node: node.to_string(),
+        location: format!("file://{}", s.path),
+        size: Some(s.size),
+        created: Some(s.created),
+        ready: true,
+    }
+}
+
+/// Pure: what a SQLite snapshot's save asks.
+fn sqlite_save_consent(node: &str) -> ConsentRequest {
+    ConsentRequest::new(
+        "etcd snapshot save",
+        format!(
+            "copy the SQLite store of {node} with K3s stopped (K3s has no online snapshot of it)"
+        ),
+        vec![format!(
+            "{node}: K3s stopped for the copy of server/db and the token, then started again; \
+             the Kubernetes API is down meanwhile (running pods keep running)"
+        )],
+    )
 }
 
 async fn open(path: &Path, connect: ConnectOptions) -> Result<Opened, OpsError> {
@@ -151,21 +219,33 @@ async fn nodes(o: &Opened) -> Result<Vec<NodeInfo>, OpsError> {
         .map_err(|e| OpsError::Etcd(e.to_string()))
 }
 
-/// Takes an on-demand snapshot named `name` (default `on-demand`) on a healthy voter.
+/// Takes an on-demand snapshot named `name` (default `on-demand`) on a healthy voter, or, on a
+/// single SQLite server, a copy of its store after `confirm` agreed to the stop.
 pub async fn save(
     path: &Path,
     name: Option<&str>,
     connect: ConnectOptions,
+    confirm: &Confirmer,
 ) -> Result<Saved, OpsError> {
-    let o = open(path, connect).await?;
-    let node = pick_voter(&o.servers, &nodes(&o).await?).map_err(OpsError::Etcd)?;
-    let t = transport(&o, &node)?;
     let prefix = name.unwrap_or("on-demand");
-    if prefix.is_empty() || prefix.contains('/') || prefix.contains(char::is_whitespace) {
+    if prefix.is_empty()
+        || !prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+    {
         return Err(OpsError::Spec(format!(
             "--name {prefix:?}: use letters, digits, dots and dashes"
         )));
     }
+    if let Some((node, t)) = sqlite_server(path, connect).await? {
+        confirm.ask(&sqlite_save_consent(&node))?;
+        return sqlite_snapshot::save_on(t.as_ref(), prefix, SQLITE_TIMEOUT)
+            .await
+            .map_err(|e| OpsError::Etcd(e.to_string()));
+    }
+    let o = open(path, connect).await?;
+    let node = pick_voter(&o.servers, &nodes(&o).await?).map_err(OpsError::Etcd)?;
+    let t = transport(&o, &node)?;
     snapshot::save_on(t.as_ref(), prefix)
         .await
         .map_err(|e| OpsError::Etcd(e.to_string()))
@@ -173,6 +253,12 @@ pub async fn save(
 
 /// Every server's snapshots, from the API's `ETCDSnapshotFile` objects.
 pub async fn list(path: &Path, connect: ConnectOptions) -> Result<Vec<SnapshotFile>, OpsError> {
+    if let Some((node, t)) = sqlite_server(path, connect).await? {
+        let found = sqlite_snapshot::list_on(t.as_ref())
+            .await
+            .map_err(|e| OpsError::Etcd(e.to_string()))?;
+        return Ok(found.into_iter().map(|s| sqlite_file(&node, s)).collect());
+    }
     let o = open(path, connect).await?;
     let nodes = nodes(&o).await?;
     if !nodes.iter().any(|n| {
@@ -200,6 +286,9 @@ pub async fn prune(
     connect: ConnectOptions,
     confirm: &Confirmer,
 ) -> Result<Vec<Pruned>, OpsError> {
+    if let Some((node, t)) = sqlite_server(path, connect).await? {
+        return prune_sqlite(&node, t.as_ref(), prefix, retention, confirm).await;
+    }
     let o = open(path, connect).await?;
     if pick_voter(&o.servers, &nodes(&o).await?).is_err_and(|e| e == no_etcd()) {
         return Err(OpsError::Etcd(no_etcd()));
@@ -220,24 +309,9 @@ pub async fn prune(
     let removals: Vec<String> = before
         .iter()
         .filter(|(_, _, names)| names.len() > retention)
-        .map(|(s, _, names)| {
-            format!(
-                "{s}: delete {} of its {} snapshot(s) named {prefix}-* (the newest {retention} kept)",
-                names.len() - retention,
-                names.len()
-            )
-        })
+        .map(|(s, _, names)| prune_line(s, prefix, names.len() - retention, names.len(), retention))
         .collect();
-    confirm.ask(
-        &ConsentRequest::new(
-            "etcd snapshot prune",
-            format!("delete etcd snapshots on {} server(s)", removals.len()),
-            removals,
-        )
-        .with_losses(vec![
-            "the deleted snapshots: a restore can no longer go back to them".into(),
-        ]),
-    )?;
+    confirm.ask(&prune_consent(removals))?;
     let mut out = Vec::new();
     for (s, t, before) in before {
         k3s_snapshot(
@@ -257,6 +331,63 @@ pub async fn prune(
         });
     }
     Ok(out)
+}
+
+/// Pure: prune's confirmation, one line per server that loses snapshots.
+fn prune_consent(removals: Vec<String>) -> ConsentRequest {
+    ConsentRequest::new(
+        "etcd snapshot prune",
+        format!("delete etcd snapshots on {} server(s)", removals.len()),
+        removals,
+    )
+    .with_losses(vec![
+        "the deleted snapshots: a restore can no longer go back to them".into(),
+    ])
+}
+
+/// Pure: prune's line for one server.
+fn prune_line(node: &str, prefix: &str, removed: usize, of: usize, retention: usize) -> String {
+    format!(
+        "{node}: delete {removed} of its {of} snapshot(s) named {prefix}-* (the newest {retention} kept)"
+    )
+}
+
+async fn prune_sqlite(
+    node: &str,
+    t: &dyn Transport,
+    prefix: &str,
+    retention: usize,
+    confirm: &Confirmer,
+) -> Result<Vec<Pruned>, OpsError> {
+    let err = |e: crate::run::step_error::StepError| OpsError::Etcd(e.to_string());
+    let names: Vec<String> = sqlite_snapshot::list_on(t)
+        .await
+        .map_err(err)?
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    let removed = sqlite_snapshot::prune_choice(&names, prefix, node, retention);
+    let start = format!("{prefix}-{node}-");
+    let ours = names.iter().filter(|n| n.starts_with(&start)).count();
+    let removals = if removed.is_empty() {
+        Vec::new()
+    } else {
+        vec![prune_line(node, prefix, removed.len(), ours, retention)]
+    };
+    confirm.ask(&prune_consent(removals))?;
+    sqlite_snapshot::delete_on(t, &removed).await.map_err(err)?;
+    let kept = sqlite_snapshot::list_on(t)
+        .await
+        .map_err(err)?
+        .into_iter()
+        .map(|s| s.name)
+        .filter(|n| n.starts_with(&start))
+        .collect();
+    Ok(vec![Pruned {
+        node: node.to_string(),
+        removed,
+        kept,
+    }])
 }
 
 #[cfg(test)]

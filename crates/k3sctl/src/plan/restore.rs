@@ -13,6 +13,11 @@
 //!    deleted) and K3s started, one server at a time, each a voting member before the next;
 //! 6. Node objects of hosts not in the spec deleted, agents that lost their Node restarted;
 //! 7. the marker removed.
+//!
+//! A single server keeping its state in SQLite has no etcd to reset: its snapshots are archives
+//! of `server/db` and the token (`run::sqlite_snapshot`), and its restore is the same engine
+//! with one step in place of the reset: marker, stop, `server/db` replaced by the archive's
+//! (the current one moved aside, kept), start, stray Nodes, agents, unmark.
 
 use serde::Serialize;
 
@@ -24,6 +29,39 @@ pub const DB_DIR: &str = "/var/lib/rancher/k3s/server/db";
 pub const SNAPSHOT_DIR: &str = "/var/lib/rancher/k3s/server/db/snapshots";
 /// The restore marker on the restoring server.
 pub const MARKER_PATH: &str = "/var/lib/rancher/k3s/server/k3sctl-restore";
+/// Where SQLite snapshots (archives of `server/db` and the token) are kept: beside `server/db`,
+/// so that a restore moving `server/db` aside does not move them.
+pub const SQLITE_SNAPSHOT_DIR: &str = "/var/lib/rancher/k3s/server/sqlite-snapshots";
+/// A SQLite snapshot's file name suffix.
+pub const SQLITE_SUFFIX: &str = ".tar.gz";
+
+/// The datastore a restore puts back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Datastore {
+    /// Embedded etcd: K3s's `--cluster-reset` from an etcd snapshot.
+    #[default]
+    Etcd,
+    /// A single server's SQLite store: `server/db` replaced by a SQLite snapshot's.
+    Sqlite,
+}
+
+impl Datastore {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Etcd => "etcd",
+            Self::Sqlite => "sqlite",
+        }
+    }
+
+    /// The snapshot path a SNAPSHOT argument names for this datastore.
+    pub fn snapshot_path(self, wanted: &str) -> String {
+        match self {
+            Self::Etcd => snapshot_path(wanted),
+            Self::Sqlite => sqlite_snapshot_path(wanted),
+        }
+    }
+}
 
 /// The restore in progress, as the marker records it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -33,18 +71,21 @@ pub struct Marker {
     pub id: String,
     /// The snapshot file on the restoring server.
     pub snapshot: String,
-    /// `k3s server --cluster-reset` finished (exit 0).
+    /// `k3s server --cluster-reset` finished (exit 0), or the SQLite store was put in place.
     pub reset_done: bool,
+    /// What is restored (markers of older k3sctl have no line: etcd).
+    pub datastore: Datastore,
 }
 
 impl Marker {
     /// The marker file's text (`key=value` lines).
     pub fn render(&self) -> String {
         format!(
-            "id={}\nsnapshot={}\nreset={}\n",
+            "id={}\nsnapshot={}\nreset={}\ndatastore={}\n",
             self.id,
             self.snapshot,
-            if self.reset_done { "done" } else { "pending" }
+            if self.reset_done { "done" } else { "pending" },
+            self.datastore.as_str()
         )
     }
 
@@ -53,11 +94,14 @@ impl Marker {
         let mut id = None;
         let mut snapshot = None;
         let mut reset = None;
+        let mut datastore = Datastore::Etcd;
         for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
             match line.split_once('=') {
                 Some(("id", v)) => id = Some(v.to_string()),
                 Some(("snapshot", v)) => snapshot = Some(v.to_string()),
                 Some(("reset", v)) => reset = Some(v == "done"),
+                Some(("datastore", "etcd")) => datastore = Datastore::Etcd,
+                Some(("datastore", "sqlite")) => datastore = Datastore::Sqlite,
                 _ => return Err(format!("unexpected line {line:?}")),
             }
         }
@@ -70,6 +114,7 @@ impl Marker {
                 .filter(|s| s.starts_with('/'))
                 .ok_or("no snapshot path")?,
             reset_done: reset.ok_or("no reset state")?,
+            datastore,
         })
     }
 
@@ -116,6 +161,31 @@ pub struct ServerView {
     pub marker: Option<Result<Marker, String>>,
     /// The requested snapshot, when this server has it.
     pub snapshot: Option<SeenSnapshot>,
+    /// The requested SQLite snapshot, when this server has it.
+    pub sqlite_snapshot: Option<SqliteArchive>,
+}
+
+/// A SQLite snapshot as seen on the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqliteArchive {
+    /// The file.
+    pub seen: SeenSnapshot,
+    /// It holds `db/` and `token`.
+    pub complete: bool,
+    /// Its token against the server's.
+    pub token: TokenCheck,
+}
+
+/// A SQLite snapshot's token against the server's current one (compared on the host, never
+/// read by k3sctl).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenCheck {
+    /// The same token.
+    Same,
+    /// Another token: the server token changed since the snapshot.
+    Different,
+    /// The server has no token file (a wiped server): the snapshot's is put back.
+    Missing,
 }
 
 /// One step of a restore.
@@ -153,6 +223,16 @@ pub enum RestoreStep {
         /// Where it goes.
         to: String,
     },
+    /// SQLite: replace `server/db` with the snapshot's (the current one moved aside, kept;
+    /// the token put back when the server has none).
+    ReplaceSqlite {
+        /// Host.
+        host: String,
+        /// The snapshot archive on the host.
+        snapshot: String,
+        /// Where the current `server/db` goes.
+        to: String,
+    },
     /// Start K3s (it joins as a new member) and wait until it is Ready and a voting member.
     Rejoin {
         /// Host.
@@ -184,6 +264,7 @@ impl RestoreStep {
             Self::Reset { .. } => "cluster-reset",
             Self::StartRestored { .. } => "start-restored",
             Self::MoveAside { .. } => "move-db-aside",
+            Self::ReplaceSqlite { .. } => "replace-sqlite-store",
             Self::Rejoin { .. } => "rejoin",
             Self::DeleteStrayNodes { .. } => "delete-stray-nodes",
             Self::CheckAgents { .. } => "check-agents",
@@ -199,6 +280,7 @@ impl RestoreStep {
             | Self::Reset { host, .. }
             | Self::StartRestored { host }
             | Self::MoveAside { host, .. }
+            | Self::ReplaceSqlite { host, .. }
             | Self::Rejoin { host }
             | Self::Unmark { host } => host,
             Self::DeleteStrayNodes { .. } | Self::CheckAgents { .. } => "-",
@@ -221,6 +303,10 @@ impl RestoreStep {
                 "start k3s on the restored data; wait for /readyz and the node Ready".into()
             }
             Self::MoveAside { to, .. } => format!("move {DB_DIR} aside to {to} (kept, not deleted)"),
+            Self::ReplaceSqlite { snapshot, to, .. } => format!(
+                "put the SQLite store of {snapshot} in place: {DB_DIR} moved aside to {to} \
+                 (kept, not deleted); the server token restored only if the server has none"
+            ),
             Self::Rejoin { .. } => {
                 "start k3s: join the restored cluster as a new etcd member; wait until Ready and a voter"
                     .into()
@@ -241,6 +327,8 @@ impl RestoreStep {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RestorePlan {
+    /// What is restored.
+    pub datastore: Datastore,
     /// The restoring server.
     pub server: String,
     /// The snapshot path on it.
@@ -263,7 +351,8 @@ impl RestorePlan {
         self.steps
             .iter()
             .filter_map(|s| match s {
-                RestoreStep::MoveAside { host, to } => Some((host.clone(), to.clone())),
+                RestoreStep::MoveAside { host, to }
+                | RestoreStep::ReplaceSqlite { host, to, .. } => Some((host.clone(), to.clone())),
                 _ => None,
             })
             .collect()
@@ -275,7 +364,7 @@ impl RestorePlan {
 pub enum RestoreError {
     /// No server holds the snapshot.
     #[error(
-        "no server has snapshot {wanted} (looked in {SNAPSHOT_DIR} on {}); nothing was changed\n  \
+        "no server has snapshot {wanted} (looked in {dir} on {}); nothing was changed\n  \
          hint: `k3sctl etcd snapshot list` shows the snapshots and where they are; give a name \
          from it, or an absolute path of a file on a server",
         looked.join(", ")
@@ -283,6 +372,8 @@ pub enum RestoreError {
     SnapshotNotFound {
         /// The argument.
         wanted: String,
+        /// The directory a name is looked for in.
+        dir: String,
         /// Servers asked.
         looked: Vec<String>,
     },
@@ -330,16 +421,41 @@ pub enum RestoreError {
         /// The path.
         snapshot: String,
     },
-    /// The cluster keeps its state in SQLite.
+    /// A server of several keeps its state in SQLite.
     #[error(
-        "{host} keeps the cluster's state in SQLite ({DB_DIR}/state.db), which K3s does not \
-         snapshot: `etcd restore` restores embedded etcd snapshots only; nothing was changed\n  \
-         hint: back up and restore state.db* with K3s stopped, or convert to embedded etcd (a \
-         spec with 3 servers) and take snapshots with `k3sctl etcd snapshot save`"
+        "{host} keeps its state in SQLite ({DB_DIR}/state.db) while the spec has several \
+         servers: a SQLite store is restored only on a single-server cluster, and an etcd \
+         restore needs every server on etcd; nothing was changed\n  hint: run `k3sctl apply` \
+         to finish the conversion to embedded etcd, or restore with a spec naming only {host}"
     )]
     Sqlite {
         /// The server.
         host: String,
+    },
+    /// The file is not a SQLite snapshot k3sctl took.
+    #[error(
+        "{host}: {path} is not a SQLite snapshot k3sctl took (it does not hold db/ and token); \
+         nothing was changed\n  hint: give a name from `k3sctl etcd snapshot list`"
+    )]
+    NotSqliteSnapshot {
+        /// Host.
+        host: String,
+        /// The file.
+        path: String,
+    },
+    /// The SQLite snapshot was taken with another server token.
+    #[error(
+        "{host}: {path} was taken with another server token than the one {host} has now (the \
+         token was rotated since): K3s encrypts its bootstrap data with the token, and the \
+         agents join with the current one; nothing was changed\n  hint: restore a snapshot \
+         taken after the token changed (`k3sctl etcd snapshot list`); this one needs its own \
+         token on the server and in every agent's env file, which k3sctl does not put back"
+    )]
+    SqliteTokenChanged {
+        /// Host.
+        host: String,
+        /// The file.
+        path: String,
     },
     /// A reset flag from a reset k3sctl did not make.
     #[error(
@@ -405,6 +521,23 @@ pub fn snapshot_path(wanted: &str) -> String {
     }
 }
 
+/// Pure: the SQLite snapshot path a SNAPSHOT argument names: an absolute path as is, else a file
+/// name in [`SQLITE_SNAPSHOT_DIR`] (`file://` locations from `snapshot list` are accepted).
+pub fn sqlite_snapshot_path(wanted: &str) -> String {
+    let w = wanted.strip_prefix("file://").unwrap_or(wanted);
+    if w.starts_with('/') {
+        w.to_string()
+    } else {
+        format!("{SQLITE_SNAPSHOT_DIR}/{w}")
+    }
+}
+
+/// Pure: the servers run a single SQLite server (the only server, with a SQLite store and no
+/// etcd data).
+fn single_sqlite(servers: &[ServerView]) -> bool {
+    matches!(servers, [only] if only.sqlite && !only.etcd_data)
+}
+
 /// Pure: plans the restore (or the rest of an interrupted one).
 pub fn plan_restore(input: &RestoreInput) -> Result<RestorePlan, RestoreError> {
     let mut markers = Vec::new();
@@ -425,16 +558,25 @@ pub fn plan_restore(input: &RestoreInput) -> Result<RestorePlan, RestoreError> {
             hosts: markers.iter().map(|(s, _)| s.name.clone()).collect(),
         });
     }
-    let wanted_path = snapshot_path(&input.wanted);
     let (target, marker, resuming) = match markers.pop() {
         Some((s, m)) => {
-            if m.snapshot != wanted_path {
+            if m.snapshot != m.datastore.snapshot_path(&input.wanted) {
                 return Err(RestoreError::OtherInProgress {
                     host: s.name.clone(),
                     snapshot: m.snapshot,
                 });
             }
             (s, m, true)
+        }
+        None if single_sqlite(&input.servers) => {
+            let target = &input.servers[0];
+            let marker = Marker {
+                id: input.new_id.clone(),
+                snapshot: sqlite_snapshot_path(&input.wanted),
+                reset_done: false,
+                datastore: Datastore::Sqlite,
+            };
+            (target, marker, false)
         }
         None => {
             let target = input
@@ -443,6 +585,7 @@ pub fn plan_restore(input: &RestoreInput) -> Result<RestorePlan, RestoreError> {
                 .find(|s| s.snapshot.is_some())
                 .ok_or_else(|| RestoreError::SnapshotNotFound {
                     wanted: input.wanted.clone(),
+                    dir: SNAPSHOT_DIR.into(),
                     looked: input.servers.iter().map(|s| s.name.clone()).collect(),
                 })?;
             if let Some(sqlite) = input.servers.iter().find(|s| s.sqlite && !s.etcd_data) {
@@ -457,12 +600,16 @@ pub fn plan_restore(input: &RestoreInput) -> Result<RestorePlan, RestoreError> {
             }
             let marker = Marker {
                 id: input.new_id.clone(),
-                snapshot: wanted_path.clone(),
+                snapshot: snapshot_path(&input.wanted),
                 reset_done: false,
+                datastore: Datastore::Etcd,
             };
             (target, marker, false)
         }
     };
+    if marker.datastore == Datastore::Sqlite {
+        return plan_sqlite(input, target, marker, resuming);
+    }
     let seen = target
         .snapshot
         .clone()
@@ -532,6 +679,7 @@ pub fn plan_restore(input: &RestoreInput) -> Result<RestorePlan, RestoreError> {
         host: target.name.clone(),
     });
     Ok(RestorePlan {
+        datastore: Datastore::Etcd,
         server: target.name.clone(),
         snapshot: seen.path,
         size: seen.size,
@@ -542,14 +690,98 @@ pub fn plan_restore(input: &RestoreInput) -> Result<RestorePlan, RestoreError> {
     })
 }
 
+/// Pure: the SQLite restore (or its rest): the archive checked (its `db/` and token, the token
+/// the server's own), then the server stopped, its store replaced, started, and the cluster's
+/// Nodes and agents brought in line as after an etcd restore.
+fn plan_sqlite(
+    input: &RestoreInput,
+    target: &ServerView,
+    marker: Marker,
+    resuming: bool,
+) -> Result<RestorePlan, RestoreError> {
+    let archive = target.sqlite_snapshot.clone().ok_or_else(|| {
+        if resuming {
+            RestoreError::MarkerSnapshotGone {
+                host: target.name.clone(),
+                snapshot: marker.snapshot.clone(),
+            }
+        } else {
+            RestoreError::SnapshotNotFound {
+                wanted: input.wanted.clone(),
+                dir: SQLITE_SNAPSHOT_DIR.into(),
+                looked: vec![target.name.clone()],
+            }
+        }
+    })?;
+    let mut steps = Vec::new();
+    if !marker.reset_done {
+        if !archive.complete {
+            return Err(RestoreError::NotSqliteSnapshot {
+                host: target.name.clone(),
+                path: marker.snapshot.clone(),
+            });
+        }
+        if archive.token == TokenCheck::Different {
+            return Err(RestoreError::SqliteTokenChanged {
+                host: target.name.clone(),
+                path: marker.snapshot.clone(),
+            });
+        }
+        if !resuming {
+            steps.push(RestoreStep::Mark {
+                host: target.name.clone(),
+                marker: marker.clone(),
+            });
+        }
+        if target.active {
+            steps.push(RestoreStep::Stop {
+                host: target.name.clone(),
+            });
+        }
+        steps.push(RestoreStep::ReplaceSqlite {
+            host: target.name.clone(),
+            snapshot: marker.snapshot.clone(),
+            to: marker.aside_dir(),
+        });
+    }
+    steps.push(RestoreStep::StartRestored {
+        host: target.name.clone(),
+    });
+    steps.push(RestoreStep::DeleteStrayNodes {
+        keep: input.spec_hosts.clone(),
+    });
+    if !input.agents.is_empty() {
+        steps.push(RestoreStep::CheckAgents {
+            agents: input.agents.clone(),
+        });
+    }
+    steps.push(RestoreStep::Unmark {
+        host: target.name.clone(),
+    });
+    Ok(RestorePlan {
+        datastore: Datastore::Sqlite,
+        server: target.name.clone(),
+        snapshot: marker.snapshot.clone(),
+        size: archive.seen.size,
+        taken: archive.seen.modified,
+        resuming,
+        id: marker.id,
+        steps,
+    })
+}
+
 /// Pure: the plan as text, one numbered step a line.
 pub fn render_restore_plan(plan: &RestorePlan) -> String {
     let mut out = format!(
-        "{} etcd snapshot {} on {} ({} bytes, written at Unix time {}), restore {}:\n",
+        "{} {} snapshot {} on {} ({} bytes, written at Unix time {}), restore {}:\n",
         if plan.resuming {
             "Resuming the restore of"
         } else {
             "Restore of"
+        },
+        match plan.datastore {
+            Datastore::Etcd => "etcd",
+            Datastore::Sqlite => "SQLite",
         },
         plan.snapshot,
         plan.server,

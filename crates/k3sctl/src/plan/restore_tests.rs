@@ -90,6 +90,7 @@ fn interrupted_after_the_reset_a_rerun_does_not_reset_again() {
         id: "200".into(),
         snapshot: SNAP.into(),
         reset_done: false,
+        datastore: Datastore::Etcd,
     };
     // Stopped right after K3s's reset, before the marker said so: the reset flag tells.
     let mut s2 = server("s2");
@@ -157,6 +158,7 @@ fn refusals_name_what_to_do() {
         id: "1".into(),
         snapshot: "/other".into(),
         reset_done: true,
+        datastore: Datastore::Etcd,
     }));
     s1.snapshot = Some(seen());
     let e = plan_restore(&input(vec![s1])).expect_err("other restore");
@@ -165,12 +167,18 @@ fn refusals_name_what_to_do() {
         "{e}"
     );
     assert!(e.to_string().contains("k3sctl etcd restore /other"));
+    // A SQLite server among several (a conversion not finished): refused, naming it.
     let mut sqlite = server("s1");
     sqlite.etcd_data = false;
     sqlite.sqlite = true;
-    sqlite.snapshot = Some(seen());
-    let e = plan_restore(&input(vec![sqlite])).expect_err("sqlite");
-    assert!(matches!(e, RestoreError::Sqlite { .. }), "{e}");
+    let mut s2 = server("s2");
+    s2.snapshot = Some(seen());
+    let e = plan_restore(&input(vec![sqlite, s2])).expect_err("sqlite");
+    assert!(
+        matches!(&e, RestoreError::Sqlite { host } if host == "s1"),
+        "{e}"
+    );
+    assert!(e.to_string().contains("k3sctl apply"), "{e}");
     let mut flagged = server("s1");
     flagged.reset_flag = true;
     flagged.snapshot = Some(seen());
@@ -216,11 +224,163 @@ fn markers_and_snapshot_arguments_read_back() {
         id: "1767225600".into(),
         snapshot: SNAP.into(),
         reset_done: true,
+        datastore: Datastore::Etcd,
     };
-    assert_eq!(Marker::parse(&m.render()), Ok(m));
+    assert_eq!(Marker::parse(&m.render()), Ok(m.clone()));
+    let sqlite = Marker {
+        datastore: Datastore::Sqlite,
+        ..m
+    };
+    assert_eq!(Marker::parse(&sqlite.render()), Ok(sqlite));
+    // A marker written before the datastore line existed is an etcd restore's.
+    assert_eq!(
+        Marker::parse("id=5\nsnapshot=/a\nreset=done\n").map(|m| m.datastore),
+        Ok(Datastore::Etcd)
+    );
+    assert!(Marker::parse("id=5\nsnapshot=/a\nreset=done\ndatastore=mysql\n").is_err());
     assert!(Marker::parse("id=x\nsnapshot=/a\nreset=done\n").is_err());
     assert!(Marker::parse("garbage").is_err());
     assert_eq!(snapshot_path("n-s1-1"), format!("{SNAPSHOT_DIR}/n-s1-1"));
     assert_eq!(snapshot_path("file:///x/y"), "/x/y");
     assert_eq!(snapshot_path("/x/y"), "/x/y");
+}
+
+const ARCHIVE: &str = "/var/lib/rancher/k3s/server/sqlite-snapshots/on-demand-s1-100.tar.gz";
+
+fn sqlite_server(token: TokenCheck) -> ServerView {
+    ServerView {
+        name: "s1".into(),
+        active: true,
+        db: true,
+        sqlite: true,
+        sqlite_snapshot: Some(SqliteArchive {
+            seen: SeenSnapshot {
+                path: ARCHIVE.into(),
+                size: 2048,
+                modified: 100,
+            },
+            complete: true,
+            token,
+        }),
+        ..ServerView::default()
+    }
+}
+
+fn sqlite_input(s1: ServerView) -> RestoreInput {
+    RestoreInput {
+        wanted: "on-demand-s1-100.tar.gz".into(),
+        servers: vec![s1],
+        agents: vec!["a1".into()],
+        spec_hosts: vec!["s1".into(), "a1".into()],
+        new_id: "300".into(),
+    }
+}
+
+#[test]
+fn a_single_sqlite_server_is_restored_by_replacing_its_store() {
+    let plan = plan_restore(&sqlite_input(sqlite_server(TokenCheck::Same))).expect("plan");
+    assert_eq!(plan.datastore, Datastore::Sqlite);
+    assert_eq!(plan.snapshot, ARCHIVE);
+    assert_eq!(
+        kinds(&plan),
+        vec![
+            "mark s1",
+            "stop s1",
+            "replace-sqlite-store s1",
+            "start-restored s1",
+            "delete-stray-nodes -",
+            "check-agents -",
+            "unmark s1",
+        ]
+    );
+    assert!(matches!(
+        &plan.steps[0],
+        RestoreStep::Mark { marker, .. } if marker.datastore == Datastore::Sqlite
+            && marker.snapshot == ARCHIVE
+    ));
+    assert_eq!(
+        plan.moved(),
+        vec![(
+            "s1".to_string(),
+            "/var/lib/rancher/k3s/server/db-before-restore-300".to_string()
+        )]
+    );
+    assert!(render_restore_plan(&plan).starts_with("Restore of SQLite snapshot"));
+    // A wiped server without a token gets the snapshot's.
+    assert!(plan_restore(&sqlite_input(sqlite_server(TokenCheck::Missing))).is_ok());
+}
+
+#[test]
+fn an_interrupted_sqlite_restore_resumes_without_replacing_twice() {
+    let marker = Marker {
+        id: "300".into(),
+        snapshot: ARCHIVE.into(),
+        reset_done: false,
+        datastore: Datastore::Sqlite,
+    };
+    // Killed while the store was being replaced: db moved aside, nothing in place yet, so the
+    // server no longer looks like SQLite; the marker says what runs.
+    let mut s1 = sqlite_server(TokenCheck::Same);
+    s1.active = false;
+    s1.sqlite = false;
+    s1.db = false;
+    s1.asides = vec!["300".into()];
+    s1.marker = Some(Ok(marker.clone()));
+    let plan = plan_restore(&sqlite_input(s1.clone())).expect("plan");
+    assert!(plan.resuming);
+    assert_eq!(
+        kinds(&plan),
+        vec![
+            "replace-sqlite-store s1",
+            "start-restored s1",
+            "delete-stray-nodes -",
+            "check-agents -",
+            "unmark s1",
+        ]
+    );
+    // Killed after the store was in place and recorded: only the start and the rest.
+    s1.marker = Some(Ok(Marker {
+        reset_done: true,
+        ..marker
+    }));
+    s1.sqlite = true;
+    let plan = plan_restore(&sqlite_input(s1)).expect("plan");
+    assert_eq!(
+        kinds(&plan),
+        vec![
+            "start-restored s1",
+            "delete-stray-nodes -",
+            "check-agents -",
+            "unmark s1",
+        ]
+    );
+}
+
+#[test]
+fn sqlite_refusals_name_what_to_do() {
+    let mut none = sqlite_server(TokenCheck::Same);
+    none.sqlite_snapshot = None;
+    let e = plan_restore(&sqlite_input(none)).expect_err("not found");
+    assert!(
+        e.to_string()
+            .contains(&format!("looked in {SQLITE_SNAPSHOT_DIR} on s1")),
+        "{e}"
+    );
+    let e = plan_restore(&sqlite_input(sqlite_server(TokenCheck::Different)))
+        .expect_err("token changed");
+    assert!(matches!(e, RestoreError::SqliteTokenChanged { .. }), "{e}");
+    assert!(e.to_string().contains("another server token"), "{e}");
+    let mut foreign = sqlite_server(TokenCheck::Same);
+    if let Some(a) = foreign.sqlite_snapshot.as_mut() {
+        a.complete = false;
+    }
+    assert!(matches!(
+        plan_restore(&sqlite_input(foreign)),
+        Err(RestoreError::NotSqliteSnapshot { .. })
+    ));
+    assert_eq!(
+        sqlite_snapshot_path("a.tar.gz"),
+        format!("{SQLITE_SNAPSHOT_DIR}/a.tar.gz")
+    );
+    assert_eq!(sqlite_snapshot_path("file:///x/a.tar.gz"), "/x/a.tar.gz");
 }

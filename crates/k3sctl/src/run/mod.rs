@@ -25,6 +25,7 @@ pub mod record;
 pub mod rollout;
 pub mod service;
 pub mod snapshot;
+pub mod sqlite_snapshot;
 pub mod stage;
 pub mod step_error;
 
