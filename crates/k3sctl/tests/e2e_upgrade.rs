@@ -341,6 +341,14 @@ fn rolling_upgrades_on_one_lab() {
     s.good_release(V134_4);
     let out = s.upgrade(&["--to", V134_4]);
     assert!(out.ok, "{}", out.text);
+    // The first server (the API's) is brought back by its recovery steps on the step engine.
+    assert!(
+        out.text.contains(&format!(
+            "{server}: restart k3s (resume the upgrade to {V134_4})"
+        )),
+        "{}",
+        out.text
+    );
     assert!(
         s.versions().values().all(|v| v == V134_4),
         "{:?}",

@@ -37,5 +37,5 @@ pub use context::{RolloutContext, RunOptions, Shared};
 pub use engine::execute;
 pub use events::{Event, EventKind, JsonReporter, MemoryReporter, PlainReporter, Reporter};
 pub use outcome::{HostOutcome, HostStatus, RunSummary};
-pub use record::{NodeFailure, NodeOutcome, NodeRecord};
+pub use record::{NodeFailure, NodeOutcome, NodeRecord, Stopwatch};
 pub use rollout::{RolloutPolicy, RolloutResult, execute_rollout, run_turn};

@@ -155,19 +155,9 @@ pub(super) async fn decide(
                 None => download(&cluster.spec, &target, &arch_set(&archs)).await?,
             };
             let policy = &cluster.spec.cluster.spec.upgrade;
-            let by_host = host_binaries(&binaries, &archs);
-            let first = cluster.first_server.as_str();
-            let (local, sha) = by_host.get(first).ok_or_else(|| {
-                UpgradeError::Cluster(format!("{first}: no binary for its architecture"))
-            })?;
-            restart_first_server(
-                cluster,
-                reporter.as_ref(),
-                target,
-                (local, sha),
-                policy.node_ready_timeout.to_std(),
-            )
-            .await?;
+            let from = marker.map_or(target, |(from, _)| from);
+            let shared = super::rollout_shared(cluster, reporter, &binaries, &archs);
+            restart_first_server(cluster, &shared, from, target).await?;
             // The agents reconnect to the restarted server; give them the time they need.
             let limits = gate::GateLimits {
                 timeout: policy.gate_timeout.to_std(),

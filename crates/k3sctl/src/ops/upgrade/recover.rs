@@ -1,25 +1,20 @@
 //! Resuming when the first server itself failed its upgrade: K3s is down there, so the API is
 //! too. The server carries a marker written before its binary was replaced; with it, the next
-//! run puts the (fixed) new binary in place, restarts K3s, waits for /readyz, and then goes on
-//! like any resumed run.
+//! run puts the (fixed) new binary in place, restarts K3s and waits until it is Ready with
+//! /readyz ok (plan steps on the rollout's engine), and then goes on like any resumed run.
 
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
-
-use tokio::sync::Semaphore;
+use std::path::Path;
 
 use super::error::UpgradeError;
 use super::observe::Cluster;
 use crate::host::Transport;
 use crate::k3s::config::NodeRole;
-use crate::k3s::unit::unit_name;
 use crate::k3s::version::K3sVersion;
-use crate::kube::readyz;
 use crate::ops::OpsError;
+use crate::plan::HostPlan;
+use crate::plan::upgrade::steps::recovery_steps;
 use crate::run::node_steps::MARKER_PATH;
-use crate::run::service::start_and_wait;
-use crate::run::stage::swap_in;
-use crate::run::{Event, EventKind, Reporter};
+use crate::run::{Event, EventKind, Shared, Stopwatch, run_turn};
 
 /// Pure: the `from=… to=…` marker's versions.
 pub fn parse_marker(text: &str) -> Option<(K3sVersion, K3sVersion)> {
@@ -46,56 +41,43 @@ pub async fn read_marker(
     Ok(bytes.and_then(|b| parse_marker(&String::from_utf8_lossy(&b))))
 }
 
-/// Puts the new binary (`local`, `sha`) on the first server, restarts K3s and waits until
-/// /readyz answers ok (within `timeout`).
+/// Brings back the first server after it failed its own upgrade: its recovery steps
+/// (`plan::upgrade::steps::recovery_steps`: the new binary put in place, K3s restarted, Ready at
+/// `target` with /readyz ok) run through the rollout's step engine (`run::run_turn`), which
+/// reports them and fails with the step, its hint and the journal.
 pub async fn restart_first_server(
     cluster: &Cluster,
-    reporter: &dyn Reporter,
+    shared: &Shared,
+    from: K3sVersion,
     target: K3sVersion,
-    (local, sha): (&PathBuf, &str),
-    timeout: Duration,
 ) -> Result<(), UpgradeError> {
     let name = cluster.first_server.as_str();
-    let say = |step: &str, kind: EventKind, message: String| {
-        reporter.report(Event::new(name, step, kind, message));
+    let say = |kind: EventKind, message: String| {
+        shared
+            .reporter
+            .report(Event::new(name, "resume", kind, message));
     };
     let server = cluster.transport(name)?;
     say(
-        "resume",
         EventKind::Start,
         format!(
             "the API is down and {name} was mid-upgrade: putting {target} in place and restarting it"
         ),
     );
-    let what = swap_in(server.as_ref(), local, sha, &Semaphore::new(1))
-        .await
-        .map_err(OpsError::from)?;
-    say("deliver", EventKind::Done, what.to_string());
-    let unit = unit_name(NodeRole::Server);
-    if let Err(e) = start_and_wait(server.as_ref(), unit, true, timeout).await {
-        return Err(UpgradeError::Cluster(format!(
-            "{name}: step restart failed: {}\n  last journal lines on {name}:\n{}",
-            e.headline(),
-            e.journal()
-                .unwrap_or_default()
-                .lines()
-                .map(|l| format!("    {l}"))
-                .collect::<Vec<_>>()
-                .join("\n")
-        )));
-    }
-    let started = Instant::now();
-    while !matches!(readyz(&cluster.api.client).await, Ok(true)) {
-        if started.elapsed() >= timeout {
-            return Err(UpgradeError::Cluster(format!(
-                "{name}: /readyz did not answer ok within {}s after the restart",
-                timeout.as_secs()
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+    let turn = HostPlan {
+        host: name.to_string(),
+        role: NodeRole::Server,
+        group: None,
+        first_server: true,
+        in_cluster: true,
+        steps: recovery_steps(from, target),
+    };
+    if let Err((failure, _)) =
+        run_turn(shared, server.as_ref(), &turn, &mut Stopwatch::start()).await
+    {
+        return Err(UpgradeError::Cluster(failure.to_string()));
     }
     say(
-        "resume",
         EventKind::Done,
         "API back: resuming the rollout".to_string(),
     );

@@ -34,6 +34,30 @@ pub fn drain_settings(policy: &UpgradePolicy) -> DrainSettings {
     }
 }
 
+/// Pure: the steps that bring back the server the API goes through after it failed its own
+/// upgrade (its marker found, K3s down, so the API is down too): the (fixed) release put in
+/// place, K3s restarted, the Node Ready at `to` with /readyz ok. Its marker stays: the resumed
+/// rollout finishes the node's turn (waits, marker, uncordon) like any interrupted one.
+pub fn recovery_steps(
+    from: crate::k3s::version::K3sVersion,
+    to: crate::k3s::version::K3sVersion,
+) -> Vec<Step> {
+    vec![
+        Step::SwapBinary {
+            from,
+            to,
+            marker: false,
+        },
+        Step::Restart {
+            reason: format!("resume the {}", cordon_reason(&to)),
+        },
+        Step::WaitReadyAt {
+            version: to,
+            readyz: true,
+        },
+    ]
+}
+
 /// Pure: the steps of `node`'s turn, in order (none for a node left alone).
 pub fn node_steps(node: &PlannedNode, ctx: StepContext<'_>) -> Vec<Step> {
     let server = node.kind == NodeKind::Server;

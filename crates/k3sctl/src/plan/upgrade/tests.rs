@@ -372,3 +372,28 @@ fn a_snapshot_comes_first_on_multi_server_clusters_unless_skipped() {
         "{text}"
     );
 }
+
+#[test]
+fn a_first_server_that_failed_its_own_upgrade_is_brought_back_by_steps() {
+    let (from, to) = (v("v1.34.3+k3s1"), v("v1.34.4+k3s1"));
+    let steps = steps::recovery_steps(from, to);
+    let kinds: Vec<&str> = steps.iter().map(crate::plan::Step::kind).collect();
+    assert_eq!(kinds, ["deliver", "restart", "wait-ready"]);
+    // The marker it already carries stays until the resumed turn clears it; /readyz is its
+    // own (the API goes through it).
+    assert_eq!(
+        steps[0],
+        crate::plan::Step::SwapBinary {
+            from,
+            to,
+            marker: false
+        }
+    );
+    assert_eq!(
+        steps[2],
+        crate::plan::Step::WaitReadyAt {
+            version: to,
+            readyz: true
+        }
+    );
+}
