@@ -429,6 +429,36 @@ fn rotations_keep_quorum_and_restore_access() {
     assert!(other["days_left"].as_i64().unwrap_or(0) > 300, "{other:#}");
     let (ok, said) = kube(&kubeconfig, &["get", "nodes"]);
     assert!(ok, "kubectl before expiry: {said}");
+    // K3s's certificate monitor (the stand-in's too) said so on the Node: a Warning Event on
+    // the first server, whose certificates live 2 minutes; the second server's are fine.
+    let (ok, said) = kube(
+        &kubeconfig,
+        &["get", "events", "-n", "default", "-o", "json"],
+    );
+    assert!(ok, "kubectl get events: {said}");
+    let events: serde_json::Value = serde_json::from_str(&said).expect("events JSON");
+    let reasons_on = |node: &str| -> Vec<String> {
+        events["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| {
+                e["involvedObject"]["kind"] == "Node" && e["involvedObject"]["name"] == node
+            })
+            .filter_map(|e| e["reason"].as_str().map(str::to_string))
+            .collect()
+    };
+    assert!(
+        reasons_on(first).contains(&"CertificateExpirationWarning".to_string()),
+        "{first}: {:?}",
+        reasons_on(first)
+    );
+    assert!(
+        reasons_on(&servers[1]).contains(&"CertificateExpirationOK".to_string()),
+        "{}: {:?}",
+        servers[1],
+        reasons_on(&servers[1])
+    );
 
     let expiry = export_not_after(&kubeconfig);
     let wait = (expiry - now() + 3).max(0);
