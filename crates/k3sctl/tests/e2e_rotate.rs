@@ -454,10 +454,10 @@ fn rotations_keep_quorum_and_restore_access() {
         reasons_on(first)
     );
     assert!(
-        reasons_on(&servers[1]).contains(&"CertificateExpirationOK".to_string()),
+        reasons_on(servers[1]).contains(&"CertificateExpirationOK".to_string()),
         "{}: {:?}",
         servers[1],
-        reasons_on(&servers[1])
+        reasons_on(servers[1])
     );
 
     let expiry = export_not_after(&kubeconfig);
