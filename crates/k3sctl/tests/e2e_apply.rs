@@ -143,6 +143,23 @@ fn apply_installs_joins_exports_and_a_second_apply_changes_nothing() {
         assert_eq!(env_mode.trim(), "600");
     }
 
+    // The install script's command links: crictl and ctr run K3s's faces through them; the
+    // lab's own kubectl (/usr/bin/kubectl, Debian's) is on PATH, so no kubectl link shadows it.
+    let faces = lab
+        .exec(
+            &server.name,
+            "readlink /usr/local/bin/crictl /usr/local/bin/ctr; crictl pods; ctr version; \
+             test -e /usr/local/bin/kubectl && echo kubectl-linked; command -v kubectl",
+        )
+        .expect("the command links work");
+    assert!(
+        faces.starts_with("k3s\nk3s\n")
+            && faces.contains("POD ID")
+            && !faces.contains("kubectl-linked"),
+        "{faces}"
+    );
+    assert!(faces.trim_end().ends_with("/usr/bin/kubectl"), "{faces}");
+
     // The join token appears in no output and no local file k3sctl wrote.
     let token = lab
         .exec(&server.name, "cat /var/lib/rancher/k3s/server/token")

@@ -10,6 +10,7 @@ pub mod effective;
 pub mod journal;
 pub mod kubeconfig;
 pub mod kubeconfig_merge;
+pub mod links;
 pub mod manifests;
 pub mod ports;
 pub mod registries;

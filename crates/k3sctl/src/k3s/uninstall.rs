@@ -39,14 +39,6 @@ pub const FILES: [&str; 10] = [
     "/etc/systemd/system/multi-user.target.wants/k3s.service",
 ];
 
-/// The command links the install script creates next to the binary; removed only when they
-/// are symlinks (a real kubectl installed there is someone else's).
-pub const LINKS: [&str; 3] = [
-    "/usr/local/bin/kubectl",
-    "/usr/local/bin/crictl",
-    "/usr/local/bin/ctr",
-];
-
 /// Network interfaces K3s's CNI (flannel) and kube-proxy create.
 pub const INTERFACES: [&str; 6] = [
     "cni0",
@@ -87,7 +79,7 @@ pub fn script() -> String {
     let units = UNITS.join(" ");
     let dirs = DIRECTORIES.join(" ");
     let files = FILES.join(" ");
-    let links = LINKS.join(" ");
+    let links = super::links::remove_snippet();
     let interfaces = INTERFACES.join(" ");
     let mount_pattern = MOUNT_ROOTS.join("|");
     format!(
@@ -155,10 +147,7 @@ done
 for f in {files}; do
   if [ -e "$f" ] || [ -L "$f" ]; then rm -f "$f" && say "$f"; fi
 done
-for l in {links}; do
-  if [ -L "$l" ]; then rm -f "$l" && say "$l"; fi
-done
-for d in {dirs}; do
+{links}for d in {dirs}; do
   if [ -e "$d" ]; then rm -rf "$d" && say "$d"; fi
 done
 rmdir /etc/rancher /var/lib/rancher 2>/dev/null
@@ -176,14 +165,13 @@ pub fn probe_script() -> String {
     let units = UNITS.join(" ");
     let paths: Vec<&str> = FILES.iter().chain(DIRECTORIES.iter()).copied().collect();
     let paths = paths.join(" ");
-    let links = LINKS.join(" ");
+    let links = super::links::probe_snippet();
     format!(
         r#"for unit in {units}; do
   if systemctl is-active --quiet "$unit" 2>/dev/null || [ -n "$(systemctl list-unit-files --no-legend "$unit.service" 2>/dev/null)" ]; then echo "unit $unit"; fi
 done
 for f in {paths}; do [ -e "$f" ] && echo "$f"; done
-for l in {links}; do [ -L "$l" ] && echo "$l"; done
-for p in /proc/[0-9]*; do
+{links}for p in /proc/[0-9]*; do
   exe=$(readlink "$p/exe" 2>/dev/null) || continue
   case "$exe" in {binary}|"{binary} (deleted)"|/var/lib/rancher/k3s/*|/run/k3s/*) echo "process ${{p#/proc/}} $exe";; esac
 done
@@ -227,8 +215,8 @@ mod tests {
         }
         // /etc/rancher/node (the node password) stays, as with K3s's uninstall.
         assert!(!script.contains("/etc/rancher/node"));
-        // Links are removed only when they are links.
-        assert!(script.contains(r#"if [ -L "$l" ]; then rm -f "$l""#));
+        // Links are removed only when they point to K3s (k3s::links).
+        assert!(script.contains(&super::super::links::remove_snippet()));
     }
 
     #[test]

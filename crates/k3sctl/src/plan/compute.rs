@@ -6,6 +6,7 @@ use super::desired::{Desired, DesiredHost, FileContent};
 use super::diff::unified_diff;
 use super::observed::{Observed, ObservedHost, ObservedNode};
 use super::step::{ExportStep, HostPlan, Plan, Step};
+use crate::k3s::links::{self, CommandLink};
 use crate::k3s::registries::REGISTRIES_PATH;
 use crate::k3s::release::Arch;
 use crate::k3s::unit;
@@ -304,6 +305,15 @@ fn plan_host(
             // Only the form of registries.yaml changes: K3s reads the same mirrors.
         } else if file.restarts {
             restart_reasons.push(file_name(&file.path).to_string());
+        }
+    }
+    // The install script's command links, where the place is free (never over a person's own).
+    for command in links::COMMANDS {
+        if obs.links.get(command) == Some(&CommandLink::Missing) {
+            steps.push(Step::LinkCommand {
+                command: command.to_owned(),
+                path: links::link_path(command),
+            });
         }
     }
     let node = observed.node(&host.name);

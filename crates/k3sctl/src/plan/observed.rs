@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::k3s::links::CommandLink;
 use crate::k3s::release::Arch;
 use crate::k3s::version::K3sVersion;
 use crate::secret::Secret;
@@ -47,6 +48,9 @@ pub struct ObservedHost {
     /// The node's password file `/etc/rancher/node/password` exists (K3s creates it at the
     /// first start; a reinstalled or wiped host lacks it and gets a new password).
     pub node_password: bool,
+    /// What is at the place of each command link (`kubectl`, `crictl`, `ctr`; see
+    /// [`crate::k3s::links`]), by command; a command not observed gets no step.
+    pub links: BTreeMap<String, CommandLink>,
 }
 
 /// The files K3s is started from, as found on a host.
@@ -80,6 +84,7 @@ impl ObservedHost {
             has_token: false,
             start: None,
             node_password: false,
+            links: BTreeMap::new(),
         }
     }
 

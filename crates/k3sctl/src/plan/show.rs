@@ -131,6 +131,7 @@ fn mark(step: &Step) -> &'static str {
         Step::Start { .. } | Step::Restart { .. } | Step::DaemonReload => ">",
         Step::EnforceTaints { .. } => "~",
         Step::WriteFile { create: true, .. }
+        | Step::LinkCommand { .. }
         | Step::UploadBinary {
             installed: None, ..
         } => "+",

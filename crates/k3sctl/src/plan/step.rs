@@ -43,6 +43,14 @@ pub enum Step {
         /// Path on the host.
         path: String,
     },
+    /// Link a command (`kubectl`, `crictl`, `ctr`) to the K3s binary as K3s's install script
+    /// does, where no file or command of that name exists (see [`crate::k3s::links`]).
+    LinkCommand {
+        /// The command.
+        command: String,
+        /// The link's path.
+        path: String,
+    },
     /// `systemctl daemon-reload` after a unit change.
     DaemonReload,
     /// The files changed but K3s's effective configuration did not: K3s keeps running, and
@@ -249,6 +257,9 @@ impl Step {
             }
             Self::WriteFile { path, mode, .. } => format!("update {path} (mode {mode:04o})"),
             Self::RemoveFile { path } => format!("remove {path}"),
+            Self::LinkCommand { path, .. } => {
+                format!("link {path} -> {}", crate::k3s::links::TARGET)
+            }
             Self::DaemonReload => "systemctl daemon-reload".to_string(),
             Self::Adopt => "adopt: no restart (effective configuration unchanged)".to_string(),
             Self::Start { join: true } => format!("start {unit} and join the cluster"),
@@ -393,6 +404,7 @@ impl Step {
             Self::UploadBinary { .. } => "upload-binary",
             Self::WriteFile { .. } => "write-file",
             Self::RemoveFile { .. } => "remove-file",
+            Self::LinkCommand { .. } => "link-command",
             Self::DaemonReload => "daemon-reload",
             Self::Adopt => "adopt",
             Self::Start { .. } => "start",

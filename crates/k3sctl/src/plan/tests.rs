@@ -762,3 +762,64 @@ fn a_reinstalled_host_has_its_stale_node_password_removed_before_it_starts() {
 
 #[path = "drift_tests.rs"]
 mod drift_tests;
+
+#[test]
+fn command_links_are_created_only_where_the_place_is_free() {
+    use crate::k3s::links::CommandLink;
+    let mut d = desired("http://mirror-a:5000");
+    d.exports[0].up_to_date = Some(true);
+    let mut observed = converged(&d);
+    for obs in observed.hosts.values_mut() {
+        obs.links = BTreeMap::from([
+            // A person's kubectl on PATH, a free place, and the install script's link.
+            (
+                "kubectl".to_string(),
+                CommandLink::Taken("/usr/bin/kubectl".into()),
+            ),
+            ("crictl".to_string(), CommandLink::Missing),
+            ("ctr".to_string(), CommandLink::ToK3s),
+        ]);
+    }
+    let plan = compute_plan(&d, &observed).expect("plans");
+    for host in ["server-1", "agent-1", "agent-2"] {
+        assert_eq!(kinds(&plan, host), ["link-command"], "{host}");
+        assert_eq!(
+            text_of_steps(&plan, host),
+            "link /usr/local/bin/crictl -> k3s"
+        );
+    }
+    // A link is a change that disturbs nothing: no restart, no confirmation.
+    assert!(plan.has_changes());
+    assert!(plan.disruptions().is_empty());
+    assert!(render_plan(&plan).contains("  + link /usr/local/bin/crictl -> k3s\n"));
+
+    // Once linked (or where every place is taken), nothing is left to do.
+    for obs in observed.hosts.values_mut() {
+        obs.links.insert("crictl".to_string(), CommandLink::ToK3s);
+        obs.links.insert(
+            "ctr".to_string(),
+            CommandLink::Taken("/usr/local/bin/ctr -> /opt/containerd/bin/ctr".into()),
+        );
+    }
+    let plan = compute_plan(&d, &observed).expect("plans");
+    assert!(!plan.has_changes(), "{plan:#?}");
+
+    // A fresh host gets all three, after the binary and its files.
+    let mut fresh = fresh();
+    for obs in fresh.hosts.values_mut() {
+        for command in crate::k3s::links::COMMANDS {
+            obs.links.insert(command.to_string(), CommandLink::Missing);
+        }
+    }
+    let plan = compute_plan(&desired("http://mirror-a:5000"), &fresh).expect("plans");
+    let steps = kinds(&plan, "agent-1");
+    let links: Vec<usize> = steps
+        .iter()
+        .enumerate()
+        .filter(|(_, k)| **k == "link-command")
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(links.len(), 3, "{steps:?}");
+    let start = steps.iter().position(|k| *k == "start").expect("start");
+    assert!(links.iter().all(|i| *i < start), "{steps:?}");
+}

@@ -189,7 +189,7 @@ pub async fn prestage(
                 early
             }
             Step::DaemonReload => !deferred_non_env,
-            Step::RemoveFile { .. } => true,
+            Step::RemoveFile { .. } | Step::LinkCommand { .. } => true,
             Step::Adopt => break,
             Step::Start { .. }
             | Step::Restart { .. }
@@ -332,6 +332,10 @@ pub(super) async fn run_step(
         Step::RemoveFile { path } => {
             let command = format!("rm -f {}", crate::host::shell::quote(path));
             exec(transport, &command, &format!("removing {path}")).await
+        }
+        Step::LinkCommand { command, path } => {
+            let script = crate::k3s::links::create_script(command);
+            exec(transport, &script, &format!("linking {path} to k3s")).await
         }
         Step::Adopt => {
             let script = super::adopt_record::record_script(unit);

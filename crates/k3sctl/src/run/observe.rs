@@ -132,11 +132,13 @@ pub fn observe_script(host: &DesiredHost, files: &[FileProbe], request: &Observe
          \x20 echo \"hostname=$(hostname)\"\n\
          \x20 for f in {start_files}; do if [ -f \"$f\" ]; then echo \"src=$f $(base64 -w0 \"$f\")\"; fi; done\n\
          \x20 for f in {CONFIG_PATH}.d/*; do if [ -f \"$f\" ]; then echo \"dropin=${{f##*/}} $(base64 -w0 \"$f\")\"; fi; done\n\
-         fi\n",
+         fi\n\
+         {links}",
         hash = binary_record::hash_snippet(BINARY_PATH, binary_record::RECORD_PATH),
         adopted = adopt_record::RECORD_PATH,
         unit_path = unit_path(host.role),
         start_files = start_file_paths(host.role).join(" "),
+        links = crate::k3s::links::observe_snippet(),
     );
     if host.role == crate::k3s::config::NodeRole::Server {
         script.push_str(&format!(
@@ -232,6 +234,11 @@ pub fn parse_report(
             "sqlite" => obs.sqlite_store = Some(value.to_owned()),
             "hastoken" => obs.has_token = true,
             "nodepassword" => obs.node_password = true,
+            "link" => {
+                let (command, state) =
+                    crate::k3s::links::parse_observed(value).ok_or_else(|| bad(line))?;
+                obs.links.insert(command, state);
+            }
             "admin" => admin_kubeconfig = decode_secret(value),
             "active" => obs.service_active = value == "active" || value == "activating",
             "enabled" => obs.service_enabled = value == "enabled",
