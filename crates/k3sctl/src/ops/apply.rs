@@ -263,7 +263,9 @@ pub async fn apply(
         prepared
             .transports
             .get(&prepared.first_server)
-            .ok_or_else(|| OpsError::Spec("no connection to the first server".into()))?,
+            .ok_or_else(|| OpsError::NoConnection {
+                host: prepared.first_server.clone(),
+            })?,
     );
     let holder = LockHolder::current();
     if let Acquired::TookOver { previous, why } =
@@ -342,7 +344,9 @@ async fn run_locked(
         let server = prepared
             .transports
             .get(&prepared.first_server)
-            .ok_or_else(|| OpsError::Spec("no connection to the first server".into()))?;
+            .ok_or_else(|| OpsError::NoConnection {
+                host: prepared.first_server.clone(),
+            })?;
         let admin = read_admin_kubeconfig(server.as_ref()).await?;
         for export in &prepared.desired.exports {
             let result = write_export(

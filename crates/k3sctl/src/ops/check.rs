@@ -486,10 +486,9 @@ pub fn worth_waiting(results: &[CheckResult]) -> bool {
 /// `k3sctl check`: judges the cluster; with `options.wait`, looks again while it is settling.
 pub async fn check(path: &Path, options: CheckOptions) -> Result<CheckReport, CheckError> {
     let opened = open(path, options.connect).await?;
-    let first = opened
-        .servers
-        .first()
-        .ok_or_else(|| OpsError::Spec("spec.hosts has no server".into()))?;
+    let first = opened.servers.first().ok_or_else(|| OpsError::NoServer {
+        file: path.display().to_string(),
+    })?;
     let Some(server) = opened.transports.get(first).cloned() else {
         let why = opened
             .unreachable
@@ -497,10 +496,10 @@ pub async fn check(path: &Path, options: CheckOptions) -> Result<CheckReport, Ch
             .find(|(h, _)| h == first)
             .map(|(_, why)| why.clone())
             .unwrap_or_default();
-        return Err(OpsError::Spec(format!(
-            "the first server {first} is unreachable ({why}): the API is reached through it\n  \
-             hint: check that {first} is up and reachable over its transport"
-        ))
+        return Err(OpsError::ApiServerUnreachable {
+            server: first.clone(),
+            why,
+        }
         .into());
     };
     let admin = read_admin_kubeconfig(server.as_ref()).await?;

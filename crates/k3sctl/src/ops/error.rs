@@ -7,9 +7,83 @@ use crate::run::lock::LockError;
 /// Why an operation stopped before or outside the per-host steps.
 #[derive(Debug, thiserror::Error)]
 pub enum OpsError {
-    /// The spec is invalid or refers to something unreadable.
+    /// The spec file could not be loaded: every problem, located (file, line, column, hint).
+    #[error(transparent)]
+    Spec(#[from] crate::spec::SpecErrors),
+    /// The spec names no server.
+    #[error("{file}: spec.hosts has no server\n  hint: give at least one host `role: server`")]
+    NoServer {
+        /// The spec file.
+        file: String,
+    },
+    /// A value of a valid spec cannot be used: a file it names is unreadable, a URL template
+    /// does not expand, a credential reference does not resolve.
+    #[error("{field}: {problem}")]
+    SpecValue {
+        /// The spec path (`spec.k3s.airgapImages`).
+        field: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// A host's files could not be rendered from the spec.
+    #[error(transparent)]
+    Desired(#[from] crate::plan::from_spec::DesiredError),
+    /// A command-line option does not fit the spec or the command (`--stdout`, `--name`).
     #[error("{0}")]
-    Spec(String),
+    Usage(String),
+    /// A rotation's `--node`/`--services` do not fit the spec.
+    #[error(transparent)]
+    Rotate(#[from] crate::plan::rotate::RotatePlanError),
+    /// A host the operation needs has no open connection (it was left out as unreachable).
+    #[error("{host}: no connection")]
+    NoConnection {
+        /// The host.
+        host: String,
+    },
+    /// A server's token file does not hold a K3s token.
+    #[error("{host}: {path}: {error}")]
+    Token {
+        /// The server.
+        host: String,
+        /// The token file.
+        path: String,
+        /// Why it is not a token.
+        error: crate::k3s::token::TokenError,
+    },
+    /// Servers hold different cluster tokens: two clusters.
+    #[error(
+        "server(s) {} hold a different cluster token than {first}: they belong to a separate cluster \
+         (split brain, e.g. a server whose data was wiped and that started a new cluster)\n  \
+         hint: stop K3s on the server(s) of the wrong cluster, remove {}/server \
+         there, and apply again so that they join",
+        .others.join(", "),
+        crate::k3s::ports::DATA_DIR
+    )]
+    SplitBrain {
+        /// The server whose token is taken as the cluster's.
+        first: String,
+        /// The servers holding another.
+        others: Vec<String>,
+    },
+    /// The first server, through which the API is reached, cannot be reached.
+    #[error(
+        "the first server {server} is unreachable ({why}): the API is reached through it\n  \
+         hint: check that {server} is up and reachable over its transport"
+    )]
+    ApiServerUnreachable {
+        /// The server.
+        server: String,
+        /// Why.
+        why: String,
+    },
+    /// `init --from-hosts`: a host's K3s installation cannot be read.
+    #[error("{host}: {problem}")]
+    ImportHost {
+        /// The host.
+        host: String,
+        /// What is missing or unreadable.
+        problem: String,
+    },
     /// Something the spec asks for is not implemented yet.
     #[error("{0}")]
     Unsupported(String),

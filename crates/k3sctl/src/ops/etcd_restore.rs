@@ -246,7 +246,7 @@ impl Hosts {
 }
 
 async fn open(path: &Path, connect: ConnectOptions) -> Result<Hosts, OpsError> {
-    let spec = crate::spec::load_file(path).map_err(|e| OpsError::Spec(e.to_string()))?;
+    let spec = crate::spec::load_file(path)?;
     let hosts = spec.hosts();
     let servers: Vec<String> = hosts
         .iter()
@@ -254,7 +254,9 @@ async fn open(path: &Path, connect: ConnectOptions) -> Result<Hosts, OpsError> {
         .map(|h| h.name.clone())
         .collect();
     if servers.is_empty() {
-        return Err(OpsError::Spec("spec.hosts has no server".into()));
+        return Err(OpsError::NoServer {
+            file: path.display().to_string(),
+        });
     }
     let agents = hosts
         .iter()

@@ -103,7 +103,7 @@ async fn sqlite_server(
     path: &Path,
     connect: ConnectOptions,
 ) -> Result<Option<(String, Arc<dyn Transport>)>, OpsError> {
-    let spec = crate::spec::load_file(path).map_err(|e| OpsError::Spec(e.to_string()))?;
+    let spec = crate::spec::load_file(path)?;
     let servers: Vec<_> = spec
         .hosts()
         .into_iter()
@@ -159,7 +159,7 @@ fn sqlite_save_consent(node: &str) -> ConsentRequest {
 async fn open(path: &Path, connect: ConnectOptions) -> Result<Opened, OpsError> {
     // Not prepare::load_spec: snapshots are for clusters with several servers, which apply
     // may not create yet but K3s runs.
-    let spec = crate::spec::load_file(path).map_err(|e| OpsError::Spec(e.to_string()))?;
+    let spec = crate::spec::load_file(path)?;
     let hosts: Vec<_> = spec
         .hosts()
         .into_iter()
@@ -168,7 +168,9 @@ async fn open(path: &Path, connect: ConnectOptions) -> Result<Opened, OpsError> 
     let first = hosts
         .first()
         .map(|h| h.name.clone())
-        .ok_or_else(|| OpsError::Spec("spec.hosts has no server".into()))?;
+        .ok_or_else(|| OpsError::NoServer {
+            file: path.display().to_string(),
+        })?;
     let (transports, errors) = connect_all(&hosts, connect).await;
     if !errors.is_empty() {
         return Err(OpsError::Unreachable {
@@ -233,7 +235,7 @@ pub async fn save(
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
     {
-        return Err(OpsError::Spec(format!(
+        return Err(OpsError::Usage(format!(
             "--name {prefix:?}: use letters, digits, dots and dashes"
         )));
     }

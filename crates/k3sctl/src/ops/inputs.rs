@@ -42,9 +42,10 @@ pub async fn spec_version(spec: &LoadedSpec) -> Result<K3sVersion, OpsError> {
                 .await
                 .map_err(|e| OpsError::Download(format!("spec.k3s.channel {channel}: {e}")))
         }
-        None => Err(OpsError::Spec(
-            "spec.k3s: set exactly one of version or channel".into(),
-        )),
+        None => Err(OpsError::SpecValue {
+            field: "spec.k3s".into(),
+            problem: "set exactly one of version or channel".into(),
+        }),
     }
 }
 
@@ -66,16 +67,18 @@ pub async fn local_binaries(
 /// Registry credentials and manifest files.
 pub fn resolve_inputs(spec: &LoadedSpec) -> Result<Resolved, OpsError> {
     let registries =
-        resolve_registries(&spec.cluster.spec.registries, &|v| read_value_ref(spec, v))
-            .map_err(|e| OpsError::Spec(e.to_string()))?;
+        resolve_registries(&spec.cluster.spec.registries, &|v| read_value_ref(spec, v)).map_err(
+            |e| OpsError::SpecValue {
+                field: "spec.registries".into(),
+                problem: e.to_string(),
+            },
+        )?;
     let mut manifests = Vec::new();
     for (index, manifest) in spec.cluster.spec.addons.manifests.iter().enumerate() {
         let path = spec.resolve_path(&manifest.file);
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            OpsError::Spec(format!(
-                "spec.addons.manifests[{index}].file {}: {e}",
-                path.display()
-            ))
+        let text = std::fs::read_to_string(&path).map_err(|e| OpsError::SpecValue {
+            field: format!("spec.addons.manifests[{index}].file"),
+            problem: format!("{}: {e}", path.display()),
         })?;
         manifests.push((manifest.name.clone(), text));
     }

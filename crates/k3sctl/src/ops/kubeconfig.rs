@@ -92,19 +92,20 @@ pub async fn kubeconfig(
         exports.retain(|e| &e.name == name);
         if exports.is_empty() {
             let known: Vec<String> = desired_exports(&spec).into_iter().map(|e| e.name).collect();
-            return Err(OpsError::Spec(format!(
-                "spec.kubeconfigs has no export named `{name}` (known: {})",
-                known.join(", ")
-            )));
+            return Err(OpsError::SpecValue {
+                field: "spec.kubeconfigs".into(),
+                problem: format!("no export named `{name}` (known: {})", known.join(", ")),
+            });
         }
     }
     if exports.is_empty() {
-        return Err(OpsError::Spec(
-            "spec.kubeconfigs is empty: add an export".into(),
-        ));
+        return Err(OpsError::SpecValue {
+            field: "spec.kubeconfigs".into(),
+            problem: "empty: add an export".into(),
+        });
     }
     if options.stdout && exports.len() > 1 {
-        return Err(OpsError::Spec(
+        return Err(OpsError::Usage(
             "--stdout needs exactly one export: pick one with --export NAME".into(),
         ));
     }
@@ -135,7 +136,9 @@ pub async fn kubeconfig(
             return Err(failures
                 .into_iter()
                 .next()
-                .unwrap_or_else(|| OpsError::Spec("spec.hosts has no server".into())));
+                .unwrap_or_else(|| OpsError::NoServer {
+                    file: path.display().to_string(),
+                }));
         }
     };
     if options.stdout {

@@ -75,9 +75,10 @@ pub async fn check_join_endpoint(
     server_running: bool,
 ) -> Result<(), OpsError> {
     let Some((address, port)) = endpoint_host_port(endpoint) else {
-        return Err(OpsError::Spec(format!(
-            "cluster.registrationAddress `{endpoint}` is not a URL"
-        )));
+        return Err(OpsError::SpecValue {
+            field: "cluster.registrationAddress".into(),
+            problem: format!("`{endpoint}` is not a URL"),
+        });
     };
     let joining = plan
         .hosts

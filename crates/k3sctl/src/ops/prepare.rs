@@ -67,12 +67,11 @@ pub struct Prepared {
 
 /// Loads and validates the spec (an even number of servers is refused by validation).
 pub fn load_spec(path: &Path) -> Result<LoadedSpec, OpsError> {
-    let spec = load_file(path).map_err(|e| OpsError::Spec(e.to_string()))?;
+    let spec = load_file(path)?;
     if spec.cluster.servers().count() == 0 {
-        return Err(OpsError::Spec(format!(
-            "{}: spec.hosts has no server",
-            path.display()
-        )));
+        return Err(OpsError::NoServer {
+            file: path.display().to_string(),
+        });
     }
     Ok(spec)
 }
@@ -91,13 +90,16 @@ pub async fn prepare(
     let mut resolved = resolve_inputs(&spec)?;
     if let Some(images) = &spec.cluster.spec.k3s.airgap_images {
         let local = spec.resolve_path(images);
-        let sha = crate::host::hash::sha256_file(&local).await.map_err(|e| {
-            OpsError::Spec(format!("spec.k3s.airgapImages {}: {e}", local.display()))
-        })?;
+        let sha =
+            crate::host::hash::sha256_file(&local)
+                .await
+                .map_err(|e| OpsError::SpecValue {
+                    field: "spec.k3s.airgapImages".into(),
+                    problem: format!("{}: {e}", local.display()),
+                })?;
         resolved.airgap_images = Some((local, sha));
     }
-    let mut hosts =
-        desired_hosts(&spec.cluster, &resolved).map_err(|e| OpsError::Spec(e.to_string()))?;
+    let mut hosts = desired_hosts(&spec.cluster, &resolved)?;
     let critical = critical_values(&spec.cluster, &hosts);
 
     let Connected {
@@ -127,8 +129,9 @@ pub async fn prepare(
             read_secrets: h.role == NodeRole::Server,
         };
         async move {
-            let transport =
-                transport.ok_or_else(|| OpsError::Spec(format!("{}: no connection", h.name)))?;
+            let transport = transport.ok_or_else(|| OpsError::NoConnection {
+                host: h.name.clone(),
+            })?;
             let seen = observe_host(transport.as_ref(), h, &request).await?;
             Ok::<_, OpsError>((h.name.clone(), seen))
         }
@@ -139,8 +142,11 @@ pub async fn prepare(
     for result in observations {
         let (name, seen) = result?;
         if let Some(raw) = &seen.token {
-            let token = JoinToken::parse(raw.expose())
-                .map_err(|e| OpsError::Spec(format!("{name}: {SERVER_TOKEN_PATH}: {e}")))?;
+            let token = JoinToken::parse(raw.expose()).map_err(|error| OpsError::Token {
+                host: name.clone(),
+                path: SERVER_TOKEN_PATH.to_owned(),
+                error,
+            })?;
             secrets.push(ServerSecrets {
                 name: name.clone(),
                 active: seen.host.service_active,
@@ -295,14 +301,10 @@ fn check_one_cluster(secrets: &[ServerSecrets]) -> Result<(), OpsError> {
     if others.is_empty() {
         return Ok(());
     }
-    Err(OpsError::Spec(format!(
-        "server(s) {} hold a different cluster token than {}: they belong to a separate cluster \
-         (split brain, e.g. a server whose data was wiped and that started a new cluster)\n  \
-         hint: stop K3s on the server(s) of the wrong cluster, remove /var/lib/rancher/k3s/server \
-         there, and apply again so that they join",
-        others.join(", "),
-        first.name
-    )))
+    Err(OpsError::SplitBrain {
+        first: first.name.clone(),
+        others: others.into_iter().map(str::to_owned).collect(),
+    })
 }
 
 /// The objects the spec's manifests declare, as the API has them (for their drift); `None`
@@ -362,5 +364,25 @@ mod tests {
             said.contains("split brain") && !said.contains("server:two"),
             "{said}"
         );
+    }
+
+    #[test]
+    fn a_spec_that_does_not_load_keeps_its_located_errors() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("cluster.yaml");
+        std::fs::write(
+            &path,
+            "kind: Cluster\nmetadata: {name: lab}\nspec:\n  hosts:\n    - name: s1\n      address: 10.0.0.1\n      rol: server\n",
+        )
+        .expect("write");
+        let Err(OpsError::Spec(errors)) = load_spec(&path) else {
+            panic!("not a typed spec error");
+        };
+        let unknown = errors
+            .errors()
+            .iter()
+            .find(|e| e.message.contains("unknown key `rol`"))
+            .expect("the unknown key is reported");
+        assert_eq!((unknown.line, unknown.column), (7, 7), "{errors}");
     }
 }

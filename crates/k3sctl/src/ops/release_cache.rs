@@ -39,8 +39,10 @@ pub async fn release_checksums(
 ) -> Result<LocalBinaries, OpsError> {
     let mut by_arch = BTreeMap::new();
     for arch in archs {
-        let url = expand_url(sha256_template, version, *arch)
-            .map_err(|e| OpsError::Spec(format!("spec.k3s.binary.sha256Url: {e}")))?;
+        let url = expand_url(sha256_template, version, *arch).map_err(|e| OpsError::SpecValue {
+            field: "spec.k3s.binary.sha256Url".into(),
+            problem: e.to_string(),
+        })?;
         let listing = get_text(&url)
             .await
             .map_err(|e| OpsError::Download(e.to_string()))?;
@@ -65,8 +67,10 @@ pub async fn fill_cache(
         {
             continue;
         }
-        let url = expand_url(url_template, version, *arch)
-            .map_err(|e| OpsError::Spec(format!("spec.k3s.binary.url: {e}")))?;
+        let url = expand_url(url_template, version, *arch).map_err(|e| OpsError::SpecValue {
+            field: "spec.k3s.binary.url".into(),
+            problem: e.to_string(),
+        })?;
         let dir = path.parent().unwrap_or(path);
         tokio::fs::create_dir_all(dir)
             .await

@@ -169,22 +169,24 @@ pub async fn read_hosts(
     }
     let mut seen = Vec::new();
     for ((host, report), base) in hosts.iter().zip(&reports).zip(&skeleton.cluster.spec.hosts) {
-        let role = report.role.ok_or_else(|| {
-            OpsError::Spec(format!(
-                "{}: no K3s unit found (/etc/systemd/system/k3s.service or k3s-agent.service): \
-                 is K3s installed there?",
-                host.name
-            ))
+        let role = report.role.ok_or_else(|| OpsError::ImportHost {
+            host: host.name.clone(),
+            problem: "no K3s unit found (/etc/systemd/system/k3s.service or \
+                          k3s-agent.service): is K3s installed there?"
+                .into(),
         })?;
-        let sources = sources(report, role).ok_or_else(|| {
-            OpsError::Spec(format!("{}: the K3s unit could not be read", host.name))
+        let sources = sources(report, role).ok_or_else(|| OpsError::ImportHost {
+            host: host.name.clone(),
+            problem: "the K3s unit could not be read".into(),
         })?;
         let mut defaults = NodeDefaults {
             hostname: report.hostname.clone(),
             internal_ip: None,
         };
-        let files = effective(&sources, &defaults)
-            .map_err(|e| OpsError::Spec(format!("{}: {e}", host.name)))?;
+        let files = effective(&sources, &defaults).map_err(|e| OpsError::ImportHost {
+            host: host.name.clone(),
+            problem: e.to_string(),
+        })?;
         let node_name = match files.settings.get("node-name") {
             Some(crate::k3s::effective::Setting::Value(n)) => Some(n.clone()),
             _ => report.hostname.as_ref().map(|h| h.to_ascii_lowercase()),
@@ -196,8 +198,10 @@ pub async fn read_hosts(
             .map(|ip| ip.trim().to_owned());
         // Again with K3s's own choice of node IP known, so that a written one equal to it
         // is recognised as no setting.
-        let files = effective(&sources, &defaults)
-            .map_err(|e| OpsError::Spec(format!("{}: {e}", host.name)))?;
+        let files = effective(&sources, &defaults).map_err(|e| OpsError::ImportHost {
+            host: host.name.clone(),
+            problem: e.to_string(),
+        })?;
         let running = node
             .and_then(|n| n.annotations.get("k3s.io/node-args"))
             .and_then(|args| from_node_args(args, &defaults).ok());

@@ -61,8 +61,7 @@ pub async fn prepare_certs_rotate(
         &spec_nodes(&spec),
         options.node.as_deref(),
         &options.services,
-    )
-    .map_err(|e| OpsError::Spec(e.to_string()))?;
+    )?;
     if !options.servers_only.is_empty() {
         order.retain(|n| n.kind == NodeKind::Server && options.servers_only.contains(&n.name));
     }
