@@ -203,7 +203,7 @@ fn rolling_upgrades_on_one_lab() {
         &server,
         V134_1,
     );
-    std::thread::sleep(Duration::from_millis(500));
+    watch.wait_for_first_sample(Duration::from_secs(30));
     let ds_before = s.pod_uids("app=agent-ds");
     let started = Instant::now();
     let out = s.upgrade(&["-o", "json", "--channel", "v1.34"]);

@@ -40,17 +40,24 @@ fn deployments_get_running_pods_spread_over_nodes() {
         .collect();
     nodes.sort();
     assert_eq!(nodes, ["a1", "a2"], "spread over both nodes");
-    // Start delay defaults to 2s: wait it out.
-    std::thread::sleep(std::time::Duration::from_millis(2100));
-    reconcile_once(&store);
-    reconcile_once(&store);
-    assert!(
-        pods(&store)
+    // Pods start after a delay (2 s by default): reconcile until they run, within a bound.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        reconcile_once(&store);
+        if pods(&store)
             .iter()
-            .all(|p| p["status"]["phase"] == "Running"),
-        "{:?}",
-        pods(&store)
-    );
+            .all(|p| p["status"]["phase"] == "Running")
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pods not Running 10 s after creation: {:?}",
+            pods(&store)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    reconcile_once(&store);
     let d = store
         .get(&ResourceKey::new("deployments.apps", "default", "web"))
         .expect("deploy");

@@ -5,9 +5,9 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -46,6 +46,7 @@ pub fn kubectl_json(kubectl: &Path, kubeconfig: &Path, args: &[&str]) -> Option<
 /// Polls until stopped.
 pub struct Watcher {
     stop: Arc<AtomicBool>,
+    samples: Arc<AtomicUsize>,
     handle: JoinHandle<Seen>,
 }
 
@@ -62,6 +63,8 @@ impl Watcher {
     ) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
+        let samples = Arc::new(AtomicUsize::new(0));
+        let taken = Arc::clone(&samples);
         let (deployment, ds_label, server, target) = (
             deployment.to_string(),
             ds_label.to_string(),
@@ -83,6 +86,7 @@ impl Watcher {
                     &target,
                     &mut seen,
                 );
+                taken.store(seen.samples, Ordering::SeqCst);
                 std::thread::sleep(Duration::from_millis(150));
             }
             sample(
@@ -96,7 +100,24 @@ impl Watcher {
             );
             seen
         });
-        Self { stop, handle }
+        Self {
+            stop,
+            samples,
+            handle,
+        }
+    }
+
+    /// Returns once the watcher has taken its first sample (the state before what is watched
+    /// starts); panics when none is taken `within`.
+    pub fn wait_for_first_sample(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        while self.samples.load(Ordering::SeqCst) == 0 {
+            assert!(
+                Instant::now() < deadline,
+                "the watcher took no sample within {within:?} (API not answering?)"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Stops and returns what was seen.
