@@ -1,12 +1,17 @@
 //! End to end on the lab with the K3s stand-in running real etcd: `k3sctl etcd restore` and
 //! hosts reinstalled under the same name. One 4-host lab (3 servers + 1 agent), scenarios in
 //! their natural order:
-//! 1. snapshot → a namespace created → restore refused without a terminal or `--yes`, shown by
-//!    `--dry-run` → restore → the namespace is gone, 3 started voters (etcdctl), every node
-//!    Ready under its own name, the others' old `server/db` kept aside, no marker left;
+//! 1. a stray Node (a host no longer in the spec, with its node-password secret) and the agent's
+//!    Node deleted, then snapshot → a namespace created → restore refused without a terminal or
+//!    `--yes`, shown by `--dry-run` → restore → the namespace is gone, the stray Node and its
+//!    secret deleted, the agent (whose Node the snapshot lacks) restarted and registered again,
+//!    3 started voters (etcdctl), every node Ready under its own name, the others' old
+//!    `server/db` kept aside, no marker left;
 //! 2. a second restore killed right after the restored server is back (before the others
 //!    rejoined): the marker stays; the same command again finishes without a second reset;
-//! 3. an agent and a server wiped (`/var/lib/rancher`, `/etc/rancher`) as a reinstall would:
+//! 3. K3s stopped on one server (its Node still Ready): `node remove` of another server is
+//!    refused, naming the stopped one, and nothing changes;
+//! 4. an agent and a server wiped (`/var/lib/rancher`, `/etc/rancher`) as a reinstall would:
 //!    `plan` says the stale node-password secret (and the server's stale member) are cleaned,
 //!    `apply` brings both back under their names without "Node password rejected".
 //!
@@ -154,7 +159,31 @@ fn restore_resume_and_reinstalled_hosts_rejoin() {
     assert!(out.status.success(), "apply:\n{}", text(&out));
     assert_all_ready(&kubeconfig, &names);
 
-    // --- 1. Snapshot, a namespace, restore. ---
+    // --- 1. A stray Node, the agent's Node gone; snapshot, a namespace, restore. ---
+    let stray = lab.dir().join("stray-node.yaml");
+    std::fs::write(
+        &stray,
+        "apiVersion: v1\nkind: Node\nmetadata:\n  name: gone-host\n  labels:\n    kubernetes.io/hostname: gone-host\n",
+    )
+    .expect("stray node manifest");
+    let (ok, out) = kube(&kubeconfig, &["create", "-f", &stray.to_string_lossy()]);
+    assert!(ok, "{out}");
+    let (ok, out) = kube(
+        &kubeconfig,
+        &[
+            "-n",
+            "kube-system",
+            "create",
+            "secret",
+            "generic",
+            "gone-host.node-password.k3s",
+            "--from-literal=hash=x",
+        ],
+    );
+    assert!(ok, "{out}");
+    // The agent's Node is not in the snapshot: its kubelet does not register again by itself.
+    let (ok, out) = kube(&kubeconfig, &["delete", "node", agent]);
+    assert!(ok, "{out}");
     let snap = save(&spec_arg);
     let (ok, out) = kube(&kubeconfig, &["create", "namespace", "after-snapshot"]);
     assert!(ok, "{out}");
@@ -206,6 +235,40 @@ fn restore_resume_and_reinstalled_hosts_rejoin() {
     let others: Vec<&str> = servers.iter().copied().filter(|s| *s != target).collect();
     assert!(pos(&format!("rejoin {}", others[0])) < pos(&format!("move-db-aside {}", others[1])));
     assert!(!namespaces(&kubeconfig).contains("namespace/after-snapshot"));
+    let (ok, out) = kube(&kubeconfig, &["get", "node", "gone-host"]);
+    assert!(
+        !ok && out.contains("NotFound"),
+        "the stray Node is deleted: {out}"
+    );
+    let (ok, out) = kube(
+        &kubeconfig,
+        &[
+            "-n",
+            "kube-system",
+            "get",
+            "secret",
+            "gone-host.node-password.k3s",
+        ],
+    );
+    assert!(
+        !ok && out.contains("NotFound"),
+        "its node-password secret too: {out}"
+    );
+    let said = |step: &str, host: &str, what: &str| {
+        evs.iter().any(|e| {
+            e["step"] == step
+                && e["host"] == host
+                && e["message"].as_str().is_some_and(|m| m.contains(what))
+        })
+    };
+    assert!(
+        said("delete-stray-nodes", "gone-host", "deleted Node gone-host"),
+        "{all}"
+    );
+    assert!(
+        said("check-agents", agent, "Ready again"),
+        "the agent was restarted: {all}"
+    );
     assert_three_voters(&lab, servers[0], servers);
     assert_all_ready(&kubeconfig, &names);
     for s in &others {
@@ -264,7 +327,49 @@ fn restore_resume_and_reinstalled_hosts_rejoin() {
     lab.exec(&target, &format!("test ! -e {MARKER}"))
         .expect("marker removed");
 
-    // --- 3. Reinstalled agent and server, same names. ---
+    // --- 3. A server stopped: removing another would lose quorum, refused at once. ---
+    let stopped = others[0];
+    lab.exec(stopped, "systemctl stop k3s").expect("stop k3s");
+    let t = Instant::now();
+    let refused = k3sctl(&["node", "remove", &target, "--force", "-c", &spec_arg]);
+    let refused_text = text(&refused);
+    assert_eq!(refused.status.code(), Some(1), "{refused_text}");
+    assert!(
+        refused_text.contains(&format!("not removing server {target}"))
+            && refused_text.contains("would lose quorum")
+            && refused_text.contains(&format!(
+                "{stopped}: Ready=True EtcdIsVoter=True (K3s stopped)"
+            )),
+        "{refused_text}"
+    );
+    eprintln!(
+        "bench: quorum refusal with {stopped} stopped: {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
+    let (_, cordoned) = kube(
+        &kubeconfig,
+        &[
+            "get",
+            "node",
+            &target,
+            "-o",
+            "jsonpath={.spec.unschedulable}",
+        ],
+    );
+    assert_eq!(cordoned.trim(), "", "nothing changed on {target}");
+    lab.exec(stopped, "systemctl start k3s").expect("start k3s");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while lab
+        .exec(stopped, "k3s kubectl get --raw /readyz")
+        .map(|o| o.trim() != "ok")
+        .unwrap_or(true)
+    {
+        assert!(Instant::now() < deadline, "{stopped} never came back");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_three_voters(&lab, servers[0], servers);
+
+    // --- 4. Reinstalled agent and server, same names. ---
     let wiped_server = others[1];
     for h in [agent, wiped_server] {
         lab.exec(

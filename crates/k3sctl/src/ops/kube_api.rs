@@ -237,7 +237,8 @@ impl ClusterApi for KubeApi {
         let (nodes, members) = tokio::join!(list_nodes(&self.client), etcd_members(&self.client));
         let nodes = nodes.map_err(api_error)?;
         let members = members.map_err(api_error)?;
-        check_server_removal(&nodes, members.as_deref(), name)
+        // The services were asked at plan time; here the API's view is what is known.
+        check_server_removal(&nodes, members.as_deref(), name, &[])
             .map_err(|e| ApiError(format!("not removing {name}'s etcd member: {e}")))?;
         let poll = Poll::new(Duration::from_millis(500), timeout);
         match remove_etcd_member(&self.client, name, poll)

@@ -111,11 +111,14 @@ pub fn role_of(node: &NodeInfo) -> NodeRole {
 /// Pure: whether the server `victim` may leave now. Refused when it is the last server, when
 /// etcd would not have a majority of healthy voters to carry out the removal, or would not have
 /// one afterwards, or while a member is a learner (a join in progress). `Ok` says what etcd
-/// goes from and to.
+/// goes from and to. `stopped` are servers whose K3s service is known not to run (asked over
+/// ssh): their Node stays Ready for the node-monitor grace period (40 s) after K3s stops, so
+/// the Node alone would count a dead server as a healthy voter.
 pub fn check_server_removal(
     nodes: &[NodeInfo],
     members: Option<&[EtcdMember]>,
     victim: &str,
+    stopped: &[String],
 ) -> Result<String, String> {
     let servers: Vec<&NodeInfo> = nodes
         .iter()
@@ -127,7 +130,9 @@ pub fn check_server_removal(
              uninstalls the whole cluster"
         ));
     }
-    let healthy = |n: &NodeInfo| n.ready && n.etcd_voter.as_ref().is_some_and(|c| c.status);
+    let runs = |n: &NodeInfo| !stopped.contains(&n.name);
+    let healthy =
+        |n: &NodeInfo| runs(n) && n.ready && n.etcd_voter.as_ref().is_some_and(|c| c.status);
     let etcd_nodes: Vec<&NodeInfo> = servers
         .iter()
         .copied()
@@ -180,14 +185,15 @@ pub fn check_server_removal(
         .iter()
         .map(|n| {
             format!(
-                "{}: Ready={} EtcdIsVoter={}",
+                "{}: Ready={} EtcdIsVoter={}{}",
                 n.name,
                 if n.ready { "True" } else { "False" },
                 match &n.etcd_voter {
                     Some(c) if c.status => "True",
                     Some(_) => "False",
                     None => "missing",
-                }
+                },
+                if runs(n) { "" } else { " (K3s stopped)" }
             )
         })
         .collect::<Vec<_>>()
@@ -253,7 +259,8 @@ mod tests {
     #[test]
     fn the_last_server_is_never_removed() {
         let nodes = [server("s1", true, true), agent("a1")];
-        let err = check_server_removal(&nodes, Some(&[member("s1", false)]), "s1").unwrap_err();
+        let err =
+            check_server_removal(&nodes, Some(&[member("s1", false)]), "s1", &[]).unwrap_err();
         assert!(err.contains("last server"), "{err}");
         let single = [
             NodeInfo {
@@ -262,7 +269,7 @@ mod tests {
             },
             agent("a1"),
         ];
-        assert!(check_server_removal(&single, None, "s1").is_err());
+        assert!(check_server_removal(&single, None, "s1", &[]).is_err());
     }
 
     #[test]
@@ -280,7 +287,7 @@ mod tests {
             server("s3", true, true),
             server("s4", true, true),
         ];
-        let ok = check_server_removal(&four, Some(&members4), "s3").expect("allowed");
+        let ok = check_server_removal(&four, Some(&members4), "s3", &[]).expect("allowed");
         assert!(ok.contains("from 4 to 3"), "{ok}");
         // 3 members, one other down: removing a healthy one leaves 1 healthy of 2.
         let members3 = &members4[..3];
@@ -289,17 +296,17 @@ mod tests {
             server("s2", false, false),
             server("s3", true, true),
         ];
-        let err = check_server_removal(&degraded, Some(members3), "s3").unwrap_err();
+        let err = check_server_removal(&degraded, Some(members3), "s3", &[]).unwrap_err();
         assert!(err.contains("would lose quorum"), "{err}");
         // The dead member itself may go: 2 healthy of the 2 left.
-        assert!(check_server_removal(&degraded, Some(members3), "s2").is_ok());
+        assert!(check_server_removal(&degraded, Some(members3), "s2", &[]).is_ok());
         // Two of three down: quorum already lost, nothing can be removed.
         let lost = [
             server("s1", true, true),
             server("s2", false, false),
             server("s3", false, false),
         ];
-        let err = check_server_removal(&lost, Some(members3), "s3").unwrap_err();
+        let err = check_server_removal(&lost, Some(members3), "s3", &[]).unwrap_err();
         assert!(err.contains("quorum is lost"), "{err}");
         // A learner: a join in progress.
         let joining = [
@@ -308,11 +315,25 @@ mod tests {
             member("s3", false),
             member("s4", true),
         ];
-        let err = check_server_removal(&four, Some(&joining), "s3").unwrap_err();
+        let err = check_server_removal(&four, Some(&joining), "s3", &[]).unwrap_err();
         assert!(err.contains("learner"), "{err}");
         // 3 healthy → 2: allowed (both must stay healthy).
         let three = &four[..3];
-        assert!(check_server_removal(three, Some(members3), "s1").is_ok());
+        assert!(check_server_removal(three, Some(members3), "s1", &[]).is_ok());
+        // K3s stopped on s2 seconds ago: its Node still says Ready and voter, the service
+        // does not; removing s1 would leave s3 alone of 2 members.
+        let err = check_server_removal(three, Some(members3), "s1", &["s2".into()]).unwrap_err();
+        assert!(
+            err.contains("would lose quorum")
+                && err.contains("s2: Ready=True EtcdIsVoter=True (K3s stopped)"),
+            "{err}"
+        );
+        // The stopped server itself may go.
+        assert!(check_server_removal(three, Some(members3), "s2", &["s2".into()]).is_ok());
+        // Two stopped: quorum is already lost.
+        let err = check_server_removal(three, Some(members3), "s3", &["s1".into(), "s2".into()])
+            .unwrap_err();
+        assert!(err.contains("quorum is lost"), "{err}");
     }
 
     #[test]

@@ -189,6 +189,26 @@ pub(super) struct Servers {
     pub(super) unreachable: Vec<String>,
 }
 
+impl Servers {
+    /// The servers reached whose K3s service is not active (asked over ssh: a stopped server's
+    /// Node stays Ready for the node-monitor grace period, so the Node alone cannot tell).
+    pub(super) async fn stopped(&self) -> Vec<String> {
+        let unit = crate::k3s::unit::unit_name(crate::k3s::config::NodeRole::Server);
+        let running = futures_util::future::join_all(
+            self.reached
+                .iter()
+                .map(|(_, t)| crate::run::service::is_active(t.as_ref(), unit)),
+        )
+        .await;
+        self.reached
+            .iter()
+            .zip(running)
+            .filter(|(_, up)| !up)
+            .map(|((name, _), _)| name.clone())
+            .collect()
+    }
+}
+
 /// Connects to the spec's servers except `leaving`.
 pub(super) async fn connect_servers(
     spec: &LoadedSpec,

@@ -83,7 +83,8 @@ pub async fn prepare_remove(
             .is_empty()
         });
     if role == NodeRole::Server && node.is_some() {
-        let judged = check_server_removal(&nodes, members.as_deref(), name)
+        let stopped = servers.stopped().await;
+        let judged = check_server_removal(&nodes, members.as_deref(), name, &stopped)
             .map_err(|e| LifecycleError::Refused(format!("not removing server {name}: {e}")))?;
         notes.push(judged);
         if etcd_member {

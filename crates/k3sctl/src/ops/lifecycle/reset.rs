@@ -126,6 +126,7 @@ pub async fn prepare_reset(
         let servers = connect_servers(&spec, &leaving_names, request.connect).await;
         let (connector, api) = api_through(&servers, factory).await?;
         let (mut nodes, mut members) = look(api.as_ref()).await?;
+        let stopped = servers.stopped().await;
         let mut plans = Vec::new();
         for name in &selected {
             let role = role_of(name);
@@ -136,8 +137,8 @@ pub async fn prepare_reset(
             let etcd_member = node.as_ref().is_some_and(|n| n.is_etcd_member());
             if role == NodeRole::Server && node.is_some() {
                 // Judged as it will be when its turn comes: the servers before it are gone.
-                let judged =
-                    check_server_removal(&nodes, members.as_deref(), name).map_err(|e| {
+                let judged = check_server_removal(&nodes, members.as_deref(), name, &stopped)
+                    .map_err(|e| {
                         LifecycleError::Refused(format!("not resetting server {name}: {e}"))
                     })?;
                 notes.push(format!("{name}: {judged}"));
