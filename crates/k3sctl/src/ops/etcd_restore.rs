@@ -17,6 +17,7 @@ use super::error::OpsError;
 use super::export::read_admin_kubeconfig;
 use crate::host::{ExecRequest, Transport, shell};
 use crate::k3s::config::NodeRole;
+use crate::k3s::ports::API_PORT;
 use crate::k3s::unit::env_path;
 use crate::kube::{
     ApiConnection, Poll, StartedAt, connect_through, delete_node, get_node, list_nodes, poll_until,
@@ -24,7 +25,7 @@ use crate::kube::{
 };
 use crate::plan::restore::{
     DB_DIR, Datastore, MARKER_PATH, Marker, RestoreError, RestoreInput, RestorePlan, RestoreStep,
-    SeenSnapshot, ServerView, SqliteArchive, TokenCheck, plan_restore, snapshot_path,
+    SERVER_DIR, SeenSnapshot, ServerView, SqliteArchive, TokenCheck, plan_restore, snapshot_path,
     sqlite_snapshot_path,
 };
 use crate::run::events::{Event, EventKind, Reporter};
@@ -32,7 +33,6 @@ use crate::run::service::{QUICK, start_and_wait};
 use crate::run::sqlite_snapshot::{observe_lines, replace_script};
 use crate::spec::Role;
 
-const API_PORT: u16 = 6443;
 /// What K3s prints when a reset succeeded (ha-lxc-contracts.md 1.7).
 const RESET_DONE: &str = "restart without --cluster-reset flag now";
 
@@ -159,7 +159,7 @@ fn sqlite_consent(plan: &RestorePlan, agents: &[String]) -> ConsentRequest {
 /// (`sqlite_snapshot`).
 fn observe_script(snapshot: &str, sqlite_snapshot: &str) -> String {
     format!(
-        "S=/var/lib/rancher/k3s/server\n\
+        "S={SERVER_DIR}\n\
          echo \"active=$(systemctl is-active k3s 2>/dev/null)\"\n\
          if [ -d \"$S/db\" ]; then echo db=1; fi\n\
          if [ -d \"$S/db/etcd/member/wal\" ]; then echo etcd=1; fi\n\

@@ -27,8 +27,7 @@ pub struct Resolved {
     pub airgap_images: Option<(std::path::PathBuf, String)>,
 }
 
-/// Where K3s imports image tarballs from at start.
-pub const AGENT_IMAGES_DIR: &str = "/var/lib/rancher/k3s/agent/images";
+pub use crate::k3s::ports::AGENT_IMAGES_DIR;
 
 /// Why a host's files could not be rendered.
 #[derive(Debug, thiserror::Error)]

@@ -21,10 +21,7 @@
 
 use serde::Serialize;
 
-/// K3s's server directory.
-pub const SERVER_DIR: &str = "/var/lib/rancher/k3s/server";
-/// K3s's datastore directory (etcd data, snapshots, the reset flag).
-pub const DB_DIR: &str = "/var/lib/rancher/k3s/server/db";
+pub use crate::k3s::ports::{DB_DIR, SERVER_DIR};
 /// K3s's default snapshot directory.
 pub const SNAPSHOT_DIR: &str = "/var/lib/rancher/k3s/server/db/snapshots";
 /// The restore marker on the restoring server.

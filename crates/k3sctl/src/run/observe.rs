@@ -18,8 +18,7 @@ use crate::k3s::version::K3sVersion;
 use crate::plan::{DesiredHost, ObservedFile, ObservedHost, StartFiles};
 use crate::secret::Secret;
 
-/// Where K3s keeps a server's datastore: `etcd/` (embedded etcd) or the SQLite `state.db`.
-pub const DB_DIR: &str = "/var/lib/rancher/k3s/server/db";
+pub use crate::k3s::ports::DB_DIR;
 
 /// Why an observation failed.
 #[derive(Debug, thiserror::Error)]

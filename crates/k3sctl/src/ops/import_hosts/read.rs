@@ -12,6 +12,7 @@ use super::map::{HostSeen, NodeSeen};
 use crate::host::{ExecRequest, shell};
 use crate::k3s::config::{CONFIG_PATH, NodeRole};
 use crate::k3s::effective::{NodeDefaults, Sources, effective, from_node_args};
+use crate::k3s::manifests::MANIFESTS_DIR;
 use crate::k3s::registries::REGISTRIES_PATH;
 use crate::k3s::unit::{BINARY_PATH, unit_path};
 use crate::k3s::version::K3sVersion;
@@ -20,9 +21,6 @@ use crate::ops::error::OpsError;
 use crate::run::observe::start_file_paths;
 use crate::secret::Secret;
 use crate::spec::{Host, LoadedSpec, Role};
-
-/// Where a server keeps the manifests it applies.
-const MANIFESTS_DIR: &str = "/var/lib/rancher/k3s/server/manifests";
 
 /// Manifests K3s writes itself (its packaged components).
 const PACKAGED: &[&str] = &[
