@@ -355,3 +355,31 @@ async fn a_control_socket_no_master_serves_is_replaced() {
     assert_eq!(connection_of(&second).await.split(' ').count(), 4);
     second.close().await.expect("close");
 }
+
+#[tokio::test]
+async fn a_transport_idle_longer_than_control_persist_still_runs_commands() {
+    let sshd = Sshd::start();
+    let kh = sshd.write_known_hosts("known_hosts", &sshd.known_hosts_line());
+    let mut t = target(&sshd, kh);
+    t.persist = Duration::from_secs(1);
+    let held = SshTransport::connect(t).await.expect("connect");
+    let control = held.control_socket().to_owned();
+    // Idle three times the persist time: the host is waiting for its turn, not done.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(control.exists(), "the master ended while its transport was held");
+    let out = held
+        .exec_checked(ExecRequest::new("echo still-here"))
+        .await
+        .expect("a command after the idle time");
+    assert_eq!(out.stdout_text().trim(), "still-here");
+    // Released: now the persist countdown runs and the master goes.
+    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while control.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "master still there 30 s after the transport was dropped (1 s ControlPersist)"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -17,15 +17,47 @@ use super::ssh_target::SshTarget;
 use super::transport::{ExecOutput, ExecRequest, Stdin, Transport};
 use super::tunnel::Tunnel;
 
-/// A connected ssh host. Dropping it leaves the master running for the next run to reuse; the
-/// master ends by itself [`SshTarget::persist`] after its last use ([`close`](Self::close) ends
-/// it at once).
+/// A connected ssh host. While it lives, the master is held open (an idle channel on it); dropping it
+/// leaves the master running for the next run to reuse, and the master ends by itself
+/// [`SshTarget::persist`] after that ([`close`](Self::close) ends it at once).
 #[derive(Debug)]
 pub struct SshTransport {
     target: SshTarget,
     session: Session,
     control_dir: PathBuf,
     reused: bool,
+    _hold: Hold,
+}
+
+/// Keeps the master in use for as long as the transport lives: one idle channel (`cat` reading
+/// its stdin) on it. `ControlPersist` counts from the moment a master has no channel left, so
+/// without this a host that waits more than [`SshTarget::persist`] for its turn (the last
+/// agents of an upgrade, every agent during a restore) would find its master gone. Dropping the
+/// hold closes the channel's stdin: `cat` ends, and the persist countdown starts.
+#[derive(Debug)]
+struct Hold {
+    _release: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Hold {
+    /// Opens the idle channel in the background (connecting does not wait for it).
+    fn start(control: &Path) -> Self {
+        let session = std::sync::Arc::new(Session::resume_mux(control.into(), None));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let child = session
+                .arc_raw_command("exec cat >/dev/null")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .await;
+            // Held until the transport is dropped (the sender goes away).
+            let _ = rx.await;
+            drop(child);
+        });
+        Self { _release: tx }
+    }
 }
 
 impl SshTransport {
@@ -65,6 +97,7 @@ impl SshTransport {
                     session,
                     control_dir: dir.path.clone(),
                     reused: true,
+                    _hold: Hold::start(&control),
                 });
             }
             retire(&control).await;
@@ -93,6 +126,7 @@ impl SshTransport {
         }
         Ok(Self {
             target,
+            _hold: Hold::start(&control),
             session: Session::resume_mux(control.into_boxed_path(), None),
             control_dir: dir.path.clone(),
             reused: false,

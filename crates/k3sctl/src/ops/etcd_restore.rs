@@ -337,7 +337,6 @@ pub async fn restore(
         return Ok(report);
     }
     confirm.ask(&consent(&report.plan, &hosts.servers, &hosts.agents))?;
-    let _keepalive = KeepAlive::start(&hosts);
     let mut run = Runner {
         hosts: &hosts,
         plan: report.plan.clone(),
@@ -359,39 +358,6 @@ pub async fn restore(
     }
     report.seconds = began.elapsed().as_secs_f64();
     Ok(report)
-}
-
-/// Keeps every host's connection in use while the restore runs: an ssh master ends a minute
-/// after its last use (`SshTarget::persist`), and a host can wait longer than that for its turn
-/// (an agent waits for every server's rejoin). Stops when dropped.
-struct KeepAlive(tokio::task::JoinHandle<()>);
-
-impl KeepAlive {
-    /// How often each host is touched (well under the master's minute).
-    const EVERY: Duration = Duration::from_secs(20);
-
-    fn start(hosts: &Hosts) -> Self {
-        let transports: Vec<Arc<dyn Transport>> = hosts.transports.values().cloned().collect();
-        Self(tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Self::EVERY).await;
-                futures_util::future::join_all(transports.iter().map(|t| {
-                    t.exec(
-                        ExecRequest::new("true")
-                            .timeout(Some(Duration::from_secs(5)))
-                            .describe("keeping the connection open"),
-                    )
-                }))
-                .await;
-            }
-        }))
-    }
-}
-
-impl Drop for KeepAlive {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 fn restore_error(e: RestoreError) -> OpsError {
