@@ -458,6 +458,24 @@ impl HostPlan {
     pub fn has_changes(&self) -> bool {
         self.steps.iter().any(Step::is_change)
     }
+
+    /// Whether the host's steps leave K3s running as it is: a node already in the cluster
+    /// whose files are written (an adoption, a form-only change), reloaded and recorded, and
+    /// whose labels or taints change without evicting anything. Such hosts need neither the
+    /// one-at-a-time order of restarts nor a wait for Ready, so they run side by side.
+    pub fn leaves_k3s_running(&self) -> bool {
+        self.in_cluster
+            && !self.first_server
+            && self.steps.iter().all(|step| match step {
+                Step::WriteFile { .. }
+                | Step::RemoveFile { .. }
+                | Step::DaemonReload
+                | Step::Adopt { .. }
+                | Step::EnforceLabels { .. } => true,
+                Step::EnforceTaints { add, .. } => !add.iter().any(|t| t.ends_with(":NoExecute")),
+                _ => false,
+            })
+    }
 }
 
 /// A kubeconfig export step.

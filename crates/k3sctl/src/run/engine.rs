@@ -1,9 +1,11 @@
-//! The order of an apply: binaries to every host (bounded), then the server that starts (or
-//! converts) the cluster, then the other servers one at a time, then the agent groups side by
-//! side with hosts one at a time inside a group (or up to the group's join concurrency). A
-//! failure stops its group (the servers are one group); the other groups go on.
+//! The order of an apply: binaries to every host (bounded), then the nodes whose steps leave
+//! K3s running (files taken over, labels: `HostPlan::leaves_k3s_running`) all side by side,
+//! then the server that starts (or converts) the cluster, then the other servers one at a
+//! time, then the agent groups side by side with hosts one at a time inside a group (or up to
+//! the group's join concurrency). A failure stops its group (the servers are one group); the
+//! other groups go on.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use futures_util::StreamExt;
@@ -16,7 +18,7 @@ use super::host_steps::{Staged, prestage, run_host, upload_binary};
 use super::outcome::{HostOutcome, HostStatus, RunSummary};
 use crate::host::Transport;
 use crate::k3s::config::NodeRole;
-use crate::plan::{HostPlan, Plan};
+use crate::plan::{FileContent, HostPlan, Plan, Step};
 
 /// Name of the group of agents that have none in the spec.
 pub const DEFAULT_GROUP: &str = "default";
@@ -62,6 +64,40 @@ pub async fn execute(
         staged: &staged,
     };
 
+    // Phase 0b: nodes whose K3s keeps running (an adoption writes files, reloads systemd and
+    // records; nothing restarts, nothing to wait for): all at once. A failure among them
+    // stops their group as any failure does.
+    let token = shared.token().await;
+    let quiet: BTreeSet<&str> = plan
+        .hosts
+        .iter()
+        .filter(|h| h.leaves_k3s_running() && writes_resolve(h, token.as_ref()))
+        .map(|h| h.host.as_str())
+        .collect();
+    let quiet_runs = plan
+        .hosts
+        .iter()
+        .filter(|h| quiet.contains(h.host.as_str()))
+        .map(|host| run_one(shared, transports, prepared, host));
+    let mut server_failed: Option<String> = None;
+    let mut group_failed: BTreeMap<&str, String> = BTreeMap::new();
+    for ((name, status), host) in join_all(quiet_runs).await.into_iter().zip(
+        plan.hosts
+            .iter()
+            .filter(|h| quiet.contains(h.host.as_str())),
+    ) {
+        if matches!(status, HostStatus::Failed { .. }) {
+            if host.role == NodeRole::Server {
+                server_failed.get_or_insert_with(|| name.clone());
+            } else {
+                group_failed
+                    .entry(host.group.as_deref().unwrap_or(DEFAULT_GROUP))
+                    .or_insert_with(|| name.clone());
+            }
+        }
+        statuses.insert(name, status);
+    }
+
     // Phase 1: the first server alone.
     let first = plan.hosts.iter().find(|h| h.first_server);
     let mut first_failed = false;
@@ -73,11 +109,11 @@ pub async fn execute(
 
     // Phase 2: the other servers, one at a time (each joins and becomes a voter before the
     // next; a failure stops the servers after it, so at most one etcd member is in trouble).
-    let mut server_failed: Option<String> = None;
     for host in plan
         .hosts
         .iter()
         .filter(|h| !h.first_server && h.role == NodeRole::Server)
+        .filter(|h| !quiet.contains(h.host.as_str()))
     {
         let status = if first_failed {
             skipped(shared, host, "the first server failed".into())
@@ -99,24 +135,24 @@ pub async fn execute(
         .hosts
         .iter()
         .filter(|h| !h.first_server && h.role == NodeRole::Agent)
+        .filter(|h| !quiet.contains(h.host.as_str()))
     {
         groups
             .entry(host.group.as_deref().unwrap_or(DEFAULT_GROUP))
             .or_default()
             .push(host);
     }
+    let group_failed = &group_failed;
     let group_runs = groups.into_iter().map(|(group, hosts)| async move {
         let limit = shared.options.join_concurrency_of(group);
-        run_group(
-            shared,
-            transports,
-            prepared,
-            group,
-            hosts,
-            limit,
-            first_failed,
-        )
-        .await
+        let halted = if first_failed {
+            Some("the first server failed".to_owned())
+        } else {
+            group_failed
+                .get(group)
+                .map(|culprit| format!("{culprit} failed in group {group}"))
+        };
+        run_group(shared, transports, prepared, group, hosts, limit, halted).await
     });
     for results in join_all(group_runs).await {
         statuses.extend(results);
@@ -135,8 +171,20 @@ pub async fn execute(
     RunSummary { hosts }
 }
 
+/// Whether every file a host writes can be rendered with the token known now (a host that
+/// waits for the first server's token is not run ahead).
+fn writes_resolve(host: &HostPlan, token: Option<&crate::secret::Secret>) -> bool {
+    host.steps.iter().all(|step| match step {
+        Step::WriteFile { content, .. } => {
+            matches!(content, FileContent::LocalFile { .. }) || content.resolve(token).is_some()
+        }
+        _ => true,
+    })
+}
+
 /// Runs one group's hosts in order, at most `limit` at once. A failure stops the group: hosts
-/// already running finish, hosts not started yet are skipped.
+/// already running finish, hosts not started yet are skipped. `halted` is why the group may
+/// start nothing at all (the first server failed, one of its hosts failed before).
 async fn run_group(
     shared: &Shared,
     transports: &BTreeMap<String, Arc<dyn Transport>>,
@@ -144,17 +192,17 @@ async fn run_group(
     group: &str,
     hosts: Vec<&HostPlan>,
     limit: usize,
-    first_failed: bool,
+    halted: Option<String>,
 ) -> Vec<(String, HostStatus)> {
     let mut out = Vec::new();
-    let mut stopped_by: Option<String> = None;
+    let mut stopped: Option<String> = halted;
     let mut running = FuturesUnordered::new();
     let mut waiting = hosts.into_iter().peekable();
     // joinConcurrency is for nodes joining: a node already in the cluster (a restart) runs
     // alone in its group, so a group never has two of its running nodes down at once.
     let mut alone = false;
     loop {
-        while !alone && running.len() < limit.max(1) && stopped_by.is_none() && !first_failed {
+        while !alone && running.len() < limit.max(1) && stopped.is_none() {
             let Some(next) = waiting.peek() else { break };
             if next.in_cluster && !running.is_empty() {
                 break;
@@ -169,16 +217,15 @@ async fn run_group(
         if running.is_empty() {
             alone = false;
         }
-        if matches!(status, HostStatus::Failed { .. }) && stopped_by.is_none() {
-            stopped_by = Some(name.clone());
+        if matches!(status, HostStatus::Failed { .. }) && stopped.is_none() {
+            stopped = Some(format!("{name} failed in group {group}"));
         }
         out.push((name, status));
     }
     for host in waiting {
-        let reason = match &stopped_by {
-            Some(culprit) if !first_failed => format!("{culprit} failed in group {group}"),
-            _ => "the first server failed".into(),
-        };
+        let reason = stopped
+            .clone()
+            .unwrap_or_else(|| "the first server failed".into());
         shared.reporter.report(Event::new(
             &host.host,
             "skip",

@@ -54,6 +54,24 @@ impl Transport for FakeHost {
                  ExecMainStartTimestamp=@{started_at}\n"
             ));
         }
+        if req.command.contains("daemon-reload") {
+            // Slow enough for hosts running side by side to interleave in the log; a broken
+            // host's reload fails.
+            self.log
+                .lock()
+                .expect("lock")
+                .push(format!("{}: {}", self.name, req.what()));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            self.log
+                .lock()
+                .expect("lock")
+                .push(format!("{}: reloaded", self.name));
+            return Ok(ExecOutput {
+                status: Some(if self.broken { 1 } else { 0 }),
+                stdout: vec![],
+                stderr: b"Failed to reload daemon".to_vec(),
+            });
+        }
         if req.command.starts_with("journalctl") {
             return ok("level=fatal msg=\"failed to get CA certs: connection refused\"\n".into());
         }
@@ -814,4 +832,83 @@ async fn lifecycle_hosts_run_in_order_api_only_when_unreachable_and_stop_at_a_fa
         HostStatus::Failed { error, .. } => assert!(error.contains("not reachable"), "{error}"),
         other => panic!("{other:?}"),
     }
+}
+
+/// A node already in the cluster whose files are taken over without a restart.
+fn adopting(name: &str, role: NodeRole, group: Option<&str>) -> HostPlan {
+    HostPlan {
+        host: name.into(),
+        role,
+        group: group.map(str::to_string),
+        first_server: false,
+        in_cluster: true,
+        steps: vec![
+            Step::Adopt,
+            config_step("node-name: x\n"),
+            Step::DaemonReload,
+        ],
+    }
+}
+
+#[tokio::test]
+async fn nodes_whose_k3s_keeps_running_are_taken_over_side_by_side() {
+    let p = plan(vec![
+        adopting("s1", NodeRole::Server, None),
+        adopting("s2", NodeRole::Server, None),
+        adopting("a1", NodeRole::Agent, Some("g1")),
+        adopting("a2", NodeRole::Agent, Some("g1")),
+    ]);
+    assert!(p.hosts.iter().all(HostPlan::leaves_k3s_running));
+    let (summary, lines, _) = run(&p, &[]).await;
+    assert!(summary.success(), "{summary:?}");
+    // Every host reloads before any reload finishes: nobody waited for another.
+    let first_done = position(&lines, "s1: reloaded").min(position(&lines, "a2: reloaded"));
+    for name in ["s1", "s2", "a1", "a2"] {
+        assert!(
+            position(&lines, &format!("{name}: systemctl daemon-reload")) < first_done,
+            "{lines:#?}"
+        );
+    }
+    assert!(!lines.iter().any(|l| l.contains("Ready")), "{lines:#?}");
+}
+
+#[tokio::test]
+async fn a_restart_is_not_quiet_and_a_quiet_failure_stops_its_group() {
+    let mut restarting = adopting("a2", NodeRole::Agent, Some("g1"));
+    restarting.steps.push(Step::Restart {
+        reason: "registries.yaml changed".into(),
+    });
+    restarting.steps.push(Step::WaitNodeReady);
+    assert!(!restarting.leaves_k3s_running());
+    let mut evicting = adopting("a4", NodeRole::Agent, Some("g2"));
+    evicting.steps.push(Step::EnforceTaints {
+        wanted: vec!["dedicated=x:NoExecute".into()],
+        add: vec!["dedicated=x:NoExecute".into()],
+        remove: vec![],
+        adopt: false,
+    });
+    assert!(!evicting.leaves_k3s_running());
+    let p = plan(vec![
+        adopting("a1", NodeRole::Agent, Some("g1")),
+        restarting,
+        adopting("a3", NodeRole::Agent, Some("g2")),
+    ]);
+    let (summary, lines, _) = run(&p, &["a1"]).await;
+    let status = |name: &str| {
+        summary
+            .hosts
+            .iter()
+            .find(|h| h.host == name)
+            .map(|h| h.status.clone())
+    };
+    assert!(
+        matches!(status("a1"), Some(HostStatus::Failed { step, .. }) if step == "daemon-reload"),
+        "{summary:?}"
+    );
+    assert!(
+        matches!(status("a2"), Some(HostStatus::Skipped { reason }) if reason == "a1 failed in group g1"),
+        "{summary:?}"
+    );
+    assert!(matches!(status("a3"), Some(HostStatus::Ok { .. })));
+    assert!(!lines.iter().any(|l| l.starts_with("a2: ")), "{lines:#?}");
 }
