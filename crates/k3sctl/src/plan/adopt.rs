@@ -7,7 +7,7 @@
 use super::desired::{DesiredHost, FileContent};
 use super::observed::{ObservedHost, ObservedNode, StartFiles};
 use crate::k3s::config::{CONFIG_PATH, NodeRole};
-use crate::k3s::effective::{Change, Compare, NodeDefaults, Sources, effective};
+use crate::k3s::effective::{Change, Compare, NodeDefaults, Sources, effective, env_files_of_unit};
 use crate::k3s::unit::{env_path, unit_name, unit_path};
 use crate::secret::Secret;
 
@@ -42,7 +42,7 @@ pub fn judge(
         hostname: start.hostname.clone(),
         internal_ip: node.and_then(|n| n.internal_ip.clone()),
     };
-    let before = effective(&observed_sources(start), &defaults).ok()?;
+    let before = effective(&observed_sources(host.role, start), &defaults).ok()?;
     let after = effective(&desired_sources(host, start, token)?, &defaults).ok()?;
     let how = Compare {
         role: host.role,
@@ -53,15 +53,64 @@ pub fn judge(
     })
 }
 
-fn observed_sources(start: &StartFiles) -> Sources {
+/// The start files (path → sha256) k3sctl would leave on the host, when all are known (the
+/// env file needs the token).
+pub fn desired_set(
+    host: &DesiredHost,
+    token: Option<&Secret>,
+) -> Option<std::collections::BTreeMap<String, String>> {
+    start_paths(host.role)
+        .into_iter()
+        .map(|path| {
+            let file = host.files.iter().find(|f| f.path == path)?;
+            Some((path, file.content.wanted_sha256(token)?))
+        })
+        .collect()
+}
+
+/// [`judge`], after an adoption record on the host (`found.adopted`, for K3s's current start)
+/// has had its say. The files the record vouches for are the set k3sctl judged before it
+/// began writing; when the spec still renders exactly that set, the adoption was interrupted
+/// and resumes: no restart. When it renders something else and the host holds that set only
+/// in part, the files are a mix that is not what K3s runs with, and nothing can be judged
+/// (`None`: the planner restarts). Otherwise the files on the host are what K3s runs with as
+/// far as its configuration goes, and they are judged.
+pub fn judge_after_record(
+    host: &DesiredHost,
+    found: &ObservedHost,
+    node: Option<&ObservedNode>,
+    token: Option<&Secret>,
+) -> Option<Adoption> {
+    if !found.adopted.is_empty() {
+        if desired_set(host, token).as_ref() == Some(&found.adopted) {
+            return Some(Adoption {
+                changes: Vec::new(),
+            });
+        }
+        let complete = found
+            .adopted
+            .iter()
+            .all(|(path, sha)| found.file(path).sha256.as_deref() == Some(sha.as_str()));
+        if !complete {
+            return None;
+        }
+    }
+    judge(host, found, node, token)
+}
+
+/// What the host's files say K3s starts with: the env files are those the installed unit
+/// names (`EnvironmentFile=`), wherever they are.
+fn observed_sources(role: NodeRole, start: &StartFiles) -> Sources {
     Sources {
         unit: start.unit.clone(),
-        env_files: start.env_files.clone(),
+        env_files: env_files_of_unit(&start.unit, unit_name(role), &start.env_files),
         config: start.config.clone(),
         dropins: start.dropins.clone(),
     }
 }
 
+/// What K3s would start with after the writes: k3sctl's unit, config.yaml and env file, and
+/// the other env files k3sctl's unit names as the host has them; no drop-ins.
 fn desired_sources(
     host: &DesiredHost,
     start: &StartFiles,
@@ -76,20 +125,16 @@ fn desired_sources(
     let config = plain(CONFIG_PATH)?;
     let env = env_path(host.role);
     let (env_text, _) = file(&env)?.content.resolve(token)?;
-    let unit_name = unit_name(host.role);
-    let mut env_files = Vec::new();
-    for path in [
-        format!("/etc/default/{unit_name}"),
-        format!("/etc/sysconfig/{unit_name}"),
-    ] {
-        if let Some(found) = start.env_files.iter().find(|(p, _)| *p == path) {
-            env_files.push(found.clone());
-        }
-    }
-    env_files.push((env, env_text));
+    let mut found: Vec<(String, Secret)> = start
+        .env_files
+        .iter()
+        .filter(|(path, _)| *path != env)
+        .cloned()
+        .collect();
+    found.push((env, env_text));
     Some(Sources {
+        env_files: env_files_of_unit(&unit, unit_name(host.role), &found),
         unit,
-        env_files,
         config: Some(config),
         dropins: Vec::new(),
     })

@@ -157,12 +157,12 @@ fn only_the_form_changes_files_are_taken_over_without_a_restart() {
     assert_eq!(
         kinds(&plan),
         [
+            "adopt",
             "write-file",
             "write-file",
             "write-file",
             "write-file",
             "daemon-reload",
-            "adopt"
         ],
         "{plan:#?}"
     );
@@ -206,7 +206,7 @@ fn dropins_are_removed_and_their_settings_judged() {
     assert!(plan.hosts[0].steps.contains(&Step::RemoveFile {
         path: "/etc/rancher/k3s/config.yaml.d/10-kubelet.yaml".into()
     }));
-    assert_eq!(kinds(&plan).last(), Some(&"adopt"));
+    assert_eq!(kinds(&plan).first(), Some(&"adopt"));
     // Without the setting in the spec, removing the drop-in changes what K3s runs with.
     let plan = compute_plan(&desired(agent(BTreeMap::new())), &installed(start)).expect("plans");
     assert!(
@@ -249,4 +249,168 @@ fn files_that_cannot_be_judged_restart_as_before() {
         .service_active = false;
     let plan = compute_plan(&desired(agent(BTreeMap::new())), &observed).expect("plans");
     assert!(kinds(&plan).contains(&"start") && !kinds(&plan).contains(&"adopt"));
+}
+
+/// The set the adoption records (path → sha256) and the plan that records it.
+fn adoption_set(plan: &Plan) -> BTreeMap<String, String> {
+    plan.hosts[0]
+        .steps
+        .iter()
+        .find_map(|s| match s {
+            Step::Adopt { files } => Some(files.clone()),
+            _ => None,
+        })
+        .expect("an adopt step")
+}
+
+/// The host after the adopting apply wrote `written` of k3sctl's files (and its record, which
+/// comes first) and stopped: those files are k3sctl's, the others still the installer's.
+fn interrupted(written: &[&str], record: &BTreeMap<String, String>) -> Observed {
+    let host = agent(BTreeMap::new());
+    let mut start = start_files();
+    let mut observed = installed(start_files());
+    let token = observed.token.clone();
+    for path in written {
+        let file = host.files.iter().find(|f| f.path == *path).expect("file");
+        let (text, _) = file.content.resolve(token.as_ref()).expect("renders");
+        let obs = observed.hosts.get_mut("agent-1").expect("host");
+        obs.files.insert(
+            (*path).to_owned(),
+            ObservedFile {
+                sha256: Some(text.sha256_hex()),
+                shown: None,
+            },
+        );
+        if *path == unit::unit_path(NodeRole::Agent) {
+            start.unit = text.expose().to_owned();
+        } else if *path == unit::env_path(NodeRole::Agent) {
+            start.env_files = vec![((*path).to_owned(), text)];
+        } else {
+            start.config = Some(text.expose().to_owned());
+        }
+    }
+    let obs = observed.hosts.get_mut("agent-1").expect("host");
+    obs.start = Some(start);
+    obs.adopted = record.clone();
+    observed
+}
+
+#[test]
+fn an_adoption_stopped_between_its_writes_resumes_without_a_restart() {
+    let spec = desired(agent(BTreeMap::new()));
+    let set = adoption_set(&compute_plan(&spec, &installed(start_files())).expect("plans"));
+    assert_eq!(
+        set.keys().cloned().collect::<Vec<_>>(),
+        [
+            "/etc/rancher/k3s/config.yaml",
+            "/etc/systemd/system/k3s-agent.service",
+            "/etc/systemd/system/k3s-agent.service.env"
+        ]
+    );
+    // Stopped after config.yaml: with the installer's unit still there (its ExecStart flag
+    // next to the spec's config.yaml) the files are a mix nobody judged.
+    let config = "/etc/rancher/k3s/config.yaml";
+    let plan = compute_plan(&spec, &interrupted(&[config], &set)).expect("plans");
+    assert_eq!(
+        kinds(&plan),
+        [
+            "adopt",
+            "write-file",
+            "write-file",
+            "write-file",
+            "daemon-reload"
+        ],
+        "{plan:#?}"
+    );
+    assert_eq!(adoption_set(&plan), set);
+    // Without the record, the same mix is judged as what K3s runs with: it cannot be trusted
+    // (the record is what makes the resumption safe), and the observation would also see
+    // config.yaml newer than K3s's start.
+    let mut unrecorded = interrupted(&[config], &BTreeMap::new());
+    unrecorded
+        .hosts
+        .get_mut("agent-1")
+        .expect("host")
+        .restart_pending = true;
+    let plan = compute_plan(&spec, &unrecorded).expect("plans");
+    assert!(kinds(&plan).contains(&"restart"), "{plan:#?}");
+}
+
+#[test]
+fn an_adoption_stopped_after_its_writes_only_reloads_systemd() {
+    let spec = desired(agent(BTreeMap::new()));
+    let set = adoption_set(&compute_plan(&spec, &installed(start_files())).expect("plans"));
+    let mut observed = interrupted(
+        &[
+            "/etc/rancher/k3s/config.yaml",
+            "/etc/systemd/system/k3s-agent.service.env",
+            "/etc/systemd/system/k3s-agent.service",
+        ],
+        &set,
+    );
+    let obs = observed.hosts.get_mut("agent-1").expect("host");
+    obs.needs_daemon_reload = true;
+    obs.files.insert(
+        REGISTRIES_PATH.into(),
+        ObservedFile {
+            sha256: Some(Secret::new(REGISTRIES).sha256_hex()),
+            shown: None,
+        },
+    );
+    let plan = compute_plan(&spec, &observed).expect("plans");
+    assert_eq!(kinds(&plan), ["daemon-reload"], "{plan:#?}");
+}
+
+#[test]
+fn a_changed_spec_after_a_half_adoption_is_not_judged_on_the_mix() {
+    let spec = desired(agent(BTreeMap::new()));
+    let set = adoption_set(&compute_plan(&spec, &installed(start_files())).expect("plans"));
+    let observed = interrupted(&["/etc/rancher/k3s/config.yaml"], &set);
+    // The spec changed meanwhile in a way that alone would need no restart (a label K3s
+    // applies only at registration is not a setting): the mix on the host is not what K3s
+    // runs with, so the planner restarts rather than judge it.
+    let mut host = agent(BTreeMap::new());
+    let FileContent::Plain(unit_text) = &host.files[3].content else {
+        panic!("unit is plain");
+    };
+    host.files[3].content = FileContent::Plain(format!("{unit_text}# edited\n"));
+    let plan = compute_plan(&desired(host), &observed).expect("plans");
+    assert!(kinds(&plan).contains(&"restart"), "{plan:#?}");
+    assert!(!kinds(&plan).contains(&"adopt"), "{plan:#?}");
+}
+
+#[test]
+fn env_files_are_read_from_where_the_installed_unit_says() {
+    // The installed unit reads its join settings from a file of its own, not from the
+    // installer's `.service.env`: K3S_URL is there, so nothing changes.
+    let custom = "/etc/k3s/agent.env";
+    let mut start = start_files();
+    start.unit = INSTALLER_AGENT_UNIT
+        .replace(
+            "EnvironmentFile=-/etc/systemd/system/k3s-agent.service.env",
+            &format!("EnvironmentFile={custom}"),
+        )
+        .replace("EnvironmentFile=-/etc/default/%N\n", "");
+    let (_, text) = start.env_files.remove(0);
+    start.env_files.push((custom.into(), text));
+    let spec = desired(agent(BTreeMap::new()));
+    let mut observed = installed(start.clone());
+    observed
+        .hosts
+        .get_mut("agent-1")
+        .expect("host")
+        .files
+        .insert(unit::env_path(NodeRole::Agent), ObservedFile::default());
+    let plan = compute_plan(&spec, &observed).expect("plans");
+    assert!(kinds(&plan).contains(&"adopt"), "{plan:#?}");
+    // A file the old unit did not read but k3sctl's does (/etc/default/%N) starts counting:
+    // its proxy is a real change.
+    start.env_files.push((
+        "/etc/default/k3s-agent".into(),
+        Secret::new("HTTP_PROXY=http://proxy:3128\n"),
+    ));
+    let plan = compute_plan(&spec, &installed(start)).expect("plans");
+    let text = render_plan(&plan);
+    assert!(text.contains("env HTTP_PROXY"), "{text}");
+    assert!(!kinds(&plan).contains(&"adopt"), "{plan:#?}");
 }

@@ -331,7 +331,7 @@ fn plan_host(
     let mut adopt_unchanged = false;
     if !start_written.is_empty() || !dropins.is_empty() {
         let judged = (obs.service_active && !bootstraps)
-            .then(|| adopt::judge(host, obs, node, observed.token.as_ref()))
+            .then(|| adopt::judge_after_record(host, obs, node, observed.token.as_ref()))
             .flatten();
         match judged {
             Some(adoption) if adoption.changes.is_empty() => adopt_unchanged = true,
@@ -356,7 +356,7 @@ fn plan_host(
             }
         }
     }
-    if unit_changed {
+    if unit_changed || obs.needs_daemon_reload {
         steps.push(Step::DaemonReload);
     }
     if adopt_unchanged
@@ -364,8 +364,15 @@ fn plan_host(
         && !obs.restart_pending
         && obs.service_active
         && obs.service_enabled
+        && let Some(files) = adopt::desired_set(host, observed.token.as_ref())
     {
-        steps.push(Step::Adopt);
+        // Recorded before the first write: a run stopped between the writes leaves files the
+        // record explains, and the next run resumes without a restart.
+        let at = steps
+            .iter()
+            .position(|s| matches!(s, Step::WriteFile { .. } | Step::RemoveFile { .. }))
+            .unwrap_or(steps.len());
+        steps.insert(at, Step::Adopt { files });
     }
 
     let api_up = observed.nodes.is_some();

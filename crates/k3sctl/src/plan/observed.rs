@@ -34,6 +34,10 @@ pub struct ObservedHost {
     /// A managed file or the binary changed after the service last started (an interrupted
     /// apply): K3s must restart to use it.
     pub restart_pending: bool,
+    /// systemd's loaded unit is older than the unit file (`NeedDaemonReload`): a run that
+    /// wrote the unit stopped before `daemon-reload`, and a later restart would still use the
+    /// old unit.
+    pub needs_daemon_reload: bool,
     /// The server has embedded etcd data (`server/db/etcd/member/wal`).
     pub etcd_data: bool,
     /// The server's SQLite store, when it has one not yet migrated (K3s:
@@ -45,6 +49,11 @@ pub struct ObservedHost {
     /// drop-ins), read when the host has a K3s unit: the planner compares its effective
     /// configuration with the desired one.
     pub start: Option<StartFiles>,
+    /// The start files (path → sha256) an adoption record on the host vouches for, while K3s
+    /// still runs from the start the record names (empty otherwise): the set k3sctl judged to
+    /// leave K3s as it runs, written before the files, so an interrupted adoption resumes
+    /// without a restart.
+    pub adopted: BTreeMap<String, String>,
     /// The node's password file `/etc/rancher/node/password` exists (K3s creates it at the
     /// first start; a reinstalled or wiped host lacks it and gets a new password).
     pub node_password: bool,
@@ -79,6 +88,8 @@ impl ObservedHost {
             service_active: false,
             service_enabled: false,
             restart_pending: false,
+            needs_daemon_reload: false,
+            adopted: BTreeMap::new(),
             etcd_data: false,
             sqlite_store: None,
             has_token: false,

@@ -121,7 +121,7 @@ fn mark(step: &Step) -> &'static str {
         | Step::WaitEtcdVoter
         | Step::VerifyMigration { .. } => "…",
         Step::ConvertDatastore { .. } => ">",
-        Step::Adopt => "=",
+        Step::Adopt { .. } => "=",
         Step::RemoveEtcdMember { .. }
         | Step::RemoveFile { .. }
         | Step::LeaveEtcd

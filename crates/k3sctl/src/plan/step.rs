@@ -53,9 +53,15 @@ pub enum Step {
     },
     /// `systemctl daemon-reload` after a unit change.
     DaemonReload,
-    /// The files changed but K3s's effective configuration did not: K3s keeps running, and
-    /// the host records that its files are in effect (no restart is pending).
-    Adopt,
+    /// The files change but K3s's effective configuration does not: K3s keeps running. Before
+    /// the files are written, the host records that they are in effect for K3s's current
+    /// start, so no restart is pending, even if the run stops half-way.
+    Adopt {
+        /// The start files judged to leave K3s as it runs: path → sha256 of the content
+        /// (never shown: the env file holds the token).
+        #[serde(skip)]
+        files: BTreeMap<String, String>,
+    },
     /// `systemctl enable --now` for a node that is not running.
     Start {
         /// The node joins an existing cluster (agents, later servers).
@@ -261,7 +267,9 @@ impl Step {
                 format!("link {path} -> {}", crate::k3s::links::TARGET)
             }
             Self::DaemonReload => "systemctl daemon-reload".to_string(),
-            Self::Adopt => "adopt: no restart (effective configuration unchanged)".to_string(),
+            Self::Adopt { .. } => {
+                "adopt: no restart (effective configuration unchanged)".to_string()
+            }
             Self::Start { join: true } => format!("start {unit} and join the cluster"),
             Self::Start { join: false } => format!("start {unit}"),
             Self::Restart { reason } => format!("restart {unit} ({reason})"),
@@ -406,7 +414,7 @@ impl Step {
             Self::RemoveFile { .. } => "remove-file",
             Self::LinkCommand { .. } => "link-command",
             Self::DaemonReload => "daemon-reload",
-            Self::Adopt => "adopt",
+            Self::Adopt { .. } => "adopt",
             Self::Start { .. } => "start",
             Self::Restart { .. } => "restart",
             Self::WaitServerReady => "wait-server-ready",

@@ -190,7 +190,7 @@ pub async fn prestage(
             }
             Step::DaemonReload => !deferred_non_env,
             Step::RemoveFile { .. } | Step::LinkCommand { .. } => true,
-            Step::Adopt => break,
+            Step::Adopt { .. } => break,
             Step::Start { .. }
             | Step::Restart { .. }
             | Step::ConvertDatastore { .. }
@@ -337,8 +337,8 @@ pub(super) async fn run_step(
             let script = crate::k3s::links::create_script(command);
             exec(transport, &script, &format!("linking {path} to k3s")).await
         }
-        Step::Adopt => {
-            let script = super::adopt_record::record_script(unit);
+        Step::Adopt { files } => {
+            let script = super::adopt_record::record_script(unit, files);
             exec(transport, &script, "recording the adoption").await
         }
         Step::DaemonReload => {

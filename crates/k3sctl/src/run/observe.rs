@@ -100,6 +100,29 @@ pub fn start_file_paths(role: NodeRole) -> Vec<String> {
     ]
 }
 
+/// Shell that prints `src=<path> <base64>` for each file K3s may start from: `paths`, and
+/// every `EnvironmentFile=` of the unit files `units` (`(unit file, unit name)`, `%N`/`%n`
+/// expanded), whatever their paths. Which of them a unit really reads is decided from its text
+/// (`k3s::effective::env_files_of_unit`); a path named twice is printed twice.
+pub fn read_start_files(paths: &[String], units: &[(String, &str)]) -> String {
+    let mut words: Vec<String> = paths.iter().map(|p| shell::quote(p)).collect();
+    for (file, name) in units {
+        words.push(
+            String::from("$(sed -n 's/^[[:space:]]*EnvironmentFile[[:space:]]*=[[:space:]]*-\\{0,1\\}[[:space:]]*//p' ")
+                + &shell::quote(file)
+                + " 2>/dev/null | sed 's/%N/"
+                + name
+                + "/g; s/%n/"
+                + name
+                + ".service/g')",
+        );
+    }
+    format!(
+        "for f in {}; do if [ -f \"$f\" ]; then echo \"src=$f $(base64 -w0 \"$f\")\"; fi; done\n",
+        words.join(" ")
+    )
+}
+
 /// Builds the observation script for a host: one round trip.
 pub fn observe_script(host: &DesiredHost, files: &[FileProbe], request: &ObserveRequest) -> String {
     let unit = unit_name(host.role);
@@ -124,19 +147,23 @@ pub fn observe_script(host: &DesiredHost, files: &[FileProbe], request: &Observe
          echo \"active=$(systemctl is-active {unit} 2>/dev/null)\"\n\
          if [ -s {NODE_PASSWORD_PATH} ]; then echo \"nodepassword=1\"; fi\n\
          echo \"enabled=$(systemctl is-enabled {unit} 2>/dev/null)\"\n\
+         echo \"needreload=$(systemctl show -p NeedDaemonReload --value {unit} 2>/dev/null)\"\n\
          ts=$(systemctl show -p ExecMainStartTimestamp --value {unit} 2>/dev/null)\n\
          if [ -n \"$ts\" ]; then echo \"started=$(date -d \"$ts\" +%s 2>/dev/null)\"; fi\n\
-         if [ -s {adopted} ]; then echo \"adopted=$(cat {adopted})\"; fi\n\
+         if [ -s {adopted} ]; then echo \"adopted=$(tr '\\n' ' ' < {adopted})\"; fi\n\
          if [ -f {unit_path} ]; then\n\
          \x20 echo \"hostname=$(hostname)\"\n\
-         \x20 for f in {start_files}; do if [ -f \"$f\" ]; then echo \"src=$f $(base64 -w0 \"$f\")\"; fi; done\n\
+         \x20 {start_files}\
          \x20 for f in {CONFIG_PATH}.d/*; do if [ -f \"$f\" ]; then echo \"dropin=${{f##*/}} $(base64 -w0 \"$f\")\"; fi; done\n\
          fi\n\
          {links}",
         hash = binary_record::hash_snippet(BINARY_PATH, binary_record::RECORD_PATH),
         adopted = adopt_record::RECORD_PATH,
         unit_path = unit_path(host.role),
-        start_files = start_file_paths(host.role).join(" "),
+        start_files = read_start_files(
+            &start_file_paths(host.role),
+            &[(unit_path(host.role), unit_name(host.role))]
+        ),
         links = crate::k3s::links::observe_snippet(),
     );
     if host.role == crate::k3s::config::NodeRole::Server {
@@ -190,7 +217,8 @@ pub fn parse_report(
     let mut arch = None;
     let mut obs = ObservedHost::fresh(Arch::Amd64);
     let mut started: Option<i64> = None;
-    let mut newest_change: Option<i64> = None;
+    let mut binary_mtime: Option<i64> = None;
+    let mut changed: Vec<adopt_record::Changed> = Vec::new();
     let mut token = None;
     let mut admin_kubeconfig = None;
     let mut adopted: Option<String> = None;
@@ -226,7 +254,7 @@ pub fn parse_report(
             "binary" => {
                 let (hash, mtime) = value.split_once(' ').ok_or_else(|| bad(line))?;
                 obs.binary_sha256 = Some(hash.to_string());
-                newest_change = newest_change.max(mtime.parse().ok());
+                binary_mtime = mtime.parse().ok();
             }
             "token" => token = decode_secret(value),
             "etcd" => obs.etcd_data = true,
@@ -241,6 +269,7 @@ pub fn parse_report(
             "admin" => admin_kubeconfig = decode_secret(value),
             "active" => obs.service_active = value == "active" || value == "activating",
             "enabled" => obs.service_enabled = value == "enabled",
+            "needreload" => obs.needs_daemon_reload = value.trim() == "yes",
             "started" => started = value.parse().ok(),
             "adopted" => adopted = Some(value.to_owned()),
             "hostname" => start.hostname = Some(value.trim().to_owned()),
@@ -252,7 +281,7 @@ pub fn parse_report(
                     start.unit = text;
                 } else if path == CONFIG_PATH {
                     start.config = Some(text);
-                } else {
+                } else if !start.env_files.iter().any(|(p, _)| p == path) {
                     start.env_files.push((path.to_owned(), Secret::new(text)));
                 }
             }
@@ -269,7 +298,11 @@ pub fn parse_report(
                 };
                 let path = path.trim_matches('\'');
                 if restarting.contains(&path) {
-                    newest_change = newest_change.max(mtime.parse().ok());
+                    changed.push(adopt_record::Changed {
+                        path: path.to_owned(),
+                        mtime: mtime.parse().map_err(|_| bad(line))?,
+                        sha256: hash.to_owned(),
+                    });
                 }
                 obs.files.insert(
                     path.to_string(),
@@ -310,9 +343,12 @@ pub fn parse_report(
     {
         obs.k3s_version = request.known_binaries.get(sha).copied();
     }
-    let started = adopt_record::effective_start(started, adopted.as_deref());
-    obs.restart_pending =
-        obs.service_active && matches!((started, newest_change), (Some(s), Some(c)) if c > s);
+    let record = adopted.as_deref().and_then(adopt_record::Record::parse);
+    obs.restart_pending = obs.service_active
+        && adopt_record::restart_pending(started, record.as_ref(), binary_mtime, &changed);
+    if let Some(record) = record.filter(|r| started == Some(r.started)) {
+        obs.adopted = record.set;
+    }
     obs.start = has_unit.then_some(start);
     Ok(Observation {
         host: obs,
@@ -438,6 +474,89 @@ mod tests {
         assert!(obs.restart_pending);
         assert_eq!(obs.arch, Arch::Arm64);
         assert_eq!(obs.binary_sha256, None);
+    }
+
+    #[test]
+    fn files_an_adoption_record_vouches_for_are_not_a_pending_restart() {
+        let sha = "b".repeat(64);
+        let line = |record: &str| {
+            format!(
+                "arch=x86_64\nactive=active\nenabled=enabled\nneedreload=yes\nstarted=150\n{record}\
+                 file={sha} 151 /etc/rancher/k3s/config.yaml\n"
+            )
+        };
+        let parse = |report: String| {
+            parse_report(&host(), &ObserveRequest::default(), &report)
+                .expect("parses")
+                .host
+        };
+        // The record (written before the files, one line as the script prints it) names this
+        // start and the content found: no restart pending, the set known to the planner.
+        let obs = parse(line(&format!(
+            "adopted=150 151 set {sha} /etc/rancher/k3s/config.yaml set {} /etc/x \n",
+            "c".repeat(64)
+        )));
+        assert!(!obs.restart_pending && obs.needs_daemon_reload);
+        assert_eq!(
+            obs.adopted.get("/etc/rancher/k3s/config.yaml"),
+            Some(&sha),
+            "{obs:?}"
+        );
+        // Another content, or a record of an earlier start: pending, and no set.
+        let obs = parse(line(&format!(
+            "adopted=150 151 set {} /etc/rancher/k3s/config.yaml\n",
+            "c".repeat(64)
+        )));
+        assert!(obs.restart_pending);
+        let obs = parse(line(&format!(
+            "adopted=140 141 set {sha} /etc/rancher/k3s/config.yaml\n"
+        )));
+        assert!(obs.restart_pending && obs.adopted.is_empty());
+    }
+
+    #[tokio::test]
+    async fn env_files_named_by_the_installed_unit_are_read_wherever_they_are() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path().display();
+        let unit = dir.path().join("k3s-agent.service");
+        std::fs::write(
+            &unit,
+            format!(
+                "[Service]\nEnvironmentFile=-{d}/default/%N\nEnvironmentFile = -{d}/%n.env\n\
+                 EnvironmentFile={d}/missing\nExecStart=/usr/local/bin/k3s agent\n"
+            ),
+        )
+        .expect("unit");
+        std::fs::create_dir(dir.path().join("default")).expect("mkdir");
+        std::fs::write(
+            dir.path().join("default/k3s-agent"),
+            "HTTP_PROXY=http://p\n",
+        )
+        .expect("env");
+        std::fs::write(dir.path().join("k3s-agent.service.env"), "K3S_URL=u\n").expect("env");
+        std::fs::write(dir.path().join("fixed"), "a: 1\n").expect("fixed");
+        let script = read_start_files(
+            &[format!("{d}/fixed")],
+            &[(unit.to_string_lossy().into_owned(), "k3s-agent")],
+        );
+        let transport = crate::host::LocalTransport::new("local");
+        let out = transport
+            .exec_checked(ExecRequest::new(script))
+            .await
+            .expect("runs");
+        let paths: Vec<String> = out
+            .stdout_text()
+            .lines()
+            .filter_map(|l| l.strip_prefix("src=")?.split(' ').next().map(str::to_owned))
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                format!("{d}/fixed"),
+                format!("{d}/default/k3s-agent"),
+                format!("{d}/k3s-agent.service.env"),
+            ]
+        );
     }
 
     #[test]

@@ -843,7 +843,9 @@ fn adopting(name: &str, role: NodeRole, group: Option<&str>) -> HostPlan {
         first_server: false,
         in_cluster: true,
         steps: vec![
-            Step::Adopt,
+            Step::Adopt {
+                files: BTreeMap::new(),
+            },
             config_step("node-name: x\n"),
             Step::DaemonReload,
         ],

@@ -16,7 +16,9 @@ mod tests;
 use std::collections::BTreeMap;
 
 pub use flags::{Kind, env_flag};
-pub use sources::{UnitStart, parse_env_file, parse_unit, split_words};
+pub use sources::{
+    UnitStart, env_files_of_unit, parse_env_file, parse_unit, split_words, unit_env_files,
+};
 
 use super::config::NodeRole;
 use crate::secret::{REDACTED, Secret};
@@ -70,7 +72,8 @@ impl Setting {
 pub struct Sources {
     /// The unit file's text.
     pub unit: String,
-    /// Env files the unit reads, in its order, as `(path, text)`; missing files left out.
+    /// Env files the unit reads, in its order, as `(path, text)`; missing files left out
+    /// (`env_files_of_unit` picks them from what a host has).
     pub env_files: Vec<(String, Secret)>,
     /// /etc/rancher/k3s/config.yaml, when it exists.
     pub config: Option<String>,

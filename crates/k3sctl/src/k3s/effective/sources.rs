@@ -144,6 +144,56 @@ pub fn parse_unit(text: &str) -> Result<UnitStart, EffectiveError> {
     Ok(start)
 }
 
+/// The env files a unit reads, in its order, as systemd resolves its `[Service]`
+/// `EnvironmentFile=` lines: a leading `-` (missing file allowed) dropped, an empty assignment
+/// resetting the list, `%N` (the unit name without `.service`) and `%n` (with it) expanded.
+/// `unit` is the unit's name without suffix (`k3s`, `k3s-agent`).
+pub fn unit_env_files(text: &str, unit: &str) -> Vec<String> {
+    let mut files = Vec::new();
+    let mut section = String::new();
+    for line in logical_lines(text) {
+        let line = line.trim();
+        if line.starts_with('[') {
+            section = line.to_owned();
+            continue;
+        }
+        if section != "[Service]" {
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        if key.trim() != "EnvironmentFile" {
+            continue;
+        }
+        let value = value.trim();
+        if value.is_empty() {
+            files.clear();
+            continue;
+        }
+        let path = value
+            .trim_start_matches('-')
+            .replace("%N", unit)
+            .replace("%n", &format!("{unit}.service"));
+        if !files.contains(&path) {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// Of the env files found on a host (`(path, content)`), those the unit reads, in its order.
+pub fn env_files_of_unit(
+    text: &str,
+    unit: &str,
+    found: &[(String, crate::secret::Secret)],
+) -> Vec<(String, crate::secret::Secret)> {
+    unit_env_files(text, unit)
+        .into_iter()
+        .filter_map(|path| found.iter().find(|(p, _)| *p == path).cloned())
+        .collect()
+}
+
 /// Reads an env file (systemd `EnvironmentFile` syntax: `KEY=VALUE` lines, `#`/`;` comments,
 /// values optionally quoted).
 pub fn parse_env_file(text: &str) -> Vec<(String, String)> {

@@ -414,3 +414,33 @@ fn command_line_arguments_become_config_keys() {
         "{err}"
     );
 }
+
+#[test]
+fn env_files_are_the_ones_the_unit_names_in_its_order() {
+    let unit = "[Unit]\nDescription=x\nEnvironmentFile=/etc/not-service\n[Service]\n\
+                EnvironmentFile=-/etc/default/%N\nEnvironmentFile=/etc/ansible/%n.env\n\
+                EnvironmentFile=-/etc/default/%N\nExecStart=/usr/local/bin/k3s agent\n";
+    assert_eq!(
+        unit_env_files(unit, "k3s-agent"),
+        [
+            "/etc/default/k3s-agent",
+            "/etc/ansible/k3s-agent.service.env"
+        ]
+    );
+    // An empty assignment resets the list, as systemd does.
+    let reset = format!("{unit}EnvironmentFile=\nEnvironmentFile=/etc/k3s.env\n");
+    assert_eq!(unit_env_files(&reset, "k3s-agent"), ["/etc/k3s.env"]);
+    let found = vec![
+        (
+            "/etc/systemd/system/k3s-agent.service.env".to_owned(),
+            Secret::new("K3S_URL=https://a:6443\n"),
+        ),
+        (
+            "/etc/ansible/k3s-agent.service.env".to_owned(),
+            Secret::new("K3S_URL=https://b:6443\n"),
+        ),
+    ];
+    let read = env_files_of_unit(unit, "k3s-agent", &found);
+    assert_eq!(read.len(), 1);
+    assert_eq!(read[0].0, "/etc/ansible/k3s-agent.service.env");
+}

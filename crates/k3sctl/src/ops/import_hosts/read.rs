@@ -9,16 +9,16 @@ use std::sync::Arc;
 use base64::Engine;
 
 use super::map::{HostSeen, NodeSeen};
-use crate::host::{ExecRequest, shell};
+use crate::host::ExecRequest;
 use crate::k3s::config::{CONFIG_PATH, NodeRole};
-use crate::k3s::effective::{NodeDefaults, Sources, effective, from_node_args};
+use crate::k3s::effective::{NodeDefaults, Sources, effective, env_files_of_unit, from_node_args};
 use crate::k3s::manifests::MANIFESTS_DIR;
 use crate::k3s::registries::REGISTRIES_PATH;
-use crate::k3s::unit::{BINARY_PATH, unit_path};
+use crate::k3s::unit::{BINARY_PATH, unit_name, unit_path};
 use crate::k3s::version::K3sVersion;
 use crate::ops::connect::{ConnectOptions, connect_all};
 use crate::ops::error::OpsError;
-use crate::run::observe::start_file_paths;
+use crate::run::observe::{read_start_files, start_file_paths};
 use crate::secret::Secret;
 use crate::spec::{Host, LoadedSpec, Role};
 
@@ -52,19 +52,24 @@ fn script() -> String {
             paths.push(p);
         }
     }
-    let paths: Vec<String> = paths.iter().map(|p| shell::quote(p)).collect();
+    let read = read_start_files(
+        &paths,
+        &[
+            (unit_path(NodeRole::Server), unit_name(NodeRole::Server)),
+            (unit_path(NodeRole::Agent), unit_name(NodeRole::Agent)),
+        ],
+    );
     format!(
         "set -u\n\
          if [ -f {server_unit} ]; then echo role=server; elif [ -f {agent_unit} ]; then echo role=agent; fi\n\
          if [ -x {BINARY_PATH} ]; then echo \"version=$({BINARY_PATH} --version 2>/dev/null | head -n1)\"; fi\n\
          echo \"hostname=$(hostname)\"\n\
-         for f in {paths}; do if [ -f \"$f\" ]; then echo \"src=$f $(base64 -w0 \"$f\")\"; fi; done\n\
+         {read}\
          for f in {CONFIG_PATH}.d/*; do if [ -f \"$f\" ]; then echo \"dropin=${{f##*/}} $(base64 -w0 \"$f\")\"; fi; done\n\
          if [ -f {REGISTRIES_PATH} ]; then echo \"registries=$(base64 -w0 {REGISTRIES_PATH})\"; fi\n\
          for f in {MANIFESTS_DIR}/*; do if [ -e \"$f\" ]; then echo \"manifest=${{f##*/}}\"; fi; done\n",
         server_unit = unit_path(NodeRole::Server),
         agent_unit = unit_path(NodeRole::Agent),
-        paths = paths.join(" "),
     )
 }
 
@@ -104,14 +109,15 @@ fn parse(text: &str) -> Report {
 
 /// The files a role's K3s starts from, from the report.
 fn sources(report: &Report, role: NodeRole) -> Option<Sources> {
-    let paths = start_file_paths(role);
-    let unit = report.start.get(&paths[0])?.expose().to_owned();
+    let unit = report.start.get(&unit_path(role))?.expose().to_owned();
+    let found: Vec<(String, Secret)> = report
+        .start
+        .iter()
+        .map(|(p, s)| (p.clone(), s.clone()))
+        .collect();
     Some(Sources {
+        env_files: env_files_of_unit(&unit, unit_name(role), &found),
         unit,
-        env_files: paths[1..4]
-            .iter()
-            .filter_map(|p| report.start.get(p).map(|s| (p.clone(), s.clone())))
-            .collect(),
         config: report.start.get(CONFIG_PATH).map(|s| s.expose().to_owned()),
         dropins: report.dropins.clone(),
     })
@@ -246,9 +252,14 @@ mod tests {
             "role=agent\nversion=k3s version v1.33.5+k3s1 (abc)\nhostname=Node-1\n\
              src=/etc/systemd/system/k3s-agent.service {}\n\
              src=/etc/systemd/system/k3s-agent.service.env {}\n\
+             src=/etc/default/k3s-agent {}\n\
              dropin=10-a.yaml {}\nregistries={}\nmanifest=coredns.yaml\nmanifest=app.yaml\n",
-            b64("[Service]\nExecStart=/usr/local/bin/k3s agent\n"),
+            b64(
+                "[Service]\nEnvironmentFile=-/etc/systemd/system/%N.service.env\n\
+                 ExecStart=/usr/local/bin/k3s agent\n"
+            ),
             b64("K3S_TOKEN=pw\n"),
+            b64("HTTP_PROXY=http://not-read\n"),
             b64("snapshotter: native\n"),
             b64("mirrors: {}\n"),
         );
@@ -261,7 +272,12 @@ mod tests {
         assert_eq!(r.manifests, ["app.yaml"]);
         let s = sources(&r, NodeRole::Agent).expect("unit read");
         assert!(s.unit.contains("k3s agent"));
+        // Only the env file the unit names: /etc/default/k3s-agent exists but is not read.
         assert_eq!(s.env_files.len(), 1);
+        assert_eq!(
+            s.env_files[0].0,
+            "/etc/systemd/system/k3s-agent.service.env"
+        );
         assert_eq!(s.dropins[0].0, "10-a.yaml");
         assert!(sources(&r, NodeRole::Server).is_none());
     }
