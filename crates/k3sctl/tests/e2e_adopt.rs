@@ -4,12 +4,16 @@
 //! K3S_TOKEN/K3S_URL, and config.yaml written as an Ansible role writes it, flags split
 //! between the unit and config.yaml. Then: `init --from-hosts` writes the spec; `plan` shows
 //! no restart; `apply` takes the files over with every K3s PID unchanged; the next plan has
-//! nothing to do; a registry mirror added restarts one node at a time; `upgrade` works.
+//! nothing to do; a registry mirror added restarts one node at a time; `upgrade` works. Then
+//! the same cluster laid out as k3s-ansible leaves it is taken over again from a k3s-ansible
+//! inventory (`e2e_adopt/ansible.rs`), again without a restart.
 
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+#[path = "e2e_adopt/ansible.rs"]
+mod ansible;
 #[path = "support/e2e.rs"]
 mod e2e;
 
@@ -245,7 +249,9 @@ fn adopts_an_installer_cluster_without_restarts_then_changes_and_upgrades_it() {
 
     let plan = k3sctl(&["plan", "-c", &spec_arg, "--detailed-exitcode"]);
     assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
+    let started = Instant::now();
     let out = k3sctl(&["apply", "-c", &spec_arg]);
+    eprintln!("no-op apply: {:.2} s", started.elapsed().as_secs_f64());
     assert!(text(&out).contains("Nothing to do"), "{}", text(&out));
     assert_eq!(pids(&lab), before);
 
@@ -314,4 +320,16 @@ fn adopts_an_installer_cluster_without_restarts_then_changes_and_upgrades_it() {
         "{}",
         text(&nodes)
     );
+
+    // The hosts as k3s-ansible leaves them (someone ran its playbook again), taken over from
+    // its inventory.
+    let names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
+    ansible::lay_out(&lab, &names, &server_ip);
+    wait_ready(&kubeconfig, 3);
+    let addresses: Vec<String> = (0..hosts.len()).map(address).collect();
+    let ssh_config = lab_yaml["spec"]["hostDefaults"]["ssh"]["configFile"]
+        .as_str()
+        .expect("ssh config")
+        .to_owned();
+    ansible::readopt(&lab, &names, &addresses, &ssh_config, &stamped);
 }

@@ -153,7 +153,11 @@ pub fn render_config(node: &NodeConfig) -> Result<String, ConfigError> {
     }
     if node.role == NodeRole::Server {
         let c = &node.cluster;
-        if let Some(mode) = &c.write_kubeconfig_mode {
+        // serverConfig's own mode (an imported `server_config_yaml` has one) replaces
+        // k3sctl's; a key written twice would make config.yaml invalid YAML.
+        if let Some(mode) = &c.write_kubeconfig_mode
+            && !node.extra.contains_key("write-kubeconfig-mode")
+        {
             map.push("write-kubeconfig-mode", mode.as_str());
         }
         if !c.tls_sans.is_empty() {
@@ -257,6 +261,18 @@ mod tests {
             let err = render_config(&node).expect_err(key);
             assert!(matches!(err, ConfigError::SecretKey { .. }), "{key}: {err}");
         }
+    }
+
+    #[test]
+    fn server_config_own_kubeconfig_mode_replaces_the_default_once() {
+        let mut node = server();
+        node.cluster.write_kubeconfig_mode = Some("0600".into());
+        node.extra
+            .insert("write-kubeconfig-mode".into(), serde_json::json!("0640"));
+        let text = render_config(&node).expect("renders");
+        assert_eq!(text.matches("write-kubeconfig-mode").count(), 1, "{text}");
+        let back: serde_json::Value = serde_saphyr::from_str(&text).expect("valid yaml");
+        assert_eq!(back["write-kubeconfig-mode"], "0640");
     }
 
     #[test]

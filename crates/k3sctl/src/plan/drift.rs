@@ -303,7 +303,33 @@ fn arg_drift(host: &DesiredHost, node: &ObservedNode, restarts: bool, out: &mut 
         role: host.role,
         server_with_data: host.role == NodeRole::Server,
     };
-    for change in changes(&declared, &live, how) {
+    // The env file k3sctl writes joins through `K3S_URL` and `K3S_TOKEN`, which the
+    // annotation never shows: a node started with `--server`/`--token` (k3s-ansible, k3sup)
+    // that now has them in the env file runs the same.
+    let joins_by_env = host.files.iter().find_map(|f| match &f.content {
+        FileContent::Env {
+            url, with_token, ..
+        } => Some((url.clone(), *with_token)),
+        _ => None,
+    });
+    let given_by_env = |change: &crate::k3s::effective::Change| {
+        let Some((url, with_token)) = &joins_by_env else {
+            return false;
+        };
+        change.before.is_none()
+            && match change.key.as_str() {
+                "server" => {
+                    let trim = |u: &str| u.trim_end_matches('/').to_owned();
+                    url.as_deref().map(trim) == change.after.as_deref().map(trim)
+                }
+                "token" => *with_token,
+                _ => false,
+            }
+    };
+    for change in changes(&declared, &live, how)
+        .into_iter()
+        .filter(|c| !given_by_env(c))
+    {
         out.push(item(
             change.key,
             change.before,

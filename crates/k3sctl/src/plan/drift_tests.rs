@@ -197,6 +197,27 @@ fn a_node_name_k3s_chose_itself_is_no_drift() {
 }
 
 #[test]
+fn a_join_flag_the_env_file_now_gives_is_no_drift() {
+    let d = desired("http://mirror-a:5000");
+    let mut observed = converged(&d);
+    // Started by k3s-ansible (`--server` and `--token` on the command line), adopted without a
+    // restart: k3sctl's env file gives both as K3S_URL and K3S_TOKEN.
+    node(&mut observed, "agent-2").node_args = Some(
+        r#"["agent","--node-ip","10.0.0.7","--server","https://10.0.0.1:6443","--token","********"]"#
+            .into(),
+    );
+    let plan = compute_plan(&d, &observed).expect("plans");
+    assert_eq!(items(&plan, DriftKind::NodeArg), Vec::<&DriftItem>::new());
+    // Another server than the env file's is drift.
+    node(&mut observed, "agent-2").node_args =
+        Some(r#"["agent","--node-ip","10.0.0.7","--server","https://10.0.0.9:6443"]"#.into());
+    let plan = compute_plan(&d, &observed).expect("plans");
+    let args = items(&plan, DriftKind::NodeArg);
+    assert_eq!(args.len(), 1, "{args:#?}");
+    assert_eq!(args[0].subject, "server");
+}
+
+#[test]
 fn unknown_nodes_and_other_kubelet_versions_are_reported_never_planned() {
     let mut d = desired("http://mirror-a:5000");
     let mut observed = converged(&d);

@@ -218,7 +218,16 @@ pub fn convert(
             config_vars.insert(var.to_owned(), value.clone());
         }
     }
-    super::extras::k3s_config(&config_vars, &mut cluster, &mut warnings);
+    let mut marks = super::extras::RoleMarks::default();
+    super::extras::k3s_config(&config_vars, &mut cluster, &mut marks, &mut warnings);
+    for host in &mut hosts {
+        let of_role = match host.role {
+            Role::Server => &marks.server,
+            Role::Agent => &marks.agent,
+        };
+        host.labels.extend(of_role.labels.clone());
+        host.taints.extend(of_role.taints.iter().cloned());
+    }
     let host_defaults = hoist_ssh_defaults(&mut hosts);
     Ok(Conversion {
         cluster: Cluster {

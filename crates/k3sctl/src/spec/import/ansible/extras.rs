@@ -9,6 +9,7 @@ use std::path::Path;
 use super::inventory::Vars;
 use crate::k3s::effective::{config_from_args, split_words};
 use crate::spec::model::{BinarySource, ClusterConfig, K3sSpec, SshSettings};
+use crate::spec::taint::Taint;
 
 /// Adds the ssh options of `ansible_ssh_common_args` and `ansible_ssh_extra_args` to
 /// `settings`.
@@ -121,12 +122,34 @@ pub(super) fn airgap(vars: &Vars, spec: &mut K3sSpec, warnings: &mut Vec<String>
     }
 }
 
-/// Where a config key goes: a spec field, a warning, or the extra config.
+/// Node labels and taints the inventory gives every host of a role (`--node-label` in
+/// `extra_agent_args`, `node-taint` in `server_config_yaml`): they become each host's
+/// `labels` and `taints`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct NodeMarks {
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Taints.
+    pub taints: Vec<Taint>,
+}
+
+/// [`NodeMarks`] of the servers and of the agents.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct RoleMarks {
+    /// For every server.
+    pub server: NodeMarks,
+    /// For every agent.
+    pub agent: NodeMarks,
+}
+
+/// Where a config key goes: a spec field, every host of the role, a warning, or the extra
+/// config.
 fn place(
     role: &str,
     key: &str,
     value: serde_json::Value,
     config: &mut ClusterConfig,
+    marks: &mut RoleMarks,
     warnings: &mut Vec<String>,
 ) {
     let strings = |v: &serde_json::Value| -> Vec<String> {
@@ -161,10 +184,29 @@ fn place(
                  and joins through spec.cluster.registrationAddress"
             ));
         }
-        "node-name" | "node-ip" | "node-external-ip" | "node-label" | "node-taint" => {
+        "node-label" | "node-taint" => {
+            let marks = if role == "server" {
+                &mut marks.server
+            } else {
+                &mut marks.agent
+            };
+            for item in strings(&value) {
+                let placed = if key.starts_with("node-label") {
+                    item.split_once('=')
+                        .map(|(k, v)| marks.labels.insert(k.to_owned(), v.to_owned()))
+                        .is_some()
+                } else {
+                    item.parse::<Taint>().map(|t| marks.taints.push(t)).is_ok()
+                };
+                if !placed {
+                    warnings.push(format!("{role} config `{key}: {item}` was not understood"));
+                }
+            }
+        }
+        "node-name" | "node-ip" | "node-external-ip" => {
             warnings.push(format!(
                 "{role} config `{key}` was dropped: it is per host (hosts[].name, address, \
-                 publicAddress, labels, taints)"
+                 publicAddress)"
             ));
         }
         _ => {
@@ -186,7 +228,12 @@ fn place(
 }
 
 /// `extra_server_args`, `extra_agent_args`, `server_config_yaml`, `agent_config_yaml`.
-pub(super) fn k3s_config(vars: &Vars, config: &mut ClusterConfig, warnings: &mut Vec<String>) {
+pub(super) fn k3s_config(
+    vars: &Vars,
+    config: &mut ClusterConfig,
+    marks: &mut RoleMarks,
+    warnings: &mut Vec<String>,
+) {
     for (var, role, yaml) in [
         ("server_config_yaml", "server", true),
         ("extra_server_args", "server", false),
@@ -204,7 +251,7 @@ pub(super) fn k3s_config(vars: &Vars, config: &mut ClusterConfig, warnings: &mut
         match parsed {
             Ok(map) => {
                 for (key, value) in map {
-                    place(role, &key, value, config, warnings);
+                    place(role, &key, value, config, marks, warnings);
                 }
             }
             Err(e) => warnings.push(format!("{var} was not converted: {e}")),
@@ -276,6 +323,7 @@ mod tests {
     #[test]
     fn extra_args_and_config_yaml_go_to_fields_or_extra_config() {
         let mut config = ClusterConfig::default();
+        let mut marks = RoleMarks::default();
         let mut warnings = Vec::new();
         k3s_config(
             &vars(&[
@@ -287,11 +335,23 @@ mod tests {
                     "server_config_yaml",
                     "flannel-backend: host-gw\ntls-san: [k3s.example.com]\nkubelet-arg: [eviction-hard=memory.available<5%]\ntoken: x\n",
                 ),
-                ("extra_agent_args", "--kubelet-arg=max-pods=50"),
+                (
+                    "extra_agent_args",
+                    "--kubelet-arg=max-pods=50 --node-label zone=z1 --node-taint gpu=yes:NoSchedule",
+                ),
             ]),
             &mut config,
+            &mut marks,
             &mut warnings,
         );
+        // Labels and taints of a role's args reach every host of that role.
+        assert_eq!(
+            marks.agent.labels,
+            BTreeMap::from([("zone".to_owned(), "z1".to_owned())])
+        );
+        assert_eq!(marks.agent.taints.len(), 1);
+        assert_eq!(marks.agent.taints[0].to_string(), "gpu=yes:NoSchedule");
+        assert_eq!(marks.server, NodeMarks::default());
         assert_eq!(config.disable, ["traefik"]);
         assert_eq!(config.tls_sans, ["k3s.example.com"]);
         assert_eq!(config.server_config["flannel-backend"], "host-gw");

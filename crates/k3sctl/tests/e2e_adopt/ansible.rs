@@ -1,0 +1,233 @@
+//! The k3s-ansible shape on the adopted cluster: the hosts laid out as k3s-ansible's roles
+//! leave them (the install script's unit with `extra_server_args` in ExecStart, the agents'
+//! `--server` flag and `K3S_TOKEN=` env line, the server's config.yaml with `token` and
+//! `tls-san` merged with `server_config_yaml`, `agent_config_yaml`, the binary from
+//! `airgap_dir`), K3s restarted as the playbook does; then `init --from-ansible` on a
+//! k3s-ansible inventory whose `ansible_ssh_common_args` carry the ssh config and known_hosts
+//! files, and `plan` / `apply` take the cluster over without restarting anything.
+
+use std::path::Path;
+
+use lab::Lab;
+
+use super::e2e::{k3sctl, text};
+use super::{TOKEN, installer_unit, write_root};
+
+/// The version the adopted cluster runs after its upgrade.
+const VERSION: &str = "v1.33.6+k3s1";
+
+/// What identifies a running K3s: systemd's invocation and the main PID.
+pub fn invocations(lab: &Lab, hosts: &[&str], units: &[&str]) -> Vec<String> {
+    hosts
+        .iter()
+        .zip(units)
+        .map(|(h, u)| {
+            lab.exec(
+                h,
+                &format!("systemctl show -p InvocationID -p MainPID --value {u}"),
+            )
+            .expect("systemctl show")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+        })
+        .collect()
+}
+
+/// Lays the hosts out as k3s-ansible does (k3sctl's files and record gone) and restarts K3s
+/// as its playbook does.
+pub fn lay_out(lab: &Lab, hosts: &[&str], server_ip: &str) {
+    let token = TOKEN;
+    for (i, h) in hosts.iter().enumerate() {
+        lab.exec(
+            h,
+            "rm -f /etc/rancher/k3s/registries.yaml /etc/rancher/k3s/config.yaml \
+             /var/lib/k3sctl/adopted /etc/systemd/system/k3s*.service*",
+        )
+        .expect("clean");
+        let unit = if i == 0 {
+            // INSTALL_K3S_EXEC is extra_server_args; the env file has no K3S_TOKEN left.
+            write_root(
+                lab,
+                h,
+                "/etc/systemd/system/k3s.service",
+                installer_unit(
+                    "server",
+                    &["--disable", "traefik", "--kubelet-arg", "max-pods=150"],
+                )
+                .as_bytes(),
+                0o644,
+            );
+            write_root(lab, h, "/etc/systemd/system/k3s.service.env", b"", 0o600);
+            // to_nice_yaml of {token, tls-san: api_endpoint} merged with server_config_yaml.
+            write_root(
+                lab,
+                h,
+                "/etc/rancher/k3s/config.yaml",
+                format!("tls-san: {server_ip}\ntoken: {token}\nwrite-kubeconfig-mode: '0600'\n")
+                    .as_bytes(),
+                0o644,
+            );
+            "k3s"
+        } else {
+            let url = format!("https://{server_ip}:6443");
+            write_root(
+                lab,
+                h,
+                "/etc/systemd/system/k3s-agent.service",
+                installer_unit("agent", &["--server", &url, "--node-label", "zone=z1"]).as_bytes(),
+                0o644,
+            );
+            write_root(
+                lab,
+                h,
+                "/etc/systemd/system/k3s-agent.service.env",
+                format!("K3S_TOKEN={token}\n").as_bytes(),
+                0o600,
+            );
+            write_root(
+                lab,
+                h,
+                "/etc/rancher/k3s/config.yaml",
+                b"kubelet-arg:\n  - max-pods=110\n",
+                0o644,
+            );
+            "k3s-agent"
+        };
+        lab.exec(
+            h,
+            &format!("systemctl daemon-reload && systemctl restart {unit}"),
+        )
+        .expect("restart");
+    }
+}
+
+/// A k3s-ansible inventory (its sample's layout: `k3s_cluster` with `server` and `agent`
+/// children) for the lab hosts, reached through the lab's ssh config and known_hosts.
+pub fn inventory(
+    lab: &Lab,
+    hosts: &[&str],
+    addresses: &[String],
+    ssh_config: &str,
+    airgap: &Path,
+) -> String {
+    let host = |i: usize| {
+        format!(
+            "        {}:\n          ansible_host: {}\n",
+            hosts[i], addresses[i]
+        )
+    };
+    format!(
+        "k3s_cluster:\n  children:\n    server:\n      hosts:\n{server}    agent:\n      hosts:\n{agents}\
+         \x20 vars:\n\
+         \x20   ansible_port: 22\n\
+         \x20   ansible_user: root\n\
+         \x20   ansible_ssh_private_key_file: {key}\n\
+         \x20   ansible_ssh_common_args: \"-F {ssh_config} -o UserKnownHostsFile={kh}\"\n\
+         \x20   k3s_version: {VERSION}\n\
+         \x20   token: \"{TOKEN}\"\n\
+         \x20   api_endpoint: \"{api}\"\n\
+         \x20   airgap_dir: {airgap}\n\
+         \x20   extra_server_args: \"--disable traefik --kubelet-arg max-pods=150\"\n\
+         \x20   extra_agent_args: \"--node-label zone=z1\"\n\
+         \x20   server_config_yaml: |\n\
+         \x20     write-kubeconfig-mode: \"0600\"\n\
+         \x20   agent_config_yaml: |\n\
+         \x20     kubelet-arg:\n\
+         \x20       - max-pods=110\n",
+        server = host(0),
+        agents = (1..hosts.len()).map(host).collect::<String>(),
+        key = lab.identity().display(),
+        kh = lab.known_hosts().display(),
+        api = addresses[0],
+        airgap = airgap.display(),
+    )
+}
+
+/// `init --from-ansible`, `plan`, `apply`, `plan` on the k3s-ansible layout: nothing restarts.
+pub fn readopt(lab: &Lab, hosts: &[&str], addresses: &[String], ssh_config: &str, stamped: &Path) {
+    let dir = lab.dir().to_path_buf();
+    let units = ["k3s", "k3s-agent", "k3s-agent"];
+    let airgap = dir.join("airgap");
+    std::fs::create_dir_all(&airgap).expect("airgap dir");
+    std::fs::copy(stamped, airgap.join("k3s")).expect("airgap binary");
+    let inventory_path = dir.join("inventory.yml");
+    std::fs::write(
+        &inventory_path,
+        inventory(lab, hosts, addresses, ssh_config, &airgap),
+    )
+    .expect("inventory");
+    let spec = dir.join("from-ansible.yaml");
+    let spec_arg = spec.to_string_lossy().into_owned();
+    let out = k3sctl(&[
+        "init",
+        "-c",
+        &spec_arg,
+        "--from-ansible",
+        &inventory_path.to_string_lossy(),
+    ]);
+    assert!(out.status.success(), "init --from-ansible:\n{}", text(&out));
+    let written = std::fs::read_to_string(&spec).expect("spec");
+    assert!(!written.contains(TOKEN), "{written}");
+    for want in [
+        format!("knownHostsFile: {}", lab.known_hosts().display()),
+        format!("configFile: {ssh_config}"),
+        format!("file: {}", airgap.join("k3s").display()),
+        "max-pods=150".into(),
+        "max-pods=110".into(),
+        "zone: z1".into(),
+    ] {
+        assert!(written.contains(&want), "{want} missing:\n{written}");
+    }
+
+    let before = invocations(lab, hosts, &units);
+    let plan = k3sctl(&["plan", "-c", &spec_arg]);
+    assert!(plan.status.success(), "plan:\n{}", text(&plan));
+    let shown = text(&plan);
+    assert_eq!(
+        shown
+            .matches("adopt: no restart (effective configuration unchanged)")
+            .count(),
+        3,
+        "{shown}"
+    );
+    assert!(!shown.contains("> restart"), "{shown}");
+
+    let started = std::time::Instant::now();
+    let out = k3sctl(&["-o", "json", "apply", "-c", &spec_arg]);
+    assert!(out.status.success(), "adopting apply:\n{}", text(&out));
+    eprintln!(
+        "adopting apply (k3s-ansible layout): {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(
+        invocations(lab, hosts, &units),
+        before,
+        "K3s restarted:\n{}",
+        text(&out)
+    );
+    // Nothing restarts, so nothing waits for another host: every host starts before any
+    // finishes its first step.
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|v: &serde_json::Value| v.get("step").is_some())
+        .collect();
+    let first_done = events
+        .iter()
+        .position(|v| v["kind"] == "done")
+        .expect("a step done");
+    for h in hosts {
+        let start = events
+            .iter()
+            .position(|v| v["host"] == *h && v["kind"] == "start")
+            .unwrap_or_else(|| panic!("{h} did nothing:\n{}", text(&out)));
+        assert!(
+            start < first_done,
+            "{h} waited for another host:\n{}",
+            text(&out)
+        );
+    }
+    let plan = k3sctl(&["plan", "-c", &spec_arg, "--detailed-exitcode"]);
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
+}
