@@ -468,7 +468,8 @@ impl HostPlan {
     }
 
     /// Whether the host's steps leave K3s running as it is: a node already in the cluster
-    /// whose files are written (an adoption, a form-only change), reloaded and recorded, and
+    /// whose files are written (an adoption, a form-only change), command links made, systemd
+    /// reloaded and the adoption recorded, and
     /// whose labels or taints change without evicting anything. Such hosts need neither the
     /// one-at-a-time order of restarts nor a wait for Ready, so they run side by side.
     pub fn leaves_k3s_running(&self) -> bool {
@@ -477,6 +478,7 @@ impl HostPlan {
             && self.steps.iter().all(|step| match step {
                 Step::WriteFile { .. }
                 | Step::RemoveFile { .. }
+                | Step::LinkCommand { .. }
                 | Step::DaemonReload
                 | Step::Adopt { .. }
                 | Step::EnforceLabels { .. } => true,
