@@ -3,8 +3,10 @@
 //! - `cargo xtask schema [--check]`: schema/cluster.schema.json from the spec model
 //! - `cargo xtask cli-ref [--check]`: docs/cli.md from the clap command tree
 //! - `cargo xtask bench apply [--release]`: k3sctl apply vs the Ansible playbook on lab hosts
-//! - `cargo xtask bench scale [--release] [--hosts N] [--planner-only]`: 50-host lab and the
-//!   planner on 1,000 synthetic hosts
+//! - `cargo xtask bench scale [--release] [--hosts N] [--planner-only] [--repeat R]`: 50-host
+//!   lab (apply, plan, check) and the planner on 1,000 synthetic hosts
+//! - `cargo xtask bench ha-upgrade [--release] [--rounds N]`: k3sctl's own time per server in an
+//!   HA upgrade of 3 servers, and `check` on them
 
 mod bench;
 mod cli_ref;

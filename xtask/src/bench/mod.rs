@@ -7,10 +7,15 @@
 //!
 //! `cargo xtask bench scale` (see `scale.rs`): fresh, no-op and plan on a 50-host lab with peak
 //! RSS, and the pure planner on 1,000 synthetic hosts.
+//!
+//! `cargo xtask bench ha-upgrade` (see `ha_upgrade.rs`): k3sctl's own time per server in an HA
+//! upgrade of 3 servers, beyond the waits on K3s, and `check` on that cluster.
 
 mod ansible;
 mod files;
+mod ha_upgrade;
 mod k3sctl_run;
+mod measure;
 mod planner;
 mod proc_stats;
 mod report;
@@ -36,9 +41,11 @@ pub fn run(workspace: &Path, args: &[String]) -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("apply") => {}
         Some("scale") => return scale::run(workspace, &args[1..]),
+        Some("ha-upgrade") => return ha_upgrade::run(workspace, &args[1..]),
         _ => bail!(
             "usage: cargo xtask bench apply [--release] | cargo xtask bench scale [--release] \
-             [--hosts N] [--groups G] [--planner-hosts M] [--planner-only]"
+             [--hosts N] [--groups G] [--planner-hosts M] [--planner-only] [--repeat R] | \
+             cargo xtask bench ha-upgrade [--release] [--rounds N] [--check-repeat M]"
         ),
     }
     lab::require_root().context("the bench boots a lab")?;
@@ -96,8 +103,10 @@ struct Bins {
 
 fn build(workspace: &Path, release: bool) -> anyhow::Result<Bins> {
     let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    // The same packages as `cargo build [--release] -p k3sctl -p xtask -p k3s-sim`, so that
+    // the features unify alike and the bench reuses that build instead of compiling k3sctl again.
     cargo.current_dir(workspace).args([
-        "build", "--locked", "-p", "k3sctl", "-p", "k3s-sim", "--bins",
+        "build", "--locked", "-p", "k3sctl", "-p", "xtask", "-p", "k3s-sim", "--bins",
     ]);
     if release {
         cargo.arg("--release");

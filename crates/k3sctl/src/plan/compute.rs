@@ -89,6 +89,7 @@ pub enum PlanError {
 /// Computes the plan.
 pub fn compute_plan(desired: &Desired, observed: &Observed) -> Result<Plan, PlanError> {
     let datastore = decide(desired, observed)?;
+    let nodes = observed.nodes_by_name();
     let mut hosts = desired
         .hosts
         .iter()
@@ -97,7 +98,8 @@ pub fn compute_plan(desired: &Desired, observed: &Observed) -> Result<Plan, Plan
                 .hosts
                 .get(&host.name)
                 .ok_or_else(|| PlanError::NotObserved(host.name.clone()))?;
-            plan_host(desired, host, obs, observed, &datastore)
+            let node = nodes.get(host.name.as_str()).copied();
+            plan_host(desired, host, obs, node, observed, &datastore)
         })
         .collect::<Result<Vec<_>, _>>()?;
     if let Some((server, steps)) = super::manifest_drift::apply_steps(desired, observed)
@@ -204,6 +206,7 @@ fn plan_host(
     desired: &Desired,
     host: &DesiredHost,
     obs: &ObservedHost,
+    node: Option<&ObservedNode>,
     observed: &Observed,
     datastore: &DatastoreAction,
 ) -> Result<HostPlan, PlanError> {
@@ -316,7 +319,6 @@ fn plan_host(
             });
         }
     }
-    let node = observed.node(&host.name);
     // Drop-ins would override the spec's config.yaml: k3sctl takes them over (their settings
     // belong in the spec) and the effective configuration decides whether K3s restarts.
     let dropins: Vec<String> = obs

@@ -7,6 +7,8 @@
 //! Each item says whether apply puts it back (then the plan also has the step that does) or
 //! leaves it to a person, with a hint.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use super::desired::{Desired, DesiredHost, FileContent};
@@ -114,12 +116,18 @@ pub fn find_drift(desired: &Desired, observed: &Observed, hosts: &[HostPlan]) ->
     let Some(nodes) = &observed.nodes else {
         return Vec::new();
     };
+    // Indexes built once: a search per host made this quadratic in the cluster's size.
+    let by_name = observed.nodes_by_name();
+    let mut plans: BTreeMap<&str, &HostPlan> = BTreeMap::new();
+    for plan in hosts {
+        plans.entry(plan.host.as_str()).or_insert(plan);
+    }
     let mut out = Vec::new();
     for host in &desired.hosts {
-        let Some(node) = nodes.iter().find(|n| n.name == host.name) else {
+        let Some(node) = by_name.get(host.name.as_str()).copied() else {
             continue;
         };
-        let restarts = hosts.iter().find(|p| p.host == host.name).is_some_and(|p| {
+        let restarts = plans.get(host.name.as_str()).is_some_and(|p| {
             p.steps
                 .iter()
                 .any(|s| matches!(s, Step::Restart { .. } | Step::Start { .. }))

@@ -170,8 +170,55 @@ pub struct Observed {
 }
 
 impl Observed {
-    /// The API's view of one node.
+    /// The API's view of one node. A linear search: in a loop over the hosts use
+    /// [`Observed::nodes_by_name`] instead.
     pub fn node(&self, name: &str) -> Option<&ObservedNode> {
         self.nodes.as_ref()?.iter().find(|n| n.name == name)
+    }
+
+    /// The Nodes by name, built once for lookups in a loop over the hosts (a search of the list
+    /// per host made planning quadratic in the cluster's size). A name listed twice keeps its
+    /// first Node, as [`Observed::node`] does. Empty when the API was not reachable.
+    pub fn nodes_by_name(&self) -> BTreeMap<&str, &ObservedNode> {
+        let mut index = BTreeMap::new();
+        for node in self.nodes.iter().flatten() {
+            index.entry(node.name.as_str()).or_insert(node);
+        }
+        index
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(name: &str, version: &str) -> ObservedNode {
+        ObservedNode {
+            name: name.into(),
+            ready: true,
+            kubelet_version: version.into(),
+            taints: vec![],
+            owned_taints: Default::default(),
+            etcd_voter: None,
+            internal_ip: None,
+            labels: BTreeMap::new(),
+            owned_labels: Default::default(),
+            node_args: None,
+        }
+    }
+
+    #[test]
+    fn the_node_index_agrees_with_the_search_and_keeps_a_repeated_name_first() {
+        let observed = Observed {
+            nodes: Some(vec![node("b", "v1"), node("a", "v1"), node("b", "v2")]),
+            ..Observed::default()
+        };
+        let index = observed.nodes_by_name();
+        assert_eq!(index.len(), 2);
+        for name in ["a", "b", "c"] {
+            assert_eq!(index.get(name).copied(), observed.node(name), "{name}");
+        }
+        assert_eq!(index["b"].kubelet_version, "v1");
+        assert!(Observed::default().nodes_by_name().is_empty());
     }
 }
