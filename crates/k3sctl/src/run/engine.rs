@@ -59,7 +59,7 @@ pub async fn execute(
     }
 
     let uploaded = statuses.clone();
-    let prepared = Prepared {
+    let prepared = PhaseZero {
         uploaded: &uploaded,
         staged: &staged,
     };
@@ -188,7 +188,7 @@ fn writes_resolve(host: &HostPlan, token: Option<&crate::secret::Secret>) -> boo
 async fn run_group(
     shared: &Shared,
     transports: &BTreeMap<String, Arc<dyn Transport>>,
-    prepared: Prepared<'_>,
+    prepared: PhaseZero<'_>,
     group: &str,
     hosts: Vec<&HostPlan>,
     limit: usize,
@@ -249,7 +249,7 @@ fn skipped(shared: &Shared, host: &HostPlan, reason: String) -> HostStatus {
 
 /// What phase 0 did per host: the status after upload and staging, and the staged steps.
 #[derive(Clone, Copy)]
-struct Prepared<'a> {
+struct PhaseZero<'a> {
     uploaded: &'a BTreeMap<String, HostStatus>,
     staged: &'a BTreeMap<String, Staged>,
 }
@@ -258,7 +258,7 @@ struct Prepared<'a> {
 async fn run_one(
     shared: &Shared,
     transports: &BTreeMap<String, Arc<dyn Transport>>,
-    prepared: Prepared<'_>,
+    prepared: PhaseZero<'_>,
     host: &HostPlan,
 ) -> (String, HostStatus) {
     let uploaded = prepared.uploaded;

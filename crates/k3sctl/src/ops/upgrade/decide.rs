@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::UpgradeOptions;
+use super::candidate::{airgap_binaries, airgap_file, download, version_on_node};
 use super::error::UpgradeError;
 use super::gate;
-use super::observe::{Cluster, arch_set, host_archs, observe_nodes};
+use super::observe::{UpgradeSession, arch_set, host_archs, observe_nodes};
 use super::recover::{read_marker, restart_first_server};
-use super::release::{airgap_binaries, airgap_file, download, version_on_node};
 use super::target::{Target, resolve_target};
 use crate::host::Transport;
 use crate::k3s::config::NodeRole;
@@ -39,7 +39,7 @@ async fn local_version(path: &Path) -> Result<K3sVersion, UpgradeError> {
 /// The new binaries and the target, with an airgap binary's version checked (on the first node
 /// unless `dry_run`).
 async fn binaries_and_target(
-    cluster: &Cluster,
+    cluster: &UpgradeSession,
     options: &UpgradeOptions,
     target: Target,
     archs: &BTreeMap<String, Arch>,
@@ -108,7 +108,7 @@ pub(super) fn host_binaries(
 /// Resolves the target, reads the nodes, checks the rules. With `recover`, a dead API on a first
 /// server that carries the upgrade marker is brought back first.
 pub(super) async fn decide(
-    cluster: &Cluster,
+    cluster: &UpgradeSession,
     options: &UpgradeOptions,
     reporter: &Arc<dyn Reporter>,
     recover: bool,

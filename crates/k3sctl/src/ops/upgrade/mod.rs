@@ -3,12 +3,12 @@
 //! per node cordon → drain → deliver → restart → wait Ready → uncordon → health gate; a failure
 //! stops with the node, the step and its journal; a re-run resumes. Ends with the smoke check.
 
+pub mod candidate;
 mod decide;
 pub mod error;
 pub mod gate;
 pub mod observe;
 mod recover;
-pub mod release;
 pub mod spec_update;
 pub mod target;
 
@@ -26,9 +26,9 @@ pub use gate::{Smoke, SmokeNode};
 pub use spec_update::SpecFollowUp;
 pub use target::{Target, TargetRequest};
 
+use self::candidate::download;
 use self::decide::{Decided, decide, host_binaries};
-use self::observe::{Cluster, arch_set, open};
-use self::release::download;
+use self::observe::{UpgradeSession, arch_set, open};
 use super::OpsError;
 use super::connect::ConnectOptions;
 use super::kube_api::KubeApi;
@@ -123,7 +123,10 @@ fn info(reporter: &dyn Reporter, host: &str, step: &str, message: impl Into<Stri
     reporter.report(Event::new(host, step, EventKind::Info, message));
 }
 
-async fn drain_previews(cluster: &Cluster, plan: &UpgradePlan) -> BTreeMap<String, DrainPreview> {
+async fn drain_previews(
+    cluster: &UpgradeSession,
+    plan: &UpgradePlan,
+) -> BTreeMap<String, DrainPreview> {
     let policy = &cluster.spec.cluster.spec.upgrade;
     let rules = DrainRules {
         delete_emptydir_data: policy.delete_empty_dir_data,
@@ -157,7 +160,7 @@ async fn drain_previews(cluster: &Cluster, plan: &UpgradePlan) -> BTreeMap<Strin
 }
 
 async fn take_lock(
-    cluster: &Cluster,
+    cluster: &UpgradeSession,
     holder: &LockHolder,
     force: bool,
     reporter: &dyn Reporter,
@@ -233,7 +236,7 @@ fn consent(plan: &UpgradePlan) -> crate::ops::confirm::ConsentRequest {
 }
 
 async fn planned(
-    cluster: &Cluster,
+    cluster: &UpgradeSession,
     decided: &Decided,
     options: &UpgradeOptions,
 ) -> (UpgradeReport, UpgradePlan) {
@@ -267,7 +270,10 @@ async fn planned(
 /// HA: before anything changes, refuses when the first server to go down could cost etcd its
 /// quorum (a member down, a learner, members and servers differing). Not skipped by
 /// `--skip-initial-gate`: quorum is not negotiable.
-async fn check_quorum_first(cluster: &Cluster, plan: &UpgradePlan) -> Result<(), UpgradeError> {
+async fn check_quorum_first(
+    cluster: &UpgradeSession,
+    plan: &UpgradePlan,
+) -> Result<(), UpgradeError> {
     if !cluster.is_ha() {
         return Ok(());
     }
@@ -289,7 +295,7 @@ async fn check_quorum_first(cluster: &Cluster, plan: &UpgradePlan) -> Result<(),
 /// Takes the pre-upgrade etcd snapshot on the first Ready voting member (spec order) and says
 /// where it is. Nothing has changed yet when it fails.
 async fn take_snapshot(
-    cluster: &Cluster,
+    cluster: &UpgradeSession,
     prefix: &str,
     reporter: &dyn Reporter,
 ) -> Result<Saved, UpgradeError> {
@@ -319,7 +325,7 @@ async fn take_snapshot(
 /// The run's shared state for the rollout: the upgrade's API client, its node timeout, the
 /// one upload limit, and what the rollout's steps need.
 fn rollout_shared(
-    cluster: &Cluster,
+    cluster: &UpgradeSession,
     reporter: &Arc<dyn Reporter>,
     binaries: &LocalBinaries,
     archs: &BTreeMap<String, crate::k3s::release::Arch>,
@@ -347,7 +353,7 @@ fn rollout_shared(
 }
 
 async fn run_locked(
-    cluster: &Cluster,
+    cluster: &UpgradeSession,
     options: &UpgradeOptions,
     reporter: &Arc<dyn Reporter>,
 ) -> Result<UpgradeReport, UpgradeError> {

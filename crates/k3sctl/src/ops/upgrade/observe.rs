@@ -21,7 +21,7 @@ use crate::spec::{LoadedSpec, ResolvedHost, Role};
 use crate::k3s::ports::API_PORT;
 
 /// Everything the upgrade works with.
-pub struct Cluster {
+pub struct UpgradeSession {
     /// The spec.
     pub spec: LoadedSpec,
     /// The hosts, in spec order.
@@ -34,7 +34,7 @@ pub struct Cluster {
     pub api: ApiConnection,
 }
 
-impl Cluster {
+impl UpgradeSession {
     /// The transport of `host`.
     pub fn transport(&self, host: &str) -> Result<Arc<dyn Transport>, UpgradeError> {
         self.transports
@@ -62,7 +62,7 @@ impl Cluster {
 pub async fn open(
     path: &std::path::Path,
     connect: ConnectOptions,
-) -> Result<Cluster, UpgradeError> {
+) -> Result<UpgradeSession, UpgradeError> {
     let spec = load_spec(path)?;
     let hosts = spec.hosts();
     let first_server = spec
@@ -84,7 +84,7 @@ pub async fn open(
         .ok_or_else(|| UpgradeError::Cluster(format!("{first_server}: no connection")))?;
     let admin = read_admin_kubeconfig(server.as_ref()).await?;
     let api = connect_through(server.as_ref(), admin.expose(), API_PORT).await?;
-    Ok(Cluster {
+    Ok(UpgradeSession {
         spec,
         hosts,
         transports,
@@ -94,7 +94,7 @@ pub async fn open(
 }
 
 /// Each host's CPU architecture (`uname -m`, all hosts at once).
-pub async fn host_archs(cluster: &Cluster) -> Result<BTreeMap<String, Arch>, UpgradeError> {
+pub async fn host_archs(cluster: &UpgradeSession) -> Result<BTreeMap<String, Arch>, UpgradeError> {
     let answers = join_all(cluster.hosts.iter().map(|h| async move {
         let transport = cluster.transport(&h.name)?;
         let out = transport
@@ -157,7 +157,7 @@ pub fn node_states(
 }
 
 /// Reads the nodes from the API and maps them to the spec's hosts.
-pub async fn observe_nodes(cluster: &Cluster) -> Result<Vec<NodeState>, UpgradeError> {
+pub async fn observe_nodes(cluster: &UpgradeSession) -> Result<Vec<NodeState>, UpgradeError> {
     let nodes = list_nodes(&cluster.api.client).await?;
     node_states(&cluster.hosts, &nodes)
 }

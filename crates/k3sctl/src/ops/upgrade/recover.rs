@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use super::error::UpgradeError;
-use super::observe::Cluster;
+use super::observe::UpgradeSession;
 use crate::host::Transport;
 use crate::k3s::config::NodeRole;
 use crate::k3s::version::K3sVersion;
@@ -46,7 +46,7 @@ pub async fn read_marker(
 /// `target` with /readyz ok) run through the rollout's step engine (`run::run_turn`), which
 /// reports them and fails with the step, its hint and the journal.
 pub async fn restart_first_server(
-    cluster: &Cluster,
+    cluster: &UpgradeSession,
     shared: &Shared,
     from: K3sVersion,
     target: K3sVersion,

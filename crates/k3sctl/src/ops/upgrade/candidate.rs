@@ -16,7 +16,7 @@ use crate::ops::release_cache::{cache_dir, fill_cache, release_checksums};
 use crate::spec::{BinaryOrigin, LoadedSpec};
 
 /// Where the candidate binary is staged on the first node for its version check (removed after).
-pub const STAGING_PATH: &str = "/var/lib/rancher/k3s/k3sctl-candidate-k3s";
+pub const CANDIDATE_CHECK_PATH: &str = "/var/lib/rancher/k3s/k3sctl-candidate-k3s";
 
 /// The binary to deliver: an airgap file, or the download of `version`.
 pub fn airgap_file(spec: &LoadedSpec, flag: Option<&Path>) -> Option<PathBuf> {
@@ -74,14 +74,14 @@ pub async fn version_on_node(
     transport
         .upload(UploadRequest {
             source: UploadSource::File(binary.to_path_buf()),
-            remote: PathBuf::from(STAGING_PATH),
+            remote: PathBuf::from(CANDIDATE_CHECK_PATH),
             mode: 0o755,
             sha256: sha256.to_string(),
             timeout: Some(Duration::from_secs(600)),
         })
         .await
         .map_err(host_err)?;
-    let staged = shell::quote(STAGING_PATH);
+    let staged = shell::quote(CANDIDATE_CHECK_PATH);
     let out = transport
         .exec(
             ExecRequest::new(format!(
