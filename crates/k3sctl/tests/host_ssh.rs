@@ -366,7 +366,10 @@ async fn a_transport_idle_longer_than_control_persist_still_runs_commands() {
     let control = held.control_socket().to_owned();
     // Idle three times the persist time: the host is waiting for its turn, not done.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert!(control.exists(), "the master ended while its transport was held");
+    assert!(
+        control.exists(),
+        "the master ended while its transport was held"
+    );
     let out = held
         .exec_checked(ExecRequest::new("echo still-here"))
         .await
