@@ -102,16 +102,21 @@ pub fn consent(plan: &RestorePlan, servers: &[String], agents: &[String]) -> Con
         ),
         items,
     )
-    .with_losses(vec![
+    .with_losses(losses(plan))
+}
+
+/// What every restore loses, etcd or SQLite alike.
+fn losses(plan: &RestorePlan) -> Vec<String> {
+    vec![
         format!(
             "every change made through the Kubernetes API after the snapshot (Unix time {}): \
-                 objects, namespaces, secrets, workloads' desired state",
+             objects, namespaces, secrets, workloads' desired state",
             plan.taken
         ),
         "nodes that joined after the snapshot re-register; Node objects of hosts not in the \
-             spec are deleted"
+         spec are deleted"
             .into(),
-    ])
+    ]
 }
 
 /// Pure: the confirmation of a single SQLite server's restore.
@@ -142,16 +147,7 @@ fn sqlite_consent(plan: &RestorePlan, agents: &[String]) -> ConsentRequest {
         ),
         items,
     )
-    .with_losses(vec![
-        format!(
-            "every change made through the Kubernetes API after the snapshot (Unix time {}): \
-             objects, namespaces, secrets, workloads' desired state",
-            plan.taken
-        ),
-        "nodes that joined after the snapshot re-register; Node objects of hosts not in the \
-         spec are deleted"
-            .into(),
-    ])
+    .with_losses(losses(plan))
 }
 
 /// Pure: the observation script of a server: its datastore, the restore's traces and the

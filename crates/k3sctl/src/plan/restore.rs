@@ -535,6 +535,22 @@ fn single_sqlite(servers: &[ServerView]) -> bool {
     matches!(servers, [only] if only.sqlite && !only.etcd_data)
 }
 
+/// The steps every restore ends with once its server runs again: Nodes of hosts the spec does
+/// not name deleted, agents checked (restarted when they lost their Node), the marker removed.
+fn push_cleanup(steps: &mut Vec<RestoreStep>, input: &RestoreInput, server: &str) {
+    steps.push(RestoreStep::DeleteStrayNodes {
+        keep: input.spec_hosts.clone(),
+    });
+    if !input.agents.is_empty() {
+        steps.push(RestoreStep::CheckAgents {
+            agents: input.agents.clone(),
+        });
+    }
+    steps.push(RestoreStep::Unmark {
+        host: server.to_owned(),
+    });
+}
+
 /// Pure: plans the restore (or the rest of an interrupted one).
 pub fn plan_restore(input: &RestoreInput) -> Result<RestorePlan, RestoreError> {
     let mut markers = Vec::new();
@@ -664,17 +680,7 @@ pub fn plan_restore(input: &RestoreInput) -> Result<RestorePlan, RestoreError> {
             host: s.name.clone(),
         });
     }
-    steps.push(RestoreStep::DeleteStrayNodes {
-        keep: input.spec_hosts.clone(),
-    });
-    if !input.agents.is_empty() {
-        steps.push(RestoreStep::CheckAgents {
-            agents: input.agents.clone(),
-        });
-    }
-    steps.push(RestoreStep::Unmark {
-        host: target.name.clone(),
-    });
+    push_cleanup(&mut steps, input, &target.name);
     Ok(RestorePlan {
         datastore: Datastore::Etcd,
         server: target.name.clone(),
@@ -744,17 +750,7 @@ fn plan_sqlite(
     steps.push(RestoreStep::StartRestored {
         host: target.name.clone(),
     });
-    steps.push(RestoreStep::DeleteStrayNodes {
-        keep: input.spec_hosts.clone(),
-    });
-    if !input.agents.is_empty() {
-        steps.push(RestoreStep::CheckAgents {
-            agents: input.agents.clone(),
-        });
-    }
-    steps.push(RestoreStep::Unmark {
-        host: target.name.clone(),
-    });
+    push_cleanup(&mut steps, input, &target.name);
     Ok(RestorePlan {
         datastore: Datastore::Sqlite,
         server: target.name.clone(),
