@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 #[allow(dead_code)]
 mod e2e;
 
-use e2e::{build_stand_in, k3sctl, k3sctl_unconfirmed, kubectl, text};
+use e2e::{build_stand_in, k3sctl, k3sctl_unconfirmed, kube, text};
 use lab::{Lab, SpecOptions};
 
 const LAB: &str = "e2e-restore";
@@ -34,17 +34,6 @@ const ETCDCTL: &str = "ETCDCTL_API=3 etcdctl --cacert /var/lib/rancher/k3s/serve
     --cert /var/lib/rancher/k3s/server/tls/etcd/client.crt \
     --key /var/lib/rancher/k3s/server/tls/etcd/client.key --endpoints https://127.0.0.1:2379";
 const MARKER: &str = "/var/lib/rancher/k3s/server/k3sctl-restore";
-
-fn kube(kubeconfig: &Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new(kubectl())
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .args(["--request-timeout", "10s"])
-        .args(args)
-        .output()
-        .expect("kubectl runs");
-    (out.status.success(), text(&out))
-}
 
 /// `(name, status)` of every node.
 fn nodes(kubeconfig: &Path) -> Vec<(String, String)> {

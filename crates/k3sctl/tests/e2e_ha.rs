@@ -13,13 +13,12 @@
 //! Referees: Debian's kubectl 1.20 and etcdctl run on a server over ssh.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 #[path = "support/e2e.rs"]
 mod e2e;
 
-use e2e::{build_stand_in, k3sctl, kubectl, text};
+use e2e::{build_stand_in, k3sctl, kube, text};
 use lab::{Lab, SpecOptions};
 
 const LAB: &str = "e2e-ha";
@@ -28,17 +27,6 @@ const ETCDCTL: &str = "ETCDCTL_API=3 etcdctl --cacert /var/lib/rancher/k3s/serve
     --key /var/lib/rancher/k3s/server/tls/etcd/client.key --endpoints https://127.0.0.1:2379";
 
 /// kubectl 1.20 through an exported kubeconfig.
-fn kube(kubeconfig: &Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new(kubectl())
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .args(["--request-timeout", "10s"])
-        .args(args)
-        .output()
-        .expect("kubectl runs");
-    (out.status.success(), text(&out))
-}
-
 /// `name -> (status, roles)` from `kubectl get nodes --no-headers`.
 fn nodes(kubeconfig: &Path) -> Vec<(String, String, String)> {
     let (ok, out) = kube(kubeconfig, &["get", "nodes", "--no-headers"]);

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 #[path = "support/e2e.rs"]
 mod e2e;
 
-use e2e::{build_stand_in, k3sctl, k3sctl_unconfirmed, kubectl, text};
+use e2e::{build_stand_in, k3sctl, k3sctl_unconfirmed, kube, text};
 use lab::{Lab, SpecOptions};
 
 const LAB: &str = "e2e-rot";
@@ -33,17 +33,6 @@ const LAB: &str = "e2e-rot";
 const WATCH_DIR: &str = "/root/etcd-watch";
 const HEALTH_LOG: &str = "/root/etcd-health.log";
 const HEALTH_STOP: &str = "/root/etcd-health.stop";
-
-fn kube(kubeconfig: &Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new(kubectl())
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .args(["--request-timeout", "10s"])
-        .args(args)
-        .output()
-        .expect("kubectl runs");
-    (out.status.success(), text(&out))
-}
 
 /// `name -> Ready?` from kubectl.
 fn ready_nodes(kubeconfig: &Path) -> Vec<(String, bool)> {

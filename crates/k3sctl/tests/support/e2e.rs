@@ -37,6 +37,20 @@ pub fn text(out: &Output) -> String {
     )
 }
 
+/// Runs kubectl (10 s request timeout) against `kubeconfig`: whether it succeeded, and its
+/// output.
+#[allow(dead_code)]
+pub fn kube(kubeconfig: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(kubectl())
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(["--request-timeout", "10s"])
+        .args(args)
+        .output()
+        .expect("kubectl runs");
+    (out.status.success(), text(&out))
+}
+
 /// Debian's kubectl 1.20: `K3SCTL_KUBECTL`, else what scripts/ensure-kubectl.sh prints.
 pub fn kubectl() -> PathBuf {
     if let Some(path) = std::env::var_os("K3SCTL_KUBECTL") {
