@@ -24,7 +24,7 @@ pub struct Tokens {
 
 fn read_token_file(path: &str) -> Result<String, Fatal> {
     let p = crate::paths::host_path(path);
-    std::fs::read_to_string(&p)
+    fs_err::read_to_string(&p)
         .map(|s| s.trim().to_string())
         .map_err(|e| Fatal(format!("reading token file {}: {e}", p.display())))
 }
@@ -44,7 +44,7 @@ pub fn given_token(s: &Settings, name: &str, file_flag: &str) -> Result<Option<S
 pub fn resolve(s: &Settings, dd: &DataDir) -> Result<Tokens, Fatal> {
     let server = match given_token(s, "token", "token-file")? {
         Some(t) => token::parse(&t).password,
-        None => match std::fs::read_to_string(dd.token()) {
+        None => match fs_err::read_to_string(dd.token()) {
             Ok(existing) => token::parse(&existing).password,
             Err(_) => token::random_password(),
         },
@@ -88,8 +88,8 @@ pub fn rotate(
 }
 
 fn symlink(target: &str, link: &Path) -> Result<(), Fatal> {
-    let _ = std::fs::remove_file(link);
-    std::os::unix::fs::symlink(target, link)
+    let _ = fs_err::remove_file(link);
+    fs_err::os::unix::fs::symlink(target, link)
         .map_err(|e| Fatal(format!("creating {}: {e}", link.display())))
 }
 
@@ -104,7 +104,7 @@ pub fn write_token_files(dd: &DataDir, ca_pem: &str, tokens: &Tokens) -> Result<
     match &tokens.agent {
         None => symlink("token", &agent_path),
         Some(pw) => {
-            let _ = std::fs::remove_file(&agent_path);
+            let _ = fs_err::remove_file(&agent_path);
             let text = format!("{}\n", token::format_secure(ca_pem.as_bytes(), "node", pw));
             crate::paths::write_atomic(&agent_path, text.as_bytes(), 0o600)
                 .map_err(|e| Fatal(format!("writing {}: {e}", agent_path.display())))

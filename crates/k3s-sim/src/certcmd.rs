@@ -252,7 +252,7 @@ pub fn check(opts: &CertOptions) -> Result<Vec<CertInfo>, Fatal> {
     for service in services(opts, &dd, "checking")? {
         for base in service_files(&service, &dd) {
             let crt = with_ext(&base, "crt");
-            let Ok(pem) = std::fs::read_to_string(&crt) else {
+            let Ok(pem) = fs_err::read_to_string(&crt) else {
                 continue;
             };
             let name = crt
@@ -320,14 +320,14 @@ pub fn render_check(rows: &[CertInfo], output: &str) -> Result<String, Fatal> {
 }
 
 fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for e in std::fs::read_dir(from)? {
+    fs_err::create_dir_all(to)?;
+    for e in fs_err::read_dir(from)? {
         let e = e?;
         let path = e.path();
         if path.is_dir() {
             copy_dir(&path, &to.join(e.file_name()))?;
         } else if path.is_file() {
-            std::fs::copy(&path, to.join(e.file_name()))?;
+            fs_err::copy(&path, to.join(e.file_name()))?;
         }
     }
     Ok(())
@@ -365,7 +365,7 @@ pub fn rotate(opts: &CertOptions) -> Result<PathBuf, Fatal> {
     } else {
         dd.agent().join(format!("tls-{stamp}"))
     };
-    std::fs::create_dir_all(&backup).map_err(|e| Fatal(format!("{}: {e}", backup.display())))?;
+    fs_err::create_dir_all(&backup).map_err(|e| Fatal(e.to_string()))?;
     let agent = dd.agent();
     for service in &services {
         crate::log::info(format!("Rotating certificates for {service}"));
@@ -376,10 +376,10 @@ pub fn rotate(opts: &CertOptions) -> Result<PathBuf, Fatal> {
                     && f.exists()
                     && let Some(name) = f.file_name()
                 {
-                    std::fs::copy(&f, backup.join(name))
+                    fs_err::copy(&f, backup.join(name))
                         .map_err(|e| Fatal(format!("backing up {}: {e}", f.display())))?;
                 }
-                let _ = std::fs::remove_file(&f);
+                let _ = fs_err::remove_file(&f);
             }
         }
     }
@@ -472,7 +472,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         pki(dir.path());
         let pem =
-            std::fs::read_to_string(dir.path().join("server/tls/client-admin.crt")).expect("pem");
+            fs_err::read_to_string(dir.path().join("server/tls/client-admin.crt")).expect("pem");
         let now = OffsetDateTime::now_utc();
         let at = |days: i64| describe("f", &pem, now + time::Duration::days(days)).expect("cert");
         assert_eq!(at(0).status, "OK");

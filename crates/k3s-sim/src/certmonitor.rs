@@ -41,7 +41,7 @@ pub fn problems(dd: &DataDir, server: bool, now: OffsetDateTime) -> Vec<String> 
     for service in services {
         for base in service_files(service, dd) {
             let crt = base.with_extension("crt");
-            let Ok(pem) = std::fs::read_to_string(&crt) else {
+            let Ok(pem) = fs_err::read_to_string(&crt) else {
                 continue;
             };
             let file = crt
@@ -216,7 +216,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let dd = DataDir::new(&dir.path().to_string_lossy());
         let tls = dd.tls();
-        std::fs::create_dir_all(&tls).expect("mkdir");
+        fs_err::create_dir_all(&tls).expect("mkdir");
         let ca = crate::certs::load_or_create_ca(&tls, "client-ca", "k3s-client-ca").expect("ca");
         let leaf = crate::certs::issue(
             &ca,
@@ -226,7 +226,7 @@ mod tests {
             },
         )
         .expect("leaf");
-        std::fs::write(tls.join("client-admin.crt"), &leaf.cert_pem).expect("write");
+        fs_err::write(tls.join("client-admin.crt"), &leaf.cert_pem).expect("write");
         // A year of validity is fine now, within the window 300 days later, expired after.
         let now = OffsetDateTime::now_utc();
         assert_eq!(problems(&dd, true, now), Vec::<String>::new());

@@ -107,8 +107,8 @@ pub fn load_or_create_ca(dir: &Path, name: &str, cn_prefix: &str) -> Result<Ca, 
     let crt = dir.join(format!("{name}.crt"));
     let key = dir.join(format!("{name}.key"));
     if crt.exists() && key.exists() {
-        let cert_pem = std::fs::read_to_string(&crt).map_err(io_err(&crt))?;
-        let key_pem = std::fs::read_to_string(&key).map_err(io_err(&key))?;
+        let cert_pem = fs_err::read_to_string(&crt).map_err(io_err(&crt))?;
+        let key_pem = fs_err::read_to_string(&key).map_err(io_err(&key))?;
         let kp = KeyPair::from_pem(&key_pem).map_err(|e| pki_err(&key, e))?;
         let issuer = Issuer::from_ca_cert_pem(&cert_pem, kp).map_err(|e| pki_err(&crt, e))?;
         return Ok(Ca { cert_pem, issuer });
@@ -241,7 +241,7 @@ pub const LEAVES: &[(&str, &str)] = &[
 ];
 
 fn leaf_needs_renewal(crt: &Path, wanted_sans: Option<&[String]>) -> bool {
-    let Ok(pem) = std::fs::read_to_string(crt) else {
+    let Ok(pem) = fs_err::read_to_string(crt) else {
         return true;
     };
     let Some((not_after, _, sans)) = inspect(&pem) else {
@@ -272,8 +272,8 @@ pub fn load_or_issue(
         LeafKind::Client { .. } => None,
     };
     if !force && key.exists() && !leaf_needs_renewal(&crt, wanted) {
-        let cert_pem = std::fs::read_to_string(&crt).map_err(io_err(&crt))?;
-        let key_pem = std::fs::read_to_string(&key).map_err(io_err(&key))?;
+        let cert_pem = fs_err::read_to_string(&crt).map_err(io_err(&crt))?;
+        let key_pem = fs_err::read_to_string(&key).map_err(io_err(&key))?;
         return Ok(Leaf { cert_pem, key_pem });
     }
     let leaf = issue(ca, kind)?;
@@ -285,7 +285,7 @@ pub fn load_or_issue(
 /// Loads the server PKI, creating CAs on first start and issuing leaf certificates that are
 /// missing, expire within the renewal window, or lack a wanted SAN.
 pub fn load_server_pki(dir: &Path, serving_sans: &[String]) -> Result<ServerPki, CertError> {
-    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    fs_err::create_dir_all(dir).map_err(io_err(dir))?;
     let server_ca = load_or_create_ca(dir, "server-ca", "k3s-server-ca")?;
     let client_ca = load_or_create_ca(dir, "client-ca", "k3s-client-ca")?;
     let serving = load_or_issue(
@@ -372,8 +372,8 @@ mod tests {
         assert_eq!(first.server_ca.cert_pem, again.server_ca.cert_pem);
         // `k3s certificate rotate` deletes the leaves; the next start issues them again.
         for leaf in ["serving-kube-apiserver", "client-admin"] {
-            std::fs::remove_file(dir.path().join(format!("{leaf}.crt"))).expect("rm crt");
-            std::fs::remove_file(dir.path().join(format!("{leaf}.key"))).expect("rm key");
+            fs_err::remove_file(dir.path().join(format!("{leaf}.crt"))).expect("rm crt");
+            fs_err::remove_file(dir.path().join(format!("{leaf}.key"))).expect("rm key");
         }
         let rotated = load_server_pki(dir.path(), &sans).expect("pki rotated");
         assert_ne!(rotated.serving.cert_pem, first.serving.cert_pem);

@@ -55,7 +55,7 @@ pub struct FileConfig {
 pub fn config_files(main: &Path) -> Vec<PathBuf> {
     let mut files = vec![main.to_path_buf()];
     let dropin = PathBuf::from(format!("{}.d", main.display()));
-    if let Ok(entries) = std::fs::read_dir(&dropin) {
+    if let Ok(entries) = fs_err::read_dir(&dropin) {
         let mut extra: Vec<PathBuf> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.is_file())
@@ -186,7 +186,7 @@ pub fn load(role: Role, main: &Path, required: bool) -> Result<FileConfig, Confi
     // A missing main file is fine when drop-ins exist (k3s reads them alone) or when it was not named.
     let optional_main = !required || files.len() > 1;
     for (i, file) in files.into_iter().enumerate() {
-        let text = match std::fs::read_to_string(&file) {
+        let text = match fs_err::read_to_string(&file) {
             Ok(t) => t,
             Err(e) if i == 0 && optional_main && e.kind() == std::io::ErrorKind::NotFound => {
                 continue;
@@ -256,19 +256,19 @@ mod tests {
     fn dropins_are_read_in_order() {
         let dir = tempfile::tempdir().expect("tempdir");
         let main = dir.path().join("config.yaml");
-        std::fs::write(&main, "node-label: [m=1]\n").expect("write");
-        std::fs::create_dir(dir.path().join("config.yaml.d")).expect("mkdir");
-        std::fs::write(
+        fs_err::write(&main, "node-label: [m=1]\n").expect("write");
+        fs_err::create_dir(dir.path().join("config.yaml.d")).expect("mkdir");
+        fs_err::write(
             dir.path().join("config.yaml.d/20-b.yaml"),
             "node-label+: [b=1]\n",
         )
         .expect("write");
-        std::fs::write(
+        fs_err::write(
             dir.path().join("config.yaml.d/10-a.yaml"),
             "node-label+: [a=1]\n",
         )
         .expect("write");
-        std::fs::write(
+        fs_err::write(
             dir.path().join("config.yaml.d/ignored.txt"),
             "node-label: [no]\n",
         )

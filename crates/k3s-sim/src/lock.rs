@@ -1,7 +1,7 @@
 //! The server lock: held while `k3s server` runs, so `k3s certificate rotate` can refuse to touch
 //! certificates under a running server.
 
-use std::fs::File;
+use fs_err::File;
 use std::path::Path;
 
 /// Whether a lock could be taken.
@@ -16,7 +16,7 @@ pub enum LockState {
 /// Tries to take the exclusive lock on `path` (created if missing).
 pub fn try_lock(path: &Path) -> std::io::Result<LockState> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+        fs_err::create_dir_all(dir)?;
     }
     let f = File::options()
         .create(true)

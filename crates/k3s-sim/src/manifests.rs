@@ -15,7 +15,7 @@ use crate::api::resources::by_kind;
 use crate::store::{ObjectStore, ResourceKey};
 
 fn manifest_files(dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
+    let Ok(entries) = fs_err::read_dir(dir) else {
         return Vec::new();
     };
     let mut files: Vec<PathBuf> = entries
@@ -129,7 +129,7 @@ pub fn scan_once(
 ) -> usize {
     let mut applied = 0;
     for path in manifest_files(dir) {
-        let Ok(text) = std::fs::read_to_string(&path) else {
+        let Ok(text) = fs_err::read_to_string(&path) else {
             continue;
         };
         let checksum = hex::encode(sha2::Sha256::digest(text.as_bytes()));
@@ -151,7 +151,7 @@ pub fn scan_once(
 
 /// Scans server/manifests forever.
 pub async fn watch(store: Arc<ObjectStore>, dir: PathBuf) {
-    let _ = std::fs::create_dir_all(&dir);
+    let _ = fs_err::create_dir_all(&dir);
     let mut seen = BTreeMap::new();
     let mut force = true;
     loop {
@@ -174,8 +174,8 @@ mod tests {
         .expect("store");
         crate::components::seed_namespaces(&store);
         let mdir = dir.path().join("manifests");
-        std::fs::create_dir_all(&mdir).expect("mkdir");
-        std::fs::write(
+        fs_err::create_dir_all(&mdir).expect("mkdir");
+        fs_err::write(
             mdir.join("k3sctl-traefik.yaml"),
             "apiVersion: helm.cattle.io/v1\nkind: HelmChartConfig\nmetadata:\n  name: traefik\n  namespace: kube-system\nspec:\n  valuesContent: |\n    a: 1\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c1\ndata:\n  k: v\n",
         )
@@ -228,7 +228,7 @@ mod tests {
             store.get(&hcc_key).expect("hcc")["spec"]["valuesContent"],
             "a: 1\n"
         );
-        std::fs::write(mdir.join("k3sctl-traefik.yaml"), "apiVersion: helm.cattle.io/v1\nkind: HelmChartConfig\nmetadata:\n  name: traefik\n  namespace: kube-system\nspec:\n  valuesContent: \"b: 2\"\n").expect("write");
+        fs_err::write(mdir.join("k3sctl-traefik.yaml"), "apiVersion: helm.cattle.io/v1\nkind: HelmChartConfig\nmetadata:\n  name: traefik\n  namespace: kube-system\nspec:\n  valuesContent: \"b: 2\"\n").expect("write");
         assert_eq!(scan_once(&store, &mdir, &mut seen, false), 1);
         let hcc = store
             .get(&ResourceKey::new(
@@ -238,7 +238,7 @@ mod tests {
             ))
             .expect("hcc");
         assert_eq!(hcc["spec"]["valuesContent"], "b: 2");
-        std::fs::remove_file(mdir.join("k3sctl-traefik.yaml")).expect("rm");
+        fs_err::remove_file(mdir.join("k3sctl-traefik.yaml")).expect("rm");
         scan_once(&store, &mdir, &mut seen, false);
         assert!(
             store

@@ -34,7 +34,7 @@ pub fn node_ip(s: &Settings, peer: Option<&str>) -> Result<String, Fatal> {
         .and_then(probe)
         .or_else(|| probe("10.255.255.255:9"))
         .or_else(|| {
-            std::fs::read_to_string("/proc/net/fib_trie")
+            fs_err::read_to_string("/proc/net/fib_trie")
                 .ok()
                 .and_then(|t| first_local_address(&t))
         })

@@ -109,7 +109,7 @@ pub fn parse_taint(s: &str) -> Result<Value, String> {
 }
 
 fn first_line_value(path: &str, key: &str) -> Option<String> {
-    std::fs::read_to_string(path)
+    fs_err::read_to_string(path)
         .ok()?
         .lines()
         .find_map(|l| l.strip_prefix(key).map(|v| v.trim_matches('"').to_string()))
@@ -267,7 +267,7 @@ fn status(info: &NodeInfo, now: &str) -> Value {
     )
     .or_else(|| first_line_value("/etc/os-release", "PRETTY_NAME="))
     .unwrap_or_else(|| "Linux".into());
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+    let kernel = fs_err::read_to_string("/proc/sys/kernel/osrelease")
         .map(|s| s.trim().to_string())
         .unwrap_or_default();
     let resources = json!({"cpu": "2", "memory": "4026532Ki", "pods": "110", "ephemeral-storage": "20511312Ki"});

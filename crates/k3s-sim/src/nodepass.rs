@@ -53,7 +53,7 @@ pub fn verify_or_store(store: &ObjectStore, node: &str, password: &str) -> Resul
 
 /// Reads the node password file, creating it (mode 0600) with a random password when absent.
 pub fn ensure_password_file(path: &std::path::Path) -> std::io::Result<String> {
-    match std::fs::read_to_string(path) {
+    match fs_err::read_to_string(path) {
         Ok(s) if !s.trim().is_empty() => Ok(s.trim().to_string()),
         Ok(_) | Err(_) => {
             let pw = crate::token::random_password();

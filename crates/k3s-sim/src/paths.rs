@@ -94,16 +94,16 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<
     use std::io::Write;
     use std::os::unix::fs::PermissionsExt;
     let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
+    fs_err::create_dir_all(dir)?;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
     {
-        let mut f = std::fs::File::create(&tmp)?;
+        let mut f = fs_err::File::create(&tmp)?;
         f.set_permissions(std::fs::Permissions::from_mode(mode))?;
         f.write_all(contents)?;
         f.sync_all()?;
     }
-    std::fs::rename(&tmp, path)
+    fs_err::rename(&tmp, path)
 }
 
 #[cfg(test)]
@@ -116,8 +116,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = dir.path().join("a/b.txt");
         write_atomic(&p, b"x", 0o600).expect("write");
-        let meta = std::fs::metadata(&p).expect("meta");
+        let meta = fs_err::metadata(&p).expect("meta");
         assert_eq!(meta.permissions().mode() & 0o777, 0o600);
-        assert_eq!(std::fs::read(&p).expect("read"), b"x");
+        assert_eq!(fs_err::read(&p).expect("read"), b"x");
     }
 }

@@ -149,7 +149,7 @@ pub fn dir_name(registry: &str) -> String {
 
 /// Reads registries.yaml (`private-registry`, default /etc/rancher/k3s/registries.yaml).
 pub fn load(path: &Path) -> Result<Registries, Fatal> {
-    match std::fs::read_to_string(path) {
+    match fs_err::read_to_string(path) {
         Ok(text) if text.trim().is_empty() => Ok(Registries::default()),
         Ok(text) => serde_saphyr::from_str(&text)
             .map_err(|e| Fatal(format!("{}: invalid registries.yaml: {e}", path.display()))),
@@ -163,8 +163,8 @@ pub fn apply(s: &Settings, dd: &DataDir) -> Result<(), Fatal> {
     let path = host_path(s.str("private-registry").unwrap_or(DEFAULT_REGISTRIES));
     let regs = load(&path)?;
     let certs_d = dd.containerd_certs_d();
-    let _ = std::fs::remove_dir_all(&certs_d);
-    std::fs::create_dir_all(&certs_d).map_err(|e| Fatal(format!("{}: {e}", certs_d.display())))?;
+    let _ = fs_err::remove_dir_all(&certs_d);
+    fs_err::create_dir_all(&certs_d).map_err(|e| Fatal(e.to_string()))?;
     for (registry, mirror) in &regs.mirrors {
         let file = certs_d.join(dir_name(registry)).join("hosts.toml");
         crate::paths::write_atomic(&file, hosts_toml(registry, mirror, &regs).as_bytes(), 0o600)

@@ -30,7 +30,7 @@ pub fn write_release(
         let path = p.display().to_string();
         move |source| VersionError::Io { path, source }
     };
-    let bytes = std::fs::read(&bin).map_err(io(&bin))?;
+    let bytes = fs_err::read(&bin).map_err(io(&bin))?;
     let sum = hex::encode(sha2::Sha256::digest(&bytes));
     let sums = dir.join(format!("sha256sum-{arch}.txt"));
     crate::paths::write_atomic(&sums, format!("{sum}  {asset}\n").as_bytes(), 0o644)

@@ -193,7 +193,7 @@ impl Settings {
 
 /// This machine's host name, lowercased like k3s does for node names.
 pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
+    fs_err::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_lowercase())
         .ok()
         .filter(|s| !s.is_empty())

@@ -88,7 +88,7 @@ pub async fn rotate(o: RotateOptions) -> Result<(), Fatal> {
     let dd = DataDir::new(&o.data_dir);
     let raw = match &o.token {
         Some(t) => t.clone(),
-        None => std::fs::read_to_string(dd.token())
+        None => fs_err::read_to_string(dd.token())
             .map_err(|e| Fatal(format!("open {}: {e}", dd.token().display())))?,
     };
     let token = crate::token::parse(raw.trim());

@@ -184,7 +184,7 @@ pub fn current() -> &'static str {
 pub fn current_stamp() -> &'static Stamp {
     static CURRENT: OnceLock<Stamp> = OnceLock::new();
     CURRENT.get_or_init(|| {
-        std::fs::read("/proc/self/exe")
+        fs_err::read("/proc/self/exe")
             .ok()
             .and_then(|img| read_from_image(&img))
             .or_else(|| parse_slot(&std::hint::black_box(&VERSION_SLOT)[MAGIC_LEN..]))
@@ -245,7 +245,7 @@ pub fn stamp_file(from: &Path, to: &Path, stamp: &Stamp) -> Result<(), VersionEr
         let path = p.display().to_string();
         move |source| VersionError::Io { path, source }
     };
-    let image = std::fs::read(from).map_err(io(from))?;
+    let image = fs_err::read(from).map_err(io(from))?;
     let stamped = stamp_image(&image, stamp, &from.display().to_string())?;
     crate::paths::write_atomic(to, &stamped, 0o755).map_err(io(to))
 }

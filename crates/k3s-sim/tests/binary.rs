@@ -105,7 +105,7 @@ fn release_dir_has_binary_and_checksums() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let sums = std::fs::read_to_string(rel.join("sha256sum-amd64.txt")).expect("sums");
+    let sums = fs_err::read_to_string(rel.join("sha256sum-amd64.txt")).expect("sums");
     let check = Command::new("sha256sum")
         .arg("-c")
         .arg("sha256sum-amd64.txt")

@@ -62,7 +62,7 @@ fn drain_waits_for_the_pdb_and_completes_once_replacements_run() {
         ("pdb.json", PDB),
         ("ds.json", DAEMONSET),
     ] {
-        std::fs::write(dir.join(name), body).expect("write");
+        fs_err::write(dir.join(name), body).expect("write");
         c.kubectl_ok(
             &kc,
             &[

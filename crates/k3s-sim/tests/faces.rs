@@ -47,9 +47,9 @@ fn kubectl_crictl_and_ctr_answer_from_the_node() {
     c.wait_node_status(&kc, "a1", "Ready", Duration::from_secs(30));
     // The install script's links, as /usr/local/bin/{kubectl,crictl,ctr} -> k3s.
     let links = c.dir.path().join("links");
-    std::fs::create_dir_all(&links).expect("mkdir");
+    fs_err::create_dir_all(&links).expect("mkdir");
     for name in ["kubectl", "crictl", "ctr"] {
-        std::os::unix::fs::symlink(&s.binary, links.join(name)).expect("link");
+        fs_err::os::unix::fs::symlink(&s.binary, links.join(name)).expect("link");
     }
 
     // kubectl with K3s's default kubeconfig, through the subcommand and the link.
@@ -202,8 +202,8 @@ fn ok_or_stdout(out: &Output) -> String {
 fn completion_script_completes_in_bash() {
     let c = Cluster::new();
     let bin_dir = c.dir.path().join("bin-k3s");
-    std::fs::create_dir_all(&bin_dir).expect("mkdir");
-    std::os::unix::fs::symlink(common::sim_binary(), bin_dir.join("k3s")).expect("link");
+    fs_err::create_dir_all(&bin_dir).expect("mkdir");
+    fs_err::os::unix::fs::symlink(common::sim_binary(), bin_dir.join("k3s")).expect("link");
     let path = format!(
         "{}:{}",
         bin_dir.display(),
@@ -276,7 +276,7 @@ fn check_config_counts_its_failures_into_the_exit_code() {
     // A kernel config named explicitly that lacks everything fails every necessary option.
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = dir.path().join("config");
-    std::fs::write(&cfg, "CONFIG_NAMESPACES=y\n").expect("write");
+    fs_err::write(&cfg, "CONFIG_NAMESPACES=y\n").expect("write");
     let bare = Command::new(common::sim_binary())
         .args(["check-config"])
         .arg(&cfg)

@@ -70,7 +70,7 @@ fn three_servers_share_one_etcd_and_agents_fail_over() {
         assert!(["s1", "s2", "s3"].contains(&node), "{ms:?}");
     }
     let s1_member =
-        std::fs::read_to_string(s1.node.path("/var/lib/rancher/k3s/server/db/etcd/name"))
+        fs_err::read_to_string(s1.node.path("/var/lib/rancher/k3s/server/db/etcd/name"))
             .expect("member name file");
     assert!(
         ms.iter().any(|(n, _)| *n == s1_member),
@@ -164,7 +164,7 @@ fn three_servers_share_one_etcd_and_agents_fail_over() {
     c.wait_node_status(&kc3, "a1", "Ready", Duration::from_secs(30));
     let lb = a1.path("/var/lib/rancher/k3s/agent/etc/k3s-agent-load-balancer.json");
     let lb_text = wait_for("load balancer file", Duration::from_secs(10), || {
-        std::fs::read_to_string(&lb).ok()
+        fs_err::read_to_string(&lb).ok()
     });
     for s in [&s1, &s2, &s3] {
         assert!(
@@ -250,7 +250,7 @@ fn three_servers_share_one_etcd_and_agents_fail_over() {
     // s3 rebuilt on a wiped disk while its old member remains: refused as a duplicate name.
     let s3_db = s3.node.path("/var/lib/rancher/k3s/server/db");
     s3.node.stop();
-    std::fs::remove_dir_all(&s3_db).expect("wipe s3");
+    fs_err::remove_dir_all(&s3_db).expect("wipe s3");
     let before = s3.node.log().len();
     s3.node.start();
     assert_eq!(s3.node.wait_exit(Duration::from_secs(30)), Some(1));
@@ -282,7 +282,7 @@ fn three_servers_share_one_etcd_and_agents_fail_over() {
     );
     c.kubectl_ok(&kc2, &["delete", "node", "s3"]);
     // Now it joins again as a new member.
-    std::fs::remove_dir_all(&s3_db).ok();
+    fs_err::remove_dir_all(&s3_db).ok();
     s3.node.start();
     ready(&c, &mut s3);
     wait_for("3 voters again", Duration::from_secs(30), || {
@@ -495,7 +495,7 @@ fn single_server_migrates_to_etcd_and_a_wiped_disk_splits_the_cluster() {
     s2.node.stop();
     s1.node.stop();
     let before = s1.node.log().len();
-    std::fs::remove_dir_all(&db).expect("wipe server/db");
+    fs_err::remove_dir_all(&db).expect("wipe server/db");
     s1.node.start();
     let kc1 = ready(&c, &mut s1);
     let fresh_log = s1.node.log()[before..].to_string();

@@ -62,14 +62,14 @@ struct Kubectl {
 
 impl Kubectl {
     fn for_server(lab: &Lab, host: &lab::Host, dir: &std::path::Path) -> Self {
-        let text = std::fs::read_to_string(
+        let text = fs_err::read_to_string(
             lab.root_dir(&host.name)
                 .expect("root")
                 .join("etc/rancher/k3s/k3s.yaml"),
         )
         .expect("read k3s.yaml");
         let kubeconfig = dir.join(format!("{}.yaml", host.name));
-        std::fs::write(
+        fs_err::write(
             &kubeconfig,
             text.replace(
                 "https://127.0.0.1:6443",
@@ -147,7 +147,7 @@ fn members(lab: &Lab, host: &str) -> Vec<(String, bool)> {
 }
 
 fn secure_token(lab: &Lab, host: &str) -> String {
-    std::fs::read_to_string(
+    fs_err::read_to_string(
         lab.root_dir(host)
             .expect("root")
             .join("var/lib/rancher/k3s/server/token"),
@@ -173,7 +173,7 @@ fn stand_in_is_an_ha_k3s_on_lab_hosts() {
             .expect("stamp")
             .success()
     );
-    let binary = std::fs::read(&stamped).expect("binary");
+    let binary = fs_err::read(&stamped).expect("binary");
     for h in &hosts {
         swap_binary(&lab, &h.name, &binary);
     }

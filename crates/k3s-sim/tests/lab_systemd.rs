@@ -142,7 +142,7 @@ fn stamp(dir: &Path, version: &str) -> Vec<u8> {
         .status()
         .expect("run k3s-sim stamp");
     assert!(status.success(), "k3s-sim stamp failed");
-    std::fs::read(&out).expect("read stamped binary")
+    fs_err::read(&out).expect("read stamped binary")
 }
 
 #[test]
@@ -198,7 +198,7 @@ fn stand_in_runs_under_the_installer_units_on_lab_hosts() {
         "active"
     );
     // The second agent joins with the secure token read from the server (CA hash checked).
-    let secure = std::fs::read_to_string(
+    let secure = fs_err::read_to_string(
         lab.root_dir(&server.name)
             .expect("root")
             .join("var/lib/rancher/k3s/server/token"),
@@ -218,7 +218,7 @@ fn stand_in_runs_under_the_installer_units_on_lab_hosts() {
     lab.exec(&late.name, "systemctl enable --now k3s-agent")
         .expect("start the second agent");
 
-    let k3s_yaml = std::fs::read_to_string(
+    let k3s_yaml = fs_err::read_to_string(
         lab.root_dir(&server.name)
             .expect("root")
             .join("etc/rancher/k3s/k3s.yaml"),
@@ -226,7 +226,7 @@ fn stand_in_runs_under_the_installer_units_on_lab_hosts() {
     .expect("read k3s.yaml");
     assert!(k3s_yaml.contains("https://127.0.0.1:6443"), "{k3s_yaml}");
     let kubeconfig = tmp.path().join("kubeconfig.yaml");
-    std::fs::write(
+    fs_err::write(
         &kubeconfig,
         k3s_yaml.replace("https://127.0.0.1:6443", &api),
     )

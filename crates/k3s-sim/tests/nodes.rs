@@ -27,8 +27,8 @@ fn agents_join_and_kubectl_node_operations_work() {
     );
     // registries.yaml is read at agent start and shows up as containerd hosts.toml.
     let regs = a1.path("/etc/rancher/k3s/registries.yaml");
-    std::fs::create_dir_all(regs.parent().expect("dir")).expect("mkdir");
-    std::fs::write(
+    fs_err::create_dir_all(regs.parent().expect("dir")).expect("mkdir");
+    fs_err::write(
         &regs,
         "mirrors:\n  \"*\":\n    endpoint: [\"mirror.lab:5000\"]\n",
     )
@@ -42,7 +42,7 @@ fn agents_join_and_kubectl_node_operations_work() {
         || cert_events(&c, &kc, "a1", "CertificateExpirationOK").pop(),
     );
     assert_eq!((ok.0.as_str(), ok.2), ("Normal", 1));
-    let hosts = std::fs::read_to_string(
+    let hosts = fs_err::read_to_string(
         a1.path("/var/lib/rancher/k3s/agent/etc/containerd/certs.d/_default/hosts.toml"),
     )
     .expect("hosts.toml");
@@ -133,7 +133,7 @@ fn agents_join_and_kubectl_node_operations_work() {
     let node_args = "{.metadata.annotations.k3s\\.io/node-args}";
     let hash = "{.metadata.annotations.k3s\\.io/node-config-hash}";
     let hash_before = jp(hash);
-    std::fs::write(
+    fs_err::write(
         a1.path("/etc/rancher/k3s/config.yaml"),
         "kubelet-arg: [max-pods=50]\nnode-label: [zone=c]\n",
     )
@@ -313,12 +313,12 @@ fn agent_token_is_separate_from_the_server_token() {
     let kc = c.wait_ready(&mut s);
     let agent_token_file = s.path("/var/lib/rancher/k3s/server/agent-token");
     assert!(
-        !std::fs::symlink_metadata(&agent_token_file)
+        !fs_err::symlink_metadata(&agent_token_file)
             .expect("agent-token")
             .file_type()
             .is_symlink()
     );
-    let agent_token = std::fs::read_to_string(&agent_token_file)
+    let agent_token = fs_err::read_to_string(&agent_token_file)
         .expect("read")
         .trim()
         .to_string();

@@ -35,14 +35,14 @@ fn first_start_writes_token_kubeconfig_and_notifies_systemd() {
     let kc = s.path("/etc/rancher/k3s/k3s.yaml");
     assert_eq!(c.kubectl_ok(&kc, &["get", "--raw", "/readyz"]), "ok");
     assert_eq!(
-        std::fs::metadata(&kc)
+        fs_err::metadata(&kc)
             .expect("kubeconfig")
             .permissions()
             .mode()
             & 0o777,
         0o644
     );
-    let kubeconfig = std::fs::read_to_string(&kc).expect("read");
+    let kubeconfig = fs_err::read_to_string(&kc).expect("read");
     assert!(
         kubeconfig.contains(&format!("server: https://127.0.0.1:{}", c.port)),
         "{kubeconfig}"
@@ -57,19 +57,19 @@ fn first_start_writes_token_kubeconfig_and_notifies_systemd() {
         .and_then(|t| t.split_once("::"))
         .expect("secure token");
     assert!(rest.starts_with("server:"));
-    let ca = std::fs::read(s.path("/var/lib/rancher/k3s/server/tls/server-ca.crt")).expect("ca");
+    let ca = fs_err::read(s.path("/var/lib/rancher/k3s/server/tls/server-ca.crt")).expect("ca");
     assert_eq!(hash, k3s_sim::token::ca_hash(&ca));
     let tokdir = s.path("/var/lib/rancher/k3s/server");
     for link in ["node-token", "agent-token"] {
         assert_eq!(
-            std::fs::read_link(tokdir.join(link))
+            fs_err::read_link(tokdir.join(link))
                 .expect("symlink")
                 .to_str(),
             Some("token")
         );
     }
     assert_eq!(
-        std::fs::metadata(tokdir.join("token"))
+        fs_err::metadata(tokdir.join("token"))
             .expect("token")
             .permissions()
             .mode()
@@ -129,7 +129,7 @@ fn first_start_writes_token_kubeconfig_and_notifies_systemd() {
         "{version}"
     );
 
-    let serving = std::fs::read_to_string(
+    let serving = fs_err::read_to_string(
         s.path("/var/lib/rancher/k3s/server/tls/serving-kube-apiserver.crt"),
     )
     .expect("cert");
@@ -241,14 +241,14 @@ fn config_files_merge_and_registries_and_manifests_apply() {
     let c = Cluster::new();
     let mut s = c.server("s1", "v1.33.5+k3s1", &["--node-label", "from=cli"]);
     let etc = s.path("/etc/rancher/k3s");
-    std::fs::create_dir_all(etc.join("config.yaml.d")).expect("mkdir");
-    std::fs::write(etc.join("config.yaml"), "node-label: [base=1]\ndisable: [traefik]\nwrite-kubeconfig-mode: \"0640\"\nnot-a-flag: 1\n").expect("write");
-    std::fs::write(
+    fs_err::create_dir_all(etc.join("config.yaml.d")).expect("mkdir");
+    fs_err::write(etc.join("config.yaml"), "node-label: [base=1]\ndisable: [traefik]\nwrite-kubeconfig-mode: \"0640\"\nnot-a-flag: 1\n").expect("write");
+    fs_err::write(
         etc.join("config.yaml.d/10-more.yaml"),
         "node-taint+: [\"dedicated=infra:NoSchedule\"]\ndisable+: [metrics-server]\n",
     )
     .expect("write");
-    std::fs::write(
+    fs_err::write(
         etc.join("registries.yaml"),
         "mirrors:\n  docker.io:\n    endpoint: [\"http://zot.zot.svc.cluster.local:5000\"]\n",
     )
@@ -278,7 +278,7 @@ fn config_files_merge_and_registries_and_manifests_apply() {
         "{deploys}"
     );
     assert_eq!(
-        std::fs::metadata(&kc).expect("kc").permissions().mode() & 0o777,
+        fs_err::metadata(&kc).expect("kc").permissions().mode() & 0o777,
         0o640
     );
     let args = c.kubectl_ok(
@@ -296,7 +296,7 @@ fn config_files_merge_and_registries_and_manifests_apply() {
             && args.contains("\"--node-label\",\"from=cli\""),
         "{args}"
     );
-    let hosts = std::fs::read_to_string(
+    let hosts = fs_err::read_to_string(
         s.path("/var/lib/rancher/k3s/agent/etc/containerd/certs.d/docker.io/hosts.toml"),
     )
     .expect("hosts.toml");
@@ -306,7 +306,7 @@ fn config_files_merge_and_registries_and_manifests_apply() {
     );
 
     let manifest = s.path("/var/lib/rancher/k3s/server/manifests/k3sctl-traefik-config.yaml");
-    std::fs::write(&manifest, "apiVersion: helm.cattle.io/v1\nkind: HelmChartConfig\nmetadata:\n  name: traefik\n  namespace: kube-system\nspec:\n  valuesContent: |\n    ports: {web: {expose: true}}\n").expect("write");
+    fs_err::write(&manifest, "apiVersion: helm.cattle.io/v1\nkind: HelmChartConfig\nmetadata:\n  name: traefik\n  namespace: kube-system\nspec:\n  valuesContent: |\n    ports: {web: {expose: true}}\n").expect("write");
     let values = wait_for("HelmChartConfig applied", Duration::from_secs(15), || {
         let out = c.kubectl(
             &kc,
@@ -361,7 +361,7 @@ fn expired_client_certificates_fail_with_the_x509_error_until_rotated() {
     );
     assert_eq!(cert_events(&c, &kc, "s1", "CertificateExpirationOK"), []);
     let exported = c.dir.path().join("exported.yaml");
-    std::fs::copy(&kc, &exported).expect("export");
+    fs_err::copy(&kc, &exported).expect("export");
     let err = wait_for("certificates to expire", Duration::from_secs(30), || {
         let out = c.kubectl(&exported, &["get", "nodes"]);
         (!out.status.success()).then(|| String::from_utf8_lossy(&out.stderr).to_string())
@@ -448,7 +448,7 @@ fn expired_client_certificates_fail_with_the_x509_error_until_rotated() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    std::fs::copy(&kc, &exported).expect("re-export");
+    fs_err::copy(&kc, &exported).expect("re-export");
     assert!(c.kubectl_ok(&exported, &["get", "nodes"]).contains("s1"));
     s.stop();
 }

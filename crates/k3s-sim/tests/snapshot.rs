@@ -58,7 +58,7 @@ impl Srv {
     }
 
     fn files(&self, prefix: &str) -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(self.snapshot_dir())
+        let mut v: Vec<String> = fs_err::read_dir(self.snapshot_dir())
             .map(|rd| {
                 rd.flatten()
                     .map(|e| e.file_name().to_string_lossy().to_string())
@@ -177,7 +177,7 @@ fn snapshots_on_demand_scheduled_and_in_the_api() {
     assert_eq!(item["spec"]["nodeName"], "s1");
     assert_eq!(
         item["status"]["size"],
-        std::fs::metadata(&file).expect("file").len().to_string()
+        fs_err::metadata(&file).expect("file").len().to_string()
     );
     let (yaml, _) = s1.snap_ok(&["l", "-o", "yaml"]);
     assert!(yaml.contains("kind: ETCDSnapshotFileList"), "{yaml}");
@@ -345,7 +345,7 @@ fn cluster_reset_restores_a_snapshot_and_peers_rejoin_only_without_their_db() {
     println!("cluster-reset with restore of a 2-server cluster's snapshot: {reset_ms} ms");
     let db = s1.node.path("/var/lib/rancher/k3s/server/db");
     assert!(db.join("reset-flag").is_file());
-    let old: Vec<String> = std::fs::read_dir(&db)
+    let old: Vec<String> = fs_err::read_dir(&db)
         .expect("db")
         .flatten()
         .map(|e| e.file_name().to_string_lossy().to_string())
@@ -386,7 +386,7 @@ fn cluster_reset_restores_a_snapshot_and_peers_rejoin_only_without_their_db() {
     assert_eq!(s1.members().len(), 1, "the stale peer must not join");
     s2.node.stop();
     // With server/db removed it joins as a new member.
-    std::fs::remove_dir_all(s2.node.path("/var/lib/rancher/k3s/server/db")).expect("rm db");
+    fs_err::remove_dir_all(s2.node.path("/var/lib/rancher/k3s/server/db")).expect("rm db");
     let t = Instant::now();
     s2.node.start();
     s2.ready(&c);

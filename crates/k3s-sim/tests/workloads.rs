@@ -114,7 +114,7 @@ fn kubectl_apply_validates_against_the_openapi_document_and_patches() {
     let kc = c.wait_ready(&mut s);
     let manifest = c.dir.path().join("cm.yaml");
     let write = |value: &str| {
-        std::fs::write(&manifest, format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: default\ndata:\n  mode: {value}\n")).expect("write");
+        fs_err::write(&manifest, format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: default\ndata:\n  mode: {value}\n")).expect("write");
     };
     let apply = || c.kubectl_ok(&kc, &["apply", "-f", manifest.to_str().expect("utf8")]);
     write("a");
@@ -151,7 +151,7 @@ fn eviction_and_delete_honour_uid_preconditions_and_apply_creates() {
         &["get", "pod", "solo", "-o", "jsonpath={.metadata.uid}"],
     );
     let tls = s.path("/var/lib/rancher/k3s/server/tls");
-    let read = |f: &str| std::fs::read_to_string(tls.join(f)).expect("tls file");
+    let read = |f: &str| fs_err::read_to_string(tls.join(f)).expect("tls file");
     let (ca, cert, key) = (
         read("server-ca.crt"),
         read("client-admin.crt"),

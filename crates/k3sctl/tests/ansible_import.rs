@@ -280,7 +280,7 @@ fn resolved_pct_hosts_carry_the_proxmox_connection() {
     };
     let conversion = convert(&parsed, &options).expect("converts");
     let path = dir.path().join("cluster.yaml");
-    std::fs::write(
+    fs_err::write(
         &path,
         render_spec(&conversion.cluster, &[]).expect("renders"),
     )

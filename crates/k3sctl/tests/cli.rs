@@ -136,10 +136,10 @@ fn usage_errors_exit_2() {
 fn identity_files_resolve_relative_to_the_spec_and_home() {
     let dir = tempfile::tempdir().expect("tempdir");
     let home = dir.path().join("home");
-    std::fs::create_dir_all(home.join(".ssh")).expect("mkdir");
-    std::fs::write(home.join(".ssh/id_ed25519"), "key").expect("write key");
-    std::fs::create_dir_all(dir.path().join("specs/keys")).expect("mkdir");
-    std::fs::write(dir.path().join("specs/keys/pve"), "key").expect("write key");
+    fs_err::create_dir_all(home.join(".ssh")).expect("mkdir");
+    fs_err::write(home.join(".ssh/id_ed25519"), "key").expect("write key");
+    fs_err::create_dir_all(dir.path().join("specs/keys")).expect("mkdir");
+    fs_err::write(dir.path().join("specs/keys/pve"), "key").expect("write key");
     let spec = "\
 apiVersion: k3sctl.io/v1alpha1
 kind: Cluster
@@ -154,7 +154,7 @@ spec:
     - {name: a1, address: 10.0.0.2, role: agent, pct: {proxmoxHost: pve, vmid: 100}}
   k3s: {version: v1.34.3+k3s1}
 ";
-    std::fs::write(dir.path().join("specs/cluster.yaml"), spec).expect("write spec");
+    fs_err::write(dir.path().join("specs/cluster.yaml"), spec).expect("write spec");
     let run = |home: &Path| {
         k3sctl()
             .env("HOME", home)
@@ -204,7 +204,7 @@ fn init_writes_a_starter_that_validates_and_refuses_to_overwrite() {
         String::from_utf8_lossy(&output.stdout).trim(),
         "cluster.yaml"
     );
-    let written = std::fs::read_to_string(dir.path().join("cluster.yaml")).expect("written");
+    let written = fs_err::read_to_string(dir.path().join("cluster.yaml")).expect("written");
     assert!(
         written.contains("name: edge") && written.contains("# "),
         "commented starter"
@@ -222,7 +222,7 @@ fn init_writes_a_starter_that_validates_and_refuses_to_overwrite() {
         String::from_utf8_lossy(&output.stdout)
     );
 
-    std::fs::write(dir.path().join("cluster.yaml"), "mine").expect("write");
+    fs_err::write(dir.path().join("cluster.yaml"), "mine").expect("write");
     let output = k3sctl()
         .current_dir(dir.path())
         .arg("init")
@@ -231,7 +231,7 @@ fn init_writes_a_starter_that_validates_and_refuses_to_overwrite() {
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--force"));
     assert_eq!(
-        std::fs::read_to_string(dir.path().join("cluster.yaml")).expect("read"),
+        fs_err::read_to_string(dir.path().join("cluster.yaml")).expect("read"),
         "mine"
     );
 
@@ -242,7 +242,7 @@ fn init_writes_a_starter_that_validates_and_refuses_to_overwrite() {
         .expect("runs");
     assert_eq!(output.status.code(), Some(0));
     assert_ne!(
-        std::fs::read_to_string(dir.path().join("cluster.yaml")).expect("read"),
+        fs_err::read_to_string(dir.path().join("cluster.yaml")).expect("read"),
         "mine"
     );
 }
@@ -250,7 +250,7 @@ fn init_writes_a_starter_that_validates_and_refuses_to_overwrite() {
 #[test]
 fn init_from_ansible_writes_a_valid_spec_and_warns_on_stderr() {
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(
+    fs_err::write(
         dir.path().join("hosts.ini"),
         "[server]\n10.0.0.11\n[agent]\n10.0.0.12\n[all:vars]\nk3s_version=v1.33.5+k3s1\ntoken=s3cr3t-token\n",
     )
@@ -277,7 +277,7 @@ fn init_from_ansible_writes_a_valid_spec_and_warns_on_stderr() {
     let report = stdout_json(&output);
     assert_eq!(report["path"], "imported.yaml");
     assert!(report["warnings"].to_string().contains("`token` ignored"));
-    let spec = std::fs::read_to_string(dir.path().join("imported.yaml")).expect("written");
+    let spec = fs_err::read_to_string(dir.path().join("imported.yaml")).expect("written");
     assert!(!spec.contains("s3cr3t-token"), "the token is never copied");
     assert!(!String::from_utf8_lossy(&output.stderr).contains("s3cr3t-token"));
 
@@ -305,7 +305,7 @@ fn schema_is_draft_07_and_matches_the_checked_in_copy() {
     let checked_in = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../schema/cluster.schema.json");
     assert_eq!(
         String::from_utf8_lossy(&output.stdout),
-        std::fs::read_to_string(checked_in).expect("checked-in schema"),
+        fs_err::read_to_string(checked_in).expect("checked-in schema"),
         "run `cargo xtask schema`"
     );
 }

@@ -47,9 +47,9 @@ fn write_root(lab: &Lab, host: &str, path: &str, content: &[u8], mode: u32) {
         .root_dir(host)
         .expect("root dir")
         .join(path.trim_start_matches('/'));
-    std::fs::create_dir_all(full.parent().expect("parent")).expect("mkdir");
-    std::fs::write(&full, content).expect("write");
-    std::fs::set_permissions(&full, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    fs_err::create_dir_all(full.parent().expect("parent")).expect("mkdir");
+    fs_err::write(&full, content).expect("write");
+    fs_err::set_permissions(&full, std::fs::Permissions::from_mode(mode)).expect("chmod");
 }
 
 fn main_pid(lab: &Lab, host: &str, unit: &str) -> String {
@@ -88,7 +88,7 @@ fn adopts_an_installer_cluster_without_restarts_then_changes_and_upgrades_it() {
     lab.write_spec(&lab_spec, &SpecOptions::default())
         .expect("spec written");
     let lab_yaml: serde_json::Value =
-        serde_saphyr::from_str(&std::fs::read_to_string(&lab_spec).expect("spec")).expect("yaml");
+        serde_saphyr::from_str(&fs_err::read_to_string(&lab_spec).expect("spec")).expect("yaml");
     let binary = lab_yaml["spec"]["k3s"]["binary"]["file"]
         .as_str()
         .expect("binary")
@@ -102,7 +102,7 @@ fn adopts_an_installer_cluster_without_restarts_then_changes_and_upgrades_it() {
     let server_ip = address(0);
 
     // The install script's layout, the flags split between the unit and config.yaml.
-    let k3s = std::fs::read(&binary).expect("stand-in");
+    let k3s = fs_err::read(&binary).expect("stand-in");
     let units = ["k3s", "k3s-agent", "k3s-agent"];
     for (i, host) in hosts.iter().enumerate() {
         let h = host.name.as_str();
@@ -172,7 +172,7 @@ fn adopts_an_installer_cluster_without_restarts_then_changes_and_upgrades_it() {
         .exec(&hosts[0].name, "cat /etc/rancher/k3s/k3s.yaml")
         .expect("admin kubeconfig");
     let kubeconfig = dir.join("admin.yaml");
-    std::fs::write(&kubeconfig, admin.replace("127.0.0.1", &server_ip)).expect("write");
+    fs_err::write(&kubeconfig, admin.replace("127.0.0.1", &server_ip)).expect("write");
     wait_ready(&kubeconfig, 3);
 
     // A skeleton: hosts and ssh settings (and, on the lab, where the stand-in binary is).
@@ -185,7 +185,7 @@ fn adopts_an_installer_cluster_without_restarts_then_changes_and_upgrades_it() {
         sk.push_str(&format!("    - address: \"{}\"\n", address(i)));
     }
     sk.push_str(&format!("  k3s:\n    binary: {{file: \"{binary}\"}}\n"));
-    std::fs::write(&skeleton, sk).expect("skeleton");
+    fs_err::write(&skeleton, sk).expect("skeleton");
 
     let spec = dir.join("cluster.yaml");
     let spec_arg = spec.to_string_lossy().into_owned();
@@ -202,7 +202,7 @@ fn adopts_an_installer_cluster_without_restarts_then_changes_and_upgrades_it() {
         "init --from-hosts: {:.2} s",
         started.elapsed().as_secs_f64()
     );
-    let written = std::fs::read_to_string(&spec).expect("spec");
+    let written = fs_err::read_to_string(&spec).expect("spec");
     eprintln!("{written}");
     assert!(!written.contains(TOKEN) && !text(&out).contains(TOKEN));
     for want in [
@@ -256,11 +256,11 @@ fn adopts_an_installer_cluster_without_restarts_then_changes_and_upgrades_it() {
     assert_eq!(pids(&lab), before);
 
     // A real change: a registry mirror restarts every node, one at a time.
-    let mut with_mirror = std::fs::read_to_string(&spec).expect("spec");
+    let mut with_mirror = fs_err::read_to_string(&spec).expect("spec");
     with_mirror.push_str(
         "  registries:\n    mirrors:\n      docker.io:\n        endpoints: [\"http://mirror.example:5000\"]\n",
     );
-    std::fs::write(&spec, with_mirror).expect("spec");
+    fs_err::write(&spec, with_mirror).expect("spec");
     let out = k3sctl(&["-o", "json", "apply", "-c", &spec_arg]);
     assert!(out.status.success(), "mirror apply:\n{}", text(&out));
     let after = pids(&lab);

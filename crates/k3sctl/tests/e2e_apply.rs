@@ -35,7 +35,7 @@ fn apply_installs_joins_exports_and_a_second_apply_changes_nothing() {
     lab.write_spec(&spec, &SpecOptions::default())
         .expect("spec written");
     // The first agent carries a label from the spec (K3s sets node-label at registration).
-    let base = std::fs::read_to_string(&spec).expect("spec");
+    let base = fs_err::read_to_string(&spec).expect("spec");
     let mut labelled = String::new();
     let mut first_agent = true;
     for line in base.lines() {
@@ -47,7 +47,7 @@ fn apply_installs_joins_exports_and_a_second_apply_changes_nothing() {
     }
     // The server's manifests: a HelmChartConfig override and an extra manifest (their objects'
     // drift is checked in drift_scenarios).
-    std::fs::write(lab.dir().join("extra.yaml"), EXTRA_MANIFEST).expect("extra manifest");
+    fs_err::write(lab.dir().join("extra.yaml"), EXTRA_MANIFEST).expect("extra manifest");
     let labelled = labelled.replacen(
         "\nspec:\n",
         "\nspec:\n  addons:\n    helmChartConfigs:\n      traefik:\n        valuesContent: |\n          \
@@ -56,7 +56,7 @@ fn apply_installs_joins_exports_and_a_second_apply_changes_nothing() {
         1,
     );
     assert!(labelled.contains("helmChartConfigs"), "{labelled}");
-    std::fs::write(&spec, labelled).expect("spec with a label");
+    fs_err::write(&spec, labelled).expect("spec with a label");
     let spec_arg = spec.to_string_lossy().into_owned();
 
     // The join endpoint silently unreachable from one agent (the seed's "master IP drift: joins
@@ -93,7 +93,7 @@ fn apply_installs_joins_exports_and_a_second_apply_changes_nothing() {
 
     // The cluster as an independent client sees it, through the exported kubeconfig.
     let kubeconfig = lab.dir().join("kubeconfig.yaml");
-    let mode = std::fs::metadata(&kubeconfig)
+    let mode = fs_err::metadata(&kubeconfig)
         .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777);
     assert_eq!(mode.ok(), Some(0o600), "exported kubeconfig mode");
     let out = Command::new(kubectl())
@@ -171,7 +171,7 @@ fn apply_installs_joins_exports_and_a_second_apply_changes_nothing() {
         .unwrap_or_default()
         .to_string();
     assert!(password.len() >= 8, "token read: {token}");
-    let exported = std::fs::read_to_string(&kubeconfig).expect("kubeconfig");
+    let exported = fs_err::read_to_string(&kubeconfig).expect("kubeconfig");
     for (what, body) in [("apply output", &first_text), ("kubeconfig", &exported)] {
         assert!(!body.contains(&password), "join token in {what}");
     }
@@ -417,7 +417,7 @@ fn drift_scenarios(lab: &Lab, spec: &str, kubeconfig: &std::path::Path) {
 
     // A Node no spec host explains: reported by plan, never deleted by apply.
     let stray = lab.dir().join("drift-stray.json");
-    std::fs::write(
+    fs_err::write(
         &stray,
         r#"{"apiVersion": "v1", "kind": "Node", "metadata": {"name": "drift-stray"}}"#,
     )
@@ -673,7 +673,7 @@ fn check_scenarios(lab: &Lab, spec: &str, kubeconfig: &std::path::Path) {
 
     // A Node the spec does not know: exit 1, named, with a hint; the text puts it first.
     let stray = lab.dir().join("stray-node.json");
-    std::fs::write(
+    fs_err::write(
         &stray,
         r#"{"apiVersion": "v1", "kind": "Node", "metadata": {"name": "stray-node"}}"#,
     )

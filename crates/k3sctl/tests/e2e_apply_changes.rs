@@ -118,15 +118,15 @@ fn mirror_change_rolls_one_node_at_a_time_lock_names_its_holder_and_lost_nodes_a
     let base_path = lab.dir().join("lab-spec.yaml");
     lab.write_spec(&base_path, &SpecOptions::default())
         .expect("spec written");
-    let base = std::fs::read_to_string(&base_path).expect("spec");
+    let base = fs_err::read_to_string(&base_path).expect("spec");
     let spec = lab.dir().join("cluster.yaml");
     let spec_arg = spec.to_string_lossy().into_owned();
 
-    std::fs::write(&spec, spec_text(&base, "http://mirror-a.example:5000")).expect("write spec");
+    fs_err::write(&spec, spec_text(&base, "http://mirror-a.example:5000")).expect("write spec");
     let out = k3sctl(&["apply", "-c", &spec_arg]);
     assert!(out.status.success(), "first apply:\n{}", text(&out));
 
-    std::fs::write(&spec, spec_text(&base, "http://mirror-b.example:5000")).expect("write spec");
+    fs_err::write(&spec, spec_text(&base, "http://mirror-b.example:5000")).expect("write spec");
     let mirror_on_agent = || {
         lab.exec(&hosts[1].name, "cat /etc/rancher/k3s/registries.yaml")
             .expect("cat")
@@ -287,7 +287,7 @@ fn mirror_change_rolls_one_node_at_a_time_lock_names_its_holder_and_lost_nodes_a
     const CP: &str = "node-role.kubernetes.io/control-plane:NoSchedule";
     let server = hosts[0].name.clone();
     let mirror_b = spec_text(&base, "http://mirror-b.example:5000");
-    std::fs::write(&spec, with_server_taint(&mirror_b, CP)).expect("write spec");
+    fs_err::write(&spec, with_server_taint(&mirror_b, CP)).expect("write spec");
     let out = k3sctl(&["apply", "-c", &spec_arg]);
     assert!(out.status.success(), "taint apply:\n{}", text(&out));
     let (taints, owned) = node_taints(&kubeconfig, &server);
@@ -327,7 +327,7 @@ fn mirror_change_rolls_one_node_at_a_time_lock_names_its_holder_and_lost_nodes_a
     let (taints, _) = node_taints(&kubeconfig, &server);
     assert!(taints.contains(&CP.to_string()), "{taints:?}");
     // Dropped from the spec: k3sctl's taint goes, the person's stays.
-    std::fs::write(&spec, &mirror_b).expect("write spec");
+    fs_err::write(&spec, &mirror_b).expect("write spec");
     let out = k3sctl(&["apply", "-c", &spec_arg]);
     assert!(out.status.success(), "untaint apply:\n{}", text(&out));
     let (taints, owned) = node_taints(&kubeconfig, &server);

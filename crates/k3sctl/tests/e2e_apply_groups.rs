@@ -116,7 +116,7 @@ fn fresh_apply(c: &Cluster) {
     let contexts = text(&contexts);
     assert!(contexts.contains(FOREIGN_CONTEXT), "{contexts}");
     assert!(contexts.contains(OPS_CONTEXT), "{contexts}");
-    let admin_text = std::fs::read_to_string(&c.admin).expect("admin export");
+    let admin_text = fs_err::read_to_string(&c.admin).expect("admin export");
     assert!(
         admin_text.contains(&format!("current-context: {ADMIN_CONTEXT}")),
         "{admin_text}"
@@ -124,7 +124,7 @@ fn fresh_apply(c: &Cluster) {
     // Written through the symlinks: the links are still links, their targets hold the content,
     // and the user's stricter mode (0400) is kept.
     for link in [&c.admin, &c.merged] {
-        let meta = std::fs::symlink_metadata(link).expect("still there");
+        let meta = fs_err::symlink_metadata(link).expect("still there");
         assert!(
             meta.file_type().is_symlink(),
             "{} became a file",
@@ -132,13 +132,13 @@ fn fresh_apply(c: &Cluster) {
         );
     }
     let public = c.admin.with_file_name("k3s-public.yaml");
-    assert_eq!(std::fs::read_to_string(public).expect("target"), admin_text);
-    let target = std::fs::read_to_string(&c.merged_target).expect("merged target");
+    assert_eq!(fs_err::read_to_string(public).expect("target"), admin_text);
+    let target = fs_err::read_to_string(&c.merged_target).expect("merged target");
     assert!(
         target.contains(OPS_CONTEXT) && target.contains(FOREIGN_CONTEXT),
         "{target}"
     );
-    let mode = std::fs::metadata(&c.merged_target)
+    let mode = fs_err::metadata(&c.merged_target)
         .expect("exists")
         .permissions()
         .mode()
@@ -166,7 +166,7 @@ fn fresh_apply(c: &Cluster) {
 fn unparsable_kubeconfig(c: &Cluster) {
     let broken = c.lab.dir().join("broken-kubeconfig");
     let garbage: &[u8] = b"apiVersion: v1\nclusters: [ {name: half\n\tcontexts: : :\n";
-    std::fs::write(&broken, garbage).expect("write");
+    fs_err::write(&broken, garbage).expect("write");
     for command in [&["apply"][..], &["kubeconfig"][..]] {
         let out = c.k3sctl_with_kubeconfig(command, &broken);
         let said = text(&out);
@@ -179,7 +179,7 @@ fn unparsable_kubeconfig(c: &Cluster) {
         assert!(said.contains("is not a kubeconfig"), "{said}");
         assert!(said.contains("merge: false"), "no way out given:\n{said}");
         assert_eq!(
-            std::fs::read(&broken).expect("read"),
+            fs_err::read(&broken).expect("read"),
             garbage,
             "{command:?} touched it"
         );
@@ -221,7 +221,7 @@ fn add_fifth_host(c: &Cluster) {
 fn wrong_host_key(c: &Cluster) {
     let names = c.names();
     let known_hosts = c.lab.known_hosts();
-    let original = std::fs::read_to_string(&known_hosts).expect("known_hosts");
+    let original = fs_err::read_to_string(&known_hosts).expect("known_hosts");
     // The fourth host's entry now holds the second host's key: what a reinstalled or
     // impersonated host looks like.
     let key_of = |i: usize| -> String {
@@ -237,12 +237,12 @@ fn wrong_host_key(c: &Cluster) {
             .unwrap_or_else(|| panic!("{} not in known_hosts:\n{original}", names[i]))
     };
     let (victim_key, other_key) = (key_of(3), key_of(1));
-    std::fs::write(&known_hosts, original.replace(&victim_key, &other_key)).expect("write");
+    fs_err::write(&known_hosts, original.replace(&victim_key, &other_key)).expect("write");
 
     c.write_spec(5, "http://mirror-b.example:5000");
     let out = c.k3sctl(&["apply"]);
     let said = text(&out);
-    std::fs::write(&known_hosts, &original).expect("restore known_hosts");
+    fs_err::write(&known_hosts, &original).expect("restore known_hosts");
     eprintln!("[wrong host key] {said}");
     assert_eq!(out.status.code(), Some(1), "{said}");
     assert!(said.contains(&names[3]), "host not named:\n{said}");
@@ -396,9 +396,9 @@ fn skip_unreachable(c: &Cluster) {
 
     // The first server unreachable (nothing listens on port 1): refused, and why.
     c.write_spec(5, "http://mirror-e.example:5000");
-    let spec = std::fs::read_to_string(&c.spec).expect("spec");
+    let spec = fs_err::read_to_string(&c.spec).expect("spec");
     let server = format!("    - name: {}\n", names[0]);
-    std::fs::write(
+    fs_err::write(
         &c.spec,
         spec.replacen(
             &server,

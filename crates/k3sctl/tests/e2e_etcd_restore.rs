@@ -150,7 +150,7 @@ fn restore_resume_and_reinstalled_hosts_rejoin() {
 
     // --- 1. A stray Node, the agent's Node gone; snapshot, a namespace, restore. ---
     let stray = lab.dir().join("stray-node.yaml");
-    std::fs::write(
+    fs_err::write(
         &stray,
         "apiVersion: v1\nkind: Node\nmetadata:\n  name: gone-host\n  labels:\n    kubernetes.io/hostname: gone-host\n",
     )

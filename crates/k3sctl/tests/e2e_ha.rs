@@ -104,8 +104,8 @@ fn spec_with(lab: &Lab, path: &Path, servers: u8, edit: impl Fn(String) -> Strin
         },
     )
     .expect("spec written");
-    let written = std::fs::read_to_string(path).expect("read spec");
-    std::fs::write(path, edit(written)).expect("write spec");
+    let written = fs_err::read_to_string(path).expect("read spec");
+    fs_err::write(path, edit(written)).expect("write spec");
 }
 
 fn apply(spec: &str) -> (String, Duration, Vec<serde_json::Value>) {
@@ -257,7 +257,7 @@ fn ha_create_survive_rebuild_refuse_and_convert() {
         text(&exported)
     );
     let root = lab.root_dir(first).expect("root dir");
-    std::fs::remove_dir_all(root.join("var/lib/rancher/k3s")).expect("wipe the first server");
+    fs_err::remove_dir_all(root.join("var/lib/rancher/k3s")).expect("wipe the first server");
     lab.start(first).expect("start");
     let (out, _, _) = apply(&spec_arg);
     assert!(

@@ -66,7 +66,7 @@ fn a_sudo_user_applies_exports_and_upgrades_and_password_sudo_is_refused() {
     let spec = lab.dir().join("cluster.yaml");
     lab.write_spec(&spec, &SpecOptions::default())
         .expect("spec written");
-    let spec_text = std::fs::read_to_string(&spec).expect("spec");
+    let spec_text = fs_err::read_to_string(&spec).expect("spec");
     assert!(spec_text.contains(&format!("user: {USER}")), "{spec_text}");
     let spec_arg = spec.to_string_lossy().into_owned();
     assert_eq!(
@@ -125,7 +125,7 @@ fn a_sudo_user_applies_exports_and_upgrades_and_password_sudo_is_refused() {
         printed_text.contains(&format!("https://{}:6443", server.address)),
         "{printed_text}"
     );
-    let mode = std::fs::metadata(&kubeconfig)
+    let mode = fs_err::metadata(&kubeconfig)
         .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777);
     assert_eq!(mode.ok(), Some(0o600), "exported kubeconfig mode");
 

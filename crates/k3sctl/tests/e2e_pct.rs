@@ -132,7 +132,7 @@ fn proxmox_example_runs_through_pct() {
     stamp(FROM, &from_binary);
     let (spec_text, nodes) = example_spec(&lab, &from_binary, FROM, &kubeconfig);
     let spec = dir.join("cluster.yaml");
-    std::fs::write(&spec, &spec_text).expect("spec");
+    fs_err::write(&spec, &spec_text).expect("spec");
     let spec_arg = spec.to_string_lossy().into_owned();
     let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
     let (servers, agents) = nodes.split_at(3);
@@ -231,7 +231,7 @@ fn stopped_container(
     lab.exec(node, &format!("pct stop {}", agent.vmid))
         .expect("pct stop");
     let no_autostart = lab.dir().join("no-autostart.yaml");
-    std::fs::write(
+    fs_err::write(
         &no_autostart,
         with_pct_setting(spec_text, agent.vmid, "autostart: false"),
     )
@@ -333,7 +333,7 @@ fn lxc_settings_fixed(
 /// drained with eviction disabled past the Vault-like budget; every node Ready at the target.
 fn upgrade_over_pct(lab: &Lab, spec_arg: &str, nodes: &[Node], kubeconfig: &Path) -> PathBuf {
     let vault = lab.dir().join("vault.yaml");
-    std::fs::write(&vault, VAULT).expect("vault manifest");
+    fs_err::write(&vault, VAULT).expect("vault manifest");
     kubectl_ok(kubeconfig, &["apply", "-f", &vault.to_string_lossy()]);
     let start = Instant::now();
     let vault_on = loop {
@@ -447,11 +447,11 @@ fn day_two_over_pct(lab: &Lab, spec_arg: &str, servers: &[Node]) {
 /// (see `e2e_pct/import.rs` for the two values the import does not carry yet).
 fn imported_inventory_applies(lab: &Lab, nodes: &[Node], kubeconfig: &Path, binary: &Path) {
     let airgap = lab.dir().join("airgap");
-    std::fs::create_dir_all(&airgap).expect("airgap dir");
-    std::fs::copy(binary, airgap.join("k3s")).expect("airgap binary");
+    fs_err::create_dir_all(&airgap).expect("airgap dir");
+    fs_err::copy(binary, airgap.join("k3s")).expect("airgap binary");
     import::names_resolve(lab, nodes);
     let inventory = lab.dir().join("inventory.ini");
-    std::fs::write(&inventory, import::inventory(lab, nodes, TO, &airgap)).expect("inventory");
+    fs_err::write(&inventory, import::inventory(lab, nodes, TO, &airgap)).expect("inventory");
     let imported = lab.dir().join("imported.yaml");
     let imported_arg = imported.to_string_lossy().into_owned();
     let (ok, said) = run(&[
@@ -464,7 +464,7 @@ fn imported_inventory_applies(lab: &Lab, nodes: &[Node], kubeconfig: &Path, bina
         "homelab",
     ]);
     assert!(ok, "init --from-ansible failed:\n{said}");
-    let text = std::fs::read_to_string(&imported).expect("imported spec");
+    let text = fs_err::read_to_string(&imported).expect("imported spec");
     let px = lab.proxmox().expect("proxmox stand-in");
     assert!(text.contains(&format!("- name: {}\n", px.node)), "{text}");
     for node in nodes {
@@ -489,7 +489,7 @@ fn imported_inventory_applies(lab: &Lab, nodes: &[Node], kubeconfig: &Path, bina
         text.contains(&known_hosts) && text.contains(&binary),
         "the import did not carry ansible_ssh_common_args / airgap_dir:\n{text}"
     );
-    std::fs::write(&imported, &text).expect("spec");
+    fs_err::write(&imported, &text).expect("spec");
 
     let (ok, said) = run(&["--yes", "apply", "-c", &imported_arg]);
     assert!(ok, "apply of the imported spec failed:\n{said}");

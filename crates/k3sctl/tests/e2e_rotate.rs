@@ -169,7 +169,7 @@ fn run(args: &[&str]) -> (Option<i32>, String, Duration) {
 
 /// The export's client certificate's notAfter, Unix seconds (openssl on this machine).
 fn export_not_after(kubeconfig: &Path) -> i64 {
-    let text = std::fs::read_to_string(kubeconfig).expect("export");
+    let text = fs_err::read_to_string(kubeconfig).expect("export");
     let doc: serde_json::Value = serde_saphyr::from_str(&text).expect("export parses");
     let data = doc["users"][0]["user"]["client-certificate-data"]
         .as_str()
@@ -222,9 +222,9 @@ fn rotations_keep_quorum_and_restore_access() {
         },
     )
     .expect("spec");
-    let spec5_text = std::fs::read_to_string(&spec5).expect("spec");
+    let spec5_text = fs_err::read_to_string(&spec5).expect("spec");
     let spec4 = lab.dir().join("cluster.yaml");
-    std::fs::write(&spec4, without_hosts(&spec5_text, &[newcomer])).expect("spec4");
+    fs_err::write(&spec4, without_hosts(&spec5_text, &[newcomer])).expect("spec4");
     let (s4, s5) = (
         spec4.to_string_lossy().into_owned(),
         spec5.to_string_lossy().into_owned(),
@@ -329,7 +329,7 @@ fn rotations_keep_quorum_and_restore_access() {
         .map(|s| fingerprints(&lab, s, &server_files))
         .collect();
     let agent_before = fingerprints(&lab, agent, &["agent/client-kubelet.crt"]);
-    let export_before = std::fs::read_to_string(&kubeconfig).expect("export");
+    let export_before = fs_err::read_to_string(&kubeconfig).expect("export");
     start_referee(&lab, servers[2], &endpoints);
     let (code, out, took) = run(&["certs", "rotate", "--yes", "-c", &s4]);
     let samples = stop_referee(&lab, servers[2], &endpoints);
@@ -356,7 +356,7 @@ fn rotations_keep_quorum_and_restore_access() {
         .collect();
     assert!(order.windows(2).all(|w| w[0] < w[1]), "order: {order:?}");
     assert_ne!(
-        std::fs::read_to_string(&kubeconfig).expect("export"),
+        fs_err::read_to_string(&kubeconfig).expect("export"),
         export_before
     );
     wait_all_ready(&kubeconfig, &names[..4]);

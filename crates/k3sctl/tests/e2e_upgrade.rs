@@ -356,7 +356,7 @@ fn rolling_upgrades_on_one_lab() {
     );
     assert!(s.unschedulable().is_empty());
     // Without --update-spec, the end names the spec line still holding the old version.
-    let spec_before = std::fs::read_to_string(&s.spec).expect("spec");
+    let spec_before = fs_err::read_to_string(&s.spec).expect("spec");
     let line = 1 + spec_before
         .lines()
         .position(|l| l.trim() == format!("version: {V133}"))
@@ -388,7 +388,7 @@ fn rolling_upgrades_on_one_lab() {
         s.versions()
     );
     // --update-spec rewrote that one value in place; every other byte is as written.
-    let spec_after = std::fs::read_to_string(&s.spec).expect("spec");
+    let spec_after = fs_err::read_to_string(&s.spec).expect("spec");
     assert_eq!(
         spec_after,
         spec_before.replace(&format!("version: {V133}"), &format!("version: {V134_5}"))

@@ -85,7 +85,7 @@ async fn a_changed_host_key_stops_with_the_known_hosts_file_named() {
         .status()
         .expect("keygen");
     assert!(status.success());
-    let wrong = std::fs::read_to_string(other.path().join("k.pub")).expect("pub");
+    let wrong = fs_err::read_to_string(other.path().join("k.pub")).expect("pub");
     let mut parts = wrong.split_whitespace();
     let line = format!(
         "[127.0.0.1]:{} {} {}\n",
@@ -114,7 +114,7 @@ async fn an_unknown_host_key_is_refused_unless_accept_new() {
         .expect_err("strict refuses unknown key");
     assert!(matches!(err, HostError::HostKeyUnknown { .. }), "{err}");
     assert_eq!(
-        std::fs::read_to_string(&kh).expect("kh"),
+        fs_err::read_to_string(&kh).expect("kh"),
         "",
         "nothing recorded"
     );
@@ -127,7 +127,7 @@ async fn an_unknown_host_key_is_refused_unless_accept_new() {
         .await
         .expect("exec");
     assert_eq!(out.stdout_text(), "hi\n");
-    let recorded = std::fs::read_to_string(&kh).expect("kh");
+    let recorded = fs_err::read_to_string(&kh).expect("kh");
     assert!(
         recorded.contains(&format!("[127.0.0.1]:{}", sshd.port)),
         "{recorded}"
@@ -143,7 +143,7 @@ async fn an_ssh_config_file_alias_supplies_address_port_user_and_key() {
     let sshd = Sshd::start();
     let kh = sshd.write_known_hosts("known_hosts", &sshd.known_hosts_line());
     let config = sshd.dir.path().join("ssh_config");
-    std::fs::write(
+    fs_err::write(
         &config,
         format!(
             "Host k3s-node\n  HostName 127.0.0.1\n  Port {}\n  User root\n  IdentityFile {}\n  \
@@ -239,7 +239,7 @@ async fn proxy_jump_from_the_options_reaches_the_host_through_a_bastion() {
     // The jump connection is a separate ssh process: it reads the config file (-F is passed
     // on), not the command-line options of the master.
     let config = sshd.dir.path().join("ssh_config_jump");
-    std::fs::write(
+    fs_err::write(
         &config,
         format!(
             "Host bastion\n  HostName 127.0.0.1\n  Port {port}\n  User root\n  IdentityFile {id}\n  \
@@ -306,12 +306,12 @@ async fn a_second_run_reuses_the_master_which_ends_by_itself_after_persist() {
     drop(first);
 
     // The directory holding the socket is private to this user.
-    let dir = std::fs::symlink_metadata(control.parent().expect("dir")).expect("dir meta");
+    let dir = fs_err::symlink_metadata(control.parent().expect("dir")).expect("dir meta");
     assert!(dir.is_dir());
     assert_eq!(dir.mode() & 0o777, 0o700);
     assert_eq!(
         dir.uid(),
-        std::fs::metadata("/proc/self").expect("self").uid()
+        fs_err::metadata("/proc/self").expect("self").uid()
     );
 
     let second = SshTransport::connect(t.clone()).await.expect("reconnect");

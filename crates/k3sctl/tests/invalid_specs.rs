@@ -15,7 +15,7 @@ struct Expectation {
 
 fn fixtures() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/invalid");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+    let mut files: Vec<PathBuf> = fs_err::read_dir(&dir)
         .expect("fixtures dir")
         .map(|entry| entry.expect("dir entry").path())
         .filter(|path| path.extension().is_some_and(|ext| ext == "yaml"))
@@ -25,7 +25,7 @@ fn fixtures() -> Vec<PathBuf> {
 }
 
 fn expectations(path: &Path) -> Vec<Expectation> {
-    let text = std::fs::read_to_string(path).expect("readable fixture");
+    let text = fs_err::read_to_string(path).expect("readable fixture");
     text.lines()
         .map_while(|line| line.strip_prefix("# expect: "))
         .map(|rest| {
@@ -95,7 +95,7 @@ fn every_broken_spec_reports_exactly_its_expected_errors() {
         if !matched || errors.len() != expected.len() {
             failures.push(format!("{name}: got\n{}", describe(&errors)));
         }
-        let text = std::fs::read_to_string(&path).expect("readable fixture");
+        let text = fs_err::read_to_string(&path).expect("readable fixture");
         for error in &errors {
             assert_eq!(
                 error.file,

@@ -113,7 +113,7 @@ async fn nodes_cordon_and_drain_through_an_ssh_tunnel_against_the_stand_in() {
     let mut server = SimNode::start(&bin, dir.path().join("s1"), &server_args);
     let kubeconfig_path = server.wait_file("/etc/rancher/k3s/k3s.yaml", Duration::from_secs(30));
     let token_path = server.wait_file("/var/lib/rancher/k3s/server/token", Duration::from_secs(30));
-    let token = std::fs::read_to_string(token_path).expect("token");
+    let token = fs_err::read_to_string(token_path).expect("token");
     let agents: Vec<SimNode> = ["a1", "a2"]
         .iter()
         .map(|name| {
@@ -145,7 +145,7 @@ async fn nodes_cordon_and_drain_through_an_ssh_tunnel_against_the_stand_in() {
     target.known_hosts_file = Some(kh);
     target.config_file = Some("/dev/null".into());
     let ssh = SshTransport::connect(target).await.expect("ssh");
-    let yaml = std::fs::read_to_string(&kubeconfig_path).expect("kubeconfig");
+    let yaml = fs_err::read_to_string(&kubeconfig_path).expect("kubeconfig");
     let conn = k::connect_through(&ssh, &yaml, port)
         .await
         .expect("connect");

@@ -13,7 +13,7 @@ fn examples() -> Vec<String> {
             let path = Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("../../examples")
                 .join(name);
-            std::fs::read_to_string(path).expect("example readable")
+            fs_err::read_to_string(path).expect("example readable")
         })
         .collect()
 }

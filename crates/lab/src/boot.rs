@@ -114,7 +114,7 @@ impl BootTarget {
 
     /// PID of this host's nspawn if it runs.
     pub fn running_pid(&self) -> Option<u32> {
-        let pid: u32 = std::fs::read_to_string(&self.pid_file)
+        let pid: u32 = fs_err::read_to_string(&self.pid_file)
             .ok()?
             .trim()
             .parse()
@@ -154,7 +154,7 @@ impl BootTarget {
 /// Removes the recorded lock file and the propagation dir of `machine`.
 pub fn remove_nspawn_files(host: &str, machine: &str, lock_record: &Path) -> Result<()> {
     let step = format!("host {host}: remove stale nspawn files");
-    if let Ok(lock) = std::fs::read_to_string(lock_record) {
+    if let Ok(lock) = fs_err::read_to_string(lock_record) {
         let lock = PathBuf::from(lock.trim());
         if lock.starts_with(NSPAWN_LOCK_DIR) {
             remove_if_exists(&lock).map_err(fs_step(step.clone()))?;
@@ -182,7 +182,7 @@ fn remove_if_exists(path: &Path) -> std::io::Result<()> {
 
 /// The last `lines` lines of a file, joined by " | ", for error messages.
 pub fn tail(path: &Path, lines: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let text = fs_err::read_to_string(path).unwrap_or_default();
     let all: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     all[all.len().saturating_sub(lines)..].join(" | ")
 }

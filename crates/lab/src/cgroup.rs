@@ -113,7 +113,7 @@ impl Hierarchies {
     pub fn remove_root_if_unused(&self) {
         for root in self.roots() {
             // Fails (busy) while any lab still has cgroups; that is the intended outcome.
-            let _ = std::fs::remove_dir(root.join(CGROUP_ROOT));
+            let _ = fs_err::remove_dir(root.join(CGROUP_ROOT));
         }
     }
 
@@ -161,7 +161,7 @@ pub fn wait_empty(h: &Hierarchies, lab: &str, host: &str, wait: Duration) -> Res
 
 /// Names of the directories directly inside `dir` (cgroup control files are skipped).
 pub(crate) fn subdirs(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
+    let mut names: Vec<String> = fs_err::read_dir(dir)
         .map(|d| {
             d.flatten()
                 .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
@@ -182,7 +182,7 @@ fn dirs_below(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn collect_dirs(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
+    let Ok(entries) = fs_err::read_dir(dir) else {
         return;
     };
     out.push(dir.to_owned());
@@ -196,7 +196,7 @@ fn collect_dirs(dir: &Path, out: &mut Vec<PathBuf>) {
 fn pids_below(dir: &Path) -> Vec<u32> {
     let mut pids: Vec<u32> = dirs_below(dir)
         .iter()
-        .filter_map(|d| std::fs::read_to_string(d.join("cgroup.procs")).ok())
+        .filter_map(|d| fs_err::read_to_string(d.join("cgroup.procs")).ok())
         .flat_map(|t| {
             t.lines()
                 .filter_map(|l| l.trim().parse().ok())

@@ -77,7 +77,7 @@ impl Ctx {
             let conf = p
                 .upper(&px.node)
                 .join(px.conf_path(ct.vmid).trim_start_matches('/'));
-            let text = std::fs::read_to_string(&conf).unwrap_or_default();
+            let text = fs_err::read_to_string(&conf).unwrap_or_default();
             crate::proxmox::shape::write_settings(&h.name, &p.root(&h.name), &text)?;
         }
         Ok(())

@@ -41,7 +41,7 @@ impl Footprint {
             .state
             .hosts
             .iter()
-            .filter_map(|h| std::fs::read_to_string(ctx.paths.nspawn_lock_record(&h.name)).ok())
+            .filter_map(|h| fs_err::read_to_string(ctx.paths.nspawn_lock_record(&h.name)).ok())
             .map(|l| PathBuf::from(l.trim()))
             .filter(|p| p.exists())
             .collect();

@@ -97,7 +97,7 @@ pub fn shortfalls(new_hosts: u64, in_use: InUse, current: &[(Limit, u64)]) -> Ve
 /// Counts root's inotify instances and watches from /proc.
 pub fn measure_in_use() -> InUse {
     let mut used = InUse::default();
-    let Ok(procs) = std::fs::read_dir("/proc") else {
+    let Ok(procs) = fs_err::read_dir("/proc") else {
         return used;
     };
     for p in procs.flatten() {
@@ -118,17 +118,17 @@ pub fn measure_in_use() -> InUse {
 /// The inotify instances and watches one process (`/proc/<pid>`) holds.
 pub fn of_process(proc_dir: &Path) -> InUse {
     let mut used = InUse::default();
-    let Ok(fds) = std::fs::read_dir(proc_dir.join("fd")) else {
+    let Ok(fds) = fs_err::read_dir(proc_dir.join("fd")) else {
         return used;
     };
     for fd in fds.flatten() {
         let is_inotify =
-            std::fs::read_link(fd.path()).is_ok_and(|t| t.as_os_str() == "anon_inode:inotify");
+            fs_err::read_link(fd.path()).is_ok_and(|t| t.as_os_str() == "anon_inode:inotify");
         if !is_inotify {
             continue;
         }
         used.instances += 1;
-        let info = std::fs::read_to_string(proc_dir.join("fdinfo").join(fd.file_name()))
+        let info = fs_err::read_to_string(proc_dir.join("fdinfo").join(fd.file_name()))
             .unwrap_or_default();
         used.watches += info
             .lines()
@@ -140,11 +140,11 @@ pub fn of_process(proc_dir: &Path) -> InUse {
 
 fn owned_by_root(proc_dir: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(proc_dir).is_ok_and(|m| m.uid() == 0)
+    fs_err::metadata(proc_dir).is_ok_and(|m| m.uid() == 0)
 }
 
 fn read_value(limit: &Limit) -> Option<u64> {
-    std::fs::read_to_string(limit.proc_path())
+    fs_err::read_to_string(limit.proc_path())
         .ok()?
         .trim()
         .parse()

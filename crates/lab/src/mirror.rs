@@ -14,7 +14,7 @@ pub fn mirror_for(suite: &str) -> String {
         return m;
     }
     let mut texts = Vec::new();
-    if let Ok(dir) = std::fs::read_dir("/etc/apt/sources.list.d") {
+    if let Ok(dir) = fs_err::read_dir("/etc/apt/sources.list.d") {
         let mut files: Vec<_> = dir.flatten().map(|e| e.path()).collect();
         files.sort();
         texts.extend(files.into_iter().filter_map(|p| read_source(&p)));
@@ -38,7 +38,7 @@ fn read_source(path: &Path) -> Option<(bool, String)> {
     if !deb822 && !name.ends_with(".list") {
         return None;
     }
-    std::fs::read_to_string(path).ok().map(|t| (deb822, t))
+    fs_err::read_to_string(path).ok().map(|t| (deb822, t))
 }
 
 /// First `URIs` of a `Types: deb` stanza whose `Suites` include exactly `suite`.

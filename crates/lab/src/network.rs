@@ -102,7 +102,7 @@ pub fn own_netns(naming: Naming) -> Vec<String> {
 }
 
 pub(crate) fn list_dir(dir: &str, keep: impl Fn(&str) -> bool) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
+    let mut names: Vec<String> = fs_err::read_dir(dir)
         .map(|d| {
             d.flatten()
                 .filter_map(|e| e.file_name().to_str().map(str::to_owned))

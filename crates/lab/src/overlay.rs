@@ -34,7 +34,7 @@ pub fn mount(host: &str, lower: &Path, upper: &Path, work: &Path, target: &Path)
 
 /// Mount points at or below `dir`, deepest first (the order to unmount them in).
 pub fn mounts_below(dir: &Path) -> Vec<PathBuf> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let text = fs_err::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let mut found: Vec<PathBuf> = parse_mount_points(&text)
         .into_iter()
         .filter(|p| p.starts_with(dir))
@@ -46,7 +46,7 @@ pub fn mounts_below(dir: &Path) -> Vec<PathBuf> {
 
 /// Whether `path` is a mount point.
 pub fn is_mounted(path: &Path) -> bool {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let text = fs_err::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     parse_mount_points(&text).iter().any(|p| p == path)
 }
 

@@ -6,7 +6,7 @@ use nix::unistd::Pid;
 
 /// Splits /proc/PID/stat after the command name (which may contain spaces and parentheses).
 fn stat_fields(pid: u32) -> Option<Vec<String>> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let text = fs_err::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let after = &text[text.rfind(')')? + 1..];
     Some(after.split_whitespace().map(str::to_owned).collect())
 }
@@ -25,7 +25,7 @@ pub fn start_ticks(pid: u32) -> Option<u64> {
 
 /// The command line of `pid`, arguments joined by spaces.
 pub fn cmdline(pid: u32) -> Option<String> {
-    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let raw = fs_err::read(format!("/proc/{pid}/cmdline")).ok()?;
     Some(
         raw.split(|b| *b == 0)
             .filter(|s| !s.is_empty())
@@ -45,7 +45,7 @@ pub fn signal(pid: u32, signal: Signal) {
 
 /// Proportional set size of `pid` in KiB (shared pages divided among their users).
 pub fn pss_kib(pid: u32) -> Option<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    let text = fs_err::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
     text.lines()
         .find_map(|l| l.strip_prefix("Pss:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())

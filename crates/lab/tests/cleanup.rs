@@ -44,7 +44,7 @@ fn wait_for(path: &Path, limit: Duration) -> bool {
 #[test]
 fn killed_owner_leaves_nothing_after_cleanup() {
     let spec = std::env::temp_dir().join(format!("k3sctl-lab-t-kill-{}.yaml", std::process::id()));
-    let _ = std::fs::remove_file(&spec);
+    let _ = fs_err::remove_file(&spec);
     let mut holder = Command::new(BIN)
         .args([
             "up",
@@ -71,7 +71,7 @@ fn killed_owner_leaves_nothing_after_cleanup() {
     assert_eq!(lab.state().owner.map(|o| o.pid), Some(holder.id()));
     let footprint = lab.footprint();
     assert!(footprint.has_every_kind(), "{footprint:?}");
-    let text = std::fs::read_to_string(&spec).expect("spec");
+    let text = fs_err::read_to_string(&spec).expect("spec");
     assert!(
         text.contains("name: t-kill-1") && text.contains("role: server"),
         "{text}"
@@ -89,7 +89,7 @@ fn killed_owner_leaves_nothing_after_cleanup() {
                 .output()
                 .expect("stamped k3s runs");
             assert!(String::from_utf8_lossy(&version.stdout).contains(lab::DEFAULT_K3S_VERSION));
-            let text = std::fs::read_to_string(&default_spec).expect("spec");
+            let text = fs_err::read_to_string(&default_spec).expect("spec");
             assert!(text.contains(&format!("file: {}", k3s.display())), "{text}");
         }
         Err(_) => {
@@ -137,5 +137,5 @@ fn killed_owner_leaves_nothing_after_cleanup() {
     let swept = stdout(&cli(&["cleanup"]));
     assert!(swept.contains("t-kill"), "{swept}");
     assert_gone(&footprint);
-    let _ = std::fs::remove_file(&spec);
+    let _ = fs_err::remove_file(&spec);
 }

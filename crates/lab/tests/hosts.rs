@@ -54,7 +54,7 @@ fn three_hosts_answer_and_survive_faults() {
         machine_ids.insert(stdout.lines().last().unwrap_or_default().to_owned());
     }
     assert_eq!(machine_ids.len(), 3, "{machine_ids:?}");
-    let config = std::fs::read_to_string(lab.ssh_config()).expect("ssh_config");
+    let config = fs_err::read_to_string(lab.ssh_config()).expect("ssh_config");
     assert!(config.contains("StrictHostKeyChecking yes"));
     // Without the lab's known_hosts the same login is refused: host keys are really checked.
     let untrusted = Command::new("ssh")
@@ -179,21 +179,21 @@ fn three_hosts_answer_and_survive_faults() {
     lab.stop(names[1]).expect("stop");
     assert!(!lab.is_running(names[1]).expect("state"));
     let root = lab.root_dir(names[1]).expect("root");
-    let hostname = std::fs::read_to_string(root.join("etc/hostname")).expect("hostname file");
+    let hostname = fs_err::read_to_string(root.join("etc/hostname")).expect("hostname file");
     assert_eq!(hostname.trim(), names[1]);
     let units = root.join("etc/systemd/system");
     let wants = units.join("multi-user.target.wants");
-    std::fs::create_dir_all(&wants).expect("wants dir");
+    fs_err::create_dir_all(&wants).expect("wants dir");
     for (unit, exec) in [
         ("labwait", "/bin/sleep infinity"),
         ("labfail", "/bin/false"),
     ] {
-        std::fs::write(
+        fs_err::write(
             units.join(format!("{unit}.service")),
             format!("[Service]\nType=oneshot\nTimeoutStartSec=infinity\nExecStart={exec}\n"),
         )
         .expect("write unit");
-        std::os::unix::fs::symlink(
+        fs_err::os::unix::fs::symlink(
             format!("../{unit}.service"),
             wants.join(format!("{unit}.service")),
         )
@@ -212,7 +212,7 @@ fn three_hosts_answer_and_survive_faults() {
     assert_eq!(state.stdout, "starting\n");
     // A full start reports the failed unit by name.
     lab.crash(names[1]).expect("crash");
-    std::fs::remove_file(wants.join("labwait.service")).expect("disable labwait");
+    fs_err::remove_file(wants.join("labwait.service")).expect("disable labwait");
     match lab.start(names[1]) {
         Err(lab::LabError::Degraded { failed, .. }) => assert_eq!(failed, "labfail.service"),
         other => panic!("start with a failing unit must report it: {other:?}"),
@@ -236,7 +236,7 @@ fn three_hosts_answer_and_survive_faults() {
     )
     .expect("spec");
     let spec: serde_json::Value =
-        serde_saphyr::from_str(&std::fs::read_to_string(&spec_path).expect("read spec"))
+        serde_saphyr::from_str(&fs_err::read_to_string(&spec_path).expect("read spec"))
             .expect("yaml");
     assert_eq!(spec["metadata"]["name"], "t-hosts");
     assert_eq!(spec["spec"]["hosts"][0]["role"], "server");
@@ -265,7 +265,7 @@ fn three_hosts_answer_and_survive_faults() {
     };
     lab.write_spec(&spec_path, &two).expect("spec");
     let spec: serde_json::Value =
-        serde_saphyr::from_str(&std::fs::read_to_string(&spec_path).expect("read spec"))
+        serde_saphyr::from_str(&fs_err::read_to_string(&spec_path).expect("read spec"))
             .expect("yaml");
     let roles: Vec<&str> = (0..3)
         .map(|i| {

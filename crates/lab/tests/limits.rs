@@ -15,7 +15,7 @@ fn cli(args: &[&str]) -> Output {
 }
 
 fn read_limit() -> u64 {
-    std::fs::read_to_string(LIMIT)
+    fs_err::read_to_string(LIMIT)
         .expect("read limit")
         .trim()
         .parse()
@@ -27,7 +27,7 @@ struct Restore(u64);
 
 impl Drop for Restore {
     fn drop(&mut self) {
-        let _ = std::fs::write(LIMIT, format!("{}\n", self.0));
+        let _ = fs_err::write(LIMIT, format!("{}\n", self.0));
         let _ = cli(&["down", "t-limits"]);
     }
 }
@@ -38,7 +38,7 @@ fn a_too_low_inotify_limit_is_raised_and_the_login_user_sudo_asks_for_a_password
     let _restore = Restore(read_limit());
     let in_use = lab::limits::measure_in_use().instances;
     // Too low for one more host, as on a machine already running many hosts.
-    std::fs::write(LIMIT, format!("{}\n", in_use + 1)).expect("lower the limit");
+    fs_err::write(LIMIT, format!("{}\n", in_use + 1)).expect("lower the limit");
     let up = cli(&[
         "up",
         "--name",

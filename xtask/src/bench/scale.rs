@@ -210,7 +210,7 @@ fn end_masters(addresses: &[Ipv4Addr]) -> anyhow::Result<()> {
 fn master_sockets(addresses: &[String]) -> anyhow::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for entry in fs_err::read_dir("/proc")?.flatten() {
-        let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else {
+        let Ok(raw) = fs_err::read(entry.path().join("cmdline")) else {
             continue;
         };
         let argv: Vec<String> = raw

@@ -41,11 +41,11 @@ pub fn read(tls_dir: &Path) -> Result<Value, BootstrapError> {
     let mut out = serde_json::Map::new();
     for (name, file) in FILES {
         let path = tls_dir.join(file);
-        let bytes = std::fs::read(&path).map_err(|source| BootstrapError::Io {
+        let bytes = fs_err::read(&path).map_err(|source| BootstrapError::Io {
             path: path.display().to_string(),
             source,
         })?;
-        let ts = std::fs::metadata(&path)
+        let ts = fs_err::metadata(&path)
             .and_then(|m| m.modified())
             .map(|t| crate::clock::rfc3339(time::OffsetDateTime::from(t)))
             .unwrap_or_default();
@@ -89,8 +89,8 @@ mod tests {
         write(b.path(), &data).expect("write");
         for (_, f) in FILES {
             assert_eq!(
-                std::fs::read(a.path().join(f)).expect("a"),
-                std::fs::read(b.path().join(f)).expect("b"),
+                fs_err::read(a.path().join(f)).expect("a"),
+                fs_err::read(b.path().join(f)).expect("b"),
                 "{f}"
             );
         }

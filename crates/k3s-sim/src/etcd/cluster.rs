@@ -34,7 +34,7 @@ pub fn file_store_dir(dd: &DataDir) -> PathBuf {
 /// Reads the member name from `server/db/etcd/name`, creating `<node>-<8 hex>` when missing.
 pub fn member_name(dir: &Path, node: &str) -> Result<String, Fatal> {
     let file = dir.join("name");
-    if let Ok(existing) = std::fs::read_to_string(&file)
+    if let Ok(existing) = fs_err::read_to_string(&file)
         && !existing.trim().is_empty()
     {
         return Ok(existing.trim().to_string());
@@ -88,7 +88,7 @@ async fn join_members(
                 add = false;
             }
             if mname != name && args::node_of_member(&mname) == node {
-                let _ = std::fs::remove_file(dir.join("name"));
+                let _ = fs_err::remove_file(dir.join("name"));
                 return Err(Fatal(
                     "starting kubernetes: preparing server: start managed database: duplicate node name found, please use a unique name for this node".into(),
                 ));
@@ -159,10 +159,10 @@ pub async fn start(
     let ports =
         args::parse_ports(std::env::var("K3S_SIM_ETCD_PORTS").ok().as_deref()).map_err(Fatal)?;
     let dir = db_dir(dd);
-    std::fs::create_dir_all(&dir).map_err(|e| Fatal(format!("{}: {e}", dir.display())))?;
+    fs_err::create_dir_all(&dir).map_err(|e| Fatal(e.to_string()))?;
     {
         use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+        let _ = fs_err::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
     }
     let name = member_name(&dir, node)?;
     let was_initialized = initialized(dd);
@@ -293,7 +293,7 @@ pub fn migrate_file_store(dd: &DataDir, client: &EtcdClient) -> Result<(), Fatal
             })?;
     }
     let done = dd.db().join("state.migrated");
-    std::fs::rename(&dir, &done).map_err(|e| {
+    fs_err::rename(&dir, &done).map_err(|e| {
         Fatal(format!(
             "failed to migrate content from sqlite to etcd: renaming {}: {e}",
             dir.display()
@@ -353,7 +353,7 @@ mod tests {
         );
         assert_eq!(member_name(dir.path(), "server-1").expect("again"), n);
         assert_eq!(
-            std::fs::read_to_string(dir.path().join("name")).expect("file"),
+            fs_err::read_to_string(dir.path().join("name")).expect("file"),
             n
         );
     }

@@ -20,7 +20,7 @@ pub const CA_FILES: &[&str] = &["server-ca", "peer-ca"];
 /// Loads the etcd PKI, creating the CAs on a new cluster and issuing this member's leaves with
 /// `sans` (localhost, 127.0.0.1, the node's name and IPs).
 pub fn ensure(dir: &Path, sans: &[String]) -> Result<EtcdPki, CertError> {
-    std::fs::create_dir_all(dir).map_err(|source| CertError::Io {
+    fs_err::create_dir_all(dir).map_err(|source| CertError::Io {
         path: dir.display().to_string(),
         source,
     })?;
@@ -87,7 +87,7 @@ mod tests {
             assert!(dir.path().join(f).exists(), "missing {f}");
         }
         let (_, subject, got) = crate::certs::inspect(
-            &std::fs::read_to_string(dir.path().join("server-client.crt")).expect("read"),
+            &fs_err::read_to_string(dir.path().join("server-client.crt")).expect("read"),
         )
         .expect("inspect");
         assert!(subject.contains("etcd-server"), "{subject}");

@@ -31,7 +31,7 @@ pub fn flag_path(dd: &DataDir) -> PathBuf {
 pub fn clear_flag(dd: &DataDir) {
     let flag = flag_path(dd);
     if flag.exists() {
-        match std::fs::remove_file(&flag) {
+        match fs_err::remove_file(&flag) {
             Ok(()) => crate::log::info(format!("Removed {}", flag.display())),
             Err(e) => crate::log::warn(format!("removing {}: {e}", flag.display())),
         }
@@ -47,7 +47,7 @@ pub fn refused_again(flag: &Path) -> String {
 }
 
 fn existing_member_name(dir: &Path) -> Option<String> {
-    std::fs::read_to_string(dir.join("name"))
+    fs_err::read_to_string(dir.join("name"))
         .ok()
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
@@ -122,7 +122,7 @@ pub async fn run(
                 let old = dd
                     .db()
                     .join(format!("etcd-old-{}", crate::clock::now().unix_timestamp()));
-                std::fs::rename(&dir, &old).map_err(|e| {
+                fs_err::rename(&dir, &old).map_err(|e| {
                     Fatal(format!(
                         "moving {} to {}: {e}",
                         dir.display(),
@@ -140,7 +140,7 @@ pub async fn run(
                 .map_err(|e| Fatal(format!("writing {}: {e}", dir.join("name").display())))?;
             {
                 use std::os::unix::fs::PermissionsExt;
-                let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+                let _ = fs_err::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
             }
             Initial::Restart
         }

@@ -363,7 +363,7 @@ fn statfs_type(path: &str) -> Option<i64> {
 }
 
 fn read_kernel_config(explicit: Option<&str>) -> Option<(PathBuf, KernelConfig)> {
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+    let release = fs_err::read_to_string("/proc/sys/kernel/osrelease")
         .map(|s| s.trim().to_string())
         .unwrap_or_default();
     let short = release.rsplit('-').next().unwrap_or(&release).to_string();
@@ -388,7 +388,7 @@ fn read_kernel_config(explicit: Option<&str>) -> Option<(PathBuf, KernelConfig)>
         .ok()
         .filter(|o| o.status.success())
         .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
-        .or_else(|| std::fs::read_to_string(&path).ok())?;
+        .or_else(|| fs_err::read_to_string(&path).ok())?;
     Some((path, parse_kernel_config(&text)))
 }
 
@@ -416,7 +416,7 @@ pub fn gather(explicit_config: Option<&str>) -> Facts {
             .unwrap_or_default();
         Some((dir, text))
     });
-    let swap_kb = std::fs::read_to_string("/proc/meminfo")
+    let swap_kb = fs_err::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|m| {
             m.lines()
@@ -424,7 +424,7 @@ pub fn gather(explicit_config: Option<&str>) -> Facts {
                 .and_then(|v| v.split_whitespace().next()?.parse().ok())
         })
         .unwrap_or(0);
-    let routes = std::fs::read_to_string("/proc/net/route")
+    let routes = fs_err::read_to_string("/proc/net/route")
         .unwrap_or_default()
         .lines()
         .skip(1)
@@ -435,7 +435,7 @@ pub fn gather(explicit_config: Option<&str>) -> Facts {
             Some(format!("{}.{}.{}.{}", b[0], b[1], b[2], b[3]))
         })
         .collect();
-    let root_maxkeys = std::fs::read_to_string("/proc/sys/kernel/keys/root_maxkeys")
+    let root_maxkeys = fs_err::read_to_string("/proc/sys/kernel/keys/root_maxkeys")
         .ok()
         .and_then(|s| s.trim().parse().ok());
     let cgroup_fs = (
@@ -443,13 +443,13 @@ pub fn gather(explicit_config: Option<&str>) -> Facts {
         statfs_type("/sys/fs/cgroup/unified"),
     );
     let controllers = if cgroup_fs.0 == Some(CGROUP2_MAGIC) {
-        std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
+        fs_err::read_to_string("/sys/fs/cgroup/cgroup.controllers")
             .unwrap_or_default()
             .split_whitespace()
             .map(str::to_string)
             .collect()
     } else {
-        std::fs::read_to_string("/proc/self/cgroup")
+        fs_err::read_to_string("/proc/self/cgroup")
             .unwrap_or_default()
             .lines()
             .filter_map(|l| l.split(':').nth(1))
@@ -457,7 +457,7 @@ pub fn gather(explicit_config: Option<&str>) -> Facts {
             .map(str::to_string)
             .collect()
     };
-    let apparmor = (std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+    let apparmor = (fs_err::read_to_string("/sys/module/apparmor/parameters/enabled")
         .map(|s| s.trim() == "Y")
         .unwrap_or(false))
     .then(|| on_path("apparmor_parser").is_some());

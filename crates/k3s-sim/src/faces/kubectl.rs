@@ -42,14 +42,14 @@ pub fn default_kubeconfig(
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {
-    match (std::fs::metadata(a), std::fs::metadata(b)) {
+    match (fs_err::metadata(a), fs_err::metadata(b)) {
         (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
         _ => false,
     }
 }
 
 fn is_executable(p: &Path) -> bool {
-    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.mode() & 0o111 != 0)
+    fs_err::metadata(p).is_ok_and(|m| m.is_file() && m.mode() & 0o111 != 0)
 }
 
 /// The real kubectl: `K3S_SIM_KUBECTL`, else the first `kubectl` on PATH that is not this binary
@@ -80,7 +80,7 @@ pub fn run(args: &[String]) -> i32 {
     let home = std::env::var_os("HOME").map(PathBuf::from);
     let env = std::env::var("KUBECONFIG").ok();
     if let Some(kc) = default_kubeconfig(args, env.as_deref(), &global, home.as_deref()) {
-        if let Err(e) = std::fs::File::open(&kc)
+        if let Err(e) = fs_err::File::open(&kc)
             && e.kind() == std::io::ErrorKind::PermissionDenied
         {
             crate::log::warn(format!(
@@ -107,14 +107,14 @@ mod tests {
         let none: &[String] = &[];
         // Nothing exists: nothing is set, kubectl keeps its own default.
         assert_eq!(default_kubeconfig(none, None, &global, Some(&home)), None);
-        std::fs::create_dir_all(home.join(".kube")).expect("mkdir");
-        std::fs::write(home.join(HOME_KUBECONFIG), "x").expect("write");
+        fs_err::create_dir_all(home.join(".kube")).expect("mkdir");
+        fs_err::write(home.join(HOME_KUBECONFIG), "x").expect("write");
         assert_eq!(
             default_kubeconfig(none, None, &global, Some(&home)),
             Some(home.join(HOME_KUBECONFIG))
         );
-        std::fs::create_dir_all(global.parent().expect("dir")).expect("mkdir");
-        std::fs::write(&global, "x").expect("write");
+        fs_err::create_dir_all(global.parent().expect("dir")).expect("mkdir");
+        fs_err::write(&global, "x").expect("write");
         assert_eq!(
             default_kubeconfig(none, None, &global, Some(&home)),
             Some(global.clone())

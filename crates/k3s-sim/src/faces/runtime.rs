@@ -75,7 +75,7 @@ fn cred_err(path: &std::path::Path, detail: impl std::fmt::Display) -> RuntimeEr
 pub fn node_pods() -> Result<NodePods, RuntimeError> {
     let dd = data_dir();
     let kc = crate::kubelet_kubeconfig::path(&dd);
-    let text = std::fs::read_to_string(&kc).map_err(|e| cred_err(&kc, e))?;
+    let text = fs_err::read_to_string(&kc).map_err(|e| cred_err(&kc, e))?;
     let doc: Value = serde_saphyr::from_str(&text).map_err(|e| cred_err(&kc, e))?;
     let field = |v: &Value, what: &str| {
         v.as_str()
@@ -85,7 +85,7 @@ pub fn node_pods() -> Result<NodePods, RuntimeError> {
     let server = field(&doc["clusters"][0]["cluster"]["server"], "server")?;
     let read = |v: &Value, what: &str| -> Result<String, RuntimeError> {
         let p = std::path::PathBuf::from(field(v, what)?);
-        std::fs::read_to_string(&p).map_err(|e| cred_err(&p, e))
+        fs_err::read_to_string(&p).map_err(|e| cred_err(&p, e))
     };
     let ca = read(
         &doc["clusters"][0]["cluster"]["certificate-authority"],

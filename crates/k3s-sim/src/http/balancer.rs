@@ -49,7 +49,7 @@ pub fn startup_urls(default_url: &str, file: &std::path::Path) -> Vec<String> {
 }
 
 fn saved_addresses(file: &std::path::Path) -> Vec<String> {
-    std::fs::read(file)
+    fs_err::read(file)
         .ok()
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
         .and_then(|v| serde_json::from_value(v["ServerAddresses"].clone()).ok())
@@ -163,7 +163,7 @@ mod tests {
             startup_urls("https://a:6443", &f),
             vec!["https://a:6443".to_string()]
         );
-        std::fs::write(
+        fs_err::write(
             &f,
             r#"{"ServerURL":"https://a:6443","ServerAddresses":["b:6443","a:6443"]}"#,
         )

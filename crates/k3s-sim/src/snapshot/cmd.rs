@@ -235,7 +235,7 @@ async fn send(o: &Options) -> Result<Value, String> {
     let dd = crate::paths::DataDir::new(&o.data_dir);
     let token = match &o.token {
         Some(t) => t.clone(),
-        None => std::fs::read_to_string(dd.token()).map_err(|e| {
+        None => fs_err::read_to_string(dd.token()).map_err(|e| {
             format!(
                 "reading the server token {}: {e} (is this a K3s server?)",
                 dd.token().display()
@@ -244,7 +244,7 @@ async fn send(o: &Options) -> Result<Value, String> {
     };
     let password = crate::token::parse(token.trim()).password;
     let ca_path = dd.tls().join("server-ca.crt");
-    let ca = std::fs::read_to_string(&ca_path)
+    let ca = fs_err::read_to_string(&ca_path)
         .map_err(|e| format!("reading {}: {e}", ca_path.display()))?;
     let client =
         crate::http::client::Client::new(&o.server, &crate::http::client::Trust::Ca(ca), None)

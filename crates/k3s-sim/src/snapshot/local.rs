@@ -72,10 +72,10 @@ impl Service {
         if self.etcd.status() == MemberStatus::Learner {
             return Err(SnapshotError::Learner);
         }
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        fs_err::create_dir_all(dir).map_err(io(dir))?;
         {
             use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+            let _ = fs_err::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
         }
         let now = crate::clock::now().unix_timestamp();
         let name = names::file_name(prefix, &self.node, now);
@@ -83,20 +83,20 @@ impl Service {
         let part = dir.join(format!(".{name}.part"));
         let started = std::time::Instant::now();
         let result = (|| {
-            let mut file = std::fs::File::create(&part).map_err(io(&part))?;
+            let mut file = fs_err::File::create(&part).map_err(io(&part))?;
             let size = self
                 .etcd
                 .client
                 .snapshot(&mut file)
                 .map_err(|e| SnapshotError::Etcd(e.to_string()))?;
             file.sync_all().map_err(io(&part))?;
-            std::fs::rename(&part, &path).map_err(io(&path))?;
+            fs_err::rename(&part, &path).map_err(io(&path))?;
             Ok(size)
         })();
         let size = match result {
             Ok(s) => s,
             Err(e) => {
-                let _ = std::fs::remove_file(&part);
+                let _ = fs_err::remove_file(&part);
                 return Err(e);
             }
         };
@@ -117,7 +117,7 @@ impl Service {
 
     /// The snapshots in `dir` (files only; partial downloads and hidden files left out).
     pub fn list(&self, dir: &Path) -> Result<Vec<SnapshotFile>, SnapshotError> {
-        let entries = match std::fs::read_dir(dir) {
+        let entries = match fs_err::read_dir(dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(io(dir)(e)),
@@ -158,7 +158,7 @@ impl Service {
             match files.iter().find(|f| &f.name == w) {
                 Some(f) => {
                     let p = PathBuf::from(&f.path);
-                    std::fs::remove_file(&p).map_err(io(&p))?;
+                    fs_err::remove_file(&p).map_err(io(&p))?;
                     crate::log::info(format!("Removed local snapshot {}", f.path));
                     deleted.push(w.clone());
                 }
@@ -180,7 +180,7 @@ impl Service {
         let mut gone = Vec::new();
         for f in names::to_prune(&files, prefix, &self.node, keep) {
             let p = PathBuf::from(&f.path);
-            std::fs::remove_file(&p).map_err(io(&p))?;
+            fs_err::remove_file(&p).map_err(io(&p))?;
             crate::log::info(format!("Removed local snapshot {}", f.path));
             gone.push(f.name.clone());
         }

@@ -111,7 +111,7 @@ pub struct FileDatastore {
 impl FileDatastore {
     /// Opens (creating) the directory, normally `<data-dir>/server/db/state`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+        fs_err::create_dir_all(dir).map_err(|source| StoreError::Io {
             path: dir.display().to_string(),
             source,
         })?;
@@ -137,7 +137,7 @@ impl FileDatastore {
             path: dir.display().to_string(),
             source,
         };
-        for entry in std::fs::read_dir(dir).map_err(io)? {
+        for entry in fs_err::read_dir(dir).map_err(io)? {
             let entry = entry.map_err(io)?;
             let path = entry.path();
             let name = entry.file_name().to_string_lossy().to_string();
@@ -152,7 +152,7 @@ impl FileDatastore {
                     .and_then(|p| p.strip_prefix(&self.dir).ok())
                     .unwrap_or(Path::new(""));
                 let key = format!("/{}", rel.join(stem).display());
-                let bytes = std::fs::read(&path).map_err(|source| StoreError::Io {
+                let bytes = fs_err::read(&path).map_err(|source| StoreError::Io {
                     path: path.display().to_string(),
                     source,
                 })?;
@@ -191,7 +191,7 @@ impl Datastore for FileDatastore {
 
     fn get(&self, key: &str) -> Result<Option<Record>, StoreError> {
         let path = self.path_for(key)?;
-        match std::fs::read(&path) {
+        match fs_err::read(&path) {
             Ok(value) => Ok(Some(Record {
                 key: key.to_string(),
                 value,
@@ -213,7 +213,7 @@ impl Datastore for FileDatastore {
         };
         match op {
             Write::Put(value) => crate::paths::write_atomic(&path, value, 0o600).map_err(io)?,
-            Write::Delete => match std::fs::remove_file(&path) {
+            Write::Delete => match fs_err::remove_file(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(source) => return Err(io(source)),

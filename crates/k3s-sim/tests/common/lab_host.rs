@@ -42,14 +42,14 @@ pub fn put(lab: &Lab, host: &str, abs: &str, content: &[u8], mode: u32) {
         .root_dir(host)
         .expect("root dir")
         .join(abs.trim_start_matches('/'));
-    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-    std::fs::write(&path, content).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    fs_err::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+    fs_err::write(&path, content).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    fs_err::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
 }
 
 /// Installs `binary` as /usr/local/bin/k3s the way an upgrade does: temp file, then rename.
 pub fn swap_binary(lab: &Lab, host: &str, binary: &[u8]) {
     put(lab, host, "/usr/local/bin/.k3s.new", binary, 0o755);
     let dir = lab.root_dir(host).expect("root dir").join("usr/local/bin");
-    std::fs::rename(dir.join(".k3s.new"), dir.join("k3s")).expect("rename");
+    fs_err::rename(dir.join(".k3s.new"), dir.join("k3s")).expect("rename");
 }

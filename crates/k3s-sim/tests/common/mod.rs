@@ -73,8 +73,8 @@ pub struct Node {
 impl Node {
     /// Starts the process; output goes to `<root>.log`.
     pub fn start(&mut self) {
-        std::fs::create_dir_all(&self.root).expect("mkdir root");
-        let log = std::fs::OpenOptions::new()
+        fs_err::create_dir_all(&self.root).expect("mkdir root");
+        let log = fs_err::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.log)
@@ -91,8 +91,8 @@ impl Node {
             .env_remove("K3S_TOKEN")
             .env_remove("K3S_URL")
             .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log);
+            .stdout(log.try_clone().expect("log").into_file())
+            .stderr(log.into_file());
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
@@ -141,7 +141,7 @@ impl Node {
 
     /// Everything the process logged so far.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        fs_err::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// A path inside this node's root (`/etc/rancher/k3s/k3s.yaml` → `<root>/etc/...`).
@@ -345,7 +345,7 @@ pub fn cert_events(c: &Cluster, kc: &Path, node: &str, reason: &str) -> Vec<(Str
 }
 
 pub fn server_token(server: &Node) -> String {
-    std::fs::read_to_string(server.path("/var/lib/rancher/k3s/server/token"))
+    fs_err::read_to_string(server.path("/var/lib/rancher/k3s/server/token"))
         .expect("server token")
         .trim()
         .to_string()

@@ -135,7 +135,7 @@ mod tests {
         assert_eq!(cluster.metadata.name, "lab");
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("skeleton.yaml");
-        std::fs::write(
+        fs_err::write(
             &file,
             "kind: Cluster\nspec:\n  hostDefaults: {ssh: {user: admin}}\n  hosts:\n    - address: 10.0.0.9\n      ssh: {port: 2222}\n",
         )

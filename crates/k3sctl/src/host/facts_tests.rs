@@ -87,12 +87,12 @@ fn bad_numbers_name_their_line() {
 async fn the_script_reports_this_machine() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    std::fs::write(d.join("config.yaml"), "a: 1\n").expect("write");
-    std::fs::create_dir(d.join("manifests")).expect("mkdir");
-    std::fs::write(d.join("manifests/k3sctl-one.yaml"), "x").expect("write");
-    std::fs::write(d.join("manifests/other.yaml"), "y").expect("write");
+    fs_err::write(d.join("config.yaml"), "a: 1\n").expect("write");
+    fs_err::create_dir(d.join("manifests")).expect("mkdir");
+    fs_err::write(d.join("manifests/k3sctl-one.yaml"), "x").expect("write");
+    fs_err::write(d.join("manifests/other.yaml"), "y").expect("write");
     let bin = d.join("fake-k3s");
-    std::fs::write(
+    fs_err::write(
         &bin,
         "#!/bin/sh\necho 'k3s version v1.34.3+k3s1 (deadbeef)'\necho 'go version go1.24'\n",
     )
@@ -117,7 +117,7 @@ async fn the_script_reports_this_machine() {
     assert!(!f.machine.is_empty());
     assert_eq!(f.uid, 0);
     assert!(f.clock_offset().abs() <= 2, "{}", f.clock_offset());
-    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
+    let hostname = fs_err::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
     assert_eq!(f.hostname, hostname.trim());
     let cfg = f.file(d.join("config.yaml"));
     assert_eq!(cfg.sha256, Some(sha256_hex(b"a: 1\n")));

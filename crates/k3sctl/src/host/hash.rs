@@ -42,7 +42,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("f");
         let data: Vec<u8> = (0..700_000u32).map(|i| (i % 251) as u8).collect();
-        std::fs::write(&path, &data).expect("write");
+        fs_err::write(&path, &data).expect("write");
         assert_eq!(sha256_file(&path).await.expect("hash"), sha256_hex(&data));
     }
 }

@@ -202,8 +202,8 @@ mod tests {
     fn atomic_write_script_refuses_a_wrong_hash_and_leaves_the_target() {
         let dir = tempfile::tempdir().expect("tempdir");
         let dst = dir.path().join("sub dir/target");
-        std::fs::create_dir_all(dst.parent().expect("parent")).expect("mkdir");
-        std::fs::write(&dst, "old").expect("write");
+        fs_err::create_dir_all(dst.parent().expect("parent")).expect("mkdir");
+        fs_err::write(&dst, "old").expect("write");
         let script = atomic_write_script(&dst, 0o600, &"0".repeat(64));
         let mut child = std::process::Command::new("sh")
             .arg("-c")
@@ -222,8 +222,8 @@ mod tests {
         let out = child.wait_with_output().expect("wait");
         assert_eq!(out.status.code(), Some(CHECKSUM_EXIT));
         assert!(String::from_utf8_lossy(&out.stderr).contains(CHECKSUM_MARKER));
-        assert_eq!(std::fs::read_to_string(&dst).expect("read"), "old");
-        let leftovers = std::fs::read_dir(dst.parent().expect("parent"))
+        assert_eq!(fs_err::read_to_string(&dst).expect("read"), "old");
+        let leftovers = fs_err::read_dir(dst.parent().expect("parent"))
             .expect("readdir")
             .count();
         assert_eq!(leftovers, 1, "temp file removed");

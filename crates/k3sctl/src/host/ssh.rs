@@ -103,7 +103,7 @@ impl SshTransport {
             retire(&control).await;
         }
         // A fresh log for this master: ssh appends, and a failure is classified from it.
-        std::fs::File::create(&log).map_err(|e| io_err("creating the ssh log", e))?;
+        fs_err::File::create(&log).map_err(|e| io_err("creating the ssh log", e))?;
         let mut cmd = tokio::process::Command::new("ssh");
         cmd.args(target.master_args(&control, &log))
             .stdin(std::process::Stdio::null())
@@ -165,8 +165,8 @@ impl SshTransport {
 }
 
 /// Takes an exclusive lock on `path` (created if missing), released when the file is dropped.
-async fn lock_file(path: &Path) -> std::io::Result<std::fs::File> {
-    let file = std::fs::OpenOptions::new()
+async fn lock_file(path: &Path) -> std::io::Result<fs_err::File> {
+    let file = fs_err::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
@@ -195,7 +195,7 @@ async fn answers(session: &Session, limit: Duration) -> bool {
 /// removes a socket file no process serves.
 async fn retire(control: &Path) {
     if exit_master(control).await.is_err() && control.exists() {
-        let _ = std::fs::remove_file(control);
+        let _ = fs_err::remove_file(control);
     }
 }
 

@@ -90,7 +90,7 @@ pub fn ensure_private_dir(path: &Path, uid: u32) -> Result<(), String> {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(format!("cannot create {}: {e}", path.display())),
     }
-    let meta = std::fs::symlink_metadata(path)
+    let meta = fs_err::symlink_metadata(path)
         .map_err(|e| format!("cannot inspect {}: {e}", path.display()))?;
     if !meta.file_type().is_dir() {
         return Err(format!("{} is not a directory", path.display()));
@@ -139,7 +139,7 @@ pub fn trust_files_digest(target: &super::SshTarget) -> String {
     for file in [known, target.config_file.clone()].into_iter().flatten() {
         hash.update(file.as_os_str().as_encoded_bytes());
         hash.update([0]);
-        hash.update(std::fs::read(&file).unwrap_or_default());
+        hash.update(fs_err::read(&file).unwrap_or_default());
         hash.update([0]);
     }
     hex::encode(&hash.finalize()[..8])
@@ -149,7 +149,7 @@ pub fn trust_files_digest(target: &super::SshTarget) -> String {
 /// older than [`LEGACY_MIN_AGE`], whose master no longer answers (a live master means a run that
 /// still uses it).
 fn sweep_legacy(base: &Path, uid: u32) {
-    let Ok(entries) = std::fs::read_dir(base) else {
+    let Ok(entries) = fs_err::read_dir(base) else {
         return;
     };
     for entry in entries.flatten() {
@@ -159,7 +159,7 @@ fn sweep_legacy(base: &Path, uid: u32) {
         }
         let path = entry.path();
         if is_removable_legacy(&path, uid)
-            && let Err(e) = std::fs::remove_dir_all(&path)
+            && let Err(e) = fs_err::remove_dir_all(&path)
         {
             tracing::debug!("leaving {}: {e}", path.display());
         }
@@ -167,7 +167,7 @@ fn sweep_legacy(base: &Path, uid: u32) {
 }
 
 fn is_removable_legacy(path: &Path, uid: u32) -> bool {
-    let Ok(meta) = std::fs::symlink_metadata(path) else {
+    let Ok(meta) = fs_err::symlink_metadata(path) else {
         return false;
     };
     let old = meta
@@ -194,7 +194,7 @@ mod tests {
         let base = tempfile::tempdir().expect("tmp");
         let dir = base.path().join("k3sctl-ssh-x");
         ensure_private_dir(&dir, uid()).expect("created");
-        let meta = std::fs::metadata(&dir).expect("meta");
+        let meta = fs_err::metadata(&dir).expect("meta");
         assert_eq!(meta.mode() & 0o777, 0o700);
         // A second run accepts what the first created.
         ensure_private_dir(&dir, uid()).expect("reused");
@@ -204,16 +204,16 @@ mod tests {
     fn a_directory_others_can_enter_or_own_or_a_symlink_is_refused() {
         let base = tempfile::tempdir().expect("tmp");
         let open = base.path().join("open");
-        std::fs::create_dir(&open).expect("mkdir");
-        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        fs_err::create_dir(&open).expect("mkdir");
+        fs_err::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).expect("chmod");
         let err = ensure_private_dir(&open, uid()).expect_err("open dir");
         assert!(err.contains("mode 0777"), "{err}");
 
         let target = base.path().join("target");
-        std::fs::create_dir(&target).expect("mkdir");
-        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+        fs_err::create_dir(&target).expect("mkdir");
+        fs_err::set_permissions(&target, std::fs::Permissions::from_mode(0o700)).expect("chmod");
         let link = base.path().join("link");
-        std::os::unix::fs::symlink(&target, &link).expect("symlink");
+        fs_err::os::unix::fs::symlink(&target, &link).expect("symlink");
         let err = ensure_private_dir(&link, uid()).expect_err("symlink");
         assert!(err.contains("not a directory"), "{err}");
 
@@ -236,7 +236,7 @@ mod tests {
     fn editing_known_hosts_or_the_config_changes_the_trust_digest() {
         let dir = tempfile::tempdir().expect("tmp");
         let kh = dir.path().join("known_hosts");
-        std::fs::write(&kh, "10.0.0.1 ssh-ed25519 AAAA1\n").expect("kh");
+        fs_err::write(&kh, "10.0.0.1 ssh-ed25519 AAAA1\n").expect("kh");
         let mut t = super::super::SshTarget::new("h", "10.0.0.1");
         t.known_hosts_file = Some(kh.clone());
         t.config_file = Some(dir.path().join("ssh_config"));
@@ -246,10 +246,10 @@ mod tests {
             trust_files_digest(&t),
             "stable while nothing changes"
         );
-        std::fs::write(&kh, "10.0.0.1 ssh-ed25519 BBBB2\n").expect("kh");
+        fs_err::write(&kh, "10.0.0.1 ssh-ed25519 BBBB2\n").expect("kh");
         let after_key = trust_files_digest(&t);
         assert_ne!(before, after_key, "a replaced key means a new master");
-        std::fs::write(dir.path().join("ssh_config"), "Port 2222\n").expect("config");
+        fs_err::write(dir.path().join("ssh_config"), "Port 2222\n").expect("config");
         assert_ne!(after_key, trust_files_digest(&t), "a config edit too");
     }
 
@@ -261,14 +261,14 @@ mod tests {
         let live = base.path().join(".k3sctl-ssh-live");
         let other = base.path().join("unrelated");
         for d in [&old, &young, &live, &other] {
-            std::fs::create_dir(d).expect("mkdir");
-            std::fs::write(d.join("log"), "").expect("log");
+            fs_err::create_dir(d).expect("mkdir");
+            fs_err::write(d.join("log"), "").expect("log");
         }
         let _listener =
             std::os::unix::net::UnixListener::bind(live.join("master")).expect("listen");
         let long_ago = SystemTime::now() - Duration::from_secs(3600);
         for d in [&old, &live, &other] {
-            std::fs::File::open(d)
+            fs_err::File::open(d)
                 .and_then(|f| f.set_modified(long_ago))
                 .expect("age");
         }

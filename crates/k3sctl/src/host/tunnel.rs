@@ -84,7 +84,7 @@ impl Drop for Tunnel {
             relay.abort();
         }
         if let Some(socket) = self.socket.take() {
-            let _ = std::fs::remove_file(socket);
+            let _ = fs_err::remove_file(socket);
         }
     }
 }

@@ -111,7 +111,7 @@ pub fn probe_snippet() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::symlink;
+    use fs_err::os::unix::fs::symlink;
     use std::process::Command;
 
     fn sh(script: &str, bin: &std::path::Path, path_env: &str) -> String {
@@ -165,11 +165,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let bin = dir.path().join("bin");
         let other = dir.path().join("other");
-        std::fs::create_dir_all(&bin).expect("mkdir");
-        std::fs::create_dir_all(&other).expect("mkdir");
+        fs_err::create_dir_all(&bin).expect("mkdir");
+        fs_err::create_dir_all(&other).expect("mkdir");
         // kubectl: a person's own binary elsewhere on PATH; crictl: free; ctr: a person's link.
-        std::fs::write(other.join("kubectl"), "#!/bin/sh\n").expect("write");
-        std::fs::set_permissions(
+        fs_err::write(other.join("kubectl"), "#!/bin/sh\n").expect("write");
+        fs_err::set_permissions(
             other.join("kubectl"),
             std::os::unix::fs::PermissionsExt::from_mode(0o755),
         )
@@ -201,11 +201,11 @@ mod tests {
             sh(&create_script(command), &bin, &path_env);
         }
         assert_eq!(
-            std::fs::read_link(bin.join("crictl")).expect("link"),
+            fs_err::read_link(bin.join("crictl")).expect("link"),
             std::path::Path::new("k3s")
         );
         assert_eq!(
-            std::fs::read_link(bin.join("ctr")).expect("link"),
+            fs_err::read_link(bin.join("ctr")).expect("link"),
             std::path::Path::new("/opt/ctr")
         );
         assert!(!bin.join("kubectl").exists());
@@ -218,7 +218,7 @@ mod tests {
             &bin,
             &path_env,
         );
-        assert!(std::fs::symlink_metadata(bin.join("crictl")).is_err());
-        assert!(std::fs::symlink_metadata(bin.join("ctr")).is_ok());
+        assert!(fs_err::symlink_metadata(bin.join("crictl")).is_err());
+        assert!(fs_err::symlink_metadata(bin.join("ctr")).is_ok());
     }
 }

@@ -237,7 +237,7 @@ fn export_certs(spec: &LoadedSpec, version: Option<K3sVersion>) -> Vec<CertObser
             owner: CertOwner::Export {
                 export: e.name.clone(),
             },
-            cert: match std::fs::read_to_string(&e.path) {
+            cert: match fs_err::read_to_string(&e.path) {
                 Ok(text) => kubeconfig_client_cert(&text, Some(&e.context)),
                 Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
                     Err("not exported yet (no such file)".into())

@@ -210,7 +210,8 @@ pub fn write_export(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::{PermissionsExt, symlink};
+    use fs_err::os::unix::fs::symlink;
+    use std::os::unix::fs::PermissionsExt;
 
     fn export(path: &Path, merge: bool) -> DesiredExport {
         DesiredExport {
@@ -235,7 +236,7 @@ mod tests {
         assert!(!is_up_to_date(&export, &content, &user));
         let first = write_export(&export, &content, &user).expect("writes");
         assert!(first.changed);
-        let mode = std::fs::metadata(&export.path)
+        let mode = fs_err::metadata(&export.path)
             .expect("exists")
             .permissions()
             .mode()
@@ -258,8 +259,8 @@ mod tests {
     fn merges_through_the_users_config_symlink() {
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path();
-        std::fs::write(d.join("k3s-public.yaml"), FOREIGN).expect("write");
-        std::fs::set_permissions(
+        fs_err::write(d.join("k3s-public.yaml"), FOREIGN).expect("write");
+        fs_err::set_permissions(
             d.join("k3s-public.yaml"),
             std::fs::Permissions::from_mode(0o400),
         )
@@ -270,17 +271,17 @@ mod tests {
         check_local_files(std::slice::from_ref(&export), &d.join("config")).expect("readable");
         let result = write_export(&export, &content, &d.join("config")).expect("writes");
         assert!(result.merged.is_some());
-        let meta = std::fs::symlink_metadata(d.join("config")).expect("exists");
+        let meta = fs_err::symlink_metadata(d.join("config")).expect("exists");
         assert!(
             meta.file_type().is_symlink(),
             "config was replaced by a file"
         );
-        let merged = std::fs::read_to_string(d.join("k3s-public.yaml")).expect("read");
+        let merged = fs_err::read_to_string(d.join("k3s-public.yaml")).expect("read");
         assert!(
             merged.contains("name: other") && merged.contains("name: lab-admin"),
             "{merged}"
         );
-        let mode = std::fs::metadata(d.join("k3s-public.yaml"))
+        let mode = fs_err::metadata(d.join("k3s-public.yaml"))
             .expect("exists")
             .permissions()
             .mode();
@@ -297,13 +298,13 @@ mod tests {
         let export = export(&d.join("admin.yaml"), false);
         write_export(&export, &Secret::new(EXPORTED), &d.join("none")).expect("writes");
         assert!(
-            std::fs::symlink_metadata(d.join("admin.yaml"))
+            fs_err::symlink_metadata(d.join("admin.yaml"))
                 .expect("exists")
                 .file_type()
                 .is_symlink()
         );
         assert_eq!(
-            std::fs::read_to_string(d.join("real/admin.yaml")).expect("read"),
+            fs_err::read_to_string(d.join("real/admin.yaml")).expect("read"),
             EXPORTED
         );
     }
@@ -314,7 +315,7 @@ mod tests {
         let d = dir.path();
         let user = d.join("config");
         let garbage = b"clusters: [unclosed\n\tkey: : :\n";
-        std::fs::write(&user, garbage).expect("write");
+        fs_err::write(&user, garbage).expect("write");
         let export = export(&d.join("admin.yaml"), true);
         let err = check_local_files(std::slice::from_ref(&export), &user).expect_err("refused");
         let said = err.to_string();
@@ -326,7 +327,7 @@ mod tests {
         );
         let err = write_export(&export, &Secret::new(EXPORTED), &user).expect_err("refused");
         assert!(err.to_string().contains("left untouched"), "{err}");
-        assert_eq!(std::fs::read(&user).expect("read"), garbage);
+        assert_eq!(fs_err::read(&user).expect("read"), garbage);
         assert!(!is_up_to_date(&export, &Secret::new(EXPORTED), &user));
     }
 
@@ -334,7 +335,7 @@ mod tests {
     fn a_user_kubeconfig_that_cannot_be_read_is_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
         let user = dir.path().join("config");
-        std::fs::create_dir(&user).expect("a directory cannot be read as a file");
+        fs_err::create_dir(&user).expect("a directory cannot be read as a file");
         let export = export(&dir.path().join("admin.yaml"), true);
         let err = write_export(&export, &Secret::new(EXPORTED), &user).expect_err("refused");
         let said = err.to_string();
@@ -349,14 +350,14 @@ mod tests {
     fn an_export_path_holding_something_else_is_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("notes.txt");
-        std::fs::write(&path, "- just\n- a list\n").expect("write");
+        fs_err::write(&path, "- just\n- a list\n").expect("write");
         let export = export(&path, false);
         let err = check_local_files(std::slice::from_ref(&export), &dir.path().join("u"))
             .expect_err("refused");
         assert!(err.to_string().contains("another path"), "{err}");
         assert!(write_export(&export, &Secret::new(EXPORTED), &dir.path().join("u")).is_err());
         assert_eq!(
-            std::fs::read_to_string(&path).expect("read"),
+            fs_err::read_to_string(&path).expect("read"),
             "- just\n- a list\n"
         );
     }

@@ -22,7 +22,7 @@ pub fn read_value_ref(spec: &LoadedSpec, value: &ValueRef) -> Result<Secret, Str
             .map_err(|_| format!("environment variable {name} is not set")),
         ValueRef::File(path) => {
             let full = spec.resolve_path(path);
-            std::fs::read_to_string(&full)
+            fs_err::read_to_string(&full)
                 .map(|s| Secret::new(s.trim_end_matches(['\n', '\r']).to_string()))
                 .map_err(|e| format!("cannot read {}: {e}", full.display()))
         }
@@ -76,7 +76,7 @@ pub fn resolve_inputs(spec: &LoadedSpec) -> Result<Resolved, OpsError> {
     let mut manifests = Vec::new();
     for (index, manifest) in spec.cluster.spec.addons.manifests.iter().enumerate() {
         let path = spec.resolve_path(&manifest.file);
-        let text = std::fs::read_to_string(&path).map_err(|e| OpsError::SpecValue {
+        let text = fs_err::read_to_string(&path).map_err(|e| OpsError::SpecValue {
             field: format!("spec.addons.manifests[{index}].file"),
             problem: format!("{}: {e}", path.display()),
         })?;
@@ -107,7 +107,7 @@ mod tests {
             "apiVersion: k3sctl.io/v1alpha1\nkind: Cluster\nmetadata: {{name: lab}}\nspec:\n  hosts:\n  \
              - {{name: s1, address: 10.0.0.2, role: server}}\n  k3s: {k3s}\n"
         );
-        std::fs::write(&path, text).expect("write");
+        fs_err::write(&path, text).expect("write");
         crate::spec::load_file(&path).expect("valid spec")
     }
 

@@ -67,7 +67,7 @@ fn unix_now() -> i64 {
 /// Days left of the client certificate in an export's local file (`None` when there is no
 /// file or it holds no readable client certificate).
 pub fn export_days_left(export: &DesiredExport) -> Option<i64> {
-    let text = std::fs::read_to_string(&export.path).ok()?;
+    let text = fs_err::read_to_string(&export.path).ok()?;
     let cert = super::check::kubeconfig_client_cert(&text, Some(&export.context)).ok()?;
     Some(days_left(cert.not_after, unix_now()))
 }

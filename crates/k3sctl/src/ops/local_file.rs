@@ -3,8 +3,9 @@
 //! "unreadable", and replace them atomically without unlinking a symlink the user made,
 //! loosening a mode the user tightened, or changing the owner.
 
+use fs_err::os::unix::fs::OpenOptionsExt;
 use std::io::{ErrorKind, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::secret::Secret;
@@ -63,7 +64,7 @@ pub enum LocalFileError {
 /// The file's content, `None` when nothing is there (also a symlink pointing nowhere yet).
 /// Any other failure is an error: treating it as "absent" would overwrite the user's file.
 pub fn read_existing(path: &Path) -> Result<Option<Secret>, LocalFileError> {
-    match std::fs::read(path) {
+    match fs_err::read(path) {
         Ok(bytes) => match String::from_utf8(bytes) {
             Ok(text) => Ok(Some(Secret::new(text))),
             Err(e) => Err(LocalFileError::Unreadable {
@@ -87,10 +88,10 @@ pub fn read_existing(path: &Path) -> Result<Option<Secret>, LocalFileError> {
 pub fn write_target(path: &Path) -> Result<PathBuf, LocalFileError> {
     let mut current = path.to_path_buf();
     for _ in 0..MAX_LINKS {
-        match std::fs::symlink_metadata(&current) {
+        match fs_err::symlink_metadata(&current) {
             Ok(meta) if meta.file_type().is_symlink() => {
                 let link =
-                    std::fs::read_link(&current).map_err(|source| LocalFileError::Unreadable {
+                    fs_err::read_link(&current).map_err(|source| LocalFileError::Unreadable {
                         path: current.clone(),
                         source,
                     })?;
@@ -150,7 +151,7 @@ pub fn replace_file(path: &Path, bytes: &[u8]) -> Result<(), LocalFileError> {
 }
 
 fn existing_meta(target: &Path) -> Result<Option<std::fs::Metadata>, LocalFileError> {
-    match std::fs::metadata(target) {
+    match fs_err::metadata(target) {
         Ok(meta) => Ok(Some(meta)),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
         Err(source) => Err(LocalFileError::Unreadable {
@@ -177,7 +178,7 @@ fn write_atomic(
         .filter(|p| !p.as_os_str().is_empty())
         .map(Path::to_path_buf);
     if let Some(dir) = &dir {
-        std::fs::create_dir_all(dir).map_err(fail("creating the directory", dir))?;
+        fs_err::create_dir_all(dir).map_err(fail("creating the directory", dir))?;
     }
     let name = target
         .file_name()
@@ -187,7 +188,7 @@ fn write_atomic(
         .unwrap_or_default()
         .join(format!(".{name}.k3sctl-tmp.{}", std::process::id()));
     let written = (|| {
-        let mut file = std::fs::OpenOptions::new()
+        let mut file = fs_err::OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
@@ -203,10 +204,10 @@ fn write_atomic(
         file.set_permissions(std::fs::Permissions::from_mode(mode))
             .map_err(fail("setting the mode of", &tmp))?;
         file.sync_all().map_err(fail("syncing", &tmp))?;
-        std::fs::rename(&tmp, target).map_err(fail("replacing", target))
+        fs_err::rename(&tmp, target).map_err(fail("replacing", target))
     })();
     if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+        let _ = fs_err::remove_file(&tmp);
     }
     written
 }
@@ -214,14 +215,10 @@ fn write_atomic(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::symlink;
+    use fs_err::os::unix::fs::symlink;
 
     fn mode(path: &Path) -> u32 {
-        std::fs::metadata(path)
-            .expect("exists")
-            .permissions()
-            .mode()
-            & 0o7777
+        fs_err::metadata(path).expect("exists").permissions().mode() & 0o7777
     }
 
     #[test]
@@ -245,7 +242,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         // A directory where a file is expected fails to read for root too.
         let path = dir.path().join("config");
-        std::fs::create_dir(&path).expect("dir");
+        fs_err::create_dir(&path).expect("dir");
         let err = read_existing(&path).expect_err("a directory is not absent");
         let said = err.to_string();
         assert!(said.contains(&path.display().to_string()), "{said}");
@@ -253,7 +250,7 @@ mod tests {
         assert!(said.contains("move it away"), "{said}");
 
         let binary = dir.path().join("binary");
-        std::fs::write(&binary, [0xff, 0xfe, 0x00]).expect("write");
+        fs_err::write(&binary, [0xff, 0xfe, 0x00]).expect("write");
         let said = read_existing(&binary).expect_err("not text").to_string();
         assert!(said.contains("not UTF-8"), "{said}");
     }
@@ -262,20 +259,20 @@ mod tests {
     fn writes_through_a_symlink_chain_and_keeps_the_links() {
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path();
-        std::fs::write(d.join("k3s-public.yaml"), "old").expect("write");
+        fs_err::write(d.join("k3s-public.yaml"), "old").expect("write");
         symlink("k3s-public.yaml", d.join("middle")).expect("link");
         symlink(d.join("middle"), d.join("config")).expect("link");
         write_private(&d.join("config"), &Secret::new("new")).expect("writes");
         for link in ["config", "middle"] {
-            let meta = std::fs::symlink_metadata(d.join(link)).expect("exists");
+            let meta = fs_err::symlink_metadata(d.join(link)).expect("exists");
             assert!(meta.file_type().is_symlink(), "{link} is no longer a link");
         }
         assert_eq!(
-            std::fs::read_to_string(d.join("k3s-public.yaml")).expect("read"),
+            fs_err::read_to_string(d.join("k3s-public.yaml")).expect("read"),
             "new"
         );
         // Nothing left behind next to the target.
-        let names: Vec<String> = std::fs::read_dir(d)
+        let names: Vec<String> = fs_err::read_dir(d)
             .expect("list")
             .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
             .collect();
@@ -289,7 +286,7 @@ mod tests {
         symlink("sub/k3s-private.yaml", d.join("config")).expect("link");
         write_private(&d.join("config"), &Secret::new("x")).expect("writes");
         assert!(
-            std::fs::symlink_metadata(d.join("config"))
+            fs_err::symlink_metadata(d.join("config"))
                 .expect("exists")
                 .file_type()
                 .is_symlink()
@@ -311,8 +308,8 @@ mod tests {
     fn replace_file_keeps_mode_and_links() {
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path();
-        std::fs::write(d.join("cluster.yaml"), "a").expect("write");
-        std::fs::set_permissions(
+        fs_err::write(d.join("cluster.yaml"), "a").expect("write");
+        fs_err::set_permissions(
             d.join("cluster.yaml"),
             std::fs::Permissions::from_mode(0o664),
         )
@@ -320,9 +317,9 @@ mod tests {
         symlink("cluster.yaml", d.join("spec.yaml")).expect("link");
         replace_file(&d.join("spec.yaml"), b"b").expect("replaces");
         assert_eq!(mode(&d.join("cluster.yaml")), 0o664);
-        assert_eq!(std::fs::read(d.join("cluster.yaml")).expect("read"), b"b");
+        assert_eq!(fs_err::read(d.join("cluster.yaml")).expect("read"), b"b");
         assert!(
-            std::fs::symlink_metadata(d.join("spec.yaml"))
+            fs_err::symlink_metadata(d.join("spec.yaml"))
                 .expect("exists")
                 .file_type()
                 .is_symlink()
@@ -340,13 +337,13 @@ mod tests {
 
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("k.yaml");
-        std::fs::write(&path, "a").expect("write");
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400)).expect("chmod");
+        fs_err::write(&path, "a").expect("write");
+        fs_err::set_permissions(&path, std::fs::Permissions::from_mode(0o400)).expect("chmod");
         write_private(&path, &Secret::new("b")).expect("writes");
         assert_eq!(mode(&path), 0o400);
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        fs_err::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
         write_private(&path, &Secret::new("c")).expect("writes");
         assert_eq!(mode(&path), 0o600);
-        assert_eq!(std::fs::read_to_string(&path).expect("read"), "c");
+        assert_eq!(fs_err::read_to_string(&path).expect("read"), "c");
     }
 }

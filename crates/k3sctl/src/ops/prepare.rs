@@ -370,7 +370,7 @@ mod tests {
     fn a_spec_that_does_not_load_keeps_its_located_errors() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("cluster.yaml");
-        std::fs::write(
+        fs_err::write(
             &path,
             "kind: Cluster\nmetadata: {name: lab}\nspec:\n  hosts:\n    - name: s1\n      address: 10.0.0.1\n      rol: server\n",
         )

@@ -146,13 +146,13 @@ mod tests {
             .await
             .expect("downloads");
         let path = cached_path(cache.path(), &version, Arch::Amd64);
-        assert_eq!(std::fs::read(&path).expect("cached"), asset);
+        assert_eq!(fs_err::read(&path).expect("cached"), asset);
         // A second fill finds the cached file and does not need the site.
         fill_cache(&version, &binaries, "http://127.0.0.1:9/{version}/{asset}")
             .await
             .expect("cached");
         // A damaged cache is downloaded again; a wrong published hash is refused.
-        std::fs::write(&path, b"damaged").expect("write");
+        fs_err::write(&path, b"damaged").expect("write");
         let mut wrong = binaries.clone();
         if let Some(entry) = wrong.by_arch.get_mut(&Arch::Amd64) {
             entry.1 = "f".repeat(64);
@@ -167,6 +167,6 @@ mod tests {
         fill_cache(&version, &binaries, &template)
             .await
             .expect("re-downloads");
-        assert_eq!(std::fs::read(&path).expect("cached"), asset);
+        assert_eq!(fs_err::read(&path).expect("cached"), asset);
     }
 }

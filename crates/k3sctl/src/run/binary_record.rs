@@ -65,7 +65,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let bin = dir.path().join("k3s");
         let record = dir.path().join("state/k3s-binary.sha256");
-        std::fs::write(&bin, b"binary v1").expect("write");
+        fs_err::write(&bin, b"binary v1").expect("write");
         let (bin, record) = (
             bin.to_string_lossy().into_owned(),
             record.to_string_lossy().into_owned(),
@@ -80,10 +80,10 @@ mod tests {
         sh(&record_script(&bin, &record, &marker));
         assert_eq!(sh(&probe), marker);
         // A new binary (here another size; in general another ctime or inode): hashed again.
-        std::fs::write(&bin, b"binary v2!").expect("rewrite");
+        fs_err::write(&bin, b"binary v2!").expect("rewrite");
         assert_eq!(sh(&probe), crate::host::hash::sha256_hex(b"binary v2!"));
         // A garbled record is ignored.
-        std::fs::write(&record, "nonsense").expect("garble");
+        fs_err::write(&record, "nonsense").expect("garble");
         assert_eq!(sh(&probe), crate::host::hash::sha256_hex(b"binary v2!"));
     }
 }

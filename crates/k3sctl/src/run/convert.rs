@@ -113,8 +113,8 @@ mod tests {
     async fn backup_copies_the_store_and_its_wal_and_the_check_sees_the_rename() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = dir.path().join("state.db");
-        std::fs::write(&store, "db").expect("write");
-        std::fs::write(dir.path().join("state.db-wal"), "wal").expect("write");
+        fs_err::write(&store, "db").expect("write");
+        fs_err::write(dir.path().join("state.db-wal"), "wal").expect("write");
         let store = store.to_string_lossy().into_owned();
         // The real script stops a unit and writes under DB_DIR; run its copy part here.
         let script = backup_script("k3s-none", &store)
@@ -143,7 +143,7 @@ mod tests {
                 .success()
         };
         assert!(!check(migrated_script(&store)), "not migrated yet");
-        std::fs::rename(&store, format!("{store}.migrated")).expect("rename");
+        fs_err::rename(&store, format!("{store}.migrated")).expect("rename");
         assert!(check(migrated_script(&store)));
     }
 

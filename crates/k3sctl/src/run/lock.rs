@@ -19,7 +19,7 @@ impl LockHolder {
             .filter(|u| !u.is_empty())
             .or_else(user_from_passwd)
             .unwrap_or_else(|| "unknown".into());
-        let machine = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        let machine = fs_err::read_to_string("/proc/sys/kernel/hostname")
             .map(|s| s.trim().to_string())
             .unwrap_or_else(|_| "unknown".into());
         let since = std::time::SystemTime::now()
@@ -42,9 +42,9 @@ impl LockHolder {
 
 /// This process's boot id, PID namespace and start time, when /proc tells them.
 fn this_process() -> Option<ProcessId> {
-    let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
-    let ns = std::fs::read_link("/proc/self/ns/pid").ok()?;
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let boot_id = fs_err::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let ns = fs_err::read_link("/proc/self/ns/pid").ok()?;
+    let stat = fs_err::read_to_string("/proc/self/stat").ok()?;
     Some(ProcessId {
         boot_id: boot_id.trim().to_string(),
         pid_ns: ns_inode(&ns.to_string_lossy())?,
@@ -54,7 +54,7 @@ fn this_process() -> Option<ProcessId> {
 
 /// What /proc says about `pid` now.
 fn pid_now(pid: u32) -> PidNow {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+    match fs_err::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => start_ticks_from_stat(&stat).map_or(PidNow::Unknown, PidNow::StartedAt),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => PidNow::Free,
         Err(_) => PidNow::Unknown,
@@ -64,8 +64,8 @@ fn pid_now(pid: u32) -> PidNow {
 /// The name of this process's user from /etc/passwd (when $USER is unset, e.g. under cron).
 fn user_from_passwd() -> Option<String> {
     use std::os::unix::fs::MetadataExt;
-    let uid = std::fs::metadata("/proc/self").ok()?.uid();
-    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    let uid = fs_err::metadata("/proc/self").ok()?.uid();
+    let passwd = fs_err::read_to_string("/etc/passwd").ok()?;
     passwd.lines().find_map(|line| {
         let mut fields = line.split(':');
         let name = fields.next()?;
@@ -276,7 +276,7 @@ mod tests {
             format!("held\n{first}\n")
         );
         assert_eq!(
-            std::fs::read_to_string(&lock).expect("lock"),
+            fs_err::read_to_string(&lock).expect("lock"),
             format!("{first}\n")
         );
     }

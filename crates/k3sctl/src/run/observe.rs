@@ -519,7 +519,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path().display();
         let unit = dir.path().join("k3s-agent.service");
-        std::fs::write(
+        fs_err::write(
             &unit,
             format!(
                 "[Service]\nEnvironmentFile=-{d}/default/%N\nEnvironmentFile = -{d}/%n.env\n\
@@ -527,14 +527,14 @@ mod tests {
             ),
         )
         .expect("unit");
-        std::fs::create_dir(dir.path().join("default")).expect("mkdir");
-        std::fs::write(
+        fs_err::create_dir(dir.path().join("default")).expect("mkdir");
+        fs_err::write(
             dir.path().join("default/k3s-agent"),
             "HTTP_PROXY=http://p\n",
         )
         .expect("env");
-        std::fs::write(dir.path().join("k3s-agent.service.env"), "K3S_URL=u\n").expect("env");
-        std::fs::write(dir.path().join("fixed"), "a: 1\n").expect("fixed");
+        fs_err::write(dir.path().join("k3s-agent.service.env"), "K3S_URL=u\n").expect("env");
+        fs_err::write(dir.path().join("fixed"), "a: 1\n").expect("fixed");
         let script = read_start_files(
             &[format!("{d}/fixed")],
             &[(unit.to_string_lossy().into_owned(), "k3s-agent")],
@@ -570,7 +570,7 @@ mod tests {
     async fn script_runs_under_sh_on_this_machine() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("config.yaml");
-        std::fs::write(&path, "a: 2\n").expect("write");
+        fs_err::write(&path, "a: 2\n").expect("write");
         let mut h = host();
         h.files[0].path = path.to_string_lossy().into_owned();
         h.files.truncate(1);

@@ -20,12 +20,12 @@ fn run_in(root: &std::path::Path, script: &str) -> (bool, String, String) {
 }
 
 fn write(path: &std::path::Path, text: &str) {
-    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-    std::fs::write(path, text).expect("write");
+    fs_err::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+    fs_err::write(path, text).expect("write");
 }
 
 fn read(path: &std::path::Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_else(|e| format!("({}: {e})", path.display()))
+    fs_err::read_to_string(path).unwrap_or_else(|e| format!("({}: {e})", path.display()))
 }
 
 #[test]
@@ -94,7 +94,7 @@ fn a_snapshot_is_saved_listed_checked_and_put_back_with_the_old_store_kept() {
     write(&server.join("token"), "K10abc::server:rotated");
     let (_, out, _) = run_in(root.path(), &observe_lines(&path));
     assert!(out.contains("token=different"), "{out}");
-    std::fs::remove_file(server.join("token")).expect("rm token");
+    fs_err::remove_file(server.join("token")).expect("rm token");
     let (_, out, _) = run_in(root.path(), &observe_lines(&path));
     assert!(out.contains("token=missing"), "{out}");
     let (ok, out, err) = run_in(
@@ -161,7 +161,7 @@ fn the_probe_tells_sqlite_from_etcd() {
     write(&server.join("db/state/registry/x.json"), "{}");
     let (_, out, _) = run_in(root.path(), &datastore_probe_script());
     assert!(probe_says_sqlite(&out), "the stand-in's file store: {out}");
-    std::fs::create_dir_all(server.join("db/etcd/member/wal")).expect("mkdir");
+    fs_err::create_dir_all(server.join("db/etcd/member/wal")).expect("mkdir");
     let (_, out, _) = run_in(root.path(), &datastore_probe_script());
     assert!(!probe_says_sqlite(&out), "etcd data: {out}");
 }

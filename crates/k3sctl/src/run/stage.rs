@@ -230,19 +230,19 @@ mod tests {
             binary_record: &br,
         };
         let script = swap_script_at(&paths, &"a".repeat(64));
-        std::fs::write(&binary, b"old").expect("write");
-        std::fs::write(&staged, b"wrong").expect("write");
+        fs_err::write(&binary, b"old").expect("write");
+        fs_err::write(&staged, b"wrong").expect("write");
         assert_eq!(sh(&script), "missing");
-        assert_eq!(std::fs::read(&binary).expect("read"), b"old");
+        assert_eq!(fs_err::read(&binary).expect("read"), b"old");
         let sha = crate::host::hash::sha256_hex(b"new");
         let script = script.replace(&"a".repeat(64), &sha);
-        std::fs::write(&staged, b"new").expect("write");
+        fs_err::write(&staged, b"new").expect("write");
         assert_eq!(sh(&script), "swapped");
-        assert_eq!(std::fs::read(&binary).expect("read"), b"new");
+        assert_eq!(fs_err::read(&binary).expect("read"), b"new");
         assert!(!staged.exists());
         // The installed binary's record was written: its hash is not computed again.
         assert!(
-            std::fs::read_to_string(&br)
+            fs_err::read_to_string(&br)
                 .expect("binary record")
                 .starts_with(&sha)
         );
@@ -264,18 +264,18 @@ mod tests {
             staged_record: &sr,
             binary_record: &br,
         };
-        std::fs::write(&b, b"old").expect("write");
-        std::fs::write(&st, b"staged").expect("write");
+        fs_err::write(&b, b"old").expect("write");
+        fs_err::write(&st, b"staged").expect("write");
         // A record claiming another hash for the unchanged staged file is believed: the swap
         // goes by the record (which only k3sctl writes, right after the host verified it)...
         let marker = "f".repeat(64);
         sh(&record_script(&st, &sr, &marker));
         assert_eq!(sh(&swap_script_at(&paths, &marker)), "swapped");
         // ...but not once the staged file changed: then it is hashed and refused.
-        std::fs::remove_file(&br).expect("forget the installed binary's record");
-        std::fs::write(&st, b"staged").expect("write");
+        fs_err::remove_file(&br).expect("forget the installed binary's record");
+        fs_err::write(&st, b"staged").expect("write");
         sh(&record_script(&st, &sr, &marker));
-        std::fs::write(&st, b"tampered!").expect("write");
+        fs_err::write(&st, b"tampered!").expect("write");
         assert_eq!(sh(&swap_script_at(&paths, &marker)), "missing");
     }
 }

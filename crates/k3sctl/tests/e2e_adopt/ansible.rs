@@ -149,10 +149,10 @@ pub fn readopt(lab: &Lab, hosts: &[&str], addresses: &[String], ssh_config: &str
     let dir = lab.dir().to_path_buf();
     let units = ["k3s", "k3s-agent", "k3s-agent"];
     let airgap = dir.join("airgap");
-    std::fs::create_dir_all(&airgap).expect("airgap dir");
-    std::fs::copy(stamped, airgap.join("k3s")).expect("airgap binary");
+    fs_err::create_dir_all(&airgap).expect("airgap dir");
+    fs_err::copy(stamped, airgap.join("k3s")).expect("airgap binary");
     let inventory_path = dir.join("inventory.yml");
-    std::fs::write(
+    fs_err::write(
         &inventory_path,
         inventory(lab, hosts, addresses, ssh_config, &airgap),
     )
@@ -167,7 +167,7 @@ pub fn readopt(lab: &Lab, hosts: &[&str], addresses: &[String], ssh_config: &str
         &inventory_path.to_string_lossy(),
     ]);
     assert!(out.status.success(), "init --from-ansible:\n{}", text(&out));
-    let written = std::fs::read_to_string(&spec).expect("spec");
+    let written = fs_err::read_to_string(&spec).expect("spec");
     assert!(!written.contains(TOKEN), "{written}");
     for want in [
         format!("knownHostsFile: {}", lab.known_hosts().display()),

@@ -2,9 +2,10 @@
 //! groups a and b, a registry mirror, TLS SANs, two kubeconfig exports) and ways to run
 //! k3sctl and kubectl against it.
 
+use fs_err::os::unix::fs::symlink;
 use std::fs::Permissions;
 use std::io::{BufRead, BufReader};
-use std::os::unix::fs::{PermissionsExt, symlink};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc::{Receiver, channel};
@@ -47,7 +48,7 @@ impl Cluster {
         let base = lab.dir().join("lab-spec.yaml");
         lab.write_spec(&base, &SpecOptions::default())
             .expect("lab spec");
-        let base = std::fs::read_to_string(&base).expect("lab spec");
+        let base = fs_err::read_to_string(&base).expect("lab spec");
         // The `k3s:` section (version and stand-in binary) as the lab wrote it.
         let binary_lines = base
             .lines()
@@ -58,8 +59,8 @@ impl Cluster {
         let dir = lab.dir().to_path_buf();
         // The seeds' layout: exported files behind symlinks the user made.
         let merged_target = dir.join("user-kubeconfig.yaml");
-        std::fs::write(&merged_target, foreign_kubeconfig()).expect("user kubeconfig");
-        std::fs::set_permissions(&merged_target, Permissions::from_mode(0o400)).expect("chmod");
+        fs_err::write(&merged_target, foreign_kubeconfig()).expect("user kubeconfig");
+        fs_err::set_permissions(&merged_target, Permissions::from_mode(0o400)).expect("chmod");
         let merged = dir.join("config");
         symlink("user-kubeconfig.yaml", &merged).expect("config symlink");
         let admin = dir.join("admin.yaml");
@@ -123,7 +124,7 @@ impl Cluster {
             self.admin.display(),
             self.ops.display()
         ));
-        std::fs::write(&self.spec, s).expect("write spec");
+        fs_err::write(&self.spec, s).expect("write spec");
     }
 
     fn command(&self, args: &[&str]) -> Command {

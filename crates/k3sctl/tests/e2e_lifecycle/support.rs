@@ -41,7 +41,7 @@ pub fn write_spec(s: &Scenario, hosts: &[(&str, &str)]) {
         sha = s.site.sha256_template(),
         kc = s.kubeconfig.display(),
     );
-    std::fs::write(&s.spec, text).expect("write spec");
+    fs_err::write(&s.spec, text).expect("write spec");
 }
 
 /// Runs `k3sctl -c SPEC ARGS` without a terminal.

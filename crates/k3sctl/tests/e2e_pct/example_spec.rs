@@ -48,7 +48,7 @@ pub fn example_spec(
     kubeconfig: &Path,
 ) -> (String, Vec<Node>) {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/proxmox.yaml");
-    let mut text = std::fs::read_to_string(&example).expect("examples/proxmox.yaml");
+    let mut text = fs_err::read_to_string(&example).expect("examples/proxmox.yaml");
     let px = lab.proxmox().expect("proxmox stand-in");
     let hosts = lab.hosts();
     let pve = hosts.iter().find(|h| h.name == px.node).expect("pve host");

@@ -106,7 +106,7 @@ fn serve(
                 b"",
             );
         }
-        ["objects", version, asset] => match std::fs::read(root.join(version).join(asset)) {
+        ["objects", version, asset] => match fs_err::read(root.join(version).join(asset)) {
             Ok(bytes) => respond(&mut stream, "200 OK", "", &bytes),
             Err(_) => respond(&mut stream, "404 Not Found", "", b"Not Found"),
         },

@@ -199,7 +199,7 @@ impl Scenario {
             sha = self.site.sha256_template(),
             kc = self.kubeconfig.display(),
         );
-        std::fs::write(&self.spec, text).expect("write spec");
+        fs_err::write(&self.spec, text).expect("write spec");
     }
 
     /// A stamped stand-in release with its checksum listing.
@@ -228,15 +228,15 @@ impl Scenario {
     /// A release whose binary cannot start (prints a fatal line and exits 1).
     pub fn broken_release(&self, version: &str) {
         let dir = self.site.root.join(version);
-        std::fs::create_dir_all(&dir).expect("release dir");
+        fs_err::create_dir_all(&dir).expect("release dir");
         let script = format!(
             "#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'k3s version {version} (broken)'; \
              echo 'go version go1.24'; exit 0; fi\necho 'level=fatal msg=\"starting kubernetes: \
              release is broken (test)\"' >&2\nexit 1\n"
         );
-        std::fs::write(dir.join("k3s"), &script).expect("write broken k3s");
+        fs_err::write(dir.join("k3s"), &script).expect("write broken k3s");
         let sha = hex::encode(Sha256::digest(script.as_bytes()));
-        std::fs::write(dir.join("sha256sum-amd64.txt"), format!("{sha}  k3s\n")).expect("sha");
+        fs_err::write(dir.join("sha256sum-amd64.txt"), format!("{sha}  k3s\n")).expect("sha");
     }
 
     /// Installs the cluster at v1.33 with `apply`.
@@ -365,7 +365,7 @@ impl Scenario {
 
     pub fn kubectl_apply(&self, yaml: &str) {
         let file = self.dir.path().join("objects.yaml");
-        std::fs::write(&file, yaml).expect("write objects");
+        fs_err::write(&file, yaml).expect("write objects");
         let path = file.display().to_string();
         self.kubectl(&["apply", "--validate=false", "-f", &path]);
     }

@@ -42,9 +42,9 @@ pub struct SimNode {
 impl SimNode {
     /// Starts `k3s-sim <args>` with fast test timings, logging to `<root>.log`.
     pub fn start(binary: &Path, root: PathBuf, args: &[String]) -> Self {
-        std::fs::create_dir_all(&root).expect("mkdir root");
+        fs_err::create_dir_all(&root).expect("mkdir root");
         let log = root.with_extension("log");
-        let file = std::fs::File::create(&log).expect("log file");
+        let file = fs_err::File::create(&log).expect("log file");
         let child = Command::new(binary)
             .args(args)
             .env("K3S_SIM_ROOT", &root)
@@ -56,8 +56,8 @@ impl SimNode {
             .env_remove("K3S_TOKEN")
             .env_remove("K3S_URL")
             .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("log"))
-            .stderr(file)
+            .stdout(file.try_clone().expect("log").into_file())
+            .stderr(file.into_file())
             .spawn()
             .expect("spawn k3s-sim");
         Self { root, log, child }
@@ -70,7 +70,7 @@ impl SimNode {
 
     /// What it logged.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        fs_err::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// Waits until `abs` exists in its root, failing with the log.

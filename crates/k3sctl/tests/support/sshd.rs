@@ -35,8 +35,8 @@ impl Sshd {
         let d = dir.path();
         keygen(&d.join("host_key"));
         keygen(&d.join("id_ed25519"));
-        std::fs::copy(d.join("id_ed25519.pub"), d.join("authorized_keys")).expect("copy");
-        std::fs::create_dir_all("/run/sshd").expect("privsep dir");
+        fs_err::copy(d.join("id_ed25519.pub"), d.join("authorized_keys")).expect("copy");
+        fs_err::create_dir_all("/run/sshd").expect("privsep dir");
         let port = free_port();
         let config = format!(
             "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nPidFile {pid}\n\
@@ -48,7 +48,7 @@ impl Sshd {
             pid = d.join("sshd.pid").display(),
             ak = d.join("authorized_keys").display(),
         );
-        std::fs::write(d.join("sshd_config"), config).expect("write config");
+        fs_err::write(d.join("sshd_config"), config).expect("write config");
         let child = Command::new("/usr/sbin/sshd")
             .arg("-D")
             .arg("-e")
@@ -73,7 +73,7 @@ impl Sshd {
     /// A known_hosts line for this server's real host key.
     pub fn known_hosts_line(&self) -> String {
         let pubkey =
-            std::fs::read_to_string(self.dir.path().join("host_key.pub")).expect("host key");
+            fs_err::read_to_string(self.dir.path().join("host_key.pub")).expect("host key");
         let mut parts = pubkey.split_whitespace();
         let (kind, key) = (parts.next().expect("type"), parts.next().expect("key"));
         format!("[127.0.0.1]:{} {kind} {key}\n", self.port)
@@ -82,7 +82,7 @@ impl Sshd {
     /// Writes a known_hosts file with `content` and returns its path.
     pub fn write_known_hosts(&self, name: &str, content: &str) -> PathBuf {
         let path = self.dir.path().join(name);
-        std::fs::write(&path, content).expect("write known_hosts");
+        fs_err::write(&path, content).expect("write known_hosts");
         path
     }
 }

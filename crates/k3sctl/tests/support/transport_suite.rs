@@ -101,7 +101,7 @@ async fn sudo_exec_runs_as_root(t: &dyn Transport) {
 async fn upload_streams_verifies_and_renames(t: &dyn Transport, scratch: &Path) {
     let local = tempfile::NamedTempFile::new().expect("tmp");
     let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 256) as u8).collect();
-    std::fs::write(local.path(), &data).expect("write local");
+    fs_err::write(local.path(), &data).expect("write local");
     let remote = scratch.join("bin dir/k3s");
     let sha = k3sctl::host::hash::sha256_file(local.path())
         .await

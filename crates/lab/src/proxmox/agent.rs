@@ -47,7 +47,7 @@ pub fn serve(lab: &str) -> Result<()> {
     if let Some(dir) = path.parent() {
         fs_err::create_dir_all(dir).map_err(fs_step(step.clone()))?;
     }
-    let _ = std::fs::remove_file(&path);
+    let _ = fs_err::remove_file(&path);
     let listener = UnixListener::bind(&path).map_err(fs_step(step.clone()))?;
     fs_err::set_permissions(&path, std::fs::Permissions::from_mode(0o666))
         .map_err(fs_step(step))?;
@@ -145,7 +145,7 @@ fn lookup(lab: &str, vmid: u32) -> std::result::Result<Ct, String> {
         .paths()
         .root(&px.node)
         .join(px.conf_path(vmid).trim_start_matches('/'));
-    let conf_text = match std::fs::read_to_string(&conf_file) {
+    let conf_text = match fs_err::read_to_string(&conf_file) {
         Ok(t) => t,
         Err(_) => return Err(msg::not_on_node(&px.node, vmid)),
     };
@@ -221,7 +221,7 @@ fn run(lab: &str, cmd: PctCommand, io: &mut Io) -> i32 {
                 return io.err(&msg::locked(&lock));
             }
             let text = conf::set_key(&ct.conf_text, "onboot", if onboot { "1" } else { "0" });
-            match std::fs::write(&ct.conf_file, text) {
+            match fs_err::write(&ct.conf_file, text) {
                 Ok(()) => 0,
                 Err(e) => io.err(&format!(
                     "unable to write {}: {e}\n",

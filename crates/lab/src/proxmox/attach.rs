@@ -16,12 +16,12 @@ use crate::state::HostState;
 /// PID 1 in its own PID namespace.
 pub fn leader_pid(nspawn_pid: u32) -> Option<u32> {
     let children =
-        std::fs::read_to_string(format!("/proc/{nspawn_pid}/task/{nspawn_pid}/children")).ok()?;
+        fs_err::read_to_string(format!("/proc/{nspawn_pid}/task/{nspawn_pid}/children")).ok()?;
     children
         .split_whitespace()
         .filter_map(|c| c.parse::<u32>().ok())
         .find(|c| {
-            std::fs::read_to_string(format!("/proc/{c}/status"))
+            fs_err::read_to_string(format!("/proc/{c}/status"))
                 .ok()
                 .and_then(|s| {
                     s.lines().find_map(|l| l.strip_prefix("NSpid:")).map(|ids| {

@@ -75,7 +75,7 @@ pub fn start_agent(ctx: &Ctx) -> Result<()> {
         return Ok(());
     };
     let socket = agent::socket_path(&ctx.state, px);
-    let _ = std::fs::remove_file(&socket);
+    let _ = fs_err::remove_file(&socket);
     let log = ctx.paths.dir.join("pve-agent.log");
     let out = fs_err::File::create(&log).map_err(fs_step("create pve-agent.log"))?;
     let err = out.try_clone().map_err(fs_step("create pve-agent.log"))?;

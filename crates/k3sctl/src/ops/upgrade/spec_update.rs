@@ -184,7 +184,7 @@ mod tests {
     fn without_the_flag_it_names_the_line_and_writes_nothing() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("cluster.yaml");
-        std::fs::write(&path, SPEC).expect("write");
+        fs_err::write(&path, SPEC).expect("write");
         let said = follow_up(&path, &v("v1.34.2+k3s1"), false);
         assert!(
             matches!(&said, SpecFollowUp::EditNeeded { line: 6, .. }),
@@ -195,25 +195,25 @@ mod tests {
                 .contains(&format!("change {}:6 to v1.34.2+k3s1", path.display())),
             "{said}"
         );
-        assert_eq!(std::fs::read_to_string(&path).expect("read"), SPEC);
+        assert_eq!(fs_err::read_to_string(&path).expect("read"), SPEC);
     }
 
     #[test]
     fn with_the_flag_only_the_version_changes() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("cluster.yaml");
-        std::fs::write(&path, SPEC).expect("write");
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+        fs_err::write(&path, SPEC).expect("write");
+        fs_err::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).expect("chmod");
         let said = follow_up(&path, &v("v1.34.2+k3s1"), true);
         assert!(
             matches!(&said, SpecFollowUp::Updated { line: 6, .. }),
             "{said:?}"
         );
         assert_eq!(
-            std::fs::read_to_string(&path).expect("read"),
+            fs_err::read_to_string(&path).expect("read"),
             SPEC.replace("v1.33.1+k3s1", "v1.34.2+k3s1")
         );
-        let mode = std::fs::metadata(&path)
+        let mode = fs_err::metadata(&path)
             .expect("exists")
             .permissions()
             .mode();
@@ -230,14 +230,14 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("cluster.yaml");
         let text = "spec:\n  k3s:\n    channel: stable\n";
-        std::fs::write(&path, text).expect("write");
+        fs_err::write(&path, text).expect("write");
         let said = follow_up(&path, &v("v1.34.2+k3s1"), true);
         assert!(
             matches!(&said, SpecFollowUp::Channel { line: 3, .. }),
             "{said:?}"
         );
         assert!(said.to_string().contains("channel stable"), "{said}");
-        assert_eq!(std::fs::read_to_string(&path).expect("read"), text);
+        assert_eq!(fs_err::read_to_string(&path).expect("read"), text);
     }
 
     #[test]
@@ -250,10 +250,10 @@ mod tests {
 
         let broken = dir.path().join("broken.yaml");
         let text = "spec:\n  k3s: {version: v1.33.1+k3s1\n";
-        std::fs::write(&broken, text).expect("write");
+        fs_err::write(&broken, text).expect("write");
         let said = follow_up(&broken, &v("v1.34.2+k3s1"), true);
         assert!(said.failed(), "{said:?}");
         assert!(said.to_string().contains("by hand"), "{said}");
-        assert_eq!(std::fs::read_to_string(&broken).expect("read"), text);
+        assert_eq!(fs_err::read_to_string(&broken).expect("read"), text);
     }
 }

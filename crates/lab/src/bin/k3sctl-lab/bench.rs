@@ -8,7 +8,7 @@ use lab::{Lab, LabError, LabOptions};
 
 /// Boots a lab of each size, measures, prints one line per size.
 pub fn run(sizes: &[u8]) -> Result<(), LabError> {
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load = fs_err::read_to_string("/proc/loadavg").unwrap_or_default();
     let cpus = std::thread::available_parallelism().map_or(0, usize::from);
     println!(
         "machine: {cpus} CPUs, load average {}",

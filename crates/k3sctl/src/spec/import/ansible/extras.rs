@@ -297,8 +297,8 @@ mod tests {
     #[test]
     fn airgap_dir_names_the_binary_and_images_found_there() {
         let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(dir.path().join("k3s-arm64"), b"x").expect("write");
-        std::fs::write(dir.path().join("k3s-airgap-images-arm64.tar.zst"), b"x").expect("write");
+        fs_err::write(dir.path().join("k3s-arm64"), b"x").expect("write");
+        fs_err::write(dir.path().join("k3s-airgap-images-arm64.tar.zst"), b"x").expect("write");
         let mut spec = K3sSpec {
             version: None,
             channel: None,
