@@ -257,7 +257,10 @@ pub fn check(config_text: &str, inside: &InsideFacts) -> Vec<LxcProblem> {
     if inside.rootfs == "zfs" {
         push(
             LxcSeverity::Warning,
-            "the root file system is ZFS: containerd's overlayfs snapshotter may not work (techno-tim#230); set `snapshotter: native` or `fuse-overlayfs` (features: fuse=1) in k3s config, or mount an ext4 volume at /var/lib/rancher".into(),
+            format!(
+                "the root file system is ZFS: containerd's overlayfs snapshotter may not work (techno-tim#230); set `snapshotter: native` or `fuse-overlayfs` (features: fuse=1) in k3s config, or mount an ext4 volume at {}",
+                crate::k3s::ports::DATA_PARENT
+            ),
             None,
         );
     }

@@ -53,22 +53,33 @@ impl K3sFailure {
                  (`kubectl delete node <name>`) and re-run apply"
             }
             Self::TokenMismatch => {
-                "the server's data was created with another token: restore the old token or \
-                 wipe /var/lib/rancher/k3s/server on this host"
+                concat!(
+                    "the server's data was created with another token: restore the old token or \
+                     wipe ",
+                    super::ports::server_dir!(),
+                    " on this host"
+                )
             }
             Self::CriticalConfigMismatch => {
                 "servers disagree on cluster-wide settings (cluster-cidr, service-cidr, disable, \
                  ...): make serverConfig identical for every server"
             }
             Self::CannotGetCaCerts => {
-                "the agent cannot reach the join endpoint: check cluster.registrationAddress and \
-                 that TCP 6443 on the first server is reachable from this host"
+                concat!(
+                    "the agent cannot reach the join endpoint: check cluster.registrationAddress \
+                     and that TCP ",
+                    super::ports::api_port!(),
+                    " on the first server is reachable from this host"
+                )
             }
             Self::ConnectionRefused => {
                 "a connection was refused: check that the first server runs and the join \
                  endpoint (cluster.registrationAddress) points at it"
             }
-            Self::DiskFull => "the host's disk is full: free space under /var/lib/rancher",
+            Self::DiskFull => concat!(
+                "the host's disk is full: free space under ",
+                super::ports::data_parent!()
+            ),
         }
     }
 }

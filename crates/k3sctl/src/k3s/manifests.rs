@@ -7,7 +7,7 @@ use super::config::MANAGED_HEADER;
 use super::yaml::{YamlError, to_yaml_blocks};
 
 /// The auto-deploy directory on servers.
-pub const MANIFESTS_DIR: &str = "/var/lib/rancher/k3s/server/manifests";
+pub const MANIFESTS_DIR: &str = concat!(super::ports::server_dir!(), "/manifests");
 
 /// Path of a spec manifest named `name`.
 pub fn manifest_path(name: &str) -> String {

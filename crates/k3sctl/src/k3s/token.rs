@@ -6,7 +6,7 @@ use sha2::{Digest, Sha256};
 use crate::secret::Secret;
 
 /// Where the first server writes the token.
-pub const SERVER_TOKEN_PATH: &str = "/var/lib/rancher/k3s/server/token";
+pub const SERVER_TOKEN_PATH: &str = concat!(super::ports::server_dir!(), "/token");
 
 /// The node password K3s creates at a node's first start (its hash is kept in Secret
 /// `kube-system/<node>.node-password.k3s`).

@@ -7,6 +7,7 @@
 //! `<node>.node-password.k3s` secret is deleted with the Node instead) and `/etc/default/k3s*`
 //! (not written by K3s or k3sctl). The script is idempotent: on a clean host it changes nothing.
 
+use super::ports::{DATA_DIR, DATA_PARENT};
 use super::unit::BINARY_PATH;
 
 /// The systemd units K3s runs as (both, whichever role the host had).
@@ -18,7 +19,7 @@ pub const DIRECTORIES: [&str; 7] = [
     "/etc/rancher/k3s",
     "/run/k3s",
     "/run/flannel",
-    "/var/lib/rancher/k3s",
+    DATA_DIR,
     "/var/lib/kubelet",
     "/var/lib/cni",
     "/var/lib/k3sctl",
@@ -50,12 +51,7 @@ pub const INTERFACES: [&str; 6] = [
 ];
 
 /// Mount points (and everything below) unmounted before the directories go.
-const MOUNT_ROOTS: [&str; 4] = [
-    "/run/k3s",
-    "/var/lib/rancher/k3s",
-    "/var/lib/kubelet",
-    "/run/netns/cni-",
-];
+const MOUNT_ROOTS: [&str; 4] = ["/run/k3s", DATA_DIR, "/var/lib/kubelet", "/run/netns/cni-"];
 
 /// One line per kind of thing the uninstall removes, for plans and confirmations.
 pub fn summary() -> Vec<String> {
@@ -101,7 +97,7 @@ fi
 victims=""
 for p in /proc/[0-9]*; do
   exe=$(readlink "$p/exe" 2>/dev/null) || continue
-  case "$exe" in {binary}|"{binary} (deleted)"|/var/lib/rancher/k3s/*|/run/k3s/*) victims="$victims ${{p#/proc/}}";; esac
+  case "$exe" in {binary}|"{binary} (deleted)"|{data_dir}/*|/run/k3s/*) victims="$victims ${{p#/proc/}}";; esac
 done
 changed=1
 while [ -n "$victims" ] && [ "$changed" = 1 ]; do
@@ -150,11 +146,13 @@ done
 {links}for d in {dirs}; do
   if [ -e "$d" ]; then rm -rf "$d" && say "$d"; fi
 done
-rmdir /etc/rancher /var/lib/rancher 2>/dev/null
+rmdir /etc/rancher {data_parent} 2>/dev/null
 command -v systemctl >/dev/null 2>&1 && systemctl daemon-reload
 exit 0
 "#,
         binary = BINARY_PATH,
+        data_dir = DATA_DIR,
+        data_parent = DATA_PARENT,
     )
 }
 
@@ -173,11 +171,12 @@ done
 for f in {paths}; do [ -e "$f" ] && echo "$f"; done
 {links}for p in /proc/[0-9]*; do
   exe=$(readlink "$p/exe" 2>/dev/null) || continue
-  case "$exe" in {binary}|"{binary} (deleted)"|/var/lib/rancher/k3s/*|/run/k3s/*) echo "process ${{p#/proc/}} $exe";; esac
+  case "$exe" in {binary}|"{binary} (deleted)"|{data_dir}/*|/run/k3s/*) echo "process ${{p#/proc/}} $exe";; esac
 done
 exit 0
 "#,
         binary = BINARY_PATH,
+        data_dir = DATA_DIR,
     )
 }
 

@@ -7,6 +7,7 @@ use super::diff::unified_diff;
 use super::observed::{Observed, ObservedHost, ObservedNode};
 use super::step::{ExportStep, HostPlan, Plan, Step};
 use crate::k3s::links::{self, CommandLink};
+use crate::k3s::ports::{DATA_DIR, DB_DIR};
 use crate::k3s::registries::REGISTRIES_PATH;
 use crate::k3s::release::Arch;
 use crate::k3s::unit;
@@ -46,7 +47,7 @@ pub enum PlanError {
     #[error(
         "host {host}: has embedded etcd data (server/db/etcd/member/wal) next to its SQLite store \
          {store}: an earlier conversion stopped half-way, and K3s would start the stale etcd and \
-         skip the migration\n  hint: keep a copy of {store}, remove /var/lib/rancher/k3s/server/db/etcd \
+         skip the migration\n  hint: keep a copy of {store}, remove {DB_DIR}/etcd \
          on {host} and apply again"
     )]
     StaleEtcd {
@@ -76,8 +77,8 @@ pub enum PlanError {
     /// Several servers each hold their own SQLite cluster.
     #[error(
         "servers {} each hold a separate SQLite datastore: they are separate clusters, which \
-         k3sctl cannot merge\n  hint: keep the cluster of one of them and wipe \
-         /var/lib/rancher/k3s on the others",
+         k3sctl cannot merge\n  hint: keep the cluster of one of them and wipe {DATA_DIR} on \
+         the others",
         hosts.join(", ")
     )]
     SeveralClusters {

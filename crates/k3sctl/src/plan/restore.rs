@@ -23,12 +23,13 @@ use serde::Serialize;
 
 pub use crate::k3s::ports::{DB_DIR, SERVER_DIR};
 /// K3s's default snapshot directory.
-pub const SNAPSHOT_DIR: &str = "/var/lib/rancher/k3s/server/db/snapshots";
+pub const SNAPSHOT_DIR: &str = concat!(crate::k3s::ports::db_dir!(), "/snapshots");
 /// The restore marker on the restoring server.
-pub const MARKER_PATH: &str = "/var/lib/rancher/k3s/server/k3sctl-restore";
+pub const MARKER_PATH: &str = concat!(crate::k3s::ports::server_dir!(), "/k3sctl-restore");
 /// Where SQLite snapshots (archives of `server/db` and the token) are kept: beside `server/db`,
 /// so that a restore moving `server/db` aside does not move them.
-pub const SQLITE_SNAPSHOT_DIR: &str = "/var/lib/rancher/k3s/server/sqlite-snapshots";
+pub const SQLITE_SNAPSHOT_DIR: &str =
+    concat!(crate::k3s::ports::server_dir!(), "/sqlite-snapshots");
 /// A SQLite snapshot's file name suffix.
 pub const SQLITE_SUFFIX: &str = ".tar.gz";
 

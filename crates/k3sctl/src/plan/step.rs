@@ -394,8 +394,9 @@ impl Step {
             Self::StopService => format!("stop and disable {unit}"),
             Self::Uninstall { found } => format!(
                 "uninstall K3s: stop, kill its processes, remove units, binary and links, \
-                 /etc/rancher/k3s, /var/lib/rancher/k3s, /var/lib/kubelet, CNI interfaces and \
-                 iptables rules ({} item(s) found)",
+                 /etc/rancher/k3s, {}, /var/lib/kubelet, CNI interfaces and iptables rules ({} \
+                 item(s) found)",
+                crate::k3s::ports::DATA_DIR,
                 found.len()
             ),
             Self::DeleteNode => "delete the Node and its node-password secret".to_string(),

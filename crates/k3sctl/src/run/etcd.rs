@@ -11,7 +11,7 @@ use crate::host::{ExecRequest, Transport, shell};
 use crate::plan::EtcdMember;
 
 /// K3s's etcd TLS directory.
-pub const ETCD_TLS_DIR: &str = "/var/lib/rancher/k3s/server/tls/etcd";
+pub const ETCD_TLS_DIR: &str = concat!(crate::k3s::ports::server_dir!(), "/tls/etcd");
 /// The local etcd client URL.
 pub const ETCD_URL: &str = "https://127.0.0.1:2379";
 

@@ -3,10 +3,12 @@
 
 use std::time::Duration;
 
+use crate::k3s::ports::API_PORT;
+
 /// How long a join endpoint probe may take.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// Splits `https://host:port/...` into host and port (default 6443).
+/// Splits `https://host:port/...` into host and port (default [`API_PORT`]).
 pub fn endpoint_host_port(url: &str) -> Option<(String, u16)> {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     let authority = rest.split('/').next()?;
@@ -14,12 +16,12 @@ pub fn endpoint_host_port(url: &str) -> Option<(String, u16)> {
         let (host, after) = v6.split_once(']')?;
         let port = after
             .strip_prefix(':')
-            .map_or(Some(6443), |p| p.parse().ok())?;
+            .map_or(Some(API_PORT), |p| p.parse().ok())?;
         return Some((host.to_string(), port));
     }
     match authority.rsplit_once(':') {
         Some((host, port)) => Some((host.to_string(), port.parse().ok()?)),
-        None => Some((authority.to_string(), 6443)),
+        None => Some((authority.to_string(), API_PORT)),
     }
 }
 

@@ -8,7 +8,7 @@ use super::lock_holder::{HolderState, PidNow, ProcessId, ns_inode, start_ticks_f
 use crate::host::{ExecRequest, HostError, Transport, shell};
 
 /// Where the lock lives on the first server.
-pub const LOCK_PATH: &str = "/var/lib/rancher/k3s/k3sctl.lock";
+pub const LOCK_PATH: &str = concat!(crate::k3s::ports::data_dir!(), "/k3sctl.lock");
 
 impl LockHolder {
     /// This process.

@@ -22,7 +22,7 @@ use crate::plan::{DrainSettings, HostPlan, Step};
 /// Written on the server the API is reached through before its binary is replaced, removed
 /// once it is back: if K3s does not come back there, the API is gone too, and the next run
 /// finds here that this server was mid-upgrade.
-pub const MARKER_PATH: &str = "/var/lib/rancher/k3s/k3sctl-upgrade";
+pub const MARKER_PATH: &str = concat!(crate::k3s::ports::data_dir!(), "/k3sctl-upgrade");
 
 /// How often the waits of a node's turn ask again.
 const API_POLL: Duration = Duration::from_millis(250);

@@ -140,16 +140,16 @@ pub const ENV_FLAGS: &[(&str, &str)] = &[
 /// K3s's defaults for value flags (a setting equal to its default is the same as no setting).
 const DEFAULTS: &[(&str, &str)] = &[
     ("cluster-domain", "cluster.local"),
-    ("data-dir", "/var/lib/rancher/k3s"),
+    ("data-dir", crate::k3s::ports::DATA_DIR),
     ("egress-selector-mode", "agent"),
     (
         "etcd-snapshot-dir",
-        "/var/lib/rancher/k3s/server/db/snapshots",
+        concat!(crate::k3s::ports::db_dir!(), "/snapshots"),
     ),
     ("etcd-snapshot-retention", "5"),
     ("etcd-snapshot-schedule-cron", "0 */12 * * *"),
     ("flannel-backend", "vxlan"),
-    ("https-listen-port", "6443"),
+    ("https-listen-port", crate::k3s::ports::api_port!()),
     ("lb-server-port", "6444"),
     ("private-registry", "/etc/rancher/k3s/registries.yaml"),
     ("snapshotter", "overlayfs"),

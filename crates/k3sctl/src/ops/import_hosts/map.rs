@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::k3s::effective::{Compare, Effective, Setting, changes};
+use crate::k3s::ports::API_PORT;
 use crate::k3s::version::K3sVersion;
 use crate::spec::model::{Cluster, Host, Mirror, RegistryConfig, RegistryTls, Role};
 use crate::spec::{SpecPath, Taint};
@@ -288,9 +289,9 @@ pub fn build(base: &Cluster, mut seen: Vec<HostSeen>) -> Result<Imported, String
     ];
     if let Some(url) = urls.iter().next() {
         let (host, port) = url_host(url);
-        if port.as_deref().is_some_and(|p| p != "6443") {
+        if port.as_deref().is_some_and(|p| p.parse() != Ok(API_PORT)) {
             b.warn(format!(
-                "joiners use {url}: k3sctl joins on port 6443 of the registration address"
+                "joiners use {url}: k3sctl joins on port {API_PORT} of the registration address"
             ));
         }
         if !first_addresses.iter().flatten().any(|a| *a == host) {

@@ -70,7 +70,8 @@ pub async fn prepare_remove(
     };
     let mut notes = Vec::new();
     let mut losses = vec![format!(
-        "K3s on {name}: its data (/var/lib/rancher/k3s, /etc/rancher/k3s, /var/lib/kubelet)"
+        "K3s on {name}: its data ({}, /etc/rancher/k3s, /var/lib/kubelet)",
+        crate::k3s::ports::DATA_DIR
     )];
     let etcd_member = node.is_some_and(|n| n.is_etcd_member())
         || members.as_ref().is_some_and(|m| {

@@ -16,7 +16,8 @@ use crate::ops::release_cache::{cache_dir, fill_cache, release_checksums};
 use crate::spec::{BinaryOrigin, LoadedSpec};
 
 /// Where the candidate binary is staged on the first node for its version check (removed after).
-pub const CANDIDATE_CHECK_PATH: &str = "/var/lib/rancher/k3s/k3sctl-candidate-k3s";
+pub const CANDIDATE_CHECK_PATH: &str =
+    concat!(crate::k3s::ports::data_dir!(), "/k3sctl-candidate-k3s");
 
 /// The binary to deliver: an airgap file, or the download of `version`.
 pub fn airgap_file(spec: &LoadedSpec, flag: Option<&Path>) -> Option<PathBuf> {

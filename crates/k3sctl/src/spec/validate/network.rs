@@ -80,7 +80,7 @@ pub(super) fn check_values(cluster: &Cluster, issues: &mut Vec<Issue>) {
                 spec_path!["spec", "cluster", "registrationAddress"],
                 format!("registrationAddress `{address}` is neither an IP address nor a DNS name"),
             )
-            .hint("write only the address (a VIP, DNS name or load balancer), such as 192.0.2.10 or k3s-api.example.com: port 6443 is implied"),
+            .hint(format!("write only the address (a VIP, DNS name or load balancer), such as 192.0.2.10 or k3s-api.example.com: port {} is implied", crate::k3s::ports::API_PORT)),
         );
     }
     if let Some(domain) = &config.cluster_domain

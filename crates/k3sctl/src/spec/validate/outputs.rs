@@ -70,7 +70,10 @@ pub(super) fn check_exports(
                     at("server"),
                     format!("server `{server}` is not an https URL"),
                 )
-                .hint("write it as https://ADDRESS:6443"),
+                .hint(format!(
+                    "write it as https://ADDRESS:{}",
+                    crate::k3s::ports::API_PORT
+                )),
             );
         }
     }

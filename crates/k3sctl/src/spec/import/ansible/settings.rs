@@ -2,6 +2,7 @@
 //! the rest becomes warnings.
 
 use super::inventory::Vars;
+use crate::k3s::ports::API_PORT;
 use crate::spec::ChannelName;
 use crate::spec::model::{ClusterConfig, K3sSpec};
 
@@ -61,9 +62,7 @@ pub(super) fn cluster_config(vars: &Vars, warnings: &mut Vec<String>) -> Cluster
             Some((address, port)) if !address.contains(':') => (address, Some(port)),
             _ => (authority, None),
         };
-        let port = written_port
-            .or(vars.get("api_port").map(String::as_str))
-            .unwrap_or("6443");
+        let port = written_port.or(vars.get("api_port").map(String::as_str));
         if endpoint.contains("{{") {
             warnings.push(format!(
                 "api_endpoint `{endpoint}` is a template; the default (first server) is used"
@@ -73,9 +72,9 @@ pub(super) fn cluster_config(vars: &Vars, warnings: &mut Vec<String>) -> Cluster
                 "api_endpoint `{endpoint}` has no address; the default (first server) is used"
             ));
         } else {
-            if port != "6443" {
+            if port.is_some_and(|p| p.parse() != Ok(API_PORT)) {
                 warnings.push(format!(
-                    "api_endpoint `{endpoint}`: k3sctl joins on port 6443 of the registration address `{address}`"
+                    "api_endpoint `{endpoint}`: k3sctl joins on port {API_PORT} of the registration address `{address}`"
                 ));
             }
             config.registration_address = Some(address.to_owned());
@@ -105,4 +104,47 @@ pub(super) fn cluster_config(vars: &Vars, warnings: &mut Vec<String>) -> Cluster
         }
     }
     config
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoint_warnings(vars: &[(&str, &str)]) -> (Option<String>, Vec<String>) {
+        let vars: Vars = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let mut warnings = Vec::new();
+        let config = cluster_config(&vars, &mut warnings);
+        (config.registration_address, warnings)
+    }
+
+    /// The endpoint's address becomes the registration address; a port other than K3s's is
+    /// named in a warning (k3sctl always joins on the API port), written in the URL or in
+    /// `api_port`.
+    #[test]
+    fn api_endpoint_on_another_port_is_warned_about() {
+        for vars in [
+            vec![("api_endpoint", "https://10.0.0.9:7443")],
+            vec![("api_endpoint", "10.0.0.9"), ("api_port", "7443")],
+        ] {
+            let (address, warnings) = endpoint_warnings(&vars);
+            assert_eq!(address.as_deref(), Some("10.0.0.9"), "{vars:?}");
+            assert_eq!(warnings.len(), 1, "{vars:?}: {warnings:?}");
+            assert!(
+                warnings[0].contains(&format!("joins on port {API_PORT}")),
+                "{warnings:?}"
+            );
+        }
+        for vars in [
+            vec![("api_endpoint", "https://10.0.0.9:6443")],
+            vec![("api_endpoint", "10.0.0.9")],
+            vec![("api_endpoint", "10.0.0.9"), ("api_port", "6443")],
+        ] {
+            let (address, warnings) = endpoint_warnings(&vars);
+            assert_eq!(address.as_deref(), Some("10.0.0.9"), "{vars:?}");
+            assert!(warnings.is_empty(), "{vars:?}: {warnings:?}");
+        }
+    }
 }
