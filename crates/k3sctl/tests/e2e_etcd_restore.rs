@@ -9,8 +9,10 @@
 //!    `server/db` kept aside, no marker left;
 //! 2. a second restore killed right after the restored server is back (before the others
 //!    rejoined): the marker stays; the same command again finishes without a second reset;
-//! 3. K3s stopped on one server (its Node still Ready): `node remove` of another server is
-//!    refused, naming the stopped one, and nothing changes;
+//! 3. K3s stopped on one server after `node remove` of another judged quorum (while its drain
+//!    waits on a PodDisruptionBudget): the check right before the member's removal refuses,
+//!    naming the stopped one, and etcd keeps 3 members; run again with that server stopped,
+//!    `node remove` is refused before it changes anything;
 //! 4. an agent and a server wiped (`/var/lib/rancher`, `/etc/rancher`) as a reinstall would:
 //!    `plan` says the stale node-password secret (and the server's stale member) are cleaned,
 //!    `apply` brings both back under their names without "Node password rejected".
@@ -34,6 +36,27 @@ const ETCDCTL: &str = "ETCDCTL_API=3 etcdctl --cacert /var/lib/rancher/k3s/serve
     --cert /var/lib/rancher/k3s/server/tls/etcd/client.crt \
     --key /var/lib/rancher/k3s/server/tls/etcd/client.key --endpoints https://127.0.0.1:2379";
 const MARKER: &str = "/var/lib/rancher/k3s/server/k3sctl-restore";
+/// One pod pinned to the server TARGET, which a PodDisruptionBudget forbids evicting: a drain
+/// of TARGET waits until the budget is deleted.
+const PINNED: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata: {name: pinned, namespace: default}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: pinned}}
+  template:
+    metadata: {labels: {app: pinned}}
+    spec:
+      nodeSelector: {kubernetes.io/hostname: TARGET}
+      containers: [{name: c, image: nginx}]
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: pinned, namespace: default}
+spec:
+  minAvailable: 1
+  selector: {matchLabels: {app: pinned}}
+";
 
 /// `(name, status)` of every node.
 fn nodes(kubeconfig: &Path) -> Vec<(String, String)> {
@@ -316,10 +339,101 @@ fn restore_resume_and_reinstalled_hosts_rejoin() {
     lab.exec(&target, &format!("test ! -e {MARKER}"))
         .expect("marker removed");
 
-    // --- 3. A server stopped: removing another would lose quorum, refused at once. ---
-    let stopped = others[0];
-    lab.exec(stopped, "systemctl stop k3s").expect("stop k3s");
+    // --- 3. A server whose K3s stops after `node remove` judged quorum (in life: while the
+    // confirmation is open; here: while the drain waits on a PodDisruptionBudget) is seen by
+    // the check right before the member goes: refused, the member kept. ---
+    // `stopped` is never servers[0], which the exported kubeconfig names, nor the server the
+    // remove's API and lock go through (the first that stays).
+    let stopped = others[1];
+    let pinned = lab.dir().join("pinned.yaml");
+    std::fs::write(&pinned, PINNED.replace("TARGET", &target)).expect("pinned manifest");
+    let (ok, out) = kube(&kubeconfig, &["apply", "-f", &pinned.to_string_lossy()]);
+    assert!(ok, "{out}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, on) = kube(
+            &kubeconfig,
+            &[
+                "get",
+                "pods",
+                "-l",
+                "app=pinned",
+                "-o",
+                "jsonpath={.items[*].spec.nodeName} {.items[*].status.phase}",
+            ],
+        );
+        if on.trim() == format!("{target} Running") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the pinned pod never ran: {on}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_k3sctl"))
+        .env("K3SCTL_YES", "1")
+        .args([
+            "-o", "json", "node", "remove", &target, "--force", "-c", &spec_arg,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("k3sctl runs");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout"))
+        .lines()
+        .map_while(Result::ok);
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let draining = serde_json::from_str::<serde_json::Value>(&line)
+            .is_ok_and(|v| v["step"] == "drain" && v["kind"] == "start");
+        seen.push(line);
+        if draining {
+            break;
+        }
+    }
+    assert!(
+        seen.last().is_some_and(|l| l.contains("\"drain\"")),
+        "node remove never reached its drain: {seen:?}"
+    );
     let t = Instant::now();
+    lab.exec(stopped, "systemctl stop k3s").expect("stop k3s");
+    let (ok, out) = kube(&kubeconfig, &["delete", "pdb", "pinned"]);
+    assert!(ok, "{out}");
+    seen.extend(lines);
+    let status = child.wait().expect("k3sctl ends");
+    let all = seen.join("\n");
+    assert_eq!(status.code(), Some(1), "{all}");
+    let refusal = seen
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["step"] == "leave-etcd" && v["kind"] == "failed")
+        .unwrap_or_else(|| panic!("no failed leave-etcd: {all}"));
+    let message = refusal["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(&format!("{target}: not removing its etcd member"))
+            && message.contains("would lose quorum")
+            && message.contains(&format!(
+                "{stopped}: Ready=True EtcdIsVoter=True (K3s stopped)"
+            )),
+        "{all}"
+    );
+    eprintln!(
+        "bench: member removal refused {:.1}s after {stopped} stopped mid-run",
+        t.elapsed().as_secs_f64()
+    );
+    let members = lab
+        .exec(others[0], &format!("{ETCDCTL} member list"))
+        .expect("etcdctl");
+    assert_eq!(members.lines().count(), 3, "no member removed: {members}");
+    let (ok, out) = kube(&kubeconfig, &["delete", "-f", &pinned.to_string_lossy()]);
+    assert!(ok, "{out}");
+    let (ok, out) = kube(&kubeconfig, &["uncordon", &target]);
+    assert!(ok, "{out}");
+    let (ok, out) = kube(
+        &kubeconfig,
+        &["annotate", "node", &target, "k3sctl.io/cordoned-for-"],
+    );
+    assert!(ok, "{out}");
+
+    // The same with K3s already stopped when it starts: refused at once, nothing changes.
     let refused = k3sctl(&["node", "remove", &target, "--force", "-c", &spec_arg]);
     let refused_text = text(&refused);
     assert_eq!(refused.status.code(), Some(1), "{refused_text}");
@@ -330,10 +444,6 @@ fn restore_resume_and_reinstalled_hosts_rejoin() {
                 "{stopped}: Ready=True EtcdIsVoter=True (K3s stopped)"
             )),
         "{refused_text}"
-    );
-    eprintln!(
-        "bench: quorum refusal with {stopped} stopped: {:.1}s",
-        t.elapsed().as_secs_f64()
     );
     let (_, cordoned) = kube(
         &kubeconfig,

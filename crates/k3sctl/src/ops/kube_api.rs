@@ -20,7 +20,6 @@ use crate::kube::{
 };
 use crate::kube::{MemberRemoval, apply_object, delete_node, read_object, remove_etcd_member};
 use crate::plan::ObservedNode;
-use crate::plan::lifecycle::check_server_removal;
 use crate::plan::manifest_drift::ObjectKey;
 use crate::plan::upgrade::gate::{GateVerdict, judge_gate};
 use crate::run::{ApiConnector, ApiError, ClusterApi};
@@ -234,12 +233,6 @@ impl ClusterApi for KubeApi {
     }
 
     async fn leave_etcd(&self, name: &str, timeout: Duration) -> Result<String, ApiError> {
-        let (nodes, members) = tokio::join!(list_nodes(&self.client), etcd_members(&self.client));
-        let nodes = nodes.map_err(api_error)?;
-        let members = members.map_err(api_error)?;
-        // The services were asked at plan time; here the API's view is what is known.
-        check_server_removal(&nodes, members.as_deref(), name, &[])
-            .map_err(|e| ApiError(format!("not removing {name}'s etcd member: {e}")))?;
         let poll = Poll::new(Duration::from_millis(500), timeout);
         match remove_etcd_member(&self.client, name, poll)
             .await

@@ -104,9 +104,9 @@ pub trait ClusterApi: Send + Sync {
         let _ = grace;
         Err(unsupported("judging the cluster's health"))
     }
-    /// Removes server `name`'s etcd member through K3s, after checking that etcd keeps its
-    /// quorum (`plan::lifecycle::check_server_removal`), and waits until the member is gone;
-    /// says what it did.
+    /// Removes server `name`'s etcd member through K3s and waits until the member is gone;
+    /// says what it did. It does not judge quorum: the caller does, right before
+    /// (`run::lifecycle`, with `plan::lifecycle::check_server_removal`).
     async fn leave_etcd(&self, name: &str, timeout: Duration) -> Result<String, ApiError> {
         let _ = (name, timeout);
         Err(unsupported("removing an etcd member"))

@@ -83,6 +83,10 @@ pub struct Shared {
     pub known_nodes: Vec<String>,
     /// A running server whose etcd removes stale members.
     pub etcd_peer: Option<Arc<dyn crate::host::Transport>>,
+    /// The cluster's servers reached (those that stay and those that leave), whose K3s service
+    /// `leave-etcd` asks over ssh right before it removes a member: a server stopped since the
+    /// plan was judged still has a Ready Node for the node-monitor grace period (40 s).
+    pub etcd_servers: BTreeMap<String, Arc<dyn crate::host::Transport>>,
     /// What a rollout's steps need (cordon, drain, swap, quorum); `None` for `apply`.
     pub rollout: Option<RolloutContext>,
     connector: Arc<dyn ApiConnector>,
@@ -108,6 +112,7 @@ impl Shared {
             join_endpoint: None,
             known_nodes: Vec::new(),
             etcd_peer: None,
+            etcd_servers: BTreeMap::new(),
             rollout: None,
             connector,
             token: Mutex::new(token),

@@ -7,18 +7,21 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::api::ClusterApi;
 use super::context::Shared;
 use super::etcd::{self, HandOver};
 use super::events::{Event, EventKind};
 use super::host_steps::{Done, StepResult};
 use super::node_steps::drain;
 use super::outcome::{HostOutcome, HostStatus, RunSummary};
+use super::quorum;
 use super::service::QUICK;
 use super::step_error::StepError;
 use crate::host::{ExecRequest, HostError, Transport};
 use crate::k3s::uninstall;
 use crate::k3s::unit::unit_name;
 use crate::kube::{CORDONED_FOR, CordonOutcome};
+use crate::plan::lifecycle::check_server_removal;
 use crate::plan::{HostPlan, Step};
 
 /// How long the etcd member removal and the Node deletion may take.
@@ -58,7 +61,12 @@ pub async fn run_lifecycle_step(
         }
         Step::Drain(settings) => drain(shared, name, settings).await,
         Step::LeaveEtcd => {
-            // Leadership first (when the host answers): removing the leader itself leaves the
+            let api = shared.api().await?;
+            // Quorum judged again now, with every server's K3s service asked afresh: one may
+            // have stopped since the plan was judged (while the confirmation was open, during
+            // the drain), and its Node says Ready for 40 s more.
+            judge_removal_now(shared, api.as_ref(), name, transport).await?;
+            // Leadership next (when the host answers): removing the leader itself leaves the
             // cluster without one for an election timeout. A member that cannot be asked (K3s
             // stopped, host gone) is not leading either, so that is no reason to stop.
             let handed = match transport {
@@ -72,7 +80,6 @@ pub async fn run_lifecycle_step(
                 },
                 None => String::new(),
             };
-            let api = shared.api().await?;
             let what = api
                 .leave_etcd(name, API_WAIT)
                 .await
@@ -131,6 +138,44 @@ pub async fn run_lifecycle_step(
             other.kind()
         ))),
     }
+}
+
+/// Whether server `name`'s etcd member may go now: the Nodes, etcd's member list and the K3s
+/// service of every server of `Shared::etcd_servers` and of `name` itself (asked over ssh now;
+/// a server that does not answer counts as stopped), judged by
+/// `plan::lifecycle::check_server_removal`.
+async fn judge_removal_now(
+    shared: &Shared,
+    api: &dyn ClusterApi,
+    name: &str,
+    transport: Option<&dyn Transport>,
+) -> Result<(), StepError> {
+    let mut asked: Vec<(&str, Option<&dyn Transport>)> = shared
+        .etcd_servers
+        .iter()
+        .filter(|(s, _)| s.as_str() != name)
+        .map(|(s, t)| (s.as_str(), Some(t.as_ref())))
+        .collect();
+    if let Some(t) = transport.or_else(|| shared.etcd_servers.get(name).map(|t| t.as_ref())) {
+        asked.push((name, Some(t)));
+    }
+    let (nodes, members, stopped) = tokio::join!(
+        api.node_infos(),
+        api.etcd_members(),
+        quorum::stopped_servers(&asked)
+    );
+    let context = || format!("{name}: looking at etcd's quorum");
+    let nodes = nodes.map_err(|e| StepError::api(context(), e))?;
+    let members = members.map_err(|e| StepError::api(context(), e))?;
+    check_server_removal(&nodes, members.as_deref(), name, &stopped)
+        .map(|_| ())
+        .map_err(|e| {
+            let message = format!("{name}: not removing its etcd member: {e}");
+            match message.split_once("\n  hint: ") {
+                Some((what, hint)) => StepError::refused(what, hint),
+                None => StepError::from(message),
+            }
+        })
 }
 
 /// What of K3s is on the host (see [`uninstall::probe_script`]); empty when it is clean.

@@ -46,26 +46,40 @@ impl EtcdLook {
     }
 }
 
+/// The servers whose K3s service is not active, asked over ssh all at once; a server without a
+/// transport, or that does not answer, counts as stopped.
+pub async fn stopped_servers(servers: &[(&str, Option<&dyn Transport>)]) -> Vec<String> {
+    let unit = unit_name(NodeRole::Server);
+    let running = join_all(servers.iter().map(|(_, t)| async move {
+        match t {
+            Some(t) => is_active(*t, unit).await,
+            None => false,
+        }
+    }))
+    .await;
+    servers
+        .iter()
+        .zip(running)
+        .filter(|(_, up)| !up)
+        .map(|((s, _), _)| (*s).to_string())
+        .collect()
+}
+
 /// Reads nodes, etcd's members and each server's service state (all at once).
 pub async fn look(
     api: &dyn ClusterApi,
     servers: &[String],
     transports: &BTreeMap<String, Arc<dyn Transport>>,
 ) -> Result<EtcdLook, ApiError> {
-    let unit = unit_name(NodeRole::Server);
-    let running = join_all(servers.iter().map(|s| async move {
-        match transports.get(s) {
-            Some(t) => is_active(t.as_ref(), unit).await,
-            None => false,
-        }
-    }));
-    let (nodes, members, running) = tokio::join!(api.node_infos(), api.etcd_members(), running);
-    let stopped = servers
+    let asked: Vec<(&str, Option<&dyn Transport>)> = servers
         .iter()
-        .zip(running)
-        .filter(|(_, up)| !up)
-        .map(|(s, _)| s.clone())
+        .map(|s| (s.as_str(), transports.get(s).map(|t| t.as_ref())))
         .collect();
+    let (nodes, members, stopped) = tokio::join!(
+        api.node_infos(),
+        api.etcd_members(),
+        stopped_servers(&asked)
+    );
     Ok(EtcdLook {
         servers: servers.to_vec(),
         nodes: nodes?,

@@ -72,6 +72,10 @@ impl Transport for FakeHost {
                 stderr: b"Failed to reload daemon".to_vec(),
             });
         }
+        if req.command.starts_with("systemctl is-active") {
+            // A broken host's K3s has stopped.
+            return ok(if self.broken { "failed\n" } else { "active\n" }.into());
+        }
         if req.command.starts_with("journalctl") {
             return ok("level=fatal msg=\"failed to get CA certs: connection refused\"\n".into());
         }
@@ -116,8 +120,34 @@ struct FakeApi {
     log: Log,
 }
 
+/// Servers of the fake cluster: each Node Ready and an etcd voter (a server whose K3s stopped
+/// a moment ago still looks like this).
+const FAKE_SERVERS: [&str; 5] = ["s1", "s2", "s3", "gone", "refuse-s2"];
+
 #[async_trait]
 impl ClusterApi for FakeApi {
+    async fn node_infos(&self) -> Result<Vec<crate::kube::NodeInfo>, ApiError> {
+        Ok(FAKE_SERVERS
+            .iter()
+            .map(|name| {
+                let mut n = crate::kube::NodeInfo {
+                    name: (*name).into(),
+                    ready: true,
+                    etcd_voter: Some(crate::kube::Condition {
+                        status: true,
+                        detail: None,
+                    }),
+                    ..crate::kube::NodeInfo::default()
+                };
+                n.labels
+                    .insert(crate::kube::ETCD_ROLE_LABEL.into(), "true".into());
+                n
+            })
+            .collect())
+    }
+    async fn etcd_members(&self) -> Result<Option<Vec<crate::kube::EtcdMember>>, ApiError> {
+        Ok(None)
+    }
     async fn nodes(&self) -> Result<Vec<ObservedNode>, ApiError> {
         Ok(vec![])
     }
@@ -832,6 +862,81 @@ async fn lifecycle_hosts_run_in_order_api_only_when_unreachable_and_stop_at_a_fa
         HostStatus::Failed { error, .. } => assert!(error.contains("not reachable"), "{error}"),
         other => panic!("{other:?}"),
     }
+}
+
+/// `leave-etcd` judges quorum with every server's K3s service asked right then: a server
+/// stopped after the plan was judged (its Node still Ready) makes it refuse, before the
+/// leadership is touched or the member removed.
+#[tokio::test]
+async fn leave_etcd_asks_every_server_whether_k3s_runs_right_before_removing_the_member() {
+    async fn leave(stopped: &[&str]) -> (Vec<String>, HostStatus) {
+        let log: Log = Arc::default();
+        let fake = |name: &str| {
+            Arc::new(FakeHost {
+                name: name.into(),
+                log: Arc::clone(&log),
+                broken: stopped.contains(&name),
+                starts: Mutex::new(0),
+            })
+        };
+        let mut shared = Shared::new(
+            BTreeMap::new(),
+            Arc::new(MemoryReporter::default()),
+            RunOptions::default(),
+            Arc::new(FakeConnector {
+                log: Arc::clone(&log),
+            }),
+            None,
+        );
+        // 5 voters; gone and refuse-s2 are not reached (their Nodes decide for them).
+        for name in ["s1", "s2", "s3"] {
+            shared
+                .etcd_servers
+                .insert(name.into(), fake(name) as Arc<dyn Transport>);
+        }
+        let plan = HostPlan {
+            host: "s3".into(),
+            role: NodeRole::Server,
+            group: None,
+            first_server: false,
+            in_cluster: true,
+            steps: vec![Step::LeaveEtcd],
+        };
+        let transports = BTreeMap::from([("s3".to_string(), fake("s3") as Arc<dyn Transport>)]);
+        let summary = crate::run::lifecycle::execute_in_order(&[plan], &transports, &shared).await;
+        let log = log.lock().expect("lock").clone();
+        (log, summary.hosts[0].status.clone())
+    }
+    // All running: 4 healthy voters of 4 stay.
+    let (log, status) = leave(&[]).await;
+    assert!(matches!(status, HostStatus::Ok { .. }), "{status:?}");
+    assert!(log.contains(&"s3: leave etcd".to_string()), "{log:?}");
+    // One stopped: 4 of 5 healthy, removing s3 leaves 3 of 4, still a quorum of 3.
+    let (log, status) = leave(&["s1"]).await;
+    assert!(matches!(status, HostStatus::Ok { .. }), "{status:?}");
+    assert!(log.contains(&"s3: leave etcd".to_string()), "{log:?}");
+    // Two stopped since the plan: removing s3 would leave 2 healthy of 4 members.
+    let (log, status) = leave(&["s1", "s2"]).await;
+    match &status {
+        HostStatus::Failed { step, error, hint } => {
+            assert_eq!(step, "leave-etcd");
+            assert!(
+                error.contains("s3: not removing its etcd member")
+                    && error.contains("would lose quorum")
+                    && error.contains("s1: Ready=True EtcdIsVoter=True (K3s stopped)")
+                    && error.contains("s2: Ready=True EtcdIsVoter=True (K3s stopped)"),
+                "{error}"
+            );
+            assert!(
+                hint.as_deref()
+                    .is_some_and(|h| h.contains("bring the other servers back")),
+                "{hint:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // Refused before anything: no leadership hand-over asked, no member removed.
+    assert!(log.is_empty(), "{log:?}");
 }
 
 /// A node already in the cluster whose files are taken over without a restart.

@@ -42,6 +42,9 @@ pub struct LifecyclePlan {
     pub notes: Vec<String>,
     pub(super) join: Option<Join>,
     pub(super) transports: BTreeMap<String, Arc<dyn Transport>>,
+    /// The cluster's servers reached (staying and leaving), whose K3s service is asked again
+    /// right before an etcd member is removed.
+    pub(super) servers: BTreeMap<String, Arc<dyn Transport>>,
     pub(super) connector: Arc<dyn ApiConnector>,
     /// The server the apply lock is taken on (`None`: no lock, e.g. a whole-cluster reset).
     pub(super) lock_on: Option<(String, Arc<dyn Transport>)>,
@@ -148,13 +151,14 @@ impl LifecyclePlan {
                 });
             }
         }
-        let shared = Shared::new(
+        let mut shared = Shared::new(
             BTreeMap::new(),
             reporter,
             RunOptions::default(),
             Arc::clone(&self.connector),
             None,
         );
+        shared.etcd_servers = self.servers.clone();
         let left =
             crate::run::lifecycle::execute_in_order(&self.hosts, &self.transports, &shared).await;
         summary.hosts.extend(left.hosts);
@@ -190,22 +194,23 @@ pub(super) struct Servers {
 }
 
 impl Servers {
+    /// The servers reached, by name.
+    pub(super) fn by_name(&self) -> BTreeMap<String, Arc<dyn Transport>> {
+        self.reached
+            .iter()
+            .map(|(n, t)| (n.clone(), Arc::clone(t)))
+            .collect()
+    }
+
     /// The servers reached whose K3s service is not active (asked over ssh: a stopped server's
     /// Node stays Ready for the node-monitor grace period, so the Node alone cannot tell).
     pub(super) async fn stopped(&self) -> Vec<String> {
-        let unit = crate::k3s::unit::unit_name(crate::k3s::config::NodeRole::Server);
-        let running = futures_util::future::join_all(
-            self.reached
-                .iter()
-                .map(|(_, t)| crate::run::service::is_active(t.as_ref(), unit)),
-        )
-        .await;
-        self.reached
+        let asked: Vec<(&str, Option<&dyn Transport>)> = self
+            .reached
             .iter()
-            .zip(running)
-            .filter(|(_, up)| !up)
-            .map(|((name, _), _)| name.clone())
-            .collect()
+            .map(|(name, t)| (name.as_str(), Some(t.as_ref())))
+            .collect();
+        crate::run::quorum::stopped_servers(&asked).await
     }
 }
 

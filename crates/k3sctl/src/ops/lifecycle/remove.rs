@@ -141,6 +141,7 @@ pub async fn prepare_remove(
         notes,
         join: None,
         transports,
+        servers: servers.by_name(),
         connector,
         lock_on: lock_server(&servers),
         losses,

@@ -201,6 +201,19 @@ pub async fn prepare_replace(
         })
         .collect();
     let connector: Arc<dyn ApiConnector> = Arc::new(FailoverConnector::new(connectors));
+    // Every server reached, OLD and NEW too: the quorum check before OLD's member goes asks
+    // them all whether K3s runs.
+    let servers = spec
+        .cluster
+        .servers()
+        .filter_map(|h| {
+            let t = prepared
+                .transports
+                .get(&h.name)
+                .or(transports.get(&h.name))?;
+            Some((h.name.clone(), Arc::clone(t)))
+        })
+        .collect();
     let lock_on = (prepared.first_server != old)
         .then(|| {
             prepared
@@ -221,6 +234,7 @@ pub async fn prepare_replace(
             server,
         }),
         transports,
+        servers,
         connector,
         lock_on,
         losses,

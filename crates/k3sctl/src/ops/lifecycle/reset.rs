@@ -104,7 +104,7 @@ pub async fn prepare_reset(
     };
     let drain = drain_settings(&spec);
     let mut notes = Vec::new();
-    let (connector, lock_on, plans) = if whole {
+    let (connector, lock_on, plans, servers) = if whole {
         let plans: Vec<_> = selected
             .iter()
             .map(|name| {
@@ -120,7 +120,7 @@ pub async fn prepare_reset(
             })
             .collect();
         let none: Arc<dyn crate::run::ApiConnector> = Arc::new(FailoverConnector::new(vec![]));
-        (none, None, plans)
+        (none, None, plans, BTreeMap::new())
     } else {
         let leaving_names: Vec<&str> = selected.iter().map(String::as_str).collect();
         let servers = connect_servers(&spec, &leaving_names, request.connect).await;
@@ -161,7 +161,15 @@ pub async fn prepare_reset(
             let steps = leaving_steps(&leaving, drain, "reset", HostEnd::Uninstall);
             plans.push(leaving_plan(&leaving, steps));
         }
-        (connector, lock_server(&servers), plans)
+        // The quorum check before each member's removal asks every server reached, those
+        // leaving after it too, whether K3s runs.
+        let mut asked = servers.by_name();
+        for name in selected.iter().filter(|n| role_of(n) == NodeRole::Server) {
+            if let Some(t) = transports.get(name) {
+                asked.insert(name.clone(), Arc::clone(t));
+            }
+        }
+        (connector, lock_server(&servers), plans, asked)
     };
     let losses = if whole {
         vec![
@@ -190,6 +198,7 @@ pub async fn prepare_reset(
         notes,
         join: None,
         transports,
+        servers,
         connector,
         lock_on,
         losses,
