@@ -423,7 +423,7 @@ fn restore_resume_and_reinstalled_hosts_rejoin() {
         .exec(others[0], &format!("{ETCDCTL} member list"))
         .expect("etcdctl");
     assert_eq!(members.lines().count(), 3, "no member removed: {members}");
-    let (ok, out) = kube(&kubeconfig, &["delete", "-f", &pinned.to_string_lossy()]);
+    let (ok, out) = kube(&kubeconfig, &["delete", "deployment", "pinned"]);
     assert!(ok, "{out}");
     let (ok, out) = kube(&kubeconfig, &["uncordon", &target]);
     assert!(ok, "{out}");
