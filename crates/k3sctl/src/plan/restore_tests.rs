@@ -20,13 +20,39 @@ fn seen() -> SeenSnapshot {
     }
 }
 
-fn input(servers: Vec<ServerView>) -> RestoreInput {
+/// A restore of `wanted` asked of `servers`, with agent a1, the spec listing `spec_hosts`.
+fn input_of(
+    wanted: &str,
+    servers: Vec<ServerView>,
+    spec_hosts: &[&str],
+    new_id: &str,
+) -> RestoreInput {
     RestoreInput {
-        wanted: "on-demand-s2-100".into(),
+        wanted: wanted.into(),
         servers,
         agents: vec!["a1".into()],
-        spec_hosts: vec!["s1".into(), "s2".into(), "s3".into(), "a1".into()],
-        new_id: "200".into(),
+        spec_hosts: spec_hosts.iter().map(|h| (*h).to_string()).collect(),
+        new_id: new_id.into(),
+    }
+}
+
+/// An etcd restore of s2's snapshot in a cluster of s1, s2, s3 and a1.
+fn input(servers: Vec<ServerView>) -> RestoreInput {
+    input_of(
+        "on-demand-s2-100",
+        servers,
+        &["s1", "s2", "s3", "a1"],
+        "200",
+    )
+}
+
+/// A marker of restore `id`.
+fn marker(id: &str, snapshot: &str, reset_done: bool, datastore: Datastore) -> Marker {
+    Marker {
+        id: id.into(),
+        snapshot: snapshot.into(),
+        reset_done,
+        datastore,
     }
 }
 
@@ -37,6 +63,25 @@ fn kinds(plan: &RestorePlan) -> Vec<String> {
         .collect()
 }
 
+/// `head` then `tail`, as [`kinds`] lists them.
+fn steps(head: &[&str], tail: &[&str]) -> Vec<String> {
+    head.iter().chain(tail).map(|s| (*s).to_string()).collect()
+}
+
+/// After s2's reset: s1 and s3 rejoin in spec order, then the cleanup.
+const REJOIN_THEN_CLEANUP: [&str; 7] = [
+    "move-db-aside s1",
+    "rejoin s1",
+    "move-db-aside s3",
+    "rejoin s3",
+    "delete-stray-nodes -",
+    "check-agents -",
+    "unmark s2",
+];
+
+/// The end of a SQLite restore on s1.
+const SQLITE_CLEANUP: [&str; 3] = ["delete-stray-nodes -", "check-agents -", "unmark s1"];
+
 #[test]
 fn a_fresh_restore_runs_the_whole_documented_procedure_on_the_server_holding_the_snapshot() {
     let mut s2 = server("s2");
@@ -46,21 +91,17 @@ fn a_fresh_restore_runs_the_whole_documented_procedure_on_the_server_holding_the
     assert!(!plan.resuming);
     assert_eq!(
         kinds(&plan),
-        vec![
-            "mark s2",
-            "stop s2",
-            "stop s1",
-            "stop s3",
-            "cluster-reset s2",
-            "start-restored s2",
-            "move-db-aside s1",
-            "rejoin s1",
-            "move-db-aside s3",
-            "rejoin s3",
-            "delete-stray-nodes -",
-            "check-agents -",
-            "unmark s2",
-        ]
+        steps(
+            &[
+                "mark s2",
+                "stop s2",
+                "stop s1",
+                "stop s3",
+                "cluster-reset s2",
+                "start-restored s2",
+            ],
+            &REJOIN_THEN_CLEANUP
+        )
     );
     assert_eq!(
         plan.moved(),
@@ -86,12 +127,7 @@ fn a_fresh_restore_runs_the_whole_documented_procedure_on_the_server_holding_the
 
 #[test]
 fn interrupted_after_the_reset_a_rerun_does_not_reset_again() {
-    let marker = Marker {
-        id: "200".into(),
-        snapshot: SNAP.into(),
-        reset_done: false,
-        datastore: Datastore::Etcd,
-    };
+    let marker = marker("200", SNAP, false, Datastore::Etcd);
     // Stopped right after K3s's reset, before the marker said so: the reset flag tells.
     let mut s2 = server("s2");
     s2.active = false;
@@ -107,16 +143,7 @@ fn interrupted_after_the_reset_a_rerun_does_not_reset_again() {
     assert_eq!(plan.id, "200");
     assert_eq!(
         kinds(&plan),
-        vec![
-            "start-restored s2",
-            "move-db-aside s1",
-            "rejoin s1",
-            "move-db-aside s3",
-            "rejoin s3",
-            "delete-stray-nodes -",
-            "check-agents -",
-            "unmark s2",
-        ]
+        steps(&["start-restored s2"], &REJOIN_THEN_CLEANUP)
     );
     // Later: s2 runs (flag gone, marker says done), s1 moved and rejoined, s3 not yet.
     s2.active = true;
@@ -131,16 +158,10 @@ fn interrupted_after_the_reset_a_rerun_does_not_reset_again() {
     let plan = plan_restore(&input(vec![s1, s2, s3])).expect("plan");
     assert_eq!(
         kinds(&plan),
-        vec![
-            "stop s3",
-            "start-restored s2",
-            "rejoin s1",
-            "move-db-aside s3",
-            "rejoin s3",
-            "delete-stray-nodes -",
-            "check-agents -",
-            "unmark s2",
-        ]
+        steps(
+            &["stop s3", "start-restored s2", "rejoin s1"],
+            &REJOIN_THEN_CLEANUP[2..]
+        )
     );
 }
 
@@ -154,12 +175,7 @@ fn refusals_name_what_to_do() {
         "{e}"
     );
     let mut s1 = server("s1");
-    s1.marker = Some(Ok(Marker {
-        id: "1".into(),
-        snapshot: "/other".into(),
-        reset_done: true,
-        datastore: Datastore::Etcd,
-    }));
+    s1.marker = Some(Ok(marker("1", "/other", true, Datastore::Etcd)));
     s1.snapshot = Some(seen());
     let e = plan_restore(&input(vec![s1])).expect_err("other restore");
     assert!(
@@ -220,12 +236,7 @@ fn a_single_server_restore_has_no_rejoin() {
 
 #[test]
 fn markers_and_snapshot_arguments_read_back() {
-    let m = Marker {
-        id: "1767225600".into(),
-        snapshot: SNAP.into(),
-        reset_done: true,
-        datastore: Datastore::Etcd,
-    };
+    let m = marker("1767225600", SNAP, true, Datastore::Etcd);
     assert_eq!(Marker::parse(&m.render()), Ok(m.clone()));
     let sqlite = Marker {
         datastore: Datastore::Sqlite,
@@ -267,13 +278,7 @@ fn sqlite_server(token: TokenCheck) -> ServerView {
 }
 
 fn sqlite_input(s1: ServerView) -> RestoreInput {
-    RestoreInput {
-        wanted: "on-demand-s1-100.tar.gz".into(),
-        servers: vec![s1],
-        agents: vec!["a1".into()],
-        spec_hosts: vec!["s1".into(), "a1".into()],
-        new_id: "300".into(),
-    }
+    input_of("on-demand-s1-100.tar.gz", vec![s1], &["s1", "a1"], "300")
 }
 
 #[test]
@@ -283,15 +288,15 @@ fn a_single_sqlite_server_is_restored_by_replacing_its_store() {
     assert_eq!(plan.snapshot, ARCHIVE);
     assert_eq!(
         kinds(&plan),
-        vec![
-            "mark s1",
-            "stop s1",
-            "replace-sqlite-store s1",
-            "start-restored s1",
-            "delete-stray-nodes -",
-            "check-agents -",
-            "unmark s1",
-        ]
+        steps(
+            &[
+                "mark s1",
+                "stop s1",
+                "replace-sqlite-store s1",
+                "start-restored s1"
+            ],
+            &SQLITE_CLEANUP
+        )
     );
     assert!(matches!(
         &plan.steps[0],
@@ -312,12 +317,7 @@ fn a_single_sqlite_server_is_restored_by_replacing_its_store() {
 
 #[test]
 fn an_interrupted_sqlite_restore_resumes_without_replacing_twice() {
-    let marker = Marker {
-        id: "300".into(),
-        snapshot: ARCHIVE.into(),
-        reset_done: false,
-        datastore: Datastore::Sqlite,
-    };
+    let marker = marker("300", ARCHIVE, false, Datastore::Sqlite);
     // Killed while the store was being replaced: db moved aside, nothing in place yet, so the
     // server no longer looks like SQLite; the marker says what runs.
     let mut s1 = sqlite_server(TokenCheck::Same);
@@ -330,13 +330,10 @@ fn an_interrupted_sqlite_restore_resumes_without_replacing_twice() {
     assert!(plan.resuming);
     assert_eq!(
         kinds(&plan),
-        vec![
-            "replace-sqlite-store s1",
-            "start-restored s1",
-            "delete-stray-nodes -",
-            "check-agents -",
-            "unmark s1",
-        ]
+        steps(
+            &["replace-sqlite-store s1", "start-restored s1"],
+            &SQLITE_CLEANUP
+        )
     );
     // Killed after the store was in place and recorded: only the start and the rest.
     s1.marker = Some(Ok(Marker {
@@ -345,15 +342,7 @@ fn an_interrupted_sqlite_restore_resumes_without_replacing_twice() {
     }));
     s1.sqlite = true;
     let plan = plan_restore(&sqlite_input(s1)).expect("plan");
-    assert_eq!(
-        kinds(&plan),
-        vec![
-            "start-restored s1",
-            "delete-stray-nodes -",
-            "check-agents -",
-            "unmark s1",
-        ]
-    );
+    assert_eq!(kinds(&plan), steps(&["start-restored s1"], &SQLITE_CLEANUP));
 }
 
 #[test]
