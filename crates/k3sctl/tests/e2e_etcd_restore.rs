@@ -9,6 +9,8 @@
 //!    `server/db` kept aside, no marker left;
 //! 2. a second restore killed right after the restored server is back (before the others
 //!    rejoined): the marker stays; the same command again finishes without a second reset;
+//!    then two snapshots K3s took by hand on another server are listed (from the API) with
+//!    the rest, and `prune --name` runs on every server, pruning that server's;
 //! 3. K3s stopped on one server after `node remove` of another judged quorum (while its drain
 //!    waits on a PodDisruptionBudget): the check right before the member's removal refuses,
 //!    naming the stopped one, and etcd keeps 3 members; run again with that server stopped,
@@ -338,6 +340,76 @@ fn restore_resume_and_reinstalled_hosts_rejoin() {
     assert_all_ready(&kubeconfig, &names);
     lab.exec(&target, &format!("test ! -e {MARKER}"))
         .expect("marker removed");
+
+    // --- Snapshots of every server: two that K3s took by hand on another server are listed
+    // from the API with the rest; prune runs on every server and prunes that one's. ---
+    let by_hand = others[0];
+    for _ in 0..2 {
+        lab.exec(by_hand, "k3s etcd-snapshot save --name by-hand")
+            .expect("k3s etcd-snapshot save");
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+    let prefix = format!("by-hand-{by_hand}-");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = k3sctl(&["-o", "json", "etcd", "snapshot", "list", "-c", &spec_arg]);
+        assert!(out.status.success(), "list:\n{}", text(&out));
+        let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        let listed = list
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter(|i| {
+                        i["node"] == by_hand
+                            && i["name"].as_str().is_some_and(|n| n.starts_with(&prefix))
+                    })
+                    .count()
+            })
+            .unwrap_or(0);
+        if listed == 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{by_hand}'s snapshots not listed: {list}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let out = k3sctl(&[
+        "-o",
+        "json",
+        "etcd",
+        "snapshot",
+        "prune",
+        "--name",
+        "by-hand",
+        "--retention",
+        "1",
+        "-c",
+        &spec_arg,
+    ]);
+    assert!(out.status.success(), "prune:\n{}", text(&out));
+    let pruned: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let per_server = pruned.as_array().cloned().unwrap_or_default();
+    assert_eq!(per_server.len(), 3, "one entry per server: {pruned}");
+    for entry in &per_server {
+        let (removed, kept) = if entry["node"] == by_hand {
+            (1, 1)
+        } else {
+            (0, 0)
+        };
+        assert_eq!(
+            entry["removed"].as_array().map(Vec::len),
+            Some(removed),
+            "{pruned}"
+        );
+        assert_eq!(
+            entry["kept"].as_array().map(Vec::len),
+            Some(kept),
+            "{pruned}"
+        );
+    }
 
     // --- 3. A server whose K3s stops after `node remove` judged quorum (in life: while the
     // confirmation is open; here: while the drain waits on a PodDisruptionBudget) is seen by
