@@ -1,12 +1,15 @@
 //! End to end on the lab with the stand-in: `k3sctl etcd snapshot` on one server. While the
 //! server keeps its state in SQLite: `save` copies the store with K3s stopped (refused without
 //! consent), `list` shows it, `etcd restore` takes the cluster back to it (a namespace created
-//! after the snapshot is gone, the old store kept), `prune` keeps the newest. After the server
+//! after the snapshot is gone, the old store kept), also when k3sctl is killed (SIGKILL) part-way
+//! (once right after the restore marker is written, once right after `server/db` is moved aside)
+//! and run again, `prune` keeps the newest. After the server
 //! is converted to embedded etcd
 //! (`cluster-init` in a config.yaml.d drop-in, as K3s's docs describe), `save` takes K3s's
 //! snapshot on the voter and names the file, `list` reads every server's snapshots from the
 //! API (text and JSON), `prune` keeps the newest N of a prefix.
 
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 #[path = "support/e2e.rs"]
@@ -16,8 +19,68 @@ mod e2e;
 use e2e::{build_stand_in, k3sctl, k3sctl_unconfirmed, text};
 use lab::{Lab, SpecOptions};
 
+/// The restore marker on the server.
+const MARKER: &str = "/var/lib/rancher/k3s/server/k3sctl-restore";
+
 fn stdout(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// `k3sctl -o json etcd snapshot <args> -c SPEC`, which must succeed; its JSON.
+fn snapshot_json(spec: &str, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["-o", "json", "etcd", "snapshot"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["-c", spec]);
+    let out = k3sctl(&all);
+    assert!(out.status.success(), "{args:?}:\n{}", text(&out));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?} json {e}"))
+}
+
+/// `prune --retention 1` removed one snapshot of the first server and kept one.
+fn prune_keeping_one(spec: &str) -> serde_json::Value {
+    let pruned = snapshot_json(spec, &["prune", "--retention", "1"]);
+    assert_eq!(
+        pruned[0]["removed"].as_array().map(Vec::len),
+        Some(1),
+        "{pruned}"
+    );
+    assert_eq!(
+        pruned[0]["kept"].as_array().map(Vec::len),
+        Some(1),
+        "{pruned}"
+    );
+    pruned
+}
+
+/// Snapshot names hold Unix seconds: the next one must be taken in another second.
+fn next_second() {
+    std::thread::sleep(Duration::from_millis(1100));
+}
+
+/// Starts `etcd restore ARCHIVE` and kills k3sctl (SIGKILL) as soon as `condition` holds on
+/// the host (a shell test polled there every 20 ms); panics when the restore ended by itself.
+fn restore_killed_when(lab: &Lab, host: &str, spec: &str, archive: &str, condition: &str) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_k3sctl"))
+        .env("K3SCTL_YES", "1")
+        .args(["etcd", "restore", archive, "-c", spec])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("k3sctl runs");
+    let seen = lab.exec(
+        host,
+        &format!(
+            "for i in $(seq 1 2000); do if {condition}; then exit 0; fi; sleep 0.02; done; exit 1"
+        ),
+    );
+    child.kill().expect("kill k3sctl");
+    let status = child.wait().expect("k3sctl ends");
+    seen.unwrap_or_else(|e| panic!("the restore never reached `{condition}`: {e}"));
+    assert_eq!(
+        status.code(),
+        None,
+        "the restore ended by itself before `{condition}` was seen: {status}"
+    );
 }
 
 #[test]
@@ -52,10 +115,8 @@ fn snapshots_and_restore_on_sqlite_then_saved_listed_and_pruned_on_etcd() {
     );
     assert_eq!(started(&lab), before, "nothing stopped without consent");
     let t = Instant::now();
-    let out = k3sctl(&["-o", "json", "etcd", "snapshot", "save", "-c", &spec_arg]);
+    let saved = snapshot_json(&spec_arg, &["save"]);
     let sqlite_save = t.elapsed();
-    assert!(out.status.success(), "SQLite save:\n{}", text(&out));
-    let saved: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     let archive = saved["name"].as_str().unwrap_or("").to_string();
     assert!(
         archive.starts_with(&format!("on-demand-{host}-")) && archive.ends_with(".tar.gz"),
@@ -88,6 +149,27 @@ fn snapshots_and_restore_on_sqlite_then_saved_listed_and_pruned_on_etcd() {
         "{}",
         stdout(&out)
     );
+    // Killed right after the marker is written (K3s being stopped), then again right after
+    // server/db is moved aside (the snapshot's store going in): each time the marker stays.
+    restore_killed_when(
+        &lab,
+        &host,
+        &spec_arg,
+        &archive,
+        &format!("test -e {MARKER}"),
+    );
+    lab.exec(&host, &format!("test -e {MARKER}"))
+        .expect("the marker stays after the first kill");
+    restore_killed_when(
+        &lab,
+        &host,
+        &spec_arg,
+        &archive,
+        "ls -d /var/lib/rancher/k3s/server/db-before-restore-* >/dev/null 2>&1",
+    );
+    lab.exec(&host, &format!("test -e {MARKER}"))
+        .expect("the marker stays after the second kill");
+    // The same command again finishes it.
     let t = Instant::now();
     let out = k3sctl(&["etcd", "restore", &archive, "-c", &spec_arg]);
     let sqlite_restore = t.elapsed();
@@ -118,36 +200,26 @@ fn snapshots_and_restore_on_sqlite_then_saved_listed_and_pruned_on_etcd() {
     assert_eq!(kept.lines().count(), 1, "{kept}");
     lab.exec(
         &host,
-        "test ! -e /var/lib/rancher/k3s/server/k3sctl-restore",
+        &format!(
+            "test -e {}/state.db || test -e {}/state",
+            kept.trim(),
+            kept.trim()
+        ),
     )
-    .expect("the marker is gone");
-    println!("k3sctl etcd restore (SQLite, 1 server): {sqlite_restore:?}");
+    .expect("the store before the restore is the one kept");
+    lab.exec(&host, "systemctl is-active k3s")
+        .expect("k3s runs after the restore");
+    lab.exec(&host, &format!("test ! -e {MARKER}"))
+        .expect("the marker is gone");
+    println!("k3sctl etcd restore (SQLite, 1 server, resumed after two kills): {sqlite_restore:?}");
 
     // A second SQLite snapshot; prune keeps the newest.
-    std::thread::sleep(Duration::from_millis(1100));
-    let out = k3sctl(&["etcd", "snapshot", "save", "-c", &spec_arg]);
-    assert!(out.status.success(), "second SQLite save:\n{}", text(&out));
-    let out = k3sctl(&[
-        "-o",
-        "json",
-        "etcd",
-        "snapshot",
-        "prune",
-        "-c",
-        &spec_arg,
-        "--retention",
-        "1",
-    ]);
-    assert!(out.status.success(), "SQLite prune:\n{}", text(&out));
-    let pruned: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    next_second();
+    snapshot_json(&spec_arg, &["save"]);
+    let pruned = prune_keeping_one(&spec_arg);
     assert_eq!(
         pruned[0]["removed"],
         serde_json::json!([archive]),
-        "{pruned}"
-    );
-    assert_eq!(
-        pruned[0]["kept"].as_array().map(Vec::len),
-        Some(1),
         "{pruned}"
     );
 
@@ -201,20 +273,8 @@ fn snapshots_and_restore_on_sqlite_then_saved_listed_and_pruned_on_etcd() {
         .expect("the snapshot file exists and is not empty");
     println!("k3sctl etcd snapshot save (1 server, through ssh): {save_time:?}");
 
-    std::thread::sleep(Duration::from_millis(1100));
-    let out = k3sctl(&[
-        "-o",
-        "json",
-        "etcd",
-        "snapshot",
-        "save",
-        "-c",
-        &spec_arg,
-        "--name",
-        "pre-upgrade",
-    ]);
-    assert!(out.status.success(), "save --name:\n{}", text(&out));
-    let saved: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    next_second();
+    let saved = snapshot_json(&spec_arg, &["save", "--name", "pre-upgrade"]);
     assert_eq!(saved["node"], host.as_str());
     assert!(
         saved["name"]
@@ -223,9 +283,8 @@ fn snapshots_and_restore_on_sqlite_then_saved_listed_and_pruned_on_etcd() {
             .starts_with(&format!("pre-upgrade-{host}-"))
     );
     assert!(saved["size"].as_u64().unwrap_or(0) > 0, "{saved}");
-    std::thread::sleep(Duration::from_millis(1100));
-    let out = k3sctl(&["etcd", "snapshot", "save", "-c", &spec_arg]);
-    assert!(out.status.success(), "third save:\n{}", text(&out));
+    next_second();
+    snapshot_json(&spec_arg, &["save"]);
 
     // list: from the API, text and JSON.
     let out = k3sctl(&["etcd", "snapshot", "list", "-c", &spec_arg]);
@@ -239,8 +298,7 @@ fn snapshots_and_restore_on_sqlite_then_saved_listed_and_pruned_on_etcd() {
         .collect();
     assert_eq!(head, vec!["NAME", "NODE", "SIZE", "CREATED", "LOCATION"]);
     assert_eq!(table.lines().count(), 4, "{table}");
-    let out = k3sctl(&["-o", "json", "etcd", "snapshot", "list", "-c", &spec_arg]);
-    let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let list = snapshot_json(&spec_arg, &["list"]);
     let items = list.as_array().expect("array");
     assert_eq!(items.len(), 3, "{list}");
     assert!(items.iter().all(|i| i["node"] == host.as_str()));
@@ -267,33 +325,10 @@ fn snapshots_and_restore_on_sqlite_then_saved_listed_and_pruned_on_etcd() {
         .expect("nothing deleted without consent");
 
     // prune keeps the newest on-demand one; the other prefix stays.
-    let out = k3sctl(&[
-        "-o",
-        "json",
-        "etcd",
-        "snapshot",
-        "prune",
-        "-c",
-        &spec_arg,
-        "--retention",
-        "1",
-    ]);
-    assert!(out.status.success(), "prune:\n{}", text(&out));
-    let pruned: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    assert_eq!(
-        pruned[0]["removed"].as_array().map(Vec::len),
-        Some(1),
-        "{pruned}"
-    );
-    assert_eq!(
-        pruned[0]["kept"].as_array().map(Vec::len),
-        Some(1),
-        "{pruned}"
-    );
+    prune_keeping_one(&spec_arg);
     lab.exec(&host, &format!("test ! -e {path}"))
         .expect("the oldest on-demand snapshot is gone");
-    let out = k3sctl(&["-o", "json", "etcd", "snapshot", "list", "-c", &spec_arg]);
-    let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let list = snapshot_json(&spec_arg, &["list"]);
     let names: Vec<&str> = list
         .as_array()
         .expect("array")
