@@ -418,7 +418,7 @@ fn restore_resume_and_reinstalled_hosts_rejoin() {
     // remove's API and lock go through (the first that stays).
     let stopped = others[1];
     let pinned = lab.dir().join("pinned.yaml");
-    std::fs::write(&pinned, PINNED.replace("TARGET", &target)).expect("pinned manifest");
+    fs_err::write(&pinned, PINNED.replace("TARGET", &target)).expect("pinned manifest");
     let (ok, out) = kube(&kubeconfig, &["apply", "-f", &pinned.to_string_lossy()]);
     assert!(ok, "{out}");
     let deadline = Instant::now() + Duration::from_secs(60);
