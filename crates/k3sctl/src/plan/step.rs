@@ -151,8 +151,9 @@ pub enum Step {
         from: K3sVersion,
         /// The new release.
         to: K3sVersion,
-        /// Leave a marker on the host first (the server the API is reached through: if it does
-        /// not come back, the next run knows from the marker that it was mid-upgrade).
+        /// Leave a marker on the host first, in the swap's own script (the server the API is
+        /// reached through: if it does not come back, the next run knows from the marker that it
+        /// was mid-upgrade).
         marker: bool,
     },
     /// Wait until the Node is Ready with kubelet `version` (servers: and their own /readyz ok).

@@ -28,6 +28,7 @@ pub mod snapshot;
 pub mod sqlite_snapshot;
 pub mod stage;
 pub mod step_error;
+pub mod upgrade_marker;
 
 #[cfg(test)]
 mod tests;

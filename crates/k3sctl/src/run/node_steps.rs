@@ -3,7 +3,6 @@
 //! etcd's quorum, the marker and the uncordon. Run by the one step executor
 //! ([`super::host_steps`]) with the run's API, upload limit and service watcher.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::context::{RolloutContext, Shared};
@@ -13,16 +12,12 @@ use super::quorum;
 use super::service::{QUICK, journal_tail};
 use super::stage::swap_in;
 use super::step_error::StepError;
+use super::upgrade_marker::{MARKER_PATH, UpgradeMarker};
 use crate::host::{ExecRequest, Transport};
 use crate::k3s::unit::{BINARY_PATH, unit_name};
 use crate::kube::{CORDONED_FOR, CordonOutcome, DrainOptions, DrainRules, UncordonOutcome};
 use crate::plan::upgrade::quorum::{check_quorum, may_take_down, server_back};
 use crate::plan::{DrainSettings, HostPlan, Step};
-
-/// Written on the server the API is reached through before its binary is replaced, removed
-/// once it is back: if K3s does not come back there, the API is gone too, and the next run
-/// finds here that this server was mid-upgrade.
-pub const MARKER_PATH: &str = concat!(crate::k3s::ports::data_dir!(), "/k3sctl-upgrade");
 
 /// How often the waits of a node's turn ask again.
 const API_POLL: Duration = Duration::from_millis(250);
@@ -84,13 +79,12 @@ pub(super) async fn run_node_step(
             let (local, sha) = ctx.binaries.get(name).ok_or_else(|| {
                 StepError::from(format!("{name}: no binary for this host's architecture"))
             })?;
-            if *marker {
-                let text = format!("from={from} to={to}\n");
-                transport
-                    .write_file(Path::new(MARKER_PATH), text.as_bytes(), 0o644)
-                    .await?;
-            }
-            let what = swap_in(transport, local, sha, &shared.uploads).await?;
+            // The marker goes in with the swap's own script, before the binary changes.
+            let marker = marker.then_some(UpgradeMarker {
+                from: *from,
+                to: *to,
+            });
+            let what = swap_in(transport, local, sha, marker.as_ref(), &shared.uploads).await?;
             Ok(Done::saying(format!("{BINARY_PATH} {what}")))
         }
         Step::WaitReadyAt { version, readyz } => {

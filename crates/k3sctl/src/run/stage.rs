@@ -15,6 +15,7 @@ use super::binary_record::{RECORD_PATH, hash_snippet, record_script};
 use super::context::Shared;
 use super::events::{Event, EventKind};
 use super::record::NodeFailure;
+use super::upgrade_marker::{MARKER_PATH, UpgradeMarker, write_snippet};
 use crate::host::{ExecRequest, HostError, Transport, UploadRequest, UploadSource, shell};
 use crate::k3s::unit::BINARY_PATH;
 use crate::plan::upgrade::{NodeAction, UpgradePlan};
@@ -34,6 +35,7 @@ struct SwapPaths<'a> {
     staged: &'a str,
     staged_record: &'a str,
     binary_record: &'a str,
+    marker: &'a str,
 }
 
 const HOST_PATHS: SwapPaths<'static> = SwapPaths {
@@ -41,25 +43,30 @@ const HOST_PATHS: SwapPaths<'static> = SwapPaths {
     staged: STAGED_PATH,
     staged_record: STAGED_RECORD_PATH,
     binary_record: RECORD_PATH,
+    marker: MARKER_PATH,
 };
 
 /// The shell script that swaps the staged binary in: only when its sha256 is the expected one
 /// (from the staging record while the file is unchanged, else hashed). After the rename the
 /// installed binary's record is written, so the next `apply` does not hash it either.
+/// With `marker` (the server the API goes through), the upgrade marker is written first, in the
+/// same round trip; the script stops there when it cannot be written, so the binary is never
+/// replaced without it.
 /// Prints `swapped`, `present` (already the binary) or `missing`.
-pub fn swap_script(sha256: &str) -> String {
-    swap_script_at(&HOST_PATHS, sha256)
+pub fn swap_script(sha256: &str, marker: Option<&UpgradeMarker>) -> String {
+    swap_script_at(&HOST_PATHS, sha256, marker)
 }
 
-fn swap_script_at(p: &SwapPaths<'_>, sha256: &str) -> String {
+fn swap_script_at(p: &SwapPaths<'_>, sha256: &str, marker: Option<&UpgradeMarker>) -> String {
     let staged = shell::quote(p.staged);
     let staged_record = shell::quote(p.staged_record);
     let sha = shell::quote(sha256);
     format!(
-        "{staged_hash}if [ -f {staged} ] && [ \"$bh\" = {sha} ]; then\n\
+        "{mark}{staged_hash}if [ -f {staged} ] && [ \"$bh\" = {sha} ]; then\n\
          mv -f {staged} {binary}\n{record}rm -f {staged_record}\necho swapped\n\
          else\n{binary_hash}if [ \"$bh\" = {sha} ]; then rm -f {staged} {staged_record}; echo present; \
          else echo missing; fi\nfi\n",
+        mark = marker.map_or(String::new(), |m| write_snippet(p.marker, m)),
         staged_hash = hash_snippet(p.staged, p.staged_record),
         binary_hash = hash_snippet(p.binary, p.binary_record),
         binary = shell::quote(p.binary),
@@ -165,18 +172,24 @@ pub async fn stage_all(
 }
 
 /// Puts the staged binary in place on one host; uploads it directly (within `uploads`, the
-/// run's upload limit) when it is not staged.
+/// run's upload limit) when it is not staged. With `marker`, the upgrade marker is written
+/// first in the same script (so also before a direct upload).
 pub async fn swap_in(
     transport: &dyn Transport,
     local: &Path,
     sha256: &str,
+    marker: Option<&UpgradeMarker>,
     uploads: &Semaphore,
 ) -> Result<&'static str, HostError> {
+    let what = match marker {
+        Some(_) => "writing the upgrade marker and putting the new k3s binary in place",
+        None => "putting the new k3s binary in place",
+    };
     let out = transport
         .exec_checked(
-            ExecRequest::new(swap_script(sha256))
+            ExecRequest::new(swap_script(sha256, marker))
                 .sudo(true)
-                .describe("putting the new k3s binary in place"),
+                .describe(what),
         )
         .await?;
     match out.stdout_text().trim() {
@@ -223,13 +236,15 @@ mod tests {
             dir.path().join("rec/staged.sha256").display().to_string(),
             dir.path().join("rec/binary.sha256").display().to_string(),
         );
+        let mk = dir.path().join("marker").display().to_string();
         let paths = SwapPaths {
             binary: &b,
             staged: &st,
             staged_record: &sr,
             binary_record: &br,
+            marker: &mk,
         };
-        let script = swap_script_at(&paths, &"a".repeat(64));
+        let script = swap_script_at(&paths, &"a".repeat(64), None);
         fs_err::write(&binary, b"old").expect("write");
         fs_err::write(&staged, b"wrong").expect("write");
         assert_eq!(sh(&script), "missing");
@@ -247,6 +262,74 @@ mod tests {
                 .starts_with(&sha)
         );
         assert_eq!(sh(&script), "present");
+        // No marker asked for, none written.
+        assert!(!std::path::Path::new(&mk).exists());
+    }
+
+    /// The first server's swap writes the recovery marker in its own script: present before the
+    /// binary changes (also when the binary must be uploaded afterwards), and the binary left
+    /// alone when the marker cannot be written.
+    #[tokio::test]
+    async fn the_marker_is_written_by_the_swap_before_the_binary_changes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (b, st, sr, br) = (
+            dir.path().join("k3s").display().to_string(),
+            dir.path().join("staged").display().to_string(),
+            dir.path().join("rec/staged.sha256").display().to_string(),
+            dir.path().join("rec/binary.sha256").display().to_string(),
+        );
+        let marker = UpgradeMarker {
+            from: "v1.33.5+k3s1".parse().expect("version"),
+            to: "v1.34.1+k3s1".parse().expect("version"),
+        };
+        let sha = crate::host::hash::sha256_hex(b"new");
+        // The marker's directory is a file: the marker cannot be written, nothing is swapped.
+        let blocked = dir.path().join("blocked");
+        fs_err::write(&blocked, b"").expect("write");
+        let mk = blocked.join("k3sctl-upgrade").display().to_string();
+        let paths = SwapPaths {
+            binary: &b,
+            staged: &st,
+            staged_record: &sr,
+            binary_record: &br,
+            marker: &mk,
+        };
+        fs_err::write(&b, b"old").expect("write");
+        fs_err::write(&st, b"new").expect("write");
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(swap_script_at(&paths, &sha, Some(&marker)))
+            .output()
+            .expect("sh");
+        assert_eq!(
+            out.status.code(),
+            Some(super::super::upgrade_marker::MARKER_EXIT)
+        );
+        assert_eq!(fs_err::read(&b).expect("read"), b"old");
+        assert_eq!(fs_err::read(&st).expect("staged kept"), b"new");
+        // Where it can be written: the marker is there, with the turn's versions, and swapped.
+        let mk = dir
+            .path()
+            .join("k3s-state/k3sctl-upgrade")
+            .display()
+            .to_string();
+        let paths = SwapPaths {
+            marker: &mk,
+            ..paths
+        };
+        assert_eq!(sh(&swap_script_at(&paths, &sha, Some(&marker))), "swapped");
+        assert_eq!(fs_err::read(&b).expect("read"), b"new");
+        let text = fs_err::read_to_string(&mk).expect("marker");
+        assert_eq!(UpgradeMarker::parse(&text), Some(marker));
+        // Nothing staged (the binary will be uploaded after the script): the marker is written
+        // all the same, before the caller's upload.
+        fs_err::remove_file(&mk).expect("remove");
+        let other = "0".repeat(64);
+        assert_eq!(
+            sh(&swap_script_at(&paths, &other, Some(&marker))),
+            "missing"
+        );
+        assert!(std::path::Path::new(&mk).exists());
     }
 
     #[tokio::test]
@@ -258,11 +341,13 @@ mod tests {
             dir.path().join("rec/staged.sha256").display().to_string(),
             dir.path().join("rec/binary.sha256").display().to_string(),
         );
+        let mk = dir.path().join("marker").display().to_string();
         let paths = SwapPaths {
             binary: &b,
             staged: &st,
             staged_record: &sr,
             binary_record: &br,
+            marker: &mk,
         };
         fs_err::write(&b, b"old").expect("write");
         fs_err::write(&st, b"staged").expect("write");
@@ -270,12 +355,12 @@ mod tests {
         // goes by the record (which only k3sctl writes, right after the host verified it)...
         let marker = "f".repeat(64);
         sh(&record_script(&st, &sr, &marker));
-        assert_eq!(sh(&swap_script_at(&paths, &marker)), "swapped");
+        assert_eq!(sh(&swap_script_at(&paths, &marker, None)), "swapped");
         // ...but not once the staged file changed: then it is hashed and refused.
         fs_err::remove_file(&br).expect("forget the installed binary's record");
         fs_err::write(&st, b"staged").expect("write");
         sh(&record_script(&st, &sr, &marker));
         fs_err::write(&st, b"tampered!").expect("write");
-        assert_eq!(sh(&swap_script_at(&paths, &marker)), "missing");
+        assert_eq!(sh(&swap_script_at(&paths, &marker, None)), "missing");
     }
 }

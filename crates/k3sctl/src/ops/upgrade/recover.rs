@@ -13,22 +13,8 @@ use crate::k3s::version::K3sVersion;
 use crate::ops::OpsError;
 use crate::plan::HostPlan;
 use crate::plan::upgrade::steps::recovery_steps;
-use crate::run::node_steps::MARKER_PATH;
+use crate::run::upgrade_marker::{MARKER_PATH, UpgradeMarker};
 use crate::run::{Event, EventKind, Shared, Stopwatch, run_turn};
-
-/// Pure: the `from=… to=…` marker's versions.
-pub fn parse_marker(text: &str) -> Option<(K3sVersion, K3sVersion)> {
-    let mut from = None;
-    let mut to = None;
-    for word in text.split_whitespace() {
-        match word.split_once('=') {
-            Some(("from", v)) => from = v.parse().ok(),
-            Some(("to", v)) => to = v.parse().ok(),
-            _ => {}
-        }
-    }
-    Some((from?, to?))
-}
 
 /// The marker on `server`, when there is one.
 pub async fn read_marker(
@@ -38,7 +24,9 @@ pub async fn read_marker(
         .read_file(Path::new(MARKER_PATH))
         .await
         .map_err(OpsError::from)?;
-    Ok(bytes.and_then(|b| parse_marker(&String::from_utf8_lossy(&b))))
+    Ok(bytes
+        .and_then(|b| UpgradeMarker::parse(&String::from_utf8_lossy(&b)))
+        .map(|m| (m.from, m.to)))
 }
 
 /// Brings back the first server after it failed its own upgrade: its recovery steps
@@ -82,17 +70,4 @@ pub async fn restart_first_server(
         "API back: resuming the rollout".to_string(),
     );
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_the_marker() {
-        let (from, to) = parse_marker("from=v1.34.3+k3s1 to=v1.34.4+k3s1\n").expect("marker");
-        assert_eq!(from.to_string(), "v1.34.3+k3s1");
-        assert_eq!(to.to_string(), "v1.34.4+k3s1");
-        assert_eq!(parse_marker("garbage"), None);
-    }
 }

@@ -187,11 +187,11 @@ async fn each_node_runs_its_steps_in_order_with_the_gate_between() {
     assert!(result.failures.is_empty(), "{:?}", result.failures);
     let outcomes: Vec<_> = result.records.iter().map(|r| r.outcome).collect();
     assert_eq!(outcomes, [NodeOutcome::Upgraded; 3]);
-    // The only server: no drain; the marker is written before its binary and removed after.
+    // The only server: no drain; the marker is written by the swap's script, before its binary
+    // (one round trip: no separate write), and removed after.
     let s1 = [
         "s1: cordon (upgrade to v1.34.1+k3s1)",
-        "s1: write /var/lib/rancher/k3s/k3sctl-upgrade token=false",
-        "s1: putting the new k3s binary in place",
+        "s1: writing the upgrade marker and putting the new k3s binary in place",
         // Not staged on the fake host: uploaded now.
         "s1: upload /usr/local/bin/k3s",
         "s1: starting k3s",
@@ -202,8 +202,12 @@ async fn each_node_runs_its_steps_in_order_with_the_gate_between() {
     let positions: Vec<usize> = s1.iter().map(|l| at(&lines, l)).collect();
     assert!(positions.windows(2).all(|w| w[0] < w[1]), "{lines:#?}");
     assert!(!lines.iter().any(|l| l.starts_with("s1: drain")));
+    assert!(
+        !lines.iter().any(|l| l.starts_with("s1: write ")),
+        "{lines:#?}"
+    );
     // Agents: drained, one after another, each after the gate that followed the one before.
-    let gate_after_s1 = positions[7] + 1;
+    let gate_after_s1 = positions[6] + 1;
     assert_eq!(lines[gate_after_s1], "cluster: health gate");
     let a1 = at(&lines, "a1: cordon (upgrade to v1.34.1+k3s1)");
     assert!(a1 > gate_after_s1);
@@ -212,8 +216,9 @@ async fn each_node_runs_its_steps_in_order_with_the_gate_between() {
     assert!(
         !lines
             .iter()
-            .any(|l| l.contains("k3sctl-upgrade") && l.starts_with("a"))
+            .any(|l| l.contains("upgrade marker") && l.starts_with("a"))
     );
+    assert!(lines.contains(&"a1: putting the new k3s binary in place".to_string()));
 }
 
 #[tokio::test]
