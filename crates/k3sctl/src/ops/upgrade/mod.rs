@@ -287,7 +287,10 @@ async fn check_quorum_first(
     let servers: Vec<String> = cluster.servers().into_iter().map(str::to_string).collect();
     let look = crate::run::quorum::look(api.as_ref(), &servers, &cluster.transports)
         .await
-        .map_err(|e| UpgradeError::Cluster(format!("reading etcd's members: {e}")))?;
+        .map_err(|cause| UpgradeError::MembersUnreadable {
+            server: first.name.clone(),
+            cause,
+        })?;
     let servers = look.server_names();
     may_take_down(&look.state(&servers), &first.name).map_err(UpgradeError::Quorum)
 }

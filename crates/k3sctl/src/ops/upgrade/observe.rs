@@ -37,10 +37,12 @@ pub struct UpgradeSession {
 impl UpgradeSession {
     /// The transport of `host`.
     pub fn transport(&self, host: &str) -> Result<Arc<dyn Transport>, UpgradeError> {
-        self.transports
-            .get(host)
-            .cloned()
-            .ok_or_else(|| UpgradeError::Cluster(format!("{host}: no connection")))
+        self.transports.get(host).cloned().ok_or_else(|| {
+            OpsError::NoConnection {
+                host: host.to_string(),
+            }
+            .into()
+        })
     }
 
     /// The spec's servers, in spec order.
@@ -69,7 +71,9 @@ pub async fn open(
         .cluster
         .first_server()
         .map(|h| h.name.clone())
-        .ok_or_else(|| UpgradeError::Cluster("spec.hosts has no server".into()))?;
+        .ok_or_else(|| OpsError::NoServer {
+            file: path.display().to_string(),
+        })?;
     let (transports, errors) = connect_all(&hosts, connect).await;
     if !errors.is_empty() {
         return Err(OpsError::Unreachable {
@@ -81,7 +85,9 @@ pub async fn open(
     let server = transports
         .get(&first_server)
         .cloned()
-        .ok_or_else(|| UpgradeError::Cluster(format!("{first_server}: no connection")))?;
+        .ok_or_else(|| OpsError::NoConnection {
+            host: first_server.clone(),
+        })?;
     let admin = read_admin_kubeconfig(server.as_ref()).await?;
     let api = connect_through(server.as_ref(), admin.expose(), API_PORT).await?;
     Ok(UpgradeSession {
@@ -101,8 +107,12 @@ pub async fn host_archs(cluster: &UpgradeSession) -> Result<BTreeMap<String, Arc
             .exec_checked(ExecRequest::new("uname -m").describe("reading the architecture"))
             .await
             .map_err(OpsError::from)?;
-        let arch = Arch::from_uname(&out.stdout_text())
-            .map_err(|e| UpgradeError::Cluster(format!("{}: {e}", h.name)))?;
+        let arch = Arch::from_uname(&out.stdout_text()).map_err(|cause| {
+            UpgradeError::UnsupportedArch {
+                host: h.name.clone(),
+                cause,
+            }
+        })?;
         Ok::<_, UpgradeError>((h.name.clone(), arch))
     }))
     .await;
@@ -127,12 +137,13 @@ pub fn node_states(
             missing.push(host.name.clone());
             continue;
         };
-        let running: K3sVersion = node.kubelet_version.parse().map_err(|e| {
-            UpgradeError::Cluster(format!(
-                "node {}: kubelet version `{}` is not a K3s version: {e}",
-                node.name, node.kubelet_version
-            ))
-        })?;
+        let running: K3sVersion =
+            node.kubelet_version
+                .parse()
+                .map_err(|cause| UpgradeError::NotK3s {
+                    node: node.name.clone(),
+                    cause,
+                })?;
         states.push(NodeState {
             name: host.name.clone(),
             kind: match host.role {
@@ -147,11 +158,7 @@ pub fn node_states(
         });
     }
     if !missing.is_empty() {
-        return Err(UpgradeError::Cluster(format!(
-            "host(s) {} of the spec have no Node in the cluster\n  hint: run `k3sctl apply` \
-             first; upgrade only changes nodes that are part of the cluster",
-            missing.join(", ")
-        )));
+        return Err(UpgradeError::NodesMissing { hosts: missing });
     }
     Ok(states)
 }
@@ -221,12 +228,13 @@ mod tests {
             host("gone", Role::Agent, None),
         ];
         let err = node_states(&hosts, &[node("s", "v1.33.5+k3s1", false)]).expect_err("missing");
-        assert!(err.to_string().contains("gone"), "{err}");
-        assert!(err.to_string().contains("k3sctl apply"), "{err}");
+        assert!(
+            matches!(&err, UpgradeError::NodesMissing { hosts } if hosts == &["gone"]),
+            "{err}"
+        );
         let err = node_states(&hosts[..1], &[node("s", "v1.33.5", false)]).expect_err("version");
         assert!(
-            err.to_string()
-                .contains("node s: kubelet version `v1.33.5`"),
+            matches!(&err, UpgradeError::NotK3s { node, cause } if node == "s" && cause.input == "v1.33.5"),
             "{err}"
         );
     }

@@ -63,7 +63,7 @@ pub async fn restart_first_server(
     if let Err((failure, _)) =
         run_turn(shared, server.as_ref(), &turn, &mut Stopwatch::start()).await
     {
-        return Err(UpgradeError::Cluster(failure.to_string()));
+        return Err(UpgradeError::Recovery { failure });
     }
     say(
         EventKind::Done,
