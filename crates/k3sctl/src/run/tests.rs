@@ -76,6 +76,10 @@ impl Transport for FakeHost {
             // A broken host's K3s has stopped.
             return ok(if self.broken { "failed\n" } else { "active\n" }.into());
         }
+        // A server's own API answers /readyz (the waits of a rollout's non-API servers).
+        if req.command.contains("get --raw /readyz") {
+            return ok("ok\n".into());
+        }
         if req.command.starts_with("journalctl") {
             return ok("level=fatal msg=\"failed to get CA certs: connection refused\"\n".into());
         }
@@ -791,6 +795,7 @@ async fn the_api_fails_over_to_the_next_server_and_names_every_failure() {
 
 #[path = "tests/rollout.rs"]
 mod rollout;
+mod rollout_ha;
 
 #[tokio::test]
 async fn lifecycle_hosts_run_in_order_api_only_when_unreachable_and_stop_at_a_failure() {
