@@ -5,6 +5,7 @@
 //! would). Each upgrade's JSON report splits every node's time into the waits on K3s (drain,
 //! restart, Ready, voter and quorum) and k3sctl's own overhead; the bench prints that overhead per
 //! server with its spread, the time of each non-waiting step, and the CPU time of each upgrade.
+//! The fresh apply's events give each joining server's join time (start, Ready, voter).
 //!
 //! Needs root (the lab). Run by hand, not by CI: `cargo xtask bench ha-upgrade [--release]
 //! [--rounds N] [--check-repeat M]`.
@@ -152,7 +153,9 @@ pub fn run(workspace: &Path, args: &[String]) -> anyhow::Result<()> {
     let servers: Vec<String> = lab.hosts().into_iter().map(|h| h.name).collect();
 
     write_spec(&version(0)?)?;
-    let mut runs = vec![k3sctl("fresh HA apply", &["apply", "--yes"])?];
+    let fresh = k3sctl("fresh HA apply", &["apply", "--yes"])?;
+    let joins = join_times(&fresh, &servers[1..]);
+    let mut runs = vec![fresh];
     let mut rounds = Vec::new();
     let result = (|| -> anyhow::Result<()> {
         // `check --wait` first: right after the apply the cluster may still be settling.
@@ -178,6 +181,7 @@ pub fn run(workspace: &Path, args: &[String]) -> anyhow::Result<()> {
             &o,
             &runs,
             &rounds,
+            &joins,
             &servers,
             if o.release { "release" } else { "debug" }
         )
@@ -216,10 +220,58 @@ fn parse_round(version: &str, run: Measured, servers: &[String]) -> anyhow::Resu
     })
 }
 
+/// One joining server's time in the fresh apply: K3s started, the Node Ready, a voter.
+#[derive(Debug, Clone, PartialEq)]
+struct Join {
+    server: String,
+    start: f64,
+    ready: f64,
+    voter: f64,
+}
+
+impl Join {
+    fn total(&self) -> f64 {
+        self.start + self.ready + self.voter
+    }
+}
+
+/// Each joining server's `start`, `wait-node-ready` and `wait-etcd-voter` times in the apply's
+/// events (servers join one at a time, so these are each join's own time).
+fn join_times(apply: &Measured, joining: &[String]) -> Vec<Join> {
+    let mut joins: Vec<Join> = joining
+        .iter()
+        .map(|server| Join {
+            server: server.clone(),
+            start: 0.0,
+            ready: 0.0,
+            voter: 0.0,
+        })
+        .collect();
+    for line in &apply.events {
+        let Ok(e) = serde_json::from_str::<Event>(line) else {
+            continue;
+        };
+        let (Some(seconds), "done") = (e.seconds, e.kind.as_str()) else {
+            continue;
+        };
+        let Some(join) = joins.iter_mut().find(|j| j.server == e.host) else {
+            continue;
+        };
+        match e.step.as_str() {
+            "start" => join.start += seconds,
+            "wait-node-ready" => join.ready += seconds,
+            "wait-etcd-voter" => join.voter += seconds,
+            _ => {}
+        }
+    }
+    joins
+}
+
 fn render(
     o: &Options,
     runs: &[Measured],
     rounds: &[Round],
+    joins: &[Join],
     servers: &[String],
     build: &str,
 ) -> String {
@@ -231,6 +283,22 @@ fn render(
         o.rounds
     );
     s.push_str(&measure::table(runs));
+    let _ = writeln!(
+        s,
+        "\n| joining server (fresh apply) | start s | Ready s | voter s | join s |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|");
+    for j in joins {
+        let _ = writeln!(
+            s,
+            "| {} | {:.2} | {:.2} | {:.2} | {:.2} |",
+            j.server,
+            j.start,
+            j.ready,
+            j.voter,
+            j.total()
+        );
+    }
     let _ = writeln!(
         s,
         "\n| round | server | total s | waited s | k3sctl overhead s | non-waiting steps (s) |"
@@ -295,6 +363,33 @@ mod tests {
     fn rounds_are_patch_releases_after_the_applied_version() {
         assert_eq!(version(0).expect("v0"), K3S_VERSION);
         assert_eq!(version(2).expect("v2"), "v1.33.7+k3s1");
+    }
+
+    #[test]
+    fn each_joining_server_s_join_is_its_start_ready_and_voter_times() {
+        let events = [
+            r#"{"host":"s0","step":"start","kind":"done","seconds":2.0}"#,
+            r#"{"host":"s1","step":"start","kind":"start"}"#,
+            r#"{"host":"s1","step":"start","kind":"done","seconds":1.5}"#,
+            r#"{"host":"s1","step":"wait-node-ready","kind":"done","seconds":0.5}"#,
+            r#"{"host":"s1","step":"wait-etcd-voter","kind":"done","seconds":3.0}"#,
+            r#"{"host":"s1","step":"write-file","kind":"done","seconds":0.1}"#,
+            r#"{"host":"s2","step":"start","kind":"done","seconds":1.0}"#,
+        ];
+        let apply = Measured {
+            what: "fresh HA apply".into(),
+            wall: std::time::Duration::from_secs(20),
+            cpu: std::time::Duration::from_millis(600),
+            peak_rss: 1,
+            load: 0.0,
+            report: "{}".into(),
+            events: events.iter().map(|e| (*e).to_owned()).collect(),
+        };
+        let joins = join_times(&apply, &["s1".to_owned(), "s2".to_owned()]);
+        assert_eq!(joins.len(), 2);
+        assert_eq!(joins[0].server, "s1");
+        assert!((joins[0].total() - 5.0).abs() < 1e-9, "{joins:?}");
+        assert!((joins[1].total() - 1.0).abs() < 1e-9, "{joins:?}");
     }
 
     #[test]
