@@ -41,6 +41,9 @@ pub fn print_roll(verb: &str, done: &[RolledNode], failure: Option<&RollFailure>
     }
     if let Some(f) = failure {
         println!("{}: FAILED at {}: {}", f.node, f.step, f.error);
+        if let Some(h) = &f.hint {
+            println!("  hint: {h}");
+        }
         if let Some(j) = &f.journal {
             println!("  last journal lines:\n{j}");
         }

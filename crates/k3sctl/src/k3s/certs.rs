@@ -75,9 +75,33 @@ pub fn renews_at_start(version: Option<&K3sVersion>, not_after: i64, now: i64) -
     Some(not_after <= now || not_after - now <= window * DAY)
 }
 
+/// Pure: the command that makes K3s renew a node's certificates at its next start (run with
+/// K3s stopped): `k3s certificate rotate`, with `--service a,b` when only some services'
+/// certificates are to be renewed.
+pub fn rotate_command(services: &[String]) -> String {
+    let binary = super::unit::BINARY_PATH;
+    if services.is_empty() {
+        format!("{binary} certificate rotate")
+    } else {
+        format!(
+            "{binary} certificate rotate --service {}",
+            services.join(",")
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_rotate_command_passes_the_services() {
+        assert_eq!(rotate_command(&[]), "/usr/local/bin/k3s certificate rotate");
+        assert_eq!(
+            rotate_command(&["admin".into(), "api-server".into()]),
+            "/usr/local/bin/k3s certificate rotate --service admin,api-server"
+        );
+    }
 
     fn v(s: &str) -> K3sVersion {
         s.parse().expect("version")

@@ -1,12 +1,17 @@
 //! Rotations, pure: which nodes `certs rotate` and `token rotate` restart and in what order
-//! (servers one at a time in spec order, then agents one at a time), which K3s services
+//! (servers one at a time in spec order, then agents one at a time), each node's turn as plan
+//! [`Step`]s (run by the one step engine, `run::run_turn`), which K3s services
 //! `k3s certificate rotate --service` accepts, and which servers `kubeconfig --rotate-if-expired`
 //! must rotate.
 
 use serde::Serialize;
 
 use super::check::{CertOwner, CertRow};
+use super::desired::FileContent;
+use super::step::{HostPlan, Step};
 use super::upgrade::NodeKind;
+use crate::k3s::config::NodeRole;
+use crate::k3s::unit::{ENV_FILE_MODE, env_path};
 
 /// K3s's services whose certificates `k3s certificate rotate --service` renews on a server
 /// (pkg/util/services `Server`).
@@ -137,6 +142,76 @@ pub fn expiring_servers(rows: &[CertRow], servers: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// What a rotation does to each node, between the quorum check and the waits.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RotateAction {
+    /// Stop K3s, `k3s certificate rotate [--service ...]`, start K3s.
+    Certificates {
+        /// `--service` values; empty: every certificate of the node.
+        services: Vec<String>,
+    },
+    /// The unit's env file written again (its content rendered at run time with the new token,
+    /// mode 0600), then K3s restarted.
+    Token {
+        /// The env file as apply renders it (`plan::from_spec::lasting_env`).
+        env: FileContent,
+    },
+}
+
+/// The K3s role of a node kind.
+pub fn role_of(kind: NodeKind) -> NodeRole {
+    match kind {
+        NodeKind::Server => NodeRole::Server,
+        NodeKind::Agent => NodeRole::Agent,
+    }
+}
+
+/// Pure: `node`'s turn in a rotation. A server of a multi-server cluster first checks that
+/// every other server is a healthy voter and runs (its own stop must not cost etcd quorum);
+/// then the action; then the node must post Ready after its new start, and such a server must
+/// be a voting member again with every member healthy before the next node goes down.
+pub fn turn_steps(node: &RotateNode, ha: bool, action: &RotateAction) -> Vec<Step> {
+    let ha_server = ha && node.kind == NodeKind::Server;
+    let mut steps = Vec::new();
+    if ha_server {
+        steps.push(Step::CheckRotationQuorum);
+    }
+    match action {
+        RotateAction::Certificates { services } => steps.push(Step::RotateCertificates {
+            services: services.clone(),
+        }),
+        RotateAction::Token { env } => {
+            steps.push(Step::WriteFile {
+                path: env_path(role_of(node.kind)),
+                mode: ENV_FILE_MODE,
+                diff: String::new(),
+                create: false,
+                content: env.clone(),
+            });
+            steps.push(Step::Restart {
+                reason: "new server token".into(),
+            });
+        }
+    }
+    steps.push(Step::WaitNodeReady);
+    if ha_server {
+        steps.push(Step::WaitQuorum);
+    }
+    steps
+}
+
+/// Pure: `node`'s turn as the step engine runs it (a node already in the cluster).
+pub fn turn_plan(node: &RotateNode, ha: bool, action: &RotateAction) -> HostPlan {
+    HostPlan {
+        host: node.name.clone(),
+        role: role_of(node.kind),
+        group: None,
+        first_server: false,
+        in_cluster: true,
+        steps: turn_steps(node, ha, action),
+    }
+}
+
 /// The rotation as lines a person confirms: what stops and restarts, in order.
 pub fn describe(what: &str, order: &[RotateNode]) -> Vec<String> {
     let mut lines = vec![format!(
@@ -201,6 +276,110 @@ mod tests {
         );
         let err = rotation_order(&hosts(), Some("a1"), &["admin".into()]).expect_err("agent");
         assert!(err.to_string().contains("a1 is an agent"), "{err}");
+    }
+
+    fn kinds(steps: &[Step]) -> Vec<&'static str> {
+        steps.iter().map(Step::kind).collect()
+    }
+
+    #[test]
+    fn a_servers_turn_checks_quorum_first_and_waits_for_ready_and_voter() {
+        let server = RotateNode {
+            name: "s1".into(),
+            kind: NodeKind::Server,
+        };
+        let agent = RotateNode {
+            name: "a1".into(),
+            kind: NodeKind::Agent,
+        };
+        let certs = RotateAction::Certificates {
+            services: vec!["admin".into()],
+        };
+        let ha = turn_steps(&server, true, &certs);
+        assert_eq!(
+            ha,
+            vec![
+                Step::CheckRotationQuorum,
+                Step::RotateCertificates {
+                    services: vec!["admin".into()]
+                },
+                Step::WaitNodeReady,
+                Step::WaitQuorum,
+            ]
+        );
+        assert_eq!(
+            kinds(&ha),
+            [
+                "quorum",
+                "rotate-certificates",
+                "wait-node-ready",
+                "wait-voter"
+            ]
+        );
+        // A single server has no quorum to keep; an agent is no etcd member.
+        assert_eq!(
+            kinds(&turn_steps(&server, false, &certs)),
+            ["rotate-certificates", "wait-node-ready"]
+        );
+        assert_eq!(
+            kinds(&turn_steps(&agent, true, &certs)),
+            ["rotate-certificates", "wait-node-ready"]
+        );
+        // The step shows the command it runs.
+        assert!(
+            ha[1]
+                .title(NodeRole::Server)
+                .contains("`/usr/local/bin/k3s certificate rotate --service admin`"),
+            "{}",
+            ha[1].title(NodeRole::Server)
+        );
+    }
+
+    #[test]
+    fn a_token_turn_writes_the_env_file_then_restarts() {
+        let env = FileContent::Env {
+            url: Some("https://10.0.0.1:6443".into()),
+            with_token: true,
+            cluster_init: false,
+        };
+        let agent = RotateNode {
+            name: "a1".into(),
+            kind: NodeKind::Agent,
+        };
+        let plan = turn_plan(&agent, true, &RotateAction::Token { env: env.clone() });
+        assert_eq!(plan.role, NodeRole::Agent);
+        assert!(plan.in_cluster, "Ready must be posted after the new start");
+        assert_eq!(
+            kinds(&plan.steps),
+            ["write-file", "restart", "wait-node-ready"]
+        );
+        match &plan.steps[0] {
+            Step::WriteFile {
+                path,
+                mode,
+                content,
+                ..
+            } => {
+                assert_eq!(path, "/etc/systemd/system/k3s-agent.service.env");
+                assert_eq!(*mode, 0o600);
+                assert_eq!(content, &env);
+            }
+            other => panic!("{other:?}"),
+        }
+        let server = RotateNode {
+            name: "s2".into(),
+            kind: NodeKind::Server,
+        };
+        assert_eq!(
+            kinds(&turn_steps(&server, true, &RotateAction::Token { env })),
+            [
+                "quorum",
+                "write-file",
+                "restart",
+                "wait-node-ready",
+                "wait-voter"
+            ]
+        );
     }
 
     fn row(host: &str, days: Option<i64>) -> CertRow {

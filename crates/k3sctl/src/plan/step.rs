@@ -135,6 +135,18 @@ pub enum Step {
     /// Multi-server clusters, before a server goes down: every etcd member is a healthy voter
     /// and the members are the spec's servers (taking it down could otherwise lose quorum).
     CheckQuorum,
+    /// Before a server of several is stopped and started again (a certificate or token
+    /// rotation): every *other* server is a healthy voting member and runs (the node itself may
+    /// be the one whose expired certificates keep it NotReady). When no server's API answers
+    /// (every admin certificate expired), every other server's K3s service must run.
+    CheckRotationQuorum,
+    /// Stop K3s, `k3s certificate rotate [--service ...]` (K3s renews the certificates at its
+    /// next start), start K3s. K3s is started again also when the rotate command fails, and
+    /// the failure is reported.
+    RotateCertificates {
+        /// `--service` values; empty: every certificate of the node.
+        services: Vec<String>,
+    },
     /// Cordon the node, marking the cordon as k3sctl's (`k3sctl.io/cordoned-for`); a node a
     /// person cordoned is left as it is and stays cordoned afterwards.
     Cordon {
@@ -232,6 +244,7 @@ impl Step {
                 | Self::WaitEtcdVoter
                 | Self::VerifyMigration { .. }
                 | Self::CheckQuorum
+                | Self::CheckRotationQuorum
                 | Self::WaitReadyAt { .. }
                 | Self::WaitQuorum
         )
@@ -341,6 +354,13 @@ impl Step {
                 "check that every etcd member is a healthy voter (else stop: quorum at risk)"
                     .to_string()
             }
+            Self::CheckRotationQuorum => "check that every other etcd member is a healthy voter \
+                 and runs (else stop: quorum at risk)"
+                .to_string(),
+            Self::RotateCertificates { services } => format!(
+                "stop {unit}, `{}`, start {unit} (started again if the rotation fails)",
+                crate::k3s::certs::rotate_command(services)
+            ),
             Self::Cordon { reason } => format!("cordon (k3sctl.io/cordoned-for: {reason})"),
             Self::Drain(d) => format!(
                 "drain: {} its pods ({}; timeout {}s)",
@@ -427,7 +447,8 @@ impl Step {
             Self::ConvertDatastore { .. } => "convert-datastore",
             Self::VerifyMigration { .. } => "verify-migration",
             Self::RemoveEtcdMember { .. } => "remove-etcd-member",
-            Self::CheckQuorum => "quorum",
+            Self::CheckQuorum | Self::CheckRotationQuorum => "quorum",
+            Self::RotateCertificates { .. } => "rotate-certificates",
             Self::Cordon { .. } => "cordon",
             Self::Drain(_) => "drain",
             Self::SwapBinary { .. } => "deliver",

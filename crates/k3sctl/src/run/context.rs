@@ -145,6 +145,21 @@ impl Shared {
         Ok(api)
     }
 
+    /// The API client, connecting until one answers or `timeout` runs out (the server the
+    /// client went through may be restarting; the connector tries every server it knows).
+    pub async fn api_within(&self, timeout: Duration) -> Result<Arc<dyn ClusterApi>, String> {
+        let began = std::time::Instant::now();
+        loop {
+            match self.api().await {
+                Ok(api) => return Ok(api),
+                Err(e) if began.elapsed() >= timeout => {
+                    return Err(format!("{e} (for {}s)", timeout.as_secs()));
+                }
+                Err(_) => tokio::time::sleep(super::service::POLL).await,
+            }
+        }
+    }
+
     /// Drops a client that failed, so the next use reconnects.
     pub async fn forget_api(&self) {
         *self.api.lock().await = None;

@@ -207,8 +207,10 @@ pub async fn prestage(
             | Step::EnforceTaints { .. }
             | Step::EnforceLabels { .. }
             | Step::ApplyObjects { .. } => break,
-            // A rollout's steps concern nodes already in the cluster.
+            // A rollout's (or rotation's) steps concern nodes already in the cluster.
             Step::CheckQuorum
+            | Step::CheckRotationQuorum
+            | Step::RotateCertificates { .. }
             | Step::Cordon { .. }
             | Step::Drain(_)
             | Step::SwapBinary { .. }
@@ -451,15 +453,25 @@ pub(super) async fn run_step(
             super::lifecycle::run_lifecycle_step(shared, host, Some(transport), step).await
         }
         Step::WaitNodeReady => {
-            let api = shared.api().await?;
+            let timeout = shared.options.node_ready_timeout;
+            let began = Instant::now();
+            let api = shared.api_within(timeout).await?;
             // A stale Ready can only come from a Node that existed before this run. A node that
             // registers now posts its first Ready in the same second as the start, and waiting
             // for a strictly later post would cost a whole heartbeat (10 s) per joining node.
             let after = started_at.filter(|_| host.in_cluster);
-            api.wait_node_ready(&host.host, after, shared.options.node_ready_timeout)
+            let left = timeout.saturating_sub(began.elapsed());
+            api.wait_node_ready(&host.host, after, left)
                 .await
                 .map_err(|e| StepError::api(format!("{}: node not Ready", host.host), e))?;
             Ok(Done::default())
+        }
+        Step::CheckRotationQuorum => {
+            super::rotate_steps::check_rotation_quorum(shared, &host.host).await
+        }
+        Step::RotateCertificates { services } => {
+            super::rotate_steps::rotate_certificates(shared, host, transport, services, started_at)
+                .await
         }
         Step::CheckQuorum
         | Step::Cordon { .. }

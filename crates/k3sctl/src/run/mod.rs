@@ -23,6 +23,7 @@ pub mod outcome;
 pub mod quorum;
 pub mod record;
 pub mod rollout;
+pub mod rotate_steps;
 pub mod service;
 pub mod snapshot;
 pub mod sqlite_snapshot;

@@ -36,7 +36,8 @@ pub fn drain_options(settings: &DrainSettings) -> DrainOptions {
     }
 }
 
-fn context(shared: &Shared) -> Result<&RolloutContext, StepError> {
+/// The rollout's context (servers, transports), which every rollout step needs.
+pub(super) fn context(shared: &Shared) -> Result<&RolloutContext, StepError> {
     shared.rollout.as_ref().ok_or_else(|| {
         StepError::from(
             "a rollout step ran without the rollout's context (a k3sctl bug)".to_string(),

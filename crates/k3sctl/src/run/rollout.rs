@@ -58,7 +58,12 @@ impl Rollout<'_> {
 fn is_waiting(step: &Step) -> bool {
     matches!(
         step,
-        Step::Drain(_) | Step::Restart { .. } | Step::WaitReadyAt { .. } | Step::WaitQuorum
+        Step::Drain(_)
+            | Step::Restart { .. }
+            | Step::RotateCertificates { .. }
+            | Step::WaitReadyAt { .. }
+            | Step::WaitNodeReady
+            | Step::WaitQuorum
     )
 }
 
@@ -152,8 +157,9 @@ async fn run_node(
 /// Runs one host's steps in order through the one step executor, reporting each, stopping at
 /// the first failure; time spent waiting on others (drain, restart, waits) goes to `watch`.
 /// Returns the notes the steps left (`stays cordoned: ...`), or the typed failure with them.
-/// For any operation that walks a node through plan steps (an upgrade's turn, a node's
-/// removal).
+/// For any operation that walks a node through plan steps (an upgrade's turn, a rotation's,
+/// the recovery of a server). When a step (re)starts K3s, the start's time is kept for the
+/// rest of the turn, so a later wait for Ready counts only a Ready posted after that start.
 pub async fn run_turn(
     shared: &Shared,
     transport: &dyn Transport,
@@ -161,9 +167,11 @@ pub async fn run_turn(
     watch: &mut Stopwatch,
 ) -> Result<Vec<String>, (NodeFailure, Vec<String>)> {
     let mut notes = Vec::new();
+    // When this turn last (re)started K3s on the host, on the host's clock.
+    let mut started_at = None;
     for step in &host.steps {
         let started = report_start(shared, &host.host, host.role, step);
-        let result = run_step(shared, host, transport, step, &mut None).await;
+        let result = run_step(shared, host, transport, step, &mut started_at).await;
         if is_waiting(step) {
             watch.waited(started.elapsed());
         }

@@ -797,6 +797,9 @@ async fn the_api_fails_over_to_the_next_server_and_names_every_failure() {
 mod rollout;
 mod rollout_ha;
 
+#[path = "tests/rotation.rs"]
+mod rotation;
+
 #[tokio::test]
 async fn lifecycle_hosts_run_in_order_api_only_when_unreachable_and_stop_at_a_failure() {
     let log: Log = Arc::default();

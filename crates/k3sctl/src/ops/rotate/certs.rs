@@ -8,13 +8,13 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::roll::{Action, RollFailure, RolledNode};
+use super::roll::{RollFailure, RolledNode};
 use super::{Rotation, open, spec_nodes};
 use crate::ops::connect::ConnectOptions;
 use crate::ops::error::OpsError;
 use crate::ops::export::{ExportResult, desired_exports};
 use crate::ops::kubeconfig::{ExportExpiry, KubeconfigOptions, KubeconfigOutcome, kubeconfig};
-use crate::plan::rotate::{describe, rotation_order};
+use crate::plan::rotate::{RotateAction, describe, rotation_order};
 use crate::plan::upgrade::NodeKind;
 use crate::run::Reporter;
 
@@ -95,16 +95,16 @@ impl Rotation {
         services: &[String],
         reporter: Arc<dyn Reporter>,
     ) -> CertsRotateReport {
-        let roll = self.roll(reporter);
-        let services = services.to_vec();
-        let (rotated, failure) = match roll
-            .run(&self.order, "rotating certificates", |_| {
-                Action::RotateCertificates {
-                    services: services.clone(),
-                }
-            })
-            .await
-        {
+        let roll = self.roll(reporter, None);
+        let action = RotateAction::Certificates {
+            services: services.to_vec(),
+        };
+        let turns: Vec<_> = self
+            .order
+            .iter()
+            .map(|n| (n.clone(), action.clone()))
+            .collect();
+        let (rotated, failure) = match roll.run(&turns, "rotating certificates").await {
             Ok(done) => (done, None),
             Err((done, failure)) => (done, Some(failure)),
         };

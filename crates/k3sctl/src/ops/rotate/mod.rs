@@ -21,7 +21,7 @@ use crate::plan::upgrade::NodeKind;
 use crate::spec::{LoadedSpec, Role};
 
 pub use certs::{CertsRotateOptions, CertsRotateReport, prepare_certs_rotate};
-pub use roll::{Action, Roll, RollFailure, RolledNode};
+pub use roll::{Roll, RollFailure, RolledNode};
 pub use token::{TokenRotateReport, prepare_token_rotate};
 
 /// How long one node may take to come back (K3s started, Ready, a voter again).
@@ -57,13 +57,18 @@ impl Rotation {
             .collect()
     }
 
-    /// The roll over these hosts.
-    pub fn roll(&self, reporter: Arc<dyn crate::run::Reporter>) -> Roll {
+    /// The roll over these hosts; `token` renders the env files (`token rotate`'s new one).
+    pub fn roll(
+        &self,
+        reporter: Arc<dyn crate::run::Reporter>,
+        token: Option<crate::secret::Secret>,
+    ) -> Roll {
         Roll {
             servers: self.servers(),
             transports: self.transports.clone(),
             reporter,
             timeout: NODE_TIMEOUT,
+            token,
         }
     }
 }

@@ -8,20 +8,19 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::roll::{Action, RollFailure, RolledNode, service_active};
+use super::roll::{RollFailure, RolledNode};
 use super::{Rotation, open, spec_nodes};
 use crate::host::ExecRequest;
 use crate::k3s::config::NodeRole;
 use crate::k3s::token::{JoinToken, SERVER_TOKEN_PATH};
-use crate::k3s::unit::{BINARY_PATH, env_path, unit_name};
+use crate::k3s::unit::{BINARY_PATH, unit_name};
 use crate::ops::connect::ConnectOptions;
 use crate::ops::error::OpsError;
 use crate::plan::from_spec::lasting_env;
-use crate::plan::rotate::{describe, restart_order};
-use crate::plan::upgrade::NodeKind;
+use crate::plan::rotate::{RotateAction, describe, restart_order};
+use crate::run::service::is_active;
 use crate::run::{Event, EventKind, Reporter};
 use crate::secret::Secret;
-use crate::spec::Role;
 
 /// What every rotation of the server token must say: K3s encrypts its bootstrap data with the
 /// token, and a snapshot keeps the token it was taken with.
@@ -76,6 +75,7 @@ fn failure(node: &str, step: &str, error: String) -> RollFailure {
         node: node.into(),
         step: step.into(),
         error,
+        hint: None,
         journal: None,
     }
 }
@@ -133,7 +133,7 @@ impl Rotation {
                 .transports
                 .get(s)
                 .ok_or_else(|| failure(s, "connect", "no connection".into()))?;
-            if !service_active(t.as_ref(), server_unit).await {
+            if !is_active(t.as_ref(), server_unit).await {
                 return Err(failure(
                     s,
                     "preflight",
@@ -197,39 +197,22 @@ impl Rotation {
             )
             .took(started.elapsed()),
         );
-        // Each node's env file, rendered as apply renders it, with the new token.
-        let mut envs = std::collections::BTreeMap::new();
-        for host in &self.spec.cluster.spec.hosts {
-            let role = match host.role {
-                Role::Server => NodeRole::Server,
-                Role::Agent => NodeRole::Agent,
-            };
-            let content = lasting_env(&self.spec.cluster, host)
-                .resolve(Some(&new))
-                .map(|(c, _)| c)
-                .ok_or_else(|| {
-                    failure(&host.name, "render", "the env file needs the token".into())
-                })?;
-            envs.insert(host.name.clone(), (env_path(role), content));
+        // Each node's env file as apply renders it; the engine renders it with the new token.
+        let mut turns = Vec::new();
+        for node in &self.order {
+            let host = self
+                .spec
+                .cluster
+                .spec
+                .hosts
+                .iter()
+                .find(|h| h.name == node.name)
+                .ok_or_else(|| failure(&node.name, "render", "not a host of the spec".into()))?;
+            let env = lasting_env(&self.spec.cluster, host);
+            turns.push((node.clone(), RotateAction::Token { env }));
         }
-        if let Some(missing) = self.order.iter().find(|n| !envs.contains_key(&n.name)) {
-            return Err(failure(
-                &missing.name,
-                "render",
-                "not a host of the spec".into(),
-            ));
-        }
-        let roll = self.roll(reporter);
-        let result = roll
-            .run(&self.order, "restarting with the new token", |node| {
-                // Every node has its env file (checked above).
-                let (path, content) = envs
-                    .get(&node.name)
-                    .cloned()
-                    .unwrap_or_else(|| (env_path(role_of(node.kind)), Secret::default()));
-                Action::RewriteEnv { path, content }
-            })
-            .await;
+        let roll = self.roll(reporter, Some(new));
+        let result = roll.run(&turns, "restarting with the new token").await;
         match result {
             Ok(done) => {
                 report.restarted = done;
@@ -240,12 +223,5 @@ impl Rotation {
                 Err(f)
             }
         }
-    }
-}
-
-fn role_of(kind: NodeKind) -> NodeRole {
-    match kind {
-        NodeKind::Server => NodeRole::Server,
-        NodeKind::Agent => NodeRole::Agent,
     }
 }

@@ -150,6 +150,23 @@ pub fn may_restart(state: &EtcdState<'_>, next: &str) -> Result<(), QuorumRisk> 
     check(state, Some(next))
 }
 
+/// Pure: may server `next` be stopped and started when no server's API answers, so neither the
+/// Nodes nor etcd's members can be read (every admin certificate expired: the case a rotation
+/// is for)? Only when every other server's K3s service runs (asked over SSH); else the other
+/// servers that are down, each one fewer member for etcd's majority.
+pub fn may_restart_unseen(
+    servers: &[&str],
+    stopped: &[String],
+    next: &str,
+) -> Result<(), Vec<String>> {
+    let down: Vec<String> = servers
+        .iter()
+        .filter(|s| **s != next && stopped.iter().any(|t| t == *s))
+        .map(|s| (*s).to_string())
+        .collect();
+    if down.is_empty() { Ok(()) } else { Err(down) }
+}
+
 fn check(state: &EtcdState<'_>, tolerate: Option<&str>) -> Result<(), QuorumRisk> {
     let EtcdState {
         servers,
@@ -428,6 +445,49 @@ mod tests {
         nodes[0] = server("s1", true, Some(true));
         nodes[2] = server("s3", true, Some(false));
         assert!(may_restart(&nodes_only(&nodes), "s1").is_err());
+    }
+
+    #[test]
+    fn a_rotation_counts_servers_whose_k3s_is_stopped_although_their_node_says_ready() {
+        let nodes = vec![
+            server("s1", true, Some(true)),
+            server("s2", true, Some(true)),
+            server("s3", true, Some(true)),
+        ];
+        // K3s on s3 stopped seconds ago: its Node is still Ready and a voter.
+        let stopped = ["s3".to_string()];
+        let state = EtcdState {
+            stopped: &stopped,
+            ..nodes_only(&nodes)
+        };
+        let risk = may_restart(&state, "s2").expect_err("s3 is down");
+        assert!(
+            risk.to_string()
+                .contains("server s3: its K3s service is not running"),
+            "{risk}"
+        );
+        assert_eq!((risk.healthy, risk.members), (2, 3));
+        // s3 itself may be restarted (it is the only one down).
+        assert_eq!(may_restart(&state, "s3"), Ok(()));
+    }
+
+    #[test]
+    fn without_the_api_a_rotation_needs_every_other_servers_k3s_running() {
+        let none: [String; 0] = [];
+        assert_eq!(may_restart_unseen(&SERVERS, &none, "s1"), Ok(()));
+        let s1_down = ["s1".to_string()];
+        // The node itself being down is no second member down.
+        assert_eq!(may_restart_unseen(&SERVERS, &s1_down, "s1"), Ok(()));
+        assert_eq!(
+            may_restart_unseen(&SERVERS, &s1_down, "s2"),
+            Err(vec!["s1".to_string()])
+        );
+        // A stopped host that is not a server of the spec does not count.
+        let other = ["a1".to_string(), "s3".to_string()];
+        assert_eq!(
+            may_restart_unseen(&SERVERS, &other, "s1"),
+            Err(vec!["s3".to_string()])
+        );
     }
 
     #[test]
