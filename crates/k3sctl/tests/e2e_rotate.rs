@@ -13,7 +13,11 @@
 //!    is printed, a stopped agent fails it by name;
 //! 5. `certs check` shows the first server's and the export's certificates expiring; once they
 //!    have expired, kubectl with the export fails; `kubeconfig` says so (exit 1); `kubeconfig
-//!    --rotate-if-expired` rotates that server only and kubectl works again.
+//!    --rotate-if-expired` rotates that server only and kubectl works again;
+//! 6. with K3s stopped on the third server (its Node still Ready), rotating the second is
+//!    refused by the quorum check and nothing changes on it;
+//! 7. `k3s certificate rotate` failing on the second server: K3s is started again there, the
+//!    failure reported.
 //!
 //! Referees: Debian's kubectl 1.20 through the export, etcdctl on a server.
 
@@ -477,5 +481,72 @@ fn rotations_keep_quorum_and_restore_access() {
     }
     let (ok, said) = kube(&kubeconfig, &["get", "nodes"]);
     assert!(ok, "kubectl after --rotate-if-expired: {said}");
+
+    // The export holds the first server's 2-minute certificate again: from here on, the
+    // referee goes through the second server's own admin kubeconfig (a year's certificates).
+    let (s2, s3) = (servers[1], servers[2]);
+    let s2_kubeconfig = lab.dir().join("s2-admin.yaml");
+    let admin = lab
+        .exec(s2, "cat /etc/rancher/k3s/k3s.yaml")
+        .expect("s2's admin kubeconfig")
+        .replace(
+            "https://127.0.0.1:6443",
+            &format!("https://{}:6443", hosts[1].address),
+        );
+    std::fs::write(&s2_kubeconfig, admin).expect("write s2's kubeconfig");
+    wait_all_ready(&s2_kubeconfig, &names);
+    let is_active = |host: &str| {
+        lab.exec(host, "systemctl is-active k3s; true")
+            .expect("systemctl is-active")
+            .trim()
+            .to_string()
+    };
+
+    // --- 6. The rotation's quorum check counts a server whose K3s is stopped although its
+    // Node still says Ready (for the node-monitor grace period): rotating another server is
+    // refused and nothing changes on it. Without the check, s2 would go down too (2 of 3).
+    let s2_before = fingerprints(&lab, s2, &server_files);
+    lab.exec(s3, "systemctl stop k3s").expect("stop K3s on s3");
+    let (code, out, _) = run(&["certs", "rotate", "--node", s2, "--yes", "-c", &s5]);
+    assert_eq!(code, Some(1), "rotation with s3 down: {out}");
+    assert!(
+        out.contains(&format!("{s2}: FAILED at quorum"))
+            && out.contains(&format!("server {s3}: its K3s service is not running")),
+        "{out}"
+    );
+    assert_eq!(is_active(s2), "active", "{s2} must not have been stopped");
+    assert_eq!(
+        fingerprints(&lab, s2, &server_files),
+        s2_before,
+        "refused: nothing rotated on {s2}"
+    );
+    lab.exec(s3, "systemctl start k3s")
+        .expect("start K3s on s3");
+    wait_all_ready(&s2_kubeconfig, &names);
+
+    // --- 7. `k3s certificate rotate` fails on s2 (a wrapper in front of the binary refuses
+    // that one subcommand): K3s is started again with its old certificates, the failure is
+    // reported with what the command said, and the roll stops there.
+    lab.exec(
+        s2,
+        "mv /usr/local/bin/k3s /usr/local/bin/k3s.real && printf '%s\\n' '#!/bin/bash' \
+         'if [ \"$1\" = certificate ]; then echo \"rotate: injected failure\" >&2; exit 1; fi' \
+         'exec -a \"$0\" /usr/local/bin/k3s.real \"$@\"' > /usr/local/bin/k3s && \
+         chmod 755 /usr/local/bin/k3s",
+    )
+    .expect("wrap the binary");
+    let (code, out, _) = run(&["certs", "rotate", "--node", s2, "--yes", "-c", &s5]);
+    lab.exec(s2, "mv /usr/local/bin/k3s.real /usr/local/bin/k3s")
+        .expect("unwrap the binary");
+    assert_eq!(code, Some(1), "a failed rotate command: {out}");
+    assert!(
+        out.contains(&format!("{s2}: FAILED at rotate-certificates"))
+            && out.contains("rotate: injected failure")
+            && out.contains("started again with its old certificates"),
+        "{out}"
+    );
+    assert_eq!(is_active(s2), "active", "K3s on {s2} started again: {out}");
+    assert_eq!(fingerprints(&lab, s2, &server_files), s2_before);
+    wait_all_ready(&s2_kubeconfig, &names);
     println!("whole test: {:.1}s", began.elapsed().as_secs_f64());
 }
