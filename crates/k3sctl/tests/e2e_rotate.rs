@@ -493,7 +493,7 @@ fn rotations_keep_quorum_and_restore_access() {
             "https://127.0.0.1:6443",
             &format!("https://{}:6443", hosts[1].address),
         );
-    std::fs::write(&s2_kubeconfig, admin).expect("write s2's kubeconfig");
+    fs_err::write(&s2_kubeconfig, admin).expect("write s2's kubeconfig");
     wait_all_ready(&s2_kubeconfig, &names);
     let is_active = |host: &str| {
         lab.exec(host, "systemctl is-active k3s; true")
