@@ -236,6 +236,58 @@ fn drift_of(plan: &serde_json::Value, kind: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// `plan` reports drift (exit 2): its drift items of `kind`, and the plan for messages.
+fn drift(spec: &str, kind: &str) -> (Vec<serde_json::Value>, serde_json::Value) {
+    let (code, plan) = plan_json(spec);
+    assert_eq!(code, Some(2), "drift is a change: {plan:#}");
+    (drift_of(&plan, kind), plan)
+}
+
+/// `plan` finds nothing to do (exit 0).
+fn assert_converged(spec: &str, when: &str) {
+    let (code, plan) = plan_json(spec);
+    assert_eq!(code, Some(0), "{when}: {plan:#}");
+}
+
+/// `apply --yes` succeeds: its output.
+fn apply_ok(spec: &str) -> String {
+    let out = k3sctl(&["apply", "-c", spec, "--yes"]);
+    let out_text = text(&out);
+    assert!(out.status.success(), "apply: {out_text}");
+    out_text
+}
+
+/// `script` on `host`, a change made by hand, leaves K3s running with
+/// `kubelet-arg=max-pods=<max_pods>`: once the Node records it, the one node-arg drift item
+/// `plan` reports, and the plan for messages.
+fn node_arg_drift(
+    lab: &Lab,
+    kubeconfig: &std::path::Path,
+    spec: &str,
+    host: &str,
+    script: &str,
+    max_pods: u32,
+) -> (serde_json::Value, serde_json::Value) {
+    lab.exec(host, script).expect("change by hand");
+    wait_node_args(kubeconfig, host, |a| {
+        a.contains(&format!("max-pods={max_pods}"))
+    });
+    let (mut args, plan) = drift(spec, "node-arg");
+    assert_eq!(args.len(), 1, "{plan:#}");
+    (args.remove(0), plan)
+}
+
+/// Creates a Node object `name` that no lab host stands behind.
+fn create_stray_node(lab: &Lab, kubeconfig: &std::path::Path, name: &str) {
+    let manifest = lab.dir().join(format!("{name}.json"));
+    fs_err::write(
+        &manifest,
+        format!(r#"{{"apiVersion": "v1", "kind": "Node", "metadata": {{"name": "{name}"}}}}"#),
+    )
+    .expect("manifest");
+    kubectl_with(kubeconfig, &["create", "-f", &manifest.to_string_lossy()]);
+}
+
 fn node_jsonpath(kubeconfig: &std::path::Path, node: &str, path: &str) -> String {
     kubectl_with(
         kubeconfig,
@@ -292,9 +344,7 @@ fn drift_scenarios(lab: &Lab, spec: &str, kubeconfig: &std::path::Path) {
         &["label", "--overwrite", "node", labelled, "zone=b"],
     );
     kubectl_with(kubeconfig, &["label", "node", labelled, "team=x"]);
-    let (code, plan) = plan_json(spec);
-    assert_eq!(code, Some(2), "drift is a change: {plan:#}");
-    let labels = drift_of(&plan, "label");
+    let (labels, plan) = drift(spec, "label");
     assert_eq!(
         labels,
         [
@@ -310,8 +360,7 @@ fn drift_scenarios(lab: &Lab, spec: &str, kubeconfig: &std::path::Path) {
         )) && human.contains("~ node labels: set zone=a"),
         "{human}"
     );
-    let out = k3sctl(&["apply", "-c", spec, "--yes"]);
-    assert!(out.status.success(), "apply: {}", text(&out));
+    apply_ok(spec);
     assert_eq!(
         node_jsonpath(kubeconfig, labelled, "{.metadata.labels.zone}"),
         "a",
@@ -322,86 +371,73 @@ fn drift_scenarios(lab: &Lab, spec: &str, kubeconfig: &std::path::Path) {
         "x",
         "a label the spec does not name is left alone"
     );
-    let (code, plan) = plan_json(spec);
-    assert_eq!(code, Some(0), "after apply: {plan:#}");
+    assert_converged(spec, "after apply");
 
     manifest_drift(spec, kubeconfig);
 
     // config.yaml edited by hand and K3s restarted: K3s runs with another argument; apply
     // writes the spec's file back and restarts, and the arguments follow.
-    lab.exec(
+    let (arg, plan) = node_arg_drift(
+        lab,
+        kubeconfig,
+        spec,
         other,
         "printf 'kubelet-arg:\\n- max-pods=60\\n' >> /etc/rancher/k3s/config.yaml \
          && systemctl restart k3s-agent",
-    )
-    .expect("hand edit");
-    wait_node_args(kubeconfig, other, |a| a.contains("max-pods=60"));
-    let (code, plan) = plan_json(spec);
-    assert_eq!(code, Some(2), "{plan:#}");
-    let args = drift_of(&plan, "node-arg");
+        60,
+    );
     assert_eq!(
-        args,
-        [
-            serde_json::json!({"host": other, "kind": "node-arg", "subject": "kubelet-arg",
-            "declared": null, "live": "[max-pods=60]", "fix": "apply", "hint": null})
-        ],
+        arg,
+        serde_json::json!({"host": other, "kind": "node-arg", "subject": "kubelet-arg",
+            "declared": null, "live": "[max-pods=60]", "fix": "apply", "hint": null}),
         "{plan:#}"
     );
-    let out = k3sctl(&["apply", "-c", spec, "--yes"]);
-    assert!(out.status.success(), "apply: {}", text(&out));
+    apply_ok(spec);
     wait_node_args(kubeconfig, other, |a| !a.contains("max-pods"));
-    let (code, plan) = plan_json(spec);
-    assert_eq!(code, Some(0), "after apply: {plan:#}");
+    assert_converged(spec, "after apply");
 
     // A config.yaml.d drop-in adds an argument: apply takes it over (removes it and restarts).
-    lab.exec(
+    let (arg, plan) = node_arg_drift(
+        lab,
+        kubeconfig,
+        spec,
         other,
         "mkdir -p /etc/rancher/k3s/config.yaml.d && printf 'kubelet-arg:\\n- max-pods=50\\n' \
          > /etc/rancher/k3s/config.yaml.d/90-by-hand.yaml && systemctl restart k3s-agent",
-    )
-    .expect("drop-in");
-    wait_node_args(kubeconfig, other, |a| a.contains("max-pods=50"));
-    let (code, plan) = plan_json(spec);
-    assert_eq!(code, Some(2), "{plan:#}");
-    let args = drift_of(&plan, "node-arg");
-    assert_eq!(args.len(), 1, "{plan:#}");
+        50,
+    );
     assert_eq!(
-        (&args[0]["live"], &args[0]["fix"]),
+        (&arg["live"], &arg["fix"]),
         (
             &serde_json::json!("[max-pods=50]"),
             &serde_json::json!("apply")
         ),
         "{plan:#}"
     );
-    let out = k3sctl(&["apply", "-c", spec, "--yes"]);
-    assert!(out.status.success(), "apply: {}", text(&out));
+    apply_ok(spec);
     wait_node_args(kubeconfig, other, |a| !a.contains("max-pods"));
 
     // A unit drop-in k3sctl does not manage replaces ExecStart with an extra argument:
     // reported with a hint, left alone by apply.
-    lab.exec(
+    let (arg, plan) = node_arg_drift(
+        lab,
+        kubeconfig,
+        spec,
         other,
         "mkdir -p /etc/systemd/system/k3s-agent.service.d && printf '[Service]\\nExecStart=\\n\
          ExecStart=/usr/local/bin/k3s agent --kubelet-arg=max-pods=40\\n' \
          > /etc/systemd/system/k3s-agent.service.d/90-by-hand.conf \
          && systemctl daemon-reload && systemctl restart k3s-agent",
-    )
-    .expect("unit drop-in");
-    wait_node_args(kubeconfig, other, |a| a.contains("max-pods=40"));
-    let (code, plan) = plan_json(spec);
-    assert_eq!(code, Some(2), "{plan:#}");
-    let args = drift_of(&plan, "node-arg");
-    assert_eq!(args.len(), 1, "{plan:#}");
-    assert_eq!(args[0]["fix"], "manual", "{plan:#}");
+        40,
+    );
+    assert_eq!(arg["fix"], "manual", "{plan:#}");
     assert!(
-        args[0]["hint"]
+        arg["hint"]
             .as_str()
             .is_some_and(|h| h.contains("systemctl cat k3s-agent")),
         "{plan:#}"
     );
-    let out = k3sctl(&["apply", "-c", spec, "--yes"]);
-    let out_text = text(&out);
-    assert!(out.status.success(), "apply: {out_text}");
+    let out_text = apply_ok(spec);
     assert!(
         out_text.contains("Nothing to do that apply can do")
             && out_text.contains(&format!("{other} k3s argument kubelet-arg")),
@@ -416,16 +452,8 @@ fn drift_scenarios(lab: &Lab, spec: &str, kubeconfig: &std::path::Path) {
     wait_node_args(kubeconfig, other, |a| !a.contains("max-pods"));
 
     // A Node no spec host explains: reported by plan, never deleted by apply.
-    let stray = lab.dir().join("drift-stray.json");
-    fs_err::write(
-        &stray,
-        r#"{"apiVersion": "v1", "kind": "Node", "metadata": {"name": "drift-stray"}}"#,
-    )
-    .expect("manifest");
-    kubectl_with(kubeconfig, &["create", "-f", &stray.to_string_lossy()]);
-    let (code, plan) = plan_json(spec);
-    assert_eq!(code, Some(2), "{plan:#}");
-    let unknown = drift_of(&plan, "unknown-node");
+    create_stray_node(lab, kubeconfig, "drift-stray");
+    let (unknown, plan) = drift(spec, "unknown-node");
     assert_eq!(unknown.len(), 1, "{plan:#}");
     assert_eq!(
         (&unknown[0]["host"], &unknown[0]["fix"]),
@@ -434,12 +462,10 @@ fn drift_scenarios(lab: &Lab, spec: &str, kubeconfig: &std::path::Path) {
             &serde_json::json!("manual")
         )
     );
-    let out = k3sctl(&["apply", "-c", spec, "--yes"]);
-    assert!(out.status.success(), "apply: {}", text(&out));
+    apply_ok(spec);
     kubectl_with(kubeconfig, &["get", "node", "drift-stray"]);
     kubectl_with(kubeconfig, &["delete", "node", "drift-stray"]);
-    let (code, plan) = plan_json(spec);
-    assert_eq!(code, Some(0), "clean again: {plan:#}");
+    assert_converged(spec, "clean again");
 }
 
 /// Objects the spec's manifests declare, changed through the API: the HelmChartConfig's values
@@ -447,7 +473,8 @@ fn drift_scenarios(lab: &Lab, spec: &str, kubeconfig: &std::path::Path) {
 /// deleted. Plan reports both (exit 2); apply writes them back through the API and leaves a
 /// person's own annotation on the HelmChartConfig alone.
 fn manifest_drift(spec: &str, kubeconfig: &std::path::Path) {
-    let values = |kubeconfig: &std::path::Path| {
+    // A field of the traefik HelmChartConfig.
+    let traefik = |path: &str| {
         kubectl_with(
             kubeconfig,
             &[
@@ -457,13 +484,13 @@ fn manifest_drift(spec: &str, kubeconfig: &std::path::Path) {
                 "kube-system",
                 "traefik",
                 "-o",
-                "jsonpath={.spec.valuesContent}",
+                &format!("jsonpath={path}"),
             ],
         )
     };
     let declared = "ports:\n  web:\n    expose: true\n";
     assert_eq!(
-        values(kubeconfig).trim_end(),
+        traefik("{.spec.valuesContent}").trim_end(),
         declared.trim_end(),
         "K3s applied the file"
     );
@@ -530,7 +557,7 @@ fn manifest_drift(spec: &str, kubeconfig: &std::path::Path) {
     );
     assert!(out.status.success(), "apply: {}", text(&out));
     assert_eq!(
-        values(kubeconfig).trim_end(),
+        traefik("{.spec.valuesContent}").trim_end(),
         declared.trim_end(),
         "apply put the values back"
     );
@@ -549,23 +576,11 @@ fn manifest_drift(spec: &str, kubeconfig: &std::path::Path) {
         "apply created the deleted ConfigMap again"
     );
     assert_eq!(
-        kubectl_with(
-            kubeconfig,
-            &[
-                "get",
-                "helmchartconfig",
-                "-n",
-                "kube-system",
-                "traefik",
-                "-o",
-                "jsonpath={.metadata.annotations.note}"
-            ]
-        ),
+        traefik("{.metadata.annotations.note}"),
         "mine",
         "a field the manifest does not declare is left alone"
     );
-    let (code, plan) = plan_json(spec);
-    assert_eq!(code, Some(0), "after apply: {plan:#}");
+    assert_converged(spec, "after apply");
 }
 
 /// Runs `k3sctl check -o json` with `extra` arguments: (exit code, the report).
@@ -672,13 +687,7 @@ fn check_scenarios(lab: &Lab, spec: &str, kubeconfig: &std::path::Path) {
     );
 
     // A Node the spec does not know: exit 1, named, with a hint; the text puts it first.
-    let stray = lab.dir().join("stray-node.json");
-    fs_err::write(
-        &stray,
-        r#"{"apiVersion": "v1", "kind": "Node", "metadata": {"name": "stray-node"}}"#,
-    )
-    .expect("manifest");
-    kubectl_with(kubeconfig, &["create", "-f", &stray.to_string_lossy()]);
+    create_stray_node(lab, kubeconfig, "stray-node");
     let (code, report) = check_json(spec, &[]);
     assert_eq!(code, Some(1), "{report:#}");
     // (The svclb DaemonSet also places a pod on it, Pending for good: reported as settling.)

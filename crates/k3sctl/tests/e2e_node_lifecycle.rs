@@ -21,27 +21,10 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use scenario::Scenario;
-use support::{get, k3s_left_on, k3sctl, node_names, ready_nodes, wait_until, write_spec};
-
-const WEB: &str = r#"
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web, namespace: default}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec: {containers: [{name: web, image: nginx}]}
----
-apiVersion: policy/v1
-kind: PodDisruptionBudget
-metadata: {name: web, namespace: default}
-spec:
-  minAvailable: 1
-  selector: {matchLabels: {app: web}}
-"#;
+use scenario::{Scenario, budgeted_deployment};
+use support::{
+    apply_until_ready, get, k3s_left_on, k3sctl, node_names, ready_nodes, wait_until, write_spec,
+};
 
 /// The web pods: node → ready pods there, and how many are ready in all.
 fn web_pods(s: &Scenario) -> Option<(BTreeMap<String, usize>, usize)> {
@@ -96,17 +79,11 @@ fn remove_replace_and_reset_nodes() {
     let h: Vec<String> = s.hosts.clone();
     let (server, victim, old, new) = (&h[0], &h[1], &h[2], &h[3]);
     write_spec(&s, &[(server, "server"), (victim, "agent"), (old, "agent")]);
-    let t = Instant::now();
-    let out = k3sctl(&s, &["apply"]);
-    assert!(out.ok, "apply failed:\n{}", out.text);
-    wait_until(Duration::from_secs(60), "3 Ready nodes", || {
-        ready_nodes(&s).len() == 3
-    });
-    eprintln!("apply of 3 nodes: {:?}", t.elapsed());
+    eprintln!("apply of 3 nodes: {:?}", apply_until_ready(&s, 3));
 
     // Both web replicas on the worker to remove: the other nodes cordoned meanwhile.
     s.kubectl(&["cordon", server, old]);
-    s.kubectl_apply(WEB);
+    s.kubectl_apply(&budgeted_deployment("web", "nginx", 2, 1, None));
     wait_until(Duration::from_secs(60), "2 web pods on the victim", || {
         web_pods(&s).is_some_and(|(by, ready)| ready == 2 && by.get(victim.as_str()) == Some(&2))
     });
@@ -254,11 +231,7 @@ fn remove_replace_and_reset_nodes() {
     assert!(out.ok && out.text.contains("Nothing to do"), "{}", out.text);
 
     // Apply again: a fresh cluster (the old objects are gone with the old datastore).
-    let out = k3sctl(&s, &["apply"]);
-    assert!(out.ok, "re-apply failed:\n{}", out.text);
-    wait_until(Duration::from_secs(60), "2 Ready nodes", || {
-        ready_nodes(&s).len() == 2
-    });
+    apply_until_ready(&s, 2);
     assert!(
         get(&s, &["get", "deployment", "web"]).is_none(),
         "the old cluster's Deployment survived the reset"

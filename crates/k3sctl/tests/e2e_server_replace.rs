@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use ha_watcher::{ETCDCTL, start_health_loop, stop_health_loop};
 use scenario::Scenario;
-use support::{k3sctl, node_names, ready_nodes, wait_until, write_spec};
+use support::{apply_until_ready, k3sctl, node_names, ready_nodes, wait_until, write_spec};
 
 /// etcd's member names, as etcdctl lists them on `on`.
 fn members(s: &Scenario, on: &str) -> Vec<String> {
@@ -128,13 +128,7 @@ fn a_server_is_replaced_without_losing_quorum() {
     let h: Vec<String> = s.hosts.clone();
     let (s0, s1, old, new) = (&h[0], &h[1], &h[2], &h[3]);
     write_spec(&s, &[(s0, "server"), (s1, "server"), (old, "server")]);
-    let t = Instant::now();
-    let out = k3sctl(&s, &["apply"]);
-    assert!(out.ok, "apply failed:\n{}", out.text);
-    wait_until(Duration::from_secs(60), "3 Ready servers", || {
-        ready_nodes(&s).len() == 3
-    });
-    eprintln!("HA apply of 3 servers: {:?}", t.elapsed());
+    eprintln!("HA apply of 3 servers: {:?}", apply_until_ready(&s, 3));
     let before = members(&s, s0);
     assert_eq!(before.len(), 3, "{before:?}");
     assert!(before.iter().any(|m| m.starts_with(&format!("{old}-"))));

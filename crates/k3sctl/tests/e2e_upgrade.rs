@@ -15,27 +15,13 @@ mod watcher;
 
 use std::time::{Duration, Instant};
 
-use scenario::{Scenario, V133, V133_4, V134_1, V134_2, V134_3, V134_4, V134_5};
+use scenario::{
+    Scenario, V133, V133_4, V134_1, V134_2, V134_3, V134_4, V134_5, budgeted_deployment,
+};
 use watcher::Watcher;
 
-const WORKLOADS: &str = r#"
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web, namespace: default}
-spec:
-  replicas: 3
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec: {containers: [{name: web, image: nginx}]}
----
-apiVersion: policy/v1
-kind: PodDisruptionBudget
-metadata: {name: web, namespace: default}
-spec:
-  minAvailable: 2
-  selector: {matchLabels: {app: web}}
----
+/// Besides `web` (3 replicas, at least 2 available): a DaemonSet on every node.
+const AGENT_DS: &str = r#"
 apiVersion: apps/v1
 kind: DaemonSet
 metadata: {name: agent-ds, namespace: default}
@@ -46,29 +32,9 @@ spec:
     spec: {containers: [{name: ds, image: busybox}]}
 "#;
 
+/// A single pod on `node` whose PodDisruptionBudget allows no eviction.
 fn blocker(node: &str) -> String {
-    format!(
-        r#"
-apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: blocker, namespace: default}}
-spec:
-  replicas: 1
-  selector: {{matchLabels: {{app: blocker}}}}
-  template:
-    metadata: {{labels: {{app: blocker}}}}
-    spec:
-      nodeSelector: {{kubernetes.io/hostname: {node}}}
-      containers: [{{name: b, image: busybox}}]
----
-apiVersion: policy/v1
-kind: PodDisruptionBudget
-metadata: {{name: blocker, namespace: default}}
-spec:
-  minAvailable: 1
-  selector: {{matchLabels: {{app: blocker}}}}
-"#
-    )
+    budgeted_deployment("blocker", "busybox", 1, 1, Some(node))
 }
 
 /// A kube-system workload that can only start on a node labelled `settle=yes`: its pod stays
@@ -124,7 +90,10 @@ fn rolling_upgrades_on_one_lab() {
     assert!(s.unschedulable().is_empty());
     s.kubectl(&["-n", "kube-system", "delete", "deployment", "settle"]);
     s.write_spec(V133, "disableEviction: false");
-    s.kubectl_apply(WORKLOADS);
+    s.kubectl_apply(&format!(
+        "{}---{AGENT_DS}",
+        budgeted_deployment("web", "nginx", 3, 2, None)
+    ));
     s.wait_ready_replicas("web", 3);
 
     // Dry run: per-node transitions in order, evictions listed, nothing changed.

@@ -44,6 +44,19 @@ pub fn write_spec(s: &Scenario, hosts: &[(&str, &str)]) {
     fs_err::write(&s.spec, text).expect("write spec");
 }
 
+/// Runs `k3sctl apply` and waits (up to 60 s) until `nodes` Nodes are Ready: how long both took.
+pub fn apply_until_ready(s: &Scenario, nodes: usize) -> Duration {
+    let t = Instant::now();
+    let out = k3sctl(s, &["apply"]);
+    assert!(out.ok, "apply failed:\n{}", out.text);
+    wait_until(
+        Duration::from_secs(60),
+        &format!("{nodes} Ready nodes"),
+        || ready_nodes(s).len() == nodes,
+    );
+    t.elapsed()
+}
+
 /// Runs `k3sctl -c SPEC ARGS` without a terminal.
 pub fn k3sctl(s: &Scenario, args: &[&str]) -> Out {
     let cache = s.spec.parent().unwrap_or(Path::new(".")).join("cache");

@@ -21,6 +21,41 @@ pub const V134_3: &str = "v1.34.3+k3s1";
 pub const V134_4: &str = "v1.34.4+k3s1";
 pub const V134_5: &str = "v1.34.5+k3s1";
 
+/// A Deployment `name` of `replicas` pods (`image`, on `node` when given) with a
+/// PodDisruptionBudget keeping `min_available` of them: the workload drains must respect.
+pub fn budgeted_deployment(
+    name: &str,
+    image: &str,
+    replicas: u32,
+    min_available: u32,
+    node: Option<&str>,
+) -> String {
+    let node_selector = node
+        .map(|n| format!("      nodeSelector: {{kubernetes.io/hostname: {n}}}\n"))
+        .unwrap_or_default();
+    format!(
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}, namespace: default}}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+{node_selector}      containers: [{{name: {name}, image: {image}}}]
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {{name: {name}, namespace: default}}
+spec:
+  minAvailable: {min_available}
+  selector: {{matchLabels: {{app: {name}}}}}
+"#
+    )
+}
+
 /// One command's result.
 pub struct Out {
     pub ok: bool,
