@@ -4,7 +4,8 @@
 //! fewer than 3), also when the server leaving leads etcd (the test makes it the leader first:
 //! k3sctl must hand leadership over before removing it, or every endpoint fails for an election
 //! timeout); afterwards etcdctl's member list has the new server and not the old one, the
-//! old Node is deleted and K3s on the old host is stopped.
+//! old Node is deleted and K3s on the old host is stopped. Then `node remove` of another
+//! server (out of the spec): its member and Node gone, nothing of K3s left on its host.
 
 #[allow(dead_code)]
 #[path = "e2e_ha_upgrade/ha_watcher.rs"]
@@ -26,7 +27,9 @@ use std::time::{Duration, Instant};
 
 use ha_watcher::{ETCDCTL, start_health_loop, stop_health_loop};
 use scenario::Scenario;
-use support::{apply_until_ready, k3sctl, node_names, ready_nodes, wait_until, write_spec};
+use support::{
+    apply_until_ready, k3s_left_on, k3sctl, node_names, ready_nodes, wait_until, write_spec,
+};
 
 /// etcd's member names, as etcdctl lists them on `on`.
 fn members(s: &Scenario, on: &str) -> Vec<String> {
@@ -210,4 +213,24 @@ fn a_server_is_replaced_without_losing_quorum() {
         "{}",
         out.text
     );
+
+    // `node remove` of a server once it is out of the spec (shrinking towards one server; a
+    // spec of two servers is refused), end to end: etcd goes from 3 to 2 members (2 healthy
+    // voters remain, its quorum), the member is gone from etcdctl's list, the Node is deleted
+    // and nothing of K3s is left on the host.
+    write_spec(&s, &[(s0, "server")]);
+    let t = Instant::now();
+    let out = k3sctl(&s, &["--yes", "node", "remove", s1]);
+    assert!(out.ok, "node remove of a server failed:\n{}", out.text);
+    eprintln!("server remove took {:?}", t.elapsed());
+    let after = members(&s, s0);
+    assert_eq!(after.len(), 2, "{after:?}");
+    assert!(
+        !after.iter().any(|m| m.starts_with(&format!("{s1}-"))),
+        "{s1} still an etcd member: {after:?}"
+    );
+    let names = node_names(&s);
+    assert!(!names.contains(s1), "{s1}'s Node still there: {names:?}");
+    let left = k3s_left_on(&s, s1);
+    assert!(left.is_empty(), "K3s left on {s1}: {left:?}");
 }
