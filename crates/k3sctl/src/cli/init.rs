@@ -8,9 +8,12 @@ use anyhow::{Context, bail};
 use serde::Serialize;
 
 use super::output::print_json;
+use super::runtime::block_on;
 use super::{CommandResult, Global};
+use crate::ops::connect::ConnectOptions;
+use crate::ops::import_hosts::read::running_node_names;
 use crate::spec::import::ansible::{self, ConvertOptions};
-use crate::spec::{is_dns_label, render_spec, starter_spec};
+use crate::spec::{LoadedSpec, ValidationContext, is_dns_label, render_spec, starter_spec};
 
 /// Arguments of `init` (the file written is the global `-c`, default ./cluster.yaml).
 #[derive(Debug, clap::Args)]
@@ -97,8 +100,35 @@ fn from_ansible(inventory: &std::path::Path, args: &Args) -> anyhow::Result<(Str
         name: args.name.clone(),
         proxmox_host: args.proxmox_host.clone(),
     };
-    let conversion = ansible::convert(&parsed, &options)
+    let mut conversion = ansible::convert(&parsed, &options)
         .with_context(|| format!("converting Ansible inventory {}", inventory.display()))?;
+    let by_address = ansible::hosts_named_by_address(&conversion.cluster);
+    if !by_address.is_empty() {
+        // k3s-ansible's sample names hosts by address; K3s names their Nodes otherwise.
+        let dir = inventory
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), std::path::Path::to_path_buf);
+        let context = ValidationContext::from_env(dir);
+        let spec = LoadedSpec {
+            cluster: conversion.cluster.clone(),
+            path: inventory.to_path_buf(),
+            base_dir: context.base_dir,
+            home: context.home,
+        };
+        let found = block_on(running_node_names(
+            &spec,
+            &by_address,
+            // Reading changes nothing: stopped containers stay stopped.
+            ConnectOptions {
+                accept_new_host_keys: false,
+                skip_unreachable: true,
+                start_containers: false,
+            },
+        ))?;
+        let notes = ansible::name_hosts_as_running(&mut conversion.cluster, &found);
+        conversion.warnings.extend(notes);
+    }
     let mut header = vec![format!(
         "Converted from the Ansible inventory {} by `k3sctl init`.",
         inventory.display()

@@ -7,7 +7,9 @@
 use super::desired::{DesiredHost, FileContent};
 use super::observed::{ObservedHost, ObservedNode, StartFiles};
 use crate::k3s::config::{CONFIG_PATH, NodeRole};
-use crate::k3s::effective::{Change, Compare, NodeDefaults, Sources, effective, env_files_of_unit};
+use crate::k3s::effective::{
+    Change, Compare, NodeDefaults, Sources, effective, env_files_of_unit, unit_with_dropins,
+};
 use crate::k3s::unit::{env_path, unit_name, unit_path};
 use crate::secret::Secret;
 
@@ -98,19 +100,21 @@ pub fn judge_after_record(
     judge(host, found, node, token)
 }
 
-/// What the host's files say K3s starts with: the env files are those the installed unit
-/// names (`EnvironmentFile=`), wherever they are.
+/// What the host's files say K3s starts with: the unit with its drop-ins, and the env files
+/// they name (`EnvironmentFile=`), wherever they are.
 fn observed_sources(role: NodeRole, start: &StartFiles) -> Sources {
+    let unit = unit_with_dropins(&start.unit, &start.unit_dropins);
     Sources {
-        unit: start.unit.clone(),
-        env_files: env_files_of_unit(&start.unit, unit_name(role), &start.env_files),
+        env_files: env_files_of_unit(&unit, unit_name(role), &start.env_files),
+        unit,
         config: start.config.clone(),
         dropins: start.dropins.clone(),
     }
 }
 
-/// What K3s would start with after the writes: k3sctl's unit, config.yaml and env file, and
-/// the other env files k3sctl's unit names as the host has them; no drop-ins.
+/// What K3s would start with after the writes: k3sctl's unit with the host's unit drop-ins
+/// (k3sctl leaves them), config.yaml and env file, and the other env files the unit names as
+/// the host has them; no config.yaml.d drop-ins.
 fn desired_sources(
     host: &DesiredHost,
     start: &StartFiles,
@@ -121,7 +125,7 @@ fn desired_sources(
         Some(FileContent::Plain(text)) => Some(text.clone()),
         _ => None,
     };
-    let unit = plain(&unit_path(host.role))?;
+    let unit = unit_with_dropins(&plain(&unit_path(host.role))?, &start.unit_dropins);
     let config = plain(CONFIG_PATH)?;
     let env = env_path(host.role);
     let (env_text, _) = file(&env)?.content.resolve(token)?;

@@ -142,6 +142,7 @@ fn start_files() -> StartFiles {
         )],
         config: None,
         dropins: vec![],
+        unit_dropins: vec![],
         hostname: Some("agent-1".into()),
     }
 }
@@ -213,6 +214,55 @@ fn dropins_are_removed_and_their_settings_judged() {
         render_plan(&plan).contains("kubelet-arg: [max-pods=150] -> (not set)"),
         "{}",
         render_plan(&plan)
+    );
+}
+
+#[test]
+fn unit_dropins_count_before_and_after_the_writes() {
+    // A drop-in that replaces ExecStart and adds a flag: K3s runs with it, and still will
+    // after k3sctl writes its unit (the drop-in stays and wins over the unit).
+    let mut start = start_files();
+    start.unit_dropins = vec![(
+        "20-exec.conf".into(),
+        "[Service]\nExecStart=\nExecStart=/usr/local/bin/k3s agent --node-label zone=a \
+         --kubelet-arg max-pods=150\n"
+            .into(),
+    )];
+    let plan =
+        compute_plan(&desired(agent(BTreeMap::new())), &installed(start.clone())).expect("plans");
+    assert_eq!(kinds(&plan).first(), Some(&"adopt"), "{plan:#?}");
+    // The same list setting also in the spec: K3s would get it twice (config.yaml and the
+    // drop-in's command line), which is a change.
+    let extra = BTreeMap::from([(
+        "kubelet-arg".to_owned(),
+        serde_json::json!(["max-pods=150"]),
+    )]);
+    let plan = compute_plan(&desired(agent(extra)), &installed(start)).expect("plans");
+    assert!(
+        render_plan(&plan).contains("kubelet-arg: [max-pods=150] -> [max-pods=150, max-pods=150]"),
+        "{}",
+        render_plan(&plan)
+    );
+
+    // A drop-in Environment= line a spec setting contradicts: a restart naming it.
+    let mut start = start_files();
+    start.unit_dropins = vec![(
+        "10-name.conf".into(),
+        "[Service]\nEnvironment=K3S_NODE_NAME=agent-old\n".into(),
+    )];
+    let plan = compute_plan(&desired(agent(BTreeMap::new())), &installed(start)).expect("plans");
+    let restart = plan.hosts[0]
+        .steps
+        .iter()
+        .find_map(|s| match s {
+            Step::Restart { reason } => Some(reason.clone()),
+            _ => None,
+        })
+        .expect("restarts");
+    // The env line stays in the drop-in and k3sctl's config.yaml node-name overrides it.
+    assert_eq!(
+        restart, "setting node-name: agent-old -> (not set) changed",
+        "{plan:#?}"
     );
 }
 

@@ -67,6 +67,9 @@ pub struct ObservedHost {
 pub struct StartFiles {
     /// The unit file's text.
     pub unit: String,
+    /// The unit's drop-ins (`/etc/systemd/system/<unit>.service.d/*.conf`), `(file name,
+    /// content)`: systemd applies them over the unit, and k3sctl leaves them in place.
+    pub unit_dropins: Vec<(String, String)>,
     /// Env files the unit reads that exist, `(path, content)`; they may hold the token.
     pub env_files: Vec<(String, Secret)>,
     /// /etc/rancher/k3s/config.yaml.

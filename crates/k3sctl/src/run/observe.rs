@@ -102,15 +102,24 @@ pub fn start_file_paths(role: NodeRole) -> Vec<String> {
 
 /// Shell that prints `src=<path> <base64>` for each file K3s may start from: `paths`, and
 /// every `EnvironmentFile=` of the unit files `units` (`(unit file, unit name)`, `%N`/`%n`
-/// expanded), whatever their paths. Which of them a unit really reads is decided from its text
-/// (`k3s::effective::env_files_of_unit`); a path named twice is printed twice.
+/// expanded) and of their drop-ins (`<unit file>.d/*.conf`), whatever their paths, then each
+/// drop-in as `unitdropin=<unit name> <file name> <base64>`. Which of them a unit really reads
+/// is decided from its text (`k3s::effective::env_files_of_unit`); a path named twice is
+/// printed twice.
 pub fn read_start_files(paths: &[String], units: &[(String, &str)]) -> String {
     let mut words: Vec<String> = paths.iter().map(|p| shell::quote(p)).collect();
+    let mut dropins = String::new();
     for (file, name) in units {
+        let dir = shell::quote(&format!("{file}.d"));
+        dropins.push_str(&format!(
+            "for f in {dir}/*.conf; do if [ -f \"$f\" ]; then echo \"unitdropin={name} ${{f##*/}} $(base64 -w0 \"$f\")\"; fi; done\n"
+        ));
         words.push(
             String::from("$(sed -n 's/^[[:space:]]*EnvironmentFile[[:space:]]*=[[:space:]]*-\\{0,1\\}[[:space:]]*//p' ")
                 + &shell::quote(file)
-                + " 2>/dev/null | sed 's/%N/"
+                + " "
+                + &dir
+                + "/*.conf 2>/dev/null | sed 's/%N/"
                 + name
                 + "/g; s/%n/"
                 + name
@@ -118,7 +127,7 @@ pub fn read_start_files(paths: &[String], units: &[(String, &str)]) -> String {
         );
     }
     format!(
-        "for f in {}; do if [ -f \"$f\" ]; then echo \"src=$f $(base64 -w0 \"$f\")\"; fi; done\n",
+        "for f in {}; do if [ -f \"$f\" ]; then echo \"src=$f $(base64 -w0 \"$f\")\"; fi; done\n{dropins}",
         words.join(" ")
     )
 }
@@ -288,6 +297,15 @@ pub fn parse_report(
             "dropin" => {
                 let (name, data) = value.split_once(' ').unwrap_or((value, ""));
                 start.dropins.push((name.to_owned(), decode(data)?));
+            }
+            "unitdropin" => {
+                let mut parts = value.splitn(3, ' ');
+                if let (Some(unit), Some(name), Some(data)) =
+                    (parts.next(), parts.next(), parts.next())
+                    && unit == unit_name(host.role)
+                {
+                    start.unit_dropins.push((name.to_owned(), decode(data)?));
+                }
             }
             "file" => {
                 let mut parts = value.splitn(3, ' ');
@@ -535,6 +553,15 @@ mod tests {
         .expect("env");
         fs_err::write(dir.path().join("k3s-agent.service.env"), "K3S_URL=u\n").expect("env");
         fs_err::write(dir.path().join("fixed"), "a: 1\n").expect("fixed");
+        // A unit drop-in naming one more env file.
+        fs_err::create_dir(dir.path().join("k3s-agent.service.d")).expect("mkdir");
+        fs_err::write(
+            dir.path().join("k3s-agent.service.d/10-proxy.conf"),
+            format!("[Service]\nEnvironmentFile=-{d}/proxy.env\n"),
+        )
+        .expect("dropin");
+        fs_err::write(dir.path().join("k3s-agent.service.d/x.bak"), "no").expect("bak");
+        fs_err::write(dir.path().join("proxy.env"), "NO_PROXY=x\n").expect("env");
         let script = read_start_files(
             &[format!("{d}/fixed")],
             &[(unit.to_string_lossy().into_owned(), "k3s-agent")],
@@ -555,7 +582,40 @@ mod tests {
                 format!("{d}/fixed"),
                 format!("{d}/default/k3s-agent"),
                 format!("{d}/k3s-agent.service.env"),
+                format!("{d}/proxy.env"),
             ]
+        );
+        let text = out.stdout_text();
+        let dropins: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("unitdropin="))
+            .collect();
+        assert_eq!(dropins.len(), 1, "{text}");
+        assert!(
+            dropins[0].starts_with("unitdropin=k3s-agent 10-proxy.conf "),
+            "{text}"
+        );
+        // The report's drop-in reaches the host's start files.
+        let b64 = base64::engine::general_purpose::STANDARD.encode("[Service]\nEnvironment=A=1\n");
+        let obs = parse_report(
+            &host(),
+            &ObserveRequest::default(),
+            &format!(
+                "arch=x86_64\nsrc={} {}\nunitdropin=k3s-agent 10-a.conf {b64}\n\
+                 unitdropin=k3s 10-b.conf {b64}\n",
+                unit_path(NodeRole::Agent),
+                base64::engine::general_purpose::STANDARD.encode("[Service]\nExecStart=/x agent\n"),
+            ),
+        )
+        .expect("parses")
+        .host;
+        let start = obs.start.expect("start files");
+        assert_eq!(
+            start.unit_dropins,
+            [(
+                "10-a.conf".to_owned(),
+                "[Service]\nEnvironment=A=1\n".to_owned()
+            )]
         );
     }
 

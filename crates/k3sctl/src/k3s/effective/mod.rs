@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 pub use flags::{Kind, env_flag};
 pub use sources::{
     UnitStart, env_files_of_unit, parse_env_file, parse_unit, split_words, unit_env_files,
+    unit_with_dropins,
 };
 
 use super::config::NodeRole;
@@ -70,7 +71,8 @@ impl Setting {
 /// Everything K3s is started with, as written in the files.
 #[derive(Debug, Clone, Default)]
 pub struct Sources {
-    /// The unit file's text.
+    /// The unit's text as systemd reads it: the unit file with its drop-ins appended
+    /// ([`unit_with_dropins`]).
     pub unit: String,
     /// Env files the unit reads, in its order, as `(path, text)`; missing files left out
     /// (`env_files_of_unit` picks them from what a host has).

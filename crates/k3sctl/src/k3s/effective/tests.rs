@@ -444,3 +444,55 @@ fn env_files_are_the_ones_the_unit_names_in_its_order() {
     assert_eq!(read.len(), 1);
     assert_eq!(read[0].0, "/etc/ansible/k3s-agent.service.env");
 }
+
+#[test]
+fn unit_dropins_apply_in_name_order_and_reset_execstart_and_env_files() {
+    let dropins = vec![
+        (
+            "20-exec.conf".to_owned(),
+            "[Service]\nExecStart=\nExecStart=/usr/local/bin/k3s server --disable=servicelb\n"
+                .to_owned(),
+        ),
+        (
+            "10-env.conf".to_owned(),
+            "[Service]\nEnvironment=HTTP_PROXY=http://a:3128 K3S_NODE_NAME=first\n\
+             EnvironmentFile=\nEnvironmentFile=-/etc/k3s/extra.env\n"
+                .to_owned(),
+        ),
+        (
+            "30-name.conf".to_owned(),
+            "[Service]\nEnvironment=K3S_NODE_NAME=second\n".to_owned(),
+        ),
+        // Not a .conf file: systemd does not read it.
+        (
+            "40-ignored.conf.bak".to_owned(),
+            "[Service]\nExecStart=\nExecStart=/usr/local/bin/k3s agent\n".to_owned(),
+        ),
+    ];
+    let unit = unit_with_dropins(INSTALLER_UNIT, &dropins);
+    // EnvironmentFile= with no value dropped the unit's three env files.
+    assert_eq!(unit_env_files(&unit, "k3s"), ["/etc/k3s/extra.env"]);
+    let mut s = sources(&unit, "K3S_TOKEN=never-read\n", None);
+    s.env_files = vec![(
+        "/etc/k3s/extra.env".into(),
+        Secret::new("K3S_KUBECONFIG_MODE=644\n"),
+    )];
+    let e = effective(&s, &defaults()).expect("effective");
+    assert_eq!(e.subcommand, "server");
+    // The unit's ExecStart flags are gone: the drop-in's ExecStart replaced them.
+    assert_eq!(e.settings.get("disable"), Some(&list(&["servicelb"])));
+    assert!(!e.settings.contains_key("kubelet-arg"), "{e:?}");
+    assert!(!e.settings.contains_key("tls-san"), "{e:?}");
+    assert_eq!(
+        e.settings.get("node-name"),
+        Some(&Setting::Value("second".into()))
+    );
+    assert_eq!(
+        e.settings.get("write-kubeconfig-mode"),
+        Some(&Setting::Value("0644".into()))
+    );
+    assert!(!e.settings.contains_key("token"), "{e:?}");
+    assert!(e.environment.contains_key("HTTP_PROXY"));
+    // Without drop-ins the unit is read as it is.
+    assert_eq!(unit_with_dropins(INSTALLER_UNIT, &[]), INSTALLER_UNIT);
+}

@@ -11,7 +11,9 @@ use base64::Engine;
 use super::map::{HostSeen, NodeSeen};
 use crate::host::ExecRequest;
 use crate::k3s::config::{CONFIG_PATH, NodeRole};
-use crate::k3s::effective::{NodeDefaults, Sources, effective, env_files_of_unit, from_node_args};
+use crate::k3s::effective::{
+    NodeDefaults, Sources, effective, env_files_of_unit, from_node_args, unit_with_dropins,
+};
 use crate::k3s::manifests::MANIFESTS_DIR;
 use crate::k3s::registries::REGISTRIES_PATH;
 use crate::k3s::unit::{BINARY_PATH, unit_name, unit_path};
@@ -41,6 +43,8 @@ struct Report {
     hostname: Option<String>,
     start: BTreeMap<String, Secret>,
     dropins: Vec<(String, String)>,
+    /// Unit drop-ins by unit name (`k3s`, `k3s-agent`), `(file name, text)`.
+    unit_dropins: BTreeMap<String, Vec<(String, String)>>,
     registries: Option<String>,
     manifests: Vec<String>,
 }
@@ -99,6 +103,17 @@ fn parse(text: &str) -> Report {
                 let (name, data) = value.split_once(' ').unwrap_or((value, ""));
                 r.dropins.push((name.to_owned(), decode(data)));
             }
+            "unitdropin" => {
+                let mut parts = value.splitn(3, ' ');
+                if let (Some(unit), Some(name), Some(data)) =
+                    (parts.next(), parts.next(), parts.next())
+                {
+                    r.unit_dropins
+                        .entry(unit.to_owned())
+                        .or_default()
+                        .push((name.to_owned(), decode(data)));
+                }
+            }
             "registries" => r.registries = Some(decode(value)),
             "manifest" if !PACKAGED.contains(&value) => r.manifests.push(value.to_owned()),
             _ => {}
@@ -109,7 +124,13 @@ fn parse(text: &str) -> Report {
 
 /// The files a role's K3s starts from, from the report.
 fn sources(report: &Report, role: NodeRole) -> Option<Sources> {
-    let unit = report.start.get(&unit_path(role))?.expose().to_owned();
+    let unit = unit_with_dropins(
+        report.start.get(&unit_path(role))?.expose(),
+        report
+            .unit_dropins
+            .get(unit_name(role))
+            .map_or(&[][..], Vec::as_slice),
+    );
     let found: Vec<(String, Secret)> = report
         .start
         .iter()
@@ -121,6 +142,64 @@ fn sources(report: &Report, role: NodeRole) -> Option<Sources> {
         config: report.start.get(CONFIG_PATH).map(|s| s.expose().to_owned()),
         dropins: report.dropins.clone(),
     })
+}
+
+/// The name K3s runs a node under, from what its host said: the `node-name` its start files
+/// set (unit, env files, config.yaml and drop-ins), else its host name lowercased, as K3s
+/// names a node by default. `None` when no K3s unit is installed.
+fn running_name(report: &Report) -> Result<Option<String>, String> {
+    let Some(role) = report.role else {
+        return Ok(None);
+    };
+    let sources = sources(report, role).ok_or("the K3s unit could not be read")?;
+    let defaults = NodeDefaults {
+        hostname: report.hostname.clone(),
+        internal_ip: None,
+    };
+    let files = effective(&sources, &defaults).map_err(|e| e.to_string())?;
+    match files.settings.get("node-name") {
+        Some(crate::k3s::effective::Setting::Value(name)) => Ok(Some(name.clone())),
+        _ => report
+            .hostname
+            .as_ref()
+            .map(|h| Some(h.to_ascii_lowercase()))
+            .ok_or_else(|| "its host name could not be read".to_owned()),
+    }
+}
+
+/// For each host of `spec` named in `names`: the name its K3s runs the node under (`None`:
+/// K3s is not installed there), or why it could not be read (unreachable, unreadable unit).
+/// One round trip per host; hosts are read side by side.
+pub async fn running_node_names(
+    spec: &LoadedSpec,
+    names: &[String],
+    options: ConnectOptions,
+) -> BTreeMap<String, Result<Option<String>, String>> {
+    let hosts: Vec<_> = spec
+        .hosts()
+        .into_iter()
+        .filter(|h| names.contains(&h.name))
+        .collect();
+    let (transports, errors) = connect_all(&hosts, options).await;
+    let mut out: BTreeMap<String, Result<Option<String>, String>> = errors
+        .iter()
+        .map(|e| (e.host().to_owned(), Err(e.to_string())))
+        .collect();
+    let script = script();
+    let reads = transports.iter().map(|(name, transport)| {
+        let req = ExecRequest::new(script.clone())
+            .sudo(true)
+            .describe("reading K3s's node name");
+        async move {
+            let answer = match transport.exec_checked(req).await {
+                Ok(out) => running_name(&parse(&out.stdout_text())),
+                Err(e) => Err(e.to_string()),
+            };
+            (name.clone(), answer)
+        }
+    });
+    out.extend(futures_util::future::join_all(reads).await);
+    out
 }
 
 /// Reads every host of `skeleton` and the Nodes from the API.

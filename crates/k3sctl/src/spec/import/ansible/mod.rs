@@ -10,11 +10,13 @@ mod convert;
 mod extras;
 mod ini;
 mod inventory;
+mod named_by_address;
 mod settings;
 mod yaml;
 
 pub use convert::{Conversion, ConvertOptions, convert};
 pub use inventory::{Group, Inventory, InventoryError};
+pub use named_by_address::{hosts_named_by_address, name_hosts_as_running};
 
 /// Parses inventory text: YAML when `yaml` is true, INI otherwise.
 pub fn parse_inventory(text: &str, yaml: bool) -> Result<Inventory, InventoryError> {
