@@ -102,7 +102,7 @@ pub fn judge_after_record(
 
 /// What the host's files say K3s starts with: the unit with its drop-ins, and the env files
 /// they name (`EnvironmentFile=`), wherever they are.
-fn observed_sources(role: NodeRole, start: &StartFiles) -> Sources {
+pub(crate) fn observed_sources(role: NodeRole, start: &StartFiles) -> Sources {
     let unit = unit_with_dropins(&start.unit, &start.unit_dropins);
     Sources {
         env_files: env_files_of_unit(&unit, unit_name(role), &start.env_files),

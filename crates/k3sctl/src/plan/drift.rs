@@ -12,12 +12,12 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::desired::{Desired, DesiredHost, FileContent};
-use super::observed::{Observed, ObservedNode};
+use super::observed::{Observed, ObservedNode, StartFiles};
 use super::step::{HostPlan, Step};
 use crate::k3s::config::CONFIG_PATH;
 use crate::k3s::config::NodeRole;
 use crate::k3s::effective::node_args::{self, NODE_ARGS_ANNOTATION};
-use crate::k3s::effective::{Compare, NodeDefaults, changes};
+use crate::k3s::effective::{Compare, NodeDefaults, changes, flags_from_environment};
 use crate::kube::{plan_labels, plan_taints};
 
 /// What differs.
@@ -134,7 +134,11 @@ pub fn find_drift(desired: &Desired, observed: &Observed, hosts: &[HostPlan]) ->
         });
         label_drift(host, node, &mut out);
         taint_drift(host, node, &mut out);
-        arg_drift(host, node, restarts, &mut out);
+        let start = observed
+            .hosts
+            .get(&host.name)
+            .and_then(|o| o.start.as_ref());
+        arg_drift(host, node, start, restarts, &mut out);
         let version = desired.version.to_string();
         if node.kubelet_version != version {
             out.push(DriftItem {
@@ -264,7 +268,13 @@ fn taint_drift(host: &DesiredHost, node: &ObservedNode, out: &mut Vec<DriftItem>
     }
 }
 
-fn arg_drift(host: &DesiredHost, node: &ObservedNode, restarts: bool, out: &mut Vec<DriftItem>) {
+fn arg_drift(
+    host: &DesiredHost,
+    node: &ObservedNode,
+    start: Option<&StartFiles>,
+    restarts: bool,
+    out: &mut Vec<DriftItem>,
+) {
     let Some(annotation) = &node.node_args else {
         return;
     };
@@ -334,9 +344,20 @@ fn arg_drift(host: &DesiredHost, node: &ObservedNode, restarts: bool, out: &mut 
                 _ => false,
             }
     };
+    // A flag the host's unit (or a drop-in of it) or env files give as an environment
+    // variable (`Environment=K3S_RESOLV_CONF=...`) is not in the annotation either: with the
+    // declared value, K3s runs as declared.
+    let from_environment = start
+        .map(|s| flags_from_environment(&super::adopt::observed_sources(host.role, s)))
+        .unwrap_or_default();
+    let set_by_environment = |change: &crate::k3s::effective::Change| {
+        change.after.is_none()
+            && change.before.is_some()
+            && from_environment.get(&change.key) == change.before.as_ref()
+    };
     for change in changes(&declared, &live, how)
         .into_iter()
-        .filter(|c| !given_by_env(c))
+        .filter(|c| !given_by_env(c) && !set_by_environment(c))
     {
         out.push(item(
             change.key,

@@ -197,6 +197,45 @@ fn a_node_name_k3s_chose_itself_is_no_drift() {
 }
 
 #[test]
+fn a_flag_the_unit_gives_as_an_environment_variable_is_no_drift() {
+    // The spec gives resolv-conf; K3s on agent-2 has it from a unit drop-in's
+    // `Environment=K3S_RESOLV_CONF=`, which its node-args annotation does not list.
+    let mut d = desired("http://mirror-a:5000");
+    let host = d
+        .hosts
+        .iter_mut()
+        .find(|h| h.name == "agent-2")
+        .expect("agent-2");
+    for file in &mut host.files {
+        if file.path == "/etc/rancher/k3s/config.yaml"
+            && let FileContent::Plain(text) = &mut file.content
+        {
+            text.push_str("resolv-conf: /etc/resolv.conf\n");
+        }
+    }
+    let mut observed = converged(&d);
+    let plan = compute_plan(&d, &observed).expect("plans");
+    let args = items(&plan, DriftKind::NodeArg);
+    assert_eq!(args.len(), 1, "{args:#?}");
+    assert_eq!(args[0].subject, "resolv-conf");
+    let start = |value: &str| StartFiles {
+        unit: "[Service]\nExecStart=/usr/local/bin/k3s agent\n".into(),
+        unit_dropins: vec![(
+            "10-resolv.conf".into(),
+            format!("[Service]\nEnvironment=K3S_RESOLV_CONF={value}\n"),
+        )],
+        ..StartFiles::default()
+    };
+    observed.hosts.get_mut("agent-2").expect("host").start = Some(start("/etc/resolv.conf"));
+    let plan = compute_plan(&d, &observed).expect("plans");
+    assert_eq!(items(&plan, DriftKind::NodeArg), Vec::<&DriftItem>::new());
+    // Another value in the environment than the spec's is still drift.
+    observed.hosts.get_mut("agent-2").expect("host").start = Some(start("/run/resolv.conf"));
+    let plan = compute_plan(&d, &observed).expect("plans");
+    assert_eq!(items(&plan, DriftKind::NodeArg).len(), 1);
+}
+
+#[test]
 fn a_join_flag_the_env_file_now_gives_is_no_drift() {
     let d = desired("http://mirror-a:5000");
     let mut observed = converged(&d);

@@ -4,7 +4,8 @@
 //! `tls-san` merged with `server_config_yaml`, `agent_config_yaml`, the binary from
 //! `airgap_dir`), K3s restarted as the playbook does; then `init --from-ansible` on a
 //! k3s-ansible inventory whose `ansible_ssh_common_args` carry the ssh config and known_hosts
-//! files, and `plan` / `apply` take the cluster over without restarting anything.
+//! files and whose hosts are named by address (its sample's layout: the Node names are read
+//! from the hosts), and `plan` / `apply` take the cluster over without restarting anything.
 
 use std::path::Path;
 
@@ -42,7 +43,7 @@ pub fn lay_out(lab: &Lab, hosts: &[&str], server_ip: &str) {
         lab.exec(
             h,
             "rm -f /etc/rancher/k3s/registries.yaml /etc/rancher/k3s/config.yaml \
-             /var/lib/k3sctl/adopted /etc/systemd/system/k3s*.service*",
+             /var/lib/k3sctl/adopted && rm -rf /etc/systemd/system/k3s*.service*",
         )
         .expect("clean");
         let unit = if i == 0 {
@@ -103,20 +104,11 @@ pub fn lay_out(lab: &Lab, hosts: &[&str], server_ip: &str) {
 }
 
 /// A k3s-ansible inventory (its sample's layout: `k3s_cluster` with `server` and `agent`
-/// children) for the lab hosts, reached through the lab's ssh config and known_hosts.
-pub fn inventory(
-    lab: &Lab,
-    hosts: &[&str],
-    addresses: &[String],
-    ssh_config: &str,
-    airgap: &Path,
-) -> String {
-    let host = |i: usize| {
-        format!(
-            "        {}:\n          ansible_host: {}\n",
-            hosts[i], addresses[i]
-        )
-    };
+/// children, hosts named by their address) for the lab hosts, reached through the lab's ssh
+/// config and known_hosts.
+pub fn inventory(lab: &Lab, addresses: &[String], ssh_config: &str, airgap: &Path) -> String {
+    // Named by address, as in k3s-ansible's sample inventory.
+    let host = |i: usize| format!("        {}:\n", addresses[i]);
     format!(
         "k3s_cluster:\n  children:\n    server:\n      hosts:\n{server}    agent:\n      hosts:\n{agents}\
          \x20 vars:\n\
@@ -136,7 +128,7 @@ pub fn inventory(
          \x20     kubelet-arg:\n\
          \x20       - max-pods=110\n",
         server = host(0),
-        agents = (1..hosts.len()).map(host).collect::<String>(),
+        agents = (1..addresses.len()).map(host).collect::<String>(),
         key = lab.identity().display(),
         kh = lab.known_hosts().display(),
         api = addresses[0],
@@ -154,7 +146,7 @@ pub fn readopt(lab: &Lab, hosts: &[&str], addresses: &[String], ssh_config: &str
     let inventory_path = dir.join("inventory.yml");
     fs_err::write(
         &inventory_path,
-        inventory(lab, hosts, addresses, ssh_config, &airgap),
+        inventory(lab, addresses, ssh_config, &airgap),
     )
     .expect("inventory");
     let spec = dir.join("from-ansible.yaml");
@@ -179,19 +171,16 @@ pub fn readopt(lab: &Lab, hosts: &[&str], addresses: &[String], ssh_config: &str
     ] {
         assert!(written.contains(&want), "{want} missing:\n{written}");
     }
+    // The hosts, named by address in the inventory, carry the Node names K3s runs with.
+    let parsed: serde_json::Value = serde_saphyr::from_str(&written).expect("spec yaml");
+    for (i, (h, address)) in hosts.iter().zip(addresses).enumerate() {
+        let host = &parsed["spec"]["hosts"][i];
+        assert_eq!(host["name"], *h, "{written}");
+        assert_eq!(host["address"], *address, "{written}");
+    }
 
     let before = invocations(lab, hosts, &units);
-    let plan = k3sctl(&["plan", "-c", &spec_arg]);
-    assert!(plan.status.success(), "plan:\n{}", text(&plan));
-    let shown = text(&plan);
-    assert_eq!(
-        shown
-            .matches("adopt: no restart (effective configuration unchanged)")
-            .count(),
-        3,
-        "{shown}"
-    );
-    assert!(!shown.contains("> restart"), "{shown}");
+    super::plan_adopts_without_restart(&spec_arg, hosts.len());
 
     let started = std::time::Instant::now();
     let out = k3sctl(&["-o", "json", "apply", "-c", &spec_arg]);

@@ -184,6 +184,24 @@ pub fn effective(sources: &Sources, defaults: &NodeDefaults) -> Result<Effective
     ))
 }
 
+/// The flags K3s gets from environment variables (`K3S_RESOLV_CONF` → `resolv-conf`) in the
+/// unit's `Environment=` lines and its env files (these win), by flag name. K3s leaves them
+/// out of its `k3s.io/node-args` annotation, which lists only the command line and config
+/// files. A unit that cannot be read gives none.
+pub fn flags_from_environment(sources: &Sources) -> BTreeMap<String, String> {
+    let Ok(unit) = parse_unit(&sources.unit) else {
+        return BTreeMap::new();
+    };
+    let mut vars: BTreeMap<String, String> = unit.environment.into_iter().collect();
+    for (_, text) in &sources.env_files {
+        vars.extend(parse_env_file(text.expose()));
+    }
+    vars.into_iter()
+        .filter(|(_, value)| !value.is_empty())
+        .filter_map(|(variable, value)| Some((env_flag(&variable)?.to_owned(), value)))
+        .collect()
+}
+
 /// The effective configuration K3s reports in a Node's `k3s.io/node-args` annotation (a JSON
 /// list: the subcommand, then flags as K3s parsed them, secrets replaced by `********`).
 pub fn from_node_args(json: &str, defaults: &NodeDefaults) -> Result<Effective, EffectiveError> {
