@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::k3s::effective::{Compare, Effective, Setting, changes};
+use crate::k3s::effective::{Compare, Effective, Setting, changes, env_flag};
 use crate::k3s::ports::API_PORT;
 use crate::k3s::version::K3sVersion;
 use crate::spec::model::{Cluster, Host, Mirror, RegistryConfig, RegistryTls, Role};
@@ -512,9 +512,13 @@ pub fn build(base: &Cluster, mut seen: Vec<HostSeen>) -> Result<Imported, String
                 .settings
                 .retain(|_, v| !matches!(v, Setting::Secret(_)));
             let mut files = h.files.clone();
-            files
-                .settings
-                .retain(|_, v| !matches!(v, Setting::Secret(_)));
+            // Flags given as environment variables (`K3S_RESOLV_CONF`) are not in the
+            // annotation K3s writes, whatever it runs with.
+            let origins = &h.files.origins;
+            files.settings.retain(|k, v| {
+                !matches!(v, Setting::Secret(_))
+                    && !origins.get(k).is_some_and(|o| env_flag(o).is_some())
+            });
             files.environment.clear();
             let differ = changes(&running, &files, how);
             if !differ.is_empty() {

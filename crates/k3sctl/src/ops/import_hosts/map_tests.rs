@@ -219,3 +219,56 @@ fn no_server_is_an_error_and_a_load_balancer_becomes_the_registration_address() 
         Some("lb.example.com")
     );
 }
+
+#[test]
+fn a_flag_given_as_an_environment_variable_is_not_missing_from_what_runs() {
+    // The annotation K3s writes lists its command line and config files, never the flags its
+    // environment gives (here K3S_RESOLV_CONF from a unit drop-in).
+    let (mut seen, _) = seen();
+    let (sources, defaults) = files(
+        "[Service]\nExecStart=/usr/local/bin/k3s agent\n\n[Service]\n\
+         Environment=K3S_RESOLV_CONF=/etc/resolv.conf\n",
+        "K3S_URL=https://10.0.0.2:6443\n",
+        "",
+        "10.1.0.3",
+        "w1",
+    );
+    let agent = seen
+        .iter_mut()
+        .find(|h| h.role == crate::spec::Role::Agent)
+        .expect("agent");
+    agent.files = effective(&sources, &defaults).expect("effective");
+    agent.running =
+        Some(crate::k3s::effective::from_node_args(r#"["agent"]"#, &defaults).expect("node args"));
+    let imported = build(&base(), seen.clone()).expect("builds");
+    assert!(
+        !imported
+            .warnings
+            .iter()
+            .any(|w| w.contains("other settings")),
+        "{:#?}",
+        imported.warnings
+    );
+    // A flag of the command line that K3s does not run with still is reported.
+    let agent = seen
+        .iter_mut()
+        .find(|h| h.role == crate::spec::Role::Agent)
+        .expect("agent");
+    let (sources, _) = files(
+        "[Service]\nExecStart=/usr/local/bin/k3s agent --resolv-conf /etc/resolv.conf\n",
+        "K3S_URL=https://10.0.0.2:6443\n",
+        "",
+        "10.1.0.3",
+        "w1",
+    );
+    agent.files = effective(&sources, &defaults).expect("effective");
+    let imported = build(&base(), seen).expect("builds");
+    assert!(
+        imported
+            .warnings
+            .iter()
+            .any(|w| w.contains("resolv-conf: (not set) -> /etc/resolv.conf")),
+        "{:#?}",
+        imported.warnings
+    );
+}
