@@ -517,7 +517,7 @@ pub fn build(base: &Cluster, mut seen: Vec<HostSeen>) -> Result<Imported, String
             let origins = &h.files.origins;
             files.settings.retain(|k, v| {
                 !matches!(v, Setting::Secret(_))
-                    && !origins.get(k).is_some_and(|o| env_flag(o).is_some())
+                    && origins.get(k).is_none_or(|o| env_flag(o).is_none())
             });
             files.environment.clear();
             let differ = changes(&running, &files, how);
