@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::k3s::effective::{Compare, Effective, Setting, changes, env_flag};
 use crate::k3s::ports::API_PORT;
 use crate::k3s::version::K3sVersion;
-use crate::spec::model::{Cluster, Host, Mirror, RegistryConfig, RegistryTls, Role};
+use crate::spec::model::{Cluster, Host, Role};
 use crate::spec::{SpecPath, Taint};
 
 /// One host as read.
@@ -564,62 +564,27 @@ pub fn build(base: &Cluster, mut seen: Vec<HostSeen>) -> Result<Imported, String
 }
 
 fn registries(cluster: &mut Cluster, text: &str, host: &str, b: &mut Builder) {
-    let Ok(value) = serde_saphyr::from_str::<serde_json::Value>(text) else {
+    let Ok(imported) = crate::spec::import::registries::from_registries_yaml(text) else {
         b.warn(format!(
             "{host}: registries.yaml is not valid YAML and was not carried over"
         ));
         return;
     };
+    for name in &imported.with_credentials {
+        b.warn(crate::spec::import::registries::credentials_warning(
+            host, name,
+        ));
+    }
     let spec = &mut cluster.spec.registries;
-    if let Some(mirrors) = value.get("mirrors").and_then(|m| m.as_object()) {
-        for (name, mirror) in mirrors {
-            let endpoints = mirror
-                .get("endpoint")
-                .and_then(|e| e.as_array())
-                .map(|e| {
-                    e.iter()
-                        .filter_map(|x| x.as_str().map(ToOwned::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default();
-            let rewrite = mirror
-                .get("rewrite")
-                .and_then(|r| r.as_object())
-                .map(|r| {
-                    r.iter()
-                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
-                        .collect()
-                })
-                .unwrap_or_default();
-            spec.mirrors
-                .insert(name.clone(), Mirror { endpoints, rewrite });
-        }
+    if !imported.registries.mirrors.is_empty() {
+        spec.mirrors.extend(imported.registries.mirrors);
         b.note(
             "spec.registries.mirrors",
             format!("from {host}: registries.yaml"),
         );
     }
-    if let Some(configs) = value.get("configs").and_then(|c| c.as_object()) {
-        for (name, config) in configs {
-            if config.get("auth").is_some() {
-                b.warn(format!(
-                    "{host}: the credentials of registry {name} are not written to the spec: add \
-                     them as spec.registries.configs.{name}.auth with {{env: NAME}} or {{file: \
-                     PATH}} references (until then apply rewrites registries.yaml without them)"
-                ));
-            }
-            let tls = config.get("tls").map(|t| {
-                let text = |k: &str| t.get(k).and_then(|v| v.as_str()).map(ToOwned::to_owned);
-                RegistryTls {
-                    ca_file: text("ca_file"),
-                    cert_file: text("cert_file"),
-                    key_file: text("key_file"),
-                    insecure_skip_verify: t.get("insecure_skip_verify").and_then(|v| v.as_bool()),
-                }
-            });
-            spec.configs
-                .insert(name.clone(), RegistryConfig { auth: None, tls });
-        }
+    if !imported.registries.configs.is_empty() {
+        spec.configs.extend(imported.registries.configs);
         b.note(
             "spec.registries.configs",
             format!("from {host}: registries.yaml"),

@@ -57,6 +57,9 @@ const KNOWN_VARS: &[&str] = &[
     "extra_agent_args",
     "server_config_yaml",
     "agent_config_yaml",
+    "extra_service_envs",
+    "extra_install_envs",
+    "registries_config_yaml",
     "pct_id",
     "node_name",
     "k3s_version",
@@ -220,6 +223,9 @@ pub fn convert(
     }
     let mut marks = super::extras::RoleMarks::default();
     super::extras::k3s_config(&config_vars, &mut cluster, &mut marks, &mut warnings);
+    super::extras::env_vars(&first, &mut k3s, &mut cluster, &mut marks, &mut warnings);
+    let mut registries = Default::default();
+    super::extras::registries(&first, &mut registries, &mut warnings);
     for host in &mut hosts {
         let of_role = match host.role {
             Role::Server => &marks.server,
@@ -245,7 +251,7 @@ pub fn convert(
                 groups: Default::default(),
                 k3s,
                 cluster,
-                registries: Default::default(),
+                registries,
                 kubeconfigs: Vec::new(),
                 upgrade: Default::default(),
                 addons: Default::default(),

@@ -1,14 +1,16 @@
 //! Inventory vars beyond hosts and versions: `ansible_ssh_common_args` (and
 //! `ansible_ssh_extra_args`) into ssh settings, `airgap_dir` into the binary and images files,
-//! and k3s-ansible's `extra_server_args` / `extra_agent_args` / `server_config_yaml` /
-//! `agent_config_yaml` into the cluster config. What cannot be carried is a warning.
+//! k3s-ansible's `extra_server_args` / `extra_agent_args` / `server_config_yaml` /
+//! `agent_config_yaml` into the cluster config, its `extra_service_envs` / `extra_install_envs`
+//! into settings (K3s's flag variables) and the version or channel, and its
+//! `registries_config_yaml` into the registries. What cannot be carried is a warning.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::inventory::Vars;
 use crate::k3s::effective::{config_from_args, split_words};
-use crate::spec::model::{BinarySource, ClusterConfig, K3sSpec, SshSettings};
+use crate::spec::model::{BinarySource, ClusterConfig, K3sSpec, Registries, SshSettings};
 use crate::spec::taint::Taint;
 
 /// Adds the ssh options of `ansible_ssh_common_args` and `ansible_ssh_extra_args` to
@@ -259,6 +261,166 @@ pub(super) fn k3s_config(
     }
 }
 
+/// A list var: a YAML inventory's list (kept as JSON) or an INI one's `['A=1', 'B=2']`; any
+/// other text is one item.
+fn list_var(text: &str) -> Vec<String> {
+    let text = text.trim();
+    if text.starts_with('[') {
+        if let Ok(items) = serde_saphyr::from_str::<Vec<String>>(text) {
+            return items;
+        }
+    }
+    if text.is_empty() {
+        Vec::new()
+    } else {
+        vec![text.to_owned()]
+    }
+}
+
+/// A map var: a YAML inventory's map (kept as JSON) or an INI one's `{'A': 'x'}`.
+fn map_var(text: &str) -> Option<BTreeMap<String, String>> {
+    let map: BTreeMap<String, serde_json::Value> = serde_saphyr::from_str(text.trim()).ok()?;
+    Some(
+        map.into_iter()
+            .map(|(k, v)| {
+                let v = v.as_str().map_or_else(|| v.to_string(), ToOwned::to_owned);
+                (k, v)
+            })
+            .collect(),
+    )
+}
+
+/// Flags K3s's agent also reads from its environment; the other flag variables
+/// (`K3S_DATASTORE_ENDPOINT`, `K3S_KUBECONFIG_MODE`, ...) are the server's only.
+const AGENT_ENV_FLAGS: &[&str] = &[
+    "data-dir",
+    "lb-server-port",
+    "node-name",
+    "resolv-conf",
+    "selinux",
+    "server",
+    "token",
+    "token-file",
+    "vpn-auth",
+    "vpn-auth-file",
+];
+
+/// One `NAME=value` K3s gets in its env file (k3s-ansible's `extra_service_envs`, the `K3S_*`
+/// entries of `extra_install_envs`): a variable K3s reads as a flag becomes that setting of
+/// the roles that read it; any other cannot be expressed, since k3sctl writes that env file
+/// itself.
+fn service_env(
+    var: &str,
+    name: &str,
+    value: &str,
+    config: &mut ClusterConfig,
+    marks: &mut RoleMarks,
+    warnings: &mut Vec<String>,
+) {
+    let Some(flag) = crate::k3s::effective::env_flag(name) else {
+        warnings.push(format!(
+            "{var}: `{name}` was not carried: the spec has no K3s environment variables and \
+             k3sctl writes K3s's env file itself, so apply would drop it (and restart K3s); \
+             keep it in /etc/default/k3s and /etc/default/k3s-agent, which K3s's unit also \
+             reads and k3sctl leaves alone"
+        ));
+        return;
+    };
+    let value = serde_json::Value::String(value.to_owned());
+    place("server", flag, value.clone(), config, marks, warnings);
+    if AGENT_ENV_FLAGS.contains(&flag) {
+        place("agent", flag, value, config, marks, warnings);
+    }
+}
+
+/// `extra_service_envs` and `extra_install_envs` (the install script's `INSTALL_K3S_VERSION`
+/// and `INSTALL_K3S_CHANNEL` become the spec's version or channel when the inventory gives
+/// none, its `K3S_*` variables go to K3s's env file as `extra_service_envs` do; its other
+/// options have no k3sctl equivalent and are warned about).
+pub(super) fn env_vars(
+    vars: &Vars,
+    k3s: &mut K3sSpec,
+    config: &mut ClusterConfig,
+    marks: &mut RoleMarks,
+    warnings: &mut Vec<String>,
+) {
+    if let Some(text) = vars.get("extra_service_envs") {
+        for entry in list_var(text) {
+            match entry.split_once('=') {
+                Some((name, value)) => service_env(
+                    "extra_service_envs",
+                    name.trim(),
+                    value.trim().trim_matches(['\'', '"']),
+                    config,
+                    marks,
+                    warnings,
+                ),
+                None => warnings.push(format!(
+                    "extra_service_envs: `{entry}` is not NAME=value and was not carried"
+                )),
+            }
+        }
+    }
+    let Some(text) = vars.get("extra_install_envs") else {
+        return;
+    };
+    let Some(envs) = map_var(text) else {
+        warnings.push(format!(
+            "extra_install_envs `{text}` is not a map of variables and was not carried"
+        ));
+        return;
+    };
+    for (name, value) in envs {
+        match name.as_str() {
+            "INSTALL_K3S_VERSION" if vars.get("k3s_version").is_none() => match value.parse() {
+                Ok(version) => {
+                    k3s.version = Some(version);
+                    k3s.channel = None;
+                }
+                Err(_) => warnings.push(format!(
+                    "extra_install_envs: INSTALL_K3S_VERSION `{value}` is not a K3s version"
+                )),
+            },
+            "INSTALL_K3S_CHANNEL" if k3s.version.is_none() => match value.parse() {
+                Ok(channel) => k3s.channel = Some(channel),
+                Err(_) => warnings.push(format!(
+                    "extra_install_envs: INSTALL_K3S_CHANNEL `{value}` is not a channel name"
+                )),
+            },
+            "INSTALL_K3S_VERSION" | "INSTALL_K3S_CHANNEL" => {}
+            k if k.starts_with("K3S_") => {
+                service_env("extra_install_envs", k, &value, config, marks, warnings);
+            }
+            other => warnings.push(format!(
+                "extra_install_envs: `{other}` was not carried: it is an option of the install \
+                 script, and k3sctl installs K3s itself"
+            )),
+        }
+    }
+}
+
+/// `registries_config_yaml` (k3s-ansible writes it as /etc/rancher/k3s/registries.yaml on
+/// every node) → the spec's registries; credentials are named, never carried.
+pub(super) fn registries(vars: &Vars, spec: &mut Registries, warnings: &mut Vec<String>) {
+    let Some(text) = vars.get("registries_config_yaml") else {
+        return;
+    };
+    match crate::spec::import::registries::from_registries_yaml(text) {
+        Ok(imported) => {
+            for name in &imported.with_credentials {
+                warnings.push(crate::spec::import::registries::credentials_warning(
+                    "registries_config_yaml",
+                    name,
+                ));
+            }
+            *spec = imported.registries;
+        }
+        Err(e) => warnings.push(format!(
+            "registries_config_yaml was not carried: it is not valid YAML ({e})"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -292,6 +454,125 @@ mod tests {
         assert_eq!(warnings.len(), 2, "{warnings:?}");
         assert!(warnings[0].contains("StrictHostKeyChecking=no"));
         assert!(warnings[1].contains("`-v`"));
+    }
+
+    #[test]
+    fn service_and_install_envs_become_settings_version_or_warnings() {
+        let mut k3s = K3sSpec {
+            version: None,
+            channel: Some(crate::spec::ChannelName::Stable),
+            channel_url: None,
+            binary: None,
+            airgap_images: None,
+        };
+        let mut config = ClusterConfig::default();
+        let mut marks = RoleMarks::default();
+        let mut warnings = Vec::new();
+        env_vars(
+            &vars(&[
+                // As a YAML inventory's list reaches the vars (JSON), commas inside items.
+                (
+                    "extra_service_envs",
+                    r#"["K3S_RESOLV_CONF=/etc/k3s-resolv.conf","NO_PROXY=localhost,127.0.0.1","bad"]"#,
+                ),
+                (
+                    "extra_install_envs",
+                    "{'INSTALL_K3S_VERSION': 'v1.33.5+k3s1', 'K3S_KUBECONFIG_MODE': '644', \
+                     'INSTALL_K3S_SKIP_SELINUX_RPM': 'true'}",
+                ),
+            ]),
+            &mut k3s,
+            &mut config,
+            &mut marks,
+            &mut warnings,
+        );
+        assert_eq!(
+            k3s.version.map(|v| v.to_string()).as_deref(),
+            Some("v1.33.5+k3s1")
+        );
+        assert_eq!(k3s.channel, None);
+        // resolv-conf is read by both roles, write-kubeconfig-mode by the server only.
+        assert_eq!(config.server_config["resolv-conf"], "/etc/k3s-resolv.conf");
+        assert_eq!(config.agent_config["resolv-conf"], "/etc/k3s-resolv.conf");
+        assert_eq!(config.server_config["write-kubeconfig-mode"], "644");
+        assert!(!config.agent_config.contains_key("write-kubeconfig-mode"));
+        assert_eq!(warnings.len(), 3, "{warnings:?}");
+        assert!(
+            warnings[0].contains("`NO_PROXY` was not carried"),
+            "{warnings:?}"
+        );
+        assert!(warnings[0].contains("/etc/default/k3s"), "{warnings:?}");
+        assert!(
+            warnings[1].contains("`bad` is not NAME=value"),
+            "{warnings:?}"
+        );
+        assert!(
+            warnings[2].contains("INSTALL_K3S_SKIP_SELINUX_RPM"),
+            "{warnings:?}"
+        );
+
+        // An INI inventory's list; the channel of the install envs when no version is given.
+        let mut k3s = K3sSpec {
+            version: None,
+            channel: None,
+            channel_url: None,
+            binary: None,
+            airgap_images: None,
+        };
+        let mut warnings = Vec::new();
+        env_vars(
+            &vars(&[
+                (
+                    "extra_service_envs",
+                    "[ 'K3S_NODE_NAME=x', 'K3S_URL=https://a:6443' ]",
+                ),
+                ("extra_install_envs", r#"{"INSTALL_K3S_CHANNEL":"latest"}"#),
+            ]),
+            &mut k3s,
+            &mut config,
+            &mut marks,
+            &mut warnings,
+        );
+        assert_eq!(k3s.channel, Some(crate::spec::ChannelName::Latest));
+        // node-name is per host and the join URL k3sctl's own: both dropped with a word.
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains("`node-name` was dropped")),
+            "{warnings:?}"
+        );
+        assert!(
+            warnings.iter().any(|w| w.contains("`server` was dropped")),
+            "{warnings:?}"
+        );
+    }
+
+    #[test]
+    fn registries_config_yaml_becomes_the_registries() {
+        let mut spec = Registries::default();
+        let mut warnings = Vec::new();
+        registries(
+            &vars(&[(
+                "registries_config_yaml",
+                "mirrors:\n  docker.io:\n    endpoint:\n      - \"https://reg:5000\"\n\
+                 configs:\n  \"reg:5000\":\n    auth: {username: u, password: p}\n",
+            )]),
+            &mut spec,
+            &mut warnings,
+        );
+        assert_eq!(spec.mirrors["docker.io"].endpoints, ["https://reg:5000"]);
+        assert!(spec.configs.contains_key("reg:5000"));
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].starts_with("registries_config_yaml: the credentials of registry reg:5000")
+        );
+        let mut warnings = Vec::new();
+        registries(
+            &vars(&[("registries_config_yaml", "mirrors: [\n")]),
+            &mut Registries::default(),
+            &mut warnings,
+        );
+        assert!(warnings[0].contains("not valid YAML"), "{warnings:?}");
     }
 
     #[test]

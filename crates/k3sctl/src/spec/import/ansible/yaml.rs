@@ -78,7 +78,17 @@ fn to_vars(node: &Node) -> Vars {
             .map(|(key, value)| {
                 let text = match value {
                     Node::Other(text) => text.clone(),
-                    Node::Map(_) => String::new(),
+                    // A var's map (`extra_install_envs`) as a JSON object of its scalars.
+                    Node::Map(entries) => {
+                        let object: serde_json::Map<String, serde_json::Value> = entries
+                            .iter()
+                            .filter_map(|(k, v)| match v {
+                                Node::Other(text) => Some((k.clone(), text.clone().into())),
+                                Node::Map(_) => None,
+                            })
+                            .collect();
+                        serde_json::Value::Object(object).to_string()
+                    }
                 };
                 (key.clone(), text)
             })
@@ -135,14 +145,17 @@ impl<'de> Visitor<'de> for NodeVisitor {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
-        // Lists are not part of the inventory structure; keep them as text for var values.
+        // Lists are not part of the inventory structure; a var's list is kept as a JSON list
+        // (items may hold commas: `NO_PROXY=a,b`).
         let mut items = Vec::new();
         while let Some(item) = seq.next_element::<Node>()? {
             if let Node::Other(text) = item {
                 items.push(text);
             }
         }
-        Ok(Node::Other(items.join(",")))
+        Ok(Node::Other(
+            serde_json::to_string(&items).unwrap_or_default(),
+        ))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
@@ -181,6 +194,28 @@ k3s_cluster:
         assert_eq!(inventory.members("k3s_cluster"), ["10.0.0.1", "10.0.0.2"]);
         assert_eq!(inventory.vars_of("10.0.0.2")["ansible_port"], "2222");
         assert_eq!(inventory.vars_of("10.0.0.1")["k3s_version"], "v1.30.2+k3s1");
+    }
+
+    #[test]
+    fn list_and_map_vars_keep_their_items() {
+        let text = "\
+server:
+  hosts:
+    10.0.0.1:
+  vars:
+    extra_service_envs: ['NO_PROXY=a,b', 'K3S_RESOLV_CONF=/r']
+    extra_install_envs:
+      INSTALL_K3S_CHANNEL: latest
+";
+        let vars = parse(text).expect("parses").vars_of("10.0.0.1");
+        assert_eq!(
+            vars["extra_service_envs"],
+            r#"["NO_PROXY=a,b","K3S_RESOLV_CONF=/r"]"#
+        );
+        assert_eq!(
+            vars["extra_install_envs"],
+            r#"{"INSTALL_K3S_CHANNEL":"latest"}"#
+        );
     }
 
     #[test]
