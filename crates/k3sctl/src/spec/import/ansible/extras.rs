@@ -265,10 +265,10 @@ pub(super) fn k3s_config(
 /// other text is one item.
 fn list_var(text: &str) -> Vec<String> {
     let text = text.trim();
-    if text.starts_with('[') {
-        if let Ok(items) = serde_saphyr::from_str::<Vec<String>>(text) {
-            return items;
-        }
+    if text.starts_with('[')
+        && let Ok(items) = serde_saphyr::from_str::<Vec<String>>(text)
+    {
+        return items;
     }
     if text.is_empty() {
         Vec::new()
