@@ -17,7 +17,9 @@
 //! 6. with K3s stopped on the third server (its Node still Ready), rotating the second is
 //!    refused by the quorum check and nothing changes on it;
 //! 7. `k3s certificate rotate` failing on the second server: K3s is started again there, the
-//!    failure reported.
+//!    failure reported;
+//! 8. `--services`: an unknown service name is refused before anything stops; `--services
+//!    api-server` on the second server renews only the API server's certificates.
 //!
 //! Referees: Debian's kubectl 1.20 through the export, etcdctl on a server.
 
@@ -558,6 +560,55 @@ fn rotations_keep_quorum_and_restore_access() {
             .map(|l| format!("{l}\n"))
             .collect::<String>(),
         "{s2}: no certificate rotated"
+    );
+    wait_all_ready(&s2_kubeconfig, &names);
+
+    // --- 8. `--services` narrows the rotation: a name K3s does not know is refused before any
+    // server is touched; `--services api-server` renews the API server's certificates on s2
+    // and leaves its admin and etcd certificates as they were.
+    let (code, out, _) = run(&[
+        "certs",
+        "rotate",
+        "--node",
+        s2,
+        "--services",
+        "apiserver",
+        "--yes",
+        "-c",
+        &s5,
+    ]);
+    assert_ne!(code, Some(0), "an unknown service was accepted: {out}");
+    assert!(out.contains("not a K3s service"), "{out}");
+    assert_eq!(
+        is_active(s2),
+        "active",
+        "refused: {s2} must not have been stopped"
+    );
+    let s2_before = fingerprints(&lab, s2, server_tls);
+    let (code, out, _) = run(&[
+        "certs",
+        "rotate",
+        "--node",
+        s2,
+        "--services",
+        "api-server",
+        "--yes",
+        "-c",
+        &s5,
+    ]);
+    assert_eq!(code, Some(0), "certs rotate --services api-server: {out}");
+    let s2_after = fingerprints(&lab, s2, server_tls);
+    let (old, new): (Vec<&str>, Vec<&str>) =
+        (s2_before.lines().collect(), s2_after.lines().collect());
+    assert!(server_tls[0].ends_with("serving-kube-apiserver.crt"));
+    assert_ne!(
+        old[0], new[0],
+        "{s2}: the API server's serving certificate was not renewed"
+    );
+    assert_eq!(
+        old[1..],
+        new[1..],
+        "{s2}: certificates of other services changed"
     );
     wait_all_ready(&s2_kubeconfig, &names);
     println!("whole test: {:.1}s", began.elapsed().as_secs_f64());
