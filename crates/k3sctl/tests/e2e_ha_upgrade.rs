@@ -1,8 +1,9 @@
 //! End-to-end: a quorum-safe rolling upgrade of an HA cluster (3 servers on the stand-in's
-//! embedded etcd + 2 agents) on one 5-host lab. Refusals first (a server whose K3s is stopped,
-//! an etcd learner), then the rollout watched by etcdctl (`endpoint health` of the three
-//! members) and kubectl: never more than one member down, quorum always kept, servers before
-//! agents; the etcd snapshot taken before the first server is listed by K3s; k3sctl's
+//! embedded etcd + 2 agents) on one 5-host lab. Refusals first (the first server with K3s
+//! stopped: the API is reached through another server and the quorum check refuses; an etcd
+//! learner), then the rollout watched by etcdctl (`endpoint health` of the three members) and
+//! kubectl: never more than one member down, quorum always kept, servers before agents; the etcd
+//! snapshot taken before the first server is listed by K3s; k3sctl's
 //! overhead per server beyond the waits is printed.
 
 #[path = "e2e_ha_upgrade/ha_watcher.rs"]
@@ -68,16 +69,16 @@ fn ha_upgrade_keeps_quorum_and_refuses_when_it_is_at_risk() {
     s.apply_initial();
     wait_all_healthy(&s, &first, &endpoints);
 
-    // A server whose K3s is stopped (its Node still says Ready for 40 s): refused at once,
-    // nothing changed.
+    // The first server's K3s is stopped (its Node still says Ready for 40 s): the upgrade
+    // reaches the API through another server and refuses at once, nothing changed.
     s.lab()
-        .exec(&servers[2], "systemctl stop k3s")
+        .exec(&servers[0], "systemctl stop k3s")
         .expect("stop k3s");
     let out = s.upgrade(&["--to", V134_1]);
     assert!(!out.ok, "{}", out.text);
     for want in [
         "refusing to upgrade: taking a server down now could lose etcd quorum",
-        &format!("server {}: its K3s service is not running", servers[2]),
+        &format!("server {}: its K3s service is not running", servers[0]),
         "quorum is already degraded",
         "etcd members as the Node objects show them",
     ] {
@@ -90,7 +91,7 @@ fn ha_upgrade_keeps_quorum_and_refuses_when_it_is_at_risk() {
     );
     assert!(s.unschedulable().is_empty());
     s.lab()
-        .exec(&servers[2], "systemctl start k3s")
+        .exec(&servers[0], "systemctl start k3s")
         .expect("start k3s");
     wait_all_healthy(&s, &first, &endpoints);
 

@@ -349,7 +349,7 @@ fn rollout_shared(
     shared.rollout = Some(RolloutContext {
         binaries: host_binaries(binaries, archs),
         servers: cluster.servers().into_iter().map(str::to_string).collect(),
-        api_server: cluster.first_server.clone(),
+        api_server: cluster.api_server.clone(),
         transports: cluster.transports.clone(),
     });
     shared

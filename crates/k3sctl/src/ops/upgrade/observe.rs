@@ -10,7 +10,7 @@ use super::error::UpgradeError;
 use crate::host::{ExecRequest, Transport};
 use crate::k3s::release::Arch;
 use crate::k3s::version::K3sVersion;
-use crate::kube::{ApiConnection, CORDONED_FOR, NodeInfo, connect_through, list_nodes};
+use crate::kube::{ApiConnection, CORDONED_FOR, NodeInfo, connect_through, list_nodes, readyz};
 use crate::ops::OpsError;
 use crate::ops::connect::{ConnectOptions, connect_all};
 use crate::ops::export::read_admin_kubeconfig;
@@ -28,8 +28,12 @@ pub struct UpgradeSession {
     pub hosts: Vec<ResolvedHost>,
     /// Transports by host name.
     pub transports: BTreeMap<String, Arc<dyn Transport>>,
-    /// The first server's name.
+    /// The first server's name: it holds the lock and the recovery marker, and is upgraded first.
     pub first_server: String,
+    /// The server the API is reached through: the first of the spec's servers (in spec order)
+    /// whose API answers, so that a stopped first server does not take the upgrade's view of
+    /// the cluster with it.
+    pub api_server: String,
     /// The API client and its tunnel.
     pub api: ApiConnection,
 }
@@ -82,21 +86,49 @@ pub async fn open(
         }
         .into());
     }
-    let server = transports
-        .get(&first_server)
-        .cloned()
-        .ok_or_else(|| OpsError::NoConnection {
-            host: first_server.clone(),
-        })?;
-    let admin = read_admin_kubeconfig(server.as_ref()).await?;
-    let api = connect_through(server.as_ref(), admin.expose(), API_PORT).await?;
+    let servers: Vec<&str> = hosts
+        .iter()
+        .filter(|h| h.role == Role::Server)
+        .map(|h| h.name.as_str())
+        .collect();
+    let (api_server, api) = connect_api(&servers, &first_server, &transports).await?;
     Ok(UpgradeSession {
         spec,
         hosts,
         transports,
         first_server,
+        api_server,
         api,
     })
+}
+
+/// The API through the first server (spec order) whose /readyz answers `ok`. When none answers
+/// (a single server whose upgrade failed, the whole control plane down), the first server's
+/// connection is kept: recovery restarts that server and waits for its API to come back.
+async fn connect_api(
+    servers: &[&str],
+    first_server: &str,
+    transports: &BTreeMap<String, Arc<dyn Transport>>,
+) -> Result<(String, ApiConnection), UpgradeError> {
+    let connect = |name: &str| {
+        let transport = transports.get(name).cloned();
+        let name = name.to_string();
+        async move {
+            let transport = transport.ok_or(OpsError::NoConnection { host: name })?;
+            let admin = read_admin_kubeconfig(transport.as_ref()).await?;
+            let api = connect_through(transport.as_ref(), admin.expose(), API_PORT).await?;
+            Ok::<_, UpgradeError>(api)
+        }
+    };
+    for name in servers {
+        let Ok(api) = connect(name).await else {
+            continue;
+        };
+        if matches!(readyz(&api.client).await, Ok(true)) {
+            return Ok(((*name).to_string(), api));
+        }
+    }
+    Ok((first_server.to_string(), connect(first_server).await?))
 }
 
 /// Each host's CPU architecture (`uname -m`, all hosts at once).
