@@ -252,7 +252,9 @@ fn init_from_ansible_writes_a_valid_spec_and_warns_on_stderr() {
     let dir = tempfile::tempdir().expect("tempdir");
     fs_err::write(
         dir.path().join("hosts.ini"),
-        "[server]\n10.0.0.11\n[agent]\n10.0.0.12\n[all:vars]\nk3s_version=v1.33.5+k3s1\ntoken=s3cr3t-token\n",
+        // Hosts named, not addressed: an inventory naming hosts by address makes the import
+        // read each host's Node name over ssh, and a test reaches no host outside the lab.
+        "[server]\nk3s-1 ansible_host=10.0.0.11\n[agent]\nk3s-2 ansible_host=10.0.0.12\n[all:vars]\nk3s_version=v1.33.5+k3s1\ntoken=s3cr3t-token\n",
     )
     .expect("write inventory");
     let output = k3sctl()

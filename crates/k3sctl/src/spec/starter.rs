@@ -53,13 +53,14 @@ spec:
     drainTimeout: 5m
 "#;
 
-/// Renders `cluster` as YAML, preceded by `header` lines as comments.
+/// Renders `cluster` as YAML, preceded by `header` lines as comments. A header entry that spans
+/// several lines (a warning quoting what ssh printed) is commented line by line, so that no
+/// line of it can end up outside the comment and break the YAML.
 pub fn render_spec(cluster: &Cluster, header: &[String]) -> Result<String, String> {
     let body = serde_saphyr::to_string(cluster).map_err(|error| error.to_string())?;
     let mut text = String::new();
-    for line in header {
-        text.push_str("# ");
-        text.push_str(line);
+    for line in header.iter().flat_map(|entry| entry.lines()) {
+        text.push_str(format!("# {line}").trim_end());
         text.push('\n');
     }
     text.push_str(&body);
@@ -67,4 +68,28 @@ pub fn render_spec(cluster: &Cluster, header: &[String]) -> Result<String, Strin
         text.push('\n');
     }
     Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_header_spanning_lines_stays_a_comment() {
+        let cluster: Cluster =
+            serde_saphyr::from_str(&starter_spec("lab")).expect("the starter spec parses");
+        let header = vec![
+            "note: host `10.0.0.11` could not be read (ssh: exit 255\nConnection to 10.0.0.11 \
+             port 22 timed out\r\n)"
+                .to_string(),
+        ];
+        let text = render_spec(&cluster, &header).expect("renders");
+        assert!(text.lines().take(3).all(|l| l.starts_with('#')), "{text}");
+        assert!(
+            text.contains("# Connection to 10.0.0.11 port 22 timed out\n"),
+            "{text}"
+        );
+        let back: Cluster = serde_saphyr::from_str(&text).expect("the rendered spec parses");
+        assert_eq!(back.metadata.name, cluster.metadata.name);
+    }
 }

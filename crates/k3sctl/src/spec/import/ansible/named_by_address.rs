@@ -44,6 +44,13 @@ pub fn name_hosts_as_running(
             Some(Ok(Some(name))) => name.clone(),
             Some(Ok(None)) => continue,
             Some(Err(why)) => {
+                // ssh's own words can span lines; a note is one sentence.
+                let why: Vec<&str> = why
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .collect();
+                let why = why.join("; ");
                 notes.push(keep(format!("its K3s could not be read ({why})")));
                 continue;
             }
@@ -125,7 +132,7 @@ mod tests {
             ("192.168.1.12".to_owned(), Ok(None)),
             (
                 "192.168.1.13".to_owned(),
-                Err("connection refused".to_owned()),
+                Err("ssh: exit 255\nconnection refused\r\n".to_owned()),
             ),
             // Another host already has that name: two Nodes cannot share it.
             ("192.168.1.14".to_owned(), Ok(Some("worker-9".to_owned()))),
@@ -143,7 +150,11 @@ mod tests {
         );
         assert_eq!(notes.len(), 3, "{notes:?}");
         assert!(notes[0].contains("named `k3s-server`"), "{notes:?}");
-        assert!(notes[1].contains("connection refused"), "{notes:?}");
+        assert!(
+            notes[1].contains("(ssh: exit 255; connection refused)"),
+            "ssh's lines joined into one sentence: {notes:?}"
+        );
+        assert!(notes.iter().all(|n| !n.contains('\n')), "{notes:?}");
         assert!(notes[1].contains("set hosts[].name"), "{notes:?}");
         assert!(notes[2].contains("another host"), "{notes:?}");
     }
