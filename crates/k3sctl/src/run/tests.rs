@@ -1,257 +1,53 @@
 //! Engine tests against fake hosts and a fake API: order, groups, failures, secrets.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
-
 use super::*;
-use crate::host::{ExecOutput, ExecRequest, HostError, Transport, UploadRequest};
+use crate::host::Transport;
 use crate::k3s::config::NodeRole;
-use crate::plan::{HostPlan, ObservedNode, Plan, Step};
+use crate::plan::{HostPlan, Plan, Step};
 use crate::secret::Secret;
 
-const TOKEN: &str =
-    "K10bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb::server:verysecret";
+mod fake_api;
+mod fake_host;
+mod rollout;
+mod rollout_ha;
+mod rotation;
 
-/// Every call on every fake host, in order: `host: what`.
+use fake_api::{FakeApi, Unreachable};
+use fake_host::{FakeHost, fake_hosts};
+
+/// Every call on every fake host and on the fake API, in order: `host: what`.
 type Log = Arc<Mutex<Vec<String>>>;
-
-struct FakeHost {
-    name: String,
-    log: Log,
-    broken: bool,
-    starts: Mutex<u64>,
-}
-
-#[async_trait]
-impl Transport for FakeHost {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    async fn exec(&self, req: ExecRequest) -> Result<ExecOutput, HostError> {
-        let ok = |stdout: String| {
-            Ok(ExecOutput {
-                status: Some(0),
-                stdout: stdout.into_bytes(),
-                stderr: vec![],
-            })
-        };
-        if req.command.contains("systemctl show") {
-            let starts = *self.starts.lock().expect("lock");
-            let state = if self.broken && starts > 0 {
-                "failed"
-            } else {
-                "active"
-            };
-            // The host's clock reads 1000; each start happens 10 s later than the last.
-            let started_at = 1_000 + 10 * starts;
-            return ok(format!(
-                "Now=1000\nActiveState={state}\nExecMainStartTimestampMonotonic={starts}\n\
-                 ExecMainStartTimestamp=@{started_at}\n"
-            ));
-        }
-        if req.command.contains("daemon-reload") {
-            // Slow enough for hosts running side by side to interleave in the log; a broken
-            // host's reload fails.
-            self.log
-                .lock()
-                .expect("lock")
-                .push(format!("{}: {}", self.name, req.what()));
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            self.log
-                .lock()
-                .expect("lock")
-                .push(format!("{}: reloaded", self.name));
-            return Ok(ExecOutput {
-                status: Some(if self.broken { 1 } else { 0 }),
-                stdout: vec![],
-                stderr: b"Failed to reload daemon".to_vec(),
-            });
-        }
-        if req.command.starts_with("systemctl is-active") {
-            // A broken host's K3s has stopped.
-            return ok(if self.broken { "failed\n" } else { "active\n" }.into());
-        }
-        // A server's own API answers /readyz (the waits of a rollout's non-API servers).
-        if req.command.contains("get --raw /readyz") {
-            return ok("ok\n".into());
-        }
-        if req.command.starts_with("journalctl") {
-            return ok("level=fatal msg=\"failed to get CA certs: connection refused\"\n".into());
-        }
-        if req.command.contains("--no-block") {
-            *self.starts.lock().expect("lock") += 1;
-        }
-        self.log
-            .lock()
-            .expect("lock")
-            .push(format!("{}: {}", self.name, req.what()));
-        ok(String::new())
-    }
-
-    async fn upload(&self, req: UploadRequest) -> Result<(), HostError> {
-        self.log.lock().expect("lock").push(format!(
-            "{}: upload {}",
-            self.name,
-            req.remote.display()
-        ));
-        Ok(())
-    }
-
-    async fn read_file(&self, path: &Path) -> Result<Option<Vec<u8>>, HostError> {
-        Ok((path == Path::new(crate::k3s::token::SERVER_TOKEN_PATH))
-            .then(|| TOKEN.as_bytes().to_vec()))
-    }
-
-    async fn write_file(&self, path: &Path, bytes: &[u8], _mode: u32) -> Result<(), HostError> {
-        let text = String::from_utf8_lossy(bytes);
-        let mut log = self.log.lock().expect("lock");
-        log.push(format!(
-            "{}: write {} token={}",
-            self.name,
-            path.display(),
-            text.contains("verysecret")
-        ));
-        Ok(())
-    }
-}
-
-struct FakeApi {
-    log: Log,
-}
 
 /// Servers of the fake cluster: each Node Ready and an etcd voter (a server whose K3s stopped
 /// a moment ago still looks like this).
 const FAKE_SERVERS: [&str; 5] = ["s1", "s2", "s3", "gone", "refuse-s2"];
 
-#[async_trait]
-impl ClusterApi for FakeApi {
-    async fn node_infos(&self) -> Result<Vec<crate::kube::NodeInfo>, ApiError> {
-        Ok(FAKE_SERVERS
-            .iter()
-            .map(|name| {
-                let mut n = crate::kube::NodeInfo {
-                    name: (*name).into(),
-                    ready: true,
-                    etcd_voter: Some(crate::kube::Condition {
-                        status: true,
-                        detail: None,
-                    }),
-                    ..crate::kube::NodeInfo::default()
-                };
-                n.labels
-                    .insert(crate::kube::ETCD_ROLE_LABEL.into(), "true".into());
-                n
-            })
-            .collect())
-    }
-    async fn etcd_members(&self) -> Result<Option<Vec<crate::kube::EtcdMember>>, ApiError> {
-        Ok(None)
-    }
-    async fn nodes(&self) -> Result<Vec<ObservedNode>, ApiError> {
-        Ok(vec![])
-    }
-    async fn readyz(&self) -> Result<(), ApiError> {
-        Ok(())
-    }
-    async fn enforce_taints(
-        &self,
-        name: &str,
-        wanted: &[String],
-        adopt: bool,
-    ) -> Result<Vec<String>, ApiError> {
-        let mut log = self.log.lock().expect("lock");
-        log.push(format!("{name}: taints {} adopt={adopt}", wanted.join(",")));
-        Ok(vec![])
-    }
-    async fn enforce_labels(
-        &self,
-        name: &str,
-        wanted: &BTreeMap<String, String>,
-        adopt: bool,
-    ) -> Result<(), ApiError> {
-        let pairs: Vec<String> = wanted.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let mut log = self.log.lock().expect("lock");
-        log.push(format!("{name}: labels {} adopt={adopt}", pairs.join(",")));
-        Ok(())
-    }
-    async fn wait_node_ready(
-        &self,
-        name: &str,
-        started_at: Option<crate::kube::StartedAt>,
-        _timeout: Duration,
-    ) -> Result<(), ApiError> {
-        let started_at = started_at.map(|s| s.second);
-        self.log.lock().expect("lock").push(format!(
-            "{name}: wait for Ready posted after {started_at:?}"
-        ));
-        // Long enough for hosts running side by side to interleave in the log.
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        self.log
-            .lock()
-            .expect("lock")
-            .push(format!("{name}: ready"));
-        Ok(())
-    }
-    async fn delete_node_password(&self, name: &str) -> Result<bool, ApiError> {
-        self.log
-            .lock()
-            .expect("lock")
-            .push(format!("{name}: delete node password"));
-        Ok(true)
-    }
-    async fn wait_etcd_voter(&self, name: &str, _timeout: Duration) -> Result<(), ApiError> {
-        self.log
-            .lock()
-            .expect("lock")
-            .push(format!("{name}: voter"));
-        Ok(())
-    }
-    async fn cordon(
-        &self,
-        name: &str,
-        reason: &str,
-    ) -> Result<crate::kube::CordonOutcome, ApiError> {
-        self.log
-            .lock()
-            .expect("lock")
-            .push(format!("{name}: cordon for {reason}"));
-        Ok(crate::kube::CordonOutcome::Cordoned)
-    }
-    async fn leave_etcd(&self, name: &str, _timeout: Duration) -> Result<String, ApiError> {
-        self.log
-            .lock()
-            .expect("lock")
-            .push(format!("{name}: leave etcd"));
-        if name.starts_with("refuse") {
-            return Err(ApiError("it would lose quorum".into()));
-        }
-        Ok("member removed".into())
-    }
-    async fn delete_node(&self, name: &str, _timeout: Duration) -> Result<String, ApiError> {
-        self.log
-            .lock()
-            .expect("lock")
-            .push(format!("{name}: delete node"));
-        Ok("deleted".into())
-    }
+/// The fake cluster's API: its Nodes are [`FAKE_SERVERS`]; K3s refuses to remove the etcd
+/// member of `refuse-s2` ("it would lose quorum").
+fn cluster_api(log: &Log) -> Arc<dyn ApiConnector> {
+    FakeApi::new(log)
+        .servers(&FAKE_SERVERS)
+        .refuse_leave(&["refuse-s2"])
+        .connector()
 }
 
-struct FakeConnector {
-    log: Log,
-}
-
-#[async_trait]
-impl ApiConnector for FakeConnector {
-    async fn connect(&self) -> Result<Arc<dyn ClusterApi>, ApiError> {
-        Ok(Arc::new(FakeApi {
-            log: Arc::clone(&self.log),
-        }))
-    }
+/// The engine's shared state for a test over `connector`: nothing to upload, Ready waits of
+/// at most 2 s, progress kept in memory.
+fn test_shared(
+    connector: Arc<dyn ApiConnector>,
+    options: RunOptions,
+    token: Option<Secret>,
+) -> Shared {
+    let options = RunOptions {
+        node_ready_timeout: Duration::from_secs(2),
+        ..options
+    };
+    let reporter = Arc::new(MemoryReporter::default());
+    Shared::new(BTreeMap::new(), reporter, options, connector, token)
 }
 
 fn env_step(role: NodeRole, with_token: bool) -> Step {
@@ -307,39 +103,15 @@ async fn run_with(
     options: RunOptions,
 ) -> (RunSummary, Vec<String>, Arc<MemoryReporter>) {
     let log: Log = Arc::default();
-    let broken: BTreeSet<&str> = broken.iter().copied().collect();
-    let transports: BTreeMap<String, Arc<dyn Transport>> = plan
-        .hosts
-        .iter()
-        .map(|h| {
-            let fake = FakeHost {
-                name: h.host.clone(),
-                log: Arc::clone(&log),
-                broken: broken.contains(h.host.as_str()),
-                starts: Mutex::new(0),
-            };
-            (h.host.clone(), Arc::new(fake) as Arc<dyn Transport>)
-        })
-        .collect();
-    let binaries = plan
+    let transports = fake_hosts(plan.hosts.iter().map(|h| h.host.as_str()), &log, broken);
+    let reporter = Arc::new(MemoryReporter::default());
+    let mut shared = test_shared(cluster_api(&log), options, None);
+    shared.reporter = reporter.clone();
+    shared.binaries = plan
         .hosts
         .iter()
         .map(|h| (h.host.clone(), "/bin/true".into()))
         .collect();
-    let reporter = Arc::new(MemoryReporter::default());
-    let options = RunOptions {
-        node_ready_timeout: Duration::from_secs(2),
-        ..options
-    };
-    let shared = Shared::new(
-        binaries,
-        reporter.clone(),
-        options,
-        Arc::new(FakeConnector {
-            log: Arc::clone(&log),
-        }),
-        None,
-    );
     let summary = execute(plan, &transports, &shared).await;
     let lines = log.lock().expect("lock").clone();
     (summary, lines, reporter)
@@ -355,6 +127,15 @@ fn plan(hosts: Vec<HostPlan>) -> Plan {
         exports: vec![],
         drift: vec![],
     }
+}
+
+/// The status `host` ended with.
+fn status_of(summary: &RunSummary, host: &str) -> Option<HostStatus> {
+    summary
+        .hosts
+        .iter()
+        .find(|h| h.host == host)
+        .map(|h| h.status.clone())
 }
 
 fn position(lines: &[String], wanted: &str) -> usize {
@@ -401,13 +182,7 @@ async fn a_failing_host_stops_its_group_only() {
         host("a2", Some("g2"), false),
     ]);
     let (summary, lines, reporter) = run(&p, &["a1"]).await;
-    let status = |name: &str| {
-        summary
-            .hosts
-            .iter()
-            .find(|h| h.host == name)
-            .map(|h| h.status.clone())
-    };
+    let status = |name: &str| status_of(&summary, name);
     match status("a1") {
         Some(HostStatus::Failed { step, hint, error }) => {
             assert_eq!(step, "start");
@@ -434,6 +209,20 @@ fn start_and_ready(lines: &[String], agent: &str) -> (usize, usize) {
     )
 }
 
+/// Asserts that each of `agents` started only once the one before was Ready.
+fn one_at_a_time(lines: &[String], agents: &[&str]) {
+    for pair in agents.windows(2) {
+        let (_, ready) = start_and_ready(lines, pair[0]);
+        let (start, _) = start_and_ready(lines, pair[1]);
+        assert!(
+            start > ready,
+            "{} started before {} was Ready: {lines:#?}",
+            pair[1],
+            pair[0]
+        );
+    }
+}
+
 fn one_group(agents: &[&str]) -> Plan {
     let mut hosts = vec![host("s1", None, true)];
     hosts.extend(agents.iter().map(|a| host(a, Some("g1"), false)));
@@ -444,14 +233,7 @@ fn one_group(agents: &[&str]) -> Plan {
 async fn agents_of_a_group_join_one_at_a_time_by_default() {
     let (summary, lines, _) = run(&one_group(&["a1", "a2", "a3"]), &[]).await;
     assert!(summary.success(), "{}", summary.render());
-    for (before, after) in [("a1", "a2"), ("a2", "a3")] {
-        let (_, ready) = start_and_ready(&lines, before);
-        let (start, _) = start_and_ready(&lines, after);
-        assert!(
-            start > ready,
-            "{after} started before {before} was Ready: {lines:#?}"
-        );
-    }
+    one_at_a_time(&lines, &["a1", "a2", "a3"]);
 }
 
 #[tokio::test]
@@ -493,14 +275,8 @@ async fn join_concurrency_never_restarts_two_running_nodes_of_a_group_at_once() 
     }
     let (summary, lines, _) = run_with(&p, &[], options).await;
     assert!(summary.success(), "{}", summary.render());
-    for (before, after) in [("a1", "a2"), ("a2", "a3")] {
-        let (_, ready) = start_and_ready(&lines, before);
-        let (start, _) = start_and_ready(&lines, after);
-        assert!(
-            start > ready,
-            "{after} went down before {before} was back: {lines:#?}"
-        );
-    }
+    // None went down before the one before was back.
+    one_at_a_time(&lines, &["a1", "a2", "a3"]);
 }
 
 #[tokio::test]
@@ -532,13 +308,7 @@ async fn with_concurrency_a_failure_lets_running_hosts_finish_and_skips_the_rest
         ..Default::default()
     };
     let (summary, lines, _) = run_with(&one_group(&["a1", "a2", "a3"]), &["a1"], options).await;
-    let status = |name: &str| {
-        summary
-            .hosts
-            .iter()
-            .find(|h| h.host == name)
-            .map(|h| h.status.clone())
-    };
+    let status = |name: &str| status_of(&summary, name);
     assert!(matches!(status("a1"), Some(HostStatus::Failed { .. })));
     assert!(
         matches!(status("a2"), Some(HostStatus::Ok { .. })),
@@ -734,13 +504,7 @@ async fn a_failing_server_stops_the_servers_after_it_but_not_the_agents() {
         host("a1", Some("g1"), false),
     ]);
     let (summary, lines, _) = run(&p, &["s2"]).await;
-    let status = |name: &str| {
-        summary
-            .hosts
-            .iter()
-            .find(|h| h.host == name)
-            .map(|h| h.status.clone())
-    };
+    let status = |name: &str| status_of(&summary, name);
     assert!(matches!(status("s2"), Some(HostStatus::Failed { .. })));
     assert!(
         matches!(status("s3"), Some(HostStatus::Skipped { reason }) if reason == "server s2 failed")
@@ -749,41 +513,26 @@ async fn a_failing_server_stops_the_servers_after_it_but_not_the_agents() {
     assert!(matches!(status("a1"), Some(HostStatus::Ok { .. })));
 }
 
-struct DownConnector;
-
-#[async_trait]
-impl ApiConnector for DownConnector {
-    async fn connect(&self) -> Result<Arc<dyn ClusterApi>, ApiError> {
-        Err(ApiError(
-            "ssh: connect to host 10.0.0.1 port 22: Connection refused".into(),
-        ))
-    }
+/// A server the API cannot be reached through.
+fn down() -> Arc<dyn ApiConnector> {
+    Arc::new(Unreachable(
+        "ssh: connect to host 10.0.0.1 port 22: Connection refused",
+    ))
 }
 
 #[tokio::test]
 async fn the_api_fails_over_to_the_next_server_and_names_every_failure() {
     let log: Log = Arc::default();
     let failover = FailoverConnector::new(vec![
-        (
-            "s1".into(),
-            Arc::new(DownConnector) as Arc<dyn ApiConnector>,
-        ),
-        (
-            "s2".into(),
-            Arc::new(FakeConnector {
-                log: Arc::clone(&log),
-            }),
-        ),
+        ("s1".into(), down()),
+        ("s2".into(), cluster_api(&log)),
     ]);
     let api = failover.connect().await.expect("through s2");
     api.wait_etcd_voter("s3", Duration::from_secs(1))
         .await
         .expect("answers");
     assert_eq!(log.lock().expect("lock").as_slice(), ["s3: voter"]);
-    let none = FailoverConnector::new(vec![(
-        "s1".into(),
-        Arc::new(DownConnector) as Arc<dyn ApiConnector>,
-    )]);
+    let none = FailoverConnector::new(vec![("s1".into(), down())]);
     let err = none
         .connect()
         .await
@@ -793,26 +542,10 @@ async fn the_api_fails_over_to_the_next_server_and_names_every_failure() {
     assert!(err.contains("s1: ssh: connect to host"), "{err}");
 }
 
-#[path = "tests/rollout.rs"]
-mod rollout;
-mod rollout_ha;
-
-#[path = "tests/rotation.rs"]
-mod rotation;
-
 #[tokio::test]
 async fn lifecycle_hosts_run_in_order_api_only_when_unreachable_and_stop_at_a_failure() {
     let log: Log = Arc::default();
-    let reporter = Arc::new(MemoryReporter::default());
-    let shared = Shared::new(
-        BTreeMap::new(),
-        reporter.clone(),
-        RunOptions::default(),
-        Arc::new(FakeConnector {
-            log: Arc::clone(&log),
-        }),
-        None,
-    );
+    let shared = test_shared(cluster_api(&log), RunOptions::default(), None);
     let leaving = |name: &str, steps: Vec<Step>| HostPlan {
         host: name.into(),
         role: NodeRole::Server,
@@ -842,9 +575,12 @@ async fn lifecycle_hosts_run_in_order_api_only_when_unreachable_and_stop_at_a_fa
     assert_eq!(
         log,
         [
-            "gone: cordon for removal",
+            "gone: cordon (removal)",
+            // Quorum judged from the Nodes right before each member removal.
+            "cluster: quorum look",
             "gone: leave etcd",
             "gone: delete node",
+            "cluster: quorum look",
             "refuse-s2: leave etcd",
         ]
     );
@@ -879,29 +615,9 @@ async fn lifecycle_hosts_run_in_order_api_only_when_unreachable_and_stop_at_a_fa
 async fn leave_etcd_asks_every_server_whether_k3s_runs_right_before_removing_the_member() {
     async fn leave(stopped: &[&str]) -> (Vec<String>, HostStatus) {
         let log: Log = Arc::default();
-        let fake = |name: &str| {
-            Arc::new(FakeHost {
-                name: name.into(),
-                log: Arc::clone(&log),
-                broken: stopped.contains(&name),
-                starts: Mutex::new(0),
-            })
-        };
-        let mut shared = Shared::new(
-            BTreeMap::new(),
-            Arc::new(MemoryReporter::default()),
-            RunOptions::default(),
-            Arc::new(FakeConnector {
-                log: Arc::clone(&log),
-            }),
-            None,
-        );
+        let mut shared = test_shared(cluster_api(&log), RunOptions::default(), None);
         // 5 voters; gone and refuse-s2 are not reached (their Nodes decide for them).
-        for name in ["s1", "s2", "s3"] {
-            shared
-                .etcd_servers
-                .insert(name.into(), fake(name) as Arc<dyn Transport>);
-        }
+        shared.etcd_servers = fake_hosts(["s1", "s2", "s3"], &log, stopped);
         let plan = HostPlan {
             host: "s3".into(),
             role: NodeRole::Server,
@@ -910,7 +626,8 @@ async fn leave_etcd_asks_every_server_whether_k3s_runs_right_before_removing_the
             in_cluster: true,
             steps: vec![Step::LeaveEtcd],
         };
-        let transports = BTreeMap::from([("s3".to_string(), fake("s3") as Arc<dyn Transport>)]);
+        let s3 = FakeHost::new("s3", &log, stopped.contains(&"s3"));
+        let transports = BTreeMap::from([("s3".to_string(), s3 as Arc<dyn Transport>)]);
         let summary = crate::run::lifecycle::execute_in_order(&[plan], &transports, &shared).await;
         let log = log.lock().expect("lock").clone();
         (log, summary.hosts[0].status.clone())
@@ -943,8 +660,9 @@ async fn leave_etcd_asks_every_server_whether_k3s_runs_right_before_removing_the
         }
         other => panic!("{other:?}"),
     }
-    // Refused before anything: no leadership hand-over asked, no member removed.
-    assert!(log.is_empty(), "{log:?}");
+    // Refused before anything: only the Nodes read, no leadership hand-over asked, no member
+    // removed.
+    assert_eq!(log, ["cluster: quorum look"]);
 }
 
 /// A node already in the cluster whose files are taken over without a restart.
@@ -1009,13 +727,7 @@ async fn a_restart_is_not_quiet_and_a_quiet_failure_stops_its_group() {
         adopting("a3", NodeRole::Agent, Some("g2")),
     ]);
     let (summary, lines, _) = run(&p, &["a1"]).await;
-    let status = |name: &str| {
-        summary
-            .hosts
-            .iter()
-            .find(|h| h.host == name)
-            .map(|h| h.status.clone())
-    };
+    let status = |name: &str| status_of(&summary, name);
     assert!(
         matches!(status("a1"), Some(HostStatus::Failed { step, .. }) if step == "daemon-reload"),
         "{summary:?}"

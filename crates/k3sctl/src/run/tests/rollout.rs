@@ -1,167 +1,58 @@
 //! The upgrade's rollout on the engine, against the fake hosts and a fake API: each node's plan
 //! steps in order, the gate between batches, typed failures with their hints and journals.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
-
-use super::{FakeHost, Log};
-use crate::host::Transport;
-use crate::kube::{CordonOutcome, DrainOptions, DrainPlan, DrainReport, UncordonOutcome};
-use crate::plan::ObservedNode;
-use crate::plan::upgrade::gate::GateVerdict;
+use super::fake_api::{FROM, FakeApi};
+use super::{Log, fake_hosts, position, test_shared};
 use crate::plan::upgrade::{NodeKind, NodeState, plan_upgrade};
 use crate::run::gate::GateLimits;
 use crate::run::{
-    ApiConnector, ApiError, ClusterApi, ConnectedApi, MemoryReporter, NodeOutcome, RolloutContext,
-    RolloutPolicy, RolloutResult, RunOptions, Shared, execute_rollout,
+    NodeOutcome, RolloutContext, RolloutPolicy, RolloutResult, RunOptions, execute_rollout,
 };
 use crate::spec::UpgradePolicy;
 
-const FROM: &str = "v1.33.5+k3s1";
-const TO: &str = "v1.34.1+k3s1";
+pub(super) const TO: &str = "v1.34.1+k3s1";
 
-struct RolloutApi {
-    log: Log,
-    refuse_drain: BTreeSet<String>,
-}
-
-impl RolloutApi {
-    fn note(&self, line: String) {
-        self.log.lock().expect("lock").push(line);
-    }
-}
-
-#[async_trait]
-impl ClusterApi for RolloutApi {
-    async fn nodes(&self) -> Result<Vec<ObservedNode>, ApiError> {
-        Ok(vec![])
-    }
-    async fn readyz(&self) -> Result<(), ApiError> {
-        Ok(())
-    }
-    async fn enforce_taints(
-        &self,
-        _: &str,
-        _: &[String],
-        _: bool,
-    ) -> Result<Vec<String>, ApiError> {
-        Ok(vec![])
-    }
-    async fn enforce_labels(
-        &self,
-        _: &str,
-        _: &std::collections::BTreeMap<String, String>,
-        _: bool,
-    ) -> Result<(), ApiError> {
-        Ok(())
-    }
-    async fn wait_node_ready(
-        &self,
-        _: &str,
-        _: Option<crate::kube::StartedAt>,
-        _: Duration,
-    ) -> Result<(), ApiError> {
-        Ok(())
-    }
-    async fn wait_etcd_voter(&self, _: &str, _: Duration) -> Result<(), ApiError> {
-        Ok(())
-    }
-    async fn cordon(&self, name: &str, reason: &str) -> Result<CordonOutcome, ApiError> {
-        self.note(format!("{name}: cordon ({reason})"));
-        Ok(CordonOutcome::Cordoned)
-    }
-    async fn uncordon(&self, name: &str) -> Result<UncordonOutcome, ApiError> {
-        self.note(format!("{name}: uncordon"));
-        Ok(UncordonOutcome::Uncordoned)
-    }
-    async fn drain(&self, name: &str, options: &DrainOptions) -> Result<DrainReport, ApiError> {
-        self.note(format!(
-            "{name}: drain within {}s",
-            options.timeout.as_secs()
-        ));
-        if self.refuse_drain.contains(name) {
-            return Err(ApiError(format!(
-                "cannot drain node {name}: PodDisruptionBudget default/blocker allows no \
-                 disruption"
-            )));
-        }
-        Ok(DrainReport {
-            plan: DrainPlan::default(),
-            bypassed_pdbs: false,
-            elapsed: Duration::ZERO,
-        })
-    }
-    async fn wait_node_at(&self, name: &str, version: &str, _: Duration) -> Result<(), ApiError> {
-        self.note(format!("{name}: Ready at {version}"));
-        Ok(())
-    }
-    async fn health(&self, _: Duration) -> Result<GateVerdict, ApiError> {
-        self.note("cluster: health gate".into());
-        Ok(GateVerdict::Healthy)
-    }
-}
-
-fn state(name: &str, kind: NodeKind) -> NodeState {
-    NodeState {
-        name: name.into(),
-        kind,
-        group: None,
-        running: FROM.parse().expect("version"),
-        ready: true,
-        unschedulable: false,
-        cordoned_by_k3sctl: false,
-    }
-}
-
-async fn roll(broken: &[&str], refuse_drain: &[&str]) -> (RolloutResult, Vec<String>) {
-    let names = ["s1", "a1", "a2"];
-    let log: Log = Arc::default();
-    let transports: BTreeMap<String, Arc<dyn Transport>> = names
+/// Upgrades `nodes` (each Ready at [`FROM`]) to [`TO`] on fake hosts (the `broken` ones fail
+/// their start) through the fake API as `api` sets it, the first server holding the marker,
+/// stopping everything at the first failure; the result and the log.
+pub(super) async fn roll(
+    nodes: &[(&str, NodeKind)],
+    broken: &[&str],
+    api: impl FnOnce(FakeApi) -> FakeApi,
+) -> (RolloutResult, Vec<String>) {
+    let log: Log = Log::default();
+    let transports = fake_hosts(nodes.iter().map(|(n, _)| *n), &log, broken);
+    let servers: Vec<String> = nodes
         .iter()
-        .map(|name| {
-            let fake = FakeHost {
-                name: (*name).into(),
-                log: Arc::clone(&log),
-                broken: broken.contains(name),
-                starts: Mutex::new(0),
-            };
-            ((*name).to_string(), Arc::new(fake) as Arc<dyn Transport>)
-        })
+        .filter(|(_, kind)| *kind == NodeKind::Server)
+        .map(|(n, _)| (*n).to_string())
         .collect();
-    let api = Arc::new(RolloutApi {
-        log: Arc::clone(&log),
-        refuse_drain: refuse_drain.iter().map(|s| (*s).to_string()).collect(),
-    });
-    let connector: Arc<dyn ApiConnector> = Arc::new(ConnectedApi(api));
-    let options = RunOptions {
-        node_ready_timeout: Duration::from_secs(2),
-        ..RunOptions::default()
-    };
-    let mut shared = Shared::new(
-        BTreeMap::new(),
-        Arc::new(MemoryReporter::default()),
-        options,
-        connector,
-        None,
-    );
+    let connector = api(FakeApi::new(&log)).connector();
+    let mut shared = test_shared(connector, RunOptions::default(), None);
     shared.rollout = Some(RolloutContext {
-        binaries: names
-            .iter()
-            .map(|n| ((*n).to_string(), ("/bin/true".into(), "a".repeat(64))))
+        binaries: transports
+            .keys()
+            .map(|n| (n.clone(), ("/bin/true".into(), "a".repeat(64))))
             .collect(),
-        servers: vec!["s1".into()],
-        api_server: "s1".into(),
+        api_server: servers[0].clone(),
+        servers,
         transports: transports.clone(),
     });
-    let nodes = [
-        state("s1", NodeKind::Server),
-        state("a1", NodeKind::Agent),
-        state("a2", NodeKind::Agent),
-    ];
-    let plan = plan_upgrade(TO.parse().expect("v"), &nodes, &UpgradePolicy::default());
+    let states: Vec<NodeState> = nodes
+        .iter()
+        .map(|(name, kind)| NodeState {
+            name: (*name).into(),
+            kind: *kind,
+            group: None,
+            running: FROM.parse().expect("version"),
+            ready: true,
+            unschedulable: false,
+            cordoned_by_k3sctl: false,
+        })
+        .collect();
+    let plan = plan_upgrade(TO.parse().expect("v"), &states, &UpgradePolicy::default());
     let policy = RolloutPolicy {
         gate: GateLimits {
             timeout: Duration::from_secs(2),
@@ -174,16 +65,19 @@ async fn roll(broken: &[&str], refuse_drain: &[&str]) -> (RolloutResult, Vec<Str
     (result, lines)
 }
 
-fn at(lines: &[String], wanted: &str) -> usize {
-    lines
-        .iter()
-        .position(|l| l == wanted)
-        .unwrap_or_else(|| panic!("{wanted} not in {lines:#?}"))
+/// One server and two agents.
+async fn roll_one_server(broken: &[&str], refuse_drain: &[&str]) -> (RolloutResult, Vec<String>) {
+    let nodes = [
+        ("s1", NodeKind::Server),
+        ("a1", NodeKind::Agent),
+        ("a2", NodeKind::Agent),
+    ];
+    roll(&nodes, broken, |api| api.refuse_drain(refuse_drain)).await
 }
 
 #[tokio::test]
 async fn each_node_runs_its_steps_in_order_with_the_gate_between() {
-    let (result, lines) = roll(&[], &[]).await;
+    let (result, lines) = roll_one_server(&[], &[]).await;
     assert!(result.failures.is_empty(), "{:?}", result.failures);
     let outcomes: Vec<_> = result.records.iter().map(|r| r.outcome).collect();
     assert_eq!(outcomes, [NodeOutcome::Upgraded; 3]);
@@ -199,7 +93,7 @@ async fn each_node_runs_its_steps_in_order_with_the_gate_between() {
         "s1: removing the upgrade marker",
         "s1: uncordon",
     ];
-    let positions: Vec<usize> = s1.iter().map(|l| at(&lines, l)).collect();
+    let positions: Vec<usize> = s1.iter().map(|l| position(&lines, l)).collect();
     assert!(positions.windows(2).all(|w| w[0] < w[1]), "{lines:#?}");
     assert!(!lines.iter().any(|l| l.starts_with("s1: drain")));
     assert!(
@@ -209,10 +103,12 @@ async fn each_node_runs_its_steps_in_order_with_the_gate_between() {
     // Agents: drained, one after another, each after the gate that followed the one before.
     let gate_after_s1 = positions[6] + 1;
     assert_eq!(lines[gate_after_s1], "cluster: health gate");
-    let a1 = at(&lines, "a1: cordon (upgrade to v1.34.1+k3s1)");
+    let a1 = position(&lines, "a1: cordon (upgrade to v1.34.1+k3s1)");
     assert!(a1 > gate_after_s1);
-    assert!(at(&lines, "a1: drain within 300s") > a1);
-    assert!(at(&lines, "a2: cordon (upgrade to v1.34.1+k3s1)") > at(&lines, "a1: uncordon"));
+    assert!(position(&lines, "a1: drain within 300s") > a1);
+    assert!(
+        position(&lines, "a2: cordon (upgrade to v1.34.1+k3s1)") > position(&lines, "a1: uncordon")
+    );
     assert!(
         !lines
             .iter()
@@ -223,7 +119,7 @@ async fn each_node_runs_its_steps_in_order_with_the_gate_between() {
 
 #[tokio::test]
 async fn a_refused_drain_stops_the_rollout_with_the_api_s_reason() {
-    let (result, lines) = roll(&[], &["a1"]).await;
+    let (result, lines) = roll_one_server(&[], &["a1"]).await;
     assert_eq!(result.failures.len(), 1);
     let failure = &result.failures[0];
     assert_eq!(
@@ -249,7 +145,7 @@ async fn a_refused_drain_stops_the_rollout_with_the_api_s_reason() {
 
 #[tokio::test]
 async fn a_release_that_does_not_start_fails_with_its_journal_and_the_typed_hint() {
-    let (result, _) = roll(&["a1"], &[]).await;
+    let (result, _) = roll_one_server(&["a1"], &[]).await;
     let failure = &result.failures[0];
     assert_eq!(failure.step, "restart");
     assert!(failure.error.contains("did not start"), "{failure}");

@@ -6,20 +6,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::Log;
+use super::fake_api::{FakeApi, Unreachable};
+use super::fake_host::{output, service_show};
+use super::{Log, test_shared};
 use crate::host::{ExecOutput, ExecRequest, HostError, Transport, UploadRequest};
-use crate::kube::{Condition, ETCD_ROLE_LABEL, EtcdMember, NodeInfo, StartedAt};
-use crate::plan::ObservedNode;
 use crate::plan::rotate::{RotateAction, RotateNode, turn_plan};
 use crate::plan::upgrade::NodeKind;
-use crate::run::{
-    ApiConnector, ApiError, ClusterApi, ConnectedApi, MemoryReporter, NodeFailure, RolloutContext,
-    RunOptions, Shared, Stopwatch, run_turn,
-};
+use crate::run::{ApiConnector, NodeFailure, RolloutContext, RunOptions, Stopwatch, run_turn};
 use crate::secret::Secret;
 
 /// A host whose K3s service is a flag: stopped by `systemctl stop`, started by a start.
@@ -27,7 +23,7 @@ struct Host {
     name: String,
     log: Log,
     active: Mutex<bool>,
-    starts: Mutex<i64>,
+    starts: Mutex<u64>,
     fail_rotate: bool,
 }
 
@@ -50,14 +46,6 @@ impl Host {
     }
 }
 
-fn output(status: i32, stdout: &str) -> Result<ExecOutput, HostError> {
-    Ok(ExecOutput {
-        status: Some(status),
-        stdout: stdout.as_bytes().to_vec(),
-        stderr: vec![],
-    })
-}
-
 #[async_trait]
 impl Transport for Host {
     fn name(&self) -> &str {
@@ -70,15 +58,7 @@ impl Transport for Host {
         if c.contains("systemctl show") {
             let starts = *self.starts.lock().expect("lock");
             let state = if active { "active" } else { "inactive" };
-            // The host's clock reads 1000; each start happens 10 s later than the last.
-            return output(
-                0,
-                &format!(
-                    "Now=1000\nActiveState={state}\nExecMainStartTimestampMonotonic={starts}\n\
-                     ExecMainStartTimestamp=@{}\n",
-                    1_000 + 10 * starts
-                ),
-            );
+            return output(0, &service_show(state, starts));
         }
         if c.contains("systemctl is-active") {
             return output(0, if active { "active\n" } else { "inactive\n" });
@@ -122,86 +102,6 @@ impl Transport for Host {
     }
 }
 
-/// Every server Ready and a voter, as the Node objects say.
-struct Api {
-    log: Log,
-    servers: Vec<String>,
-}
-
-#[async_trait]
-impl ClusterApi for Api {
-    async fn nodes(&self) -> Result<Vec<ObservedNode>, ApiError> {
-        Ok(vec![])
-    }
-    async fn readyz(&self) -> Result<(), ApiError> {
-        Ok(())
-    }
-    async fn enforce_taints(
-        &self,
-        _: &str,
-        _: &[String],
-        _: bool,
-    ) -> Result<Vec<String>, ApiError> {
-        Ok(vec![])
-    }
-    async fn enforce_labels(
-        &self,
-        _: &str,
-        _: &BTreeMap<String, String>,
-        _: bool,
-    ) -> Result<(), ApiError> {
-        Ok(())
-    }
-    async fn wait_node_ready(
-        &self,
-        name: &str,
-        after: Option<StartedAt>,
-        _: Duration,
-    ) -> Result<(), ApiError> {
-        let after = after.map_or("any".to_string(), |a| a.second.to_string());
-        self.log
-            .lock()
-            .expect("lock")
-            .push(format!("{name}: Ready posted after {after}"));
-        Ok(())
-    }
-    async fn wait_etcd_voter(&self, _: &str, _: Duration) -> Result<(), ApiError> {
-        Ok(())
-    }
-    async fn node_infos(&self) -> Result<Vec<NodeInfo>, ApiError> {
-        Ok(self
-            .servers
-            .iter()
-            .map(|s| {
-                let mut n = NodeInfo {
-                    name: s.clone(),
-                    ready: true,
-                    etcd_voter: Some(Condition {
-                        status: true,
-                        detail: None,
-                    }),
-                    ..NodeInfo::default()
-                };
-                n.labels.insert(ETCD_ROLE_LABEL.into(), "true".into());
-                n
-            })
-            .collect())
-    }
-    async fn etcd_members(&self) -> Result<Option<Vec<EtcdMember>>, ApiError> {
-        Ok(None)
-    }
-}
-
-/// Connects to nothing: every server's admin certificate has expired.
-struct Nobody;
-
-#[async_trait]
-impl ApiConnector for Nobody {
-    async fn connect(&self) -> Result<Arc<dyn ClusterApi>, ApiError> {
-        Err(ApiError("certificate has expired".into()))
-    }
-}
-
 struct Case {
     /// Servers whose K3s is stopped at the start.
     stopped: &'static [&'static str],
@@ -231,25 +131,15 @@ async fn turn(case: Case, action: RotateAction) -> (Vec<String>, Option<NodeFail
         .iter()
         .map(|(n, h)| (n.clone(), Arc::clone(h) as Arc<dyn Transport>))
         .collect();
+    // Every server Ready and a voter, as the Node objects say; or no API at all (every
+    // server's admin certificate has expired).
     let connector: Arc<dyn ApiConnector> = if case.no_api {
-        Arc::new(Nobody)
+        Arc::new(Unreachable("certificate has expired"))
     } else {
-        Arc::new(ConnectedApi(Arc::new(Api {
-            log: Arc::clone(&log),
-            servers: servers.clone(),
-        })))
+        FakeApi::new(&log).servers(&["s1", "s2", "s3"]).connector()
     };
-    let options = RunOptions {
-        node_ready_timeout: Duration::from_secs(2),
-        ..RunOptions::default()
-    };
-    let mut shared = Shared::new(
-        BTreeMap::new(),
-        Arc::new(MemoryReporter::default()),
-        options,
-        connector,
-        Some(Secret::new("K10abc::server:newsecret")),
-    );
+    let token = Secret::new("K10abc::server:newsecret");
+    let mut shared = test_shared(connector, RunOptions::default(), Some(token));
     shared.rollout = Some(RolloutContext {
         binaries: BTreeMap::new(),
         servers: servers.clone(),
@@ -291,12 +181,16 @@ async fn a_rotation_stops_rotates_starts_and_waits_for_a_ready_posted_after_that
     assert_eq!(
         lines,
         [
+            // Every other server a healthy voter before s2 goes down, and again after.
+            "cluster: quorum look",
             "s2: stop",
             "s2: rotate (K3s running: false)",
             "s2: start",
             // The start happened at 1010 on the host's clock (its first start in this test):
             // the wait ignores a Ready posted before it.
-            "s2: Ready posted after 1010",
+            "s2: wait for Ready posted after Some(1010)",
+            "s2: ready",
+            "cluster: quorum look",
         ]
     );
 }
@@ -313,9 +207,12 @@ async fn a_token_turn_writes_the_env_file_with_the_new_token_and_waits_after_its
     assert_eq!(
         lines,
         [
+            "cluster: quorum look",
             "s2: write /etc/systemd/system/k3s.service.env 600 token=true",
             "s2: start",
-            "s2: Ready posted after 1010",
+            "s2: wait for Ready posted after Some(1010)",
+            "s2: ready",
+            "cluster: quorum look",
         ]
     );
 }
@@ -389,7 +286,12 @@ async fn k3s_is_started_again_when_the_rotate_command_fails() {
     .await;
     assert_eq!(
         lines,
-        ["s2: stop", "s2: rotate (K3s running: false)", "s2: start"]
+        [
+            "cluster: quorum look",
+            "s2: stop",
+            "s2: rotate (K3s running: false)",
+            "s2: start"
+        ]
     );
     let failure = failure.expect("the rotation failed");
     assert_eq!(failure.step, "rotate-certificates");
