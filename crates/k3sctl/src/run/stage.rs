@@ -215,6 +215,42 @@ pub async fn swap_in(
 mod tests {
     use super::*;
 
+    /// The swap's files in a temporary directory: `k3s`, `staged`, their records under `rec/`,
+    /// the marker at `marker`.
+    struct Files {
+        dir: tempfile::TempDir,
+        binary: String,
+        staged: String,
+        staged_record: String,
+        binary_record: String,
+        marker: String,
+    }
+
+    impl Files {
+        fn new() -> Self {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let at = |name: &str| dir.path().join(name).display().to_string();
+            Self {
+                binary: at("k3s"),
+                staged: at("staged"),
+                staged_record: at("rec/staged.sha256"),
+                binary_record: at("rec/binary.sha256"),
+                marker: at("marker"),
+                dir,
+            }
+        }
+
+        fn paths(&self) -> SwapPaths<'_> {
+            SwapPaths {
+                binary: &self.binary,
+                staged: &self.staged,
+                staged_record: &self.staged_record,
+                binary_record: &self.binary_record,
+                marker: &self.marker,
+            }
+        }
+    }
+
     /// Runs a script with sh, its trimmed stdout.
     fn sh(script: &str) -> String {
         let out = std::process::Command::new("sh")
@@ -227,43 +263,29 @@ mod tests {
 
     #[tokio::test]
     async fn the_swap_only_uses_a_staged_file_with_the_right_hash() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let binary = dir.path().join("k3s");
-        let staged = dir.path().join("staged");
-        let (b, st, sr, br) = (
-            binary.display().to_string(),
-            staged.display().to_string(),
-            dir.path().join("rec/staged.sha256").display().to_string(),
-            dir.path().join("rec/binary.sha256").display().to_string(),
-        );
-        let mk = dir.path().join("marker").display().to_string();
-        let paths = SwapPaths {
-            binary: &b,
-            staged: &st,
-            staged_record: &sr,
-            binary_record: &br,
-            marker: &mk,
-        };
-        let script = swap_script_at(&paths, &"a".repeat(64), None);
-        fs_err::write(&binary, b"old").expect("write");
-        fs_err::write(&staged, b"wrong").expect("write");
+        let files = Files::new();
+        let (binary, staged) = (&files.binary, &files.staged);
+        let (br, mk) = (&files.binary_record, &files.marker);
+        let script = swap_script_at(&files.paths(), &"a".repeat(64), None);
+        fs_err::write(binary, b"old").expect("write");
+        fs_err::write(staged, b"wrong").expect("write");
         assert_eq!(sh(&script), "missing");
-        assert_eq!(fs_err::read(&binary).expect("read"), b"old");
+        assert_eq!(fs_err::read(binary).expect("read"), b"old");
         let sha = crate::host::hash::sha256_hex(b"new");
         let script = script.replace(&"a".repeat(64), &sha);
-        fs_err::write(&staged, b"new").expect("write");
+        fs_err::write(staged, b"new").expect("write");
         assert_eq!(sh(&script), "swapped");
-        assert_eq!(fs_err::read(&binary).expect("read"), b"new");
-        assert!(!staged.exists());
+        assert_eq!(fs_err::read(binary).expect("read"), b"new");
+        assert!(!std::path::Path::new(staged).exists());
         // The installed binary's record was written: its hash is not computed again.
         assert!(
-            fs_err::read_to_string(&br)
+            fs_err::read_to_string(br)
                 .expect("binary record")
                 .starts_with(&sha)
         );
         assert_eq!(sh(&script), "present");
         // No marker asked for, none written.
-        assert!(!std::path::Path::new(&mk).exists());
+        assert!(!std::path::Path::new(mk).exists());
     }
 
     /// The first server's swap writes the recovery marker in its own script: present before the
@@ -271,13 +293,9 @@ mod tests {
     /// alone when the marker cannot be written.
     #[tokio::test]
     async fn the_marker_is_written_by_the_swap_before_the_binary_changes() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (b, st, sr, br) = (
-            dir.path().join("k3s").display().to_string(),
-            dir.path().join("staged").display().to_string(),
-            dir.path().join("rec/staged.sha256").display().to_string(),
-            dir.path().join("rec/binary.sha256").display().to_string(),
-        );
+        let files = Files::new();
+        let dir = &files.dir;
+        let (b, st) = (&files.binary, &files.staged);
         let marker = UpgradeMarker {
             from: "v1.33.5+k3s1".parse().expect("version"),
             to: "v1.34.1+k3s1".parse().expect("version"),
@@ -288,14 +306,11 @@ mod tests {
         fs_err::write(&blocked, b"").expect("write");
         let mk = blocked.join("k3sctl-upgrade").display().to_string();
         let paths = SwapPaths {
-            binary: &b,
-            staged: &st,
-            staged_record: &sr,
-            binary_record: &br,
             marker: &mk,
+            ..files.paths()
         };
-        fs_err::write(&b, b"old").expect("write");
-        fs_err::write(&st, b"new").expect("write");
+        fs_err::write(b, b"old").expect("write");
+        fs_err::write(st, b"new").expect("write");
         let out = std::process::Command::new("sh")
             .arg("-c")
             .arg(swap_script_at(&paths, &sha, Some(&marker)))
@@ -305,8 +320,8 @@ mod tests {
             out.status.code(),
             Some(super::super::upgrade_marker::MARKER_EXIT)
         );
-        assert_eq!(fs_err::read(&b).expect("read"), b"old");
-        assert_eq!(fs_err::read(&st).expect("staged kept"), b"new");
+        assert_eq!(fs_err::read(b).expect("read"), b"old");
+        assert_eq!(fs_err::read(st).expect("staged kept"), b"new");
         // Where it can be written: the marker is there, with the turn's versions, and swapped.
         let mk = dir
             .path()
@@ -318,7 +333,7 @@ mod tests {
             ..paths
         };
         assert_eq!(sh(&swap_script_at(&paths, &sha, Some(&marker))), "swapped");
-        assert_eq!(fs_err::read(&b).expect("read"), b"new");
+        assert_eq!(fs_err::read(b).expect("read"), b"new");
         let text = fs_err::read_to_string(&mk).expect("marker");
         assert_eq!(UpgradeMarker::parse(&text), Some(marker));
         // Nothing staged (the binary will be uploaded after the script): the marker is written
@@ -334,33 +349,26 @@ mod tests {
 
     #[tokio::test]
     async fn a_staging_record_spares_the_hash_only_while_the_file_is_unchanged() {
-        let dir = tempfile::tempdir().expect("tempdir");
+        let files = Files::new();
+        let paths = files.paths();
         let (b, st, sr, br) = (
-            dir.path().join("k3s").display().to_string(),
-            dir.path().join("staged").display().to_string(),
-            dir.path().join("rec/staged.sha256").display().to_string(),
-            dir.path().join("rec/binary.sha256").display().to_string(),
+            &files.binary,
+            &files.staged,
+            &files.staged_record,
+            &files.binary_record,
         );
-        let mk = dir.path().join("marker").display().to_string();
-        let paths = SwapPaths {
-            binary: &b,
-            staged: &st,
-            staged_record: &sr,
-            binary_record: &br,
-            marker: &mk,
-        };
-        fs_err::write(&b, b"old").expect("write");
-        fs_err::write(&st, b"staged").expect("write");
+        fs_err::write(b, b"old").expect("write");
+        fs_err::write(st, b"staged").expect("write");
         // A record claiming another hash for the unchanged staged file is believed: the swap
         // goes by the record (which only k3sctl writes, right after the host verified it)...
         let marker = "f".repeat(64);
-        sh(&record_script(&st, &sr, &marker));
+        sh(&record_script(st, sr, &marker));
         assert_eq!(sh(&swap_script_at(&paths, &marker, None)), "swapped");
         // ...but not once the staged file changed: then it is hashed and refused.
-        fs_err::remove_file(&br).expect("forget the installed binary's record");
-        fs_err::write(&st, b"staged").expect("write");
-        sh(&record_script(&st, &sr, &marker));
-        fs_err::write(&st, b"tampered!").expect("write");
+        fs_err::remove_file(br).expect("forget the installed binary's record");
+        fs_err::write(st, b"staged").expect("write");
+        sh(&record_script(st, sr, &marker));
+        fs_err::write(st, b"tampered!").expect("write");
         assert_eq!(sh(&swap_script_at(&paths, &marker, None)), "missing");
     }
 }
