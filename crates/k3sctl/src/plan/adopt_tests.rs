@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use super::tests::desired_files;
 use super::*;
 use crate::k3s::config::{ClusterSettings, NodeConfig, NodeRole, render_config};
 use crate::k3s::registries::REGISTRIES_PATH;
@@ -40,36 +41,13 @@ fn agent(extra: BTreeMap<String, serde_json::Value>) -> DesiredHost {
         first_server: false,
         taints: vec![],
         labels: BTreeMap::new(),
-        files: vec![
-            DesiredFile {
-                path: REGISTRIES_PATH.into(),
-                mode: 0o644,
-                content: FileContent::Plain(REGISTRIES.into()),
-                restarts: true,
-            },
-            DesiredFile {
-                path: "/etc/rancher/k3s/config.yaml".into(),
-                mode: 0o600,
-                content: FileContent::Plain(config),
-                restarts: true,
-            },
-            DesiredFile {
-                path: unit::env_path(NodeRole::Agent),
-                mode: 0o600,
-                content: FileContent::Env {
-                    url: Some("https://10.0.0.1:6443".into()),
-                    with_token: true,
-                    cluster_init: false,
-                },
-                restarts: true,
-            },
-            DesiredFile {
-                path: unit::unit_path(NodeRole::Agent),
-                mode: 0o644,
-                content: FileContent::Plain(unit::render_unit(NodeRole::Agent)),
-                restarts: true,
-            },
-        ],
+        files: desired_files(
+            NodeRole::Agent,
+            REGISTRIES.into(),
+            config,
+            Some("https://10.0.0.1:6443".into()),
+            true,
+        ),
     }
 }
 
@@ -151,6 +129,26 @@ fn kinds(plan: &Plan) -> Vec<&'static str> {
     plan.hosts[0].steps.iter().map(Step::kind).collect()
 }
 
+/// Why the first host restarts (it must).
+fn restart_reason(plan: &Plan) -> String {
+    plan.hosts[0]
+        .steps
+        .iter()
+        .find_map(|s| match s {
+            Step::Restart { reason } => Some(reason.clone()),
+            _ => None,
+        })
+        .expect("restarts")
+}
+
+/// The spec's extra setting `kubelet-arg: [max-pods=150]`.
+fn max_pods_150() -> BTreeMap<String, serde_json::Value> {
+    BTreeMap::from([(
+        "kubelet-arg".to_owned(),
+        serde_json::json!(["max-pods=150"]),
+    )])
+}
+
 #[test]
 fn only_the_form_changes_files_are_taken_over_without_a_restart() {
     let plan =
@@ -180,14 +178,7 @@ fn a_changed_setting_restarts_and_is_named() {
     let mut start = start_files();
     start.config = Some("node-ip: 10.0.0.8\n".into());
     let plan = compute_plan(&desired(agent(BTreeMap::new())), &installed(start)).expect("plans");
-    let restart = plan.hosts[0]
-        .steps
-        .iter()
-        .find_map(|s| match s {
-            Step::Restart { reason } => Some(reason.clone()),
-            _ => None,
-        })
-        .expect("restarts");
+    let restart = restart_reason(&plan);
     assert_eq!(restart, "setting node-ip: [10.0.0.8] -> (not set) changed");
     assert!(!kinds(&plan).contains(&"adopt"));
 }
@@ -199,10 +190,7 @@ fn dropins_are_removed_and_their_settings_judged() {
         "10-kubelet.yaml".into(),
         "kubelet-arg: [max-pods=150]\n".into(),
     )];
-    let extra = BTreeMap::from([(
-        "kubelet-arg".to_owned(),
-        serde_json::json!(["max-pods=150"]),
-    )]);
+    let extra = max_pods_150();
     let plan = compute_plan(&desired(agent(extra)), &installed(start.clone())).expect("plans");
     assert!(plan.hosts[0].steps.contains(&Step::RemoveFile {
         path: "/etc/rancher/k3s/config.yaml.d/10-kubelet.yaml".into()
@@ -233,10 +221,7 @@ fn unit_dropins_count_before_and_after_the_writes() {
     assert_eq!(kinds(&plan).first(), Some(&"adopt"), "{plan:#?}");
     // The same list setting also in the spec: K3s would get it twice (config.yaml and the
     // drop-in's command line), which is a change.
-    let extra = BTreeMap::from([(
-        "kubelet-arg".to_owned(),
-        serde_json::json!(["max-pods=150"]),
-    )]);
+    let extra = max_pods_150();
     let plan = compute_plan(&desired(agent(extra)), &installed(start)).expect("plans");
     assert!(
         render_plan(&plan).contains("kubelet-arg: [max-pods=150] -> [max-pods=150, max-pods=150]"),
@@ -251,14 +236,7 @@ fn unit_dropins_count_before_and_after_the_writes() {
         "[Service]\nEnvironment=K3S_NODE_NAME=agent-old\n".into(),
     )];
     let plan = compute_plan(&desired(agent(BTreeMap::new())), &installed(start)).expect("plans");
-    let restart = plan.hosts[0]
-        .steps
-        .iter()
-        .find_map(|s| match s {
-            Step::Restart { reason } => Some(reason.clone()),
-            _ => None,
-        })
-        .expect("restarts");
+    let restart = restart_reason(&plan);
     // The env line stays in the drop-in and k3sctl's config.yaml node-name overrides it.
     assert_eq!(
         restart, "setting node-name: agent-old -> (not set) changed",

@@ -37,39 +37,55 @@ fn host(name: &str, role: NodeRole, group: Option<&str>, first: bool, mirror: &s
         first_server: first,
         taints: vec![],
         labels: BTreeMap::new(),
-        files: vec![
-            DesiredFile {
-                path: "/etc/rancher/k3s/registries.yaml".into(),
-                mode: 0o644,
-                content: FileContent::Plain(format!(
-                    "mirrors:\n  docker.io:\n    endpoint:\n    - {mirror}\n"
-                )),
-                restarts: true,
-            },
-            DesiredFile {
-                path: "/etc/rancher/k3s/config.yaml".into(),
-                mode: 0o600,
-                content: FileContent::Plain(config),
-                restarts: true,
-            },
-            DesiredFile {
-                path: unit::env_path(role),
-                mode: 0o600,
-                content: FileContent::Env {
-                    url,
-                    with_token: !first,
-                    cluster_init: false,
-                },
-                restarts: true,
-            },
-            DesiredFile {
-                path: unit::unit_path(role),
-                mode: 0o644,
-                content: FileContent::Plain(unit::render_unit(role)),
-                restarts: true,
-            },
-        ],
+        files: desired_files(
+            role,
+            format!("mirrors:\n  docker.io:\n    endpoint:\n    - {mirror}\n"),
+            config,
+            url,
+            !first,
+        ),
     }
+}
+
+/// The files k3sctl writes on a host of `role`: registries.yaml, config.yaml, the env file
+/// (joining through `url`, with the token or not) and the unit; each restarts K3s.
+pub(super) fn desired_files(
+    role: NodeRole,
+    registries: String,
+    config: String,
+    url: Option<String>,
+    with_token: bool,
+) -> Vec<DesiredFile> {
+    vec![
+        DesiredFile {
+            path: crate::k3s::registries::REGISTRIES_PATH.into(),
+            mode: 0o644,
+            content: FileContent::Plain(registries),
+            restarts: true,
+        },
+        DesiredFile {
+            path: crate::k3s::config::CONFIG_PATH.into(),
+            mode: 0o600,
+            content: FileContent::Plain(config),
+            restarts: true,
+        },
+        DesiredFile {
+            path: unit::env_path(role),
+            mode: 0o600,
+            content: FileContent::Env {
+                url,
+                with_token,
+                cluster_init: false,
+            },
+            restarts: true,
+        },
+        DesiredFile {
+            path: unit::unit_path(role),
+            mode: 0o644,
+            content: FileContent::Plain(unit::render_unit(role)),
+            restarts: true,
+        },
+    ]
 }
 
 fn desired(mirror: &str) -> Desired {
@@ -98,18 +114,7 @@ fn desired(mirror: &str) -> Desired {
 }
 
 fn fresh() -> Observed {
-    let d = desired("http://mirror-a:5000");
-    Observed {
-        hosts: d
-            .hosts
-            .iter()
-            .map(|h| (h.name.clone(), ObservedHost::fresh(Arch::Amd64)))
-            .collect(),
-        nodes: None,
-        token: None,
-        etcd_members: None,
-        objects: None,
-    }
+    fresh_of(&desired("http://mirror-a:5000"))
 }
 
 /// The observation after a successful apply of `d`.
@@ -180,19 +185,17 @@ fn converged(d: &Desired) -> Observed {
     }
 }
 
+/// `host`'s part of the plan.
+fn host_plan<'a>(plan: &'a Plan, host: &str) -> &'a HostPlan {
+    plan.hosts.iter().find(|h| h.host == host).expect("host")
+}
+
 fn kinds(plan: &Plan, host: &str) -> Vec<&'static str> {
-    plan.hosts
-        .iter()
-        .find(|h| h.host == host)
-        .expect("host")
-        .steps
-        .iter()
-        .map(Step::kind)
-        .collect()
+    host_plan(plan, host).steps.iter().map(Step::kind).collect()
 }
 
 fn text_of_steps(plan: &Plan, host: &str) -> String {
-    let h = plan.hosts.iter().find(|h| h.host == host).expect("host");
+    let h = host_plan(plan, host);
     h.steps
         .iter()
         .map(|s| s.title(h.role))
@@ -422,10 +425,7 @@ fn fresh_of(d: &Desired) -> Observed {
 }
 
 fn env_write(plan: &Plan, host: &str) -> Vec<FileContent> {
-    plan.hosts
-        .iter()
-        .find(|h| h.host == host)
-        .expect("host")
+    host_plan(plan, host)
         .steps
         .iter()
         .filter_map(|s| match s {

@@ -423,6 +423,7 @@ pub(super) fn registries(vars: &Vars, spec: &mut Registries, warnings: &mut Vec<
 
 #[cfg(test)]
 mod tests {
+    use super::super::settings::unset_k3s;
     use super::*;
 
     fn vars(pairs: &[(&str, &str)]) -> Vars {
@@ -459,11 +460,8 @@ mod tests {
     #[test]
     fn service_and_install_envs_become_settings_version_or_warnings() {
         let mut k3s = K3sSpec {
-            version: None,
             channel: Some(crate::spec::ChannelName::Stable),
-            channel_url: None,
-            binary: None,
-            airgap_images: None,
+            ..unset_k3s()
         };
         let mut config = ClusterConfig::default();
         let mut marks = RoleMarks::default();
@@ -512,13 +510,7 @@ mod tests {
         );
 
         // An INI inventory's list; the channel of the install envs when no version is given.
-        let mut k3s = K3sSpec {
-            version: None,
-            channel: None,
-            channel_url: None,
-            binary: None,
-            airgap_images: None,
-        };
+        let mut k3s = unset_k3s();
         let mut warnings = Vec::new();
         env_vars(
             &vars(&[
@@ -580,13 +572,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         fs_err::write(dir.path().join("k3s-arm64"), b"x").expect("write");
         fs_err::write(dir.path().join("k3s-airgap-images-arm64.tar.zst"), b"x").expect("write");
-        let mut spec = K3sSpec {
-            version: None,
-            channel: None,
-            channel_url: None,
-            binary: None,
-            airgap_images: None,
-        };
+        let mut spec = unset_k3s();
         let mut warnings = Vec::new();
         let d = dir.path().to_string_lossy().into_owned();
         airgap(&vars(&[("airgap_dir", &d)]), &mut spec, &mut warnings);

@@ -14,14 +14,19 @@ pub(super) fn parse_bool(text: &str) -> Option<bool> {
     }
 }
 
-pub(super) fn k3s_spec(vars: &Vars, warnings: &mut Vec<String>) -> K3sSpec {
-    let mut spec = K3sSpec {
+/// No release and no sources yet: the inventory's variables fill them in.
+pub(super) fn unset_k3s() -> K3sSpec {
+    K3sSpec {
         version: None,
         channel: None,
         channel_url: None,
         binary: None,
         airgap_images: None,
-    };
+    }
+}
+
+pub(super) fn k3s_spec(vars: &Vars, warnings: &mut Vec<String>) -> K3sSpec {
+    let mut spec = unset_k3s();
     let version = vars
         .get("k3s_version")
         .or_else(|| vars.get("k3s_target_version"));
