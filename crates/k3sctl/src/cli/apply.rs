@@ -1,17 +1,14 @@
 //! `k3sctl apply`: bring every host to the spec; a second run changes nothing.
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use super::confirm::confirmer;
-use super::progress::TtyReporter;
+use super::progress::run_reporter;
 use super::runtime::{block_on, connect_options};
 use super::{CommandResult, FAILURE, Global};
 use crate::ops::connect::ConnectOptions;
 use crate::ops::kube_api::TunnelConnector;
 use crate::ops::{ApplyOptions, apply};
-use crate::run::{JsonReporter, PlainReporter, Reporter};
 
 /// Arguments of `apply`.
 #[derive(Debug, clap::Args)]
@@ -38,13 +35,7 @@ pub struct Args {
 }
 
 pub(super) fn run(global: &Global, args: Args) -> CommandResult {
-    let tty = (!global.json() && std::io::stderr().is_terminal())
-        .then(|| Arc::new(TtyReporter::default()));
-    let reporter: Arc<dyn Reporter> = match (&tty, global.json()) {
-        (Some(tty), _) => Arc::clone(tty) as Arc<dyn Reporter>,
-        (None, true) => Arc::new(JsonReporter::default()),
-        (None, false) => Arc::new(PlainReporter::default()),
-    };
+    let (tty, reporter) = run_reporter(global);
     let options = ApplyOptions {
         connect: ConnectOptions {
             skip_unreachable: args.skip_unreachable,

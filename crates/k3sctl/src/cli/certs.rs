@@ -8,7 +8,8 @@ use std::process::ExitCode;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 
 use super::output::print_json;
-use super::rotation::{confirm, print_roll, reporter};
+use super::progress::line_reporter as reporter;
+use super::rotation::{confirm, print_roll};
 use super::runtime::{block_on, connect_options};
 use super::{CommandResult, FAILURE, Global};
 use crate::ops::check::{CertsReport, certs_check};

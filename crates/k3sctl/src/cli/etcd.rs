@@ -1,18 +1,17 @@
 //! `k3sctl etcd snapshot save|list|prune`: K3s's etcd snapshots across the cluster.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use super::confirm::confirmer;
 use super::output::print_json;
+use super::progress::line_reporter;
 use super::runtime::{block_on, connect_options};
 use super::{CommandResult, Global};
 use crate::kube::SnapshotFile;
 use crate::ops::etcd_restore::{self, RestoreOptions};
 use crate::ops::etcd_snapshot;
 use crate::plan::restore::{Datastore, render_restore_plan};
-use crate::run::{JsonReporter, PlainReporter, Reporter};
 
 /// Arguments of `etcd`.
 #[derive(Debug, clap::Args)]
@@ -127,11 +126,7 @@ pub fn render_table(files: &[SnapshotFile]) -> String {
 }
 
 fn run_restore(global: &Global, args: RestoreArgs) -> CommandResult {
-    let reporter: Arc<dyn Reporter> = if global.json() {
-        Arc::new(JsonReporter::default())
-    } else {
-        Arc::new(PlainReporter::default())
-    };
+    let reporter = line_reporter(global);
     let options = RestoreOptions {
         connect: connect_options(args.accept_new_host_keys),
         dry_run: args.dry_run,

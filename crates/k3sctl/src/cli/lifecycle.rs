@@ -1,15 +1,12 @@
 //! What `node remove`, `node replace` and `reset` share on the command line: prepare (nothing
 //! changes), show the steps (`--dry-run` stops there), ask for a confirmation, run, report.
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use super::confirm::confirmer;
-use super::progress::TtyReporter;
+use super::progress::run_reporter;
 use super::{CommandResult, FAILURE, Global};
 use crate::ops::lifecycle::{LifecycleError, LifecyclePlan};
-use crate::run::{JsonReporter, PlainReporter, Reporter};
 
 /// Prepares with `prepare`, then shows, confirms and runs.
 pub fn drive<F>(global: &Global, dry_run: bool, prepare: F) -> CommandResult
@@ -45,13 +42,7 @@ where
         return Ok(ExitCode::SUCCESS);
     }
     confirmer(global, None).ask(&plan.consent())?;
-    let tty = (!global.json() && std::io::stderr().is_terminal())
-        .then(|| Arc::new(TtyReporter::default()));
-    let reporter: Arc<dyn Reporter> = match (&tty, global.json()) {
-        (Some(tty), _) => Arc::clone(tty) as Arc<dyn Reporter>,
-        (None, true) => Arc::new(JsonReporter::default()),
-        (None, false) => Arc::new(PlainReporter::default()),
-    };
+    let (tty, reporter) = run_reporter(global);
     let result = runtime.block_on(plan.run(reporter));
     if let Some(tty) = &tty {
         tty.finish();

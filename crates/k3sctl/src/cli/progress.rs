@@ -2,12 +2,34 @@
 //! finished and failed steps printed above the spinners. Without a terminal, plain lines.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::io::IsTerminal;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
-use crate::run::{Event, EventKind, Reporter};
+use super::Global;
+use crate::run::{Event, EventKind, JsonReporter, PlainReporter, Reporter};
+
+/// Progress events: JSON lines with `-o json`, else plain lines, on stderr.
+pub fn line_reporter(global: &Global) -> Arc<dyn Reporter> {
+    if global.json() {
+        Arc::new(JsonReporter::default())
+    } else {
+        Arc::new(PlainReporter::default())
+    }
+}
+
+/// Spinners per host when stderr is a terminal and the output is not JSON (the
+/// [`TtyReporter`] is also returned, to [`TtyReporter::finish`] once the run is over), else
+/// [`line_reporter`].
+pub fn run_reporter(global: &Global) -> (Option<Arc<TtyReporter>>, Arc<dyn Reporter>) {
+    if global.json() || !std::io::stderr().is_terminal() {
+        return (None, line_reporter(global));
+    }
+    let tty = Arc::new(TtyReporter::default());
+    (Some(Arc::clone(&tty)), tty)
+}
 
 /// Spinners per host on stderr.
 #[derive(Default)]

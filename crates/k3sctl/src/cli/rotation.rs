@@ -5,13 +5,10 @@
 //! The confirmation shows what will happen, then asks `Proceed? [y/N]` when stdin and stderr
 //! are terminals; without a terminal it refuses unless `--yes` was given.
 
-use std::sync::Arc;
-
 use super::Global;
 use super::confirm::confirmer;
 use crate::ops::confirm::ConsentRequest;
 use crate::ops::rotate::{RollFailure, RolledNode};
-use crate::run::{JsonReporter, PlainReporter, Reporter};
 
 /// Shows `summary` and gets consent through the shared confirmation (a terminal asks,
 /// `--yes` agrees, no terminal refuses); an error when not confirmed, nothing changed.
@@ -23,15 +20,6 @@ pub fn confirm(global: &Global, command: &str, summary: &[String]) -> anyhow::Re
     );
     confirmer(global, None).ask(&request)?;
     Ok(())
-}
-
-/// Progress events: JSON lines with `-o json`, else plain lines, on stderr.
-pub fn reporter(global: &Global) -> Arc<dyn Reporter> {
-    if global.json() {
-        Arc::new(JsonReporter::default())
-    } else {
-        Arc::new(PlainReporter::default())
-    }
 }
 
 /// Prints the nodes rolled and the failure, if any (text output).

@@ -4,7 +4,8 @@
 use std::process::ExitCode;
 
 use super::output::print_json;
-use super::rotation::{confirm, print_roll, reporter};
+use super::progress::line_reporter as reporter;
+use super::rotation::{confirm, print_roll};
 use super::runtime::{block_on, connect_options};
 use super::{CommandResult, FAILURE, Global};
 use crate::ops::rotate::prepare_token_rotate;

@@ -4,16 +4,15 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 
 use super::confirm::confirmer;
+use super::progress::line_reporter;
 use super::runtime::{block_on, connect_options};
 use super::{CommandResult, FAILURE, Global};
 use crate::k3s::version::K3sVersion;
 use crate::ops::upgrade::{Smoke, TargetRequest, UpgradeOptions, UpgradeReport, upgrade};
-use crate::run::{JsonReporter, PlainReporter, Reporter};
 
 /// Arguments of `upgrade`.
 #[derive(Debug, clap::Args)]
@@ -156,11 +155,7 @@ pub(super) fn run(global: &Global, args: Args) -> CommandResult {
         no_snapshot: args.no_snapshot,
         confirm: confirmer(global, None),
     };
-    let reporter: Arc<dyn Reporter> = if global.json() {
-        Arc::new(JsonReporter::default())
-    } else {
-        Arc::new(PlainReporter::default())
-    };
+    let reporter = line_reporter(global);
     let report = block_on(upgrade(&global.config, options, reporter))??;
     if global.json() {
         // One line, after the progress events' JSON lines.

@@ -59,24 +59,7 @@ impl Transport for LocalTransport {
             fed.map_err(io_err)?;
             out.map_err(io_err)
         };
-        let out = match req.timeout {
-            Some(limit) => {
-                tokio::time::timeout(limit, run)
-                    .await
-                    .map_err(|_| HostError::Timeout {
-                        host: self.name.clone(),
-                        what: what.clone(),
-                        timeout: limit,
-                    })??
-            }
-            None => run.await?,
-        };
-        ExecOutput {
-            status: out.status.code(),
-            stdout: out.stdout,
-            stderr: out.stderr,
-        }
-        .check_sudo(&self.name, req.sudo)
+        ExecOutput::of_process(&self.name, &what, req.timeout, req.sudo, run).await
     }
 
     async fn forward_tcp(&self, remote_host: &str, remote_port: u16) -> Result<Tunnel, HostError> {

@@ -288,24 +288,7 @@ impl Transport for SshTransport {
             })?;
             out.map_err(|e| self.session_err(&what, &e))
         };
-        let out = match req.timeout {
-            Some(limit) => {
-                tokio::time::timeout(limit, run)
-                    .await
-                    .map_err(|_| HostError::Timeout {
-                        host: self.target.name.clone(),
-                        what: what.clone(),
-                        timeout: limit,
-                    })??
-            }
-            None => run.await?,
-        };
-        ExecOutput {
-            status: out.status.code(),
-            stdout: out.stdout,
-            stderr: out.stderr,
-        }
-        .check_sudo(&self.target.name, sudo)
+        ExecOutput::of_process(&self.target.name, &what, req.timeout, sudo, run).await
     }
 
     async fn forward_tcp(&self, remote_host: &str, remote_port: u16) -> Result<Tunnel, HostError> {

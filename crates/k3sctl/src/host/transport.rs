@@ -161,6 +161,36 @@ impl ExecOutput {
         })
     }
 
+    /// The output of a request's local process (`sh`, `ssh`), awaited within `timeout`
+    /// ([`HostError::Timeout`] past it) and, for a privileged request, its sudo refusals typed
+    /// ([`Self::check_sudo`]).
+    pub async fn of_process(
+        host: &str,
+        what: &str,
+        timeout: Option<Duration>,
+        sudo: bool,
+        run: impl Future<Output = Result<std::process::Output, HostError>>,
+    ) -> Result<Self, HostError> {
+        let out = match timeout {
+            Some(limit) => {
+                tokio::time::timeout(limit, run)
+                    .await
+                    .map_err(|_| HostError::Timeout {
+                        host: host.to_owned(),
+                        what: what.to_owned(),
+                        timeout: limit,
+                    })??
+            }
+            None => run.await?,
+        };
+        Self {
+            status: out.status.code(),
+            stdout: out.stdout,
+            stderr: out.stderr,
+        }
+        .check_sudo(host, sudo)
+    }
+
     /// Turns sudo refusals into [`HostError::SudoNeedsPassword`] / [`HostError::SudoMissing`];
     /// transports call this on the output of privileged requests.
     pub fn check_sudo(self, host: &str, sudo: bool) -> Result<Self, HostError> {

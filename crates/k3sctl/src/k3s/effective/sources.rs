@@ -119,13 +119,14 @@ pub struct UnitStart {
     pub environment_files: Vec<String>,
 }
 
-/// Reads the `[Service]` section's `ExecStart`, `Environment` and `EnvironmentFile` lines.
-pub fn parse_unit(text: &str) -> Result<UnitStart, EffectiveError> {
-    let mut start = UnitStart::default();
+/// The `key=value` lines of a unit's `[Service]` section in order (continued lines joined,
+/// comments skipped), key and value trimmed.
+fn service_assignments(text: &str) -> Vec<(String, String)> {
     let mut section = String::new();
+    let mut out = Vec::new();
     for line in logical_lines(text) {
         let line = line.trim();
-        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+        if line.starts_with('#') || line.starts_with(';') {
             continue;
         }
         if line.starts_with('[') {
@@ -135,12 +136,20 @@ pub fn parse_unit(text: &str) -> Result<UnitStart, EffectiveError> {
         if section != "[Service]" {
             continue;
         }
-        let Some((key, value)) = line.split_once('=') else {
-            continue;
-        };
-        let value = value.trim();
-        let bad = |reason: String| EffectiveError::Unit { reason };
-        match key.trim() {
+        if let Some((key, value)) = line.split_once('=') {
+            out.push((key.trim().to_owned(), value.trim().to_owned()));
+        }
+    }
+    out
+}
+
+/// Reads the `[Service]` section's `ExecStart`, `Environment` and `EnvironmentFile` lines.
+pub fn parse_unit(text: &str) -> Result<UnitStart, EffectiveError> {
+    let mut start = UnitStart::default();
+    let bad = |reason: String| EffectiveError::Unit { reason };
+    for (key, value) in service_assignments(text) {
+        let value = value.as_str();
+        match key.as_str() {
             "ExecStart" if value.is_empty() => start.exec_start.clear(),
             "ExecStart" => {
                 let value = value.trim_start_matches(['-', '@', ':', '+', '!']);
@@ -173,23 +182,10 @@ pub fn parse_unit(text: &str) -> Result<UnitStart, EffectiveError> {
 /// `unit` is the unit's name without suffix (`k3s`, `k3s-agent`).
 pub fn unit_env_files(text: &str, unit: &str) -> Vec<String> {
     let mut files = Vec::new();
-    let mut section = String::new();
-    for line in logical_lines(text) {
-        let line = line.trim();
-        if line.starts_with('[') {
-            section = line.to_owned();
+    for (key, value) in service_assignments(text) {
+        if key != "EnvironmentFile" {
             continue;
         }
-        if section != "[Service]" {
-            continue;
-        }
-        let Some((key, value)) = line.split_once('=') else {
-            continue;
-        };
-        if key.trim() != "EnvironmentFile" {
-            continue;
-        }
-        let value = value.trim();
         if value.is_empty() {
             files.clear();
             continue;
