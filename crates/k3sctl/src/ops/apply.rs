@@ -1,8 +1,7 @@
 //! `apply`: prepare the plan, take the lock on the first server, run the steps, export the
 //! kubeconfigs, release the lock.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -18,7 +17,7 @@ use super::unreachable::SkippedHost;
 use crate::plan::{DriftFix, DriftItem};
 use crate::run::engine::DEFAULT_GROUP;
 use crate::run::lock::{Acquired, LockHolder, acquire, release};
-use crate::run::{Event, EventKind, HostStatus, Reporter, RunOptions, RunSummary, Shared, execute};
+use crate::run::{Event, EventKind, HostStatus, Reporter, RunOptions, RunSummary, execute};
 use crate::spec::BinaryOrigin;
 
 /// Options of `apply`.
@@ -59,20 +58,6 @@ impl ApplyReport {
     pub fn success(&self) -> bool {
         self.summary.success() && self.skipped.is_empty()
     }
-}
-
-fn local_binaries_per_host(prepared: &Prepared) -> BTreeMap<String, PathBuf> {
-    prepared
-        .observed
-        .hosts
-        .iter()
-        .filter_map(|(name, obs)| {
-            Some((
-                name.clone(),
-                prepared.binaries.path(obs.arch)?.to_path_buf(),
-            ))
-        })
-        .collect()
 }
 
 /// LXC preflight of the Proxmox containers: warnings reported, blocking problems fixed with
@@ -312,14 +297,7 @@ async fn run_locked(
     reporter: Arc<dyn Reporter>,
 ) -> Result<ApplyReport, OpsError> {
     let run = join_concurrency(prepared, run);
-    let mut shared = Shared::new(
-        local_binaries_per_host(prepared),
-        Arc::clone(&reporter),
-        run,
-        Arc::clone(&prepared.connector),
-        prepared.observed.token.clone(),
-    );
-    shared.join_endpoint = prepared.spec.cluster.api_endpoint();
+    let mut shared = prepared.run_state(|_| true, run, Arc::clone(&reporter));
     shared.etcd_peer = prepared
         .observed
         .hosts
@@ -327,13 +305,6 @@ async fn run_locked(
         .filter(|h| h.service_active && h.etcd_data)
         .and_then(|_| prepared.transports.get(&prepared.first_server))
         .cloned();
-    shared.known_nodes = prepared
-        .observed
-        .nodes
-        .iter()
-        .flatten()
-        .map(|n| n.name.clone())
-        .collect();
     let summary = execute(&prepared.plan, &prepared.transports, &shared).await;
     let first_ok = summary
         .hosts

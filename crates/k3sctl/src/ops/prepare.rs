@@ -25,7 +25,7 @@ use crate::plan::from_spec::desired_hosts;
 use crate::plan::{Desired, Observed, Plan, compute_plan};
 use crate::run::etcd::list_members;
 use crate::run::observe::{ObserveRequest, observe_host};
-use crate::run::{ApiConnector, ClusterApi, FailoverConnector};
+use crate::run::{ApiConnector, ClusterApi, FailoverConnector, Reporter, RunOptions, Shared};
 use crate::secret::Secret;
 use crate::spec::{BinaryOrigin, LoadedSpec, load_file};
 
@@ -63,6 +63,42 @@ pub struct Prepared {
     pub connect_notes: Vec<String>,
     /// The hosts that are Proxmox containers, reached through pct.
     pub containers: BTreeMap<String, Arc<crate::host::PctTransport>>,
+}
+
+impl Prepared {
+    /// The apply engine's shared state for running this plan (or a part of it): the local
+    /// binary of each host `upload` selects, the join endpoint, the token observed and the
+    /// Nodes registered before the run.
+    pub fn run_state(
+        &self,
+        upload: impl Fn(&str) -> bool,
+        options: RunOptions,
+        reporter: Arc<dyn Reporter>,
+    ) -> Shared {
+        let binaries = self
+            .observed
+            .hosts
+            .iter()
+            .filter(|(name, _)| upload(name))
+            .filter_map(|(name, obs)| Some((name.clone(), self.binaries.path(obs.arch)?.into())))
+            .collect();
+        let mut shared = Shared::new(
+            binaries,
+            reporter,
+            options,
+            Arc::clone(&self.connector),
+            self.observed.token.clone(),
+        );
+        shared.join_endpoint = self.spec.cluster.api_endpoint();
+        shared.known_nodes = self
+            .observed
+            .nodes
+            .iter()
+            .flatten()
+            .map(|n| n.name.clone())
+            .collect();
+        shared
+    }
 }
 
 /// Loads and validates the spec (an even number of servers is refused by validation).

@@ -12,7 +12,7 @@ use super::context::Shared;
 use super::etcd::{self, HandOver};
 use super::events::{Event, EventKind};
 use super::host_steps::{Done, StepResult};
-use super::node_steps::drain;
+use super::node_steps::{cordon, drain};
 use super::outcome::{HostOutcome, HostStatus, RunSummary};
 use super::quorum;
 use super::service::QUICK;
@@ -20,7 +20,6 @@ use super::step_error::StepError;
 use crate::host::{ExecRequest, HostError, Transport};
 use crate::k3s::uninstall;
 use crate::k3s::unit::unit_name;
-use crate::kube::{CORDONED_FOR, CordonOutcome};
 use crate::plan::lifecycle::check_server_removal;
 use crate::plan::{HostPlan, Step};
 
@@ -48,16 +47,8 @@ pub async fn run_lifecycle_step(
     };
     match step {
         Step::Cordon { reason } => {
-            let api = shared.api().await?;
-            let outcome = api
-                .cordon(name, reason)
-                .await
-                .map_err(|e| StepError::api(format!("{name}: cordoning"), e))?;
-            Ok(Done::saying(match outcome {
-                CordonOutcome::Cordoned => format!("cordoned ({CORDONED_FOR} set)"),
-                CordonOutcome::AlreadyOurs => "already cordoned by an earlier k3sctl run".into(),
-                CordonOutcome::CordonedByOthers => "was already cordoned by someone else".into(),
-            }))
+            let by_others = Done::saying("was already cordoned by someone else");
+            cordon(shared, name, reason, by_others).await
         }
         Step::Drain(settings) => drain(shared, name, settings).await,
         Step::LeaveEtcd => {

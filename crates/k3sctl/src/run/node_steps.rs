@@ -56,23 +56,13 @@ pub(super) async fn run_node_step(
     match step {
         Step::CheckQuorum => check_quorum_before(shared, name).await,
         Step::Cordon { reason } => {
-            let api = shared.api().await?;
-            let outcome = api
-                .cordon(name, reason)
-                .await
-                .map_err(|e| StepError::api(format!("{name}: cordoning"), e))?;
-            Ok(match outcome {
-                CordonOutcome::Cordoned => Done::saying(format!("cordoned ({CORDONED_FOR} set)")),
-                CordonOutcome::AlreadyOurs => {
-                    Done::saying("already cordoned by an earlier k3sctl run")
-                }
-                CordonOutcome::CordonedByOthers => Done {
-                    message: Some(
-                        "was already cordoned by someone else: it stays cordoned afterwards".into(),
-                    ),
-                    note: Some("stays cordoned: it was cordoned before the upgrade".into()),
-                },
-            })
+            let by_others = Done {
+                message: Some(
+                    "was already cordoned by someone else: it stays cordoned afterwards".into(),
+                ),
+                note: Some("stays cordoned: it was cordoned before the upgrade".into()),
+            };
+            cordon(shared, name, reason, by_others).await
         }
         Step::Drain(settings) => drain(shared, name, settings).await,
         Step::SwapBinary { from, to, marker } => {
@@ -122,6 +112,26 @@ pub(super) async fn run_node_step(
 /// HA: refuses to take this server down unless every other member is a healthy voter.
 /// Drains `name` (upgrade and lifecycle alike): a warning first when `disableEviction` makes
 /// it delete pods past their PodDisruptionBudgets, then what was moved and what stayed.
+/// Cordons `name` (upgrade and lifecycle alike), marking the cordon as k3sctl's with `reason`;
+/// `by_others` is what the step says when someone else had cordoned the node already.
+pub(super) async fn cordon(
+    shared: &Shared,
+    name: &str,
+    reason: &str,
+    by_others: Done,
+) -> StepResult {
+    let api = shared.api().await?;
+    let outcome = api
+        .cordon(name, reason)
+        .await
+        .map_err(|e| StepError::api(format!("{name}: cordoning"), e))?;
+    Ok(match outcome {
+        CordonOutcome::Cordoned => Done::saying(format!("cordoned ({CORDONED_FOR} set)")),
+        CordonOutcome::AlreadyOurs => Done::saying("already cordoned by an earlier k3sctl run"),
+        CordonOutcome::CordonedByOthers => by_others,
+    })
+}
+
 pub(super) async fn drain(shared: &Shared, name: &str, settings: &DrainSettings) -> StepResult {
     if settings.disable_eviction {
         shared.reporter.report(Event::new(

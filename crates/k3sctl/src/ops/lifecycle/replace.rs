@@ -28,7 +28,7 @@ use crate::plan::lifecycle::{HostEnd, Leaving, leaving_plan, leaving_steps, role
 use crate::run::lifecycle::probe;
 use crate::run::{
     ApiConnector, Event, EventKind, FailoverConnector, HostOutcome, HostStatus, Reporter,
-    RunOptions, RunSummary, Shared, execute,
+    RunOptions, RunSummary, execute,
 };
 use crate::spec::model::Role;
 
@@ -251,33 +251,8 @@ fn role_name(role: NodeRole) -> &'static str {
 /// Runs NEW's join steps with the apply engine, then waits until it is Ready (and a voter).
 pub(super) async fn run_join(join: &Join, reporter: Arc<dyn Reporter>) -> RunSummary {
     let prepared = &join.prepared;
-    let binaries = prepared
-        .observed
-        .hosts
-        .iter()
-        .filter(|(name, _)| **name == join.node)
-        .filter_map(|(name, obs)| {
-            Some((
-                name.clone(),
-                prepared.binaries.path(obs.arch)?.to_path_buf(),
-            ))
-        })
-        .collect();
-    let mut shared = Shared::new(
-        binaries,
-        Arc::clone(&reporter),
-        RunOptions::default(),
-        Arc::clone(&prepared.connector),
-        prepared.observed.token.clone(),
-    );
-    shared.join_endpoint = prepared.spec.cluster.api_endpoint();
-    shared.known_nodes = prepared
-        .observed
-        .nodes
-        .iter()
-        .flatten()
-        .map(|n| n.name.clone())
-        .collect();
+    let upload = |name: &str| name == join.node;
+    let shared = prepared.run_state(upload, RunOptions::default(), Arc::clone(&reporter));
     let plan: &Plan = &join.plan;
     let summary = execute(plan, &prepared.transports, &shared).await;
     if !summary.success() {
