@@ -5,6 +5,7 @@ use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::command::TimedOutput;
 use crate::error::{LabError, Result};
 use crate::ssh;
 
@@ -44,13 +45,7 @@ pub fn wait_ready(
     let start = Instant::now();
     let host = probe.host;
     let port = SocketAddr::from((probe.address, 22));
-    let timeout_err = |step: &str, detail: String| LabError::Timeout {
-        host: host.to_owned(),
-        step: step.to_owned(),
-        after: timeout,
-        detail,
-        hint: "look at console.log in the host's lab dir; a slow machine may need a longer timeout",
-    };
+    let timeout_err = |step: &str, detail| boot_timeout(host, timeout, step, detail);
     loop {
         if TcpStream::connect_timeout(&port, Duration::from_millis(250)).is_ok() {
             break;
@@ -75,32 +70,56 @@ pub fn wait_ready(
         thread::sleep(Duration::from_millis(50));
     }
     let ssh_up = start.elapsed();
+    let run = |remote: &str, limit| ssh::run(probe.ssh_config, host, remote, limit);
+    wait_for_systemd(probe.lab, host, probe.until, start, timeout, run)?;
+    Ok(ssh_up)
+}
+
+/// The words of a wait for host `host` that ran out of `timeout` at `step`.
+pub(crate) fn boot_timeout(host: &str, timeout: Duration, step: &str, detail: String) -> LabError {
+    LabError::Timeout {
+        host: host.to_owned(),
+        step: step.to_owned(),
+        after: timeout,
+        detail,
+        hint: "look at console.log in the host's lab dir; a slow machine may need a longer timeout",
+    }
+}
+
+/// The end of a wait for a booted host: until its systemd reports `running` (for
+/// [`Readiness::SystemRunning`]; for [`Readiness::SshAnswers`], until a command answers), each
+/// probe run by `run` (over ssh, or entering the container); a degraded system is refused
+/// naming its failed units. `timeout` counts from `start`.
+pub(crate) fn wait_for_systemd(
+    lab: &str,
+    host: &str,
+    until: Readiness,
+    start: Instant,
+    timeout: Duration,
+    run: impl Fn(&str, Duration) -> Result<TimedOutput>,
+) -> Result<()> {
     let mut last = String::new();
     loop {
         let left = timeout.saturating_sub(start.elapsed());
         if left.is_zero() {
-            return Err(timeout_err(
-                "wait for systemd",
-                format!("last answer: {last}"),
-            ));
+            let detail = format!("last answer: {last}");
+            return Err(boot_timeout(host, timeout, "wait for systemd", detail));
         }
-        let remote = match probe.until {
+        let probe = match until {
             Readiness::SshAnswers => "echo running",
             Readiness::SystemRunning => "systemctl is-system-running --wait",
         };
-        let out = ssh::run(probe.ssh_config, host, remote, left)?;
+        let out = run(probe, left)?;
         let state = out.stdout.trim().to_owned();
         match state.as_str() {
-            "running" => return Ok(ssh_up),
+            "running" => return Ok(()),
             "degraded" => {
-                let failed = ssh::run(
-                    probe.ssh_config,
-                    host,
+                let failed = run(
                     "systemctl list-units --failed --plain --no-legend | cut -d' ' -f1",
                     Duration::from_secs(10),
                 )?;
                 return Err(LabError::Degraded {
-                    lab: probe.lab.to_owned(),
+                    lab: lab.to_owned(),
                     host: host.to_owned(),
                     state,
                     failed: failed

@@ -290,19 +290,32 @@ mod tests {
     use super::*;
     use crate::login_user::{LoginUser, SudoMode};
 
-    #[test]
-    fn the_spec_logs_in_as_the_lab_login_user() {
-        let mut state = LabState {
-            name: "nr".into(),
+    /// Lab `name` (number `index`) with `hosts` hosts named `<name>-<n>`.
+    fn lab(name: &str, index: u8, hosts: u8) -> LabState {
+        LabState {
+            name: name.into(),
             id: "id".into(),
-            index: 3,
+            index,
             dual_nic: false,
             image: PathBuf::from("/img"),
             owner: None,
-            hosts: Vec::new(),
+            hosts: (1..=hosts)
+                .map(|n| crate::state::HostState {
+                    name: format!("{name}-{n}"),
+                    number: n,
+                    cut: false,
+                    lost: false,
+                    partitioned_from: Default::default(),
+                })
+                .collect(),
             login_user: None,
             proxmox: None,
-        };
+        }
+    }
+
+    #[test]
+    fn the_spec_logs_in_as_the_lab_login_user() {
+        let mut state = lab("nr", 3, 0);
         let root = render(&state, Path::new("/k3s"), "v1.33.5+k3s1", 1).expect("render");
         assert!(root.contains("user: root"), "{root}");
         state.login_user = Some(LoginUser::new("debian", SudoMode::Passwordless).expect("user"));
@@ -312,25 +325,7 @@ mod tests {
 
     #[test]
     fn a_proxmox_lab_spec_reaches_containers_through_pct() {
-        let mut state = LabState {
-            name: "px".into(),
-            id: "id".into(),
-            index: 4,
-            dual_nic: false,
-            image: PathBuf::from("/img"),
-            owner: None,
-            hosts: (1..=2)
-                .map(|n| crate::state::HostState {
-                    name: format!("px-{n}"),
-                    number: n,
-                    cut: false,
-                    lost: false,
-                    partitioned_from: Default::default(),
-                })
-                .collect(),
-            login_user: None,
-            proxmox: None,
-        };
+        let mut state = lab("px", 4, 2);
         crate::proxmox::setup::add_node(&mut state);
         let text = render(&state, Path::new("/k3s"), "v1.33.5+k3s1", 1).expect("render");
         assert!(
@@ -351,25 +346,7 @@ mod tests {
 
     #[test]
     fn the_first_n_hosts_are_servers_and_more_than_the_hosts_is_refused() {
-        let state = LabState {
-            name: "ha".into(),
-            id: "id".into(),
-            index: 5,
-            dual_nic: false,
-            image: PathBuf::from("/img"),
-            owner: None,
-            hosts: (1..=5)
-                .map(|n| crate::state::HostState {
-                    name: format!("ha-{n}"),
-                    number: n,
-                    cut: false,
-                    lost: false,
-                    partitioned_from: Default::default(),
-                })
-                .collect(),
-            login_user: None,
-            proxmox: None,
-        };
+        let state = lab("ha", 5, 5);
         let text = render(&state, Path::new("/k3s"), "v1.33.5+k3s1", 3).expect("render");
         let spec: serde_json::Value = serde_saphyr::from_str(&text).expect("yaml");
         let roles: Vec<&str> = (0..5)

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::command::{self, TimedOutput};
 use crate::context::Ctx;
 use crate::error::{LabError, Result};
-use crate::readiness::Readiness;
+use crate::readiness::{Readiness, boot_timeout, wait_for_systemd};
 use crate::state::HostState;
 
 /// PID (on the machine) of the container's init: the child of its systemd-nspawn that is
@@ -84,13 +84,7 @@ pub fn wait_ready(
 ) -> Result<Duration> {
     let start = Instant::now();
     let target = ctx.boot_target(h);
-    let timeout_err = |step: &str, detail: String| LabError::Timeout {
-        host: h.name.clone(),
-        step: step.to_owned(),
-        after: timeout,
-        detail,
-        hint: "look at console.log in the host's lab dir; a slow machine may need a longer timeout",
-    };
+    let timeout_err = |step: &str, detail| boot_timeout(&h.name, timeout, step, detail);
     let entered = loop {
         let Some(nspawn) = target.running_pid() else {
             return Err(LabError::Host {
@@ -108,49 +102,7 @@ pub fn wait_ready(
         }
         thread::sleep(Duration::from_millis(20));
     };
-    let mut last = String::new();
-    loop {
-        let left = timeout.saturating_sub(start.elapsed());
-        if left.is_zero() {
-            return Err(timeout_err(
-                "wait for systemd",
-                format!("last answer: {last}"),
-            ));
-        }
-        let script = match until {
-            Readiness::SshAnswers => "echo running",
-            Readiness::SystemRunning => "systemctl is-system-running --wait",
-        };
-        let out = run(ctx, h, script, left)?;
-        let state = out.stdout.trim().to_owned();
-        match state.as_str() {
-            "running" => return Ok(entered),
-            "degraded" => {
-                let failed = run(
-                    ctx,
-                    h,
-                    "systemctl list-units --failed --plain --no-legend | cut -d' ' -f1",
-                    Duration::from_secs(10),
-                )?;
-                return Err(LabError::Degraded {
-                    lab: ctx.state.name.clone(),
-                    host: h.name.clone(),
-                    state,
-                    failed: failed
-                        .stdout
-                        .split_whitespace()
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                });
-            }
-            _ => {
-                last = if state.is_empty() {
-                    out.stderr.trim().to_owned()
-                } else {
-                    state
-                };
-                thread::sleep(Duration::from_millis(100));
-            }
-        }
-    }
+    let probe = |script: &str, limit| run(ctx, h, script, limit);
+    wait_for_systemd(&ctx.state.name, &h.name, until, start, timeout, probe)?;
+    Ok(entered)
 }
