@@ -271,14 +271,7 @@ async fn open_etcd(
     join: Option<&crate::etcd::join::JoinSource>,
     notice: Option<crate::etcd::cluster::LearnerNotice>,
 ) -> Result<(Arc<ObjectStore>, crate::etcd::cluster::Started), Fatal> {
-    let epki = crate::etcd::pki::ensure(&dd.tls().join("etcd"), sans)
-        .map_err(|e| Fatal::ctx("preparing etcd certificates", e))?;
-    let tls = crate::etcd::client::tls_config(
-        &epki.server_ca.cert_pem,
-        &epki.client.cert_pem,
-        &epki.client.key_pem,
-    )
-    .map_err(|e| Fatal(e.to_string()))?;
+    let tls = crate::etcd::cluster::client_tls(dd, sans)?;
     let started = crate::etcd::cluster::start(dd, node_name, node_ip, join, notice, tls).await?;
     let client = started.handle.client.clone();
     let ds = crate::etcd::datastore::EtcdDatastore::new(client.clone());

@@ -145,6 +145,54 @@ pub struct LearnerNotice {
     pub cert: (String, String),
 }
 
+/// The etcd certificates under `dd` (made when missing, naming `sans`) and a client TLS
+/// configuration that uses them.
+pub fn client_tls(dd: &DataDir, sans: &[String]) -> Result<Arc<rustls::ClientConfig>, Fatal> {
+    let epki = crate::etcd::pki::ensure(&dd.tls().join("etcd"), sans)
+        .map_err(|e| Fatal::ctx("preparing etcd certificates", e))?;
+    crate::etcd::client::tls_config(
+        &epki.server_ca.cert_pem,
+        &epki.client.cert_pem,
+        &epki.client.key_pem,
+    )
+    .map_err(|e| Fatal(e.to_string()))
+}
+
+/// The local etcd member to run: its data directory, name, address and ports.
+pub(super) struct LocalMember<'a> {
+    pub dir: &'a Path,
+    pub name: &'a str,
+    pub address: &'a str,
+    pub ports: Ports,
+}
+
+/// Spawns the local etcd member as `initial` says (`resetting`: the run of `--cluster-reset`)
+/// and a client of it on the loopback.
+pub(super) fn spawn_member(
+    dd: &DataDir,
+    member: &LocalMember<'_>,
+    initial: &Initial,
+    resetting: bool,
+    tls: Arc<rustls::ClientConfig>,
+) -> Result<(EtcdProcess, EtcdClient), Fatal> {
+    let election_ms =
+        u64::try_from(crate::knobs::etcd_election_timeout().as_millis()).unwrap_or(5000);
+    let argv = args::command_args(
+        member.dir,
+        &dd.tls().join("etcd"),
+        member.name,
+        member.address,
+        member.ports,
+        election_ms,
+        initial,
+        resetting,
+    );
+    let process = super::process::spawn(&argv)?;
+    let client = EtcdClient::new(&[args::url("127.0.0.1", member.ports.client)], tls)
+        .map_err(|e| Fatal(e.to_string()))?;
+    Ok((process, client))
+}
+
 /// Starts the local member. `join` is the server to join when there is no etcd data yet and
 /// `--server` is set; without it and without data a new cluster is created. A joining server
 /// shows `notice` (its Node) through the server it joins while it is a learner.
@@ -175,23 +223,14 @@ pub async fn start(
         crate::log::info("Starting etcd for new cluster, cluster-reset=false");
         Initial::New
     };
-    let election_ms =
-        u64::try_from(crate::knobs::etcd_election_timeout().as_millis()).unwrap_or(5000);
-    let argv = args::command_args(
-        &dir,
-        &dd.tls().join("etcd"),
-        &name,
+    let member = LocalMember {
+        dir: &dir,
+        name: &name,
         address,
         ports,
-        election_ms,
-        &initial,
-        false,
-    );
-    let process = super::process::spawn(&argv)?;
-    let client = Arc::new(
-        EtcdClient::new(&[args::url("127.0.0.1", ports.client)], tls)
-            .map_err(|e| Fatal(e.to_string()))?,
-    );
+    };
+    let (process, client) = spawn_member(dd, &member, &initial, false, tls)?;
+    let client = Arc::new(client);
     if let (Some(src), Some(n), Initial::Join(_)) = (join, notice, &initial) {
         wait_learner(&client).await;
         if let Err(e) = src.announce(&n.node, &n.cert.0, &n.cert.1).await {

@@ -151,29 +151,14 @@ pub async fn run(
     };
     let name = existing_member_name(&dir)
         .ok_or_else(|| Fatal(format!("no member name in {}", dir.join("name").display())))?;
-    let epki = crate::etcd::pki::ensure(&dd.tls().join("etcd"), sans)
-        .map_err(|e| Fatal::ctx("preparing etcd certificates", e))?;
-    let tls = crate::etcd::client::tls_config(
-        &epki.server_ca.cert_pem,
-        &epki.client.cert_pem,
-        &epki.client.key_pem,
-    )
-    .map_err(|e| Fatal(e.to_string()))?;
-    let election_ms =
-        u64::try_from(crate::knobs::etcd_election_timeout().as_millis()).unwrap_or(5000);
-    let argv = args::command_args(
-        &dir,
-        &dd.tls().join("etcd"),
-        &name,
+    let tls = super::cluster::client_tls(dd, sans)?;
+    let member = super::cluster::LocalMember {
+        dir: &dir,
+        name: &name,
         address,
         ports,
-        election_ms,
-        &initial,
-        true,
-    );
-    let process = super::process::spawn(&argv)?;
-    let client = super::client::EtcdClient::new(&[args::url("127.0.0.1", ports.client)], tls)
-        .map_err(|e| Fatal(e.to_string()))?;
+    };
+    let (process, client) = super::cluster::spawn_member(dd, &member, &initial, true, tls)?;
     super::cluster::wait_voter(&client).await?;
     let members = client
         .member_list()
