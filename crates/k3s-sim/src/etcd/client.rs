@@ -389,39 +389,49 @@ impl EtcdClient {
         })
     }
 
-    /// Streams a snapshot of the local member's database (gateway `/v3/maintenance/snapshot`:
-    /// newline-delimited messages with base64 `blob`s, the last one carrying etcd's SHA-256 of
-    /// the data, so the bytes written are what `etcdctl snapshot save` writes) into `sink`;
-    /// returns the number of bytes written.
-    pub fn snapshot(&self, sink: &mut dyn std::io::Write) -> Result<u64, EtcdError> {
-        let (host, port) = self.endpoints[0].clone();
-        let wire_err = |source| EtcdError::Wire {
+    /// The first endpoint's error `source`.
+    fn wire_err(&self, source: WireError) -> EtcdError {
+        EtcdError::Wire {
             endpoint: self.endpoint_name(0),
             source,
-        };
-        let mut conn = wire::connect(&self.tls, &host, port, Some(Duration::from_secs(60)))
-            .map_err(wire_err)?;
-        wire::send_post(&mut conn, &host, "/v3/maintenance/snapshot", b"{}").map_err(wire_err)?;
-        let head = wire::read_head(&mut conn).map_err(wire_err)?;
+        }
+    }
+
+    /// Posts `body` to `path` on the first endpoint (`timeout`: the connection's) and returns
+    /// the connection once etcd answered 200, its streamed body to be read; etcd's message
+    /// otherwise.
+    fn open_stream(
+        &self,
+        path: &str,
+        body: &[u8],
+        timeout: Option<Duration>,
+    ) -> Result<(Conn, wire::Head), EtcdError> {
+        let (host, port) = self.endpoints[0].clone();
+        let mut conn =
+            wire::connect(&self.tls, &host, port, timeout).map_err(|e| self.wire_err(e))?;
+        wire::send_post(&mut conn, &host, path, body).map_err(|e| self.wire_err(e))?;
+        let head = wire::read_head(&mut conn).map_err(|e| self.wire_err(e))?;
         if head.status != 200 {
             let text = wire::read_body(&mut conn, &head).unwrap_or_default();
             return Err(EtcdError::Server(
                 String::from_utf8_lossy(&text).to_string(),
             ));
         }
+        Ok((conn, head))
+    }
+
+    /// Streams a snapshot of the local member's database (gateway `/v3/maintenance/snapshot`:
+    /// newline-delimited messages with base64 `blob`s, the last one carrying etcd's SHA-256 of
+    /// the data, so the bytes written are what `etcdctl snapshot save` writes) into `sink`;
+    /// returns the number of bytes written.
+    pub fn snapshot(&self, sink: &mut dyn std::io::Write) -> Result<u64, EtcdError> {
+        let timeout = Some(Duration::from_secs(60));
+        let (mut conn, head) = self.open_stream("/v3/maintenance/snapshot", b"{}", timeout)?;
         let mut buf = Vec::new();
         let mut written = 0u64;
         let mut done = false;
         while !done {
-            let chunk = if head.chunked {
-                wire::read_chunk(&mut conn).map_err(wire_err)?
-            } else {
-                let mut b = vec![0; 65536];
-                let n = std::io::Read::read(&mut conn, &mut b)
-                    .map_err(|e| wire_err(WireError::from(e)))?;
-                b.truncate(n);
-                b
-            };
+            let chunk = wire::read_piece(&mut conn, &head, 65536).map_err(|e| self.wire_err(e))?;
             if chunk.is_empty() {
                 // End of the stream: a last message without a newline is still complete.
                 done = true;
@@ -452,38 +462,17 @@ impl EtcdClient {
         start_revision: u64,
         mut on_event: impl FnMut(WatchEvent) -> bool,
     ) -> Result<(), EtcdError> {
-        let (host, port) = self.endpoints[0].clone();
-        let wire_err = |source| EtcdError::Wire {
-            endpoint: self.endpoint_name(0),
-            source,
-        };
-        let mut conn = wire::connect(&self.tls, &host, port, None).map_err(wire_err)?;
         let body = json!({"create_request": {
             "key": b64(b"\0"), "range_end": b64(b"\0"),
             "start_revision": start_revision.to_string(), "prev_kv": true,
         }})
         .to_string();
-        wire::send_post(&mut conn, &host, "/v3/watch", body.as_bytes()).map_err(wire_err)?;
-        let head = wire::read_head(&mut conn).map_err(wire_err)?;
-        if head.status != 200 {
-            let text = wire::read_body(&mut conn, &head).unwrap_or_default();
-            return Err(EtcdError::Server(
-                String::from_utf8_lossy(&text).to_string(),
-            ));
-        }
+        let (mut conn, head) = self.open_stream("/v3/watch", body.as_bytes(), None)?;
         let mut buf = Vec::new();
         loop {
-            let chunk = if head.chunked {
-                wire::read_chunk(&mut conn).map_err(wire_err)?
-            } else {
-                let mut b = vec![0; 16384];
-                let n = std::io::Read::read(&mut conn, &mut b)
-                    .map_err(|e| wire_err(WireError::from(e)))?;
-                b.truncate(n);
-                b
-            };
+            let chunk = wire::read_piece(&mut conn, &head, 16384).map_err(|e| self.wire_err(e))?;
             if chunk.is_empty() {
-                return Err(wire_err(WireError::Io("watch stream ended".into())));
+                return Err(self.wire_err(WireError::Io("watch stream ended".into())));
             }
             buf.extend_from_slice(&chunk);
             for line in wire::take_lines(&mut buf) {

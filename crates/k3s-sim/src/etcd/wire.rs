@@ -137,6 +137,18 @@ pub fn read_chunk(conn: &mut Conn) -> Result<Vec<u8>, WireError> {
     Ok(buf)
 }
 
+/// The next piece of a streamed body: its next chunk when it is chunked, else what one read
+/// returns (at most `max` bytes); empty at the end of the body.
+pub fn read_piece(conn: &mut Conn, head: &Head, max: usize) -> Result<Vec<u8>, WireError> {
+    if head.chunked {
+        return read_chunk(conn);
+    }
+    let mut buf = vec![0; max];
+    let n = std::io::Read::read(conn, &mut buf)?;
+    buf.truncate(n);
+    Ok(buf)
+}
+
 /// Reads a whole response body.
 pub fn read_body(conn: &mut Conn, head: &Head) -> Result<Vec<u8>, WireError> {
     if head.chunked {
