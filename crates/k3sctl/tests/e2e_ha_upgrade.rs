@@ -1,7 +1,7 @@
 //! End-to-end: a quorum-safe rolling upgrade of an HA cluster (3 servers on the stand-in's
 //! embedded etcd + 2 agents) on one 5-host lab. Refusals first (the first server with K3s
-//! stopped: the API is reached through another server and the quorum check refuses; an etcd
-//! learner), then the rollout watched by etcdctl (`endpoint health` of the three members) and
+//! stopped: the API is reached through another server and the quorum check refuses, and
+//! `k3sctl check` answers through another server and names the stopped one; an etcd learner), then the rollout watched by etcdctl (`endpoint health` of the three members) and
 //! kubectl: never more than one member down, quorum always kept, servers before agents; the etcd
 //! snapshot taken before the first server is listed by K3s; k3sctl's
 //! overhead per server beyond the waits is printed.
@@ -90,6 +90,37 @@ fn ha_upgrade_keeps_quorum_and_refuses_when_it_is_at_risk() {
         s.versions()
     );
     assert!(s.unschedulable().is_empty());
+    // `check` too reaches the API through the next server and reports the stopped one.
+    let t = Instant::now();
+    let (healthy, report) = s.check();
+    eprintln!("check with {first} stopped took {:?}", t.elapsed());
+    assert!(!healthy, "{report:#}");
+    let checks = report["checks"].as_array().cloned().unwrap_or_default();
+    let api: Vec<&serde_json::Value> = checks.iter().filter(|c| c["check"] == "api").collect();
+    assert!(
+        api.len() == 1 && api[0]["status"] == "ok" && api[0]["subject"] == servers[1].as_str(),
+        "the API should answer through {}: {report:#}",
+        servers[1]
+    );
+    let failing: Vec<&str> = report["failing"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f.as_str())
+        .collect();
+    for want in [format!("service {first}"), format!("readyz {first}")] {
+        assert!(
+            failing.contains(&want.as_str()),
+            "no `{want}` in {report:#}"
+        );
+    }
+    assert!(
+        checks
+            .iter()
+            .any(|c| c["check"] == "node" && c["status"] == "ok"),
+        "nodes judged through {}: {report:#}",
+        servers[1]
+    );
     s.lab()
         .exec(&servers[0], "systemctl start k3s")
         .expect("start k3s");

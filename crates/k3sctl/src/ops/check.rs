@@ -1,6 +1,7 @@
 //! `k3sctl check` and `k3sctl certs check`: observe the cluster (one round trip per host, the
-//! Node and Pod lists and etcd's member list through the first server's API, the kubeconfig
-//! exports on this machine) and judge it with `plan::check` (pure).
+//! Node and Pod lists and etcd's member list through the API of the first server, in spec
+//! order, whose `/readyz` answers, the kubeconfig exports on this machine) and judge it with
+//! `plan::check` (pure).
 //!
 //! Each host answers one script: its K3s version, the certificates under `server/tls`,
 //! `server/tls/etcd` and `agent`, and, on servers, its own API server's /readyz. With `--wait`
@@ -17,23 +18,21 @@ use serde::Serialize;
 
 use super::connect::{ConnectOptions, connect_all};
 use super::error::OpsError;
-use super::export::{desired_exports, read_admin_kubeconfig};
+use super::export::desired_exports;
+use super::kube_api::failover_through;
 use super::prepare::load_spec;
 use crate::host::{ExecRequest, Transport};
 use crate::k3s::certs::{CertSummary, parse_pem_certs};
 use crate::k3s::unit::BINARY_PATH;
 use crate::k3s::version::K3sVersion;
-use crate::kube::{
-    ApiConnection, KubeError, NodeInfo, PodHealth, connect_through, etcd_members, list_nodes,
-    pod_healths,
-};
+use crate::kube::{NodeInfo, PodHealth};
 use crate::plan::check::{
     CertObservation, CertOwner, CertRow, CheckResult, Observation, Status, cert_rows, evaluate,
     failing,
 };
+use crate::run::{ApiError, ClusterApi, FailoverConnector};
 use crate::spec::{LoadedSpec, Role};
 
-use crate::k3s::ports::API_PORT;
 /// K3s's data directory.
 use crate::k3s::ports::DATA_DIR;
 /// How often `--wait` looks again.
@@ -44,12 +43,9 @@ const HOST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Why `check` could not judge the cluster at all.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckError {
-    /// Loading the spec or reaching the first server failed.
+    /// Loading the spec failed, or it names no server.
     #[error(transparent)]
     Ops(#[from] OpsError),
-    /// The API connection could not be set up.
-    #[error(transparent)]
-    Kube(#[from] KubeError),
 }
 
 /// Which pods are looked at.
@@ -370,34 +366,30 @@ struct ApiLook {
 }
 
 async fn look_api(
-    api: &ApiConnection,
+    api: &dyn ClusterApi,
     namespaces: &Namespaces,
     ha: bool,
-) -> Result<ApiLook, KubeError> {
-    let client = &api.client;
+) -> Result<ApiLook, ApiError> {
     let pods = async {
-        let mut all = Vec::new();
         match namespaces.list() {
-            None => all = pod_healths(client, None).await?,
+            None => api.pod_healths(None).await,
             Some(list) => {
-                for ns in join_all(list.iter().map(|ns| pod_healths(client, Some(ns)))).await {
+                let mut all = Vec::new();
+                for ns in join_all(list.iter().map(|ns| api.pod_healths(Some(ns)))).await {
                     all.extend(ns?);
                 }
+                Ok(all)
             }
         }
-        Ok::<_, KubeError>(all)
     };
     let members = async {
-        if !ha {
-            return Ok(None);
-        }
-        match etcd_members(client).await {
-            Ok(m) => Ok(m),
-            Err(KubeError::Api { .. }) => Ok(None),
-            Err(e) => Err(e),
+        if ha {
+            api.etcd_members().await
+        } else {
+            Ok(None)
         }
     };
-    let (nodes, pods, members) = tokio::join!(list_nodes(client), pods, members);
+    let (nodes, pods, members) = tokio::join!(api.node_infos(), pods, members);
     Ok(ApiLook {
         nodes: nodes?,
         pods: pods?,
@@ -405,15 +397,44 @@ async fn look_api(
     })
 }
 
+/// The API reached for an earlier look, and the server it goes through.
+type Reached = Option<(String, Arc<dyn ClusterApi>)>;
+
+/// The API's part of one look: through the server reached before while it answers, else
+/// through the first server (spec order) whose `/readyz` answers now. Says which server
+/// answered, or why none did.
+async fn look_through(
+    connector: &FailoverConnector,
+    reached: &mut Reached,
+    namespaces: &Namespaces,
+    ha: bool,
+) -> Result<(String, ApiLook), String> {
+    if let Some((server, api)) = reached.take()
+        && let Ok(look) = look_api(api.as_ref(), namespaces, ha).await
+    {
+        *reached = Some((server.clone(), api));
+        return Ok((server, look));
+    }
+    let (server, api) = connector.connect_named().await.map_err(|e| e.to_string())?;
+    let look = look_api(api.as_ref(), namespaces, ha)
+        .await
+        .map_err(|e| format!("{server}: {e}"))?;
+    *reached = Some((server.clone(), api));
+    Ok((server, look))
+}
+
 /// One complete look: every host's round trip and the API, side by side.
 async fn observe(
     opened: &Opened,
-    api: &ApiConnection,
+    connector: &FailoverConnector,
+    reached: &mut Reached,
     options: &CheckOptions,
 ) -> (Observation, Vec<CertRow>) {
     let ha = opened.servers.len() > 1;
-    let (answers, api_look) =
-        tokio::join!(ask_hosts(opened), look_api(api, &options.namespaces, ha));
+    let (answers, api_look) = tokio::join!(
+        ask_hosts(opened),
+        look_through(connector, reached, &options.namespaces, ha)
+    );
     let now = unix_now();
     let mut unreachable = opened.unreachable.clone();
     let mut readyz = Vec::new();
@@ -436,9 +457,9 @@ async fn observe(
         &opened.spec,
         first_server_version(opened, &answers),
     ));
-    let (nodes, pods, members, api_error) = match api_look {
-        Ok(l) => (l.nodes, l.pods, l.members, None),
-        Err(e) => (Vec::new(), Vec::new(), None, Some(e.to_string())),
+    let (api_server, nodes, pods, members, api_error) = match api_look {
+        Ok((server, l)) => (Some(server), l.nodes, l.pods, l.members, None),
+        Err(e) => (None, Vec::new(), Vec::new(), None, Some(e)),
     };
     let rows = cert_rows(&certs, now);
     let obs = Observation {
@@ -462,6 +483,7 @@ async fn observe(
             .node_ready_timeout
             .to_std()
             .as_secs(),
+        api_server,
         api_error,
     };
     (obs, rows)
@@ -486,28 +508,21 @@ pub fn worth_waiting(results: &[CheckResult]) -> bool {
 /// `k3sctl check`: judges the cluster; with `options.wait`, looks again while it is settling.
 pub async fn check(path: &Path, options: CheckOptions) -> Result<CheckReport, CheckError> {
     let opened = open(path, options.connect).await?;
-    let first = opened.servers.first().ok_or_else(|| OpsError::NoServer {
-        file: path.display().to_string(),
-    })?;
-    let Some(server) = opened.transports.get(first).cloned() else {
-        let why = opened
-            .unreachable
-            .iter()
-            .find(|(h, _)| h == first)
-            .map(|(_, why)| why.clone())
-            .unwrap_or_default();
-        return Err(OpsError::ApiServerUnreachable {
-            server: first.clone(),
-            why,
+    if opened.servers.is_empty() {
+        return Err(OpsError::NoServer {
+            file: path.display().to_string(),
         }
         .into());
-    };
-    let admin = read_admin_kubeconfig(server.as_ref()).await?;
-    let api = connect_through(server.as_ref(), admin.expose(), API_PORT).await?;
+    }
+    let connector = failover_through(
+        opened.servers.iter().map(String::as_str),
+        &opened.transports,
+    );
+    let mut reached = None;
     let start = Instant::now();
     loop {
         let look_start = Instant::now();
-        let (obs, certificates) = observe(&opened, &api, &options).await;
+        let (obs, certificates) = observe(&opened, &connector, &mut reached, &options).await;
         let observe_ms = u64::try_from(look_start.elapsed().as_millis()).unwrap_or(u64::MAX);
         let checks = evaluate(&obs);
         let again = options

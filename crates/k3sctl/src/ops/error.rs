@@ -65,17 +65,6 @@ pub enum OpsError {
         /// The servers holding another.
         others: Vec<String>,
     },
-    /// The first server, through which the API is reached, cannot be reached.
-    #[error(
-        "the first server {server} is unreachable ({why}): the API is reached through it\n  \
-         hint: check that {server} is up and reachable over its transport"
-    )]
-    ApiServerUnreachable {
-        /// The server.
-        server: String,
-        /// Why.
-        why: String,
-    },
     /// `init --from-hosts`: a host's K3s installation cannot be read.
     #[error("{host}: {problem}")]
     ImportHost {

@@ -12,17 +12,18 @@ use super::export::read_admin_kubeconfig;
 use crate::host::Transport;
 use crate::k3s::effective::node_args::NODE_ARGS_ANNOTATION;
 use crate::kube::{
-    ApiConnection, Client, CordonOutcome, DrainOptions, DrainReport, EtcdMember, KubeError,
-    LABELS_SET_BY_K3SCTL, NodeInfo, Poll, StartedAt, TAINTS_SET_BY_K3SCTL, UncordonOutcome,
-    connect_through, cordon, drain_node, enforce_labels, enforce_taints, etcd_members, list_nodes,
-    owned_labels, owned_taints, pod_healths, readyz, uncordon_if_ours, wait_etcd_voter,
-    wait_node_ready, wait_node_ready_after,
+    ApiConnection, Client, CordonOutcome, DrainOptions, DrainPlan, DrainReport, DrainRules,
+    EtcdMember, KubeError, LABELS_SET_BY_K3SCTL, NodeInfo, PodHealth, Poll, StartedAt,
+    TAINTS_SET_BY_K3SCTL, UncordonOutcome, connect_through, cordon, drain_node, enforce_labels,
+    enforce_taints, etcd_members, list_nodes, owned_labels, owned_taints, pod_healths,
+    preview_drain, readyz, uncordon_if_ours, wait_etcd_voter, wait_node_ready,
+    wait_node_ready_after,
 };
 use crate::kube::{MemberRemoval, apply_object, delete_node, read_object, remove_etcd_member};
 use crate::plan::ObservedNode;
 use crate::plan::manifest_drift::ObjectKey;
 use crate::plan::upgrade::gate::{GateVerdict, judge_gate};
-use crate::run::{ApiConnector, ApiError, ClusterApi};
+use crate::run::{ApiConnector, ApiError, ClusterApi, FailoverConnector};
 use crate::secret::Secret;
 
 /// K3s's annotation with the node's internal address(es).
@@ -30,7 +31,7 @@ const INTERNAL_IP_ANNOTATION: &str = "k3s.io/internal-ip";
 
 use crate::k3s::ports::API_PORT;
 
-/// Connects through the first server.
+/// Connects through one server.
 pub struct TunnelConnector {
     server: Arc<dyn Transport>,
     admin: Option<Secret>,
@@ -44,22 +45,32 @@ impl TunnelConnector {
     }
 }
 
+/// The API through the first of `servers` (in that order) whose `/readyz` answers: one
+/// [`TunnelConnector`] per server that has a transport, each reading that server's admin
+/// kubeconfig when it connects.
+pub fn failover_through<'a>(
+    servers: impl IntoIterator<Item = &'a str>,
+    transports: &BTreeMap<String, Arc<dyn Transport>>,
+) -> FailoverConnector {
+    FailoverConnector::new(
+        servers
+            .into_iter()
+            .filter_map(|s| {
+                let transport = transports.get(s)?;
+                Some((
+                    s.to_string(),
+                    TunnelConnector::shared(Arc::clone(transport), None),
+                ))
+            })
+            .collect(),
+    )
+}
+
 /// The [`ClusterApi`] over a kube client.
 pub struct KubeApi {
     client: Client,
-    /// The tunnel the client goes through, kept open as long as the client lives (`None`
-    /// when the caller keeps it).
-    _connection: Option<ApiConnection>,
-}
-
-impl KubeApi {
-    /// The API over `client`, whose tunnel the caller keeps open.
-    pub fn over(client: Client) -> Arc<dyn ClusterApi> {
-        Arc::new(Self {
-            client,
-            _connection: None,
-        })
-    }
+    /// The tunnel the client goes through, kept open as long as the client lives.
+    _connection: ApiConnection,
 }
 
 fn api_error(e: impl std::fmt::Display) -> ApiError {
@@ -87,7 +98,7 @@ impl ApiConnector for TunnelConnector {
             .map_err(|e| ApiError(e.to_string()))?;
         Ok(Arc::new(KubeApi {
             client: connection.client.clone(),
-            _connection: Some(connection),
+            _connection: connection,
         }))
     }
 }
@@ -199,6 +210,18 @@ impl ClusterApi for KubeApi {
             .map_err(api_error)
     }
 
+    async fn preview_drain(&self, name: &str, rules: DrainRules) -> Result<DrainPlan, ApiError> {
+        preview_drain(&self.client, name, rules)
+            .await
+            .map_err(api_error)
+    }
+
+    async fn pod_healths(&self, namespace: Option<&str>) -> Result<Vec<PodHealth>, ApiError> {
+        pod_healths(&self.client, namespace)
+            .await
+            .map_err(api_error)
+    }
+
     async fn drain(&self, name: &str, options: &DrainOptions) -> Result<DrainReport, ApiError> {
         drain_node(&self.client, name, options)
             .await
@@ -219,10 +242,8 @@ impl ClusterApi for KubeApi {
     }
 
     async fn health(&self, grace: Duration) -> Result<GateVerdict, ApiError> {
-        let nodes = list_nodes(&self.client).await.map_err(api_error)?;
-        let pods = pod_healths(&self.client, Some("kube-system"))
-            .await
-            .map_err(api_error)?;
+        let nodes = self.node_infos().await?;
+        let pods = self.pod_healths(Some("kube-system")).await?;
         Ok(judge_gate(&nodes, &pods, unix_now(), grace.as_secs()))
     }
 

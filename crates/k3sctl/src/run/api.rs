@@ -8,7 +8,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::kube::{
-    CordonOutcome, DrainOptions, DrainReport, EtcdMember, NodeInfo, StartedAt, UncordonOutcome,
+    CordonOutcome, DrainOptions, DrainPlan, DrainReport, DrainRules, EtcdMember, NodeInfo,
+    PodHealth, StartedAt, UncordonOutcome,
 };
 use crate::plan::ObservedNode;
 use crate::plan::manifest_drift::ObjectKey;
@@ -19,7 +20,7 @@ use crate::plan::upgrade::gate::GateVerdict;
 #[error("{0}")]
 pub struct ApiError(pub String);
 
-/// The cluster's API, reached through the first server.
+/// The cluster's API, reached through one server (see [`FailoverConnector`] for which).
 #[async_trait]
 pub trait ClusterApi: Send + Sync {
     /// All nodes.
@@ -82,6 +83,16 @@ pub trait ClusterApi: Send + Sync {
     async fn uncordon(&self, name: &str) -> Result<UncordonOutcome, ApiError> {
         let _ = name;
         Err(unsupported("uncordoning"))
+    }
+    /// What draining `name` would do under `rules`, without touching anything.
+    async fn preview_drain(&self, name: &str, rules: DrainRules) -> Result<DrainPlan, ApiError> {
+        let _ = (name, rules);
+        Err(unsupported("previewing a drain"))
+    }
+    /// Every pod's health in `namespace` (every namespace when `None`).
+    async fn pod_healths(&self, namespace: Option<&str>) -> Result<Vec<PodHealth>, ApiError> {
+        let _ = namespace;
+        Err(unsupported("reading pods"))
     }
     /// Drains `name` (refused before touching anything when a pod blocks).
     async fn drain(&self, name: &str, options: &DrainOptions) -> Result<DrainReport, ApiError> {
@@ -163,14 +174,15 @@ impl FailoverConnector {
     }
 }
 
-#[async_trait]
-impl ApiConnector for FailoverConnector {
-    async fn connect(&self) -> Result<Arc<dyn ClusterApi>, ApiError> {
+impl FailoverConnector {
+    /// The API through the first server (in the given order) whose `/readyz` answers ok, and
+    /// that server's name; when none answers, every server's failure.
+    pub async fn connect_named(&self) -> Result<(String, Arc<dyn ClusterApi>), ApiError> {
         let mut failures = Vec::new();
         for (server, connector) in &self.connectors {
             match connector.connect().await {
                 Ok(api) => match api.readyz().await {
-                    Ok(()) => return Ok(api),
+                    Ok(()) => return Ok((server.clone(), api)),
                     Err(e) => failures.push(format!("{server}: {e}")),
                 },
                 Err(e) => failures.push(format!("{server}: {e}")),
@@ -181,6 +193,13 @@ impl ApiConnector for FailoverConnector {
         } else {
             format!("no server answered: {}", failures.join("; "))
         }))
+    }
+}
+
+#[async_trait]
+impl ApiConnector for FailoverConnector {
+    async fn connect(&self) -> Result<Arc<dyn ClusterApi>, ApiError> {
+        self.connect_named().await.map(|(_, api)| api)
     }
 }
 

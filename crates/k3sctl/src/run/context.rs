@@ -59,7 +59,9 @@ pub struct RolloutContext {
     pub binaries: BTreeMap<String, (PathBuf, String)>,
     /// The spec's servers, in spec order (the quorum check's view of the members).
     pub servers: Vec<String>,
-    /// The server the API is reached through.
+    /// The server the run's API client goes through: a server's own `/readyz` is asked through
+    /// the client only for that server, on the server itself for the others (empty when no API
+    /// answered as the run began).
     pub api_server: String,
     /// Every host's transport (the quorum check asks each server whether K3s runs).
     pub transports: BTreeMap<String, Arc<dyn crate::host::Transport>>,

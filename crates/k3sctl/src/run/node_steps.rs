@@ -188,6 +188,8 @@ async fn timed_out(host: &HostPlan, transport: &dyn Transport, message: String) 
 }
 
 /// Waits until the Node is Ready with kubelet `version`, then (servers) for its own /readyz.
+/// The API connection is retried within the same time limit: when no server answered before
+/// (the recovery of a first server whose upgrade took the API down), it comes back with K3s.
 async fn wait_ready_at(
     shared: &Shared,
     host: &HostPlan,
@@ -197,8 +199,12 @@ async fn wait_ready_at(
 ) -> StepResult {
     let t = Instant::now();
     let timeout = shared.options.node_ready_timeout;
-    let api = shared.api().await?;
-    if let Err(e) = api.wait_node_at(&host.host, version, timeout).await {
+    let api = match shared.api_within(timeout).await {
+        Ok(api) => api,
+        Err(e) => return Err(timed_out(host, transport, e).await),
+    };
+    let left = timeout.saturating_sub(t.elapsed());
+    if let Err(e) = api.wait_node_at(&host.host, version, left).await {
         return Err(timed_out(host, transport, e.to_string()).await);
     }
     if !readyz {

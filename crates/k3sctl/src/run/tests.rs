@@ -527,7 +527,8 @@ async fn the_api_fails_over_to_the_next_server_and_names_every_failure() {
         ("s1".into(), down()),
         ("s2".into(), cluster_api(&log)),
     ]);
-    let api = failover.connect().await.expect("through s2");
+    let (server, api) = failover.connect_named().await.expect("through s2");
+    assert_eq!(server, "s2");
     api.wait_etcd_voter("s3", Duration::from_secs(1))
         .await
         .expect("answers");

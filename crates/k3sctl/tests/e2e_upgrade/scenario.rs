@@ -292,15 +292,37 @@ impl Scenario {
         });
     }
 
-    fn k3sctl(&self) -> Command {
+    /// `k3sctl -c SPEC COMMAND` with this scenario's cache, agreeing to confirmations.
+    fn command(&self, command: &str) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_k3sctl"));
         cmd.env("XDG_CACHE_HOME", self.dir.path().join("cache"))
             .env("NO_COLOR", "1")
             .env("K3SCTL_YES", "1")
             .arg("-c")
             .arg(&self.spec)
-            .arg("upgrade");
+            .arg(command);
         cmd
+    }
+
+    fn k3sctl(&self) -> Command {
+        self.command("upgrade")
+    }
+
+    /// Runs `k3sctl check -o json`: whether it exited 0, and its report.
+    pub fn check(&self) -> (bool, serde_json::Value) {
+        let out = self
+            .command("check")
+            .args(["-o", "json"])
+            .output()
+            .expect("run k3sctl check");
+        let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "check -o json is not JSON ({e}):\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (out.status.success(), report)
     }
 
     /// Runs `k3sctl upgrade ARGS`.

@@ -18,12 +18,12 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::host::Transport;
-use crate::ops::kube_api::TunnelConnector;
+use crate::ops::kube_api::failover_through;
 use crate::plan::rotate::{RotateAction, RotateNode, turn_plan};
 use crate::plan::upgrade::NodeKind;
 use crate::run::{
-    ApiConnector, Event, EventKind, FailoverConnector, NodeFailure, Reporter, RolloutContext,
-    RunOptions, Shared, Stopwatch, run_turn,
+    ApiConnector, Event, EventKind, NodeFailure, Reporter, RolloutContext, RunOptions, Shared,
+    Stopwatch, run_turn,
 };
 use crate::secret::Secret;
 
@@ -90,19 +90,22 @@ impl Roll {
     /// other servers in spec order; each connect reads that server's admin kubeconfig as it is
     /// then (a rotation rewrites it).
     fn connector(&self, node: &RotateNode) -> Arc<dyn ApiConnector> {
-        let mut order: Vec<&String> = Vec::new();
+        let mut order: Vec<&str> = Vec::new();
         if node.kind == NodeKind::Server {
-            order.extend(self.servers.iter().filter(|s| **s == node.name));
+            order.extend(
+                self.servers
+                    .iter()
+                    .filter(|s| **s == node.name)
+                    .map(String::as_str),
+            );
         }
-        order.extend(self.servers.iter().filter(|s| **s != node.name));
-        let connectors = order
-            .into_iter()
-            .filter_map(|s| {
-                let t = self.transports.get(s)?;
-                Some((s.clone(), TunnelConnector::shared(Arc::clone(t), None)))
-            })
-            .collect();
-        Arc::new(FailoverConnector::new(connectors))
+        order.extend(
+            self.servers
+                .iter()
+                .filter(|s| **s != node.name)
+                .map(String::as_str),
+        );
+        Arc::new(failover_through(order, &self.transports))
     }
 
     /// The engine's shared state for `node`'s turn.

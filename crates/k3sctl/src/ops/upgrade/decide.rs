@@ -156,14 +156,16 @@ pub(super) async fn decide(
             };
             let policy = &cluster.spec.cluster.spec.upgrade;
             let from = marker.map_or(target, |(from, _)| from);
-            let shared = super::rollout_shared(cluster, reporter, &binaries, &archs);
+            // No API answers: the engine connects by itself once the server is back.
+            let shared = super::rollout_shared(cluster, reporter, &binaries, &archs, None);
             restart_first_server(cluster, &shared, from, target).await?;
             // The agents reconnect to the restarted server; give them the time they need.
             let limits = gate::GateLimits {
                 timeout: policy.gate_timeout.to_std(),
                 grace: policy.node_ready_timeout.to_std(),
             };
-            let _ = gate::wait_gate(&cluster.api.client, limits, &|_| {}).await;
+            let api = cluster.api().await?.api;
+            let _ = gate::wait_gate(api.as_ref(), limits, &|_| {}).await;
             let nodes = observe_nodes(cluster).await?;
             check_target(target, &source, &nodes)?;
             nodes

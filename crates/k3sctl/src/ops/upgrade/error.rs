@@ -3,7 +3,6 @@
 use super::gate::GateFailure;
 use crate::k3s::release::ReleaseError;
 use crate::k3s::version::VersionParseError;
-use crate::kube::KubeError;
 use crate::ops::OpsError;
 use crate::plan::upgrade::UpgradeRefusal;
 use crate::plan::upgrade::quorum::QuorumRisk;
@@ -21,9 +20,12 @@ pub enum UpgradeError {
     /// The target breaks an upgrade rule. Nothing was changed.
     #[error("refusing to upgrade: {0}\n  nothing was changed")]
     Refused(UpgradeRefusal),
-    /// The API could not be used.
-    #[error(transparent)]
-    Kube(#[from] KubeError),
+    /// The API could not be used: no server's API answered, or a call through it failed.
+    #[error(
+        "the Kubernetes API: {0}\n  hint: `k3sctl check` shows which server's K3s does not \
+         answer; the upgrade needs the API of at least one server"
+    )]
+    Api(#[from] ApiError),
     /// The target version could not be determined.
     #[error("{0}")]
     Target(String),

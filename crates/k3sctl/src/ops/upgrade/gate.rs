@@ -9,22 +9,11 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::k3s::version::K3sVersion;
-use crate::kube::{Client, KubeError, list_nodes, unhealthy_pods};
-use crate::ops::kube_api::KubeApi;
+use crate::run::{ApiError, ClusterApi};
 
 const POLL: Duration = Duration::from_millis(500);
 
-pub use crate::run::gate::{GateFailure, GateLimits};
-
-/// Waits until the health gate passes (see [`crate::run::gate::wait_gate`]), through `client`.
-pub async fn wait_gate(
-    client: &Client,
-    limits: GateLimits,
-    waiting: &(dyn Fn(&[String]) + Send + Sync),
-) -> Result<(), GateFailure> {
-    let api = KubeApi::over(client.clone());
-    crate::run::gate::wait_gate(api.as_ref(), limits, waiting).await
-}
+pub use crate::run::gate::{GateFailure, GateLimits, wait_gate};
 
 /// One node in the smoke table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -57,9 +46,10 @@ impl Smoke {
     }
 }
 
-async fn smoke_once(client: &Client, target: K3sVersion) -> Result<Smoke, KubeError> {
+async fn smoke_once(api: &dyn ClusterApi, target: K3sVersion) -> Result<Smoke, ApiError> {
     let wanted = target.to_string();
-    let nodes = list_nodes(client)
+    let nodes = api
+        .node_infos()
         .await?
         .into_iter()
         .map(|n| SmokeNode {
@@ -72,20 +62,25 @@ async fn smoke_once(client: &Client, target: K3sVersion) -> Result<Smoke, KubeEr
         .collect();
     Ok(Smoke {
         nodes,
-        pod_problems: unhealthy_pods(client, None).await?,
+        pod_problems: api
+            .pod_healths(None)
+            .await?
+            .iter()
+            .filter_map(|h| h.problem().map(str::to_string))
+            .collect(),
     })
 }
 
 /// Runs the smoke check, retrying for up to `settle` while it does not pass (pods moved by the
 /// last drain may still be starting).
 pub async fn smoke(
-    client: &Client,
+    api: &dyn ClusterApi,
     target: K3sVersion,
     settle: Duration,
-) -> Result<Smoke, KubeError> {
+) -> Result<Smoke, ApiError> {
     let start = Instant::now();
     loop {
-        let result = smoke_once(client, target).await;
+        let result = smoke_once(api, target).await;
         match result {
             Ok(s) if s.passed() => return Ok(s),
             Ok(s) if start.elapsed() >= settle => return Ok(s),

@@ -28,12 +28,11 @@ pub use target::{Target, TargetRequest};
 
 use self::candidate::download;
 use self::decide::{Decided, decide, host_binaries};
-use self::observe::{UpgradeSession, arch_set, open};
+use self::observe::{ReachedApi, UpgradeSession, arch_set, open};
 use super::OpsError;
 use super::connect::ConnectOptions;
-use super::kube_api::KubeApi;
 use crate::k3s::version::K3sVersion;
-use crate::kube::{DrainRules, list_nodes, preview_drain};
+use crate::kube::DrainRules;
 use crate::ops::binary::LocalBinaries;
 use crate::ops::etcd_snapshot::pick_voter;
 use crate::plan::upgrade::quorum::may_take_down;
@@ -45,8 +44,8 @@ use crate::run::lock::{Acquired, LockHolder, acquire, release};
 use crate::run::snapshot::{Saved, save_on};
 use crate::run::stage::stage_all;
 use crate::run::{
-    ConnectedApi, Event, EventKind, Reporter, RolloutContext, RolloutPolicy, RunOptions, Shared,
-    execute_rollout,
+    ApiConnector, ConnectedApi, Event, EventKind, Reporter, RolloutContext, RolloutPolicy,
+    RunOptions, Shared, execute_rollout,
 };
 use crate::spec::OnFailure;
 
@@ -133,11 +132,14 @@ async fn drain_previews(
         force: policy.force,
     };
     let mut previews = BTreeMap::new();
+    let Ok(reached) = cluster.api().await else {
+        return previews;
+    };
     for node in plan.nodes() {
         if !matches!(node.action, NodeAction::Upgrade { drain: true, .. }) {
             continue;
         }
-        if let Ok(p) = preview_drain(&cluster.api.client, &node.name, rules).await {
+        if let Ok(p) = reached.api.preview_drain(&node.name, rules).await {
             previews.insert(
                 node.name.clone(),
                 DrainPreview {
@@ -283,7 +285,7 @@ async fn check_quorum_first(
     else {
         return Ok(());
     };
-    let api = KubeApi::over(cluster.api.client.clone());
+    let api = cluster.api().await?.api;
     let servers: Vec<String> = cluster.servers().into_iter().map(str::to_string).collect();
     let look = crate::run::quorum::look(api.as_ref(), &servers, &cluster.transports)
         .await
@@ -304,7 +306,7 @@ async fn take_snapshot(
 ) -> Result<Saved, UpgradeError> {
     let t = std::time::Instant::now();
     let servers: Vec<String> = cluster.servers().into_iter().map(str::to_string).collect();
-    let nodes = list_nodes(&cluster.api.client).await?;
+    let nodes = cluster.api().await?.api.node_infos().await?;
     let node = pick_voter(&servers, &nodes).map_err(UpgradeError::Snapshot)?;
     let transport = cluster.transport(&node)?;
     let saved = save_on(transport.as_ref(), prefix)
@@ -325,20 +327,27 @@ async fn take_snapshot(
     Ok(saved)
 }
 
-/// The run's shared state for the rollout: the upgrade's API client, its node timeout, the
-/// one upload limit, and what the rollout's steps need.
+/// The run's shared state for the rollout: the upgrade's API (`reached`), its node timeout,
+/// the one upload limit, and what the rollout's steps need. Without a reached API (no server
+/// answers: the recovery of a first server that failed its own upgrade), the engine connects
+/// through the session's connector once a server is back, and asks each server's own
+/// `/readyz` on the server.
 fn rollout_shared(
     cluster: &UpgradeSession,
     reporter: &Arc<dyn Reporter>,
     binaries: &LocalBinaries,
     archs: &BTreeMap<String, crate::k3s::release::Arch>,
+    reached: Option<&ReachedApi>,
 ) -> Shared {
     let policy = &cluster.spec.cluster.spec.upgrade;
     let options = RunOptions {
         node_ready_timeout: policy.node_ready_timeout.to_std(),
         ..RunOptions::default()
     };
-    let connector = Arc::new(ConnectedApi(KubeApi::over(cluster.api.client.clone())));
+    let (connector, api_server): (Arc<dyn ApiConnector>, String) = match reached {
+        Some(r) => (Arc::new(ConnectedApi(Arc::clone(&r.api))), r.server.clone()),
+        None => (cluster.connector(), String::new()),
+    };
     let mut shared = Shared::new(
         BTreeMap::new(),
         Arc::clone(reporter),
@@ -349,7 +358,7 @@ fn rollout_shared(
     shared.rollout = Some(RolloutContext {
         binaries: host_binaries(binaries, archs),
         servers: cluster.servers().into_iter().map(str::to_string).collect(),
-        api_server: cluster.api_server.clone(),
+        api_server,
         transports: cluster.transports.clone(),
     });
     shared
@@ -362,7 +371,8 @@ async fn run_locked(
 ) -> Result<UpgradeReport, UpgradeError> {
     let decided = decide(cluster, options, reporter, true).await?;
     let (mut report, plan) = planned(cluster, &decided, options).await;
-    let client = &cluster.api.client;
+    let reached = cluster.api().await?;
+    let api = reached.api.as_ref();
     if !plan.has_work() {
         info(
             reporter.as_ref(),
@@ -370,7 +380,7 @@ async fn run_locked(
             "plan",
             format!("nothing to do: every node runs {}", plan.target),
         );
-        report.smoke = Some(gate::smoke(client, plan.target, Duration::ZERO).await?);
+        report.smoke = Some(gate::smoke(api, plan.target, Duration::ZERO).await?);
         return Ok(report);
     }
     info(
@@ -406,7 +416,7 @@ async fn run_locked(
             );
         };
         gate::wait_gate(
-            client,
+            api,
             gate_limits(&cluster.spec.cluster.spec.upgrade),
             &waiting,
         )
@@ -425,7 +435,7 @@ async fn run_locked(
     if let Some(prefix) = &plan.snapshot {
         report.snapshot = Some(take_snapshot(cluster, prefix, reporter.as_ref()).await?);
     }
-    let shared = rollout_shared(cluster, reporter, &binaries, &decided.archs);
+    let shared = rollout_shared(cluster, reporter, &binaries, &decided.archs, Some(&reached));
     if let Err(failure) = stage_all(&plan, &cluster.transports, &shared).await {
         report.failures.push(failure);
         return Ok(report);
@@ -439,7 +449,7 @@ async fn run_locked(
     report.nodes = result.records;
     report.failures = result.failures;
     if report.failures.is_empty() {
-        report.smoke = Some(gate::smoke(client, plan.target, Duration::from_secs(60)).await?);
+        report.smoke = Some(gate::smoke(api, plan.target, Duration::from_secs(60)).await?);
     }
     Ok(report)
 }

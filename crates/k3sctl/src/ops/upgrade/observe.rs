@@ -1,24 +1,25 @@
 //! Opening the cluster for an upgrade: the spec, a transport per host, the API through an SSH
-//! tunnel to the first server, each host's architecture, and the nodes' state.
+//! tunnel to the first server (spec order) that answers, each host's architecture, and the
+//! nodes' state.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use futures_util::future::join_all;
+use tokio::sync::Mutex;
 
 use super::error::UpgradeError;
 use crate::host::{ExecRequest, Transport};
 use crate::k3s::release::Arch;
 use crate::k3s::version::K3sVersion;
-use crate::kube::{ApiConnection, CORDONED_FOR, NodeInfo, connect_through, list_nodes, readyz};
+use crate::kube::{CORDONED_FOR, NodeInfo};
 use crate::ops::OpsError;
 use crate::ops::connect::{ConnectOptions, connect_all};
-use crate::ops::export::read_admin_kubeconfig;
+use crate::ops::kube_api::failover_through;
 use crate::ops::prepare::load_spec;
 use crate::plan::upgrade::{NodeKind, NodeState};
+use crate::run::{ApiConnector, ClusterApi, FailoverConnector};
 use crate::spec::{LoadedSpec, ResolvedHost, Role};
-
-use crate::k3s::ports::API_PORT;
 
 /// Everything the upgrade works with.
 pub struct UpgradeSession {
@@ -30,12 +31,20 @@ pub struct UpgradeSession {
     pub transports: BTreeMap<String, Arc<dyn Transport>>,
     /// The first server's name: it holds the lock and the recovery marker, and is upgraded first.
     pub first_server: String,
-    /// The server the API is reached through: the first of the spec's servers (in spec order)
-    /// whose API answers, so that a stopped first server does not take the upgrade's view of
-    /// the cluster with it.
-    pub api_server: String,
-    /// The API client and its tunnel.
-    pub api: ApiConnection,
+    /// The API through the first of the spec's servers (spec order) whose `/readyz` answers, so
+    /// that a stopped first server does not take the upgrade's view of the cluster with it.
+    connector: Arc<FailoverConnector>,
+    /// The API once reached, kept for the whole upgrade.
+    api: Mutex<Option<ReachedApi>>,
+}
+
+/// The cluster's API and the server it goes through.
+#[derive(Clone)]
+pub struct ReachedApi {
+    /// The server whose API answered.
+    pub server: String,
+    /// The API through it.
+    pub api: Arc<dyn ClusterApi>,
 }
 
 impl UpgradeSession {
@@ -62,9 +71,31 @@ impl UpgradeSession {
     pub fn is_ha(&self) -> bool {
         self.servers().len() > 1
     }
+
+    /// The API, reached on first use through the first server (spec order) whose `/readyz`
+    /// answers, then kept: every later look and the rollout's engine go through the same
+    /// server. When none answers, every server's failure.
+    pub async fn api(&self) -> Result<ReachedApi, UpgradeError> {
+        let mut reached = self.api.lock().await;
+        if let Some(api) = reached.as_ref() {
+            return Ok(api.clone());
+        }
+        let (server, api) = self.connector.connect_named().await?;
+        let api = ReachedApi { server, api };
+        *reached = Some(api.clone());
+        Ok(api)
+    }
+
+    /// The connector [`Self::api`] uses, for an engine that must connect by itself once a
+    /// server is back (the recovery of a first server whose upgrade failed, while no API
+    /// answers).
+    pub fn connector(&self) -> Arc<dyn ApiConnector> {
+        Arc::clone(&self.connector) as Arc<dyn ApiConnector>
+    }
 }
 
-/// Loads the spec, connects to every host and to the API.
+/// Loads the spec and connects to every host; the API is reached on first use
+/// ([`UpgradeSession::api`]).
 pub async fn open(
     path: &std::path::Path,
     connect: ConnectOptions,
@@ -86,49 +117,19 @@ pub async fn open(
         }
         .into());
     }
-    let servers: Vec<&str> = hosts
+    let servers = hosts
         .iter()
         .filter(|h| h.role == Role::Server)
-        .map(|h| h.name.as_str())
-        .collect();
-    let (api_server, api) = connect_api(&servers, &first_server, &transports).await?;
+        .map(|h| h.name.as_str());
+    let connector = Arc::new(failover_through(servers, &transports));
     Ok(UpgradeSession {
         spec,
         hosts,
         transports,
         first_server,
-        api_server,
-        api,
+        connector,
+        api: Mutex::new(None),
     })
-}
-
-/// The API through the first server (spec order) whose /readyz answers `ok`. When none answers
-/// (a single server whose upgrade failed, the whole control plane down), the first server's
-/// connection is kept: recovery restarts that server and waits for its API to come back.
-async fn connect_api(
-    servers: &[&str],
-    first_server: &str,
-    transports: &BTreeMap<String, Arc<dyn Transport>>,
-) -> Result<(String, ApiConnection), UpgradeError> {
-    let connect = |name: &str| {
-        let transport = transports.get(name).cloned();
-        let name = name.to_string();
-        async move {
-            let transport = transport.ok_or(OpsError::NoConnection { host: name })?;
-            let admin = read_admin_kubeconfig(transport.as_ref()).await?;
-            let api = connect_through(transport.as_ref(), admin.expose(), API_PORT).await?;
-            Ok::<_, UpgradeError>(api)
-        }
-    };
-    for name in servers {
-        let Ok(api) = connect(name).await else {
-            continue;
-        };
-        if matches!(readyz(&api.client).await, Ok(true)) {
-            return Ok(((*name).to_string(), api));
-        }
-    }
-    Ok((first_server.to_string(), connect(first_server).await?))
 }
 
 /// Each host's CPU architecture (`uname -m`, all hosts at once).
@@ -197,7 +198,7 @@ pub fn node_states(
 
 /// Reads the nodes from the API and maps them to the spec's hosts.
 pub async fn observe_nodes(cluster: &UpgradeSession) -> Result<Vec<NodeState>, UpgradeError> {
-    let nodes = list_nodes(&cluster.api.client).await?;
+    let nodes = cluster.api().await?.api.node_infos().await?;
     node_states(&cluster.hosts, &nodes)
 }
 

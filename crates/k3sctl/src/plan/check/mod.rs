@@ -113,14 +113,16 @@ pub struct Observation {
     pub pods: Vec<PodHealth>,
     /// The namespaces looked at, for the message (`kube-system`, `all namespaces`).
     pub namespaces: String,
-    /// etcd's member list (`/db/info`) when the first server answered it.
+    /// etcd's member list (`/db/info`) when the server the API went through answered it.
     pub etcd_members: Option<Vec<EtcdMember>>,
     /// The certificates read on the hosts and from the exports.
     pub certs: Vec<CertObservation>,
     /// How long a NotReady node is given before it is failing (`upgrade.nodeReadyTimeout`).
     pub grace_secs: u64,
-    /// Why the API (through the first server) did not answer; the node, pod and etcd checks
-    /// are then not judged.
+    /// The server whose API answered (the first in spec order whose `/readyz` answers).
+    pub api_server: Option<String>,
+    /// Why the API did not answer through any server; the node, pod and etcd checks are then
+    /// not judged.
     pub api_error: Option<String>,
 }
 
@@ -137,23 +139,31 @@ pub fn evaluate(obs: &Observation) -> Vec<CheckResult> {
     readyz_results(obs, &mut results);
     service_results(obs, &mut results);
     if let Some(why) = &obs.api_error {
-        let first = obs
-            .servers
-            .first()
-            .map(String::as_str)
-            .unwrap_or("first server");
+        let servers = obs.servers.join(",");
+        let on = match obs.servers.as_slice() {
+            [one] => one.clone(),
+            _ => format!("any of {}", obs.servers.join(", ")),
+        };
         results.push(
             CheckResult::new(
                 "api",
-                first,
+                &servers,
                 Status::Fail,
                 format!("the Kubernetes API does not answer: {}", one_line(why)),
             )
             .hint(format!(
-                "nodes, pods and etcd were not checked; is K3s running on {first}?"
+                "nodes, pods and etcd were not checked; is K3s running on {on}?"
             )),
         );
     } else {
+        if let Some(server) = &obs.api_server {
+            results.push(CheckResult::new(
+                "api",
+                server,
+                Status::Ok,
+                format!("answers through {server}"),
+            ));
+        }
         node_results(obs, &mut results);
         etcd_results(obs, &mut results);
         pod_results(obs, &mut results);

@@ -38,6 +38,7 @@ fn healthy() -> Observation {
         nodes: vec![node("a", true), node("s", true)],
         namespaces: "kube-system".into(),
         grace_secs: 60,
+        api_server: Some("s".into()),
         ..Observation::default()
     }
 }
@@ -128,6 +129,7 @@ fn each_observation_turns_into_the_right_checks() {
         (
             "API down: nodes and pods not judged",
             |o| {
+                o.api_server = None;
                 o.api_error = Some("connection refused".into());
                 o.nodes.clear();
             },
@@ -194,7 +196,10 @@ fn each_observation_turns_into_the_right_checks() {
 fn healthy_cluster_reports_every_check_ok_and_no_failing_names() {
     let results = evaluate(&healthy());
     let names: Vec<String> = results.iter().map(CheckResult::name).collect();
-    assert_eq!(names, ["node a", "node s", "pods kube-system", "readyz s"]);
+    assert_eq!(
+        names,
+        ["api s", "node a", "node s", "pods kube-system", "readyz s"]
+    );
     assert!(failing(&results).is_empty());
     let mut obs = healthy();
     obs.nodes[0].ready = false;
@@ -321,4 +326,48 @@ fn rows_source_export() -> CertObservation {
         },
         ..host_cert("s", -DAY)
     }
+}
+
+#[test]
+fn the_api_row_names_the_server_that_answered_or_every_server_tried() {
+    let ha = Observation {
+        servers: vec!["s1".into(), "s2".into(), "s3".into()],
+        agents: vec![],
+        nodes: vec![server("s1", true), server("s2", true), server("s3", true)],
+        readyz: vec![],
+        services: vec![
+            ("s1".into(), "inactive".into()),
+            ("s2".into(), "active".into()),
+            ("s3".into(), "active".into()),
+        ],
+        api_server: Some("s2".into()),
+        ..healthy()
+    };
+    let results = evaluate(&ha);
+    let api: Vec<&CheckResult> = results.iter().filter(|r| r.check == "api").collect();
+    assert_eq!(api.len(), 1, "{results:?}");
+    assert_eq!((api[0].subject.as_str(), api[0].status), ("s2", Status::Ok));
+    assert_eq!(api[0].detail, "answers through s2");
+    // The stopped first server is a finding of its own, though the API answers.
+    assert!(
+        failing(&results).contains(&"service s1".to_string()),
+        "{results:?}"
+    );
+
+    let down = Observation {
+        api_server: None,
+        api_error: Some("no server answered: s1: refused; s2: refused; s3: refused".into()),
+        ..ha
+    };
+    let results = evaluate(&down);
+    let api = results.iter().find(|r| r.check == "api").expect("api row");
+    assert_eq!(
+        (api.subject.as_str(), api.status),
+        ("s1,s2,s3", Status::Fail)
+    );
+    assert!(api.detail.contains("s3: refused"), "{}", api.detail);
+    assert_eq!(
+        api.hint.as_deref(),
+        Some("nodes, pods and etcd were not checked; is K3s running on any of s1, s2, s3?")
+    );
 }

@@ -88,7 +88,7 @@ pub fn plan_upgrade(
     let only_server = servers.len() == 1;
     let ctx = StepContext {
         ha: servers.len() > 1,
-        api_server: servers.first().map(|s| s.name.as_str()),
+        marker_server: servers.first().map(|s| s.name.as_str()),
         policy,
     };
     let mut phases = Vec::new();

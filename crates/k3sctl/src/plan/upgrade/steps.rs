@@ -13,8 +13,9 @@ use crate::spec::UpgradePolicy;
 pub struct StepContext<'a> {
     /// More than one server: embedded etcd, whose quorum every server's turn must keep.
     pub ha: bool,
-    /// The server the API is reached through (it carries the upgrade marker).
-    pub api_server: Option<&'a str>,
+    /// The spec's first server: it carries the upgrade marker, where a re-run looks for it
+    /// when that server's own upgrade failed (whichever server the API goes through).
+    pub marker_server: Option<&'a str>,
     /// The spec's upgrade policy.
     pub policy: &'a UpgradePolicy,
 }
@@ -62,7 +63,7 @@ pub fn recovery_steps(
 pub fn node_steps(node: &PlannedNode, ctx: StepContext<'_>) -> Vec<Step> {
     let server = node.kind == NodeKind::Server;
     let ha_server = server && ctx.ha;
-    let api_server = ctx.api_server == Some(node.name.as_str());
+    let marker_server = ctx.marker_server == Some(node.name.as_str());
     let mut steps = Vec::new();
     let keep_cordoned = match node.action {
         NodeAction::Skip => return steps,
@@ -83,7 +84,7 @@ pub fn node_steps(node: &PlannedNode, ctx: StepContext<'_>) -> Vec<Step> {
             steps.push(Step::SwapBinary {
                 from: node.from,
                 to: node.to,
-                marker: api_server,
+                marker: marker_server,
             });
             steps.push(Step::Restart {
                 reason: cordon_reason(&node.to),
@@ -98,7 +99,7 @@ pub fn node_steps(node: &PlannedNode, ctx: StepContext<'_>) -> Vec<Step> {
     if ha_server {
         steps.push(Step::WaitQuorum);
     }
-    if api_server {
+    if marker_server {
         steps.push(Step::ClearUpgradeMarker);
     }
     steps.push(Step::Uncordon { keep_cordoned });

@@ -167,3 +167,74 @@ async fn a_release_that_does_not_start_fails_with_its_journal_and_the_typed_hint
     assert_eq!(a1.outcome, NodeOutcome::Failed);
     assert!(a1.waited_seconds <= a1.seconds);
 }
+
+/// No server's API answers until K3s is back: connecting fails the first `down` times, then
+/// goes through `inner`.
+struct DownUntilBack {
+    down: u32,
+    attempts: std::sync::Mutex<u32>,
+    inner: std::sync::Arc<dyn crate::run::ApiConnector>,
+}
+
+#[async_trait::async_trait]
+impl crate::run::ApiConnector for DownUntilBack {
+    async fn connect(
+        &self,
+    ) -> Result<std::sync::Arc<dyn crate::run::ClusterApi>, crate::run::ApiError> {
+        {
+            let mut attempts = self.attempts.lock().expect("lock");
+            *attempts += 1;
+            if *attempts <= self.down {
+                return Err(crate::run::ApiError(
+                    "no server answered: s1: connection refused".into(),
+                ));
+            }
+        }
+        self.inner.connect().await
+    }
+}
+
+#[tokio::test]
+async fn the_recovery_of_a_first_server_waits_for_its_api_to_come_back() {
+    use std::sync::Arc;
+
+    use crate::k3s::config::NodeRole;
+    use crate::plan::HostPlan;
+    use crate::plan::upgrade::steps::recovery_steps;
+    use crate::run::{ApiConnector, Stopwatch, run_turn};
+
+    let log: Log = Log::default();
+    let transports = fake_hosts(["s1"], &log, &[]);
+    let connector = Arc::new(DownUntilBack {
+        down: 2,
+        attempts: std::sync::Mutex::new(0),
+        inner: FakeApi::new(&log).connector(),
+    });
+    let mut shared = test_shared(
+        Arc::clone(&connector) as Arc<dyn ApiConnector>,
+        RunOptions::default(),
+        None,
+    );
+    // No API answered when the run began: none to go through, /readyz asked on the server.
+    shared.rollout = Some(RolloutContext {
+        binaries: [("s1".to_string(), ("/bin/true".into(), "a".repeat(64)))].into(),
+        servers: vec!["s1".into()],
+        api_server: String::new(),
+        transports: transports.clone(),
+    });
+    let turn = HostPlan {
+        host: "s1".into(),
+        role: NodeRole::Server,
+        group: None,
+        first_server: true,
+        in_cluster: true,
+        steps: recovery_steps(FROM.parse().expect("v"), TO.parse().expect("v")),
+    };
+    run_turn(&shared, transports["s1"].as_ref(), &turn, &mut Stopwatch::start())
+        .await
+        .map_err(|(failure, _)| failure.to_string())
+        .expect("recovered once the API is back");
+    assert_eq!(*connector.attempts.lock().expect("lock"), 3);
+    let lines = log.lock().expect("lock").clone();
+    assert!(position(&lines, "s1: starting k3s") < position(&lines, "s1: Ready at v1.34.1+k3s1"));
+}
