@@ -4,7 +4,8 @@
 //! started right after apply while a kube-system pod is still Pending (the gate waits), the
 //! dry run and refusals, the watched rollout through a channel redirect, a PodDisruptionBudget
 //! that blocks (then disableEviction), a SIGKILLed rollout resumed with a person's cordon kept,
-//! and a release that fails to start on its first node, fixed and resumed.
+//! and a release that fails to start on its first node (`check` meanwhile finds no server's API
+//! answering), fixed and resumed.
 
 #[path = "e2e_upgrade/release_site.rs"]
 mod release_site;
@@ -305,6 +306,24 @@ fn rolling_upgrades_on_one_lab() {
         out.text.contains("release is broken (test)"),
         "journal excerpt missing:\n{}",
         out.text
+    );
+    // Meanwhile no server's API answers: `check` says so, naming the server it tried, and the
+    // stopped service.
+    let (healthy, report) = s.check();
+    assert!(!healthy, "{report:#}");
+    let api = report["checks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["check"] == "api")
+        .unwrap_or_else(|| panic!("no api check: {report:#}"));
+    assert!(
+        api["status"] == "fail"
+            && api["subject"] == server.as_str()
+            && api["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains(&format!("no server answered: {server}"))),
+        "{report:#}"
     );
     // Fix the release and re-run: the rollout resumes and finishes.
     s.good_release(V134_4);
