@@ -1,14 +1,21 @@
 //! The upgrade's rollout on the engine, against the fake hosts and a fake API: each node's plan
 //! steps in order, the gate between batches, typed failures with their hints and journals.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use async_trait::async_trait;
 
 use super::fake_api::{FROM, FakeApi};
 use super::{Log, fake_hosts, position, test_shared};
+use crate::k3s::config::NodeRole;
+use crate::plan::HostPlan;
+use crate::plan::upgrade::steps::recovery_steps;
 use crate::plan::upgrade::{NodeKind, NodeState, plan_upgrade};
 use crate::run::gate::GateLimits;
 use crate::run::{
-    NodeOutcome, RolloutContext, RolloutPolicy, RolloutResult, RunOptions, execute_rollout,
+    ApiConnector, ApiError, ClusterApi, NodeOutcome, RolloutContext, RolloutPolicy, RolloutResult,
+    RunOptions, Stopwatch, execute_rollout, run_turn,
 };
 use crate::spec::UpgradePolicy;
 
@@ -172,20 +179,18 @@ async fn a_release_that_does_not_start_fails_with_its_journal_and_the_typed_hint
 /// goes through `inner`.
 struct DownUntilBack {
     down: u32,
-    attempts: std::sync::Mutex<u32>,
-    inner: std::sync::Arc<dyn crate::run::ApiConnector>,
+    attempts: Mutex<u32>,
+    inner: Arc<dyn ApiConnector>,
 }
 
-#[async_trait::async_trait]
-impl crate::run::ApiConnector for DownUntilBack {
-    async fn connect(
-        &self,
-    ) -> Result<std::sync::Arc<dyn crate::run::ClusterApi>, crate::run::ApiError> {
+#[async_trait]
+impl ApiConnector for DownUntilBack {
+    async fn connect(&self) -> Result<Arc<dyn ClusterApi>, ApiError> {
         {
             let mut attempts = self.attempts.lock().expect("lock");
             *attempts += 1;
             if *attempts <= self.down {
-                return Err(crate::run::ApiError(
+                return Err(ApiError(
                     "no server answered: s1: connection refused".into(),
                 ));
             }
@@ -196,18 +201,11 @@ impl crate::run::ApiConnector for DownUntilBack {
 
 #[tokio::test]
 async fn the_recovery_of_a_first_server_waits_for_its_api_to_come_back() {
-    use std::sync::Arc;
-
-    use crate::k3s::config::NodeRole;
-    use crate::plan::HostPlan;
-    use crate::plan::upgrade::steps::recovery_steps;
-    use crate::run::{ApiConnector, Stopwatch, run_turn};
-
     let log: Log = Log::default();
     let transports = fake_hosts(["s1"], &log, &[]);
     let connector = Arc::new(DownUntilBack {
         down: 2,
-        attempts: std::sync::Mutex::new(0),
+        attempts: Mutex::new(0),
         inner: FakeApi::new(&log).connector(),
     });
     let mut shared = test_shared(
@@ -230,10 +228,15 @@ async fn the_recovery_of_a_first_server_waits_for_its_api_to_come_back() {
         in_cluster: true,
         steps: recovery_steps(FROM.parse().expect("v"), TO.parse().expect("v")),
     };
-    run_turn(&shared, transports["s1"].as_ref(), &turn, &mut Stopwatch::start())
-        .await
-        .map_err(|(failure, _)| failure.to_string())
-        .expect("recovered once the API is back");
+    run_turn(
+        &shared,
+        transports["s1"].as_ref(),
+        &turn,
+        &mut Stopwatch::start(),
+    )
+    .await
+    .map_err(|(failure, _)| failure.to_string())
+    .expect("recovered once the API is back");
     assert_eq!(*connector.attempts.lock().expect("lock"), 3);
     let lines = log.lock().expect("lock").clone();
     assert!(position(&lines, "s1: starting k3s") < position(&lines, "s1: Ready at v1.34.1+k3s1"));
