@@ -9,64 +9,26 @@
 //! the same cluster laid out as k3s-ansible leaves it is taken over again from a k3s-ansible
 //! inventory (`e2e_adopt/ansible.rs`), again without a restart.
 
-use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+#[path = "support/adopt.rs"]
+mod adopt;
 #[path = "e2e_adopt/ansible.rs"]
 mod ansible;
 #[path = "support/e2e.rs"]
 mod e2e;
 
+use adopt::{plan_adopts_without_restart, wait_ready};
 use e2e::{build_stand_in, k3sctl, kubectl, text};
+use lab::foreign::{self, InstallScript};
 use lab::{Lab, SpecOptions};
 
 const TOKEN: &str = "adopt-secret-7f3a";
 
-/// The install script's unit: flags in ExecStart, one quoted word per line.
-fn installer_unit(role: &str, flags: &[&str]) -> String {
-    let env_name = if role == "server" { "k3s" } else { "k3s-agent" };
-    let mut exec = format!("ExecStart=/usr/local/bin/k3s \\\n    {role} \\\n");
-    for flag in flags {
-        exec.push_str(&format!("\t'{flag}' \\\n"));
-    }
-    format!(
-        "[Unit]\nDescription=Lightweight Kubernetes\nDocumentation=https://k3s.io\n\
-         Wants=network-online.target\nAfter=network-online.target\n\n[Install]\n\
-         WantedBy=multi-user.target\n\n[Service]\nType=notify\n\
-         EnvironmentFile=-/etc/default/%N\nEnvironmentFile=-/etc/sysconfig/%N\n\
-         EnvironmentFile=-/etc/systemd/system/{env_name}.service.env\nKillMode=process\n\
-         Delegate=yes\nLimitNOFILE=1048576\nLimitNPROC=infinity\nLimitCORE=infinity\n\
-         TasksMax=infinity\nTimeoutStartSec=0\nRestart=always\nRestartSec=5s\n\
-         ExecStartPre=-/sbin/modprobe br_netfilter\nExecStartPre=-/sbin/modprobe overlay\n{exec}\n"
-    )
-}
-
+/// Writes `content` to `path` in `host`'s root with `mode`.
 fn write_root(lab: &Lab, host: &str, path: &str, content: &[u8], mode: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    let full = lab
-        .root_dir(host)
-        .expect("root dir")
-        .join(path.trim_start_matches('/'));
-    fs_err::create_dir_all(full.parent().expect("parent")).expect("mkdir");
-    fs_err::write(&full, content).expect("write");
-    fs_err::set_permissions(&full, std::fs::Permissions::from_mode(mode)).expect("chmod");
-}
-
-/// `plan` on hosts another tool laid out: every one of the `count` hosts is adopted, none
-/// restarts.
-fn plan_adopts_without_restart(spec_arg: &str, count: usize) {
-    let plan = k3sctl(&["plan", "-c", spec_arg]);
-    assert!(plan.status.success(), "plan:\n{}", text(&plan));
-    let shown = text(&plan);
-    assert_eq!(
-        shown
-            .matches("adopt: no restart (effective configuration unchanged)")
-            .count(),
-        count,
-        "{shown}"
-    );
-    assert!(!shown.contains("> restart"), "{shown}");
+    foreign::write_root(lab, host, path, content, mode).expect("write into the host's root");
 }
 
 fn main_pid(lab: &Lab, host: &str, unit: &str) -> String {
@@ -74,24 +36,6 @@ fn main_pid(lab: &Lab, host: &str, unit: &str) -> String {
         .expect("systemctl show")
         .trim()
         .to_owned()
-}
-
-fn wait_ready(kubeconfig: &Path, count: usize) {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let out = Command::new(kubectl())
-            .arg("--kubeconfig")
-            .arg(kubeconfig)
-            .args(["get", "nodes", "--no-headers"])
-            .output()
-            .expect("kubectl runs");
-        let ready = text(&out).lines().filter(|l| l.contains(" Ready ")).count();
-        if out.status.success() && ready == count {
-            return;
-        }
-        assert!(Instant::now() < deadline, "nodes not Ready: {}", text(&out));
-        std::thread::sleep(Duration::from_millis(500));
-    }
 }
 
 #[test]
@@ -121,80 +65,22 @@ fn adopts_an_installer_cluster_without_restarts_then_changes_and_upgrades_it() {
     // The install script's layout, the flags split between the unit and config.yaml.
     let k3s = fs_err::read(&binary).expect("stand-in");
     let units = ["k3s", "k3s-agent", "k3s-agent"];
-    for (i, host) in hosts.iter().enumerate() {
-        let h = host.name.as_str();
-        write_root(&lab, h, "/usr/local/bin/k3s", &k3s, 0o755);
-        if i == 0 {
-            write_root(
-                &lab,
-                h,
-                "/etc/systemd/system/k3s.service",
-                installer_unit(
-                    "server",
-                    &["--disable", "traefik", "--kubelet-arg", "max-pods=150"],
-                )
-                .as_bytes(),
-                0o644,
-            );
-            write_root(
-                &lab,
-                h,
-                "/etc/systemd/system/k3s.service.env",
-                format!("K3S_TOKEN='{TOKEN}'\n").as_bytes(),
-                0o600,
-            );
-            write_root(
-                &lab,
-                h,
-                "/etc/rancher/k3s/config.yaml",
-                format!(
-                    "token: {TOKEN}\ntls-san:\n  - {server_ip}\nwrite-kubeconfig-mode: \"0600\"\n"
-                )
-                .as_bytes(),
-                0o600,
-            );
-        } else {
-            write_root(
-                &lab,
-                h,
-                "/etc/systemd/system/k3s-agent.service",
-                installer_unit("agent", &["--node-label", "zone=z1"]).as_bytes(),
-                0o644,
-            );
-            write_root(
-                &lab,
-                h,
-                "/etc/systemd/system/k3s-agent.service.env",
-                format!("K3S_TOKEN='{TOKEN}'\nK3S_URL='https://{server_ip}:6443'\n").as_bytes(),
-                0o600,
-            );
-            write_root(
-                &lab,
-                h,
-                "/etc/rancher/k3s/config.yaml",
-                b"kubelet-arg:\n  - max-pods=110\n",
-                0o600,
-            );
-            if i == 1 {
-                // A unit drop-in giving K3s a setting as an env variable.
-                write_root(
-                    &lab,
-                    h,
-                    "/etc/systemd/system/k3s-agent.service.d/10-resolv.conf",
-                    b"[Service]\nEnvironment=K3S_RESOLV_CONF=/etc/resolv.conf\n",
-                    0o644,
-                );
-            }
-        }
-        lab.exec(
-            h,
-            &format!(
-                "systemctl daemon-reload && systemctl enable --now {}",
-                units[i]
-            ),
-        )
-        .expect("start");
+    let names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
+    InstallScript {
+        token: TOKEN,
+        server_ip: &server_ip,
     }
+    .lay_out(&lab, &names, Some(&k3s))
+    .expect("install script layout");
+    // A unit drop-in on the first agent giving K3s a setting as an env variable.
+    write_root(
+        &lab,
+        names[1],
+        "/etc/systemd/system/k3s-agent.service.d/10-resolv.conf",
+        b"[Service]\nEnvironment=K3S_RESOLV_CONF=/etc/resolv.conf\n",
+        0o644,
+    );
+    foreign::start(&lab, &names, &["server", "agent", "agent"], false).expect("start K3s");
     let admin = lab
         .exec(&hosts[0].name, "cat /etc/rancher/k3s/k3s.yaml")
         .expect("admin kubeconfig");
@@ -342,7 +228,6 @@ fn adopts_an_installer_cluster_without_restarts_then_changes_and_upgrades_it() {
 
     // The hosts as k3s-ansible leaves them (someone ran its playbook again), taken over from
     // its inventory.
-    let names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
     ansible::lay_out(&lab, &names, &server_ip);
     wait_ready(&kubeconfig, 3);
     let addresses: Vec<String> = (0..hosts.len()).map(address).collect();

@@ -15,6 +15,7 @@ mod create;
 mod error;
 mod faults;
 mod footprint;
+pub mod foreign;
 mod identity;
 pub mod image;
 mod lab;

@@ -10,7 +10,11 @@
 //!
 //! `cargo xtask bench ha-upgrade` (see `ha_upgrade.rs`): k3sctl's own time per server in an HA
 //! upgrade of 3 servers, beyond the waits on K3s, and `check` on that cluster.
+//!
+//! `cargo xtask bench adopt` (see `adopt.rs`): on hosts laid out as the install script leaves
+//! them, the adopting apply against a no-op apply plus the writes.
 
+mod adopt;
 mod ansible;
 mod files;
 mod ha_upgrade;
@@ -42,10 +46,12 @@ pub fn run(workspace: &Path, args: &[String]) -> anyhow::Result<()> {
         Some("apply") => {}
         Some("scale") => return scale::run(workspace, &args[1..]),
         Some("ha-upgrade") => return ha_upgrade::run(workspace, &args[1..]),
+        Some("adopt") => return adopt::run(workspace, &args[1..]),
         _ => bail!(
             "usage: cargo xtask bench apply [--release] | cargo xtask bench scale [--release] \
              [--hosts N] [--groups G] [--planner-hosts M] [--planner-only] [--repeat R] | \
-             cargo xtask bench ha-upgrade [--release] [--rounds N] [--check-repeat M]"
+             cargo xtask bench ha-upgrade [--release] [--rounds N] [--check-repeat M] | \
+             cargo xtask bench adopt [--release] [--hosts N] [--rounds R]"
         ),
     }
     lab::require_root().context("the bench boots a lab")?;

@@ -298,6 +298,9 @@ async fn run_locked(
 ) -> Result<ApplyReport, OpsError> {
     let run = join_concurrency(prepared, run);
     let mut shared = prepared.run_state(|_| true, run, Arc::clone(&reporter));
+    if let Some(api) = &prepared.api {
+        shared.reuse_api(Arc::clone(api));
+    }
     shared.etcd_peer = prepared
         .observed
         .hosts

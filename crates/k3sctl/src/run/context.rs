@@ -132,6 +132,12 @@ impl Shared {
         *self.token.lock().await = Some(token);
     }
 
+    /// Starts the run with a client already connected (the one the plan's observation read the
+    /// Nodes through), so the run does not open a second tunnel to the same API.
+    pub fn reuse_api(&mut self, api: Arc<dyn ClusterApi>) {
+        *self.api.get_mut() = Some(api);
+    }
+
     /// The API client, connecting on first use.
     pub async fn api(&self) -> Result<Arc<dyn ClusterApi>, String> {
         let mut guard = self.api.lock().await;

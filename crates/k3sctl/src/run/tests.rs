@@ -544,6 +544,20 @@ async fn the_api_fails_over_to_the_next_server_and_names_every_failure() {
 }
 
 #[tokio::test]
+async fn a_run_given_the_plans_client_uses_it_without_connecting_again() {
+    let log: Log = Arc::default();
+    let connected = cluster_api(&log).connect().await.expect("fake");
+    let mut shared = test_shared(down(), RunOptions::default(), None);
+    assert!(shared.api().await.is_err(), "the connector is down");
+    shared.reuse_api(connected);
+    let api = shared.api().await.expect("the reused client");
+    api.wait_etcd_voter("s2", Duration::from_secs(1))
+        .await
+        .expect("answers");
+    assert_eq!(log.lock().expect("lock").as_slice(), ["s2: voter"]);
+}
+
+#[tokio::test]
 async fn lifecycle_hosts_run_in_order_api_only_when_unreachable_and_stop_at_a_failure() {
     let log: Log = Arc::default();
     let shared = test_shared(cluster_api(&log), RunOptions::default(), None);

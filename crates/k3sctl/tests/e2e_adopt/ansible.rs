@@ -10,42 +10,21 @@
 use std::path::Path;
 
 use lab::Lab;
+use lab::foreign::installer_unit;
 
+use super::adopt::invocations;
 use super::e2e::{k3sctl, text};
-use super::{TOKEN, installer_unit, write_root};
+use super::{TOKEN, write_root};
 
 /// The version the adopted cluster runs after its upgrade.
 const VERSION: &str = "v1.33.6+k3s1";
-
-/// What identifies a running K3s: systemd's invocation and the main PID.
-pub fn invocations(lab: &Lab, hosts: &[&str], units: &[&str]) -> Vec<String> {
-    hosts
-        .iter()
-        .zip(units)
-        .map(|(h, u)| {
-            lab.exec(
-                h,
-                &format!("systemctl show -p InvocationID -p MainPID --value {u}"),
-            )
-            .expect("systemctl show")
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ")
-        })
-        .collect()
-}
 
 /// Lays the hosts out as k3s-ansible does (k3sctl's files and record gone) and restarts K3s
 /// as its playbook does.
 pub fn lay_out(lab: &Lab, hosts: &[&str], server_ip: &str) {
     let token = TOKEN;
     for (i, h) in hosts.iter().enumerate() {
-        lab.exec(
-            h,
-            "rm -f /etc/rancher/k3s/registries.yaml /etc/rancher/k3s/config.yaml \
-             /var/lib/k3sctl/adopted && rm -rf /etc/systemd/system/k3s*.service*",
-        )
-        .expect("clean");
+        lab::foreign::clear_start_files(lab, h).expect("clean");
         let unit = if i == 0 {
             // INSTALL_K3S_EXEC is extra_server_args; the env file has no K3S_TOKEN left.
             write_root(
@@ -180,7 +159,7 @@ pub fn readopt(lab: &Lab, hosts: &[&str], addresses: &[String], ssh_config: &str
     }
 
     let before = invocations(lab, hosts, &units);
-    super::plan_adopts_without_restart(&spec_arg, hosts.len());
+    super::adopt::plan_adopts_without_restart(&spec_arg, hosts.len());
 
     let started = std::time::Instant::now();
     let out = k3sctl(&["-o", "json", "apply", "-c", &spec_arg]);

@@ -1,0 +1,379 @@
+//! `cargo xtask bench adopt`: issue 14's figure, "the first apply on an adopted cluster is as
+//! fast as a no-op apply plus the writes". A lab of `--hosts` hosts (default 3: one server, the
+//! rest agents) gets K3s laid out as the official install script leaves it
+//! (`lab::foreign::InstallScript`: flags in ExecStart, token and URL in the env file,
+//! config.yaml as an Ansible role writes it). Each of `--rounds` rounds (default 3) lays the
+//! files out again (K3s restarted, as the installer restarts it), then times `init
+//! --from-hosts`, the adopting apply (which must restart nothing: every InvocationID is
+//! compared) and a no-op apply. From the adopting apply's events: the files written and, for
+//! the host that spent longest on them, their time and that of its other steps; the difference
+//! between the adopting apply and the no-op apply plus the writes is what adopting costs beyond
+//! writing.
+//!
+//! Needs root (the lab). Run by hand, not by CI: `cargo xtask bench adopt [--release]
+//! [--hosts N] [--rounds R]`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use lab::foreign::{self, InstallScript};
+use serde::Deserialize;
+
+use super::measure::{self, Measured, Spread};
+use super::{build, stamp, tempdir_under};
+
+/// Lab name of this bench.
+const LAB: &str = "xadopt";
+/// The join token of the laid-out cluster.
+const TOKEN: &str = "bench-adopt-token";
+
+#[derive(Debug)]
+struct Options {
+    release: bool,
+    hosts: u8,
+    rounds: usize,
+}
+
+fn options(args: &[String]) -> anyhow::Result<Options> {
+    let mut o = Options {
+        release: false,
+        hosts: 3,
+        rounds: 3,
+    };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| -> anyhow::Result<String> {
+            it.next()
+                .with_context(|| format!("{name} needs a value"))
+                .cloned()
+        };
+        match arg.as_str() {
+            "--release" => o.release = true,
+            "--hosts" => o.hosts = value("--hosts")?.parse().context("--hosts: 1..=50")?,
+            "--rounds" => o.rounds = value("--rounds")?.parse().context("--rounds")?,
+            other => bail!(
+                "unknown argument {other}; usage: cargo xtask bench adopt [--release] [--hosts N] \
+                 [--rounds R]"
+            ),
+        }
+    }
+    if o.hosts == 0 || o.hosts > 50 || o.rounds == 0 || o.rounds > 20 {
+        bail!("--hosts must be from 1 to 50 and --rounds from 1 to 20");
+    }
+    Ok(o)
+}
+
+/// A progress event, with the step's duration when it ended.
+#[derive(Debug, Deserialize)]
+struct Event {
+    host: String,
+    step: String,
+    kind: String,
+    #[serde(default)]
+    seconds: Option<f64>,
+}
+
+/// What one round measured.
+struct Round {
+    init: Measured,
+    adopting: Measured,
+    noop: Measured,
+    /// Files written (and removed) by the adopting apply, all hosts.
+    files: usize,
+    /// The host that spent longest writing: its name, its write time, and its other steps.
+    slowest: String,
+    writes: f64,
+    /// The slowest host's steps (kind → seconds, summed), the writes included.
+    steps: BTreeMap<String, f64>,
+}
+
+impl Round {
+    /// The adopting apply beyond a no-op apply plus the writes.
+    fn beyond(&self) -> f64 {
+        self.adopting.wall.as_secs_f64() - self.noop.wall.as_secs_f64() - self.writes
+    }
+}
+
+/// Runs `cargo xtask bench adopt ...`.
+pub fn run(workspace: &Path, args: &[String]) -> anyhow::Result<()> {
+    let o = options(args)?;
+    lab::require_root().context("the bench boots a lab")?;
+    let bins = build(workspace, o.release)?;
+    let work = tempdir_under(&bins.dir)?;
+    let k3s = stamp(&bins.k3s_sim, &work)?;
+    eprintln!("bench: booting a {}-host lab", o.hosts);
+    let lab = lab::Lab::boot(LAB, o.hosts).context("boot the adopt lab")?;
+    let result = rounds(&o, &lab, &bins.k3sctl, &k3s, &work);
+    lab.down().context("tear down the adopt lab")?;
+    let _ = fs_err::remove_dir_all(&work);
+    let rounds = result?;
+    println!(
+        "{}",
+        render(&o, &rounds, if o.release { "release" } else { "debug" })
+    );
+    Ok(())
+}
+
+fn rounds(
+    o: &Options,
+    lab: &lab::Lab,
+    k3sctl: &Path,
+    k3s: &Path,
+    work: &Path,
+) -> anyhow::Result<Vec<Round>> {
+    let hosts = lab.hosts();
+    let names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
+    let roles: Vec<&str> = (0..names.len())
+        .map(|i| if i == 0 { "server" } else { "agent" })
+        .collect();
+    let server_ip = hosts[0].address.to_string();
+    let layout = InstallScript {
+        token: TOKEN,
+        server_ip: &server_ip,
+    };
+    let skeleton = skeleton(lab, &hosts, k3s, work)?;
+    let spec = work.join("cluster.yaml");
+    let spec_arg = spec.display().to_string();
+    let binary = fs_err::read(k3s)?;
+    let mut out = Vec::new();
+    for round in 0..o.rounds {
+        eprintln!("bench: round {}: the install script's layout", round + 1);
+        layout.lay_out(lab, &names, (round == 0).then_some(binary.as_slice()))?;
+        foreign::start(lab, &names, &roles, round > 0)?;
+        wait_ready(lab, names[0], names.len())?;
+        if spec.exists() {
+            fs_err::remove_file(&spec)?;
+        }
+        let init = measure::run(
+            k3sctl,
+            "init --from-hosts",
+            &[
+                "init",
+                "-c",
+                &spec_arg,
+                "--from-hosts",
+                &skeleton.display().to_string(),
+            ],
+            false,
+        )?;
+        let before = invocations(lab, &names, &roles)?;
+        let apply = ["apply", "--yes", "-o", "json", "-c", &spec_arg];
+        let adopting = measure::run(k3sctl, "adopting apply", &apply, false)?;
+        measure::expect_noop(&adopting, false)?;
+        if invocations(lab, &names, &roles)? != before {
+            bail!(
+                "the adopting apply restarted K3s:\n{}",
+                adopting.events.join("\n")
+            );
+        }
+        let noop = measure::run(k3sctl, "no-op apply", &apply, false)?;
+        measure::expect_noop(&noop, true)?;
+        out.push(round_of(init, adopting, noop));
+    }
+    Ok(out)
+}
+
+/// The spec skeleton `init --from-hosts` reads: the hosts' addresses, the lab's ssh settings and
+/// the binary the hosts run.
+fn skeleton(
+    lab: &lab::Lab,
+    hosts: &[lab::Host],
+    k3s: &Path,
+    work: &Path,
+) -> anyhow::Result<PathBuf> {
+    let mut text = format!(
+        "kind: Cluster\nmetadata: {{name: adopted}}\nspec:\n  hostDefaults:\n    ssh:\n      \
+         user: root\n      identityFile: {}\n      configFile: {}\n      knownHostsFile: {}\n  \
+         hosts:\n",
+        lab.identity().display(),
+        lab.ssh_config().display(),
+        lab.known_hosts().display()
+    );
+    for h in hosts {
+        let _ = writeln!(text, "    - address: \"{}\"", h.address);
+    }
+    let _ = writeln!(text, "  k3s:\n    binary: {{file: \"{}\"}}", k3s.display());
+    let path = work.join("skeleton.yaml");
+    fs_err::write(&path, text)?;
+    Ok(path)
+}
+
+/// Waits (60 s at most) until `count` Nodes are Ready, asking the server's API.
+fn wait_ready(lab: &lab::Lab, server: &str, count: usize) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = lab
+            .exec(
+                server,
+                "k3s kubectl get nodes --no-headers 2>/dev/null || true",
+            )
+            .unwrap_or_default();
+        if out.lines().filter(|l| l.contains(" Ready ")).count() == count {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("{count} nodes not Ready within 60 s:\n{out}");
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// Each host's K3s InvocationID and MainPID.
+fn invocations(lab: &lab::Lab, hosts: &[&str], roles: &[&str]) -> anyhow::Result<Vec<String>> {
+    hosts
+        .iter()
+        .zip(roles)
+        .map(|(h, role)| {
+            let unit = foreign::unit_of(role);
+            let out = lab.exec(
+                h,
+                &format!("systemctl show -p InvocationID -p MainPID --value {unit}"),
+            )?;
+            Ok(out.split_whitespace().collect::<Vec<_>>().join(" "))
+        })
+        .collect()
+}
+
+/// Steps that write a file on the host.
+const FILE_STEPS: &[&str] = &["write-file", "remove-file"];
+
+fn round_of(init: Measured, adopting: Measured, noop: Measured) -> Round {
+    let mut per_host: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
+    let mut files = 0;
+    for line in &adopting.events {
+        let Ok(e) = serde_json::from_str::<Event>(line) else {
+            continue;
+        };
+        let (Some(seconds), "done") = (e.seconds, e.kind.as_str()) else {
+            continue;
+        };
+        if FILE_STEPS.contains(&e.step.as_str()) {
+            files += 1;
+        }
+        *per_host
+            .entry(e.host)
+            .or_default()
+            .entry(e.step)
+            .or_default() += seconds;
+    }
+    let writes = |steps: &BTreeMap<String, f64>| {
+        FILE_STEPS.iter().filter_map(|s| steps.get(*s)).sum::<f64>()
+    };
+    let (slowest, steps) = per_host
+        .into_iter()
+        .max_by(|a, b| writes(&a.1).total_cmp(&writes(&b.1)))
+        .unwrap_or_default();
+    Round {
+        writes: writes(&steps),
+        init,
+        adopting,
+        noop,
+        files,
+        slowest,
+        steps,
+    }
+}
+
+fn render(o: &Options, rounds: &[Round], build: &str) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "## bench adopt: {} hosts (1 server, {} agents), {} rounds, {build} build\n",
+        o.hosts,
+        o.hosts - 1,
+        rounds.len()
+    );
+    let mut runs = Vec::new();
+    for r in rounds {
+        runs.extend([r.init.clone(), r.adopting.clone(), r.noop.clone()]);
+    }
+    s.push_str(&measure::table(&runs));
+    let _ = writeln!(
+        s,
+        "\n| round | adopting apply s | no-op apply s | files written | writes s (slowest host) | adopting − (no-op + writes) s | slowest host's steps s |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|");
+    for (i, r) in rounds.iter().enumerate() {
+        let steps: Vec<String> = r.steps.iter().map(|(k, v)| format!("{k} {v:.3}")).collect();
+        let _ = writeln!(
+            s,
+            "| {} | {:.3} | {:.3} | {} | {:.3} ({}) | {:.3} | {} |",
+            i + 1,
+            r.adopting.wall.as_secs_f64(),
+            r.noop.wall.as_secs_f64(),
+            r.files,
+            r.writes,
+            r.slowest,
+            r.beyond(),
+            steps.join(", ")
+        );
+    }
+    let med =
+        |f: &dyn Fn(&Round) -> f64| Spread::of(rounds.iter().map(f)).map_or(0.0, |x| x.median);
+    let _ = writeln!(
+        s,
+        "\nMedians: adopting apply {:.3} s, no-op apply {:.3} s, writes {:.3} s; the adopting \
+         apply costs {:.3} s beyond a no-op apply plus the writes.",
+        med(&|r| r.adopting.wall.as_secs_f64()),
+        med(&|r| r.noop.wall.as_secs_f64()),
+        med(&|r| r.writes),
+        med(&Round::beyond)
+    );
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn measured(what: &str, wall_ms: u64, events: &[&str]) -> Measured {
+        Measured {
+            what: what.into(),
+            wall: Duration::from_millis(wall_ms),
+            cpu: Duration::ZERO,
+            peak_rss: 0,
+            load: 0.0,
+            report: String::new(),
+            events: events.iter().map(|e| (*e).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn the_writes_are_those_of_the_host_that_spent_longest_on_them() {
+        let adopting = measured(
+            "adopting apply",
+            1500,
+            &[
+                r#"{"host":"a","step":"write-file","kind":"start"}"#,
+                r#"{"host":"a","step":"write-file","kind":"done","seconds":0.1}"#,
+                r#"{"host":"a","step":"write-file","kind":"done","seconds":0.2}"#,
+                r#"{"host":"b","step":"write-file","kind":"done","seconds":0.25}"#,
+                r#"{"host":"b","step":"daemon-reload","kind":"done","seconds":0.05}"#,
+                r#"{"host":"a","step":"adopt","kind":"done","seconds":0.04}"#,
+            ],
+        );
+        let r = round_of(
+            measured("init", 900, &[]),
+            adopting,
+            measured("no-op", 1000, &[]),
+        );
+        assert_eq!(r.files, 3);
+        assert_eq!(r.slowest, "a");
+        assert!((r.writes - 0.3).abs() < 1e-9);
+        assert!((r.steps["adopt"] - 0.04).abs() < 1e-9);
+        assert!((r.beyond() - 0.2).abs() < 1e-9);
+    }
+
+    #[test]
+    fn options_default_to_three_hosts_and_refuse_nonsense() {
+        let o = options(&[]).expect("defaults");
+        assert_eq!((o.hosts, o.rounds, o.release), (3, 3, false));
+        let o = options(&["--release".into(), "--hosts".into(), "5".into()]).expect("ok");
+        assert_eq!((o.hosts, o.release), (5, true));
+        assert!(options(&["--hosts".into(), "0".into()]).is_err());
+        assert!(options(&["--what".into()]).is_err());
+    }
+}
