@@ -88,6 +88,9 @@ struct Round {
     writes: f64,
     /// The slowest host's steps (kind → seconds, summed), the writes included.
     steps: BTreeMap<String, f64>,
+    /// The adopting apply's timeline: until its first step started, from there until its last
+    /// step ended, and from there until it exited.
+    timeline: [f64; 3],
 }
 
 impl Round {
@@ -243,10 +246,19 @@ const FILE_STEPS: &[&str] = &["write-file", "remove-file"];
 fn round_of(init: Measured, adopting: Measured, noop: Measured) -> Round {
     let mut per_host: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
     let mut files = 0;
-    for line in &adopting.events {
+    let (mut first_start, mut last_end) = (None, 0.0_f64);
+    for (i, line) in adopting.events.iter().enumerate() {
         let Ok(e) = serde_json::from_str::<Event>(line) else {
             continue;
         };
+        let at = adopting.arrivals.get(i).map_or(0.0, Duration::as_secs_f64);
+        match e.kind.as_str() {
+            "start" => {
+                first_start.get_or_insert(at);
+            }
+            "done" | "failed" => last_end = last_end.max(at),
+            _ => {}
+        }
         let (Some(seconds), "done") = (e.seconds, e.kind.as_str()) else {
             continue;
         };
@@ -266,7 +278,14 @@ fn round_of(init: Measured, adopting: Measured, noop: Measured) -> Round {
         .into_iter()
         .max_by(|a, b| writes(&a.1).total_cmp(&writes(&b.1)))
         .unwrap_or_default();
+    let wall = adopting.wall.as_secs_f64();
+    let first_start = first_start.unwrap_or(wall);
     Round {
+        timeline: [
+            first_start,
+            (last_end - first_start).max(0.0),
+            (wall - last_end.max(first_start)).max(0.0),
+        ],
         writes: writes(&steps),
         init,
         adopting,
@@ -293,14 +312,14 @@ fn render(o: &Options, rounds: &[Round], build: &str) -> String {
     s.push_str(&measure::table(&runs));
     let _ = writeln!(
         s,
-        "\n| round | adopting apply s | no-op apply s | files written | writes s (slowest host) | adopting − (no-op + writes) s | slowest host's steps s |"
+        "\n| round | adopting apply s | no-op apply s | files written | writes s (slowest host) | adopting − (no-op + writes) s | adopting: before its first step / steps / after its last step s | slowest host's steps s |"
     );
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
     for (i, r) in rounds.iter().enumerate() {
         let steps: Vec<String> = r.steps.iter().map(|(k, v)| format!("{k} {v:.3}")).collect();
         let _ = writeln!(
             s,
-            "| {} | {:.3} | {:.3} | {} | {:.3} ({}) | {:.3} | {} |",
+            "| {} | {:.3} | {:.3} | {} | {:.3} ({}) | {:.3} | {:.3} / {:.3} / {:.3} | {} |",
             i + 1,
             r.adopting.wall.as_secs_f64(),
             r.noop.wall.as_secs_f64(),
@@ -308,6 +327,9 @@ fn render(o: &Options, rounds: &[Round], build: &str) -> String {
             r.writes,
             r.slowest,
             r.beyond(),
+            r.timeline[0],
+            r.timeline[1],
+            r.timeline[2],
             steps.join(", ")
         );
     }
@@ -338,6 +360,9 @@ mod tests {
             load: 0.0,
             report: String::new(),
             events: events.iter().map(|e| (*e).to_owned()).collect(),
+            arrivals: (1..=events.len() as u64)
+                .map(|i| Duration::from_millis(100 * i))
+                .collect(),
         }
     }
 
@@ -365,6 +390,14 @@ mod tests {
         assert!((r.writes - 0.3).abs() < 1e-9);
         assert!((r.steps["adopt"] - 0.04).abs() < 1e-9);
         assert!((r.beyond() - 0.2).abs() < 1e-9);
+        // First start at 0.1 s, last end at 0.6 s, exit at 1.5 s.
+        let [before, steps, after] = r.timeline;
+        assert!(
+            (before - 0.1).abs() < 1e-9 && (steps - 0.5).abs() < 1e-9,
+            "{:?}",
+            r.timeline
+        );
+        assert!((after - 0.9).abs() < 1e-9, "{:?}", r.timeline);
     }
 
     #[test]

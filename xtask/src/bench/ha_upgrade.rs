@@ -384,6 +384,7 @@ mod tests {
             load: 0.0,
             report: "{}".into(),
             events: events.iter().map(|e| (*e).to_owned()).collect(),
+            arrivals: Vec::new(),
         };
         let joins = join_times(&apply, &["s1".to_owned(), "s2".to_owned()]);
         assert_eq!(joins.len(), 2);
@@ -411,6 +412,7 @@ mod tests {
             load: 0.0,
             report: report.into(),
             events: events.iter().map(|e| (*e).to_owned()).collect(),
+            arrivals: Vec::new(),
         };
         let round = parse_round("v1", run, &["s0".to_owned()]).expect("parses");
         let steps = &round.steps["s0"];

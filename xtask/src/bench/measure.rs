@@ -30,6 +30,8 @@ pub struct Measured {
     pub report: String,
     /// The progress events (`-o json`), one JSON line each.
     pub events: Vec<String>,
+    /// When each event arrived, since the command started.
+    pub arrivals: Vec<Duration>,
 }
 
 /// Runs `k3sctl <args>`, sampling its memory; fails unless it exits 0 (or, with
@@ -52,16 +54,21 @@ pub fn run(
         .with_context(|| format!("run {}", k3sctl.display()))?;
     let stdout = child.stdout.take().context("k3sctl stdout")?;
     let reader = std::thread::spawn(move || {
-        let (events, report): (Vec<String>, Vec<String>) = BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .partition(|l| is_event(l));
-        (events, report.join("\n"))
+        let (mut events, mut arrivals, mut report) = (Vec::new(), Vec::new(), Vec::new());
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if is_event(&line) {
+                events.push(line);
+                arrivals.push(started.elapsed());
+            } else {
+                report.push(line);
+            }
+        }
+        (events, arrivals, report.join("\n"))
     });
     let (status, peak_rss) = wait_sampling(&mut child)?;
     let wall = started.elapsed();
     let cpu = children_cpu_time()?.saturating_sub(cpu_before);
-    let (events, report) = reader.join().unwrap_or_default();
+    let (events, arrivals, report) = reader.join().unwrap_or_default();
     if !status.success() && !allow_failure {
         bail!("k3sctl {what} failed ({status}):\n{report}");
     }
@@ -79,6 +86,7 @@ pub fn run(
         load,
         report,
         events,
+        arrivals,
     })
 }
 
@@ -202,6 +210,7 @@ mod tests {
             load: 1.5,
             report: String::new(),
             events: Vec::new(),
+            arrivals: Vec::new(),
         };
         let t = table(&[
             m("plan", 300),

@@ -203,7 +203,12 @@ pub async fn apply(
             drift_left,
         });
     }
-    for warning in check_facts(&prepared.transports).await? {
+    let preflight = if prepared.plan.needs_preflight() {
+        check_facts(&prepared.transports).await?
+    } else {
+        Vec::new()
+    };
+    for warning in preflight {
         reporter.report(Event::new(
             &prepared.desired.cluster,
             "preflight",

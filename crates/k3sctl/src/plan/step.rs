@@ -550,6 +550,16 @@ impl Plan {
             || self.exports.iter().any(|e| e.action != "up-to-date")
     }
 
+    /// Whether the host preflight (systemd, architecture, disk, /dev/kmsg, host names, clocks)
+    /// concerns this run: some host gets K3s installed, started or restarted. When every host
+    /// with steps leaves K3s running as it is (an adoption, labels), K3s already runs with
+    /// those facts and the run only writes small files, so there is nothing to check.
+    pub fn needs_preflight(&self) -> bool {
+        self.hosts
+            .iter()
+            .any(|h| !h.steps.is_empty() && !h.leaves_k3s_running())
+    }
+
     /// Number of changing steps (exports included).
     pub fn change_count(&self) -> usize {
         self.hosts

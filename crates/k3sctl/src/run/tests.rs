@@ -707,6 +707,7 @@ async fn nodes_whose_k3s_keeps_running_are_taken_over_side_by_side() {
         adopting("a2", NodeRole::Agent, Some("g1")),
     ]);
     assert!(p.hosts.iter().all(HostPlan::leaves_k3s_running));
+    assert!(!p.needs_preflight(), "nothing is installed or started");
     let (summary, lines, _) = run(&p, &[]).await;
     assert!(summary.success(), "{summary:?}");
     // Every host reloads before any reload finishes: nobody waited for another.
@@ -741,6 +742,7 @@ async fn a_restart_is_not_quiet_and_a_quiet_failure_stops_its_group() {
         restarting,
         adopting("a3", NodeRole::Agent, Some("g2")),
     ]);
+    assert!(p.needs_preflight(), "a2 restarts");
     let (summary, lines, _) = run(&p, &["a1"]).await;
     let status = |name: &str| status_of(&summary, name);
     assert!(
