@@ -33,12 +33,13 @@ pub fn record_script(binary: &str, record: &str, sha256: &str) -> String {
 }
 
 /// Shell that sets `$bh` to the sha256 of `binary`: from `record` when its identity matches,
-/// else by hashing the file.
+/// else by hashing the file; `$bst` keeps the identity (`size mtime ctime inode`).
 pub fn hash_snippet(binary: &str, record: &str) -> String {
     let (binary, record) = (quote(binary), quote(record));
     format!(
-        "bh=; rec=$(cat {record} 2>/dev/null || true)\n\
-         if [ -n \"$rec\" ] && [ \"${{rec#* }}\" = \"$(stat -c '{STAT_FORMAT}' {binary})\" ]; then bh=${{rec%% *}}; fi\n\
+        "bh=; rec=; read -r rec 2>/dev/null < {record} || true\n\
+         bst=$(stat -c '{STAT_FORMAT}' {binary})\n\
+         if [ -n \"$rec\" ] && [ \"${{rec#* }}\" = \"$bst\" ]; then bh=${{rec%% *}}; fi\n\
          if [ -z \"$bh\" ]; then bh=$(sha256sum {binary} | cut -d' ' -f1); fi\n"
     )
 }
