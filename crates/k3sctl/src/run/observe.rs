@@ -710,5 +710,4 @@ mod tests {
         // No such unit here: inactive, not enabled, nothing pending.
         assert!(!obs.service_active && !obs.service_enabled && !obs.restart_pending);
     }
-
 }
