@@ -78,15 +78,29 @@ pub fn consent(plan: &RestorePlan, servers: &[String], agents: &[String]) -> Con
     for s in servers.iter().filter(|s| **s != plan.server) {
         items.push(format!(
             "{s}: K3s stopped, {DB_DIR} moved to {} (kept), then it joins the restored cluster",
-            plan.steps
-                .iter()
-                .find_map(|st| match st {
-                    RestoreStep::MoveAside { host, to } if host == s => Some(to.clone()),
-                    _ => None,
-                })
-                .unwrap_or_else(|| "(already moved)".into())
+            moved_to(plan, Some(s))
         ));
     }
+    restore_consent(plan, "etcd", items, agents)
+}
+
+/// Where the restore moves `host`'s store aside to (any host's: `None`).
+fn moved_to(plan: &RestorePlan, host: Option<&str>) -> String {
+    plan.moved()
+        .into_iter()
+        .find(|(h, _)| host.is_none_or(|host| h == host))
+        .map(|(_, to)| to)
+        .unwrap_or_else(|| "(already moved)".into())
+}
+
+/// The confirmation of restoring the cluster's `store` (`etcd`, `SQLite store`): the server's
+/// and the other servers' `items`, then the agents'.
+fn restore_consent(
+    plan: &RestorePlan,
+    store: &str,
+    mut items: Vec<String>,
+    agents: &[String],
+) -> ConsentRequest {
     if !agents.is_empty() {
         items.push(format!(
             "agents {} keep running; those that lost their Node are restarted",
@@ -96,8 +110,8 @@ pub fn consent(plan: &RestorePlan, servers: &[String], agents: &[String]) -> Con
     ConsentRequest::new(
         "etcd restore",
         format!(
-            "restore the cluster's etcd from {} (written at Unix time {}); the Kubernetes API is \
-             down until {} is back",
+            "restore the cluster's {store} from {} (written at Unix time {}); the Kubernetes API \
+             is down until {} is back",
             plan.snapshot, plan.taken, plan.server
         ),
         items,
@@ -121,33 +135,14 @@ fn losses(plan: &RestorePlan) -> Vec<String> {
 
 /// Pure: the confirmation of a single SQLite server's restore.
 fn sqlite_consent(plan: &RestorePlan, agents: &[String]) -> ConsentRequest {
-    let kept = plan
-        .moved()
-        .into_iter()
-        .map(|(_, to)| to)
-        .next()
-        .unwrap_or_else(|| "(already moved)".into());
-    let mut items = vec![format!(
+    let items = vec![format!(
         "{}: K3s stopped, {DB_DIR} replaced by the SQLite store of {} (the current one moved \
-         to {kept}, kept), started again",
-        plan.server, plan.snapshot
+         to {}, kept), started again",
+        plan.server,
+        plan.snapshot,
+        moved_to(plan, None)
     )];
-    if !agents.is_empty() {
-        items.push(format!(
-            "agents {} keep running; those that lost their Node are restarted",
-            agents.join(", ")
-        ));
-    }
-    ConsentRequest::new(
-        "etcd restore",
-        format!(
-            "restore the cluster's SQLite store from {} (written at Unix time {}); the \
-             Kubernetes API is down until {} is back",
-            plan.snapshot, plan.taken, plan.server
-        ),
-        items,
-    )
-    .with_losses(losses(plan))
+    restore_consent(plan, "SQLite store", items, agents)
 }
 
 /// Pure: the observation script of a server: its datastore, the restore's traces and the
@@ -796,5 +791,60 @@ mod tests {
             "{c:?}"
         );
         assert!(c.losses[0].contains("after the snapshot"), "{c:?}");
+        assert!(
+            c.headline
+                .starts_with("restore the cluster's etcd from /snap")
+                && c.headline
+                    .ends_with("the Kubernetes API is down until s2 is back"),
+            "{c:?}"
+        );
+        assert_eq!(
+            c.items.last().map(String::as_str),
+            Some("agents a1 keep running; those that lost their Node are restarted")
+        );
+    }
+
+    #[test]
+    fn a_sqlite_restore_names_where_the_current_store_is_kept() {
+        let archive = "/var/lib/rancher/k3s/server/sqlite-snapshots/on-demand-s1-100.tar.gz";
+        let s1 = ServerView {
+            name: "s1".into(),
+            active: true,
+            db: true,
+            sqlite: true,
+            sqlite_snapshot: Some(SqliteArchive {
+                seen: SeenSnapshot {
+                    path: archive.into(),
+                    size: 2048,
+                    modified: 100,
+                },
+                complete: true,
+                token: TokenCheck::Same,
+            }),
+            ..ServerView::default()
+        };
+        let plan = plan_restore(&RestoreInput {
+            wanted: "on-demand-s1-100.tar.gz".into(),
+            servers: vec![s1],
+            agents: vec![],
+            spec_hosts: vec!["s1".into()],
+            new_id: "300".into(),
+        })
+        .expect("plan");
+        let c = consent(&plan, &["s1".into()], &[]);
+        assert_eq!(
+            c.headline,
+            format!(
+                "restore the cluster's SQLite store from {archive} (written at Unix time 100); \
+                 the Kubernetes API is down until s1 is back"
+            )
+        );
+        assert_eq!(c.items.len(), 1, "{c:?}");
+        assert!(
+            c.items[0].contains(
+                "(the current one moved to /var/lib/rancher/k3s/server/db-before-restore-300, kept)"
+            ),
+            "{c:?}"
+        );
     }
 }

@@ -306,22 +306,7 @@ pub(super) async fn connect_host(
 
 /// A host that is not in the spec, reached over SSH with `hostDefaults`.
 fn outside_host(name: &str, address: &str) -> Host {
-    Host {
-        name: name.to_string(),
-        address: address.to_string(),
-        public_address: None,
-        private_address: None,
-        role: Role::Agent,
-        group: None,
-        labels: BTreeMap::new(),
-        taints: Vec::new(),
-        config: BTreeMap::new(),
-        ssh: None,
-        pct: None,
-        lxd: None,
-        local: None,
-        sudo: None,
-    }
+    Host::new(name, address, Role::Agent)
 }
 
 /// The one server to take the apply lock on: the first reached.

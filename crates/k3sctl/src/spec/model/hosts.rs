@@ -119,6 +119,29 @@ pub struct Host {
     pub sudo: Option<bool>,
 }
 
+impl Host {
+    /// Host `name` at `address` with `role` and nothing else set (no group, labels, taints,
+    /// config or transport settings: the defaults apply).
+    pub fn new(name: impl Into<String>, address: impl Into<String>, role: Role) -> Self {
+        Self {
+            name: name.into(),
+            address: address.into(),
+            public_address: None,
+            private_address: None,
+            role,
+            group: None,
+            labels: BTreeMap::new(),
+            taints: Vec::new(),
+            config: BTreeMap::new(),
+            ssh: None,
+            pct: None,
+            lxd: None,
+            local: None,
+            sudo: None,
+        }
+    }
+}
+
 /// A Proxmox LXC container reached with `pct exec` on a Proxmox host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]

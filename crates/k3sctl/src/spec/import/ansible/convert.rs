@@ -1,8 +1,6 @@
 //! Inventory → [`Cluster`]: which hosts are servers and agents, how they are reached, and which
 //! K3s settings the inventory vars carry. Anything that cannot be carried over is a warning.
 
-use std::collections::BTreeMap;
-
 use super::access::{find_proxmox, hoist_ssh_defaults, ssh_settings};
 use super::inventory::{Inventory, InventoryError, Vars};
 use super::settings::{cluster_config, k3s_spec, parse_bool};
@@ -144,25 +142,14 @@ pub fn convert(
     {
         let vars = inventory.vars_of(inventory_name);
         let name = node_name(inventory_name, &vars, &mut warnings);
+        let address = vars
+            .get("ansible_host")
+            .or_else(|| vars.get("pct_id").and(vars.get("node_name")))
+            .cloned()
+            .unwrap_or_else(|| inventory_name.clone());
         let mut host = Host {
-            name: name.clone(),
-            address: vars
-                .get("ansible_host")
-                .or_else(|| vars.get("pct_id").and(vars.get("node_name")))
-                .cloned()
-                .unwrap_or_else(|| inventory_name.clone()),
-            public_address: None,
-            private_address: None,
-            role,
-            group: None,
-            labels: BTreeMap::new(),
-            taints: Vec::new(),
-            config: BTreeMap::new(),
-            ssh: None,
-            pct: None,
-            lxd: None,
-            local: None,
             sudo: vars.get("ansible_become").and_then(|v| parse_bool(v)),
+            ..Host::new(name.clone(), address, role)
         };
         if role == Role::Agent {
             host.group = agent_subgroup(inventory, inventory_name, &agent_group_names);
