@@ -11,20 +11,37 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use super::Global;
 use crate::run::{Event, EventKind, JsonReporter, PlainReporter, Reporter};
 
-/// Progress events: JSON lines with `-o json`, else plain lines, on stderr.
+/// Progress events: JSON lines with `-o json`, else plain lines, on stderr; with `-q` only
+/// failed steps.
 pub fn line_reporter(global: &Global) -> Arc<dyn Reporter> {
-    if global.json() {
+    let lines: Arc<dyn Reporter> = if global.json() {
         Arc::new(JsonReporter::default())
     } else {
         Arc::new(PlainReporter::default())
+    };
+    if global.quiet {
+        Arc::new(FailuresOnly(lines))
+    } else {
+        lines
+    }
+}
+
+/// `-q`: passes on failed steps only (every other event is progress or a note, not an error).
+struct FailuresOnly(Arc<dyn Reporter>);
+
+impl Reporter for FailuresOnly {
+    fn report(&self, event: Event) {
+        if event.kind == EventKind::Failed {
+            self.0.report(event);
+        }
     }
 }
 
 /// Spinners per host when stderr is a terminal and the output is not JSON (the
 /// [`TtyReporter`] is also returned, to [`TtyReporter::finish`] once the run is over), else
-/// [`line_reporter`].
+/// (and with `-q`) [`line_reporter`].
 pub fn run_reporter(global: &Global) -> (Option<Arc<TtyReporter>>, Arc<dyn Reporter>) {
-    if global.json() || !std::io::stderr().is_terminal() {
+    if global.json() || global.quiet || !std::io::stderr().is_terminal() {
         return (None, line_reporter(global));
     }
     let tty = Arc::new(TtyReporter::default());
@@ -101,5 +118,41 @@ impl Reporter for TtyReporter {
                 let _ = self.multi.println(line("·"));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Default)]
+    struct Record(Mutex<Vec<EventKind>>);
+
+    impl Reporter for Record {
+        fn report(&self, event: Event) {
+            if let Ok(mut seen) = self.0.lock() {
+                seen.push(event.kind);
+            }
+        }
+    }
+
+    #[test]
+    fn quiet_passes_on_failed_steps_only() {
+        let record = Arc::new(Record::default());
+        let quiet = FailuresOnly(Arc::clone(&record) as Arc<dyn Reporter>);
+        for kind in [
+            EventKind::Start,
+            EventKind::Done,
+            EventKind::Info,
+            EventKind::Skipped,
+            EventKind::Failed,
+        ] {
+            quiet.report(Event::new("h", "restart", kind, "m"));
+        }
+        assert_eq!(
+            *record.0.lock().expect("lock"),
+            [EventKind::Failed],
+            "only the failure reaches stderr"
+        );
     }
 }
