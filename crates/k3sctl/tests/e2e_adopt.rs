@@ -5,7 +5,9 @@
 //! between the unit and config.yaml. Then: `init --from-hosts` writes the spec; `plan` shows
 //! no restart; `apply` takes the files over with every K3s PID unchanged; the next plan has
 //! nothing to do; a registry mirror added restarts one node at a time; `upgrade` works. One
-//! agent also has a unit drop-in (`k3s-agent.service.d/*.conf`) with a setting. Then
+//! agent also has a unit drop-in (`k3s-agent.service.d/*.conf`) with a setting, the other a
+//! drop-in in /run's `k3s-.service.d/` that replaces ExecStart: it is taken over (moved aside,
+//! kept) without a restart and no flag is given twice. Then
 //! the same cluster laid out as k3s-ansible leaves it is taken over again from a k3s-ansible
 //! inventory (`e2e_adopt/ansible.rs`), again without a restart.
 
@@ -25,6 +27,9 @@ use lab::foreign::{self, InstallScript};
 use lab::{Lab, SpecOptions};
 
 const TOKEN: &str = "adopt-secret-7f3a";
+/// Where the third host's drop-in replacing ExecStart is: /run, in the prefix directory
+/// systemd applies to `k3s-agent.service`.
+const EXEC_DROPIN_DIR: &str = "/run/systemd/system/k3s-.service.d";
 
 /// Writes `content` to `path` in `host`'s root with `mode`.
 fn write_root(lab: &Lab, host: &str, path: &str, content: &[u8], mode: u32) {
@@ -80,7 +85,26 @@ fn adopts_an_installer_cluster_without_restarts_then_changes_and_upgrades_it() {
         b"[Service]\nEnvironment=K3S_RESOLV_CONF=/etc/resolv.conf\n",
         0o644,
     );
+    // On the second agent, a drop-in that replaces ExecStart where systemd also looks: in /run,
+    // in the prefix directory that applies to every k3s-*.service (written inside the
+    // container: its /run is its own tmpfs).
+    lab.exec(
+        names[2],
+        &format!(
+            "mkdir -p {EXEC_DROPIN_DIR} && printf '%s\\n' '[Service]' 'ExecStart=' \
+             'ExecStart=/usr/local/bin/k3s agent --node-label zone=z2 --kubelet-arg max-pods=120' \
+             > {EXEC_DROPIN_DIR}/50-exec.conf"
+        ),
+    )
+    .expect("drop-in");
     foreign::start(&lab, &names, &["server", "agent", "agent"], false).expect("start K3s");
+    let dropin_paths = lab
+        .exec(names[2], "systemctl show -p DropInPaths --value k3s-agent")
+        .expect("systemctl show");
+    assert!(
+        dropin_paths.contains(&format!("{EXEC_DROPIN_DIR}/50-exec.conf")),
+        "systemd does not apply the drop-in: {dropin_paths}"
+    );
     let admin = lab
         .exec(&hosts[0].name, "cat /etc/rancher/k3s/k3s.yaml")
         .expect("admin kubeconfig");
@@ -128,6 +152,10 @@ fn adopts_an_installer_cluster_without_restarts_then_changes_and_upgrades_it() {
         "role: agent",
         // From the unit drop-in of the first agent.
         "resolv-conf: /etc/resolv.conf",
+        // From the drop-in replacing the second agent's ExecStart.
+        "zone: z2",
+        "max-pods=120",
+        "replaces the unit's ExecStart",
     ] {
         assert!(written.contains(want), "{want} missing:\n{written}");
     }
@@ -140,7 +168,14 @@ fn adopts_an_installer_cluster_without_restarts_then_changes_and_upgrades_it() {
             .collect()
     };
     let before = pids(&lab);
-    plan_adopts_without_restart(&spec_arg, hosts.len());
+    let invocation = adopt::invocations(&lab, &[names[2]], &["k3s-agent"]);
+    let shown = plan_adopts_without_restart(&spec_arg, hosts.len());
+    assert!(
+        shown.contains(&format!(
+            "take over {EXEC_DROPIN_DIR}/50-exec.conf: its ExecStart override gives way"
+        )) && shown.contains("moved aside, the original kept as"),
+        "{shown}"
+    );
 
     let started = Instant::now();
     let out = k3sctl(&["apply", "-c", &spec_arg]);
@@ -151,6 +186,33 @@ fn adopts_an_installer_cluster_without_restarts_then_changes_and_upgrades_it() {
         .exec(&hosts[1].name, "cat /etc/systemd/system/k3s-agent.service")
         .expect("cat");
     assert!(unit.starts_with("# Managed by k3sctl"), "{unit}");
+    // The drop-in replacing ExecStart was taken over: moved aside (kept), K3s not restarted
+    // (same invocation), k3sctl's unit gives the command and config.yaml each flag once.
+    assert_eq!(
+        adopt::invocations(&lab, &[names[2]], &["k3s-agent"]),
+        invocation
+    );
+    let listing = lab
+        .exec(names[2], &format!("ls {EXEC_DROPIN_DIR}"))
+        .expect("ls");
+    assert!(
+        !listing.lines().any(|l| l.trim().ends_with(".conf"))
+            && listing.contains("50-exec.conf.before-k3sctl-"),
+        "{listing}"
+    );
+    let exec_start = lab
+        .exec(names[2], "systemctl show -p ExecStart --value k3s-agent")
+        .expect("show");
+    assert!(
+        exec_start.contains("/usr/local/bin/k3s") && !exec_start.contains("--"),
+        "{exec_start}"
+    );
+    let config = lab
+        .exec(names[2], "cat /etc/rancher/k3s/config.yaml")
+        .expect("config");
+    assert_eq!(config.matches("max-pods=120").count(), 1, "{config}");
+    assert_eq!(config.matches("max-pods=110").count(), 1, "{config}");
+    assert!(config.contains("zone=z2"), "{config}");
 
     let plan = k3sctl(&["plan", "-c", &spec_arg, "--detailed-exitcode"]);
     assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));

@@ -418,38 +418,51 @@ fn drift_scenarios(lab: &Lab, spec: &str, kubeconfig: &std::path::Path) {
     wait_node_args(kubeconfig, other, |a| !a.contains("max-pods"));
 
     // A unit drop-in k3sctl does not manage replaces ExecStart with an extra argument:
-    // reported with a hint, left alone by apply.
+    // reported with a hint, and apply takes the drop-in over (moved aside, kept) and restarts
+    // K3s with the spec's configuration, the plan naming the setting it loses.
+    let dropin = "/etc/systemd/system/k3s-agent.service.d/90-by-hand.conf";
     let (arg, plan) = node_arg_drift(
         lab,
         kubeconfig,
         spec,
         other,
-        "mkdir -p /etc/systemd/system/k3s-agent.service.d && printf '[Service]\\nExecStart=\\n\
-         ExecStart=/usr/local/bin/k3s agent --kubelet-arg=max-pods=40\\n' \
-         > /etc/systemd/system/k3s-agent.service.d/90-by-hand.conf \
-         && systemctl daemon-reload && systemctl restart k3s-agent",
+        &format!(
+            "mkdir -p /etc/systemd/system/k3s-agent.service.d && printf '[Service]\\nExecStart=\\n\
+             ExecStart=/usr/local/bin/k3s agent --kubelet-arg=max-pods=40\\n' \
+             > {dropin} && systemctl daemon-reload && systemctl restart k3s-agent"
+        ),
         40,
     );
     assert_eq!(arg["fix"], "manual", "{plan:#}");
     assert!(
         arg["hint"]
             .as_str()
-            .is_some_and(|h| h.contains("systemctl cat k3s-agent")),
+            .is_some_and(|h| h.contains("systemctl cat k3s-agent") && h.contains("take over")),
         "{plan:#}"
     );
-    let out_text = apply_ok(spec);
+    let shown = text(&k3sctl(&["plan", "-c", spec]));
     assert!(
-        out_text.contains("Nothing to do that apply can do")
-            && out_text.contains(&format!("{other} k3s argument kubelet-arg")),
-        "{out_text}"
+        shown.contains(&format!(
+            "take over {dropin}: its ExecStart override gives way"
+        )) && shown.contains("> restart k3s-agent")
+            && shown.contains("max-pods=40"),
+        "{shown}"
+    );
+    apply_ok(spec);
+    wait_node_args(kubeconfig, other, |a| !a.contains("max-pods"));
+    let listing = lab
+        .exec(other, "ls /etc/systemd/system/k3s-agent.service.d")
+        .expect("ls");
+    assert!(
+        !listing.lines().any(|l| l.trim() == "90-by-hand.conf")
+            && listing.contains("90-by-hand.conf.before-k3sctl-"),
+        "{listing}"
     );
     lab.exec(
         other,
-        "rm /etc/systemd/system/k3s-agent.service.d/90-by-hand.conf && systemctl daemon-reload \
-         && systemctl restart k3s-agent",
+        "rm /etc/systemd/system/k3s-agent.service.d/90-by-hand.conf.before-k3sctl-*",
     )
-    .expect("unit drop-in removed");
-    wait_node_args(kubeconfig, other, |a| !a.contains("max-pods"));
+    .expect("backup removed");
 
     // A Node no spec host explains: reported by plan, never deleted by apply.
     create_stray_node(lab, kubeconfig, "drift-stray");

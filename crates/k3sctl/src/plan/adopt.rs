@@ -1,6 +1,6 @@
 //! Taking over K3s's files without a restart: when the files k3sctl would write differ from
 //! what a host has (another tool's unit with flags in ExecStart, its env file, its config.yaml
-//! and drop-ins), the planner compares the effective configuration K3s runs with now and the
+//! and drop-ins, a unit drop-in replacing ExecStart), the planner compares the effective configuration K3s runs with now and the
 //! one it would run with after the writes. Only a difference there needs a restart, and the
 //! plan names it. Pure.
 
@@ -113,8 +113,9 @@ pub(crate) fn observed_sources(role: NodeRole, start: &StartFiles) -> Sources {
 }
 
 /// What K3s would start with after the writes: k3sctl's unit with the host's unit drop-ins
-/// (k3sctl leaves them), config.yaml and env file, and the other env files the unit names as
-/// the host has them; no config.yaml.d drop-ins.
+/// (k3sctl leaves them, except the `ExecStart=` lines it takes over:
+/// [`crate::k3s::unit_dropins::after_takeover`]), config.yaml and env file, and the other env
+/// files the unit names as the host has them; no config.yaml.d drop-ins.
 fn desired_sources(
     host: &DesiredHost,
     start: &StartFiles,
@@ -125,7 +126,10 @@ fn desired_sources(
         Some(FileContent::Plain(text)) => Some(text.clone()),
         _ => None,
     };
-    let unit = unit_with_dropins(&plain(&unit_path(host.role))?, &start.unit_dropins);
+    let unit = unit_with_dropins(
+        &plain(&unit_path(host.role))?,
+        &crate::k3s::unit_dropins::after_takeover(&start.unit_dropins),
+    );
     let config = plain(CONFIG_PATH)?;
     let env = env_path(host.role);
     let (env_text, _) = file(&env)?.content.resolve(token)?;

@@ -205,43 +205,94 @@ fn dropins_are_removed_and_their_settings_judged() {
     );
 }
 
-#[test]
-fn unit_dropins_count_before_and_after_the_writes() {
-    // A drop-in that replaces ExecStart and adds a flag: K3s runs with it, and still will
-    // after k3sctl writes its unit (the drop-in stays and wins over the unit).
-    let mut start = start_files();
-    start.unit_dropins = vec![(
-        "20-exec.conf".into(),
-        "[Service]\nExecStart=\nExecStart=/usr/local/bin/k3s agent --node-label zone=a \
-         --kubelet-arg max-pods=150\n"
-            .into(),
-    )];
-    let plan =
-        compute_plan(&desired(agent(BTreeMap::new())), &installed(start.clone())).expect("plans");
-    assert_eq!(kinds(&plan).first(), Some(&"adopt"), "{plan:#?}");
-    // The same list setting also in the spec: K3s would get it twice (config.yaml and the
-    // drop-in's command line), which is a change.
-    let extra = max_pods_150();
-    let plan = compute_plan(&desired(agent(extra)), &installed(start)).expect("plans");
-    assert!(
-        render_plan(&plan).contains("kubelet-arg: [max-pods=150] -> [max-pods=150, max-pods=150]"),
-        "{}",
-        render_plan(&plan)
-    );
+fn unit_dropin(name: &str, text: &str) -> crate::k3s::unit_dropins::UnitDropin {
+    crate::k3s::unit_dropins::UnitDropin {
+        path: format!("/etc/systemd/system/k3s-agent.service.d/{name}"),
+        text: text.to_owned(),
+        masks_another: false,
+    }
+}
 
-    // A drop-in Environment= line a spec setting contradicts: a restart naming it.
+#[test]
+fn a_dropin_replacing_exec_start_is_taken_over_without_a_restart_when_the_spec_holds_its_flags() {
+    // K3s runs with the drop-in's command line; the spec (as the import writes it) holds the
+    // same flags in config.yaml. k3sctl takes the drop-in's ExecStart over: the effective
+    // configuration after apply is the one before, no flag given twice, no restart.
     let mut start = start_files();
-    start.unit_dropins = vec![(
-        "10-name.conf".into(),
-        "[Service]\nEnvironment=K3S_NODE_NAME=agent-old\n".into(),
+    start.unit_dropins = vec![unit_dropin(
+        "20-exec.conf",
+        "[Service]\nExecStart=\nExecStart=/usr/local/bin/k3s agent --node-label zone=a \
+         --kubelet-arg max-pods=150\nEnvironment=HTTP_PROXY=http://p:3128\n",
+    )];
+    let host = agent(max_pods_150());
+    let plan = compute_plan(&desired(host.clone()), &installed(start.clone())).expect("plans");
+    assert_eq!(kinds(&plan).first(), Some(&"adopt"), "{plan:#?}");
+    assert!(!kinds(&plan).contains(&"restart"), "{plan:#?}");
+    let takeover = plan.hosts[0]
+        .steps
+        .iter()
+        .find_map(|s| match s {
+            Step::TakeOverUnitDropin(t) => Some(t.clone()),
+            _ => None,
+        })
+        .expect("takes the drop-in over");
+    assert_eq!(
+        takeover.rest.as_deref(),
+        Some("[Service]\nEnvironment=HTTP_PROXY=http://p:3128\n")
+    );
+    assert!(kinds(&plan).contains(&"daemon-reload"), "{plan:#?}");
+    let text = render_plan(&plan);
+    assert!(
+        text.contains(&format!(
+            "take over /etc/systemd/system/k3s-agent.service.d/20-exec.conf: its ExecStart \
+             override gives way to k3sctl's k3s-agent unit (the flags are in config.yaml); \
+             rewritten without its ExecStart lines (its other lines stay), the original kept \
+             as {}",
+            takeover.backup
+        )),
+        "{text}"
+    );
+    // The adoption is recorded before the drop-in changes.
+    let order = kinds(&plan);
+    let adopt = order.iter().position(|k| *k == "adopt");
+    let taken = order.iter().position(|k| *k == "take-over-dropin");
+    assert!(adopt < taken, "{order:?}");
+
+    // A hand-written spec without the drop-in's flags: taking it over drops them, which is a
+    // change of what K3s runs with, named in the restart.
+    let plan = compute_plan(&desired(agent(BTreeMap::new())), &installed(start)).expect("plans");
+    let reason = restart_reason(&plan);
+    assert!(
+        reason.contains("kubelet-arg: [max-pods=150] -> (not set)"),
+        "{reason}"
+    );
+    assert!(kinds(&plan).contains(&"take-over-dropin"));
+
+    // Once taken over, nothing is left to do with it.
+    let mut start = start_files();
+    start.unit_dropins = vec![unit_dropin(
+        "20-exec.conf",
+        "[Service]\nEnvironment=HTTP_PROXY=http://p:3128\n",
+    )];
+    let plan = compute_plan(&desired(host), &installed(start)).expect("plans");
+    assert!(!kinds(&plan).contains(&"take-over-dropin"), "{plan:#?}");
+}
+
+#[test]
+fn a_dropin_environment_line_a_spec_setting_contradicts_restarts_naming_it() {
+    let mut start = start_files();
+    start.unit_dropins = vec![unit_dropin(
+        "10-name.conf",
+        "[Service]\nEnvironment=K3S_NODE_NAME=agent-old\n",
     )];
     let plan = compute_plan(&desired(agent(BTreeMap::new())), &installed(start)).expect("plans");
-    let restart = restart_reason(&plan);
     // The env line stays in the drop-in and k3sctl's config.yaml node-name overrides it.
     assert_eq!(
-        restart, "setting node-name: agent-old -> (not set) changed",
+        restart_reason(&plan),
+        "setting node-name: agent-old -> (not set) changed",
         "{plan:#?}"
     );
+    assert!(!kinds(&plan).contains(&"take-over-dropin"));
 }
 
 #[test]
@@ -441,4 +492,48 @@ fn env_files_are_read_from_where_the_installed_unit_says() {
     let text = render_plan(&plan);
     assert!(text.contains("env HTTP_PROXY"), "{text}");
     assert!(!kinds(&plan).contains(&"adopt"), "{plan:#?}");
+}
+
+#[test]
+fn a_host_named_by_its_address_whose_node_runs_under_another_name_is_refused_with_the_fix() {
+    // A hand-written spec names the agent by its address; K3s on it runs the node as its host
+    // name, agent-1.
+    let mut host = agent(BTreeMap::new());
+    host.name = "10.0.0.7".into();
+    let mut observed = installed(start_files());
+    let obs = observed.hosts.remove("agent-1").expect("host");
+    observed.hosts.insert("10.0.0.7".into(), obs);
+    let err = compute_plan(&desired(host.clone()), &observed).expect_err("refused");
+    let text = err.to_string();
+    assert!(
+        text.starts_with(
+            "host 10.0.0.7 is named by its address, but K3s there runs its node as `agent-1`"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "hint: name the host as its node runs: `name: agent-1` with `address: 10.0.0.7`"
+        ),
+        "{text}"
+    );
+    // A node-name in its files is the name K3s runs it under.
+    let mut start = start_files();
+    start.config = Some("node-name: edge-7\n".into());
+    let mut observed = installed(start);
+    let obs = observed.hosts.remove("agent-1").expect("host");
+    observed.hosts.insert("10.0.0.7".into(), obs);
+    let err = compute_plan(&desired(host.clone()), &observed).expect_err("refused");
+    assert!(err.to_string().contains("`name: edge-7`"), "{err}");
+    // The node really registered under the address: nothing to say.
+    if let Some(nodes) = observed.nodes.as_mut() {
+        nodes[0].name = "10.0.0.7".into();
+    }
+    assert!(compute_plan(&desired(host.clone()), &observed).is_ok());
+    // No K3s on the host yet: the address is a fine name for a new node.
+    let mut observed = installed(start_files());
+    let mut obs = observed.hosts.remove("agent-1").expect("host");
+    obs.start = None;
+    observed.hosts.insert("10.0.0.7".into(), obs);
+    assert!(compute_plan(&desired(host), &observed).is_ok());
 }

@@ -85,10 +85,18 @@ pub enum PlanError {
         /// The servers.
         hosts: Vec<String>,
     },
+    /// Hosts the spec names by address whose K3s runs the node under another name: applying
+    /// would rename (and restart) them.
+    #[error("{}", super::named_by_address::explain(.0))]
+    NamedByAddress(Vec<super::named_by_address::Misnamed>),
 }
 
 /// Computes the plan.
 pub fn compute_plan(desired: &Desired, observed: &Observed) -> Result<Plan, PlanError> {
+    let misnamed = super::named_by_address::misnamed(desired, observed);
+    if !misnamed.is_empty() {
+        return Err(PlanError::NamedByAddress(misnamed));
+    }
     let datastore = decide(desired, observed)?;
     let nodes = observed.nodes_by_name();
     let mut hosts = desired
@@ -331,8 +339,20 @@ fn plan_host(
     for path in &dropins {
         steps.push(Step::RemoveFile { path: path.clone() });
     }
+    // A unit drop-in that replaces ExecStart would give K3s its own command line over k3sctl's
+    // unit (and the spec's list flags twice): k3sctl takes its ExecStart lines over, keeping
+    // the original; the effective configuration decides whether K3s restarts.
+    let takeovers = obs
+        .start
+        .as_ref()
+        .map(|s| crate::k3s::unit_dropins::takeovers(&s.unit_dropins))
+        .unwrap_or_default();
+    if !takeovers.is_empty() {
+        unit_changed = true;
+    }
+    steps.extend(takeovers.iter().cloned().map(Step::TakeOverUnitDropin));
     let mut adopt_unchanged = false;
-    if !start_written.is_empty() || !dropins.is_empty() {
+    if !start_written.is_empty() || !dropins.is_empty() || !takeovers.is_empty() {
         let judged = (obs.service_active && !bootstraps)
             .then(|| adopt::judge_after_record(host, obs, node, observed.token.as_ref()))
             .flatten();
@@ -356,6 +376,8 @@ fn plan_host(
                 if !dropins.is_empty() {
                     restart_reasons.push("config.yaml.d".into());
                 }
+                restart_reasons
+                    .extend(takeovers.iter().map(|t| format!("ExecStart of {}", t.path)));
             }
         }
     }
@@ -373,7 +395,12 @@ fn plan_host(
         // record explains, and the next run resumes without a restart.
         let at = steps
             .iter()
-            .position(|s| matches!(s, Step::WriteFile { .. } | Step::RemoveFile { .. }))
+            .position(|s| {
+                matches!(
+                    s,
+                    Step::WriteFile { .. } | Step::RemoveFile { .. } | Step::TakeOverUnitDropin(_)
+                )
+            })
             .unwrap_or(steps.len());
         steps.insert(at, Step::Adopt { files });
     }

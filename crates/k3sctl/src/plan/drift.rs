@@ -364,10 +364,11 @@ fn arg_drift(
             change.before,
             change.after,
             Some(format!(
-                "K3s on {0} runs with arguments that the files k3sctl manages do not give: look \
-                 for a unit drop-in that replaces ExecStart (`systemctl cat {1}` on {0}); \
-                 remove it (or move the setting into the spec), `systemctl daemon-reload` and \
-                 restart {1}",
+                "K3s on {0} runs with arguments that the files k3sctl manages do not give: a \
+                 unit drop-in that replaces ExecStart is taken over by apply (its `take over` \
+                 step; move the setting into the spec to keep it); otherwise look at \
+                 `systemctl cat {1}` on {0} and at K3s's command line, and restart {1} once \
+                 its files say what it should run with",
                 host.name,
                 crate::k3s::unit::unit_name(host.role)
             )),

@@ -220,10 +220,11 @@ fn a_flag_the_unit_gives_as_an_environment_variable_is_no_drift() {
     assert_eq!(args[0].subject, "resolv-conf");
     let start = |value: &str| StartFiles {
         unit: "[Service]\nExecStart=/usr/local/bin/k3s agent\n".into(),
-        unit_dropins: vec![(
-            "10-resolv.conf".into(),
-            format!("[Service]\nEnvironment=K3S_RESOLV_CONF={value}\n"),
-        )],
+        unit_dropins: vec![crate::k3s::unit_dropins::UnitDropin {
+            path: "/etc/systemd/system/k3s-agent.service.d/10-resolv.conf".into(),
+            text: format!("[Service]\nEnvironment=K3S_RESOLV_CONF={value}\n"),
+            masks_another: false,
+        }],
         ..StartFiles::default()
     };
     observed.hosts.get_mut("agent-2").expect("host").start = Some(start("/etc/resolv.conf"));

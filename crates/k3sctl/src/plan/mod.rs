@@ -12,6 +12,7 @@ pub mod drift;
 pub mod from_spec;
 pub mod lifecycle;
 pub mod manifest_drift;
+pub mod named_by_address;
 pub mod observed;
 pub mod restore;
 pub mod rotate;

@@ -67,9 +67,11 @@ pub struct ObservedHost {
 pub struct StartFiles {
     /// The unit file's text.
     pub unit: String,
-    /// The unit's drop-ins (`/etc/systemd/system/<unit>.service.d/*.conf`), `(file name,
-    /// content)`: systemd applies them over the unit, and k3sctl leaves them in place.
-    pub unit_dropins: Vec<(String, String)>,
+    /// The unit's drop-ins systemd applies, in its order
+    /// ([`crate::k3s::unit_dropins::applied`]: `.conf` files of `<unit>.service.d/`, its
+    /// prefix directories and `service.d/` under /etc, /run and /usr/lib). k3sctl leaves them in
+    /// place, except the `ExecStart=` lines it takes over.
+    pub unit_dropins: Vec<crate::k3s::unit_dropins::UnitDropin>,
     /// Env files the unit reads that exist, `(path, content)`; they may hold the token.
     pub env_files: Vec<(String, Secret)>,
     /// /etc/rancher/k3s/config.yaml.

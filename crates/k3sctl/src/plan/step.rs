@@ -43,6 +43,11 @@ pub enum Step {
         /// Path on the host.
         path: String,
     },
+    /// Take over a unit drop-in that sets K3s's command (`ExecStart=`): k3sctl's unit holds the
+    /// command and config.yaml the flags, so the drop-in's `ExecStart` lines go (the drop-in is
+    /// rewritten without them, or moved aside when nothing else is left in it); the original
+    /// is kept at `backup`.
+    TakeOverUnitDropin(crate::k3s::unit_dropins::Takeover),
     /// Link a command (`kubectl`, `crictl`, `ctr`) to the K3s binary as K3s's install script
     /// does, where no file or command of that name exists (see [`crate::k3s::links`]).
     LinkCommand {
@@ -277,6 +282,18 @@ impl Step {
             }
             Self::WriteFile { path, mode, .. } => format!("update {path} (mode {mode:04o})"),
             Self::RemoveFile { path } => format!("remove {path}"),
+            Self::TakeOverUnitDropin(t) => {
+                let what = if t.rest.is_some() {
+                    "rewritten without its ExecStart lines (its other lines stay)"
+                } else {
+                    "moved aside"
+                };
+                format!(
+                    "take over {}: its ExecStart override gives way to k3sctl's {unit} unit \
+                     (the flags are in config.yaml); {what}, the original kept as {}",
+                    t.path, t.backup
+                )
+            }
             Self::LinkCommand { path, .. } => {
                 format!("link {path} -> {}", crate::k3s::links::TARGET)
             }
@@ -434,6 +451,7 @@ impl Step {
             Self::UploadBinary { .. } => "upload-binary",
             Self::WriteFile { .. } => "write-file",
             Self::RemoveFile { .. } => "remove-file",
+            Self::TakeOverUnitDropin(_) => "take-over-dropin",
             Self::LinkCommand { .. } => "link-command",
             Self::DaemonReload => "daemon-reload",
             Self::Adopt { .. } => "adopt",
@@ -501,6 +519,7 @@ impl HostPlan {
             && self.steps.iter().all(|step| match step {
                 Step::WriteFile { .. }
                 | Step::RemoveFile { .. }
+                | Step::TakeOverUnitDropin(_)
                 | Step::LinkCommand { .. }
                 | Step::DaemonReload
                 | Step::Adopt { .. }

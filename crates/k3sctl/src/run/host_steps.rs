@@ -189,7 +189,9 @@ pub async fn prestage(
                 early
             }
             Step::DaemonReload => !deferred_non_env,
-            Step::RemoveFile { .. } | Step::LinkCommand { .. } => true,
+            Step::RemoveFile { .. } | Step::TakeOverUnitDropin(_) | Step::LinkCommand { .. } => {
+                true
+            }
             Step::Adopt { .. } => break,
             Step::Start { .. }
             | Step::Restart { .. }
@@ -334,6 +336,15 @@ pub(super) async fn run_step(
         Step::RemoveFile { path } => {
             let command = format!("rm -f {}", crate::host::shell::quote(path));
             exec(transport, &command, &format!("removing {path}")).await
+        }
+        Step::TakeOverUnitDropin(takeover) => {
+            let script = super::dropin_takeover::script(takeover);
+            exec(
+                transport,
+                &script,
+                &format!("taking over {}", takeover.path),
+            )
+            .await
         }
         Step::LinkCommand { command, path } => {
             let script = crate::k3s::links::create_script(command);

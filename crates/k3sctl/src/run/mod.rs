@@ -8,6 +8,7 @@ pub mod api_forward;
 pub mod binary_record;
 pub mod context;
 pub mod convert;
+pub mod dropin_takeover;
 pub mod engine;
 pub mod etcd;
 pub mod events;

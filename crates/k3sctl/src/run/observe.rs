@@ -102,24 +102,28 @@ pub fn start_file_paths(role: NodeRole) -> Vec<String> {
 
 /// Shell that prints `src=<path> <base64>` for each file K3s may start from: `paths`, and
 /// every `EnvironmentFile=` of the unit files `units` (`(unit file, unit name)`, `%N`/`%n`
-/// expanded) and of their drop-ins (`<unit file>.d/*.conf`), whatever their paths, then each
-/// drop-in as `unitdropin=<unit name> <file name> <base64>`. Which of them a unit really reads
-/// is decided from its text (`k3s::effective::env_files_of_unit`); a path named twice is
+/// expanded) and of their drop-ins wherever systemd looks for them
+/// ([`crate::k3s::unit_dropins::dropin_dirs`]), whatever their paths, then each drop-in as
+/// `unitdropin=<unit name> <path> <base64>` ([`crate::k3s::unit_dropins::read_snippet`]).
+/// Which of them a unit really reads is decided from its text
+/// (`k3s::effective::env_files_of_unit`, `k3s::unit_dropins::applied`); a path named twice is
 /// printed twice.
 pub fn read_start_files(paths: &[String], units: &[(String, &str)]) -> String {
+    read_start_files_under("", paths, units)
+}
+
+/// [`read_start_files`] with the drop-in directories under `root` (tests).
+fn read_start_files_under(root: &str, paths: &[String], units: &[(String, &str)]) -> String {
     let mut words: Vec<String> = paths.iter().map(|p| shell::quote(p)).collect();
     let mut dropins = String::new();
     for (file, name) in units {
-        let dir = shell::quote(&format!("{file}.d"));
-        dropins.push_str(&format!(
-            "for f in {dir}/*.conf; do if [ -f \"$f\" ]; then echo \"unitdropin={name} ${{f##*/}} $(base64 -w0 \"$f\")\"; fi; done\n"
-        ));
+        dropins.push_str(&crate::k3s::unit_dropins::read_snippet(name, root));
         words.push(
             String::from("$(sed -n 's/^[[:space:]]*EnvironmentFile[[:space:]]*=[[:space:]]*-\\{0,1\\}[[:space:]]*//p' ")
                 + &shell::quote(file)
                 + " "
-                + &dir
-                + "/*.conf 2>/dev/null | sed 's/%N/"
+                + &crate::k3s::unit_dropins::globs(name, root)
+                + " 2>/dev/null | sed 's/%N/"
                 + name
                 + "/g; s/%n/"
                 + name
@@ -269,6 +273,7 @@ pub fn parse_report(
     let mut admin_kubeconfig = None;
     let mut adopted: Option<String> = None;
     let mut start = StartFiles::default();
+    let mut unit_dropins: Vec<(String, String)> = Vec::new();
     let mut has_unit = false;
     let mut mtimes: BTreeMap<&str, i64> = BTreeMap::new();
     let unit_file = unit_path(host.role);
@@ -338,11 +343,10 @@ pub fn parse_report(
             }
             "unitdropin" => {
                 let mut parts = value.splitn(3, ' ');
-                if let (Some(unit), Some(name), Some(data)) =
-                    (parts.next(), parts.next(), parts.next())
+                if let (Some(unit), Some(path)) = (parts.next(), parts.next())
                     && unit == unit_name(host.role)
                 {
-                    start.unit_dropins.push((name.to_owned(), decode(data)?));
+                    unit_dropins.push((path.to_owned(), decode(parts.next().unwrap_or(""))?));
                 }
             }
             "fstat" => {
@@ -404,6 +408,7 @@ pub fn parse_report(
     if let Some(record) = record.filter(|r| started == Some(r.started)) {
         obs.adopted = record.set;
     }
+    start.unit_dropins = crate::k3s::unit_dropins::applied(unit_name(host.role), &unit_dropins);
     obs.start = has_unit.then_some(start);
     Ok(Observation {
         host: obs,
@@ -592,16 +597,32 @@ mod tests {
         .expect("env");
         fs_err::write(dir.path().join("k3s-agent.service.env"), "K3S_URL=u\n").expect("env");
         fs_err::write(dir.path().join("fixed"), "a: 1\n").expect("fixed");
-        // A unit drop-in naming one more env file.
-        fs_err::create_dir(dir.path().join("k3s-agent.service.d")).expect("mkdir");
-        fs_err::write(
-            dir.path().join("k3s-agent.service.d/10-proxy.conf"),
-            format!("[Service]\nEnvironmentFile=-{d}/proxy.env\n"),
+        // Unit drop-ins where systemd looks for them (under a root here): one in /run naming
+        // one more env file, one in the prefix directory under /usr/lib, a mask (a link to
+        // /dev/null) and a file systemd does not read.
+        let put = |path: &str, text: &str| {
+            let full = dir.path().join(path);
+            fs_err::create_dir_all(full.parent().expect("parent")).expect("mkdir");
+            fs_err::write(full, text).expect("write");
+        };
+        put(
+            "run/systemd/system/k3s-agent.service.d/10-proxy.conf",
+            &format!("[Service]\nEnvironmentFile=-{d}/proxy.env\n"),
+        );
+        put(
+            "usr/lib/systemd/system/k3s-.service.d/20-prefix.conf",
+            "[Service]\nEnvironment=A=1\n",
+        );
+        put("etc/systemd/system/k3s-agent.service.d/x.bak", "no");
+        fs_err::os::unix::fs::symlink(
+            "/dev/null",
+            dir.path()
+                .join("etc/systemd/system/k3s-agent.service.d/05-masked.conf"),
         )
-        .expect("dropin");
-        fs_err::write(dir.path().join("k3s-agent.service.d/x.bak"), "no").expect("bak");
-        fs_err::write(dir.path().join("proxy.env"), "NO_PROXY=x\n").expect("env");
-        let script = read_start_files(
+        .expect("symlink");
+        put("proxy.env", "NO_PROXY=x\n");
+        let script = read_start_files_under(
+            &d.to_string(),
             &[format!("{d}/fixed")],
             &[(unit.to_string_lossy().into_owned(), "k3s-agent")],
         );
@@ -625,23 +646,36 @@ mod tests {
             ]
         );
         let text = out.stdout_text();
-        let dropins: Vec<&str> = text
+        let mut dropins: Vec<&str> = text
             .lines()
-            .filter(|l| l.starts_with("unitdropin="))
+            .filter_map(|l| l.strip_prefix("unitdropin=k3s-agent "))
             .collect();
-        assert_eq!(dropins.len(), 1, "{text}");
-        assert!(
-            dropins[0].starts_with("unitdropin=k3s-agent 10-proxy.conf "),
-            "{text}"
+        dropins.sort_unstable();
+        assert_eq!(dropins.len(), 3, "{text}");
+        assert_eq!(
+            dropins[0].trim_end(),
+            format!("{d}/etc/systemd/system/k3s-agent.service.d/05-masked.conf"),
+            "a mask is reported with no content: {text}"
         );
+        assert!(dropins[1].starts_with(&format!(
+            "{d}/run/systemd/system/k3s-agent.service.d/10-proxy.conf "
+        )));
+        assert!(dropins[2].starts_with(&format!(
+            "{d}/usr/lib/systemd/system/k3s-.service.d/20-prefix.conf "
+        )));
         // The report's drop-in reaches the host's start files.
         let b64 = base64::engine::general_purpose::STANDARD.encode("[Service]\nEnvironment=A=1\n");
+        let lower =
+            base64::engine::general_purpose::STANDARD.encode("[Service]\nEnvironment=A=2\n");
         let obs = parse_report(
             &host(),
             &ObserveRequest::default(),
             &format!(
-                "arch=x86_64\nsrc={} {}\nunitdropin=k3s-agent 10-a.conf {b64}\n\
-                 unitdropin=k3s 10-b.conf {b64}\n",
+                "arch=x86_64\nsrc={} {}\n\
+                 unitdropin=k3s-agent /etc/systemd/system/k3s-agent.service.d/10-a.conf {b64}\n\
+                 unitdropin=k3s /etc/systemd/system/k3s.service.d/10-b.conf {b64}\n\
+                 unitdropin=k3s-agent /usr/lib/systemd/system/k3s-agent.service.d/10-a.conf {lower}\n\
+                 unitdropin=k3s-agent /etc/systemd/system/k3s-.service.d/05-null.conf \n",
                 unit_path(NodeRole::Agent),
                 base64::engine::general_purpose::STANDARD.encode("[Service]\nExecStart=/x agent\n"),
             ),
@@ -651,10 +685,11 @@ mod tests {
         let start = obs.start.expect("start files");
         assert_eq!(
             start.unit_dropins,
-            [(
-                "10-a.conf".to_owned(),
-                "[Service]\nEnvironment=A=1\n".to_owned()
-            )]
+            [crate::k3s::unit_dropins::UnitDropin {
+                path: "/etc/systemd/system/k3s-agent.service.d/10-a.conf".into(),
+                text: "[Service]\nEnvironment=A=1\n".into(),
+                masks_another: true,
+            }]
         );
     }
 

@@ -254,6 +254,10 @@ fn merge(
                 origins.insert(flag.to_owned(), variable);
             }
             Some(_) => {}
+            // The install script's own options (`INSTALL_K3S_EXEC`, ...): it writes only
+            // `K3S_*`, `CONTAINERD_*` and proxy variables to K3s's env file, and K3s reads
+            // none of them, so one left in an env file changes nothing K3s does.
+            None if variable.starts_with("INSTALL_K3S_") => {}
             None => {
                 other_env.insert(variable, Secret::new(value));
             }

@@ -85,25 +85,19 @@ pub fn split_words(line: &str) -> Result<Vec<String>, String> {
     Ok(words)
 }
 
-/// The unit as systemd reads it: the unit file, then its drop-ins (`<unit>.service.d/*.conf`,
-/// given as `(file name, text)`, in any order) in file-name order, so a later assignment wins,
+/// The unit as systemd reads it: the unit file, then its drop-ins in the order systemd
+/// applies them ([`crate::k3s::unit_dropins::applied`]), so a later assignment wins,
 /// `ExecStart=` with no value resets the command, `EnvironmentFile=` with no value the list of
-/// env files, and `Environment=` assignments accumulate (a later one of a name wins). Files
-/// not ending in `.conf` are not read by systemd and are left out.
-pub fn unit_with_dropins(unit: &str, dropins: &[(String, String)]) -> String {
-    let mut names: Vec<&(String, String)> = dropins
-        .iter()
-        .filter(|(n, _)| n.ends_with(".conf"))
-        .collect();
-    names.sort_by(|a, b| a.0.cmp(&b.0));
+/// env files, and `Environment=` assignments accumulate (a later one of a name wins).
+pub fn unit_with_dropins(unit: &str, dropins: &[crate::k3s::unit_dropins::UnitDropin]) -> String {
     let mut text = unit.to_owned();
-    for (_, dropin) in names {
+    for dropin in dropins {
         // Each file is parsed on its own: an empty line ends a `\`-continued last line.
         if !text.ends_with('\n') {
             text.push('\n');
         }
         text.push('\n');
-        text.push_str(dropin);
+        text.push_str(&dropin.text);
     }
     text
 }

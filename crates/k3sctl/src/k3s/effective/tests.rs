@@ -447,28 +447,30 @@ fn env_files_are_the_ones_the_unit_names_in_its_order() {
 
 #[test]
 fn unit_dropins_apply_in_name_order_and_reset_execstart_and_env_files() {
-    let dropins = vec![
+    let d = "/etc/systemd/system/k3s.service.d";
+    let found = vec![
         (
-            "20-exec.conf".to_owned(),
+            format!("{d}/20-exec.conf"),
             "[Service]\nExecStart=\nExecStart=/usr/local/bin/k3s server --disable=servicelb\n"
                 .to_owned(),
         ),
         (
-            "10-env.conf".to_owned(),
+            format!("{d}/10-env.conf"),
             "[Service]\nEnvironment=HTTP_PROXY=http://a:3128 K3S_NODE_NAME=first\n\
              EnvironmentFile=\nEnvironmentFile=-/etc/k3s/extra.env\n"
                 .to_owned(),
         ),
         (
-            "30-name.conf".to_owned(),
+            format!("{d}/30-name.conf"),
             "[Service]\nEnvironment=K3S_NODE_NAME=second\n".to_owned(),
         ),
         // Not a .conf file: systemd does not read it.
         (
-            "40-ignored.conf.bak".to_owned(),
+            format!("{d}/40-ignored.conf.bak"),
             "[Service]\nExecStart=\nExecStart=/usr/local/bin/k3s agent\n".to_owned(),
         ),
     ];
+    let dropins = crate::k3s::unit_dropins::applied("k3s", &found);
     let unit = unit_with_dropins(INSTALLER_UNIT, &dropins);
     // EnvironmentFile= with no value dropped the unit's three env files.
     assert_eq!(unit_env_files(&unit, "k3s"), ["/etc/k3s/extra.env"]);
@@ -495,4 +497,26 @@ fn unit_dropins_apply_in_name_order_and_reset_execstart_and_env_files() {
     assert!(e.environment.contains_key("HTTP_PROXY"));
     // Without drop-ins the unit is read as it is.
     assert_eq!(unit_with_dropins(INSTALLER_UNIT, &[]), INSTALLER_UNIT);
+}
+
+#[test]
+fn install_script_options_in_an_env_file_are_no_environment_of_k3s() {
+    // Someone kept the install command in the env file: K3s ignores it, its flags are those of
+    // ExecStart, and dropping the line changes nothing K3s runs with.
+    let with = effective(
+        &sources(
+            INSTALLER_UNIT,
+            "K3S_TOKEN=x\nINSTALL_K3S_EXEC='server --disable traefik'\nHTTP_PROXY=http://p\n",
+            None,
+        ),
+        &defaults(),
+    )
+    .expect("effective");
+    let without = effective(
+        &sources(INSTALLER_UNIT, "K3S_TOKEN=x\nHTTP_PROXY=http://p\n", None),
+        &defaults(),
+    )
+    .expect("effective");
+    assert_eq!(with, without);
+    assert!(with.environment.contains_key("HTTP_PROXY"));
 }

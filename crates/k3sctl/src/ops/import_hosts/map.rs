@@ -31,6 +31,10 @@ pub struct HostSeen {
     pub node: Option<NodeSeen>,
     /// Files in the server's manifests directory that K3s did not write itself.
     pub manifests: Vec<String>,
+    /// Unit drop-ins that set `ExecStart`, which apply takes over.
+    pub takeovers: Vec<crate::k3s::unit_dropins::Takeover>,
+    /// Environment variables the unit drop-ins set, which stay after apply.
+    pub kept_environment: Vec<String>,
 }
 
 /// A Node's labels, taints and addresses from the API.
@@ -496,6 +500,9 @@ pub fn build(base: &Cluster, mut seen: Vec<HostSeen>) -> Result<Imported, String
             }
         }
         for name in h.files.environment.keys() {
+            if h.kept_environment.contains(name) {
+                continue;
+            }
             b.warn(format!(
                 "{}: the environment variable {name} of K3s cannot be expressed in the spec: \
                  apply would drop it (and restart K3s)",
@@ -533,6 +540,15 @@ pub fn build(base: &Cluster, mut seen: Vec<HostSeen>) -> Result<Imported, String
                         .join("; ")
                 ));
             }
+        }
+        for t in &h.takeovers {
+            b.warn(format!(
+                "{}: {} replaces the unit's ExecStart; its flags are in the spec and apply takes \
+                 it over: its ExecStart lines go (k3sctl's unit holds the command, config.yaml \
+                 the flags), the original is kept as {}, and K3s is not restarted when what it \
+                 runs with stays the same",
+                host.name, t.path, t.backup
+            ));
         }
         for manifest in &h.manifests {
             b.warn(format!(

@@ -71,6 +71,8 @@ fn seen() -> (Vec<HostSeen>, Vec<(Sources, NodeDefaults)>) {
             internal_ip: src.1.internal_ip.clone(),
         }),
         manifests: vec![],
+        takeovers: vec![],
+        kept_environment: vec![],
     };
     let list = vec![
         mk(1, crate::spec::Role::Agent, &agent),
@@ -139,6 +141,18 @@ fn the_imported_spec_renders_what_the_hosts_run() {
     .expect("the imported spec validates");
 
     // k3sctl's rendering of the spec runs the same (only the dropped HTTP_PROXY differs).
+    assert_renders_the_same(c, &sources, &[], &["env HTTP_PROXY"]);
+}
+
+/// k3sctl's rendering of the imported spec `c` (its unit with the agent's unit drop-ins
+/// `agent_dropins` as they are after apply) runs as the hosts' files `sources` (agent, server)
+/// say, except for `agent_changes`.
+fn assert_renders_the_same(
+    c: &Cluster,
+    sources: &[(Sources, NodeDefaults)],
+    agent_dropins: &[crate::k3s::unit_dropins::UnitDropin],
+    agent_changes: &[&str],
+) {
     let registries =
         resolve_registries(&c.spec.registries, &|_| Err("none".into())).expect("no credentials");
     let desired = desired_hosts(
@@ -165,8 +179,13 @@ fn the_imported_spec_renders_what_the_hosts_run() {
             .content
             .resolve(Some(&token))
             .expect("env");
+        let dropins = if host.role == NodeRole::Agent {
+            crate::k3s::unit_dropins::after_takeover(agent_dropins)
+        } else {
+            Vec::new()
+        };
         let ours = Sources {
-            unit: plain(".service"),
+            unit: crate::k3s::effective::unit_with_dropins(&plain(".service"), &dropins),
             env_files: vec![("env".into(), env)],
             config: Some(plain("config.yaml")),
             dropins: vec![],
@@ -181,13 +200,70 @@ fn the_imported_spec_renders_what_the_hosts_run() {
             .into_iter()
             .map(|c| c.key)
             .collect();
-        let expected: Vec<String> = if host.role == NodeRole::Agent {
-            vec!["env HTTP_PROXY".into()]
+        let expected: Vec<&str> = if host.role == NodeRole::Agent {
+            agent_changes.to_vec()
         } else {
             vec![]
         };
         assert_eq!(keys, expected, "{}", host.name);
     }
+}
+
+#[test]
+fn a_drop_in_replacing_exec_start_is_imported_once_and_taken_over_without_a_change() {
+    // The agent's unit drop-in replaces the installer's ExecStart with its own flags (a list
+    // flag among them) and sets a proxy; the spec carries the flags, apply takes the drop-in's
+    // ExecStart over, and K3s runs the same: no flag twice, the proxy kept by the drop-in.
+    let dropins = crate::k3s::unit_dropins::applied(
+        "k3s-agent",
+        &[(
+            "/run/systemd/system/k3s-.service.d/20-exec.conf".to_owned(),
+            "[Service]\nExecStart=\nExecStart=/usr/local/bin/k3s agent --node-label zone=c \\\n  \
+             --kubelet-arg=max-pods=120 --kubelet-arg=image-gc-high-threshold=80\n\
+             Environment=HTTP_PROXY=http://p:3128\n"
+                .to_owned(),
+        )],
+    );
+    assert_eq!(dropins.len(), 1);
+    let (mut seen, mut sources) = seen();
+    let unit = crate::k3s::effective::unit_with_dropins(AGENT_UNIT, &dropins);
+    let (agent_sources, defaults) = files(
+        &unit,
+        "K3S_TOKEN='hunter2'\nK3S_URL='https://10.0.0.2:6443'\n",
+        AGENT_CONFIG,
+        "10.1.0.3",
+        "w1",
+    );
+    let agent = seen
+        .iter_mut()
+        .find(|h| h.role == crate::spec::Role::Agent)
+        .expect("agent");
+    agent.files = effective(&agent_sources, &defaults).expect("effective");
+    agent.takeovers = crate::k3s::unit_dropins::takeovers(&dropins);
+    agent.kept_environment = crate::k3s::unit_dropins::environment_names(
+        &crate::k3s::unit_dropins::after_takeover(&dropins),
+    );
+    sources[0] = (agent_sources, defaults);
+    let imported = build(&base(), seen).expect("builds");
+    let c = &imported.cluster;
+    let agent = c.spec.hosts.iter().find(|h| h.name == "w1").expect("w1");
+    assert_eq!(
+        agent.labels["zone"], "c",
+        "the drop-in's label, not the unit's"
+    );
+    assert_eq!(
+        c.spec.cluster.agent_config["kubelet-arg"],
+        serde_json::json!(["max-pods=110", "max-pods=120", "image-gc-high-threshold=80"])
+    );
+    let warnings = imported.warnings.join("\n");
+    assert!(
+        warnings.contains(
+            "w1: /run/systemd/system/k3s-.service.d/20-exec.conf replaces the unit's ExecStart"
+        ) && warnings.contains(".before-k3sctl-"),
+        "{warnings}"
+    );
+    assert!(!warnings.contains("HTTP_PROXY"), "{warnings}");
+    assert_renders_the_same(c, &sources, &dropins, &[]);
 }
 
 #[test]

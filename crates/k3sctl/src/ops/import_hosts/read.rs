@@ -17,6 +17,7 @@ use crate::k3s::effective::{
 use crate::k3s::manifests::MANIFESTS_DIR;
 use crate::k3s::registries::REGISTRIES_PATH;
 use crate::k3s::unit::{BINARY_PATH, unit_name, unit_path};
+use crate::k3s::unit_dropins::{UnitDropin, applied, exec_start_source, takeovers};
 use crate::k3s::version::K3sVersion;
 use crate::ops::connect::{ConnectOptions, connect_all};
 use crate::ops::error::OpsError;
@@ -43,7 +44,8 @@ struct Report {
     hostname: Option<String>,
     start: BTreeMap<String, Secret>,
     dropins: Vec<(String, String)>,
-    /// Unit drop-ins by unit name (`k3s`, `k3s-agent`), `(file name, text)`.
+    /// Unit drop-ins found by unit name (`k3s`, `k3s-agent`), `(path, text)`, wherever systemd
+    /// looks for them.
     unit_dropins: BTreeMap<String, Vec<(String, String)>>,
     registries: Option<String>,
     manifests: Vec<String>,
@@ -122,14 +124,22 @@ fn parse(text: &str) -> Report {
     r
 }
 
-/// The files a role's K3s starts from, from the report.
-fn sources(report: &Report, role: NodeRole) -> Option<Sources> {
-    let unit = unit_with_dropins(
-        report.start.get(&unit_path(role))?.expose(),
+/// The unit drop-ins systemd applies to a role's unit, in its order.
+fn unit_dropins(report: &Report, role: NodeRole) -> Vec<UnitDropin> {
+    applied(
+        unit_name(role),
         report
             .unit_dropins
             .get(unit_name(role))
             .map_or(&[][..], Vec::as_slice),
+    )
+}
+
+/// The files a role's K3s starts from, from the report.
+fn sources(report: &Report, role: NodeRole) -> Option<Sources> {
+    let unit = unit_with_dropins(
+        report.start.get(&unit_path(role))?.expose(),
+        &unit_dropins(report, role),
     );
     let found: Vec<(String, Secret)> = report
         .start
@@ -285,6 +295,24 @@ pub async fn read_hosts(
             host: host.name.clone(),
             problem: e.to_string(),
         })?;
+        // Flags a drop-in's ExecStart gives: commented with the drop-in, which apply takes
+        // over (its ExecStart lines go, the flags are in the spec).
+        let dropins = unit_dropins(report, role);
+        let mut files = files;
+        let exec_start_dropin = exec_start_source(&dropins).map(|d| d.path.clone());
+        if let Some(path) = &exec_start_dropin {
+            for origin in files.origins.values_mut() {
+                if origin == "ExecStart" {
+                    *origin = format!("ExecStart in {path}");
+                }
+            }
+        }
+        let takeovers = takeovers(&dropins);
+        // Environment= lines of the unit drop-ins stay after apply (k3sctl leaves the
+        // drop-ins, all but their ExecStart lines).
+        let kept_environment = crate::k3s::unit_dropins::environment_names(
+            &crate::k3s::unit_dropins::after_takeover(&dropins),
+        );
         let running = node
             .and_then(|n| n.annotations.get("k3s.io/node-args"))
             .and_then(|args| from_node_args(args, &defaults).ok());
@@ -315,6 +343,8 @@ pub async fn read_hosts(
             } else {
                 Vec::new()
             },
+            takeovers,
+            kept_environment,
         });
     }
     Ok(seen)

@@ -370,6 +370,7 @@ pub(super) fn env_vars(
         ));
         return;
     };
+    let k3s_url_set = envs.contains_key("K3S_URL");
     for (name, value) in envs {
         match name.as_str() {
             "INSTALL_K3S_VERSION" if vars.get("k3s_version").is_none() => match value.parse() {
@@ -388,6 +389,7 @@ pub(super) fn env_vars(
                 )),
             },
             "INSTALL_K3S_VERSION" | "INSTALL_K3S_CHANNEL" => {}
+            "INSTALL_K3S_EXEC" => install_exec(vars, &value, k3s_url_set, warnings),
             k if k.starts_with("K3S_") => {
                 service_env("extra_install_envs", k, &value, config, marks, warnings);
             }
@@ -397,6 +399,68 @@ pub(super) fn env_vars(
             )),
         }
     }
+}
+
+/// `INSTALL_K3S_EXEC` in `extra_install_envs`: the install script would turn it into the
+/// unit's command and flags, but k3s-ansible's roles give the install script their own
+/// `INSTALL_K3S_EXEC` over `extra_install_envs` (`extra_install_envs | combine(_base_envs)`,
+/// whose `INSTALL_K3S_EXEC` is `extra_server_args` for servers and `agent --server <api> …
+/// extra_agent_args` for agents: roles/k3s_server and roles/k3s_agent tasks/main.yml), so its
+/// flags never reach K3s. They are not carried (the spec reproduces what runs); the flags it
+/// gives beyond the role's own args are named in a warning.
+fn install_exec(vars: &Vars, value: &str, k3s_url_set: bool, warnings: &mut Vec<String>) {
+    let exec = match crate::k3s::install_exec::parse(value, k3s_url_set) {
+        Ok(exec) => exec,
+        Err(e) => {
+            warnings.push(format!("extra_install_envs: {e}; it was not carried"));
+            return;
+        }
+    };
+    let (role, var) = match exec.role {
+        crate::k3s::config::NodeRole::Server => ("server", "extra_server_args"),
+        crate::k3s::config::NodeRole::Agent => ("agent", "extra_agent_args"),
+    };
+    let given = vars
+        .get(var)
+        .and_then(|args| config_from_args(args).ok())
+        .unwrap_or_default();
+    let lost: Vec<String> = exec
+        .config
+        .iter()
+        // k3s-ansible gives agents their `--server` itself.
+        .filter(|(key, value)| {
+            given.get(*key) != Some(*value) && !(role == "agent" && *key == "server")
+        })
+        .map(|(key, value)| match value {
+            serde_json::Value::Bool(true) => format!("--{key}"),
+            serde_json::Value::Array(items) => items
+                .iter()
+                .map(|i| {
+                    format!(
+                        "--{key} {}",
+                        i.as_str().map_or_else(|| i.to_string(), str::to_owned)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" "),
+            other => format!(
+                "--{key} {}",
+                other
+                    .as_str()
+                    .map_or_else(|| other.to_string(), str::to_owned)
+            ),
+        })
+        .collect();
+    if lost.is_empty() {
+        return;
+    }
+    warnings.push(format!(
+        "extra_install_envs: INSTALL_K3S_EXEC gives `k3s {role}` {}, which K3s does not run \
+         with: k3s-ansible passes the install script its own INSTALL_K3S_EXEC (from {var}), \
+         which replaces this one; not carried, so the spec keeps what runs (to have them, add \
+         them to the spec, or to {var} and import again)",
+        lost.join(" ")
+    ));
 }
 
 /// `registries_config_yaml` (k3s-ansible writes it as /etc/rancher/k3s/registries.yaml on
@@ -535,6 +599,75 @@ mod tests {
         );
         assert!(
             warnings.iter().any(|w| w.contains("`server` was dropped")),
+            "{warnings:?}"
+        );
+    }
+
+    #[test]
+    fn install_k3s_exec_is_read_and_what_k3s_ansible_replaces_is_named() {
+        let run = |pairs: &[(&str, &str)]| {
+            let mut k3s = K3sSpec {
+                version: None,
+                channel: None,
+                channel_url: None,
+                binary: None,
+                airgap_images: None,
+            };
+            let mut config = ClusterConfig::default();
+            let mut marks = RoleMarks::default();
+            let mut warnings = Vec::new();
+            env_vars(
+                &vars(pairs),
+                &mut k3s,
+                &mut config,
+                &mut marks,
+                &mut warnings,
+            );
+            (config, warnings)
+        };
+        // The same flags as extra_server_args: nothing is lost, nothing to say.
+        let (config, warnings) = run(&[
+            (
+                "extra_server_args",
+                "--disable traefik --kubelet-arg=max-pods=150",
+            ),
+            (
+                "extra_install_envs",
+                r#"{"INSTALL_K3S_EXEC":"server --disable=traefik --kubelet-arg max-pods=150"}"#,
+            ),
+        ]);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert!(config.server_config.is_empty(), "{config:?}");
+        // Flags only (the command from K3S_URL: agent), beyond extra_agent_args: named, not
+        // carried; the agent's --server is k3s-ansible's own.
+        let (config, warnings) = run(&[
+            ("extra_agent_args", "--node-label zone=a"),
+            (
+                "extra_install_envs",
+                "{'INSTALL_K3S_EXEC': '--node-label zone=a --node-taint gpu=true:NoSchedule \
+                 --server https://x:6443', 'K3S_URL': 'https://x:6443'}",
+            ),
+        ]);
+        assert!(config.agent_config.is_empty(), "{config:?}");
+        let w = warnings
+            .iter()
+            .find(|w| w.contains("INSTALL_K3S_EXEC"))
+            .expect("a warning");
+        assert!(
+            w.contains(
+                "gives `k3s agent` --node-taint gpu=true:NoSchedule, which K3s does not run with"
+            ),
+            "{w}"
+        );
+        assert!(w.contains("from extra_agent_args"), "{w}");
+        // Unreadable: said so.
+        let (_, warnings) = run(&[(
+            "extra_install_envs",
+            r#"{"INSTALL_K3S_EXEC":"server --tls-san 'a"}"#,
+        )]);
+        assert!(
+            warnings[0].contains("cannot be split into words")
+                && warnings[0].contains("not carried"),
             "{warnings:?}"
         );
     }
