@@ -418,7 +418,7 @@ fn drift_scenarios(lab: &Lab, spec: &str, kubeconfig: &std::path::Path) {
     wait_node_args(kubeconfig, other, |a| !a.contains("max-pods"));
 
     // A unit drop-in k3sctl does not manage replaces ExecStart with an extra argument:
-    // reported with a hint, and apply takes the drop-in over (moved aside, kept) and restarts
+    // reported as drift apply puts back: apply takes the drop-in over (moved aside, kept) and restarts
     // K3s with the spec's configuration, the plan naming the setting it loses.
     let dropin = "/etc/systemd/system/k3s-agent.service.d/90-by-hand.conf";
     let (arg, plan) = node_arg_drift(
@@ -433,13 +433,8 @@ fn drift_scenarios(lab: &Lab, spec: &str, kubeconfig: &std::path::Path) {
         ),
         40,
     );
-    assert_eq!(arg["fix"], "manual", "{plan:#}");
-    assert!(
-        arg["hint"]
-            .as_str()
-            .is_some_and(|h| h.contains("systemctl cat k3s-agent") && h.contains("take over")),
-        "{plan:#}"
-    );
+    // The take-over restarts K3s with the spec's configuration: apply puts it back.
+    assert_eq!(arg["fix"], "apply", "{plan:#}");
     let shown = text(&k3sctl(&["plan", "-c", spec]));
     assert!(
         shown.contains(&format!(
