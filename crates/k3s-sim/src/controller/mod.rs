@@ -1,17 +1,21 @@
 //! The controllers the stand-in runs inside the server: node lifecycle (NotReady after the grace
 //! period), Deployments → ReplicaSets → Pods, DaemonSets, scheduling and pod start-up, garbage
-//! collection of orphans, and PodDisruptionBudget status.
+//! collection of orphans, and PodDisruptionBudget status. They run when something they could act
+//! on changed or a timed transition falls due (`wakeup`), not on a fixed tick.
 
 mod nodes;
 mod pdb;
 mod pods;
 mod scheduling;
 mod services;
+mod wakeup;
 mod workloads;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use serde_json::Value;
 
@@ -19,34 +23,78 @@ use crate::store::ObjectStore;
 
 pub use scheduling::{node_ready, tolerates};
 
-/// Runs every controller once.
-pub fn reconcile_once(store: &ObjectStore) {
-    nodes::lifecycle(store);
+/// At most this often: a burst of changes is handled in one pass.
+const MIN_INTERVAL: Duration = Duration::from_millis(500);
+/// A pass runs at least this often even when nothing changed (Kubernetes' node-monitor-period,
+/// 5 s): a safety net under the change and due-time wake-ups.
+const RESYNC: Duration = Duration::from_secs(5);
+
+/// Runs every controller once. Returns how long until a time-driven transition (a node's grace
+/// period running out, a pod's start delay passing) falls due, if one is pending.
+pub fn reconcile_once(store: &ObjectStore) -> Option<Duration> {
+    let node_due = nodes::lifecycle(store);
     workloads::deployments(store);
     workloads::replicasets(store);
     workloads::daemonsets(store);
     pods::garbage_collect(store);
     pods::schedule(store);
-    pods::progress(store);
+    let pod_due = pods::progress(store);
     pdb::status(store);
     services::load_balancers(store);
+    wakeup::earliest(node_due, pod_due)
 }
 
-/// Runs the controllers forever (every 500ms) while `leader` is set: with several servers only
-/// the elected one reconciles.
+/// Runs the controllers while `leader` is set (with several servers only the elected one
+/// reconciles): a pass after every change a controller could act on (at most every 500 ms,
+/// bursts coalesced), when a time-driven transition falls due, and every 5 s regardless. Node
+/// heartbeats, Lease renewals and Events alone start no pass, so an idle cluster stays cheap
+/// however many nodes it has.
 pub async fn run(store: Arc<ObjectStore>, leader: Arc<AtomicBool>) {
+    let (mut changes, _) = store.subscribe();
+    let mut relevance = wakeup::Relevance::default();
+    let mut dirty = true;
+    let mut due = Instant::now();
     loop {
         if !leader.load(Ordering::SeqCst) {
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            dirty = true;
+            tokio::time::sleep(MIN_INTERVAL).await;
             continue;
         }
-        // A bug in one pass must not stop the controllers for the life of the server.
-        let pass =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reconcile_once(&store)));
-        if pass.is_err() {
-            crate::log::error("controller pass failed (panic); retrying");
+        if dirty || Instant::now() >= due {
+            dirty = false;
+            // A bug in one pass must not stop the controllers for the life of the server.
+            let pass =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reconcile_once(&store)));
+            let next = match pass {
+                Ok(next) => next.map_or(RESYNC, |d| d.min(RESYNC)),
+                Err(_) => {
+                    crate::log::error("controller pass failed (panic); retrying");
+                    MIN_INTERVAL
+                }
+            };
+            due = Instant::now() + next.max(MIN_INTERVAL);
+            // Changes made meanwhile (the pass's own included) queue up and are looked at next.
+            tokio::time::sleep(MIN_INTERVAL).await;
+            continue;
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::select! {
+            change = changes.recv() => match change {
+                Ok(ev) => dirty |= relevance.matters(&ev),
+                // Missed changes: look at everything.
+                Err(RecvError::Lagged(_)) => dirty = true,
+                // Only when the store is gone, which it is not while this task holds it.
+                Err(RecvError::Closed) => tokio::time::sleep(RESYNC).await,
+            },
+            () = tokio::time::sleep_until(due.into()) => {}
+        }
+        // Everything that queued up meanwhile is handled by the same pass.
+        loop {
+            match changes.try_recv() {
+                Ok(ev) => dirty |= relevance.matters(&ev),
+                Err(TryRecvError::Lagged(_)) => dirty = true,
+                Err(TryRecvError::Empty | TryRecvError::Closed) => break,
+            }
+        }
     }
 }
 

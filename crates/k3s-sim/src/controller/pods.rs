@@ -3,10 +3,12 @@
 //! of objects whose controller is gone.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use super::scheduling::{fits, node_ready};
+use super::wakeup::{earliest, until};
 use super::{controller_of, name, namespace, uid};
 use crate::store::{ObjectStore, ResourceKey};
 
@@ -120,7 +122,9 @@ fn is_ready(p: &Value) -> bool {
 }
 
 /// Starts scheduled pods after the start delay on Ready nodes; pods on NotReady nodes are not ready.
-pub fn progress(store: &ObjectStore) {
+/// Returns how long until the next waiting pod's start delay has passed (None when none waits).
+pub fn progress(store: &ObjectStore) -> Option<Duration> {
+    let mut due = None;
     let (nodes, _) = store.list("nodes", None);
     let index: BTreeMap<&str, (usize, bool)> = nodes
         .iter()
@@ -148,10 +152,16 @@ pub fn progress(store: &ObjectStore) {
                     });
                     continue;
                 };
-                let waited_ms = crate::clock::parse_rfc3339(&start)
+                let started = crate::clock::parse_rfc3339(&start);
+                let waited_ms = started
                     .map(|t| (crate::clock::now() - t).whole_milliseconds() as i64)
                     .unwrap_or(0);
-                if waited_ms + 999 >= delay {
+                if waited_ms + 999 < delay {
+                    if let Some(t) = started {
+                        let ready_at = t + time::Duration::milliseconds(delay - 999);
+                        due = earliest(due, Some(until(ready_at)));
+                    }
+                } else {
                     let ip = pod_ip(i, &p);
                     let _ = store.modify(&key, |o| {
                         o["status"]["phase"] = json!("Running");
@@ -177,4 +187,5 @@ pub fn progress(store: &ObjectStore) {
             _ => {}
         }
     }
+    due
 }

@@ -112,3 +112,48 @@ fn daemonsets_cover_cordoned_nodes_and_stale_nodes_turn_not_ready() {
             .any(|t| t["key"] == "node.kubernetes.io/unreachable")
     }));
 }
+
+#[test]
+fn a_pass_says_when_the_next_timed_transition_falls_due() {
+    use std::time::Duration;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = cluster(dir.path());
+    // Only heartbeats are pending: the grace period (40 s) of nodes that posted just now.
+    let due = reconcile_once(&store).expect("nodes' grace is due some time");
+    assert!(
+        due > Duration::from_secs(38) && due <= Duration::from_secs(41),
+        "{due:?}"
+    );
+    // A node whose heartbeats stopped long ago turns NotReady and is due no more.
+    for n in ["a1", "a2"] {
+        store
+            .modify(&ResourceKey::new("nodes", "", n), |o| {
+                o["status"]["conditions"][3]["lastHeartbeatTime"] = json!("2020-01-01T00:00:00Z");
+                Ok(())
+            })
+            .expect("stale");
+    }
+    assert_eq!(reconcile_once(&store), None, "nothing timed is pending");
+    // Fresh heartbeats, then a pod waiting for its start delay (2 s): due within about a second.
+    for n in ["a1", "a2"] {
+        store
+            .modify(&ResourceKey::new("nodes", "", n), |o| {
+                crate::node::heartbeat(o);
+                Ok(())
+            })
+            .expect("heartbeat");
+    }
+    let labels = json!({"app": "web"});
+    store
+        .create("deployments.apps", "default", json!({"metadata": {"name": "web"}, "spec": {"replicas": 1, "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}}))
+        .expect("deploy");
+    reconcile_once(&store);
+    reconcile_once(&store);
+    assert_eq!(pods(&store).len(), 1);
+    let due = reconcile_once(&store).expect("the pod's start is due");
+    assert!(due <= Duration::from_millis(1001), "{due:?}");
+    std::thread::sleep(due);
+    reconcile_once(&store);
+    assert_eq!(pods(&store)[0]["status"]["phase"], "Running");
+}
