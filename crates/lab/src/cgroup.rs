@@ -193,6 +193,31 @@ fn collect_dirs(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// CPU time (user + system) used so far by everything in a cgroup2 directory, from the
+/// `usage_usec` line of its `cpu.stat` (kept by cgroup2 whether or not the cpu controller is on).
+pub fn cpu_used(dir: &Path) -> Result<Duration> {
+    let path = dir.join("cpu.stat");
+    let unreadable = |source| LabError::Fs {
+        step: "read a host's CPU time".into(),
+        source,
+        hint: "the host must be running (its cgroup exists while it runs)",
+    };
+    let text = fs_err::read_to_string(&path).map_err(unreadable)?;
+    usage_usec(&text).map(Duration::from_micros).ok_or_else(|| {
+        unreadable(std::io::Error::other(format!(
+            "{}: no usage_usec line",
+            path.display()
+        )))
+    })
+}
+
+fn usage_usec(cpu_stat: &str) -> Option<u64> {
+    cpu_stat.lines().find_map(|l| {
+        let (key, value) = l.split_once(' ')?;
+        (key == "usage_usec").then(|| value.trim().parse().ok())?
+    })
+}
+
 fn pids_below(dir: &Path) -> Vec<u32> {
     let mut pids: Vec<u32> = dirs_below(dir)
         .iter()
@@ -211,6 +236,20 @@ fn pids_below(dir: &Path) -> Vec<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_stat_usage_is_read() {
+        let stat = "usage_usec 1234567\nuser_usec 1000000\nsystem_usec 234567\n";
+        assert_eq!(usage_usec(stat), Some(1_234_567));
+        assert_eq!(usage_usec("user_usec 5\n"), None);
+        let dir = tempfile::tempdir().expect("temp dir");
+        fs_err::write(dir.path().join("cpu.stat"), stat).expect("cpu.stat");
+        assert_eq!(
+            cpu_used(dir.path()).expect("read"),
+            Duration::from_micros(1_234_567)
+        );
+        assert!(cpu_used(&dir.path().join("gone")).is_err());
+    }
 
     #[test]
     fn control_files_are_not_taken_for_labs() {

@@ -265,6 +265,13 @@ impl Lab {
             .sum())
     }
 
+    /// CPU time (user + system) used so far by everything running in `host` (its cgroup);
+    /// sample it twice to see how busy a host is.
+    pub fn cpu_used(&self, host: &str) -> Result<std::time::Duration> {
+        let h = self.ctx.state.host(host)?;
+        crate::cgroup::cpu_used(&self.ctx.cg.host_v2(&self.ctx.state.name, &h.name))
+    }
+
     /// Writes a k3sctl cluster spec for the lab to `path`.
     pub fn write_spec(&self, path: &Path, opts: &SpecOptions) -> Result<()> {
         spec_out::write(&self.ctx.state, path, opts)

@@ -125,6 +125,7 @@ pub fn run(workspace: &Path, args: &[String]) -> anyhow::Result<()> {
         &["apply", "--yes"],
         Some(false),
     )?);
+    let idle = idle_cost(&lab)?;
     for _ in 0..o.repeat {
         runs.push(k3sctl(
             "no-op apply (warm)",
@@ -159,7 +160,76 @@ pub fn run(workspace: &Path, args: &[String]) -> anyhow::Result<()> {
             if o.release { "release" } else { "debug" }
         )
     );
+    println!("{}", idle.render());
     Ok(())
+}
+
+/// How much CPU the lab's hosts use while nothing is asked of them: K3s (the stand-in) idling
+/// on every host, measured from each host's cgroup after the fresh apply settled.
+#[derive(Debug)]
+struct IdleCost {
+    window: Duration,
+    /// CPU time per host in the window, in the lab's host order (the first is the server).
+    per_host: Vec<Duration>,
+    /// The 1-minute load average at the end of the window.
+    load: f64,
+}
+
+/// Lets the cluster settle, then samples every host's CPU time over a window.
+fn idle_cost(lab: &lab::Lab) -> anyhow::Result<IdleCost> {
+    const SETTLE: Duration = Duration::from_secs(20);
+    const WINDOW: Duration = Duration::from_secs(30);
+    eprintln!(
+        "bench: measuring the idle lab ({} s settle, {} s window)",
+        SETTLE.as_secs(),
+        WINDOW.as_secs()
+    );
+    std::thread::sleep(SETTLE);
+    let names: Vec<String> = lab.hosts().into_iter().map(|h| h.name).collect();
+    let sample = || -> anyhow::Result<Vec<Duration>> {
+        names
+            .iter()
+            .map(|h| lab.cpu_used(h).map_err(anyhow::Error::from))
+            .collect()
+    };
+    let before = sample()?;
+    let started = Instant::now();
+    std::thread::sleep(WINDOW);
+    let after = sample()?;
+    let window = started.elapsed();
+    Ok(IdleCost {
+        window,
+        per_host: after
+            .iter()
+            .zip(&before)
+            .map(|(a, b)| a.saturating_sub(*b))
+            .collect(),
+        load: super::proc_stats::load_average()?,
+    })
+}
+
+impl IdleCost {
+    fn render(&self) -> String {
+        let per_s = |d: Duration| d.as_secs_f64() * 1000.0 / self.window.as_secs_f64();
+        let total: Duration = self.per_host.iter().sum();
+        let server = self.per_host.first().copied().unwrap_or_default();
+        let others = &self.per_host[self.per_host.len().min(1)..];
+        let agent = if others.is_empty() {
+            0.0
+        } else {
+            per_s(others.iter().sum()) / others.len() as f64
+        };
+        format!(
+            "idle lab after the fresh apply ({:.0} s window): all hosts {:.1} ms CPU per s \
+             ({:.1}% of one core), server {:.1} ms/s, agent {:.2} ms/s on average; load {:.1}",
+            self.window.as_secs_f64(),
+            per_s(total),
+            per_s(total) / 10.0,
+            per_s(server),
+            agent,
+            self.load
+        )
+    }
 }
 
 /// Fails unless `check` judged the cluster healthy.
@@ -314,6 +384,23 @@ fn render(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn idle_cost_is_per_second_with_the_server_apart() {
+        let ms = Duration::from_millis;
+        let idle = IdleCost {
+            window: Duration::from_secs(10),
+            per_host: vec![ms(200), ms(10), ms(30)],
+            load: 1.5,
+        };
+        let text = idle.render();
+        assert!(
+            text.contains("all hosts 24.0 ms CPU per s (2.4% of one core)"),
+            "{text}"
+        );
+        assert!(text.contains("server 20.0 ms/s, agent 2.00 ms/s"), "{text}");
+        assert!(text.contains("load 1.5"), "{text}");
+    }
 
     #[test]
     fn agents_are_spread_over_the_groups_with_their_indentation() {
