@@ -2,11 +2,8 @@
 //!
 //! - `cargo xtask schema [--check]`: schema/cluster.schema.json from the spec model
 //! - `cargo xtask cli-ref [--check]`: docs/cli.md from the clap command tree
-//! - `cargo xtask bench apply [--release]`: k3sctl apply vs the Ansible playbook on lab hosts
-//! - `cargo xtask bench scale [--release] [--hosts N] [--planner-only] [--repeat R]`: 50-host
-//!   lab (apply, plan, check) and the planner on 1,000 synthetic hosts
-//! - `cargo xtask bench ha-upgrade [--release] [--rounds N]`: k3sctl's own time per server in an
-//!   HA upgrade of 3 servers, and `check` on them
+//! - `cargo xtask bench <apply|scale|ha-upgrade|adopt> [options]`: the lab benches
+//!   (docs/bench.md); `cargo xtask bench <name> --help` prints a bench's options
 
 mod bench;
 mod cli_ref;
@@ -44,7 +41,7 @@ fn run(args: Vec<String>) -> anyhow::Result<ExitCode> {
         Some("cli-ref") => ("docs/cli.md", cli_ref::render(k3sctl::cli::command())),
         _ => {
             eprintln!(
-                "usage: cargo xtask <schema|cli-ref> [--check] | cargo xtask bench apply [--release]"
+                "usage: cargo xtask <schema|cli-ref> [--check] | cargo xtask bench <name> [--help]"
             );
             return Ok(ExitCode::from(2));
         }

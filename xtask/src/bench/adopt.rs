@@ -20,8 +20,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use lab::foreign::{self, InstallScript};
-use serde::Deserialize;
 
+use super::args::{Number, Opt, RELEASE, Usage, Values};
+use super::k3sctl_run::Event;
 use super::measure::{self, Measured, Spread};
 use super::{build, stamp, tempdir_under};
 
@@ -30,6 +31,18 @@ const LAB: &str = "xadopt";
 /// The join token of the laid-out cluster.
 const TOKEN: &str = "bench-adopt-token";
 
+/// `--hosts`: one server, the rest agents.
+const HOSTS: Number = Number::new("--hosts", "N", 3, 1, 50);
+/// `--rounds`: layouts adopted one after another.
+const ROUNDS: Number = Number::new("--rounds", "R", 3, 1, 20);
+
+/// The options of `bench adopt`.
+pub const USAGE: Usage = Usage {
+    bench: "adopt",
+    options: &[Opt::Flag(RELEASE), Opt::Number(HOSTS), Opt::Number(ROUNDS)],
+};
+
+/// What `bench adopt` runs with.
 #[derive(Debug)]
 struct Options {
     release: bool,
@@ -37,43 +50,14 @@ struct Options {
     rounds: usize,
 }
 
-fn options(args: &[String]) -> anyhow::Result<Options> {
-    let mut o = Options {
-        release: false,
-        hosts: 3,
-        rounds: 3,
-    };
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        let mut value = |name: &str| -> anyhow::Result<String> {
-            it.next()
-                .with_context(|| format!("{name} needs a value"))
-                .cloned()
-        };
-        match arg.as_str() {
-            "--release" => o.release = true,
-            "--hosts" => o.hosts = value("--hosts")?.parse().context("--hosts: 1..=50")?,
-            "--rounds" => o.rounds = value("--rounds")?.parse().context("--rounds")?,
-            other => bail!(
-                "unknown argument {other}; usage: cargo xtask bench adopt [--release] [--hosts N] \
-                 [--rounds R]"
-            ),
-        }
+impl Options {
+    fn of(values: &Values) -> anyhow::Result<Self> {
+        Ok(Options {
+            release: values.flag(&RELEASE),
+            hosts: u8::try_from(values.number(&HOSTS)).context("--hosts")?,
+            rounds: values.number(&ROUNDS),
+        })
     }
-    if o.hosts == 0 || o.hosts > 50 || o.rounds == 0 || o.rounds > 20 {
-        bail!("--hosts must be from 1 to 50 and --rounds from 1 to 20");
-    }
-    Ok(o)
-}
-
-/// A progress event, with the step's duration when it ended.
-#[derive(Debug, Deserialize)]
-struct Event {
-    host: String,
-    step: String,
-    kind: String,
-    #[serde(default)]
-    seconds: Option<f64>,
 }
 
 /// What one round measured.
@@ -113,8 +97,8 @@ impl Round {
 }
 
 /// Runs `cargo xtask bench adopt ...`.
-pub fn run(workspace: &Path, args: &[String]) -> anyhow::Result<()> {
-    let o = options(args)?;
+pub fn run(workspace: &Path, values: &Values) -> anyhow::Result<()> {
+    let o = Options::of(values)?;
     lab::require_root().context("the bench boots a lab")?;
     let bins = build(workspace, o.release)?;
     let work = tempdir_under(&bins.dir)?;
@@ -439,11 +423,20 @@ mod tests {
 
     #[test]
     fn options_default_to_three_hosts_and_refuse_nonsense() {
-        let o = options(&[]).expect("defaults");
+        let of = |args: &[&str]| {
+            let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+            match USAGE.parse(&args)? {
+                super::super::args::Parsed::Run(v) => Ok(Options::of(&v).expect("fits")),
+                other => anyhow::bail!("{other:?}"),
+            }
+        };
+        let o = of(&[]).expect("defaults");
         assert_eq!((o.hosts, o.rounds, o.release), (3, 3, false));
-        let o = options(&["--release".into(), "--hosts".into(), "5".into()]).expect("ok");
+        let o = of(&["--release", "--hosts", "5"]).expect("ok");
         assert_eq!((o.hosts, o.release), (5, true));
-        assert!(options(&["--hosts".into(), "0".into()]).is_err());
-        assert!(options(&["--what".into()]).is_err());
+        assert!(of(&["--hosts", "0"]).is_err());
+        assert!(of(&["--hosts", "51"]).is_err());
+        assert!(of(&["--rounds", "21"]).is_err());
+        assert!(of(&["--repeat", "2"]).is_err());
     }
 }

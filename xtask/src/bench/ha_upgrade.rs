@@ -13,13 +13,14 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
+use super::args::{Number, Opt, RELEASE, Usage, Values};
+use super::k3sctl_run::Event;
 use super::measure::{self, Measured, Spread};
-use super::{K3S_VERSION, build, tempdir_under};
+use super::{K3S_VERSION, build, stamp_as, tempdir_under};
 
 /// Lab name of this bench.
 const LAB: &str = "xhaup";
@@ -30,6 +31,22 @@ const OVERHEAD_TARGET: f64 = 0.5;
 /// Issue 12's target for `check` on a healthy 3-5 host cluster.
 const CHECK_TARGET: f64 = 1.0;
 
+/// `--rounds`: upgrades one after another.
+const ROUNDS: Number = Number::new("--rounds", "N", 3, 1, 20);
+/// `--check-repeat`: timed `check` runs before the upgrades.
+const CHECK_REPEAT: Number = Number::new("--check-repeat", "M", 5, 1, 100);
+
+/// The options of `bench ha-upgrade`.
+pub const USAGE: Usage = Usage {
+    bench: "ha-upgrade",
+    options: &[
+        Opt::Flag(RELEASE),
+        Opt::Number(ROUNDS),
+        Opt::Number(CHECK_REPEAT),
+    ],
+};
+
+/// What `bench ha-upgrade` runs with.
 #[derive(Debug)]
 struct Options {
     release: bool,
@@ -37,34 +54,14 @@ struct Options {
     check_repeat: usize,
 }
 
-fn options(args: &[String]) -> anyhow::Result<Options> {
-    let mut o = Options {
-        release: false,
-        rounds: 3,
-        check_repeat: 5,
-    };
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        let mut value = |name: &str| -> anyhow::Result<usize> {
-            it.next()
-                .with_context(|| format!("{name} needs a value"))?
-                .parse()
-                .with_context(|| format!("{name}: a whole number"))
-        };
-        match arg.as_str() {
-            "--release" => o.release = true,
-            "--rounds" => o.rounds = value("--rounds")?,
-            "--check-repeat" => o.check_repeat = value("--check-repeat")?,
-            other => bail!(
-                "unknown argument {other}; usage: cargo xtask bench ha-upgrade [--release] \
-                 [--rounds N] [--check-repeat M]"
-            ),
+impl Options {
+    fn of(values: &Values) -> Self {
+        Options {
+            release: values.flag(&RELEASE),
+            rounds: values.number(&ROUNDS),
+            check_repeat: values.number(&CHECK_REPEAT),
         }
     }
-    if o.rounds == 0 || o.rounds > 20 {
-        bail!("--rounds must be from 1 to 20");
-    }
-    Ok(o)
 }
 
 /// One node's record in the upgrade's JSON report (`run::record::NodeRecord`).
@@ -75,16 +72,6 @@ struct NodeRecord {
     seconds: f64,
     waited_seconds: f64,
     overhead_seconds: f64,
-}
-
-/// A progress event, with the step's duration when it ended.
-#[derive(Debug, Deserialize)]
-struct Event {
-    host: String,
-    step: String,
-    kind: String,
-    #[serde(default)]
-    seconds: Option<f64>,
 }
 
 /// Step kinds whose time is a wait on K3s (as `run::rollout::is_waiting` counts them).
@@ -102,16 +89,7 @@ fn version(round: usize) -> anyhow::Result<String> {
 
 /// The stand-in stamped with `version`, in `work`.
 fn stamped(k3s_sim: &Path, work: &Path, version: &str) -> anyhow::Result<PathBuf> {
-    let out = work.join(format!("k3s-{version}"));
-    let done = Command::new(k3s_sim)
-        .args(["stamp", "--version", version, "-o"])
-        .arg(&out)
-        .output()
-        .with_context(|| format!("run {} stamp", k3s_sim.display()))?;
-    if !done.status.success() {
-        bail!("stamp failed: {}", String::from_utf8_lossy(&done.stderr));
-    }
-    Ok(out)
+    stamp_as(k3s_sim, version, &work.join(format!("k3s-{version}")))
 }
 
 /// What one upgrade round measured.
@@ -124,8 +102,8 @@ struct Round {
 }
 
 /// Runs `cargo xtask bench ha-upgrade ...`.
-pub fn run(workspace: &Path, args: &[String]) -> anyhow::Result<()> {
-    let o = options(args)?;
+pub fn run(workspace: &Path, values: &Values) -> anyhow::Result<()> {
+    let o = Options::of(values);
     lab::require_root().context("the bench boots a lab")?;
     let bins = build(workspace, o.release)?;
     let work = tempdir_under(&bins.dir)?;

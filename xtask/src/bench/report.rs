@@ -39,8 +39,8 @@ pub fn figures_table(f: &Figures) -> String {
     let _ = writeln!(
         out,
         "\nk3sctl apply vs Ansible, {} hosts (1 server + {} agents), k3sctl {profile} build\n",
-        super::HOSTS,
-        super::HOSTS - 1
+        super::apply::HOSTS,
+        super::apply::HOSTS - 1
     );
     let _ = writeln!(
         out,

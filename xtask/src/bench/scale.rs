@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+use super::args::{Flag, Number, Opt, RELEASE, Usage, Values};
 use super::measure::{self, Measured, Spread, mb};
 use super::{K3S_VERSION, build, planner, stamp, tempdir_under};
 
@@ -27,7 +28,31 @@ const NOOP_TARGET_SMALL: Duration = Duration::from_millis(300);
 const CHECK_TARGET: Duration = Duration::from_secs(1);
 const RSS_TARGET: u64 = 100 << 20;
 
-/// Options of `bench scale`.
+/// `--hosts`: one server, the rest agents.
+const HOSTS: Number = Number::new("--hosts", "N", 50, 2, 250);
+/// `--groups`: agent groups the agents are spread over.
+const GROUPS: Number = Number::new("--groups", "G", 5, 1, 250);
+/// `--planner-hosts`: synthetic hosts of the pure planner's run.
+const PLANNER_HOSTS: Number = Number::new("--planner-hosts", "M", 1000, 1, 100_000);
+/// `--planner-only`: the planner alone, no lab.
+const PLANNER_ONLY: Flag = Flag::new("--planner-only");
+/// `--repeat`: rounds of no-op apply, plan and check.
+const REPEAT: Number = Number::new("--repeat", "R", 3, 1, 100);
+
+/// The options of `bench scale`.
+pub const USAGE: Usage = Usage {
+    bench: "scale",
+    options: &[
+        Opt::Flag(RELEASE),
+        Opt::Number(HOSTS),
+        Opt::Number(GROUPS),
+        Opt::Number(PLANNER_HOSTS),
+        Opt::Flag(PLANNER_ONLY),
+        Opt::Number(REPEAT),
+    ],
+};
+
+/// What `bench scale` runs with.
 #[derive(Debug)]
 struct Options {
     release: bool,
@@ -38,48 +63,22 @@ struct Options {
     repeat: usize,
 }
 
-fn options(args: &[String]) -> anyhow::Result<Options> {
-    let mut o = Options {
-        release: false,
-        hosts: 50,
-        groups: 5,
-        planner_hosts: 1000,
-        planner_only: false,
-        repeat: 3,
-    };
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        let mut value = |name: &str| {
-            it.next()
-                .with_context(|| format!("{name} needs a value"))
-                .cloned()
-        };
-        match arg.as_str() {
-            "--release" => o.release = true,
-            "--planner-only" => o.planner_only = true,
-            "--hosts" => o.hosts = value("--hosts")?.parse().context("--hosts: 2..=250")?,
-            "--repeat" => o.repeat = value("--repeat")?.parse().context("--repeat")?,
-            "--groups" => o.groups = value("--groups")?.parse().context("--groups")?,
-            "--planner-hosts" => {
-                o.planner_hosts = value("--planner-hosts")?
-                    .parse()
-                    .context("--planner-hosts")?;
-            }
-            other => bail!(
-                "unknown argument {other}; usage: cargo xtask bench scale [--release] [--hosts N] \
-                 [--groups G] [--planner-hosts M] [--planner-only] [--repeat R]"
-            ),
-        }
+impl Options {
+    fn of(values: &Values) -> anyhow::Result<Self> {
+        Ok(Options {
+            release: values.flag(&RELEASE),
+            hosts: u8::try_from(values.number(&HOSTS)).context("--hosts")?,
+            groups: values.number(&GROUPS),
+            planner_hosts: values.number(&PLANNER_HOSTS),
+            planner_only: values.flag(&PLANNER_ONLY),
+            repeat: values.number(&REPEAT),
+        })
     }
-    if o.hosts < 2 || o.groups == 0 || o.repeat == 0 {
-        bail!("--hosts must be at least 2, --groups and --repeat at least 1");
-    }
-    Ok(o)
 }
 
 /// Runs `cargo xtask bench scale ...`.
-pub fn run(workspace: &Path, args: &[String]) -> anyhow::Result<()> {
-    let o = options(args)?;
+pub fn run(workspace: &Path, values: &Values) -> anyhow::Result<()> {
+    let o = Options::of(values)?;
     // The planner first, before the build and the lab add to this process's peak RSS.
     let planner = planner::run(o.planner_hosts, 10)?;
     println!("{}", planner::render(&planner));
