@@ -1,7 +1,8 @@
 //! End-to-end: a quorum-safe rolling upgrade of an HA cluster (3 servers on the stand-in's
 //! embedded etcd + 2 agents) on one 5-host lab. Refusals first (the first server with K3s
 //! stopped: the API is reached through another server and the quorum check refuses, and
-//! `k3sctl check` answers through another server and names the stopped one; an etcd learner), then the rollout watched by etcdctl (`endpoint health` of the three members) and
+//! `k3sctl check` answers through another server and names the stopped one, and
+//! `k3sctl etcd snapshot save|list` work through another server; an etcd learner), then the rollout watched by etcdctl (`endpoint health` of the three members) and
 //! kubectl: never more than one member down, quorum always kept, servers before agents; the etcd
 //! snapshot taken before the first server is listed by K3s; k3sctl's
 //! overhead per server beyond the waits is printed.
@@ -120,6 +121,36 @@ fn ha_upgrade_keeps_quorum_and_refuses_when_it_is_at_risk() {
             .any(|c| c["check"] == "node" && c["status"] == "ok"),
         "nodes judged through {}: {report:#}",
         servers[1]
+    );
+    // `etcd snapshot save` and `list` too: the snapshot is taken on the second server (the
+    // first one's Node still says Ready, but its API does not answer), and both say so.
+    let t = Instant::now();
+    let (saved, said) = s.etcd_snapshot(&["save", "--name", "failover"]);
+    eprintln!(
+        "etcd snapshot save with {first} stopped took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(saved["node"].as_str(), Some(servers[1].as_str()), "{saved}");
+    let through = format!(
+        "the Kubernetes API answered through {} ({first}: ",
+        servers[1]
+    );
+    assert!(said.contains(&through), "no `{through}` in:\n{said}");
+    let name = saved["name"].as_str().expect("saved name");
+    let t = Instant::now();
+    let (listed, said) = s.etcd_snapshot(&["list"]);
+    eprintln!(
+        "etcd snapshot list with {first} stopped took {:?}",
+        t.elapsed()
+    );
+    assert!(said.contains(&through), "no `{through}` in:\n{said}");
+    assert!(
+        listed
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|f| f["name"] == name && f["node"] == servers[1].as_str()),
+        "{name} not listed: {listed:#}"
     );
     s.lab()
         .exec(&servers[0], "systemctl start k3s")

@@ -168,6 +168,19 @@ fn run_restore(global: &Global, args: RestoreArgs) -> CommandResult {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Tells on stderr when the API answered through another server than the spec's first (and
+/// why the ones before it did not); the result itself goes to stdout.
+fn api_note<T>(answered: etcd_snapshot::Answered<T>) -> T {
+    if let Some(note) = answered
+        .api
+        .as_ref()
+        .and_then(etcd_snapshot::ApiThrough::note)
+    {
+        eprintln!("{note}");
+    }
+    answered.value
+}
+
 pub(super) fn run(global: &Global, args: Args) -> CommandResult {
     let cmd = match args.command {
         EtcdCommand::Snapshot(cmd) => cmd,
@@ -184,6 +197,7 @@ pub(super) fn run(global: &Global, args: Args) -> CommandResult {
                 connect_options(accept_new_host_keys),
                 &confirmer(global, None),
             ))??;
+            let saved = api_note(saved);
             if global.json() {
                 print_json(&saved)?;
             } else {
@@ -200,6 +214,7 @@ pub(super) fn run(global: &Global, args: Args) -> CommandResult {
                 &global.config,
                 connect_options(accept_new_host_keys),
             ))??;
+            let files = api_note(files);
             if global.json() {
                 print_json(&files)?;
             } else if files.is_empty() {
@@ -220,6 +235,7 @@ pub(super) fn run(global: &Global, args: Args) -> CommandResult {
                 connect_options(accept_new_host_keys),
                 &confirmer(global, None),
             ))??;
+            let pruned = api_note(pruned);
             if global.json() {
                 print_json(&pruned)?;
             } else {

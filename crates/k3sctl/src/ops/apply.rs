@@ -110,8 +110,8 @@ async fn check_containers(
         ),
         nodes,
     ))?;
-    let server = prepared.transports.get(&prepared.first_server).cloned();
-    let done = super::lxc::fix_all(&blocking, &prepared.containers, server, &registered).await?;
+    let connector = Arc::clone(&prepared.connector);
+    let done = super::lxc::fix_all(&blocking, &prepared.containers, connector, &registered).await?;
     for line in done {
         reporter.report(Event::new(cluster, "fix-lxc", EventKind::Info, line));
     }

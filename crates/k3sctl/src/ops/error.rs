@@ -125,6 +125,18 @@ pub enum OpsError {
     /// An etcd snapshot operation failed or cannot run on this cluster.
     #[error("{0}")]
     Etcd(String),
+    /// No server's Kubernetes API answered: the servers tried, in order, each with why.
+    #[error(
+        "the Kubernetes API answers through none of the servers ({}): {error}\n  hint: is K3s \
+         running on one of them? `k3sctl check` shows each server's service",
+        .servers.join(", ")
+    )]
+    ApiUnreachable {
+        /// The servers tried, in order.
+        servers: Vec<String>,
+        /// Why none answered (each server's failure).
+        error: crate::run::ApiError,
+    },
     /// An etcd restore cannot start, or stopped part-way (then re-running it resumes).
     #[error(transparent)]
     Restore(#[from] crate::plan::restore::RestoreError),

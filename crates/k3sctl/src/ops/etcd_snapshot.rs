@@ -2,7 +2,10 @@
 //! `k3s etcd-snapshot save` on a healthy voter (a learner refuses, and K3s's CLI asks the local
 //! running server, so the host choice is the node the snapshot is taken on); `list` reads the
 //! `ETCDSnapshotFile` objects through the API (every server's snapshots, which one server's
-//! `ls` does not show); `prune` runs K3s's prune on every server (each prunes its own).
+//! `ls` does not show); `prune` runs K3s's prune on every server (each prunes its own). The API
+//! is reached as everywhere else, through the first server in spec order whose API answers
+//! (`run::FailoverConnector`); a server passed over is no candidate for `save`, and the
+//! result says which server answered and why the ones before it did not.
 //!
 //! A single server keeping its state in SQLite has no etcd snapshots; there the same commands
 //! work on archives of its store and token (`run::sqlite_snapshot`): `save` copies them with K3s
@@ -12,23 +15,19 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Serialize;
 
 use super::confirm::{Confirmer, ConsentRequest};
 use super::connect::{ConnectOptions, connect_all};
 use super::error::OpsError;
-use super::export::read_admin_kubeconfig;
+use super::kube_api::failover_through;
 use crate::host::{Transport, shell};
-use crate::kube::{
-    ApiConnection, ETCD_ROLE_LABEL, NodeInfo, SnapshotFile, connect_through, list_nodes,
-    list_snapshot_files,
-};
+use crate::kube::{ETCD_ROLE_LABEL, NodeInfo, SnapshotFile};
 use crate::run::snapshot;
 use crate::run::sqlite_snapshot::{self, SqliteSnapshot};
-use std::time::Duration;
-
-use crate::k3s::ports::API_PORT;
+use crate::run::{Answering, ClusterApi, FailoverConnector};
 
 pub use crate::run::snapshot::Saved;
 
@@ -47,6 +46,17 @@ pub struct Pruned {
 /// Pure: the server to snapshot on: the first spec server (in spec order) whose Node is Ready
 /// and a voting etcd member. A cluster whose servers carry no etcd role runs SQLite: refused.
 pub fn pick_voter(servers: &[String], nodes: &[NodeInfo]) -> Result<String, String> {
+    pick_voter_answering(servers, nodes, &[])
+}
+
+/// Pure: as [`pick_voter`], leaving out the servers in `silent`, whose own API did not answer
+/// just now (their Node may still say Ready for a while after K3s stopped there, and K3s's
+/// snapshot command asks the server running on its host).
+pub fn pick_voter_answering(
+    servers: &[String],
+    nodes: &[NodeInfo],
+    silent: &[String],
+) -> Result<String, String> {
     let node = |s: &str| nodes.iter().find(|n| n.name == s);
     let etcd: Vec<&str> = servers
         .iter()
@@ -61,8 +71,13 @@ pub fn pick_voter(servers: &[String], nodes: &[NodeInfo]) -> Result<String, Stri
     if etcd.is_empty() {
         return Err(no_etcd());
     }
+    let answers = |s: &str| !silent.iter().any(|q| q == s);
     etcd.iter()
-        .find(|s| node(s).is_some_and(|n| n.ready && n.etcd_voter.as_ref().is_some_and(|c| c.status)))
+        .find(|s| {
+            answers(s)
+                && node(s)
+                    .is_some_and(|n| n.ready && n.etcd_voter.as_ref().is_some_and(|c| c.status))
+        })
         .map(|s| s.to_string())
         .ok_or_else(|| {
             let states: Vec<String> = etcd
@@ -72,9 +87,14 @@ pub fn pick_voter(servers: &[String], nodes: &[NodeInfo]) -> Result<String, Stri
                     let ready = n.is_some_and(|n| n.ready);
                     let voter = n.and_then(|n| n.etcd_voter.as_ref()).is_some_and(|c| c.status);
                     format!(
-                        "{s}: {}, {}",
+                        "{s}: {}, {}{}",
                         if ready { "Ready" } else { "not Ready" },
-                        if voter { "voter" } else { "not a voter" }
+                        if voter { "voter" } else { "not a voter" },
+                        if answers(s) {
+                            ""
+                        } else {
+                            ", its API does not answer"
+                        }
                     )
                 })
                 .collect();
@@ -89,10 +109,96 @@ fn no_etcd() -> String {
     "this cluster does not run embedded etcd: etcd snapshots need servers started with cluster-init (two or more servers in the spec); a single server keeping its state in SQLite gets SQLite snapshots when the spec names only that server".into()
 }
 
+/// The spec's servers and a transport to each.
 struct Opened {
     servers: Vec<String>,
     transports: BTreeMap<String, Arc<dyn Transport>>,
-    api: ApiConnection,
+}
+
+impl Opened {
+    /// The API through the first server (spec order) whose API answers.
+    fn connector(&self) -> FailoverConnector {
+        failover_through(self.servers.iter().map(String::as_str), &self.transports)
+    }
+}
+
+/// The server a snapshot command reached the API through, and the servers passed over before
+/// it (in spec order), each with why its API did not answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiThrough {
+    /// The server the API answered through.
+    pub server: String,
+    /// `(server, why)` for each server tried before it.
+    pub passed_over: Vec<(String, String)>,
+}
+
+impl ApiThrough {
+    /// Pure: the line telling that the API answered through another server than the first,
+    /// naming the servers passed over and why; `None` when the first server answered.
+    pub fn note(&self) -> Option<String> {
+        if self.passed_over.is_empty() {
+            return None;
+        }
+        let why: Vec<String> = self
+            .passed_over
+            .iter()
+            .map(|(s, e)| format!("{s}: {e}"))
+            .collect();
+        Some(format!(
+            "the Kubernetes API answered through {} ({})",
+            self.server,
+            why.join("; ")
+        ))
+    }
+
+    fn silent(&self) -> Vec<String> {
+        self.passed_over.iter().map(|(s, _)| s.clone()).collect()
+    }
+}
+
+/// A snapshot command's result, with the server the API answered through (`None` on a single
+/// SQLite server, where the API is not used).
+#[derive(Debug, Clone)]
+pub struct Answered<T> {
+    /// The result.
+    pub value: T,
+    /// Where the API answered.
+    pub api: Option<ApiThrough>,
+}
+
+impl<T> Answered<T> {
+    fn without_api(value: T) -> Self {
+        Self { value, api: None }
+    }
+}
+
+/// The API through `connector`, or every server tried and why none answered.
+async fn reach(
+    connector: &FailoverConnector,
+) -> Result<(Arc<dyn ClusterApi>, ApiThrough), OpsError> {
+    let Answering {
+        server,
+        api,
+        passed_over,
+    } = connector
+        .connect_answering()
+        .await
+        .map_err(|error| OpsError::ApiUnreachable {
+            servers: connector.servers(),
+            error,
+        })?;
+    let passed_over = passed_over
+        .into_iter()
+        .map(|(s, e)| (s, e.to_string()))
+        .collect();
+    Ok((
+        api,
+        ApiThrough {
+            server,
+            passed_over,
+        },
+    ))
 }
 
 /// How long a SQLite snapshot's copy and K3s's start may take.
@@ -165,12 +271,11 @@ async fn open(path: &Path, connect: ConnectOptions) -> Result<Opened, OpsError> 
         .into_iter()
         .filter(|h| h.role == crate::spec::Role::Server)
         .collect();
-    let first = hosts
-        .first()
-        .map(|h| h.name.clone())
-        .ok_or_else(|| OpsError::NoServer {
+    if hosts.is_empty() {
+        return Err(OpsError::NoServer {
             file: path.display().to_string(),
-        })?;
+        });
+    }
     let (transports, errors) = connect_all(&hosts, connect).await;
     if !errors.is_empty() {
         return Err(OpsError::Unreachable {
@@ -178,18 +283,9 @@ async fn open(path: &Path, connect: ConnectOptions) -> Result<Opened, OpsError> 
             hint: String::new(),
         });
     }
-    let server = transports
-        .get(&first)
-        .cloned()
-        .ok_or_else(|| OpsError::Etcd(format!("{first}: no connection")))?;
-    let admin = read_admin_kubeconfig(server.as_ref()).await?;
-    let api = connect_through(server.as_ref(), admin.expose(), API_PORT)
-        .await
-        .map_err(|e| OpsError::Etcd(e.to_string()))?;
     Ok(Opened {
         servers: hosts.into_iter().map(|h| h.name).collect(),
         transports,
-        api,
     })
 }
 
@@ -215,10 +311,11 @@ fn transport<'a>(o: &'a Opened, name: &str) -> Result<&'a Arc<dyn Transport>, Op
         .ok_or_else(|| OpsError::Etcd(format!("{name}: no connection")))
 }
 
-async fn nodes(o: &Opened) -> Result<Vec<NodeInfo>, OpsError> {
-    list_nodes(&o.api.client)
+/// Every Node, read through the API that answered through `through`.
+async fn nodes(api: &dyn ClusterApi, through: &ApiThrough) -> Result<Vec<NodeInfo>, OpsError> {
+    api.node_infos()
         .await
-        .map_err(|e| OpsError::Etcd(e.to_string()))
+        .map_err(|e| OpsError::Etcd(format!("{}: {e}", through.server)))
 }
 
 /// Takes an on-demand snapshot named `name` (default `on-demand`) on a healthy voter, or, on a
@@ -228,7 +325,7 @@ pub async fn save(
     name: Option<&str>,
     connect: ConnectOptions,
     confirm: &Confirmer,
-) -> Result<Saved, OpsError> {
+) -> Result<Answered<Saved>, OpsError> {
     let prefix = name.unwrap_or("on-demand");
     if prefix.is_empty()
         || !prefix
@@ -243,40 +340,76 @@ pub async fn save(
         confirm.ask(&sqlite_save_consent(&node))?;
         return sqlite_snapshot::save_on(t.as_ref(), prefix, SQLITE_TIMEOUT)
             .await
+            .map(Answered::without_api)
             .map_err(|e| OpsError::Etcd(e.to_string()));
     }
     let o = open(path, connect).await?;
-    let node = pick_voter(&o.servers, &nodes(&o).await?).map_err(OpsError::Etcd)?;
-    let t = transport(&o, &node)?;
-    snapshot::save_on(t.as_ref(), prefix)
+    save_etcd(&o, &o.connector(), prefix).await
+}
+
+/// `save` on embedded etcd: a Ready voter whose API answers, chosen through `connector`.
+async fn save_etcd(
+    o: &Opened,
+    connector: &FailoverConnector,
+    prefix: &str,
+) -> Result<Answered<Saved>, OpsError> {
+    let (api, through) = reach(connector).await?;
+    let nodes = nodes(api.as_ref(), &through).await?;
+    let node =
+        pick_voter_answering(&o.servers, &nodes, &through.silent()).map_err(OpsError::Etcd)?;
+    let t = transport(o, &node)?;
+    let saved = snapshot::save_on(t.as_ref(), prefix)
         .await
-        .map_err(|e| OpsError::Etcd(e.to_string()))
+        .map_err(|e| OpsError::Etcd(e.to_string()))?;
+    Ok(Answered {
+        value: saved,
+        api: Some(through),
+    })
 }
 
 /// Every server's snapshots, from the API's `ETCDSnapshotFile` objects.
-pub async fn list(path: &Path, connect: ConnectOptions) -> Result<Vec<SnapshotFile>, OpsError> {
+pub async fn list(
+    path: &Path,
+    connect: ConnectOptions,
+) -> Result<Answered<Vec<SnapshotFile>>, OpsError> {
     if let Some((node, t)) = sqlite_server(path, connect).await? {
         let found = sqlite_snapshot::list_on(t.as_ref())
             .await
             .map_err(|e| OpsError::Etcd(e.to_string()))?;
-        return Ok(found.into_iter().map(|s| sqlite_file(&node, s)).collect());
+        return Ok(Answered::without_api(
+            found.into_iter().map(|s| sqlite_file(&node, s)).collect(),
+        ));
     }
     let o = open(path, connect).await?;
-    let nodes = nodes(&o).await?;
+    list_etcd(&o.servers, &o.connector()).await
+}
+
+/// `list` on embedded etcd: the `ETCDSnapshotFile` objects, through `connector`.
+async fn list_etcd(
+    servers: &[String],
+    connector: &FailoverConnector,
+) -> Result<Answered<Vec<SnapshotFile>>, OpsError> {
+    let (api, through) = reach(connector).await?;
+    let nodes = nodes(api.as_ref(), &through).await?;
     if !nodes.iter().any(|n| {
-        o.servers.contains(&n.name)
+        servers.contains(&n.name)
             && n.labels.get(ETCD_ROLE_LABEL).map(String::as_str) == Some("true")
     }) {
         return Err(OpsError::Etcd(no_etcd()));
     }
-    list_snapshot_files(&o.api.client)
+    let files = api
+        .snapshot_files()
         .await
-        .map_err(|e| OpsError::Etcd(e.to_string()))?
+        .map_err(|e| OpsError::Etcd(format!("{}: {e}", through.server)))?
         .ok_or_else(|| {
             OpsError::Etcd(
                 "the API does not serve ETCDSnapshotFile objects: K3s lists snapshots there since v1.28.4+k3s2 (v1.27.8+k3s2, v1.26.11+k3s2); upgrade K3s or run k3s etcd-snapshot ls on each server".into(),
             )
-        })
+        })?;
+    Ok(Answered {
+        value: files,
+        api: Some(through),
+    })
 }
 
 /// Keeps the newest `retention` snapshots named `prefix` on every server (K3s prunes per node),
@@ -287,12 +420,28 @@ pub async fn prune(
     retention: usize,
     connect: ConnectOptions,
     confirm: &Confirmer,
-) -> Result<Vec<Pruned>, OpsError> {
+) -> Result<Answered<Vec<Pruned>>, OpsError> {
     if let Some((node, t)) = sqlite_server(path, connect).await? {
-        return prune_sqlite(&node, t.as_ref(), prefix, retention, confirm).await;
+        return prune_sqlite(&node, t.as_ref(), prefix, retention, confirm)
+            .await
+            .map(Answered::without_api);
     }
     let o = open(path, connect).await?;
-    if pick_voter(&o.servers, &nodes(&o).await?).is_err_and(|e| e == no_etcd()) {
+    prune_etcd(&o, &o.connector(), prefix, retention, confirm).await
+}
+
+/// `prune` on embedded etcd: K3s's prune on every server, after the API (through
+/// `connector`) showed that the cluster runs etcd.
+async fn prune_etcd(
+    o: &Opened,
+    connector: &FailoverConnector,
+    prefix: &str,
+    retention: usize,
+    confirm: &Confirmer,
+) -> Result<Answered<Vec<Pruned>>, OpsError> {
+    let (api, through) = reach(connector).await?;
+    if pick_voter(&o.servers, &nodes(api.as_ref(), &through).await?).is_err_and(|e| e == no_etcd())
+    {
         return Err(OpsError::Etcd(no_etcd()));
     }
     let ours = |s: &str, files: Vec<SnapshotFile>| -> Vec<String> {
@@ -305,7 +454,7 @@ pub async fn prune(
     };
     let mut before = Vec::new();
     for s in &o.servers {
-        let t = transport(&o, s)?;
+        let t = transport(o, s)?;
         before.push((s, Arc::clone(t), ours(s, local_list(t.as_ref()).await?)));
     }
     let removals: Vec<String> = before
@@ -332,7 +481,10 @@ pub async fn prune(
             kept,
         });
     }
-    Ok(out)
+    Ok(Answered {
+        value: out,
+        api: Some(through),
+    })
 }
 
 /// Pure: prune's confirmation, one line per server that loses snapshots.
@@ -396,6 +548,158 @@ async fn prune_sqlite(
 mod tests {
     use super::*;
     use crate::kube::Condition;
+    use crate::run::ApiConnector;
+    use crate::run::tests::Log;
+    use crate::run::tests::fake_api::{FakeApi, Unreachable};
+    use crate::run::tests::fake_host::fake_hosts;
+
+    const SERVERS: [&str; 3] = ["s1", "s2", "s3"];
+
+    /// Three fake servers noting into `log`.
+    fn opened(log: &Log) -> Opened {
+        Opened {
+            servers: SERVERS.iter().map(|s| s.to_string()).collect(),
+            transports: fake_hosts(SERVERS, log, &[]),
+        }
+    }
+
+    /// The fake cluster's API (every server a Ready voter), listing `files`.
+    fn answers(log: &Log, files: &[SnapshotFile]) -> Arc<dyn ApiConnector> {
+        FakeApi::new(log)
+            .servers(&SERVERS)
+            .snapshot_files(files.to_vec())
+            .connector()
+    }
+
+    fn down(why: &'static str) -> Arc<dyn ApiConnector> {
+        Arc::new(Unreachable(why))
+    }
+
+    fn listed_on_s3() -> SnapshotFile {
+        SnapshotFile {
+            name: "on-demand-s3-900".into(),
+            node: "s3".into(),
+            location: "file:///snapshots/on-demand-s3-900".into(),
+            size: Some(4096),
+            created: None,
+            ready: true,
+        }
+    }
+
+    #[tokio::test]
+    async fn save_and_list_answer_through_the_next_server_when_the_first_api_is_down() {
+        let log: Log = Arc::default();
+        let o = opened(&log);
+        let file = listed_on_s3();
+        // s1's Node still says Ready and voter (as for 40 s after its K3s stopped), but its API
+        // does not answer: the snapshot is taken on s2, through which the API answered.
+        let connector = FailoverConnector::new(vec![
+            ("s1".into(), down("/readyz: connection refused")),
+            ("s2".into(), answers(&log, std::slice::from_ref(&file))),
+            ("s3".into(), answers(&log, &[])),
+        ]);
+        let saved = save_etcd(&o, &connector, "on-demand")
+            .await
+            .expect("saved through s2");
+        assert_eq!(saved.value.node, "s2");
+        assert_eq!(saved.value.name, "on-demand-s2-1000");
+        assert_eq!(saved.value.location, "file:///snapshots/on-demand-s2-1000");
+        let through = saved.api.expect("through the API");
+        assert_eq!(through.server, "s2");
+        assert_eq!(
+            through.note().as_deref(),
+            Some("the Kubernetes API answered through s2 (s1: /readyz: connection refused)")
+        );
+        let lines = log.lock().expect("lock").clone();
+        assert!(
+            lines.contains(&"s2: taking an etcd snapshot".to_string()),
+            "{lines:?}"
+        );
+        assert!(!lines.iter().any(|l| l.starts_with("s1:")), "{lines:?}");
+
+        let listed = list_etcd(&o.servers, &connector).await.expect("listed");
+        assert_eq!(listed.value, vec![file]);
+        assert_eq!(listed.api.map(|a| a.server).as_deref(), Some("s2"));
+
+        let pruned = prune_etcd(&o, &connector, "on-demand", 1, &Confirmer::assume_yes())
+            .await
+            .expect("pruned");
+        assert_eq!(pruned.api.map(|a| a.server).as_deref(), Some("s2"));
+        assert_eq!(pruned.value.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn with_the_first_api_answering_nothing_changes() {
+        let log: Log = Arc::default();
+        let o = opened(&log);
+        let connector = FailoverConnector::new(vec![
+            ("s1".into(), answers(&log, &[])),
+            ("s2".into(), down("never asked")),
+        ]);
+        let saved = save_etcd(&o, &connector, "nightly").await.expect("saved");
+        assert_eq!(saved.value.node, "s1");
+        let through = saved.api.expect("through the API");
+        assert_eq!((through.server.as_str(), through.note()), ("s1", None));
+    }
+
+    #[tokio::test]
+    async fn with_no_api_answering_every_server_tried_is_named() {
+        let log: Log = Arc::default();
+        let o = opened(&log);
+        let connector = FailoverConnector::new(vec![
+            (
+                "s1".into(),
+                down("ssh: connect to host 10.0.0.1 port 22: Connection refused"),
+            ),
+            ("s2".into(), down("/readyz is not ok yet")),
+            (
+                "s3".into(),
+                down("reading the admin kubeconfig: no such file"),
+            ),
+        ]);
+        let errors = [
+            save_etcd(&o, &connector, "on-demand").await.err(),
+            list_etcd(&o.servers, &connector).await.err(),
+            prune_etcd(&o, &connector, "on-demand", 1, &Confirmer::assume_yes())
+                .await
+                .err(),
+        ];
+        for e in errors {
+            let e = e.expect("refused");
+            let OpsError::ApiUnreachable { servers, .. } = &e else {
+                panic!("not ApiUnreachable: {e:?}");
+            };
+            assert_eq!(servers, &["s1", "s2", "s3"]);
+            let text = e.to_string();
+            for want in [
+                "none of the servers (s1, s2, s3)",
+                "s1: ssh: connect to host 10.0.0.1 port 22: Connection refused",
+                "s2: /readyz is not ok yet",
+                "s3: reading the admin kubeconfig: no such file",
+            ] {
+                assert!(text.contains(want), "no `{want}` in {text}");
+            }
+        }
+        assert!(
+            log.lock().expect("lock").is_empty(),
+            "nothing ran on a host"
+        );
+    }
+
+    #[test]
+    fn a_server_whose_api_does_not_answer_takes_no_snapshot() {
+        let servers = vec!["s1".to_string(), "s2".to_string()];
+        let nodes = vec![node("s1", true, Some(true)), node("s2", true, Some(true))];
+        assert_eq!(
+            pick_voter_answering(&servers, &nodes, &["s1".into()]),
+            Ok("s2".to_string())
+        );
+        let e = pick_voter_answering(&servers, &nodes, &servers).expect_err("none answers");
+        assert!(
+            e.contains("s1: Ready, voter, its API does not answer"),
+            "{e}"
+        );
+    }
 
     fn node(name: &str, ready: bool, voter: Option<bool>) -> NodeInfo {
         let mut n = NodeInfo {

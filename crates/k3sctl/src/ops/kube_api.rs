@@ -19,7 +19,10 @@ use crate::kube::{
     preview_drain, readyz, uncordon_if_ours, wait_etcd_voter, wait_node_ready,
     wait_node_ready_after,
 };
-use crate::kube::{MemberRemoval, apply_object, delete_node, read_object, remove_etcd_member};
+use crate::kube::{
+    MemberRemoval, SnapshotFile, apply_object, delete_node, list_snapshot_files, read_object,
+    remove_etcd_member,
+};
 use crate::plan::ObservedNode;
 use crate::plan::manifest_drift::ObjectKey;
 use crate::plan::upgrade::gate::{GateVerdict, judge_gate};
@@ -307,5 +310,9 @@ impl ClusterApi for KubeApi {
             "no node-password secret left"
         };
         Ok(format!("{node}; {secret}"))
+    }
+
+    async fn snapshot_files(&self) -> Result<Option<Vec<SnapshotFile>>, ApiError> {
+        list_snapshot_files(&self.client).await.map_err(api_error)
     }
 }

@@ -2,24 +2,25 @@
 //! reported together with the lines to add to its .conf; with the fix, k3sctl writes them (before
 //! the first `[section]`, after a backup), installs the conf-kmsg unit when /dev/kmsg is
 //! missing, and restarts the container with `pct reboot` — cordoned and drained first when it
-//! is already a node, uncordoned once Ready again.
+//! is already a node, uncordoned once Ready again. The API is reached as `apply` reaches it
+//! (`run::FailoverConnector`: the first server whose API answers), and reached again after each
+//! restart, since the server it went through may be the container restarted.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 
 use super::error::OpsError;
-use super::export::read_admin_kubeconfig;
 use crate::host::{
     ExecRequest, HostError, INSIDE_SCRIPT, LxcProblem, LxcSeverity, PctTransport, Transport,
     check_lxc, insert_lxc_lines, parse_inside, shell,
 };
-use crate::kube::{
-    DrainOptions, Poll, connect_through, cordon, drain_node, uncordon_if_ours, wait_node_ready,
-};
+use crate::kube::DrainOptions;
+use crate::run::{ApiConnector, ClusterApi};
 
 /// The conf-kmsg script (the seeds' and most Proxmox guides' fix): /dev/kmsg as a link to the
 /// console when missing, and `/` made rshared for mount propagation.
@@ -209,12 +210,59 @@ async fn install_conf_kmsg(t: &PctTransport) -> Result<(), HostError> {
     .map(drop)
 }
 
-/// Fixes the containers' findings; `first_server` reaches the API when some of them are already
-/// nodes (they are drained first). Returns what was done, for the report.
+/// How long a restarted node may take to be reachable through the API and Ready again.
+const BACK_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Cordons and drains `node` through `api`, runs `restart`, then, through the API reached again
+/// by `connector` (the server `api` went through may be the one restarted; retried until
+/// `back_within`), waits until the node is Ready and uncordons it (k3sctl's cordon only).
+/// Returns the client reached last, for the next node.
+async fn drained_restart(
+    api: Arc<dyn ClusterApi>,
+    connector: &dyn ApiConnector,
+    node: &str,
+    restart: impl Future<Output = Result<(), String>>,
+    back_within: Duration,
+) -> Result<Arc<dyn ClusterApi>, String> {
+    api.cordon(node, "lxc settings fix")
+        .await
+        .map_err(|e| e.to_string())?;
+    api.drain(node, &DrainOptions::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    drop(api);
+    restart.await?;
+    let deadline = Instant::now() + back_within;
+    let api = loop {
+        match connector.connect().await {
+            Ok(api) => break api,
+            Err(e) if Instant::now() >= deadline => {
+                return Err(format!(
+                    "restarted, but the API did not answer again within {}s: {e}",
+                    back_within.as_secs()
+                ));
+            }
+            Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+        }
+    };
+    api.wait_node_ready(
+        node,
+        None,
+        deadline.saturating_duration_since(Instant::now()),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    api.uncordon(node).await.map_err(|e| e.to_string())?;
+    Ok(api)
+}
+
+/// Fixes the containers' findings; `connector` reaches the API (the first server that answers)
+/// when some of them are already nodes (`registered`: they are drained first). Returns what
+/// was done, for the report.
 pub async fn fix_all(
     findings: &[ContainerFindings],
     containers: &BTreeMap<String, Arc<PctTransport>>,
-    first_server: Option<Arc<dyn Transport>>,
+    connector: Arc<dyn ApiConnector>,
     registered: &[String],
 ) -> Result<Vec<String>, OpsError> {
     let locked: Vec<String> = findings
@@ -226,16 +274,15 @@ pub async fn fix_all(
         return Err(OpsError::Preflight(locked));
     }
     let needs_api = findings.iter().any(|f| registered.contains(&f.host));
-    let api = match (&first_server, needs_api) {
-        (Some(server), true) => {
-            let admin = read_admin_kubeconfig(server.as_ref()).await?;
-            Some(
-                connect_through(server.as_ref(), admin.expose(), crate::k3s::ports::API_PORT)
-                    .await
-                    .map_err(|e| OpsError::Preflight(vec![e.to_string()]))?,
-            )
-        }
-        _ => None,
+    let mut api = if needs_api {
+        Some(
+            connector
+                .connect()
+                .await
+                .map_err(|e| OpsError::Preflight(vec![format!("--fix-lxc: {e}")]))?,
+        )
+    } else {
+        None
     };
     let mut done = Vec::new();
     // One container at a time: a node is drained, restarted and back before the next.
@@ -263,34 +310,23 @@ pub async fn fix_all(
                 .map_err(|e| fail(e.to_string()))?;
             done.push(format!("{}: installed conf-kmsg.service", f.host));
         }
-        let drained = match (&api, registered.contains(&f.host)) {
-            (Some(api), true) => {
-                cordon(&api.client, &f.host, "lxc settings fix")
-                    .await
-                    .map_err(|e| fail(e.to_string()))?;
-                drain_node(&api.client, &f.host, &DrainOptions::default())
-                    .await
-                    .map_err(|e| fail(e.to_string()))?;
+        let reboot = async { t.reboot().await.map_err(|e| e.to_string()) };
+        match (api.take(), registered.contains(&f.host)) {
+            (Some(reached), true) => {
+                api = Some(
+                    drained_restart(reached, connector.as_ref(), &f.host, reboot, BACK_TIMEOUT)
+                        .await
+                        .map_err(fail)?,
+                );
                 done.push(format!("{}: cordoned and drained", f.host));
-                true
+                done.push(format!("{}: restarted (pct reboot {})", f.host, f.vmid));
+                done.push(format!("{}: Ready again and uncordoned", f.host));
             }
-            _ => false,
-        };
-        t.reboot().await.map_err(|e| fail(e.to_string()))?;
-        done.push(format!("{}: restarted (pct reboot {})", f.host, f.vmid));
-        if let (Some(api), true) = (&api, drained) {
-            wait_node_ready(
-                &api.client,
-                &f.host,
-                None,
-                Poll::new(Duration::from_secs(1), Duration::from_secs(300)),
-            )
-            .await
-            .map_err(|e| fail(e.to_string()))?;
-            uncordon_if_ours(&api.client, &f.host)
-                .await
-                .map_err(|e| fail(e.to_string()))?;
-            done.push(format!("{}: Ready again and uncordoned", f.host));
+            (reached, _) => {
+                api = reached;
+                reboot.await.map_err(fail)?;
+                done.push(format!("{}: restarted (pct reboot {})", f.host, f.vmid));
+            }
         }
     }
     Ok(done)
@@ -300,6 +336,106 @@ pub async fn fix_all(
 mod tests {
     use super::*;
     use crate::host::{APPARMOR_LINE, KMSG_LINE};
+    use crate::run::tests::Log;
+    use crate::run::tests::fake_api::{FakeApi, Unreachable};
+    use crate::run::{ApiError, FailoverConnector};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Hands out `inner`'s API, counting the connections.
+    struct Counting {
+        inner: Arc<dyn ApiConnector>,
+        connects: Arc<AtomicUsize>,
+    }
+
+    #[async_trait::async_trait]
+    impl ApiConnector for Counting {
+        async fn connect(&self) -> Result<Arc<dyn ClusterApi>, ApiError> {
+            self.connects.fetch_add(1, Ordering::SeqCst);
+            self.inner.connect().await
+        }
+    }
+
+    /// A restart that notes itself in `log`.
+    fn reboot(log: &Log, node: &str) -> impl Future<Output = Result<(), String>> + use<> {
+        let (log, line) = (Arc::clone(log), format!("{node}: pct reboot"));
+        async move {
+            log.lock().expect("lock").push(line);
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn the_drain_goes_through_the_first_server_whose_api_answers_and_again_after_the_restart()
+    {
+        let log: Log = Arc::default();
+        let connects = Arc::new(AtomicUsize::new(0));
+        let failover = FailoverConnector::new(vec![
+            (
+                "s1".into(),
+                Arc::new(Unreachable("pct exec 201: container is restarting")),
+            ),
+            (
+                "s2".into(),
+                Arc::new(Counting {
+                    inner: FakeApi::new(&log).connector(),
+                    connects: Arc::clone(&connects),
+                }),
+            ),
+        ]);
+        let api = failover.connect().await.expect("through s2");
+        drained_restart(
+            api,
+            &failover,
+            "k3s-4",
+            reboot(&log, "k3s-4"),
+            Duration::from_secs(5),
+        )
+        .await
+        .expect("fixed through s2");
+        assert_eq!(
+            log.lock().expect("lock").as_slice(),
+            [
+                "k3s-4: cordon (lxc settings fix)",
+                "k3s-4: drain within 300s",
+                "k3s-4: pct reboot",
+                "k3s-4: wait for Ready posted after None",
+                "k3s-4: ready",
+                "k3s-4: uncordon",
+            ]
+        );
+        // Once for the drain, once again after the restart.
+        assert_eq!(connects.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn with_no_api_back_after_the_restart_every_server_tried_is_named() {
+        let log: Log = Arc::default();
+        let api = FakeApi::new(&log)
+            .connector()
+            .connect()
+            .await
+            .expect("fake");
+        let none = FailoverConnector::new(vec![
+            (
+                "s1".into(),
+                Arc::new(Unreachable("/readyz: connection refused")),
+            ),
+            ("s2".into(), Arc::new(Unreachable("/readyz is not ok yet"))),
+        ]);
+        let e = drained_restart(api, &none, "s1", reboot(&log, "s1"), Duration::ZERO)
+            .await
+            .err()
+            .expect("no API");
+        assert!(
+            e.contains("restarted, but the API did not answer again")
+                && e.contains("s1: /readyz: connection refused; s2: /readyz is not ok yet"),
+            "{e}"
+        );
+        assert_eq!(
+            log.lock().expect("lock").last().map(String::as_str),
+            Some("s1: pct reboot")
+        );
+    }
 
     #[test]
     fn report_lists_problems_and_the_lines_to_add() {

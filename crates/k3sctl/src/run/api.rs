@@ -9,7 +9,7 @@ use async_trait::async_trait;
 
 use crate::kube::{
     CordonOutcome, DrainOptions, DrainPlan, DrainReport, DrainRules, EtcdMember, NodeInfo,
-    PodHealth, StartedAt, UncordonOutcome,
+    PodHealth, SnapshotFile, StartedAt, UncordonOutcome,
 };
 use crate::plan::ObservedNode;
 use crate::plan::manifest_drift::ObjectKey;
@@ -144,6 +144,11 @@ pub trait ClusterApi: Send + Sync {
         let _ = (name, timeout);
         Err(unsupported("deleting a Node"))
     }
+    /// K3s's `ETCDSnapshotFile` objects: every server's etcd snapshots; `None` when the API
+    /// does not serve that kind (K3s before v1.28.4+k3s2).
+    async fn snapshot_files(&self) -> Result<Option<Vec<SnapshotFile>>, ApiError> {
+        Err(unsupported("listing etcd snapshot files"))
+    }
 }
 
 fn unsupported(what: &str) -> ApiError {
@@ -174,24 +179,53 @@ impl FailoverConnector {
     }
 }
 
+/// The API as a [`FailoverConnector`] reached it.
+pub struct Answering {
+    /// The server it answers through.
+    pub server: String,
+    /// The client.
+    pub api: Arc<dyn ClusterApi>,
+    /// The servers tried before it (in order), each with why it did not answer.
+    pub passed_over: Vec<(String, ApiError)>,
+}
+
 impl FailoverConnector {
+    /// The servers it tries, in order.
+    pub fn servers(&self) -> Vec<String> {
+        self.connectors.iter().map(|(s, _)| s.clone()).collect()
+    }
+
     /// The API through the first server (in the given order) whose `/readyz` answers ok, and
     /// that server's name; when none answers, every server's failure.
     pub async fn connect_named(&self) -> Result<(String, Arc<dyn ClusterApi>), ApiError> {
+        self.connect_answering().await.map(|a| (a.server, a.api))
+    }
+
+    /// As [`Self::connect_named`], also saying why each server tried before the one that
+    /// answered did not.
+    pub async fn connect_answering(&self) -> Result<Answering, ApiError> {
         let mut failures = Vec::new();
         for (server, connector) in &self.connectors {
-            match connector.connect().await {
-                Ok(api) => match api.readyz().await {
-                    Ok(()) => return Ok((server.clone(), api)),
-                    Err(e) => failures.push(format!("{server}: {e}")),
-                },
-                Err(e) => failures.push(format!("{server}: {e}")),
+            let answer = match connector.connect().await {
+                Ok(api) => api.readyz().await.map(|()| api),
+                Err(e) => Err(e),
+            };
+            match answer {
+                Ok(api) => {
+                    return Ok(Answering {
+                        server: server.clone(),
+                        api,
+                        passed_over: failures,
+                    });
+                }
+                Err(e) => failures.push((server.clone(), e)),
             }
         }
         Err(ApiError(if failures.is_empty() {
             "no server to reach the API through".into()
         } else {
-            format!("no server answered: {}", failures.join("; "))
+            let each: Vec<String> = failures.iter().map(|(s, e)| format!("{s}: {e}")).collect();
+            format!("no server answered: {}", each.join("; "))
         }))
     }
 }

@@ -33,9 +33,9 @@ pub mod step_error;
 pub mod upgrade_marker;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
-pub use api::{ApiConnector, ApiError, ClusterApi, ConnectedApi, FailoverConnector};
+pub use api::{Answering, ApiConnector, ApiError, ClusterApi, ConnectedApi, FailoverConnector};
 pub use context::{RolloutContext, RunOptions, Shared};
 pub use engine::execute;
 pub use events::{Event, EventKind, JsonReporter, MemoryReporter, PlainReporter, Reporter};

@@ -10,8 +10,8 @@ use crate::k3s::config::NodeRole;
 use crate::plan::{HostPlan, Plan, Step};
 use crate::secret::Secret;
 
-mod fake_api;
-mod fake_host;
+pub(crate) mod fake_api;
+pub(crate) mod fake_host;
 mod rollout;
 mod rollout_ha;
 mod rotation;
@@ -20,7 +20,7 @@ use fake_api::{FakeApi, Unreachable};
 use fake_host::{FakeHost, fake_hosts};
 
 /// Every call on every fake host and on the fake API, in order: `host: what`.
-type Log = Arc<Mutex<Vec<String>>>;
+pub(crate) type Log = Arc<Mutex<Vec<String>>>;
 
 /// Servers of the fake cluster: each Node Ready and an etcd voter (a server whose K3s stopped
 /// a moment ago still looks like this).

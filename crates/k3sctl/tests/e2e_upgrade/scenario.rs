@@ -325,6 +325,28 @@ impl Scenario {
         (out.status.success(), report)
     }
 
+    /// Runs `k3sctl etcd snapshot ARGS -o json`, which must succeed: its JSON and its stderr.
+    #[allow(dead_code)] // e2e_ha_upgrade's
+    pub fn etcd_snapshot(&self, args: &[&str]) -> (serde_json::Value, String) {
+        let out = self
+            .command("etcd")
+            .arg("snapshot")
+            .args(args)
+            .args(["-o", "json"])
+            .output()
+            .expect("run k3sctl etcd snapshot");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            out.status.success(),
+            "k3sctl etcd snapshot {}:\n{stdout}{stderr}",
+            args.join(" ")
+        );
+        let json = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("etcd snapshot -o json is not JSON ({e}):\n{stdout}"));
+        (json, stderr)
+    }
+
     /// Runs `k3sctl upgrade ARGS`.
     pub fn upgrade(&self, args: &[&str]) -> Out {
         let out = self.k3sctl().args(args).output().expect("run k3sctl");

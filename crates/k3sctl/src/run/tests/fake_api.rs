@@ -1,7 +1,8 @@
 //! The one fake Kubernetes API of the engine tests: it answers every [`ClusterApi`] call, notes
 //! what the engine asked in the shared log (`node: what`, or `cluster: what`), and behaves as
 //! each scenario sets (which servers its Nodes list, whether etcd answers its member list, a
-//! server left a learner, refused drains and member removals).
+//! server left a learner, refused drains and member removals, the etcd snapshot files it
+//! lists).
 //!
 //! A method added to [`ClusterApi`] gets its fake answer here, once, for every scenario.
 
@@ -14,7 +15,7 @@ use async_trait::async_trait;
 use super::Log;
 use crate::kube::{
     Condition, CordonOutcome, DrainOptions, DrainPlan, DrainReport, ETCD_ROLE_LABEL, EtcdMember,
-    NodeInfo, StartedAt, UncordonOutcome,
+    NodeInfo, SnapshotFile, StartedAt, UncordonOutcome,
 };
 use crate::plan::ObservedNode;
 use crate::plan::upgrade::gate::GateVerdict;
@@ -22,14 +23,14 @@ use crate::plan::upgrade::quorum::ETCD_NODE_NAME;
 use crate::run::{ApiConnector, ApiError, ClusterApi, ConnectedApi};
 
 /// The version every Node's kubelet reports before an upgrade.
-pub(super) const FROM: &str = "v1.33.5+k3s1";
+pub(crate) const FROM: &str = "v1.33.5+k3s1";
 
 /// How long a wait for Ready takes: long enough for hosts running side by side to interleave
 /// in the log.
 const READY_AFTER: Duration = Duration::from_millis(20);
 
 /// A fake API over the scenario's log; see the module doc.
-pub(super) struct FakeApi {
+pub(crate) struct FakeApi {
     log: Log,
     /// Servers whose Nodes it lists: Ready, etcd voters (a server whose K3s stopped a moment
     /// ago still looks like this), at [`FROM`].
@@ -44,6 +45,8 @@ pub(super) struct FakeApi {
     refuse_leave: BTreeSet<String>,
     /// Servers seen Ready at a new version so far.
     back: Mutex<Vec<String>>,
+    /// The `ETCDSnapshotFile` objects it lists.
+    snapshot_files: Vec<SnapshotFile>,
 }
 
 fn names(list: &[&str]) -> impl Iterator<Item = String> {
@@ -52,7 +55,7 @@ fn names(list: &[&str]) -> impl Iterator<Item = String> {
 
 impl FakeApi {
     /// No Nodes, no member list, nothing refused.
-    pub(super) fn new(log: &Log) -> Self {
+    pub(crate) fn new(log: &Log) -> Self {
         Self {
             log: Arc::clone(log),
             servers: Vec::new(),
@@ -61,36 +64,43 @@ impl FakeApi {
             refuse_drain: BTreeSet::new(),
             refuse_leave: BTreeSet::new(),
             back: Mutex::default(),
+            snapshot_files: Vec::new(),
         }
     }
 
     /// The Nodes list these servers.
-    pub(super) fn servers(mut self, servers: &[&str]) -> Self {
+    pub(crate) fn servers(mut self, servers: &[&str]) -> Self {
         self.servers = names(servers).collect();
         self
     }
 
     /// etcd answers its member list; `stuck` stays a learner once it is back.
-    pub(super) fn members(mut self, stuck: Option<&str>) -> Self {
+    pub(crate) fn members(mut self, stuck: Option<&str>) -> Self {
         self.members = true;
         self.stuck = stuck.map(str::to_string);
         self
     }
 
     /// A PodDisruptionBudget refuses these nodes' drains.
-    pub(super) fn refuse_drain(mut self, nodes: &[&str]) -> Self {
+    pub(crate) fn refuse_drain(mut self, nodes: &[&str]) -> Self {
         self.refuse_drain = names(nodes).collect();
         self
     }
 
     /// K3s refuses to remove these servers' etcd members.
-    pub(super) fn refuse_leave(mut self, servers: &[&str]) -> Self {
+    pub(crate) fn refuse_leave(mut self, servers: &[&str]) -> Self {
         self.refuse_leave = names(servers).collect();
         self
     }
 
+    /// It lists these `ETCDSnapshotFile` objects.
+    pub(crate) fn snapshot_files(mut self, files: Vec<SnapshotFile>) -> Self {
+        self.snapshot_files = files;
+        self
+    }
+
     /// A connector handing out this API.
-    pub(super) fn connector(self) -> Arc<dyn ApiConnector> {
+    pub(crate) fn connector(self) -> Arc<dyn ApiConnector> {
         Arc::new(ConnectedApi(Arc::new(self)))
     }
 
@@ -230,10 +240,14 @@ impl ClusterApi for FakeApi {
         self.note(format!("{name}: delete node"));
         Ok("deleted".into())
     }
+    async fn snapshot_files(&self) -> Result<Option<Vec<SnapshotFile>>, ApiError> {
+        self.note("cluster: list snapshot files".into());
+        Ok(Some(self.snapshot_files.clone()))
+    }
 }
 
 /// A connector that never connects, saying why.
-pub(super) struct Unreachable(pub &'static str);
+pub(crate) struct Unreachable(pub &'static str);
 
 #[async_trait]
 impl ApiConnector for Unreachable {

@@ -11,17 +11,19 @@ use super::Log;
 use crate::host::{ExecOutput, ExecRequest, HostError, Transport, UploadRequest};
 
 /// The server token every [`FakeHost`] has.
-pub(super) const TOKEN: &str =
+pub(crate) const TOKEN: &str =
     "K10bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb::server:verysecret";
 
 /// A host whose every command succeeds and is noted in the log by what it does; a `broken`
 /// host's K3s fails after its start (journal: no CA certs) and its daemon-reload fails. It has
-/// the server token [`TOKEN`].
-pub(super) struct FakeHost {
+/// the server token [`TOKEN`]; `k3s etcd-snapshot save --name P` saves `P-<host>-1000` (as K3s
+/// logs it) and `k3s etcd-snapshot ls -o json` lists what it saved.
+pub(crate) struct FakeHost {
     name: String,
     log: Log,
     broken: bool,
     starts: Mutex<u64>,
+    snapshots: Mutex<Vec<String>>,
 }
 
 #[async_trait]
@@ -64,6 +66,10 @@ impl Transport for FakeHost {
         if req.command.starts_with("journalctl") {
             return ok("level=fatal msg=\"failed to get CA certs: connection refused\"\n".into());
         }
+        if let Some(args) = req.command.strip_prefix("k3s etcd-snapshot ") {
+            self.note(&req.what());
+            return self.etcd_snapshot(args);
+        }
         if req.command.contains("--no-block") {
             *self.starts.lock().expect("lock") += 1;
         }
@@ -90,13 +96,39 @@ impl Transport for FakeHost {
 
 impl FakeHost {
     /// Host `name`, noting into `log`.
-    pub(super) fn new(name: &str, log: &Log, broken: bool) -> Arc<Self> {
+    pub(crate) fn new(name: &str, log: &Log, broken: bool) -> Arc<Self> {
         Arc::new(Self {
             name: name.into(),
             log: Arc::clone(log),
             broken,
             starts: Mutex::new(0),
+            snapshots: Mutex::default(),
         })
+    }
+
+    /// `k3s etcd-snapshot ARGS`: `save --name P` and `ls -o json`.
+    fn etcd_snapshot(&self, args: &str) -> Result<ExecOutput, HostError> {
+        let mut saved = self.snapshots.lock().expect("lock");
+        if let Some(prefix) = args.strip_prefix("save --name ") {
+            let name = format!("{}-{}-1000", prefix.trim_matches('\''), self.name);
+            let log = format!("level=info msg=\"Snapshot {name} saved.\"\n");
+            saved.push(name);
+            return Ok(ExecOutput {
+                status: Some(0),
+                stdout: vec![],
+                stderr: log.into_bytes(),
+            });
+        }
+        let items: Vec<String> = saved
+            .iter()
+            .map(|n| {
+                format!(
+                    r#"{{"spec":{{"snapshotName":"{n}","nodeName":"{host}","location":"file:///snapshots/{n}"}},"status":{{"size":"4096","readyToUse":true}}}}"#,
+                    host = self.name
+                )
+            })
+            .collect();
+        output(0, &format!(r#"{{"items":[{}]}}"#, items.join(",")))
     }
 
     fn note(&self, what: &str) {
@@ -108,7 +140,7 @@ impl FakeHost {
 }
 
 /// [`FakeHost`]s by name; those named in `broken` are broken.
-pub(super) fn fake_hosts<'a>(
+pub(crate) fn fake_hosts<'a>(
     names: impl IntoIterator<Item = &'a str>,
     log: &Log,
     broken: &[&str],
@@ -123,7 +155,7 @@ pub(super) fn fake_hosts<'a>(
 }
 
 /// A command's result with exit `status` and `stdout`.
-pub(super) fn output(status: i32, stdout: &str) -> Result<ExecOutput, HostError> {
+pub(crate) fn output(status: i32, stdout: &str) -> Result<ExecOutput, HostError> {
     Ok(ExecOutput {
         status: Some(status),
         stdout: stdout.as_bytes().to_vec(),
@@ -133,7 +165,7 @@ pub(super) fn output(status: i32, stdout: &str) -> Result<ExecOutput, HostError>
 
 /// What `systemctl show` says of a K3s service in `state` started `starts` times: the host's
 /// clock reads 1000, and each start happens 10 s later than the last.
-pub(super) fn service_show(state: &str, starts: u64) -> String {
+pub(crate) fn service_show(state: &str, starts: u64) -> String {
     format!(
         "Now=1000\nActiveState={state}\nExecMainStartTimestampMonotonic={starts}\n\
          ExecMainStartTimestamp=@{}\n",
