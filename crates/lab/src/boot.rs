@@ -1,6 +1,6 @@
-//! Starting and stopping one host's systemd-nspawn. nspawn runs detached (its own session) and
+//! Starting and stopping one host's systemd-nspawn. nspawn runs detached (its own session),
 //! enters the host's cgroups before it starts, so `systemctl` inside works and several hosts
-//! never share unit cgroups.
+//! never share unit cgroups, and inherits no descriptor beyond stdio (`inherit.rs`).
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -12,6 +12,7 @@ use nix::sys::signal::Signal;
 
 use crate::command;
 use crate::error::{LabError, Result, fs_step};
+use crate::inherit;
 use crate::process;
 
 /// Where systemd-nspawn keeps per-image lock files.
@@ -69,7 +70,7 @@ impl BootTarget {
             .stdin(Stdio::null())
             .stdout(console.into_parts().0)
             .stderr(console2.into_parts().0);
-        let status = cmd.status().map_err(|e| LabError::Command {
+        let status = inherit::status_alone(&mut cmd).map_err(|e| LabError::Command {
             step: step.clone(),
             command: command::display(&cmd),
             detail: format!("cannot start: {e}"),

@@ -18,6 +18,7 @@ mod footprint;
 pub mod foreign;
 mod identity;
 pub mod image;
+pub mod inherit;
 mod lab;
 pub mod limits;
 mod lock;

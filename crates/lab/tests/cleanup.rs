@@ -1,6 +1,8 @@
 //! The CLI end to end, and what a killed owner leaves: `up --hold` owns a lab; after it is
 //! killed with SIGKILL the hosts keep running (nspawn is detached), and `cleanup` removes
-//! every process, mount, namespace, link, cgroup and lock file of the lab.
+//! every process, mount, namespace, link, cgroup and lock file of the lab. `up` is given a
+//! locked file's descriptor without close-on-exec, as `flock(1)` gives its command: only `up`
+//! itself holds it, no host process, so the lock is free once `up` is gone.
 
 mod common;
 
@@ -30,6 +32,28 @@ fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Every process (pid and name) with a descriptor open on `path`.
+fn holders_of(path: &Path) -> Vec<(u32, String)> {
+    let mut found = Vec::new();
+    for entry in fs_err::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        // A process may be gone by now: then it holds nothing.
+        let Ok(fds) = fs_err::read_dir(entry.path().join("fd")) else {
+            continue;
+        };
+        if fds
+            .flatten()
+            .any(|fd| fs_err::read_link(fd.path()).is_ok_and(|target| target == path))
+        {
+            let name = fs_err::read_to_string(entry.path().join("comm")).unwrap_or_default();
+            found.push((pid, name.trim().to_owned()));
+        }
+    }
+    found
+}
+
 fn wait_for(path: &Path, limit: Duration) -> bool {
     let start = Instant::now();
     while start.elapsed() < limit {
@@ -45,6 +69,13 @@ fn wait_for(path: &Path, limit: Duration) -> bool {
 fn killed_owner_leaves_nothing_after_cleanup() {
     let spec = std::env::temp_dir().join(format!("k3sctl-lab-t-kill-{}.yaml", std::process::id()));
     let _ = fs_err::remove_file(&spec);
+    // What a run under `flock /tmp/k3sctl-lab.lock ...` hands down: a descriptor of the locked
+    // file without close-on-exec.
+    let lock_path =
+        std::env::temp_dir().join(format!("k3sctl-lab-t-kill-{}.lock", std::process::id()));
+    let lock = fs_err::File::create(&lock_path).expect("lock file");
+    lock.lock().expect("flock");
+    let inherited = nix::unistd::dup(lock.file()).expect("dup without close-on-exec");
     let mut holder = Command::new(BIN)
         .args([
             "up",
@@ -62,12 +93,21 @@ fn killed_owner_leaves_nothing_after_cleanup() {
         .stdout(Stdio::null())
         .spawn()
         .expect("k3sctl-lab up runs");
+    // From here on only `up` holds the lock (the same open file, through its inherited copy).
+    drop(inherited);
+    drop(lock);
     assert!(
         wait_for(&spec, Duration::from_secs(300)),
         "lab t-kill did not come up"
     );
 
     let lab = Lab::open("t-kill").expect("lab exists");
+    // The host's nspawn, its init and everything inside did not inherit the descriptor.
+    assert_eq!(
+        holders_of(&lock_path),
+        vec![(holder.id(), "k3sctl-lab".to_owned())],
+        "only `up` may hold the lock file"
+    );
     assert_eq!(lab.state().owner.map(|o| o.pid), Some(holder.id()));
     let footprint = lab.footprint();
     assert!(footprint.has_every_kind(), "{footprint:?}");
@@ -133,6 +173,15 @@ fn killed_owner_leaves_nothing_after_cleanup() {
         "t-kill-1\n"
     );
     assert!(stdout(&cli(&["status", "t-kill"])).contains("orphan"));
+    // The lock is free while the hosts run on: `flock` would now let the next run in.
+    assert_eq!(holders_of(&lock_path), Vec::new());
+    let again = fs_err::File::open(&lock_path).expect("lock file");
+    again
+        .file()
+        .try_lock()
+        .expect("the lock is free once `up` is gone");
+    drop(again);
+    let _ = fs_err::remove_file(&lock_path);
 
     let swept = stdout(&cli(&["cleanup"]));
     assert!(swept.contains("t-kill"), "{swept}");

@@ -80,18 +80,17 @@ pub fn start_agent(ctx: &Ctx) -> Result<()> {
     let out = fs_err::File::create(&log).map_err(fs_step("create pve-agent.log"))?;
     let err = out.try_clone().map_err(fs_step("create pve-agent.log"))?;
     let bin = crate::spec_out::find_lab_binary()?;
-    let status = Command::new("setsid")
-        .arg("-f")
+    let mut cmd = Command::new("setsid");
+    cmd.arg("-f")
         .arg(&bin)
         .args(["pve-agent", "--lab", &ctx.state.name])
         .stdin(Stdio::null())
         .stdout(out.into_parts().0)
-        .stderr(err.into_parts().0)
-        .status()
-        .map_err(|e| LabError::Invalid {
-            what: format!("cannot start the Proxmox agent {}: {e}", bin.display()),
-            hint: "install util-linux (setsid)".into(),
-        })?;
+        .stderr(err.into_parts().0);
+    let status = crate::inherit::status_alone(&mut cmd).map_err(|e| LabError::Invalid {
+        what: format!("cannot start the Proxmox agent {}: {e}", bin.display()),
+        hint: "install util-linux (setsid)".into(),
+    })?;
     let start = Instant::now();
     while status.success() && start.elapsed() < Duration::from_secs(10) {
         if socket.exists() {
