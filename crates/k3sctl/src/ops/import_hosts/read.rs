@@ -21,6 +21,7 @@ use crate::k3s::unit_dropins::{UnitDropin, applied, exec_start_source, takeovers
 use crate::k3s::version::K3sVersion;
 use crate::ops::connect::{ConnectOptions, connect_all};
 use crate::ops::error::OpsError;
+use crate::ops::kube_api::failover_through;
 use crate::run::observe::{read_start_files, start_file_paths};
 use crate::secret::Secret;
 use crate::spec::{Host, LoadedSpec, Role};
@@ -235,31 +236,24 @@ pub async fn read_hosts(
         let out = transport.exec_checked(req).await?;
         reports.push(parse(&out.stdout_text()));
     }
-    // The API, through the first server that answers.
-    let mut nodes: BTreeMap<String, crate::kube::NodeInfo> = BTreeMap::new();
-    for (host, report) in hosts.iter().zip(&reports) {
-        if report.role != Some(NodeRole::Server) {
-            continue;
-        }
-        let transport = &transports[&host.name];
-        let Ok(admin) = super::super::export::read_admin_kubeconfig(transport.as_ref()).await
-        else {
-            continue;
+    // The API, through the first server (as the hosts report their roles) whose API answers,
+    // as everywhere else; without one, the Nodes are not read.
+    let servers = hosts
+        .iter()
+        .zip(&reports)
+        .filter(|(_, report)| report.role == Some(NodeRole::Server))
+        .map(|(host, _)| host.name.as_str());
+    let nodes: BTreeMap<String, crate::kube::NodeInfo> =
+        match failover_through(servers, &transports).connect_named().await {
+            Ok((_, api)) => api
+                .node_infos()
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .map(|n| (n.name.clone(), n))
+                .collect(),
+            Err(_) => BTreeMap::new(),
         };
-        let Ok(connection) = crate::kube::connect_through(
-            transport.as_ref(),
-            admin.expose(),
-            crate::k3s::ports::API_PORT,
-        )
-        .await
-        else {
-            continue;
-        };
-        if let Ok(list) = crate::kube::list_nodes(&connection.client).await {
-            nodes = list.into_iter().map(|n| (n.name.clone(), n)).collect();
-            break;
-        }
-    }
     let mut seen = Vec::new();
     for ((host, report), base) in hosts.iter().zip(&reports).zip(&skeleton.cluster.spec.hosts) {
         let role = report.role.ok_or_else(|| OpsError::ImportHost {
