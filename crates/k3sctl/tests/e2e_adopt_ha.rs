@@ -13,9 +13,11 @@
 //!    `server:`; the first server's env file names another server); a second apply has
 //!    nothing to do.
 //! 2. The playbook runs again (its files back, K3s restarted as it restarts it). An adopting
-//!    apply is killed (SIGKILL) once its first file is written: every start file is whole (the
-//!    playbook's or k3sctl's), nothing restarted; the next apply takes the killed run's lock
-//!    over, converges without restarting K3s, and a last apply has nothing to do.
+//!    apply is killed (SIGKILL) while each host's one round trip (record, files,
+//!    daemon-reload) is held right after its first file; the hold lifted, the batch stops
+//!    there (its caller is gone): every start file is whole (the playbook's or k3sctl's), no
+//!    temporary file, nothing restarted; the next apply takes the killed run's lock over,
+//!    converges without restarting K3s, and a last apply has nothing to do.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -163,9 +165,38 @@ fn no_cluster_init(lab: &Lab, hosts: &[&str], second_ip: &str) {
     );
 }
 
-/// `apply -o json`, killed (SIGKILL) as soon as its first file is written. Returns the killed
-/// process's id and the events it printed.
-fn apply_killed_after_first_write(spec_arg: &str) -> (u32, Vec<serde_json::Value>) {
+/// A stand-in for `mv`, first on root's PATH, that stops right after renaming a file k3sctl
+/// wrote (`*.k3sctl-tmp.*`) while /run/k3sctl-test-hold exists: it says so in
+/// /run/k3sctl-test-held and waits until the hold is lifted. It holds each host's batch of
+/// script steps right after its first file.
+const HOLDING_MV: &str = r#"#!/bin/sh
+/bin/mv "$@" || exit $?
+case "$*" in
+  *.k3sctl-tmp.*)
+    if [ -e /run/k3sctl-test-hold ]; then
+      touch /run/k3sctl-test-held
+      while [ -e /run/k3sctl-test-hold ]; do sleep 0.05; done
+    fi;;
+esac
+"#;
+
+/// `apply -o json`, killed (SIGKILL) while every host's batch of script steps is held right
+/// after its first file (see [`HOLDING_MV`]); then the hold is lifted. The batch, whose
+/// caller is gone, must stop there. Returns the killed process's id and the events it printed.
+fn apply_killed_after_first_write(
+    lab: &Lab,
+    hosts: &[&str],
+    spec_arg: &str,
+) -> (u32, Vec<serde_json::Value>) {
+    for h in hosts {
+        foreign::write_root(lab, h, "/usr/local/bin/mv", HOLDING_MV.as_bytes(), 0o755)
+            .expect("holding mv");
+        lab.exec(
+            h,
+            "rm -f /run/k3sctl-test-held; touch /run/k3sctl-test-hold",
+        )
+        .expect("hold");
+    }
     let mut child = Command::new(env!("CARGO_BIN_EXE_k3sctl"))
         .env("K3SCTL_YES", "1")
         .args(["-o", "json", "apply", "-c", spec_arg])
@@ -175,22 +206,57 @@ fn apply_killed_after_first_write(spec_arg: &str) -> (u32, Vec<serde_json::Value
         .expect("k3sctl runs");
     let pid = child.id();
     let reader = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut events = Vec::new();
-    let mut killed = false;
-    for line in reader.lines().map_while(Result::ok) {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
-            continue;
-        };
-        let write_done = v["step"] == "write-file" && v["kind"] == "done";
-        events.push(v);
-        if write_done {
-            child.kill().expect("SIGKILL k3sctl");
-            killed = true;
-            break;
-        }
+    let events = std::thread::spawn(move || {
+        reader
+            .lines()
+            .map_while(Result::ok)
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(&line).ok())
+            .collect::<Vec<_>>()
+    });
+    let deadline = Instant::now() + std::time::Duration::from_secs(90);
+    let held = |h: &str| {
+        lab.exec(h, "test -e /run/k3sctl-test-held && echo held || true")
+            .is_ok_and(|out| out.trim() == "held")
+    };
+    while !hosts.iter().all(|h| held(h)) {
+        assert!(
+            Instant::now() < deadline,
+            "not every host's batch reached its first file"
+        );
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "the apply ended before its writes were held"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
     }
+    child.kill().expect("SIGKILL k3sctl");
     let _ = child.wait();
-    assert!(killed, "the apply wrote no file: {events:?}");
+    let events = events.join().expect("events");
+    // Let the ssh masters close the killed run's sessions, then lift the hold.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    for h in hosts {
+        lab.exec(h, "rm -f /run/k3sctl-test-hold")
+            .expect("lift the hold");
+    }
+    // The batches end (their next result line has no reader): none is left running.
+    let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    for h in hosts {
+        loop {
+            let running = lab
+                .exec(h, "pgrep -f 'k3sctl_no[w]' || true")
+                .expect("pgrep");
+            if running.trim().is_empty() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{h}: the killed run's batch still runs: {running}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        lab.exec(h, "rm -f /usr/local/bin/mv /run/k3sctl-test-held")
+            .expect("remove the holding mv");
+    }
     (pid, events)
 }
 
@@ -298,13 +364,11 @@ fn adopts_k3s_ansibles_ha_cluster_without_restarts_also_when_interrupted() {
     let playbook = start_shas(&lab, &hosts);
     let before = invocations(&lab, &hosts, &UNITS);
     assert_ne!(playbook, adopted);
-    let (pid, events) = apply_killed_after_first_write(&spec_arg);
+    let (pid, events) = apply_killed_after_first_write(&lab, &hosts, &spec_arg);
     let lock = lab
         .exec(hosts[0], "cat /var/lib/rancher/k3s/k3sctl.lock")
         .expect("the killed run's lock is still there");
     assert!(lock.contains(&format!("pid={pid} ")), "{lock}");
-    // Give the writes already sent to the hosts their time, then look.
-    std::thread::sleep(std::time::Duration::from_millis(500));
     let midway = start_shas(&lab, &hosts);
     let mut written = 0;
     let mut left = 0;

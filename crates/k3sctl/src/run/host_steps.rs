@@ -129,10 +129,22 @@ pub(super) fn report_done(
     done: &Done,
     started: Instant,
 ) {
+    report_done_took(shared, host, role, step, done, started.elapsed());
+}
+
+/// [`report_done`], with the time the step took.
+fn report_done_took(
+    shared: &Shared,
+    host: &str,
+    role: NodeRole,
+    step: &Step,
+    done: &Done,
+    took: Duration,
+) {
     let message = done.message.clone().unwrap_or_else(|| step.title(role));
     shared
         .reporter
-        .report(Event::new(host, step.kind(), EventKind::Done, message).took(started.elapsed()));
+        .report(Event::new(host, step.kind(), EventKind::Done, message).took(took));
 }
 
 /// Reports that `step` failed on `host` (the headline; the journal stays in the error).
@@ -143,9 +155,13 @@ pub(super) fn report_step_failed(
     started: Instant,
     error: &StepError,
 ) {
-    shared.reporter.report(
-        Event::new(host, step.kind(), EventKind::Failed, error.to_string()).took(started.elapsed()),
-    );
+    report_failed_took(shared, host, step, started.elapsed(), error);
+}
+
+fn report_failed_took(shared: &Shared, host: &str, step: &Step, took: Duration, error: &StepError) {
+    shared
+        .reporter
+        .report(Event::new(host, step.kind(), EventKind::Failed, error.to_string()).took(took));
 }
 
 fn report_failed(
@@ -157,6 +173,47 @@ fn report_failed(
 ) -> HostStatus {
     report_step_failed(shared, &host.host, step, started, &error);
     failed(step, &error)
+}
+
+/// The script steps at the head of `steps` (see [`super::host_batch::is_script_step`]).
+fn script_steps_ahead<'a>(steps: impl Iterator<Item = &'a Step>) -> Vec<&'a Step> {
+    steps
+        .take_while(|s| super::host_batch::is_script_step(s))
+        .collect()
+}
+
+/// Runs consecutive script steps of `host` in one round trip ([`super::host_batch`]) and
+/// reports each as if it ran alone: its start, then its end with its own time on the host.
+/// Returns the number of changes, or the status of the step that failed (nothing after it
+/// ran).
+async fn run_script_steps(
+    shared: &Shared,
+    host: &HostPlan,
+    transport: &dyn Transport,
+    steps: &[&Step],
+) -> Result<usize, HostStatus> {
+    let Some(first) = steps.first() else {
+        return Ok(0);
+    };
+    report_start(shared, &host.host, host.role, first);
+    let results = super::host_batch::run(shared, host, transport, steps).await;
+    let mut changes = 0;
+    for (i, (step, (result, took))) in steps.iter().zip(results).enumerate() {
+        if i > 0 {
+            report_start(shared, &host.host, host.role, step);
+        }
+        match result {
+            Ok(done) => {
+                report_done_took(shared, &host.host, host.role, step, &done, took);
+                changes += usize::from(step.is_change());
+            }
+            Err(error) => {
+                report_failed_took(shared, &host.host, step, took, &error);
+                return Err(failed(step, &error));
+            }
+        }
+    }
+    Ok(changes)
 }
 
 /// Indices (in [`HostPlan::steps`]) of steps already run ahead of the host's turn.
@@ -179,6 +236,7 @@ pub async fn prestage(
         return Ok((staged, changes));
     }
     let mut deferred_non_env = false;
+    let mut early_steps: Vec<(usize, &Step)> = Vec::new();
     for (index, step) in host.steps.iter().enumerate() {
         let early = match step {
             Step::UploadBinary { .. } => continue,
@@ -222,18 +280,30 @@ pub async fn prestage(
             | Step::EtcdSnapshot { .. }
             | Step::Uncordon { .. } => break,
         };
-        if !early {
-            continue;
+        if early {
+            early_steps.push((index, step));
         }
-        let started = report_start(shared, &host.host, host.role, step);
-        let done = match run_step(shared, host, transport, step, &mut None).await {
-            Ok(done) => done,
-            Err(error) => return Err(report_failed(shared, host, step, started, error)),
-        };
-        report_done(shared, &host.host, host.role, step, &done, started);
-        staged.insert(index);
-        changes += usize::from(step.is_change());
     }
+    // Consecutive script steps share a round trip (all of them, unless a local file is
+    // uploaded among them).
+    let mut rest = &early_steps[..];
+    while let Some((_, step)) = rest.first() {
+        let batch = script_steps_ahead(rest.iter().map(|(_, s)| *s));
+        if batch.is_empty() {
+            let started = report_start(shared, &host.host, host.role, step);
+            let done = match run_step(shared, host, transport, step, &mut None).await {
+                Ok(done) => done,
+                Err(error) => return Err(report_failed(shared, host, step, started, error)),
+            };
+            report_done(shared, &host.host, host.role, step, &done, started);
+            changes += usize::from(step.is_change());
+            rest = &rest[1..];
+        } else {
+            changes += run_script_steps(shared, host, transport, &batch).await?;
+            rest = &rest[batch.len()..];
+        }
+    }
+    staged.extend(early_steps.iter().map(|(index, _)| *index));
     Ok((staged, changes))
 }
 
@@ -249,12 +319,26 @@ pub async fn run_host(
     let mut gate: Option<OwnedMutexGuard<()>> = None;
     // When this run last (re)started K3s on the host, on the host's clock.
     let mut started_at: Option<StartedAt> = None;
-    for (index, step) in host
+    let remaining: Vec<(usize, &Step)> = host
         .steps
         .iter()
         .enumerate()
         .filter(|(i, s)| !matches!(s, Step::UploadBinary { .. }) && !staged.contains(i))
-    {
+        .collect();
+    let mut at = 0;
+    while let Some(&(index, step)) = remaining.get(at) {
+        // Consecutive script steps (files, record, drop-ins, links, daemon-reload): one
+        // round trip for all of them.
+        let batch = script_steps_ahead(remaining[at..].iter().map(|(_, s)| *s));
+        if !batch.is_empty() {
+            match run_script_steps(shared, host, transport, &batch).await {
+                Ok(more) => changes += more,
+                Err(failed) => return failed,
+            }
+            at += batch.len();
+            continue;
+        }
+        at += 1;
         if matches!(step, Step::Restart { .. } | Step::ConvertDatastore { .. })
             && host.in_cluster
             && gate.is_none()
@@ -306,61 +390,32 @@ pub(super) async fn run_step(
         Step::WriteFile {
             path,
             mode,
-            content,
+            content: FileContent::LocalFile { local, sha256 },
             ..
         } => {
-            if let FileContent::LocalFile { local, sha256 } = content {
-                let req = UploadRequest {
-                    source: UploadSource::File(local.clone()),
-                    remote: Path::new(path).to_path_buf(),
-                    mode: *mode,
-                    sha256: sha256.clone(),
-                    timeout: Some(Duration::from_secs(1800)),
-                };
-                let _permit = shared.uploads.acquire().await;
-                transport.upload(req).await?;
-                return Ok(Done::default());
-            }
-            let token = shared.token().await;
-            let (bytes, _) = content.resolve(token.as_ref()).ok_or_else(|| {
-                format!(
-                    "{}: {path} needs the join token, which is not known yet",
-                    host.host
-                )
-            })?;
-            transport
-                .write_file(Path::new(path), bytes.expose().as_bytes(), *mode)
-                .await?;
+            let req = UploadRequest {
+                source: UploadSource::File(local.clone()),
+                remote: Path::new(path).to_path_buf(),
+                mode: *mode,
+                sha256: sha256.clone(),
+                timeout: Some(Duration::from_secs(1800)),
+            };
+            let _permit = shared.uploads.acquire().await;
+            transport.upload(req).await?;
             Ok(Done::default())
         }
-        Step::RemoveFile { path } => {
-            let command = format!("rm -f {}", crate::host::shell::quote(path));
-            exec(transport, &command, &format!("removing {path}")).await
-        }
-        Step::TakeOverUnitDropin(takeover) => {
-            let script = super::dropin_takeover::script(takeover);
-            exec(
-                transport,
-                &script,
-                &format!("taking over {}", takeover.path),
-            )
-            .await
-        }
-        Step::LinkCommand { command, path } => {
-            let script = crate::k3s::links::create_script(command);
-            exec(transport, &script, &format!("linking {path} to k3s")).await
-        }
-        Step::Adopt { files } => {
-            let script = super::adopt_record::record_script(unit, files);
-            exec(transport, &script, "recording the adoption").await
-        }
-        Step::DaemonReload => {
-            exec(
-                transport,
-                "systemctl daemon-reload",
-                "systemctl daemon-reload",
-            )
-            .await
+        Step::WriteFile { .. }
+        | Step::RemoveFile { .. }
+        | Step::TakeOverUnitDropin(_)
+        | Step::LinkCommand { .. }
+        | Step::Adopt { .. }
+        | Step::DaemonReload => {
+            // A batch of one: the same script as when it shares a round trip.
+            let results = super::host_batch::run(shared, host, transport, &[step]).await;
+            match results.into_iter().next() {
+                Some((result, _)) => result,
+                None => Err(format!("{}: {} gave no result", host.host, step.kind()).into()),
+            }
         }
         Step::Start { join } => {
             if *join {
@@ -530,15 +585,6 @@ async fn probe_endpoint(shared: &Shared, host: &HostPlan, transport: &dyn Transp
         }
         Err(e) => Err(e.into()),
     }
-}
-
-async fn exec(transport: &dyn Transport, command: &str, what: &str) -> StepResult {
-    let req = ExecRequest::new(command)
-        .sudo(true)
-        .timeout(Some(super::service::QUICK))
-        .describe(what);
-    transport.exec_checked(req).await?;
-    Ok(Done::default())
 }
 
 /// Waits for the token file, reads the token (kept only in memory), then for /readyz.

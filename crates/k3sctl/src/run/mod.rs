@@ -13,6 +13,7 @@ pub mod engine;
 pub mod etcd;
 pub mod events;
 pub mod gate;
+pub mod host_batch;
 pub mod host_steps;
 pub mod join_probe;
 pub mod lifecycle;

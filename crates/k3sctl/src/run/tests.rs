@@ -10,6 +10,7 @@ use crate::k3s::config::NodeRole;
 use crate::plan::{HostPlan, Plan, Step};
 use crate::secret::Secret;
 
+mod batch;
 pub(crate) mod fake_api;
 pub(crate) mod fake_host;
 mod rollout;

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 
 use super::fake_api::{FakeApi, Unreachable};
-use super::fake_host::{output, service_show};
+use super::fake_host::{batch_items, batch_output, output, service_show};
 use super::{Log, test_shared};
 use crate::host::{ExecOutput, ExecRequest, HostError, Transport, UploadRequest};
 use crate::plan::rotate::{RotateAction, RotateNode, turn_plan};
@@ -54,6 +54,28 @@ impl Transport for Host {
 
     async fn exec(&self, req: ExecRequest) -> Result<ExecOutput, HostError> {
         let c = req.command.as_str();
+        if c.contains("\n# k3sctl-item ") {
+            let stdin = match &req.stdin {
+                crate::host::Stdin::Bytes(bytes) => bytes.as_slice(),
+                _ => &[],
+            };
+            let mut results = Vec::new();
+            for item in batch_items(c, stdin) {
+                let path = item.what.strip_prefix("writing ").expect("only env files");
+                let mode = item
+                    .script
+                    .lines()
+                    .find_map(|l| l.strip_prefix("chmod "))
+                    .and_then(|l| l.split_whitespace().next())
+                    .expect("mode");
+                self.note(&format!(
+                    "write {path} {mode} token={}",
+                    String::from_utf8_lossy(&item.stdin).contains("newsecret")
+                ));
+                results.push((0, String::new()));
+            }
+            return Ok(batch_output(&results));
+        }
         let active = *self.active.lock().expect("lock");
         if c.contains("systemctl show") {
             let starts = *self.starts.lock().expect("lock");
@@ -90,15 +112,6 @@ impl Transport for Host {
 
     async fn read_file(&self, _: &Path) -> Result<Option<Vec<u8>>, HostError> {
         Ok(None)
-    }
-
-    async fn write_file(&self, path: &Path, bytes: &[u8], mode: u32) -> Result<(), HostError> {
-        self.note(&format!(
-            "write {} {mode:o} token={}",
-            path.display(),
-            String::from_utf8_lossy(bytes).contains("newsecret")
-        ));
-        Ok(())
     }
 }
 
