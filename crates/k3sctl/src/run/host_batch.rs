@@ -145,8 +145,8 @@ pub fn item(
 /// The one script running `items` in order, and its standard input (their contents, one after
 /// another). Pure.
 pub fn script(items: &[Item]) -> (String, Vec<u8>) {
-    let mut text = format!(
-        "k3sctl_now() {{ K3SCTL_T=; {{ read -r K3SCTL_T _ </proc/uptime; }} 2>/dev/null || :; }}\n"
+    let mut text = String::from(
+        "k3sctl_now() { K3SCTL_T=; { read -r K3SCTL_T _ </proc/uptime; } 2>/dev/null || :; }\n",
     );
     let mut stdin = Vec::new();
     for (i, item) in items.iter().enumerate() {
