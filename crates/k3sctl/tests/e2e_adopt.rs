@@ -11,7 +11,6 @@
 //! the same cluster laid out as k3s-ansible leaves it is taken over again from a k3s-ansible
 //! inventory (`e2e_adopt/ansible.rs`), again without a restart.
 
-use std::process::Command;
 use std::time::Instant;
 
 #[path = "support/adopt.rs"]
@@ -21,20 +20,15 @@ mod ansible;
 #[path = "support/e2e.rs"]
 mod e2e;
 
-use adopt::{plan_adopts_without_restart, wait_ready};
-use e2e::{build_stand_in, k3sctl, kubectl, text};
+use adopt::{LabSpec, admin_kubeconfig, plan_adopts_without_restart, wait_ready, write_root};
+use e2e::{build_stand_in, k3sctl, kube, stamped_stand_in, text};
+use lab::Lab;
 use lab::foreign::{self, InstallScript};
-use lab::{Lab, SpecOptions};
 
 const TOKEN: &str = "adopt-secret-7f3a";
 /// Where the third host's drop-in replacing ExecStart is: /run, in the prefix directory
 /// systemd applies to `k3s-agent.service`.
 const EXEC_DROPIN_DIR: &str = "/run/systemd/system/k3s-.service.d";
-
-/// Writes `content` to `path` in `host`'s root with `mode`.
-fn write_root(lab: &Lab, host: &str, path: &str, content: &[u8], mode: u32) {
-    foreign::write_root(lab, host, path, content, mode).expect("write into the host's root");
-}
 
 fn main_pid(lab: &Lab, host: &str, unit: &str) -> String {
     lab.exec(host, &format!("systemctl show -p MainPID --value {unit}"))
@@ -50,15 +44,8 @@ fn adopts_an_installer_cluster_without_restarts_then_changes_and_upgrades_it() {
     let lab = Lab::boot("e2e-adopt", 3).expect("lab boots");
     let hosts = lab.hosts();
     let dir = lab.dir().to_path_buf();
-    let lab_spec = dir.join("lab-spec.yaml");
-    lab.write_spec(&lab_spec, &SpecOptions::default())
-        .expect("spec written");
-    let lab_yaml: serde_json::Value =
-        serde_saphyr::from_str(&fs_err::read_to_string(&lab_spec).expect("spec")).expect("yaml");
-    let binary = lab_yaml["spec"]["k3s"]["binary"]["file"]
-        .as_str()
-        .expect("binary")
-        .to_owned();
+    let lab_spec = LabSpec::of(&lab);
+    let (lab_yaml, binary) = (&lab_spec.yaml, &lab_spec.binary);
     let address = |i: usize| {
         lab_yaml["spec"]["hosts"][i]["address"]
             .as_str()
@@ -68,7 +55,7 @@ fn adopts_an_installer_cluster_without_restarts_then_changes_and_upgrades_it() {
     let server_ip = address(0);
 
     // The install script's layout, the flags split between the unit and config.yaml.
-    let k3s = fs_err::read(&binary).expect("stand-in");
+    let k3s = lab_spec.k3s();
     let units = ["k3s", "k3s-agent", "k3s-agent"];
     let names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
     InstallScript {
@@ -105,12 +92,7 @@ fn adopts_an_installer_cluster_without_restarts_then_changes_and_upgrades_it() {
         dropin_paths.contains(&format!("{EXEC_DROPIN_DIR}/50-exec.conf")),
         "systemd does not apply the drop-in: {dropin_paths}"
     );
-    let admin = lab
-        .exec(&hosts[0].name, "cat /etc/rancher/k3s/k3s.yaml")
-        .expect("admin kubeconfig");
-    let kubeconfig = dir.join("admin.yaml");
-    fs_err::write(&kubeconfig, admin.replace("127.0.0.1", &server_ip)).expect("write");
-    wait_ready(&kubeconfig, 3);
+    let kubeconfig = admin_kubeconfig(&lab, &hosts[0].name, &server_ip, 3);
 
     // A skeleton: hosts and ssh settings (and, on the lab, where the stand-in binary is).
     let skeleton = dir.join("skeleton.yaml");
@@ -257,13 +239,7 @@ fn adopts_an_installer_cluster_without_restarts_then_changes_and_upgrades_it() {
     assert_eq!(restarted.len(), 3, "{}", text(&out));
 
     // Upgrade works on the adopted cluster.
-    let stamped = dir.join("k3s-v1.33.6");
-    let status = Command::new(lab::find_stand_in().expect("stand-in"))
-        .args(["stamp", "--version", "v1.33.6+k3s1", "-o"])
-        .arg(&stamped)
-        .status()
-        .expect("stamp");
-    assert!(status.success());
+    let stamped = stamped_stand_in(&dir, "v1.33.6+k3s1");
     let out = k3sctl(&[
         "upgrade",
         "-c",
@@ -275,18 +251,8 @@ fn adopts_an_installer_cluster_without_restarts_then_changes_and_upgrades_it() {
         "v1.33.6+k3s1",
     ]);
     assert!(out.status.success(), "upgrade:\n{}", text(&out));
-    let nodes = Command::new(kubectl())
-        .arg("--kubeconfig")
-        .arg(&kubeconfig)
-        .args(["get", "nodes", "--no-headers"])
-        .output()
-        .expect("kubectl");
-    assert_eq!(
-        text(&nodes).matches("v1.33.6+k3s1").count(),
-        3,
-        "{}",
-        text(&nodes)
-    );
+    let (_, nodes) = kube(&kubeconfig, &["get", "nodes", "--no-headers"]);
+    assert_eq!(nodes.matches("v1.33.6+k3s1").count(), 3, "{nodes}");
 
     // The hosts as k3s-ansible leaves them (someone ran its playbook again), taken over from
     // its inventory.

@@ -30,10 +30,13 @@ mod adopt;
 #[path = "support/e2e.rs"]
 mod e2e;
 
-use adopt::{invocations, plan_adopts_without_restart, wait_ready};
+use adopt::{
+    LabSpec, admin_kubeconfig, airgap_dir, apply_keeps_invocations, init_from_ansible, invocations,
+    plan_adopts_without_restart, wait_ready, write_root,
+};
 use e2e::{build_stand_in, k3sctl, text};
+use lab::Lab;
 use lab::foreign::{self, k3s_ansible_unit};
-use lab::{Lab, SpecOptions};
 
 const TOKEN: &str = "ha-adopt-secret-51c2";
 const UNITS: [&str; 3] = ["k3s", "k3s", "k3s"];
@@ -47,11 +50,6 @@ const START_FILES: [&str; 3] = [
     "/etc/systemd/system/k3s.service",
     "/etc/systemd/system/k3s.service.env",
 ];
-
-fn write_root(lab: &Lab, host: &str, path: &str, content: &str, mode: u32) {
-    foreign::write_root(lab, host, path, content.as_bytes(), mode)
-        .expect("write into the host's root");
-}
 
 /// Writes k3s-ansible's HA layout on the three servers (what was there cleared first).
 fn lay_out(lab: &Lab, hosts: &[&str], first_ip: &str) {
@@ -78,7 +76,7 @@ fn lay_out(lab: &Lab, hosts: &[&str], first_ip: &str) {
             lab,
             host,
             "/etc/systemd/system/k3s.service",
-            &k3s_ansible_unit("server", &args),
+            k3s_ansible_unit("server", &args),
             0o644,
         );
         write_root(
@@ -266,60 +264,32 @@ fn adopts_k3s_ansibles_ha_cluster_without_restarts_also_when_interrupted() {
     build_stand_in();
     let began = Instant::now();
     let lab = Lab::boot("e2e-adopt-ha", 3).expect("lab boots");
-    let dir = lab.dir().to_path_buf();
-    let lab_spec = dir.join("lab-spec.yaml");
-    lab.write_spec(&lab_spec, &SpecOptions::default())
-        .expect("spec written");
-    let lab_yaml: serde_json::Value =
-        serde_saphyr::from_str(&fs_err::read_to_string(&lab_spec).expect("spec")).expect("yaml");
-    let binary = lab_yaml["spec"]["k3s"]["binary"]["file"]
-        .as_str()
-        .expect("binary")
-        .to_owned();
+    let lab_spec = LabSpec::of(&lab);
     let all = lab.hosts();
     let hosts: Vec<&str> = all.iter().map(|h| h.name.as_str()).collect();
     let addresses: Vec<String> = all.iter().map(|h| h.address.to_string()).collect();
 
     // The cluster as k3s-ansible builds it: the first server, then the others one by one.
-    let k3s = fs_err::read(&binary).expect("stand-in");
+    let k3s = lab_spec.k3s();
     for h in &hosts {
-        foreign::write_root(&lab, h, "/usr/local/bin/k3s", &k3s, 0o755).expect("binary");
+        write_root(&lab, h, "/usr/local/bin/k3s", &k3s, 0o755);
     }
     lay_out(&lab, &hosts, &addresses[0]);
     foreign::start(&lab, &hosts, &["server"; 3], false).expect("start K3s");
-    let admin = lab
-        .exec(hosts[0], "cat /etc/rancher/k3s/k3s.yaml")
-        .expect("admin kubeconfig");
-    let kubeconfig = dir.join("admin.yaml");
-    fs_err::write(&kubeconfig, admin.replace("127.0.0.1", &addresses[0])).expect("write");
-    wait_ready(&kubeconfig, 3);
+    let kubeconfig = admin_kubeconfig(&lab, hosts[0], &addresses[0], 3);
     eprintln!(
         "[layout] 3 servers up at {:.1} s",
         began.elapsed().as_secs_f64()
     );
 
     // --- 1. init --from-ansible, plan, apply: nothing restarts. ---
-    let airgap = dir.join("airgap");
-    fs_err::create_dir_all(&airgap).expect("airgap dir");
-    fs_err::copy(&binary, airgap.join("k3s")).expect("airgap binary");
-    let inventory_path = dir.join("inventory.yml");
-    fs_err::write(
-        &inventory_path,
-        inventory(&lab, &hosts, &addresses, &airgap),
-    )
-    .expect("inventory");
-    let spec = dir.join("cluster.yaml");
-    let spec_arg = spec.to_string_lossy().into_owned();
-    let out = k3sctl(&[
-        "init",
-        "-c",
-        &spec_arg,
-        "--from-ansible",
-        &inventory_path.to_string_lossy(),
-    ]);
-    assert!(out.status.success(), "init --from-ansible:\n{}", text(&out));
-    let written = fs_err::read_to_string(&spec).expect("spec");
-    assert!(!written.contains(TOKEN) && !text(&out).contains(TOKEN));
+    let airgap = airgap_dir(&lab, Path::new(&lab_spec.binary));
+    let (spec_arg, written) = init_from_ansible(
+        &lab,
+        &inventory(&lab, &hosts, &addresses, &airgap),
+        "cluster.yaml",
+        TOKEN,
+    );
     let parsed: serde_json::Value = serde_saphyr::from_str(&written).expect("spec yaml");
     for (i, h) in hosts.iter().enumerate() {
         let host = &parsed["spec"]["hosts"][i];
@@ -337,18 +307,13 @@ fn adopts_k3s_ansibles_ha_cluster_without_restarts_also_when_interrupted() {
     assert!(first.contains(adopt::ADOPT_LINE), "{plan}");
     assert!(first.contains("-cluster-init: true"), "{plan}");
     assert!(!plan.contains("+cluster-init"), "{plan}");
-    let started = Instant::now();
-    let out = k3sctl(&["apply", "-c", &spec_arg]);
-    assert!(out.status.success(), "adopting apply:\n{}", text(&out));
-    eprintln!(
-        "[1] adopting apply (3 HA servers): {:.2} s",
-        started.elapsed().as_secs_f64()
-    );
-    assert_eq!(
-        invocations(&lab, &hosts, &UNITS),
-        before,
-        "K3s restarted:\n{}",
-        text(&out)
+    apply_keeps_invocations(
+        &lab,
+        &hosts,
+        &UNITS,
+        &before,
+        &["apply", "-c", &spec_arg],
+        "[1] adopting apply (3 HA servers)",
     );
     no_cluster_init(&lab, &hosts, &addresses[1]);
     let adopted = start_shas(&lab, &hosts);

@@ -4,12 +4,10 @@
 //! owned by the user outside its home; then a host whose sudo asks for a password stops the run
 //! with k3sctl's documented error before anything changes on any host.
 
-use std::process::Command;
-
 #[path = "support/e2e.rs"]
 mod e2e;
 
-use e2e::{build_stand_in, k3sctl, kubectl, text};
+use e2e::{build_stand_in, k3sctl, kube, stamped_stand_in, text};
 use lab::{Lab, LabOptions, LoginUser, SpecOptions, SudoMode};
 
 const USER: &str = "debian";
@@ -31,14 +29,8 @@ fn snapshot(lab: &Lab, host: &str, unit: &str) -> String {
 }
 
 fn nodes_ready(kubeconfig: &std::path::Path, hosts: &[lab::Host], version: &str) -> String {
-    let out = Command::new(kubectl())
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .args(["get", "nodes", "--no-headers"])
-        .output()
-        .expect("kubectl runs");
-    let nodes = text(&out);
-    assert!(out.status.success(), "kubectl failed: {nodes}");
+    let (ok, nodes) = kube(kubeconfig, &["get", "nodes", "--no-headers"]);
+    assert!(ok, "kubectl failed: {nodes}");
     for host in hosts {
         let cols: Vec<&str> = nodes
             .lines()
@@ -130,13 +122,7 @@ fn a_sudo_user_applies_exports_and_upgrades_and_password_sudo_is_refused() {
     assert_eq!(mode.ok(), Some(0o600), "exported kubeconfig mode");
 
     // upgrade as the user (airgap binary), then the spec names the new version.
-    let newer = lab.dir().join(format!("k3s-{NEWER}"));
-    let stamped = Command::new(lab::find_stand_in().expect("stand-in"))
-        .args(["stamp", "--version", NEWER, "-o"])
-        .arg(&newer)
-        .output()
-        .expect("stamp");
-    assert!(stamped.status.success(), "{}", text(&stamped));
+    let newer = stamped_stand_in(lab.dir(), NEWER);
     let newer_arg = newer.to_string_lossy().into_owned();
     let upgraded = k3sctl(&[
         "upgrade", "-c", &spec_arg, "--binary", &newer_arg, "--to", NEWER, "--yes",

@@ -12,9 +12,12 @@ use std::path::Path;
 use lab::Lab;
 use lab::foreign::installer_unit;
 
-use super::adopt::invocations;
+use super::TOKEN;
+use super::adopt::{
+    airgap_dir, apply_keeps_invocations, init_from_ansible, invocations,
+    plan_adopts_without_restart, write_root,
+};
 use super::e2e::{k3sctl, text};
-use super::{TOKEN, write_root};
 
 /// The version the adopted cluster runs after its upgrade.
 const VERSION: &str = "v1.33.6+k3s1";
@@ -117,29 +120,14 @@ pub fn inventory(lab: &Lab, addresses: &[String], ssh_config: &str, airgap: &Pat
 
 /// `init --from-ansible`, `plan`, `apply`, `plan` on the k3s-ansible layout: nothing restarts.
 pub fn readopt(lab: &Lab, hosts: &[&str], addresses: &[String], ssh_config: &str, stamped: &Path) {
-    let dir = lab.dir().to_path_buf();
     let units = ["k3s", "k3s-agent", "k3s-agent"];
-    let airgap = dir.join("airgap");
-    fs_err::create_dir_all(&airgap).expect("airgap dir");
-    fs_err::copy(stamped, airgap.join("k3s")).expect("airgap binary");
-    let inventory_path = dir.join("inventory.yml");
-    fs_err::write(
-        &inventory_path,
-        inventory(lab, addresses, ssh_config, &airgap),
-    )
-    .expect("inventory");
-    let spec = dir.join("from-ansible.yaml");
-    let spec_arg = spec.to_string_lossy().into_owned();
-    let out = k3sctl(&[
-        "init",
-        "-c",
-        &spec_arg,
-        "--from-ansible",
-        &inventory_path.to_string_lossy(),
-    ]);
-    assert!(out.status.success(), "init --from-ansible:\n{}", text(&out));
-    let written = fs_err::read_to_string(&spec).expect("spec");
-    assert!(!written.contains(TOKEN), "{written}");
+    let airgap = airgap_dir(lab, stamped);
+    let (spec_arg, written) = init_from_ansible(
+        lab,
+        &inventory(lab, addresses, ssh_config, &airgap),
+        "from-ansible.yaml",
+        TOKEN,
+    );
     for want in [
         format!("knownHostsFile: {}", lab.known_hosts().display()),
         format!("configFile: {ssh_config}"),
@@ -159,20 +147,14 @@ pub fn readopt(lab: &Lab, hosts: &[&str], addresses: &[String], ssh_config: &str
     }
 
     let before = invocations(lab, hosts, &units);
-    super::adopt::plan_adopts_without_restart(&spec_arg, hosts.len());
-
-    let started = std::time::Instant::now();
-    let out = k3sctl(&["-o", "json", "apply", "-c", &spec_arg]);
-    assert!(out.status.success(), "adopting apply:\n{}", text(&out));
-    eprintln!(
-        "adopting apply (k3s-ansible layout): {:.2} s",
-        started.elapsed().as_secs_f64()
-    );
-    assert_eq!(
-        invocations(lab, hosts, &units),
-        before,
-        "K3s restarted:\n{}",
-        text(&out)
+    plan_adopts_without_restart(&spec_arg, hosts.len());
+    let out = apply_keeps_invocations(
+        lab,
+        hosts,
+        &units,
+        &before,
+        &["-o", "json", "apply", "-c", &spec_arg],
+        "adopting apply (k3s-ansible layout)",
     );
     // Nothing restarts, so nothing waits for another host: every host starts before any
     // finishes its first step.

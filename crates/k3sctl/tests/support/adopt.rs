@@ -1,14 +1,65 @@
-//! Helpers of the adoption tests on the lab (`e2e_adopt`, `e2e_adopt_ha`): what identifies a
-//! running K3s, the plan of an adoption, and waiting for the Nodes. Each test file includes it
-//! next to `support/e2e.rs`.
+//! Helpers of the adoption tests on the lab (`e2e_adopt`, `e2e_adopt_ha`): the lab's own spec
+//! read back, files written into a host as another tool writes them, the admin kubeconfig,
+//! what identifies a running K3s, the plan and the apply of an adoption, `init
+//! --from-ansible`, and waiting for the Nodes. Each test file includes it next to
+//! `support/e2e.rs`.
 
-use std::path::Path;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
-use lab::Lab;
+use lab::{Lab, SpecOptions};
 
-use super::e2e::{k3sctl, kubectl, text};
+use super::e2e::{k3sctl, kube, text};
+
+/// The spec the lab writes for itself (`lab-spec.yaml` in the lab dir), read back: the hosts'
+/// addresses, the ssh settings and the stand-in binary as another tool's skeleton needs them.
+pub struct LabSpec {
+    /// The spec as JSON.
+    #[allow(dead_code)]
+    pub yaml: serde_json::Value,
+    /// The stand-in binary the spec installs.
+    pub binary: String,
+}
+
+impl LabSpec {
+    /// Writes the lab's spec with the defaults and reads it back.
+    pub fn of(lab: &Lab) -> Self {
+        let path = lab.dir().join("lab-spec.yaml");
+        lab.write_spec(&path, &SpecOptions::default())
+            .expect("spec written");
+        let yaml: serde_json::Value =
+            serde_saphyr::from_str(&fs_err::read_to_string(&path).expect("spec")).expect("yaml");
+        let binary = yaml["spec"]["k3s"]["binary"]["file"]
+            .as_str()
+            .expect("binary")
+            .to_owned();
+        LabSpec { yaml, binary }
+    }
+
+    /// The stand-in's bytes, to lay out as another tool installs K3s.
+    pub fn k3s(&self) -> Vec<u8> {
+        fs_err::read(&self.binary).expect("stand-in")
+    }
+}
+
+/// Writes `content` to `path` in `host`'s root with `mode` (as another tool would).
+pub fn write_root(lab: &Lab, host: &str, path: &str, content: impl AsRef<[u8]>, mode: u32) {
+    lab::foreign::write_root(lab, host, path, content.as_ref(), mode)
+        .expect("write into the host's root");
+}
+
+/// The admin kubeconfig of the K3s on `server`, pointed at `address`, in the lab dir, once
+/// `count` Nodes are Ready.
+pub fn admin_kubeconfig(lab: &Lab, server: &str, address: &str, count: usize) -> PathBuf {
+    let admin = lab
+        .exec(server, "cat /etc/rancher/k3s/k3s.yaml")
+        .expect("admin kubeconfig");
+    let kubeconfig = lab.dir().join("admin.yaml");
+    fs_err::write(&kubeconfig, admin.replace("127.0.0.1", address)).expect("write");
+    wait_ready(&kubeconfig, count);
+    kubeconfig
+}
 
 /// What the plan says for a host whose files are taken over without a restart.
 pub const ADOPT_LINE: &str = "adopt: no restart (effective configuration unchanged)";
@@ -42,21 +93,77 @@ pub fn plan_adopts_without_restart(spec_arg: &str, count: usize) -> String {
     shown
 }
 
+/// `k3sctl <args>`, an adopting apply: it succeeds and every K3s keeps the invocation it had
+/// before (`before`, from [`invocations`]). Prints its time as `what`; returns what it printed.
+pub fn apply_keeps_invocations(
+    lab: &Lab,
+    hosts: &[&str],
+    units: &[&str],
+    before: &[String],
+    args: &[&str],
+    what: &str,
+) -> Output {
+    let started = Instant::now();
+    let out = k3sctl(args);
+    assert!(out.status.success(), "{what}:\n{}", text(&out));
+    eprintln!("{what}: {:.2} s", started.elapsed().as_secs_f64());
+    assert_eq!(
+        invocations(lab, hosts, units),
+        before,
+        "K3s restarted:\n{}",
+        text(&out)
+    );
+    out
+}
+
+/// `<lab dir>/airgap` holding `binary` as `k3s`: k3s-ansible's `airgap_dir`.
+pub fn airgap_dir(lab: &Lab, binary: &Path) -> PathBuf {
+    let airgap = lab.dir().join("airgap");
+    fs_err::create_dir_all(&airgap).expect("airgap dir");
+    fs_err::copy(binary, airgap.join("k3s")).expect("airgap binary");
+    airgap
+}
+
+/// `init --from-ansible` on `inventory` (written as `inventory.yml` in the lab dir), writing
+/// the spec `spec_file` in the lab dir; neither the spec nor what k3sctl printed holds the
+/// inventory's `token`. Returns the spec's path as an argument and its text.
+pub fn init_from_ansible(
+    lab: &Lab,
+    inventory: &str,
+    spec_file: &str,
+    token: &str,
+) -> (String, String) {
+    let inventory_path = lab.dir().join("inventory.yml");
+    fs_err::write(&inventory_path, inventory).expect("inventory");
+    let spec = lab.dir().join(spec_file);
+    let spec_arg = spec.to_string_lossy().into_owned();
+    let out = k3sctl(&[
+        "init",
+        "-c",
+        &spec_arg,
+        "--from-ansible",
+        &inventory_path.to_string_lossy(),
+    ]);
+    assert!(out.status.success(), "init --from-ansible:\n{}", text(&out));
+    let written = fs_err::read_to_string(&spec).expect("spec");
+    assert!(
+        !written.contains(token),
+        "the token in the spec:\n{written}"
+    );
+    assert!(!text(&out).contains(token), "the token printed");
+    (spec_arg, written)
+}
+
 /// Waits (90 s at most) until `count` Nodes are Ready.
 pub fn wait_ready(kubeconfig: &Path, count: usize) {
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
-        let out = Command::new(kubectl())
-            .arg("--kubeconfig")
-            .arg(kubeconfig)
-            .args(["get", "nodes", "--no-headers"])
-            .output()
-            .expect("kubectl runs");
-        let ready = text(&out).lines().filter(|l| l.contains(" Ready ")).count();
-        if out.status.success() && ready == count {
+        let (ok, nodes) = kube(kubeconfig, &["get", "nodes", "--no-headers"]);
+        let ready = nodes.lines().filter(|l| l.contains(" Ready ")).count();
+        if ok && ready == count {
             return;
         }
-        assert!(Instant::now() < deadline, "nodes not Ready: {}", text(&out));
+        assert!(Instant::now() < deadline, "nodes not Ready: {nodes}");
         std::thread::sleep(Duration::from_millis(500));
     }
 }

@@ -69,6 +69,20 @@ pub fn kubectl() -> PathBuf {
     PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
 }
 
+/// The stand-in stamped with `version` (`k3s --version` says it), written to
+/// `<dir>/k3s-<version>`: the binary an upgrade to `version` installs.
+#[allow(dead_code)]
+pub fn stamped_stand_in(dir: &Path, version: &str) -> PathBuf {
+    let out = dir.join(format!("k3s-{version}"));
+    let stamped = Command::new(lab::find_stand_in().expect("stand-in"))
+        .args(["stamp", "--version", version, "-o"])
+        .arg(&out)
+        .output()
+        .expect("stamp");
+    assert!(stamped.status.success(), "stamp: {}", text(&stamped));
+    out
+}
+
 /// Builds the stand-in next to the test binaries, where the lab looks for it, unless it is
 /// already there.
 pub fn build_stand_in() {
