@@ -173,6 +173,44 @@ fn only_the_form_changes_files_are_taken_over_without_a_restart() {
     assert!(!text.contains("topsecretpw"), "{text}");
 }
 
+/// systemd reads the unit and its drop-ins, not the env file, config.yaml or registries.yaml
+/// (K3s reads those at its start): when k3sctl's unit is already in place, taking over the
+/// other files needs no `daemon-reload`.
+#[test]
+fn when_the_unit_is_already_k3sctls_the_adoption_does_not_reload_systemd() {
+    let host = agent(BTreeMap::new());
+    let unit_text = host
+        .files
+        .iter()
+        .find_map(|f| match &f.content {
+            FileContent::Plain(text) if f.path == unit::unit_path(NodeRole::Agent) => {
+                Some(text.clone())
+            }
+            _ => None,
+        })
+        .expect("k3sctl's unit");
+    // The flags the install script put in ExecStart are in config.yaml (another form).
+    let mut observed = installed(StartFiles {
+        unit: unit_text,
+        config: Some("node-label: [\"zone=a\"]\n".into()),
+        ..start_files()
+    });
+    let plan = compute_plan(&desired(host), &observed).expect("plans");
+    assert_eq!(
+        kinds(&plan),
+        ["adopt", "write-file", "write-file", "write-file"],
+        "{plan:#?}"
+    );
+    // A unit file systemd has not loaded yet still gets its reload.
+    observed
+        .hosts
+        .get_mut("agent-1")
+        .expect("host")
+        .needs_daemon_reload = true;
+    let plan = compute_plan(&desired(agent(BTreeMap::new())), &observed).expect("plans");
+    assert_eq!(kinds(&plan).last(), Some(&"daemon-reload"), "{plan:#?}");
+}
+
 #[test]
 fn a_changed_setting_restarts_and_is_named() {
     let mut start = start_files();
