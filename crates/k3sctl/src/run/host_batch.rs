@@ -10,9 +10,11 @@
 //! `k3sctl-item <i>` written before it runs, so progress and errors stay per step.
 //!
 //! File contents travel on standard input, one after another (secrets never on the command
-//! line); each write reads exactly its length (`head -c`) into the same atomic write as a
-//! single file write ([`crate::host::shell::atomic_write_script`]: temporary file beside the
-//! target, sha256 checked, mode set, renamed over it). If the caller goes away, the batch's next
+//! line); each write reads exactly its length (`head -c`: GNU coreutils reads no byte beyond
+//! it; a `head` that read ahead would leave the next file short, which its sha256 check
+//! refuses without touching it) into the same atomic write as a single file write
+//! ([`crate::host::shell::atomic_write_script`]: temporary file beside the target, sha256
+//! checked, mode set, renamed over it). If the caller goes away, the batch's next
 //! result line cannot be written and the shell ends there (SIGPIPE): it stops between two steps,
 //! never inside a file.
 
