@@ -33,7 +33,7 @@ mod import;
 mod transport_suite;
 
 use cluster_view::{all_ready, has_label, kubectl_ok, pod_nodes, taints, unschedulable, version};
-use e2e::{build_stand_in, k3sctl, text};
+use e2e::{build_stand_in, k3sctl, stamped_stand_in, text};
 use example_spec::{Node, example_spec};
 use k3sctl::host::{APPARMOR_LINE, KMSG_LINE};
 use lab::{Lab, LabOptions};
@@ -82,17 +82,6 @@ fn build_lab_binary() {
     assert!(status.success(), "cargo build -p lab failed");
 }
 
-/// The k3s-sim stand-in stamped with `version` into `out`.
-fn stamp(version: &str, out: &Path) {
-    let sim = lab::find_stand_in().expect("k3s-sim next to the test binary");
-    let status = Command::new(sim)
-        .args(["stamp", "--version", version, "-o"])
-        .arg(out)
-        .status()
-        .expect("k3s-sim stamp");
-    assert!(status.success(), "k3s-sim stamp {version}");
-}
-
 fn started_at(lab: &Lab, host: &str, unit: &str) -> String {
     lab.exec(
         host,
@@ -128,8 +117,7 @@ fn proxmox_example_runs_through_pct() {
     let lab = Lab::up(&opts).expect("lab boots");
     let dir = lab.dir().to_path_buf();
     let kubeconfig = dir.join("kubeconfig.yaml");
-    let from_binary = dir.join(format!("k3s-{FROM}"));
-    stamp(FROM, &from_binary);
+    let from_binary = stamped_stand_in(&dir, FROM);
     let (spec_text, nodes) = example_spec(&lab, &from_binary, FROM, &kubeconfig);
     let spec = dir.join("cluster.yaml");
     fs_err::write(&spec, &spec_text).expect("spec");
@@ -352,8 +340,7 @@ fn upgrade_over_pct(lab: &Lab, spec_arg: &str, nodes: &[Node], kubeconfig: &Path
         "a tainted controller runs the workload: {vault_on}"
     );
 
-    let to_binary = lab.dir().join(format!("k3s-{TO}"));
-    stamp(TO, &to_binary);
+    let to_binary = stamped_stand_in(lab.dir(), TO);
     let t = Instant::now();
     let out = k3sctl(&[
         "--yes",
