@@ -31,8 +31,8 @@ mod adopt;
 mod e2e;
 
 use adopt::{
-    LabSpec, admin_kubeconfig, airgap_dir, apply_keeps_invocations, init_from_ansible, invocations,
-    plan_adopts_without_restart, wait_ready, write_root,
+    AnsibleCluster, LabSpec, admin_kubeconfig, airgap_dir, ansible_vars, apply_keeps_invocations,
+    init_from_ansible, invocations, plan_adopts_without_restart, wait_ready, write_root,
 };
 use e2e::{build_stand_in, k3sctl, text};
 use lab::Lab;
@@ -98,26 +98,21 @@ fn inventory(lab: &Lab, hosts: &[&str], addresses: &[String], airgap: &Path) -> 
         .zip(addresses)
         .map(|(h, a)| format!("        {h}:\n          ansible_host: {a}\n"))
         .collect();
+    let vars = ansible_vars(
+        lab,
+        &lab.ssh_config(),
+        &AnsibleCluster {
+            version: lab::DEFAULT_K3S_VERSION,
+            token: TOKEN,
+            api: &addresses[0],
+            airgap,
+        },
+    );
     format!(
-        "k3s_cluster:\n  children:\n    server:\n      hosts:\n{servers}\
-         \x20 vars:\n\
-         \x20   ansible_port: 22\n\
-         \x20   ansible_user: root\n\
-         \x20   ansible_ssh_private_key_file: {key}\n\
-         \x20   ansible_ssh_common_args: \"-F {config} -o UserKnownHostsFile={kh}\"\n\
-         \x20   k3s_version: {version}\n\
-         \x20   token: \"{TOKEN}\"\n\
-         \x20   api_endpoint: \"{api}\"\n\
-         \x20   airgap_dir: {airgap}\n\
+        "k3s_cluster:\n  children:\n    server:\n      hosts:\n{servers}{vars}\
          \x20   extra_server_args: \"{EXTRA_SERVER_ARGS}\"\n\
          \x20   server_config_yaml: |\n\
-         \x20     {SERVER_CONFIG_YAML}",
-        key = lab.identity().display(),
-        config = lab.ssh_config().display(),
-        kh = lab.known_hosts().display(),
-        version = lab::DEFAULT_K3S_VERSION,
-        api = addresses[0],
-        airgap = airgap.display(),
+         \x20     {SERVER_CONFIG_YAML}"
     )
 }
 
@@ -187,8 +182,7 @@ fn apply_killed_after_first_write(
     spec_arg: &str,
 ) -> (u32, Vec<serde_json::Value>) {
     for h in hosts {
-        foreign::write_root(lab, h, "/usr/local/bin/mv", HOLDING_MV.as_bytes(), 0o755)
-            .expect("holding mv");
+        write_root(lab, h, "/usr/local/bin/mv", HOLDING_MV, 0o755);
         lab.exec(
             h,
             "rm -f /run/k3sctl-test-held; touch /run/k3sctl-test-hold",

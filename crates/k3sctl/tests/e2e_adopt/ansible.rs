@@ -14,8 +14,8 @@ use lab::foreign::installer_unit;
 
 use super::TOKEN;
 use super::adopt::{
-    airgap_dir, apply_keeps_invocations, init_from_ansible, invocations,
-    plan_adopts_without_restart, write_root,
+    AnsibleCluster, airgap_dir, ansible_vars, apply_keeps_invocations, init_from_ansible,
+    invocations, plan_adopts_without_restart, write_root,
 };
 use super::e2e::{k3sctl, text};
 
@@ -91,17 +91,19 @@ pub fn lay_out(lab: &Lab, hosts: &[&str], server_ip: &str) {
 pub fn inventory(lab: &Lab, addresses: &[String], ssh_config: &str, airgap: &Path) -> String {
     // Named by address, as in k3s-ansible's sample inventory.
     let host = |i: usize| format!("        {}:\n", addresses[i]);
+    let vars = ansible_vars(
+        lab,
+        Path::new(ssh_config),
+        &AnsibleCluster {
+            version: VERSION,
+            token: TOKEN,
+            api: &addresses[0],
+            airgap,
+        },
+    );
     format!(
         "k3s_cluster:\n  children:\n    server:\n      hosts:\n{server}    agent:\n      hosts:\n{agents}\
-         \x20 vars:\n\
-         \x20   ansible_port: 22\n\
-         \x20   ansible_user: root\n\
-         \x20   ansible_ssh_private_key_file: {key}\n\
-         \x20   ansible_ssh_common_args: \"-F {ssh_config} -o UserKnownHostsFile={kh}\"\n\
-         \x20   k3s_version: {VERSION}\n\
-         \x20   token: \"{TOKEN}\"\n\
-         \x20   api_endpoint: \"{api}\"\n\
-         \x20   airgap_dir: {airgap}\n\
+         {vars}\
          \x20   extra_server_args: \"--disable traefik --kubelet-arg max-pods=150\"\n\
          \x20   extra_agent_args: \"--node-label zone=z1\"\n\
          \x20   server_config_yaml: |\n\
@@ -111,10 +113,6 @@ pub fn inventory(lab: &Lab, addresses: &[String], ssh_config: &str, airgap: &Pat
          \x20       - max-pods=110\n",
         server = host(0),
         agents = (1..addresses.len()).map(host).collect::<String>(),
-        key = lab.identity().display(),
-        kh = lab.known_hosts().display(),
-        api = addresses[0],
-        airgap = airgap.display(),
     )
 }
 

@@ -124,6 +124,43 @@ pub fn airgap_dir(lab: &Lab, binary: &Path) -> PathBuf {
     airgap
 }
 
+/// What a k3s-ansible cluster is: the `version` it installs, its `token`, the `api` endpoint
+/// and the `airgap` directory its binary comes from.
+pub struct AnsibleCluster<'a> {
+    /// `k3s_version`.
+    pub version: &'a str,
+    /// `token`.
+    pub token: &'a str,
+    /// `api_endpoint`.
+    pub api: &'a str,
+    /// `airgap_dir`.
+    pub airgap: &'a Path,
+}
+
+/// The start of a k3s-ansible inventory's `vars:` (under `k3s_cluster`): root over port 22
+/// with the lab's key, `ssh_config` and known_hosts, then `cluster`. The caller adds its role
+/// arguments.
+pub fn ansible_vars(lab: &Lab, ssh_config: &Path, cluster: &AnsibleCluster) -> String {
+    format!(
+        "  vars:\n\
+         \x20   ansible_port: 22\n\
+         \x20   ansible_user: root\n\
+         \x20   ansible_ssh_private_key_file: {key}\n\
+         \x20   ansible_ssh_common_args: \"-F {config} -o UserKnownHostsFile={kh}\"\n\
+         \x20   k3s_version: {version}\n\
+         \x20   token: \"{token}\"\n\
+         \x20   api_endpoint: \"{api}\"\n\
+         \x20   airgap_dir: {airgap}\n",
+        key = lab.identity().display(),
+        config = ssh_config.display(),
+        kh = lab.known_hosts().display(),
+        version = cluster.version,
+        token = cluster.token,
+        api = cluster.api,
+        airgap = cluster.airgap.display(),
+    )
+}
+
 /// `init --from-ansible` on `inventory` (written as `inventory.yml` in the lab dir), writing
 /// the spec `spec_file` in the lab dir; neither the spec nor what k3sctl printed holds the
 /// inventory's `token`. Returns the spec's path as an argument and its text.
