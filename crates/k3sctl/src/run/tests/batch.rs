@@ -252,3 +252,65 @@ async fn a_joining_host_writes_its_token_free_files_and_reloads_in_one_round_tri
     // then the env file, the join probe, the start and its look at the service.
     assert_eq!(fakes["a1"].execs(), 6, "{lines:#?}");
 }
+
+/// A host whose connection drops during any command.
+struct Lost;
+
+#[async_trait::async_trait]
+impl Transport for Lost {
+    fn name(&self) -> &str {
+        "a1"
+    }
+
+    async fn exec(
+        &self,
+        req: crate::host::ExecRequest,
+    ) -> Result<crate::host::ExecOutput, crate::host::HostError> {
+        Err(crate::host::HostError::Session {
+            host: "a1".into(),
+            what: req.what(),
+            detail: "the ssh connection was lost".into(),
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_round_trip_lost_midway_names_every_step_it_carried_on_the_first() {
+    let log: Log = Arc::default();
+    let transports: BTreeMap<String, Arc<dyn Transport>> =
+        BTreeMap::from([("a1".to_owned(), Arc::new(Lost) as Arc<dyn Transport>)]);
+    let reporter = Arc::new(MemoryReporter::default());
+    let mut shared = test_shared(
+        cluster_api(&log),
+        RunOptions::default(),
+        Some(Secret::new(super::fake_host::TOKEN)),
+    );
+    shared.reporter = reporter.clone();
+    let summary = execute(
+        &plan(vec![adoption("a1", NodeRole::Agent)]),
+        &transports,
+        &shared,
+    )
+    .await;
+    let Some(HostStatus::Failed { step, error, hint }) = status_of(&summary, "a1") else {
+        panic!("{}", summary.render());
+    };
+    // Which of them were done is not known: the error names them all, the hint says re-run.
+    assert_eq!(step, "adopt");
+    let env = crate::k3s::unit::env_path(NodeRole::Agent);
+    assert!(
+        error.contains(&format!(
+            "connection lost during recording the adoption, writing /etc/rancher/k3s/config.yaml, \
+             writing {env}, writing {}, systemctl daemon-reload",
+            crate::k3s::unit::unit_path(NodeRole::Agent)
+        )),
+        "{error}"
+    );
+    assert!(hint.is_some_and(|h| h.contains("re-run")));
+    let events = reporter.events.lock().expect("lock");
+    let kinds: Vec<(&str, EventKind)> = events.iter().map(|e| (e.step.as_str(), e.kind)).collect();
+    assert_eq!(
+        kinds,
+        [("adopt", EventKind::Start), ("adopt", EventKind::Failed)]
+    );
+}
