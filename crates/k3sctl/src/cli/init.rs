@@ -124,6 +124,7 @@ fn from_ansible(inventory: &std::path::Path, args: &Args) -> anyhow::Result<(Str
                 accept_new_host_keys: false,
                 skip_unreachable: true,
                 start_containers: false,
+                first_command_checks_reuse: false,
             },
         ))?;
         let notes = ansible::name_hosts_as_running(&mut conversion.cluster, &found);

@@ -17,5 +17,6 @@ pub fn connect_options(accept_new_host_keys: bool) -> ConnectOptions {
         accept_new_host_keys,
         skip_unreachable: false,
         start_containers: true,
+        first_command_checks_reuse: false,
     }
 }

@@ -21,6 +21,12 @@ pub struct ConnectOptions {
     /// Start stopped pct containers whose `pct.autostart` allows it (apply); otherwise
     /// (plan) a stopped container is an error.
     pub start_containers: bool,
+    /// Leave the check that a reused ssh master still reaches its host to the host's first
+    /// command (which then moves to a fresh master, or fails with the classified connection
+    /// error): saves a round trip per host. Only for callers whose first command on every host
+    /// changes nothing and who treat a [`HostError::Unreachable`] from it like a connection
+    /// failure (plan and apply, see `ops::prepare`); otherwise connecting checks it.
+    pub first_command_checks_reuse: bool,
 }
 
 /// What [`connect_all_noted`] returns: transports, failures, and notes for the user (containers
@@ -106,6 +112,14 @@ pub async fn connect(
         .map(|(t, _)| t)
 }
 
+/// A Proxmox host's connection, shared by its containers: checked at once (its failure is then
+/// reported once, not by each container's first command).
+async fn connect_verified(target: SshTarget) -> Result<SshTransport, HostError> {
+    let transport = SshTransport::connect(target).await?;
+    transport.verify().await?;
+    Ok(transport)
+}
+
 type Nodes = BTreeMap<String, Result<Arc<SshTransport>, String>>;
 
 async fn connect_one(
@@ -121,7 +135,11 @@ async fn connect_one(
                 host: host.name.clone(),
                 detail: "no ssh settings".into(),
             })?;
-            Ok((Arc::new(SshTransport::connect(target).await?), None))
+            let transport = SshTransport::connect(target).await?;
+            if !options.first_command_checks_reuse {
+                transport.verify().await?;
+            }
+            Ok((Arc::new(transport), None))
         }
         ResolvedTransport::Pct {
             proxmox_name,
@@ -135,7 +153,7 @@ async fn connect_one(
                         host: host.name.clone(),
                         detail: "no Proxmox host settings".into(),
                     })?;
-                let node = SshTransport::connect(target).await.map(Arc::new);
+                let node = connect_verified(target).await.map(Arc::new);
                 nodes.insert(proxmox_name.clone(), node.map_err(|e| e.to_string()));
             }
             let node = match nodes.get(proxmox_name) {
@@ -197,7 +215,7 @@ pub async fn connect_all_noted(hosts: &[ResolvedHost], options: ConnectOptions) 
     for (name, result) in join_all(
         wanted
             .into_iter()
-            .map(|(name, target)| async move { (name, SshTransport::connect(target).await) }),
+            .map(|(name, target)| async move { (name, connect_verified(target).await) }),
     )
     .await
     {

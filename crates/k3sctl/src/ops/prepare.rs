@@ -16,15 +16,15 @@ use super::export::{
     check_local_files, desired_exports, export_content, is_up_to_date, user_kubeconfig_path,
 };
 use super::inputs::{local_binaries, resolve_inputs, spec_version};
-use super::unreachable::{SkippedHost, skipped_hosts};
-use crate::host::Transport;
+use super::unreachable::{SkippedHost, skipped_hosts, with_late_failures};
+use crate::host::{HostError, Transport};
 use crate::k3s::config::NodeRole;
 use crate::k3s::token::{JoinToken, SERVER_TOKEN_PATH};
 use crate::plan::from_spec::critical_values;
 use crate::plan::from_spec::desired_hosts;
 use crate::plan::{Desired, Observed, Plan, compute_plan};
 use crate::run::etcd::list_members;
-use crate::run::observe::{ObserveRequest, observe_host};
+use crate::run::observe::{ObserveError, ObserveRequest, observe_host};
 use crate::run::{ApiConnector, ClusterApi, FailoverConnector, Reporter, RunOptions, Shared};
 use crate::secret::Secret;
 use crate::spec::{BinaryOrigin, LoadedSpec, load_file};
@@ -143,9 +143,16 @@ pub async fn prepare(
         errors,
         notes: connect_notes,
         containers,
-    } = connect_all_noted(&spec.hosts(), connect_options).await;
+    } = connect_all_noted(
+        &spec.hosts(),
+        ConnectOptions {
+            first_command_checks_reuse: true,
+            ..connect_options
+        },
+    )
+    .await;
     let servers: Vec<String> = spec.cluster.servers().map(|h| h.name.clone()).collect();
-    let skipped = skipped_hosts(errors, &servers, connect_options.skip_unreachable)?;
+    let mut skipped = skipped_hosts(errors, &servers, connect_options.skip_unreachable)?;
     hosts.retain(|h| !skipped.iter().any(|s| s.host == h.name));
 
     // Known binary hashes spare a `k3s --version` per host (the spec's file is hashed first).
@@ -168,11 +175,32 @@ pub async fn prepare(
             let transport = transport.ok_or_else(|| OpsError::NoConnection {
                 host: h.name.clone(),
             })?;
-            let seen = observe_host(transport.as_ref(), h, &request).await?;
-            Ok::<_, OpsError>((h.name.clone(), seen))
+            match observe_host(transport.as_ref(), h, &request).await {
+                Ok(seen) => Ok(Ok((h.name.clone(), seen))),
+                // The facts are the first command: a reused ssh master whose host no longer
+                // answers, and no fresh connection, is found here (see `first_command_checks_reuse`).
+                Err(ObserveError::Host(e @ HostError::Unreachable { .. })) => Ok(Err(e)),
+                Err(e) => Err(OpsError::from(e)),
+            }
         }
     }))
     .await;
+    let mut late = Vec::new();
+    let observations: Vec<Result<_, OpsError>> = observations
+        .into_iter()
+        .filter_map(|result| match result {
+            Ok(Err(unreachable)) => {
+                late.push(unreachable);
+                None
+            }
+            Ok(Ok(seen)) => Some(Ok(seen)),
+            Err(e) => Some(Err(e)),
+        })
+        .collect();
+    if !late.is_empty() {
+        skipped = with_late_failures(skipped, late, &servers, connect_options.skip_unreachable)?;
+        hosts.retain(|h| !skipped.iter().any(|s| s.host == h.name));
+    }
     let mut observed = Observed::default();
     let mut secrets: Vec<ServerSecrets> = Vec::new();
     for result in observations {

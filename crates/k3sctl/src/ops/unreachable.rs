@@ -72,6 +72,31 @@ pub fn skipped_hosts(
     Ok(skipped)
 }
 
+/// Adds hosts found unreachable by their first command (a reused ssh master that no longer
+/// reached its host, and no fresh connection) to those `skipped` while connecting, and decides
+/// again over all of them as [`skipped_hosts`] does: the run refuses (listing every such host)
+/// unless `skip`, and never goes on without a server.
+pub fn with_late_failures(
+    skipped: Vec<SkippedHost>,
+    late: Vec<HostError>,
+    servers: &[String],
+    skip: bool,
+) -> Result<Vec<SkippedHost>, OpsError> {
+    if late.is_empty() {
+        return Ok(skipped);
+    }
+    // Only "cannot connect" was skipped, so each is that error again.
+    let mut errors: Vec<HostError> = skipped
+        .into_iter()
+        .map(|s| HostError::Unreachable {
+            host: s.host,
+            detail: s.reason,
+        })
+        .collect();
+    errors.extend(late);
+    skipped_hosts(errors, servers, skip)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,6 +152,27 @@ mod tests {
             said.contains("join token, the API and the apply lock"),
             "{said}"
         );
+    }
+
+    #[test]
+    fn hosts_lost_at_their_first_command_count_like_connection_failures() {
+        let three: Vec<String> = ["s1", "s2", "s3"].map(String::from).to_vec();
+        let none = with_late_failures(vec![], vec![], &three, false).expect("nothing late");
+        assert!(none.is_empty());
+        let err = with_late_failures(vec![], vec![down("a1")], &three, false).expect_err("refused");
+        let said = err.to_string();
+        assert!(said.contains("a1: cannot connect"), "{said}");
+        assert!(said.contains("--skip-unreachable"), "{said}");
+        let early = skipped_hosts(vec![down("s1")], &three, true).expect("s1 skipped");
+        let both = with_late_failures(early.clone(), vec![down("a1")], &three, true).expect("skip");
+        assert_eq!(
+            both.iter().map(|s| s.host.as_str()).collect::<Vec<_>>(),
+            ["s1", "a1"]
+        );
+        assert_eq!(both[0], early[0], "the earlier reason is kept");
+        let err = with_late_failures(early, vec![down("s2"), down("s3")], &three, true)
+            .expect_err("no server left");
+        assert!(matches!(err, OpsError::FirstServerUnreachable(_)), "{err}");
     }
 
     #[test]
