@@ -138,27 +138,44 @@ pub async fn prepare(
     let mut hosts = desired_hosts(&spec.cluster, &resolved)?;
     let critical = critical_values(&spec.cluster, &hosts);
 
-    let Connected {
-        transports,
-        errors,
-        notes: connect_notes,
-        containers,
-    } = connect_all_noted(
-        &spec.hosts(),
+    // The spec's binary file is hashed while the hosts are connected to: known binary hashes
+    // spare a `k3s --version` per host, and the hash is not on the way to the first command.
+    let binary_file = match spec.cluster.spec.k3s.binary_origin() {
+        BinaryOrigin::File(file) => Some(spec.resolve_path(&file)),
+        BinaryOrigin::Download { .. } => None,
+    };
+    // On a worker of its own: hashing between reads would otherwise hold up the connections.
+    let hashing = tokio::spawn(async move {
+        match &binary_file {
+            Some(path) => Some(from_file(path).await),
+            None => None,
+        }
+    });
+    let spec_hosts = spec.hosts();
+    let connecting = connect_all_noted(
+        &spec_hosts,
         ConnectOptions {
             first_command_checks_reuse: true,
             ..connect_options
         },
-    )
-    .await;
+    );
+    let (
+        Connected {
+            transports,
+            errors,
+            notes: connect_notes,
+            containers,
+        },
+        file_binaries,
+    ) = tokio::join!(connecting, hashing);
     let servers: Vec<String> = spec.cluster.servers().map(|h| h.name.clone()).collect();
     let mut skipped = skipped_hosts(errors, &servers, connect_options.skip_unreachable)?;
     hosts.retain(|h| !skipped.iter().any(|s| s.host == h.name));
 
-    // Known binary hashes spare a `k3s --version` per host (the spec's file is hashed first).
-    let file_binaries = match spec.cluster.spec.k3s.binary_origin() {
-        BinaryOrigin::File(file) => Some(from_file(&spec.resolve_path(&file)).await?),
-        BinaryOrigin::Download { .. } => None,
+    let file_binaries = match file_binaries {
+        Ok(hashed) => hashed.transpose()?,
+        // Only a panic ends the task early (nothing aborts it): carry it on.
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
     };
     let known_binaries = file_binaries
         .iter()
