@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use openssh::{Session, Stdio};
+use openssh::Session;
 
 use super::super::error::HostError;
 use super::super::ssh_control::{control_dir, socket_name, trust_files_digest};
@@ -222,33 +222,33 @@ pub(super) async fn exit(control: &Path) -> std::io::Result<()> {
     }
 }
 
-/// Keeps the master in use for as long as the transport lives: one idle channel (`cat` reading
-/// its stdin) on it. `ControlPersist` counts from the moment a master has no channel left, so
-/// without this a host that waits more than [`SshTarget::persist`] for its turn (the last
-/// agents of an upgrade, every agent during a restore) would find its master gone. Dropping the
-/// hold closes the channel's stdin: `cat` ends, and the persist countdown starts. A replaced
-/// master gets a hold of its own (the old one ends with its master).
+/// Keeps the master in use for as long as the transport lives: one idle control client
+/// connected to its socket. `ControlPersist` counts from the moment a master has no channel
+/// left, and OpenSSH counts a connected control client as one (`channel_still_open` in
+/// channels.c), so without this a host that waits more than [`SshTarget::persist`] for its turn
+/// (the last agents of an upgrade, every agent during a restore) would find its master gone. The
+/// client runs nothing on the host: no session, no shell, no process there (an idle remote
+/// `cat` did this before, one more sshd session and shell per host on every run). Dropping the
+/// hold closes the client's socket and the persist countdown starts. A replaced master gets a
+/// hold of its own (the old one ends with its master).
 #[derive(Debug)]
 struct Hold {
     _release: tokio::sync::oneshot::Sender<()>,
 }
 
 impl Hold {
-    /// Opens the idle channel in the background (connecting does not wait for it).
+    /// Connects the idle control client in the background (connecting does not wait for it).
     fn start(control: &Path) -> Self {
-        let session = Arc::new(Session::resume_mux(control.into(), None));
+        let control = control.to_owned();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
-            let child = session
-                .arc_raw_command("exec cat >/dev/null")
-                .stdin(Stdio::piped())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .await;
+            let client = openssh_mux_client::Connection::connect(&control).await;
+            if let Err(e) = &client {
+                tracing::debug!(socket = %control.display(), "holding the ssh master: {e}");
+            }
             // Held until the transport is dropped (the sender goes away).
             let _ = rx.await;
-            drop(child);
+            drop(client);
         });
         Self { _release: tx }
     }
