@@ -215,10 +215,26 @@ async fn forward_tcp_reaches_a_port_on_the_hosts_loopback() {
             });
         }
     });
+    // Forwarding sockets an earlier run with this same process id left behind (ids wrap) do
+    // not stand in the way: the master would refuse to listen on an existing path.
+    let dir = ssh
+        .control_socket()
+        .parent()
+        .expect("control dir")
+        .to_owned();
+    let stale: Vec<_> = (0..64)
+        .map(|n| dir.join(format!("fwd-{}-{echo_port}-{n}", std::process::id())))
+        .collect();
+    for path in &stale {
+        fs_err::write(path, "").expect("stale forwarding socket");
+    }
     let tunnel = ssh
         .forward_tcp("127.0.0.1", echo_port)
         .await
         .expect("forward");
+    for path in &stale {
+        let _ = fs_err::remove_file(path);
+    }
     assert_ne!(tunnel.local_addr().port(), echo_port);
     for round in 0..3 {
         let mut c = tokio::net::TcpStream::connect(tunnel.local_addr())

@@ -169,10 +169,18 @@ impl Transport for SshTransport {
 }
 
 /// A fresh path for a forwarding socket in the (shared) control directory: this process's id
-/// keeps runs apart.
+/// keeps runs apart, and a name whose file already exists is skipped. A master keeps its
+/// forwarding sockets until it exits, and one killed leaves them behind, so an earlier run whose
+/// process had this same id (ids wrap at `kernel.pid_max`, 32768 by default) may have left one:
+/// the master refuses to listen on a path that exists ("Address already in use").
 fn forward_socket_path(control_dir: &Path, remote_port: u16) -> PathBuf {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    control_dir.join(format!("fwd-{}-{remote_port}-{n}", std::process::id()))
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path = control_dir.join(format!("fwd-{}-{remote_port}-{n}", std::process::id()));
+        if fs_err::symlink_metadata(&path).is_err() {
+            return path;
+        }
+    }
 }
