@@ -9,6 +9,7 @@
 //! snapshot on the voter and names the file, `list` reads every server's snapshots from the
 //! API (text and JSON), `prune` keeps the newest N of a prefix.
 
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -57,9 +58,17 @@ fn next_second() {
     std::thread::sleep(Duration::from_millis(1100));
 }
 
-/// Starts `etcd restore ARCHIVE` and kills k3sctl (SIGKILL) as soon as `condition` holds on
-/// the host (a shell test polled there every 20 ms); panics when the restore ended by itself.
-fn restore_killed_when(lab: &Lab, host: &str, spec: &str, archive: &str, condition: &str) {
+/// Starts `etcd restore ARCHIVE` and kills k3sctl (SIGKILL) as soon as `reached` holds on the
+/// host's root file system (`root`, as seen from this machine), polled every 5 ms from here: an
+/// ssh session to the host per poll would start later than a quick restore ends. Panics when the
+/// restore ended by itself first.
+fn restore_killed_when(
+    root: &Path,
+    spec: &str,
+    archive: &str,
+    what: &str,
+    reached: impl Fn(&Path) -> bool,
+) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_k3sctl"))
         .env("K3SCTL_YES", "1")
         .args(["etcd", "restore", archive, "-c", spec])
@@ -67,20 +76,29 @@ fn restore_killed_when(lab: &Lab, host: &str, spec: &str, archive: &str, conditi
         .stderr(Stdio::null())
         .spawn()
         .expect("k3sctl runs");
-    let seen = lab.exec(
-        host,
-        &format!(
-            "for i in $(seq 1 2000); do if {condition}; then exit 0; fi; sleep 0.02; done; exit 1"
-        ),
-    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !reached(root) {
+        if let Some(status) = child.try_wait().expect("k3sctl's status") {
+            panic!("the restore ended by itself ({status}) before {what}");
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the restore never reached {what} within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
     child.kill().expect("kill k3sctl");
     let status = child.wait().expect("k3sctl ends");
-    seen.unwrap_or_else(|e| panic!("the restore never reached `{condition}`: {e}"));
     assert_eq!(
         status.code(),
         None,
-        "the restore ended by itself before `{condition}` was seen: {status}"
+        "the restore ended by itself before {what}: {status}"
     );
+}
+
+/// `path` (absolute on the host) under the host's root as seen from this machine.
+fn on_host(root: &Path, path: &str) -> PathBuf {
+    root.join(path.trim_start_matches('/'))
 }
 
 #[test]
@@ -151,21 +169,32 @@ fn snapshots_and_restore_on_sqlite_then_saved_listed_and_pruned_on_etcd() {
     );
     // Killed right after the marker is written (K3s being stopped), then again right after
     // server/db is moved aside (the snapshot's store going in): each time the marker stays.
+    let root = lab.root_dir(&host).expect("host root");
     restore_killed_when(
-        &lab,
-        &host,
+        &root,
         &spec_arg,
         &archive,
-        &format!("test -e {MARKER}"),
+        "the marker was written",
+        |root| on_host(root, MARKER).exists(),
     );
     lab.exec(&host, &format!("test -e {MARKER}"))
         .expect("the marker stays after the first kill");
     restore_killed_when(
-        &lab,
-        &host,
+        &root,
         &spec_arg,
         &archive,
-        "ls -d /var/lib/rancher/k3s/server/db-before-restore-* >/dev/null 2>&1",
+        "server/db was moved aside",
+        |root| {
+            fs_err::read_dir(on_host(root, "/var/lib/rancher/k3s/server"))
+                .map(|entries| {
+                    entries.flatten().any(|e| {
+                        e.file_name()
+                            .to_string_lossy()
+                            .starts_with("db-before-restore-")
+                    })
+                })
+                .unwrap_or(false)
+        },
     );
     lab.exec(&host, &format!("test -e {MARKER}"))
         .expect("the marker stays after the second kill");
